@@ -1,0 +1,26 @@
+"""polyinr: coordinate-based image generation (Poly-INR and the GANs it is measured against).
+
+import polyinr
+G = polyinr.create("poly-inr", preset="cpu", num_classes=10)
+z = polyinr.latents_from_seeds([0, 1], G.z_dim)
+img = G(z, torch.tensor([3, 3]), grid=polyinr.Grid.window(0, 0, 1, 2, 64, 128))  # [2, 3, 64, 128]
+G.save("my-model"); G = polyinr.load("my-model")
+"""
+
+from polyinr._version import __version__
+from polyinr.checkpoint import load_generator as load
+from polyinr.errors import PolyinrError
+from polyinr.grid import Grid
+from polyinr.models import Generator, create, list_models
+from polyinr.seeds import latents_from_seeds
+
+__all__ = [
+    "Generator",
+    "Grid",
+    "PolyinrError",
+    "__version__",
+    "create",
+    "latents_from_seeds",
+    "list_models",
+    "load",
+]

@@ -1,0 +1,143 @@
+"""Commands over a generator checkpoint: ``generate``, ``render``, ``info``, ``list``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import torch
+
+from polyinr.checkpoint import load_generator
+from polyinr.cli import main
+from polyinr.cli.options import RangeList, Size, Window, device_option, resolve_device
+from polyinr.errors import PolyinrError
+from polyinr.grid import Grid
+from polyinr.models.registry import get_entry, list_models
+from polyinr.progress import progress_bar
+from polyinr.tools.render import generate_images, image_grid, render_tiled, save_image, seed_ws
+
+network_option = click.option("--network", "network", required=True, metavar="CKPT",
+                              help="Checkpoint directory (config.json + model.safetensors).")  # fmt: skip
+class_option = click.option("--class", "class_idx", type=int, default=None, metavar="K",
+                            help="Class label, for class-conditional models.")  # fmt: skip
+trunc_option = click.option("--trunc", "truncation_psi", type=float, default=1.0, metavar="PSI",
+                            help="Truncation psi (1 = none, 0 = the class's average w).")  # fmt: skip
+
+
+@main.command()
+@network_option
+@click.option("--seeds", type=RangeList(), required=True, help="Seeds, e.g. 0,3-7.")
+@class_option
+@trunc_option
+@click.option(
+    "--resolution", type=int, default=None, help="Render the frame at this resolution (default: native)."
+)
+@click.option(
+    "--grid",
+    "grid_size",
+    type=Size(),
+    default=None,
+    metavar="CxR",
+    help="Write one image grid of C columns × R rows instead of one file per seed.",
+)
+@click.option("--outdir", type=click.Path(file_okay=False), required=True, help="Where to write the images.")
+@click.option("--batch", "batch_size", type=click.IntRange(min=1), default=8, help="Images rendered at once.")
+@device_option
+def generate(network, seeds, class_idx, truncation_psi, resolution, grid_size, outdir, batch_size, device):
+    """Render images from seeds: OUTDIR/seed0000.png, … (or one grid image with --grid)."""
+    device = resolve_device(device)
+    G = load_generator(network, device)
+    if resolution is not None and resolution <= 0:
+        raise PolyinrError(f"--resolution must be positive, got {resolution}")
+    grid = Grid.frame(resolution or G.img_resolution)
+    outdir = Path(outdir)
+    images = []
+    with progress_bar(len(seeds), "generate", unit="img") as bar:
+        for seed, image in generate_images(G, seeds, class_idx, truncation_psi, grid, batch_size, device):
+            if grid_size is None:
+                save_image(image, outdir / f"seed{seed:04d}.png")
+            else:
+                images.append(image)
+            bar.update(1)
+    if grid_size is not None:
+        cols, rows = grid_size
+        path = save_image(image_grid(images, cols, rows), outdir / "grid.png")
+        click.echo(f"wrote {path}")
+    else:
+        click.echo(f"wrote {len(seeds)} images to {outdir}")
+
+
+@main.command()
+@network_option
+@click.option("--seed", type=click.IntRange(min=0), required=True, help="Seed of the sample.")
+@class_option
+@trunc_option
+@click.option(
+    "--window",
+    type=Window(),
+    default="0,0,1,1",
+    help="Window of the plane, top,left,bottom,right; "
+    "the training frame is 0,0,1,1 (beyond it extrapolates, inside it zooms).",
+)
+@click.option("--size", type=Size(), required=True, help="Output pixels, HxW.")
+@click.option("--tile", type=click.IntRange(min=1), default=512, help="Tile edge in pixels (bounds memory).")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True, help="Output image file.")
+@device_option
+def render(network, seed, class_idx, truncation_psi, window, size, tile, out_path, device):
+    """Render one sample on any window of the plane at any size, tile by tile."""
+    device = resolve_device(device)
+    G = load_generator(network, device)
+    grid = Grid.window(*window, *size)
+    ws = seed_ws(G, [seed], class_idx, truncation_psi, device)
+    total = (-(-size[0] // tile)) * (-(-size[1] // tile))
+    with progress_bar(total, "render", unit="tile") as bar:
+        path = render_tiled(
+            G, ws, grid, out_path, tile=tile, on_tile=lambda done, _: bar.update(done - bar.n)
+        )
+    click.echo(f"wrote {path} ({size[0]}x{size[1]})")
+
+
+@main.command()
+@click.argument("checkpoint", metavar="CKPT")
+def info(checkpoint):
+    """Model, config, parameters and multiply-adds per pixel of a checkpoint."""
+    G = load_generator(checkpoint)
+    click.echo(f"model: {G.model_name}")
+    click.echo(
+        f"parameters: {G.parameter_count():,} (mapping {sum(p.numel() for p in G.mapping.parameters()):,}, "
+        f"synthesis {sum(p.numel() for p in G.synthesis.parameters()):,})"
+    )
+    click.echo(f"multiply-adds per pixel: {G.macs_per_pixel():,}")
+    res = G.img_resolution
+    click.echo(f"multiply-adds per {res}x{res} image: {G.macs_per_pixel() * res * res:,}")
+    click.echo("config:")
+    for key, value in sorted(G.config_dict().items()):
+        click.echo(f"  {key}: {value}")
+
+
+@main.command("list")
+@click.argument("pattern", default="*")
+def list_cmd(pattern):
+    """Registered models and their presets."""
+    for name in list_models(pattern):
+        presets = ", ".join(sorted(get_entry(name).presets)) or "-"
+        click.echo(f"{name}  presets: {presets}")
+
+
+@main.command()
+@click.option("--model", default="poly-inr", show_default=True, help="Registered model name.")
+@click.option("--preset", default="cpu", show_default=True, help="Named preset of the model.")
+@click.option("--classes", "num_classes", type=click.IntRange(min=0), default=None, help="Number of classes.")
+@click.option(
+    "--resolution", "img_resolution", type=click.IntRange(min=2), default=None, help="Native resolution."
+)
+@click.option("--seed", type=int, default=0, help="Seed of the random initialisation.")
+@click.argument("out", metavar="OUT_DIR")
+def create(model, preset, num_classes, img_resolution, seed, out):
+    """Create a randomly initialised model and save it as a checkpoint."""
+    from polyinr.models.registry import create as create_model
+
+    torch.manual_seed(seed)
+    G = create_model(model, preset, num_classes=num_classes, img_resolution=img_resolution)
+    path = G.save(out)
+    click.echo(f"wrote {path} ({G.model_name}, {G.parameter_count():,} parameters)")

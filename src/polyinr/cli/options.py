@@ -1,0 +1,75 @@
+"""Shared click option types: seed ranges, windows, sizes, devices."""
+
+from __future__ import annotations
+
+import click
+import torch
+
+from polyinr.errors import PolyinrError
+from polyinr.grid import parse_window
+from polyinr.seeds import parse_range_list
+
+
+class RangeList(click.ParamType):
+    """``0,3-7`` → ``[0, 3, 4, 5, 6, 7]``."""
+
+    name = "RANGES"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, list):
+            return value
+        try:
+            return parse_range_list(value, what=param.name if param else "values")
+        except PolyinrError as e:
+            self.fail(str(e), param, ctx)
+
+
+class Window(click.ParamType):
+    """``top,left,bottom,right`` in frame units (the training frame is ``0,0,1,1``)."""
+
+    name = "T,L,B,R"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        try:
+            return parse_window(value)
+        except PolyinrError as e:
+            self.fail(str(e), param, ctx)
+
+
+class Size(click.ParamType):
+    """``HxW`` or ``N`` (square) → ``(H, W)``."""
+
+    name = "HxW"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        parts = str(value).lower().split("x")
+        try:
+            dims = tuple(int(p) for p in parts)
+        except ValueError:
+            dims = ()
+        if len(dims) == 1:
+            dims = (dims[0], dims[0])
+        if len(dims) != 2 or min(dims) <= 0:
+            self.fail(f"expected a size like 512 or 512x1024, got {value!r}", param, ctx)
+        return dims
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` = CUDA when available, else CPU; anything else is checked."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise PolyinrError(f"unknown device {name!r}; use cpu, cuda, cuda:N or auto") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise PolyinrError("CUDA was asked for but is not available on this machine; use --device cpu")
+    return device
+
+
+device_option = click.option("--device", default="auto", metavar="DEVICE",
+                             help="cpu, cuda, cuda:N, or auto (CUDA when available).")  # fmt: skip

@@ -1,0 +1,180 @@
+"""Poly-INR: polynomial implicit neural representations (Singh, Shukla, Turaga; CVPR 2023).
+
+An image is a function of continuous pixel coordinates. Level ``i`` multiplies the features element-wise by
+an affine function of the coordinates whose parameters come from ``w_i``, so the network is a polynomial of
+the coordinates whose degree grows with depth (paper, Eq. 4)::
+
+    G = … σ(W₂((A₂X) ⊙ σ(W₁((A₁X) ⊙ σ(W₀(A₀X))))))
+
+This module computes what the authors' released code computes (``training/networks_gmgan.py``), which
+differs from the equation in three ways that are kept here because they are what trained:
+
+- the 2-D grid is itself re-transformed at every level by a 2×2 matrix and a shift from ``w_i``, chained
+  from the previous level's transformed grid;
+- the coordinate term goes through a LeakyReLU before the product (except at level 0, which has no product);
+- every level's activations are clamped to ±256.
+
+Every pixel is computed independently from its coordinates and its sample's ``ws``: there is no convolution,
+upsampling or noise, so the synthesis renders on any :class:`~polyinr.grid.Grid`, in chunks of pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from polyinr.errors import PolyinrError
+from polyinr.grid import Grid
+from polyinr.models.generator import Generator
+from polyinr.models.layers import LRELU_SLOPE, EqualizedLinear
+from polyinr.models.mapping import MappingNetwork
+from polyinr.models.registry import register
+
+
+@dataclass(frozen=True)
+class PolyINRConfig:
+    z_dim: int = 64  # latent size
+    w_dim: int = 512  # intermediate latent size
+    num_classes: int = 0  # 0 = unconditional; filled from the dataset when training
+    class_embed_dim: int = 320  # width of the class table (the authors' EfficientNet-lite0 features)
+    mapping_layers: int = 2  # fully connected layers of the mapping network
+    mapping_lr_multiplier: float = 0.1  # the authors' value (StyleGAN-XL uses 0.01)
+    w_avg_beta: float = 0.998  # decay of the per-class running mean of w
+    channels: int = 1024  # n: width of every level
+    num_levels: int = 10  # levels, one w each
+    activation_clamp: float = 256.0  # clamp of every level's activations
+    img_resolution: int = 32  # native (training) resolution: the default grid
+    img_channels: int = 3  # output channels
+    stored_grid: bool = False  # True = keep an input grid for the native frame (imported checkpoints)
+
+
+PIXEL_ALIGN = 32  # pixel chunks are padded to a multiple of this, so every matmul takes the same BLAS path
+
+
+def affine_2d(points: torch.Tensor, matrix: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """``points [B, P, 2] @ matrix [B, 2, k] + shift [B, 1, k]`` → ``[B, P, k]``, element-wise.
+
+    Written as two fused multiply-adds rather than a batched matmul so each pixel's result is the same
+    whatever the number of pixels evaluated with it (small batched matmuls take other BLAS paths).
+    """
+    out = torch.addcmul(shift, points[..., :1], matrix[:, :1])
+    return out.addcmul_(points[..., 1:], matrix[:, 1:])
+
+
+class PolyLevel(nn.Module):
+    """One level: transform the grid, form the coordinate term ``A_i X``, multiply, mix with ``W_i``.
+
+    Level 0 reads ``w_0`` directly and has no incoming features; levels ≥ 1 first map ``w_i`` to a style
+    ``s ∈ R^n`` with an equalised-lr lrelu layer (authors' ``fc0_5``).
+    """
+
+    def __init__(self, w_dim: int, channels: int, first: bool, clamp: float) -> None:
+        super().__init__()
+        self.style = None if first else EqualizedLinear(w_dim, channels, activation="lrelu")
+        style_dim = w_dim if first else channels
+        self.grid_matrix = nn.Linear(style_dim, 4)  # 2×2 transform of the grid
+        self.grid_shift = nn.Linear(style_dim, 2)  # shift of the grid
+        self.coord_weight = nn.Linear(style_dim, 2 * channels)  # P: coordinates → n
+        self.coord_bias = nn.Linear(style_dim, channels)  # q
+        self.linear = nn.Linear(channels, channels)  # W_i, shared by all samples
+        self.channels = channels
+        self.clamp = clamp
+
+    def sample_params(self, w: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Per-sample parameters from ``w [B, w_dim]``: grid matrix ``[B, 2, 2]``, shift ``[B, 1, 2]``, P
+        ``[B, 2, n]``, q ``[B, 1, n]``."""
+        s = w if self.style is None else self.style(w)  # [B, style_dim]
+        B, n = s.shape[0], self.channels
+        return (self.grid_matrix(s).view(B, 2, 2), self.grid_shift(s).view(B, 1, 2),
+                self.coord_weight(s).view(B, 2, n), self.coord_bias(s).view(B, 1, n))  # fmt: skip
+
+    def forward(self, x: torch.Tensor | None, coord: torch.Tensor) -> torch.Tensor:
+        """``x [B, P, n]`` (None at level 0), coordinate term ``A_i X [B, P, n]`` → ``[B, P, n]``."""
+        h = coord if x is None else x * F.leaky_relu(coord, LRELU_SLOPE)
+        return F.leaky_relu(self.linear(h), LRELU_SLOPE).clamp(-self.clamp, self.clamp)
+
+
+class PolyINRSynthesis(nn.Module):
+    """``ws [B, num_levels, w_dim]``, grid → images ``[B, img_channels, H, W]``, in chunks of pixels."""
+
+    def __init__(self, cfg: PolyINRConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.levels = nn.ModuleList(
+            PolyLevel(cfg.w_dim, cfg.channels, first=i == 0, clamp=cfg.activation_clamp)
+            for i in range(cfg.num_levels)
+        )
+        self.to_rgb = nn.Linear(cfg.channels, cfg.img_channels)  # the authors' 1×1 convolution
+        if cfg.stored_grid:
+            frame = Grid.frame(cfg.img_resolution).coords().view(-1, 2)
+            self.register_buffer("input_grid", frame)  # [R·R, 2], replaced by the importer
+        else:
+            self.input_grid = None
+        self.pixel_budget = 1 << 24  # floats of [B, P, n] activations per chunk (64 MiB at fp32)
+
+    def grid_points(self, grid: Grid, device: torch.device) -> torch.Tensor:
+        """Coordinates ``[P, 2]`` (row, col) of the grid's pixels, row-major, float32."""
+        if self.input_grid is not None and grid.is_frame(self.cfg.img_resolution):
+            return self.input_grid.to(device=device, dtype=torch.float32)
+        return grid.coords(device=device).view(-1, 2)
+
+    def forward(
+        self, ws: torch.Tensor, grid: Grid | None = None, pixel_chunk: int | None = None
+    ) -> torch.Tensor:
+        """Render ``ws [B, num_levels, w_dim]`` on ``grid`` (default: the native frame) → ``[B, C, H, W]``.
+
+        Pixels are evaluated ``pixel_chunk`` at a time (default: as many as fit ``pixel_budget``); every
+        pixel's value is the same whatever the chunking, the grid size or the tile it belongs to.
+        """
+        cfg = self.cfg
+        B, L, _ = ws.shape
+        if cfg.num_levels != L:
+            raise PolyinrError(f"Poly-INR synthesis takes {cfg.num_levels} ws per sample, got {L}")
+        grid = Grid.frame(cfg.img_resolution) if grid is None else grid
+        H, W = grid.shape
+        points = self.grid_points(grid, ws.device)  # [P, 2]
+        params = [level.sample_params(ws[:, i]) for i, level in enumerate(self.levels)]
+        chunk = pixel_chunk or max(1, self.pixel_budget // (B * cfg.channels))
+        chunk = -(-chunk // PIXEL_ALIGN) * PIXEL_ALIGN
+        rgb = torch.cat([self._render_points(params, points[i : i + chunk]) for i in range(0, len(points), chunk)],
+                        dim=1)  # [B, P, C]  # fmt: skip
+        return rgb.transpose(1, 2).reshape(B, cfg.img_channels, H, W)
+
+    def _render_points(self, params: list[tuple[torch.Tensor, ...]], points: torch.Tensor) -> torch.Tensor:
+        """Per-level parameters, ``points [P, 2]`` → RGB ``[B, P, C]``."""
+        P = len(points)
+        padded = F.pad(points, (0, 0, 0, -P % PIXEL_ALIGN))  # [P', 2], P' a multiple of PIXEL_ALIGN
+        grid = padded.unsqueeze(0).expand(params[0][0].shape[0], -1, -1)  # [B, P', 2]
+        x = None
+        for level, (matrix, shift, coord_weight, coord_bias) in zip(self.levels, params):
+            grid = affine_2d(grid, matrix, shift)  # chained from the previous level's grid
+            x = level(x, affine_2d(grid, coord_weight, coord_bias))  # [B, P', n]
+        return self.to_rgb(x[:, :P])  # [B, P, C]
+
+
+@register("poly-inr", PolyINRConfig)
+class PolyINRGenerator(Generator):
+    """Poly-INR: the shared mapping network and the polynomial synthesis."""
+
+    def __init__(self, cfg: PolyINRConfig) -> None:
+        super().__init__(cfg)
+        self.mapping = MappingNetwork(
+            z_dim=cfg.z_dim,
+            w_dim=cfg.w_dim,
+            num_ws=cfg.num_levels,
+            num_classes=cfg.num_classes,
+            embed_dim=cfg.class_embed_dim,
+            num_layers=cfg.mapping_layers,
+            lr_multiplier=cfg.mapping_lr_multiplier,
+            w_avg_beta=cfg.w_avg_beta,
+        )
+        self.synthesis = PolyINRSynthesis(cfg)
+
+    def macs_per_pixel(self) -> int:
+        """Multiply-adds per output pixel of the synthesis (the per-sample affine layers excluded)."""
+        n, L = self.cfg.channels, self.cfg.num_levels
+        per_level = n * n + 2 * n + 4 + n  # W_i, the coordinate term, the grid transform, the product
+        return L * per_level + n * self.cfg.img_channels
