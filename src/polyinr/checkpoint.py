@@ -79,9 +79,7 @@ def atomic_save_tensors(
 ) -> Path:
     """Write a safetensors file atomically (tensors are made contiguous and moved to CPU)."""
     flat = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    return atomic_write(
-        path, lambda p: save_file(flat, str(p), metadata={"format": "pt", **(metadata or {})})
-    )
+    return atomic_write(path, lambda p: save_file(flat, str(p), metadata={"format": "pt", **(metadata or {})}))
 
 
 def atomic_directory(path: str | Path, fill: Callable[[Path], None]) -> Path:

@@ -124,9 +124,7 @@ class Grid:
         cols = self.left + torch.arange(c0, c1, dtype=torch.float64) * self.col_step
         return rows, cols
 
-    def coords(
-        self, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32
-    ) -> torch.Tensor:
+    def coords(self, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """Plane coordinates of every pixel, ``[H, W, 2]`` with ``[..., 0]`` = row, ``[..., 1]`` = column."""
         rows, cols = self.axes()
         grid = torch.stack(torch.meshgrid(rows, cols, indexing="ij"), dim=-1)  # [H, W, 2]
@@ -145,9 +143,7 @@ class Grid:
         h, w = self.shape
         if not (0 <= rows[0] < rows[1] <= h and 0 <= cols[0] < cols[1] <= w):
             raise GridError(f"crop rows {rows} cols {cols} is outside this {h}x{w} grid")
-        return replace(
-            self, rows=(base_r + rows[0], base_r + rows[1]), cols=(base_c + cols[0], base_c + cols[1])
-        )
+        return replace(self, rows=(base_r + rows[0], base_r + rows[1]), cols=(base_c + cols[0], base_c + cols[1]))
 
     def tiles(self, tile_height: int, tile_width: int | None = None) -> Iterator[tuple[int, int, Grid]]:
         """Cut the grid into tiles, row-major: yields ``(row_offset, col_offset, tile)``.

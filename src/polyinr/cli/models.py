@@ -29,9 +29,7 @@ trunc_option = click.option("--trunc", "truncation_psi", type=float, default=1.0
 @click.option("--seeds", type=RangeList(), required=True, help="Seeds, e.g. 0,3-7.")
 @class_option
 @trunc_option
-@click.option(
-    "--resolution", type=int, default=None, help="Render the frame at this resolution (default: native)."
-)
+@click.option("--resolution", type=int, default=None, help="Render the frame at this resolution (default: native).")
 @click.option(
     "--grid",
     "grid_size",
@@ -91,9 +89,7 @@ def render(network, seed, class_idx, truncation_psi, window, size, tile, out_pat
     ws = seed_ws(G, [seed], class_idx, truncation_psi, device)
     total = (-(-size[0] // tile)) * (-(-size[1] // tile))
     with progress_bar(total, "render", unit="tile") as bar:
-        path = render_tiled(
-            G, ws, grid, out_path, tile=tile, on_tile=lambda done, _: bar.update(done - bar.n)
-        )
+        path = render_tiled(G, ws, grid, out_path, tile=tile, on_tile=lambda done, _: bar.update(done - bar.n))
     click.echo(f"wrote {path} ({size[0]}x{size[1]})")
 
 
@@ -128,9 +124,7 @@ def list_cmd(pattern):
 @click.option("--model", default="poly-inr", show_default=True, help="Registered model name.")
 @click.option("--preset", default="cpu", show_default=True, help="Named preset of the model.")
 @click.option("--classes", "num_classes", type=click.IntRange(min=0), default=None, help="Number of classes.")
-@click.option(
-    "--resolution", "img_resolution", type=click.IntRange(min=2), default=None, help="Native resolution."
-)
+@click.option("--resolution", "img_resolution", type=click.IntRange(min=2), default=None, help="Native resolution.")
 @click.option("--seed", type=int, default=0, help="Seed of the random initialisation.")
 @click.argument("out", metavar="OUT_DIR")
 def create(model, preset, num_classes, img_resolution, seed, out):

@@ -29,14 +29,10 @@ def class_indices(c: torch.Tensor | None, num_classes: int) -> torch.Tensor | No
         raise PolyinrError(f"this generator is class-conditional ({num_classes} classes): give a class label")
     if c.ndim == 2:
         if c.shape[1] != num_classes:
-            raise PolyinrError(
-                f"one-hot labels have {c.shape[1]} columns, the generator has {num_classes} classes"
-            )
+            raise PolyinrError(f"one-hot labels have {c.shape[1]} columns, the generator has {num_classes} classes")
         return c.argmax(dim=1)
     if c.ndim != 1 or c.dtype.is_floating_point:
-        raise PolyinrError(
-            f"labels must be class indices [B] or one-hot [B, C], got {tuple(c.shape)} {c.dtype}"
-        )
+        raise PolyinrError(f"labels must be class indices [B] or one-hot [B, C], got {tuple(c.shape)} {c.dtype}")
     if len(c) and (int(c.min()) < 0 or int(c.max()) >= num_classes):
         raise PolyinrError(f"class label out of range 0..{num_classes - 1}: {c.tolist()}")
     return c.long()
@@ -68,9 +64,7 @@ class MappingNetwork(nn.Module):
             self.embed_proj = None
         in_features = z_dim * (2 if num_classes > 0 else 1)
         self.layers = nn.ModuleList(
-            EqualizedLinear(
-                in_features if i == 0 else w_dim, w_dim, activation="lrelu", lr_multiplier=lr_multiplier
-            )
+            EqualizedLinear(in_features if i == 0 else w_dim, w_dim, activation="lrelu", lr_multiplier=lr_multiplier)
             for i in range(num_layers)
         )
         self.register_buffer("w_avg", torch.zeros(max(num_classes, 1), w_dim))  # [C or 1, w_dim]
@@ -79,9 +73,7 @@ class MappingNetwork(nn.Module):
         """Start the class table from a pretrained one, ``[num_classes, embed_dim]`` (fine-tuned afterwards)."""
         if self.embed is None or table.shape != self.embed.weight.shape:
             have = None if self.embed is None else tuple(self.embed.weight.shape)
-            raise PolyinrError(
-                f"class embedding table {tuple(table.shape)} does not fit this mapping ({have})"
-            )
+            raise PolyinrError(f"class embedding table {tuple(table.shape)} does not fit this mapping ({have})")
         with torch.no_grad():
             self.embed.weight.copy_(table)
 
@@ -125,8 +117,6 @@ class MappingNetwork(nn.Module):
             return
         one_hot = nn.functional.one_hot(labels, self.num_classes).to(w.dtype)  # [B, C]
         count = one_hot.sum(dim=0)  # [C] samples of each class in the batch
-        later = count[labels] - one_hot.cumsum(dim=0).gather(1, labels[:, None]).squeeze(
-            1
-        )  # [B] same-class after
+        later = count[labels] - one_hot.cumsum(dim=0).gather(1, labels[:, None]).squeeze(1)  # [B] same-class after
         weight = (1 - beta) * beta**later  # [B] each sample's weight after all its class's updates
         self.w_avg.mul_((beta**count)[:, None]).index_add_(0, labels, w * weight[:, None])

@@ -104,8 +104,7 @@ class PolyINRSynthesis(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.levels = nn.ModuleList(
-            PolyLevel(cfg.w_dim, cfg.channels, first=i == 0, clamp=cfg.activation_clamp)
-            for i in range(cfg.num_levels)
+            PolyLevel(cfg.w_dim, cfg.channels, first=i == 0, clamp=cfg.activation_clamp) for i in range(cfg.num_levels)
         )
         self.to_rgb = nn.Linear(cfg.channels, cfg.img_channels)  # the authors' 1×1 convolution
         if cfg.stored_grid:
@@ -121,9 +120,7 @@ class PolyINRSynthesis(nn.Module):
             return self.input_grid.to(device=device, dtype=torch.float32)
         return grid.coords(device=device).view(-1, 2)
 
-    def forward(
-        self, ws: torch.Tensor, grid: Grid | None = None, pixel_chunk: int | None = None
-    ) -> torch.Tensor:
+    def forward(self, ws: torch.Tensor, grid: Grid | None = None, pixel_chunk: int | None = None) -> torch.Tensor:
         """Render ``ws [B, num_levels, w_dim]`` on ``grid`` (default: the native frame) → ``[B, C, H, W]``.
 
         Pixels are evaluated ``pixel_chunk`` at a time (default: as many as fit ``pixel_budget``); every

@@ -24,19 +24,10 @@ from polyinr.seeds import latents_from_seeds
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """Images ``[B, 3, H, W]`` in ``[-1, 1]`` → uint8 ``[B, H, W, 3]`` (StyleGAN's ``x·127.5 + 128``)."""
-    return (
-        (images.detach().float() * 127.5 + 128)
-        .clamp(0, 255)
-        .to(torch.uint8)
-        .permute(0, 2, 3, 1)
-        .cpu()
-        .numpy()
-    )
+    return (images.detach().float() * 127.5 + 128).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
-def labels_for(
-    G: Generator, class_idx: int | None, count: int, device: torch.device | str
-) -> torch.Tensor | None:
+def labels_for(G: Generator, class_idx: int | None, count: int, device: torch.device | str) -> torch.Tensor | None:
     """Class indices ``[count]`` for a conditional ``G``; None for an unconditional one; clear errors."""
     if G.num_classes == 0:
         if class_idx is not None:
