@@ -116,8 +116,11 @@ def atomic_directory(path: str | Path, fill: Callable[[Path], None]) -> Path:
 # ---------------------------------------------------------------------------- generators
 
 
-def save_generator(G: torch.nn.Module, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
-    """Save generator ``G`` (unwrapped from DDP / compile) as a checkpoint directory at ``path``."""
+def write_generator_files(G: torch.nn.Module, directory: Path, extra: dict[str, Any] | None = None) -> None:
+    """Write ``config.json`` and ``model.safetensors`` of generator ``G`` into an existing ``directory``.
+
+    ``G`` is unwrapped from DDP / ``torch.compile`` wrappers first. Use inside :func:`atomic_directory`.
+    """
     G = getattr(G, "module", G)
     G = getattr(G, "_orig_mod", G)
     config = {
@@ -127,14 +130,14 @@ def save_generator(G: torch.nn.Module, path: str | Path, extra: dict[str, Any] |
         "config": dataclasses.asdict(G.cfg),
         **(extra or {}),
     }
-    state = G.state_dict()
+    state = {k: v.detach().cpu().contiguous() for k, v in G.state_dict().items()}
+    save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt", "model": G.model_name})
+    (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
-    def fill(tmp: Path) -> None:
-        save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp / WEIGHTS_NAME),
-                  metadata={"format": "pt", "model": G.model_name})  # fmt: skip
-        (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
-    return atomic_directory(path, fill)
+def save_generator(G: torch.nn.Module, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+    """Save generator ``G`` as a checkpoint directory at ``path``, atomically."""
+    return atomic_directory(path, lambda tmp: write_generator_files(G, tmp, extra))
 
 
 def read_config(path: str | Path) -> dict[str, Any]:

@@ -44,3 +44,4 @@ def main() -> None:
 
 # Command modules register themselves on `main` when imported (explicit imports, in help order).
 from polyinr.cli import models as _models  # noqa: E402,F401
+from polyinr.cli import train as _train  # noqa: E402,F401

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import click
-import torch
 
+from polyinr.device import resolve_device  # noqa: F401  (re-exported for commands)
 from polyinr.errors import PolyinrError
 from polyinr.grid import parse_window
 from polyinr.seeds import parse_range_list
@@ -56,19 +56,6 @@ class Size(click.ParamType):
         if len(dims) != 2 or min(dims) <= 0:
             self.fail(f"expected a size like 512 or 512x1024, got {value!r}", param, ctx)
         return dims
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` = CUDA when available, else CPU; anything else is checked."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise PolyinrError(f"unknown device {name!r}; use cpu, cuda, cuda:N or auto") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise PolyinrError("CUDA was asked for but is not available on this machine; use --device cpu")
-    return device
 
 
 device_option = click.option("--device", default="auto", metavar="DEVICE",

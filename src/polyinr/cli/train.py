@@ -1,0 +1,97 @@
+"""``polyinr train``: StyleGAN's flags plus --model, --preset, --disc, --schedule."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from polyinr.cli import main
+from polyinr.progress import progress_bar
+from polyinr.training.options import TRAIN_PRESETS, resolve_options
+
+
+def _parse_bool(value: str | None) -> bool | None:
+    if value is None:
+        return None
+    lowered = value.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise click.BadParameter(f"expected true/false, got {value!r}")
+
+
+@main.command()
+@click.option("--outdir", default=None, metavar="DIR", help="Where run directories go.  [default: runs]")
+@click.option("--data", default=None, metavar="PATH", help="Image folder, dataset zip or builtin:digits|shapes.")
+@click.option("--cond", default=None, metavar="BOOL", help="Train class-conditional on the dataset's labels.")
+@click.option("--mirror", default=None, metavar="BOOL", help="Add x-flipped copies of the images.")
+@click.option("--model", default=None, help="Registered generator.  [default: poly-inr]")
+@click.option("--preset", default="cpu", type=click.Choice(sorted(TRAIN_PRESETS)), help="Model + recipe preset.")
+@click.option("--disc", default=None, type=click.Choice(["residual", "projected"]), help="Discriminator.")
+@click.option("--schedule", default=None, metavar="R:KIMG,…", help="Progressive grids, e.g. 32:2000,64:1000.")
+@click.option("--kimg", type=float, default=None, help="Duration in thousands of images (without --schedule).")
+@click.option("--resolution", type=int, default=None, help="Training resolution (without --schedule).")
+@click.option("--batch", type=int, default=None, help="Total batch size.")
+@click.option("--batch-gpu", type=int, default=None, help="Micro-batch per process (gradient accumulation).")
+@click.option("--glr", type=float, default=None, help="Generator learning rate.")
+@click.option("--dlr", type=float, default=None, help="Discriminator learning rate.")
+@click.option("--gamma", type=float, default=None, help="R1 weight (non-saturating loss).")
+@click.option("--ema-kimg", type=float, default=None, help="G EMA half-life in kimg.  [default: batch·10/32]")
+@click.option("--blur-sigma", type=float, default=None, help="Initial sigma of the D-input blur (projected).")
+@click.option("--blur-fade-kimg", type=float, default=None, help="kimg over which the blur fades out.")
+@click.option("--cls-weight", type=float, default=None, help="Classifier guidance weight (0 = off).")
+@click.option("--class-embeddings", default=None, metavar="FILE", help="Pretrained class table (embed-classes).")
+@click.option("--features-pretrained", default=None, metavar="BOOL", help="Projected D: pretrained backbones.")
+@click.option("--backbones", default=None, metavar="A,B", help="Projected D: timm feature networks.")
+@click.option("--tick", "tick_kimg", type=float, default=None, help="Progress report interval in kimg.")
+@click.option("--snap", "snap_ticks", type=int, default=None, help="Snapshot interval in ticks.")
+@click.option("--keep", "keep_snapshots", type=int, default=None, help="Snapshots kept.")
+@click.option("--metrics", default=None, metavar="LIST", help="Metrics at each snapshot, or none.")
+@click.option("--seed", type=int, default=None, help="Random seed.  [default: 0]")
+@click.option("--workers", type=int, default=None, help="DataLoader worker processes.")
+@click.option("--resume", default="auto", help="auto (continue the matching run), new, or a run directory.")
+@click.option("--device", default=None, help="cpu, cuda, cuda:N or auto.")
+@click.option("--bf16", is_flag=True, default=None, help="bf16 autocast (CUDA).")
+@click.option("--desc", default=None, help="Extra words for the run directory name.")
+@click.option("--channels", type=int, default=None, help="Generator width n (overrides the preset).")
+@click.option("-n", "--dry-run", is_flag=True, help="Print the resolved configuration and exit.")
+def train(cond, mirror, features_pretrained, backbones, metrics, resume, channels, dry_run, **flags):
+    """Train a generator; running the same command again resumes it."""
+    disc_overrides = {}
+    if features_pretrained is not None:
+        disc_overrides["pretrained"] = _parse_bool(features_pretrained)
+    if backbones is not None:
+        disc_overrides["backbones"] = [b.strip() for b in backbones.split(",") if b.strip()]
+    if metrics is not None:
+        from polyinr.metrics import parse_metrics
+
+        flags["metrics"] = tuple(parse_metrics(metrics))
+    options = resolve_options(
+        flags.pop("preset"), cond=_parse_bool(cond), mirror=_parse_bool(mirror),
+        model_overrides={"channels": channels} if channels else None, **flags,
+    )  # fmt: skip
+    options.disc_options = {**options.disc_options, **disc_overrides}
+    if dry_run:
+        click.echo(json.dumps(options.to_json(), indent=2, sort_keys=True))
+        return
+    from polyinr.training.loop import training_loop
+
+    bar = progress_bar(total=None, desc="train", unit="kimg")
+
+    def on_tick(tick) -> None:
+        bar.total = round(tick.total_nimg / 1000, 3)
+        bar.n = round(tick.cur_nimg / 1000, 3)
+        shown = {
+            k.split("/")[-2] + "/" + k.split("/")[-1]: f"{v:.3g}"
+            for k, v in tick.stats.items()
+            if k.startswith("Loss/")
+        }
+        ips = tick.stats.get("Timing/images_per_sec")
+        bar.set_postfix({"res": tick.stage.resolution, "img/s": f"{ips:.0f}" if ips else "-", **shown})
+        bar.refresh()
+
+    with bar:
+        run_dir = training_loop(options, resume=resume, on_tick=on_tick, on_message=lambda text: bar.write(text))
+    click.echo(f"run directory: {run_dir}")

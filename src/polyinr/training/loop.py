@@ -1,0 +1,334 @@
+"""The training loop: one function for every registered generator and discriminator.
+
+Progress is counted in images (``cur_nimg``). Everything random in a step (the data order, latents, labels,
+augmentations) is drawn from generators seeded by ``(seed, cur_nimg, …)``, so a run resumed from a snapshot
+continues bit for bit where an uninterrupted run would be, and two processes see the same samples as one
+process with the same total batch. The GAN specifics live in the loss (``losses.py``): the loop only walks
+its phases. Schedules (resolution stage, EMA, blur) are pure functions of ``cur_nimg``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from polyinr.device import resolve_device
+from polyinr.errors import PolyinrError
+from polyinr.models.registry import create as create_generator
+from polyinr.seeds import latents_from_seeds
+from polyinr.tools.render import image_grid, save_image, to_uint8
+from polyinr.training import distributed
+from polyinr.training.ema import ema_beta, update_ema
+from polyinr.training.options import TrainingOptions
+from polyinr.training.rundir import RunLog, describe, resolve_run_dir
+from polyinr.training.schedule import Stage, build_stages, stage_at
+from polyinr.training.setup import build_discriminator, build_loss, open_training_data
+from polyinr.training.snapshot import STATE_JSON, latest_snapshot, load_snapshot, save_snapshot
+from polyinr.training.stats import collect as collect_stats
+from polyinr.training.stats import report
+
+
+class TrainingError(PolyinrError):
+    """Training stopped: diverged (NaN/inf), or could not save its work."""
+
+
+@dataclass
+class TickReport:
+    """What the loop tells its caller after each tick (the CLI draws the progress bar from it)."""
+
+    cur_nimg: int
+    total_nimg: int
+    stage: Stage
+    stats: dict[str, float]
+    snapshot: Path | None
+
+
+def _rng(*keys: int) -> torch.Generator:
+    """A generator seeded by integers (seed, images shown, purpose, …): reproducible, order-free."""
+    return torch.Generator().manual_seed(hash(tuple(keys)) & 0x7FFF_FFFF_FFFF_FFFF)
+
+
+def _batch_indices(num_images: int, seed: int, start: int, count: int) -> np.ndarray:
+    """Dataset indices of images ``start … start+count−1`` of an endless sequence of shuffled epochs."""
+    out = np.empty(count, dtype=np.int64)
+    pos = 0
+    while pos < count:
+        epoch, offset = divmod(start + pos, num_images)
+        perm = torch.randperm(num_images, generator=_rng(seed, epoch, 1)).numpy()
+        take = min(count - pos, num_images - offset)
+        out[pos : pos + take] = perm[offset : offset + take]
+        pos += take
+    return out
+
+
+def training_loop(
+    options: TrainingOptions, resume: str = "auto", on_tick: Callable[[TickReport], None] | None = None,
+    on_message: Callable[[str], None] | None = None,
+) -> Path:  # fmt: skip
+    """Train as ``options`` say; return the run directory. ``resume``: 'auto', 'new' or a run directory."""
+    # Initialize -------------------------------------------------------------------------------------------
+    device = resolve_device(options.device)
+    distributed.init_from_environment(device)
+    rank, world = distributed.rank(), distributed.world_size()
+    batch_gpu = options.batch_gpu or options.batch // world
+    if options.batch % (batch_gpu * world):
+        raise PolyinrError(f"--batch {options.batch} must be a multiple of --batch-gpu {batch_gpu} × {world} processes")
+    rounds = options.batch // (batch_gpu * world)  # micro-batches per process per step
+    say = on_message if (on_message is not None and rank == 0) else (lambda _text: None)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=options.bf16)
+    if options.bf16 and device.type != "cuda":
+        raise PolyinrError("--bf16 needs a CUDA device")
+
+    # Data -------------------------------------------------------------------------------------------------
+    dataset = open_training_data(options)
+    stages = build_stages(options.stages(dataset.resolution))
+    total_nimg = stages[-1].end_nimg
+    num_classes = dataset.num_classes if options.cond else 0
+
+    # Run directory ----------------------------------------------------------------------------------------
+    desc = describe(options, dataset.name)
+    options_json = options.to_json()
+    run_dir, resuming = (
+        resolve_run_dir(resume, Path(options.outdir), desc, options_json) if rank == 0 else (None, False)
+    )
+    run_dir, resuming = _broadcast_run_dir(run_dir, resuming)
+    log = RunLog(run_dir) if rank == 0 else None
+
+    # Networks ---------------------------------------------------------------------------------------------
+    torch.manual_seed(options.seed)
+    G = create_generator(options.model, options.preset, num_classes=num_classes,
+                         img_resolution=max(s.resolution for s in stages), **options.model_overrides)  # fmt: skip
+    G = G.to(device).train().requires_grad_(True)
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    class_table = _class_table(options, G)
+    cur_nimg, step = 0, 0
+    snapshot = latest_snapshot(run_dir) if resuming else None
+    if snapshot is not None:
+        cur_nimg = json.loads((snapshot / STATE_JSON).read_text(encoding="utf-8"))["cur_nimg"]
+    stage = stage_at(stages, cur_nimg)
+    stage_data = dataset.with_resolution(stage.resolution)
+    D = build_discriminator(options, stage, num_classes, class_table, device)
+    loss = build_loss(options, G, D, device)
+    phases = loss.phases()
+    trainable = {
+        "G": [p for p in G.parameters() if p.requires_grad],
+        "D": [p for p in D.parameters() if p.requires_grad],
+    }
+    optimizers = {net: _adam(trainable[net], options.glr if net == "G" else options.dlr, phases, net) for net in "GD"}
+
+    # Resume -----------------------------------------------------------------------------------------------
+    if snapshot is not None:
+        counters = load_snapshot(snapshot, {"G": G, "D": D, "G_ema": G_ema}, optimizers)
+        step = counters["step"]
+        say(f"resuming {run_dir} from {snapshot.name} ({cur_nimg / 1000:.3f} kimg)")
+    distributed.broadcast_module(G)
+    distributed.broadcast_module(D)
+    distributed.broadcast_module(G_ema)
+    if log is not None:
+        log.write_options(options_json)
+        log.line(f"{'resume' if snapshot else 'start'}: {desc}, {len(dataset)} images, {num_classes} classes, "
+                 f"G {sum(p.numel() for p in G.parameters()):,} params, D {sum(p.numel() for p in trainable['D']):,} "
+                 f"trainable params, {world} process(es) on {device}")  # fmt: skip
+    grid_seeds = list(range(min(32, max(8, 4 * max(num_classes, 1)))))
+    grid_z = latents_from_seeds(grid_seeds, G.z_dim).to(device)
+    grid_c = torch.tensor([s % num_classes for s in grid_seeds], device=device) if num_classes else None
+    if log is not None and not (run_dir / "reals.png").exists():
+        _save_reals(stage_data, run_dir / "reals.png", len(grid_seeds), options.seed)
+    label_probs = torch.as_tensor(stage_data.label_distribution()) if num_classes else None
+
+    # Signals: SIGINT / SIGTERM finish the step, save a snapshot and stop ---------------------------------
+    stop_requested = {"flag": False}
+    previous_handlers = {s: signal.signal(s, lambda *_: stop_requested.update(flag=True))
+                         for s in (signal.SIGINT, signal.SIGTERM)}  # fmt: skip
+
+    # Train ------------------------------------------------------------------------------------------------
+    tick_start_nimg, tick_start_time = cur_nimg, time.time()
+    ticks_since_snap = 0
+    last_snapshot = snapshot
+    try:
+        while cur_nimg < total_nimg:
+            # Stage switch: the same G on a denser grid, a fresh D for the new resolution.
+            if cur_nimg >= stage.end_nimg:
+                stage = stage_at(stages, cur_nimg)
+                stage_data = dataset.with_resolution(stage.resolution)
+                D = build_discriminator(options, stage, num_classes, class_table, device)
+                loss = build_loss(options, G, D, device)
+                trainable["D"] = [p for p in D.parameters() if p.requires_grad]
+                optimizers["D"] = _adam(trainable["D"], options.dlr, phases, "D")
+                distributed.broadcast_module(D)
+                say(f"stage {stage.index + 1}/{len(stages)}: {stage.resolution}x{stage.resolution}")
+
+            # One step: fetch this process's share of the global batch.
+            idx = _batch_indices(len(stage_data), options.seed, cur_nimg, options.batch)
+            mine = idx.reshape(rounds, world, batch_gpu)[:, rank]  # [rounds, batch_gpu]
+            real_img, real_c = _fetch(stage_data, mine, device, num_classes)
+            for phase_index, phase in enumerate(phases):
+                if step % phase.interval:
+                    continue
+                g = _rng(options.seed, cur_nimg, 2, phase_index)
+                gen_z = torch.randn(options.batch, G.z_dim, generator=g).to(device)
+                gen_c = (
+                    torch.multinomial(label_probs, options.batch, True, generator=g).to(device) if num_classes else None
+                )
+                params = trainable[phase.network]
+                _set_trainable(trainable, phase.network)
+                for p in params:
+                    p.grad = None
+                for r in range(rounds):
+                    part = slice((r * world + rank) * batch_gpu, (r * world + rank + 1) * batch_gpu)
+                    torch.manual_seed(hash((options.seed, cur_nimg, 3, phase_index, r * world + rank)) & 0x7FFFFFFF)
+                    with autocast:
+                        loss.accumulate_gradients(
+                            phase.name, real_img[r], None if real_c is None else real_c[r], gen_z[part],
+                            None if gen_c is None else gen_c[part], gain=phase.interval / (rounds * world),
+                            cur_nimg=cur_nimg,
+                        )  # fmt: skip
+                distributed.average_gradients(params)
+                if not all(torch.isfinite(p.grad).all() for p in params if p.grad is not None):
+                    raise TrainingError(f"training diverged: non-finite gradient in {phase.name} at step {step} "
+                                        f"({cur_nimg / 1000:.3f} kimg); last good snapshot: {last_snapshot}")  # fmt: skip
+                optimizers[phase.network].step()
+            _set_trainable(trainable, None)
+
+            # EMA and progress.
+            update_ema(G_ema, G, ema_beta(options.batch, options.resolved_ema_kimg(), cur_nimg, options.ema_rampup))
+            cur_nimg += options.batch
+            step += 1
+            stop = _all_agree(stop_requested["flag"], device)
+            stage_done = cur_nimg >= stage.end_nimg
+            if not (cur_nimg >= tick_start_nimg + options.tick_kimg * 1000 or stage_done or stop):
+                continue
+
+            # Tick: statistics, sample images, snapshot.
+            elapsed = time.time() - tick_start_time
+            report("Progress/kimg", cur_nimg / 1000)
+            report("Timing/images_per_sec", (cur_nimg - tick_start_nimg) / max(elapsed, 1e-9))
+            stats = collect_stats()
+            bad = [k for k, v in stats.items() if not math.isfinite(v)]
+            if bad:
+                raise TrainingError(f"training diverged: {bad[0]} is {stats[bad[0]]} at step {step} "
+                                    f"({cur_nimg / 1000:.3f} kimg); last good snapshot: {last_snapshot}")  # fmt: skip
+            ticks_since_snap += 1
+            done = cur_nimg >= total_nimg
+            new_snapshot = None
+            if ticks_since_snap >= options.snap_ticks or stage_done or done or stop:
+                if not all(torch.isfinite(p).all() for p in G.parameters()):
+                    raise TrainingError(f"training diverged: non-finite weight at step {step}; "
+                                        f"last good snapshot: {last_snapshot}")  # fmt: skip
+                if rank == 0:
+                    counters = {"step": step, "stage": stage.index, "options": options_json}
+                    new_snapshot = save_snapshot(run_dir, cur_nimg, G_ema, {"G": G, "D": D, "G_ema": G_ema},
+                                                 optimizers, counters, options.keep_snapshots)  # fmt: skip
+                    last_snapshot = new_snapshot
+                    _save_fakes(G_ema, grid_z, grid_c, stage.resolution, run_dir / f"fakes{cur_nimg // 1000:06d}.png")
+                    _run_metrics(options, G_ema, stage_data, run_dir, new_snapshot, device, log)
+                distributed.barrier()
+                ticks_since_snap = 0
+            if log is not None:
+                log.stats(cur_nimg, stats)
+                log.line(
+                    f"kimg {cur_nimg / 1000:.3f} step {step} " + " ".join(f"{k}={v:.4g}" for k, v in stats.items())
+                )
+            if on_tick is not None and rank == 0:
+                on_tick(TickReport(cur_nimg, total_nimg, stage, stats, new_snapshot))
+            tick_start_nimg, tick_start_time = cur_nimg, time.time()
+            if stop:
+                say(f"stopped by signal; snapshot saved at {last_snapshot}")
+                break
+    finally:
+        for sig, handler in previous_handlers.items():
+            signal.signal(sig, handler)
+        if log is not None:
+            log.close()
+    return run_dir
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def _adam(params: list[torch.nn.Parameter], lr: float, phases: list, network: str) -> torch.optim.Adam:
+    """Adam (0, 0.99); with lazy regularisation, lr and betas scaled by ``interval / (interval + 1)``."""
+    reg = [p.interval for p in phases if p.network == network and p.name.endswith("reg")]
+    ratio = reg[0] / (reg[0] + 1) if reg else 1.0
+    return torch.optim.Adam(params, lr=lr * ratio, betas=(0.0, 0.99**ratio), eps=1e-8)
+
+
+def _set_trainable(trainable: dict[str, list[torch.nn.Parameter]], network: str | None) -> None:
+    """Only ``network``'s trainable parameters take gradients (None: all of them, as built)."""
+    for name, params in trainable.items():
+        for p in params:
+            p.requires_grad_(network is None or name == network)
+
+
+def _fetch(dataset, indices: np.ndarray, device: torch.device, num_classes: int):
+    """Images ``[rounds, B, 3, R, R]`` in [-1, 1] and labels ``[rounds, B]`` (None when unconditional)."""
+    items = [dataset[int(i)] for i in indices.reshape(-1)]
+    images = torch.stack([img for img, _ in items]).to(device).float().div(127.5).sub(1)
+    images = images.view(*indices.shape, *images.shape[1:])
+    labels = torch.tensor([lab for _, lab in items], device=device).view(indices.shape) if num_classes else None
+    return images, labels
+
+
+def _all_agree(flag: bool, device: torch.device) -> bool:
+    """True on every process when any process wants to stop."""
+    if distributed.world_size() == 1:
+        return flag
+    t = torch.tensor([float(flag)], device=device)
+    return bool(distributed.all_reduce_sum(t).item() > 0)
+
+
+def _broadcast_run_dir(run_dir: Path | None, resuming: bool) -> tuple[Path, bool]:
+    if distributed.world_size() == 1:
+        return run_dir, resuming
+    import torch.distributed as dist
+
+    box = [(str(run_dir) if run_dir else None, resuming)]
+    dist.broadcast_object_list(box, src=0)
+    return Path(box[0][0]), box[0][1]
+
+
+def _class_table(options: TrainingOptions, G) -> torch.Tensor | None:
+    """The pretrained class table, loaded into G's mapping; also returned for D."""
+    if options.class_embeddings is None:
+        return None
+    from polyinr.tools.class_embeddings import load_class_embeddings
+
+    table = load_class_embeddings(options.class_embeddings)
+    G.mapping.set_class_embeddings(table.to(next(G.parameters()).device))
+    return table
+
+
+@torch.no_grad()
+def _save_fakes(G_ema, z: torch.Tensor, c: torch.Tensor | None, resolution: int, path: Path) -> None:
+    from polyinr.grid import Grid
+
+    images = to_uint8(G_ema(z, c, grid=Grid.frame(resolution)))
+    cols = 8
+    save_image(image_grid(list(images), cols, -(-len(images) // cols)), path)
+
+
+def _save_reals(dataset, path: Path, count: int, seed: int) -> None:
+    idx = _batch_indices(len(dataset), seed, 0, min(count, len(dataset)))
+    images = [dataset[int(i)][0].permute(1, 2, 0).numpy() for i in idx]
+    save_image(image_grid(images, 8, -(-len(images) // 8)), path)
+
+
+def _run_metrics(options, G_ema, dataset, run_dir: Path, snapshot: Path, device, log: RunLog | None) -> None:
+    if not options.metrics:
+        return
+    from polyinr.metrics import append_metric_result, compute_metric
+
+    for name in options.metrics:
+        results = compute_metric(name, G_ema, dataset, device=device)
+        append_metric_result(run_dir, name, results, snapshot.name)
+        if log is not None:
+            log.line(f"metric {name}: " + " ".join(f"{k}={v:.4g}" for k, v in results.items()))

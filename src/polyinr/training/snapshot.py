@@ -1,0 +1,136 @@
+"""Training snapshots: everything needed to continue a run bit for bit, written atomically.
+
+``<run>/checkpoints/<kimg>/`` holds the EMA generator as a normal checkpoint (``config.json`` +
+``model.safetensors``, loadable by ``polyinr generate``) plus ``training_state.safetensors`` (G, D, G_ema,
+optimizer moments, RNG states) and ``training_state.json`` (counters, schedule position, options). The
+directory is assembled under a temporary name and renamed, then ``checkpoints/latest`` is pointed at it, then
+old snapshots beyond the newest K are removed: a crash or a full disk at any moment leaves the previous
+snapshot intact and pointed to.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from polyinr.checkpoint import CheckpointError, atomic_directory, atomic_write_text, write_generator_files
+
+SNAPSHOTS_DIR = "checkpoints"
+LATEST_NAME = "latest"
+STATE_WEIGHTS = "training_state.safetensors"
+STATE_JSON = "training_state.json"
+
+
+def snapshot_name(cur_nimg: int) -> str:
+    """``000060`` at 60 kimg; ``000000.512`` between whole kimg (sortable, unique per image count)."""
+    kimg, rest = divmod(cur_nimg, 1000)
+    return f"{kimg:06d}" if rest == 0 else f"{kimg:06d}.{rest:03d}"
+
+
+def _flatten_state(modules: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer]) -> dict:
+    tensors: dict[str, torch.Tensor] = {}
+    for name, module in modules.items():
+        for key, value in module.state_dict().items():
+            tensors[f"{name}/{key}"] = value
+    for name, opt in optimizers.items():
+        for index, slots in opt.state_dict()["state"].items():
+            for key, value in slots.items():
+                tensors[f"optimizer/{name}/{index}/{key}"] = torch.as_tensor(value)
+    tensors["rng/torch"] = torch.get_rng_state()
+    if torch.cuda.is_available():
+        for i, state in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng/cuda/{i}"] = state
+    return {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+
+
+def save_snapshot(
+    run_dir: Path,
+    cur_nimg: int,
+    G_ema: torch.nn.Module,
+    modules: dict[str, torch.nn.Module],
+    optimizers: dict[str, torch.optim.Optimizer],
+    counters: dict[str, Any],
+    keep: int,
+) -> Path:
+    """Write a snapshot for ``cur_nimg``, point ``latest`` at it, prune to the newest ``keep``."""
+    root = run_dir / SNAPSHOTS_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    tensors = _flatten_state(modules, optimizers)
+    counters = {**counters, "cur_nimg": cur_nimg}
+
+    def fill(tmp: Path) -> None:
+        write_generator_files(G_ema, tmp, extra={"training": {"cur_nimg": cur_nimg}})
+        save_file(tensors, str(tmp / STATE_WEIGHTS), metadata={"format": "pt"})
+        (tmp / STATE_JSON).write_text(json.dumps(counters, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+    path = atomic_directory(root / snapshot_name(cur_nimg), fill)
+    try:
+        atomic_write_text(root / LATEST_NAME, path.name + "\n")
+    except OSError as e:
+        raise CheckpointError(f"cannot point {root / LATEST_NAME} at the new snapshot: {e.strerror or e}") from None
+    for old in list_snapshots(run_dir)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return path
+
+
+def is_complete(path: Path) -> bool:
+    return all((path / name).is_file() for name in (STATE_JSON, STATE_WEIGHTS, "config.json", "model.safetensors"))
+
+
+def list_snapshots(run_dir: Path) -> list[Path]:
+    """Complete snapshot directories of a run, oldest first."""
+    root = run_dir / SNAPSHOTS_DIR
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and is_complete(p)]
+    return sorted(found, key=lambda p: float(p.name))
+
+
+def latest_snapshot(run_dir: Path) -> Path | None:
+    """The snapshot ``latest`` points to, or the newest complete one if the pointer is missing or stale."""
+    pointer = run_dir / SNAPSHOTS_DIR / LATEST_NAME
+    if pointer.is_file():
+        target = run_dir / SNAPSHOTS_DIR / pointer.read_text(encoding="utf-8").strip()
+        if target.is_dir() and is_complete(target):
+            return target
+    snapshots = list_snapshots(run_dir)
+    return snapshots[-1] if snapshots else None
+
+
+def load_snapshot(
+    path: Path, modules: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer]
+) -> dict[str, Any]:
+    """Restore modules, optimizer moments and RNG states from ``path``; return its counters."""
+    try:
+        tensors = load_file(str(path / STATE_WEIGHTS))
+        counters = json.loads((path / STATE_JSON).read_text(encoding="utf-8"))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"snapshot {path} is unreadable ({e}); remove it to resume from an older one") from None
+    for name, module in modules.items():
+        prefix = f"{name}/"
+        state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+        missing = set(module.state_dict()) - set(state)
+        if missing:
+            raise CheckpointError(f"snapshot {path} does not match this run's {name}: missing {sorted(missing)[:3]}")
+        module.load_state_dict(state)
+    for name, opt in optimizers.items():
+        saved = opt.state_dict()
+        prefix = f"optimizer/{name}/"
+        slots: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in tensors.items():
+            if key.startswith(prefix):
+                index, slot = key[len(prefix) :].split("/")
+                slots.setdefault(int(index), {})[slot] = value
+        saved["state"] = slots
+        opt.load_state_dict(saved)
+    torch.set_rng_state(tensors["rng/torch"])
+    cuda_states = [tensors[k] for k in sorted(tensors) if k.startswith("rng/cuda/")]
+    if cuda_states and torch.cuda.is_available() and len(cuda_states) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda_states)
+    return counters
