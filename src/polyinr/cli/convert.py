@@ -1,0 +1,23 @@
+"""``polyinr convert``: other code bases' checkpoints → polyinr checkpoints, never running code from them."""
+
+from __future__ import annotations
+
+import click
+
+from polyinr.cli import main
+from polyinr.importers import CONVERTERS, convert_checkpoint
+
+
+@main.command()
+@click.option("--from", "source", type=click.Choice(sorted(CONVERTERS)), required=True,
+              help="Format of IN: poly-inr-official = the Poly-INR authors' training snapshot (.pkl).")  # fmt: skip
+@click.argument("in_path", metavar="IN")
+@click.argument("out_dir", metavar="OUT_DIR")
+def convert(source, in_path, out_dir):
+    """Convert checkpoint IN into the polyinr checkpoint directory OUT_DIR.
+
+    The file is read by a restricted unpickler: nothing in it is imported or run, and a pickle that asks to
+    run code is refused.
+    """
+    for line in convert_checkpoint(source, in_path, out_dir).lines():
+        click.echo(line)
