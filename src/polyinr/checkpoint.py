@@ -48,13 +48,23 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp_path)`` then fsync and rename onto ``path``; on failure ``path`` is untouched."""
+    """Call ``write(tmp_path)`` then fsync and rename onto ``path``; on failure ``path`` is untouched.
+
+    The file gets the usual permissions (``0o666`` less the umask), not ``mkstemp``'s owner-only ones.
+    """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
+        os.chmod(tmp_path, 0o666 & ~_umask())
         write(tmp_path)
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
@@ -92,6 +102,7 @@ def atomic_directory(path: str | Path, fill: Callable[[Path], None]) -> Path:
         raise CheckpointError(f"cannot write checkpoint {path}: {e.strerror or e}") from None
     old = path.with_name(f".{path.name}.old-{os.getpid()}")
     try:
+        os.chmod(tmp, 0o777 & ~_umask())
         fill(tmp)
         for f in tmp.iterdir():
             with open(f, "rb+") as fh:
@@ -157,8 +168,10 @@ def read_config(path: str | Path) -> dict[str, Any]:
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{config_path} is corrupt: {e}") from None
-    if not isinstance(config, dict) or "model" not in config or "config" not in config:
+    if not isinstance(config, dict) or not isinstance(config.get("model"), str):
         raise CheckpointError(f"{path} is not a polyinr generator checkpoint ({CONFIG_NAME} names no model)")
+    if not isinstance(config.get("config"), dict):
+        raise CheckpointError(f"{path} is not a polyinr generator checkpoint ({CONFIG_NAME} has no model config)")
     version = config.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise CheckpointError(f"{path} has checkpoint format {version!r}; this polyinr reads up to "
@@ -178,7 +191,10 @@ def load_generator(path: str | Path, device: torch.device | str = "cpu", expect_
     name = config["model"]
     if expect_model is not None and name != expect_model:
         raise CheckpointError(f"{path} holds a {name!r} model, but a {expect_model!r} model is needed")
-    entry = get_entry(name)
+    try:
+        entry = get_entry(name)
+    except PolyinrError as e:
+        raise CheckpointError(f"{path}: {e}") from None
     fields = {f.name for f in dataclasses.fields(entry.config_cls)}
     unknown = sorted(set(config["config"]) - fields)
     if unknown:

@@ -7,6 +7,7 @@ with exit code 1, never a traceback.
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import click
@@ -40,8 +41,20 @@ class PolyinrGroup(click.Group):
 @click.version_option(__version__, prog_name="polyinr")
 def main() -> None:
     """Coordinate-based image generation: Poly-INR and the GANs it is measured against."""
+    logger = logging.getLogger("polyinr")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("warning: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.WARNING)
 
 
 # Command modules register themselves on `main` when imported (explicit imports, in help order).
 from polyinr.cli import models as _models  # noqa: E402,F401
 from polyinr.cli import train as _train  # noqa: E402,F401
+from polyinr.cli import demo as _demo  # noqa: E402,F401
+from polyinr.cli import dataset as _dataset  # noqa: E402,F401
+from polyinr.cli import tools as _tools  # noqa: E402,F401
+from polyinr.cli import convert as _convert  # noqa: E402,F401
+from polyinr.cli import embed as _embed  # noqa: E402,F401
+from polyinr.cli import metrics as _metrics  # noqa: E402,F401

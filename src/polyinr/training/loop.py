@@ -151,6 +151,7 @@ def training_loop(
                          for s in (signal.SIGINT, signal.SIGTERM)}  # fmt: skip
 
     # Train ------------------------------------------------------------------------------------------------
+    collect_stats()  # start from empty statistics (a previous run in this process may have left some)
     tick_start_nimg, tick_start_time = cur_nimg, time.time()
     ticks_since_snap = 0
     last_snapshot = snapshot

@@ -1,0 +1,178 @@
+"""The training loop end to end on a tiny config: CLI, snapshots, exact resume, signals, NaN, stages, DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from safetensors.torch import load_file
+
+import polyinr
+from polyinr.cli import main
+from polyinr.training.loop import TrainingError, training_loop
+from polyinr.training.options import resolve_options
+from polyinr.training.snapshot import STATE_WEIGHTS, latest_snapshot, list_snapshots
+
+# 8 steps of 8 images on 8×8 digits with a 16-wide generator: a few seconds.
+TINY = ["--data", "builtin:digits", "--cond", "true", "--resolution", "8", "--batch", "8", "--kimg", "0.064",
+        "--tick", "0.016", "--snap", "1", "--channels", "16", "--workers", "0", "--device", "cpu", "--seed", "3"]  # fmt: skip
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def _tiny_options(outdir: Path, **overrides):
+    values = dict(data="builtin:digits", cond=True, resolution=8, batch=8, kimg=0.064, tick_kimg=0.016, snap_ticks=1,
+                  workers=0, device="cpu", seed=3, outdir=str(outdir), model_overrides={"channels": 16})  # fmt: skip
+    values.update(overrides)
+    return resolve_options("cpu", **values)
+
+
+def _final_state(run_dir: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(latest_snapshot(run_dir) / STATE_WEIGHTS))
+
+
+def _train_cli(outdir: Path, *extra: str) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "polyinr", "train", "--outdir", str(outdir), *TINY, *extra]
+    return subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_train_end_to_end_writes_a_run(tmp_path):
+    run_dir = training_loop(_tiny_options(tmp_path))
+    for name in ("training_options.json", "log.txt", "stats.jsonl", "reals.png", "fakes000000.png"):
+        assert (run_dir / name).is_file(), name
+    assert any(p.name.startswith("events.out.tfevents") for p in run_dir.iterdir())
+    stats = [json.loads(line) for line in (run_dir / "stats.jsonl").read_text().splitlines()]
+    assert len(stats) == 4 and stats[-1]["kimg"] == pytest.approx(0.064)
+    assert all("Loss/G/loss" in s and "Loss/D/loss" in s for s in stats)
+    assert len(list_snapshots(run_dir)) == 3  # keep the newest 3 of 4
+    G = polyinr.load(latest_snapshot(run_dir))  # the EMA generator is a normal checkpoint
+    assert G.num_classes == 10 and G.img_resolution == 8
+    # Running the same command again finds the finished run and has nothing left to do.
+    assert training_loop(_tiny_options(tmp_path)) == run_dir
+
+
+def test_dry_run_prints_resolved_imagenet_recipe():
+    result = CliRunner().invoke(main, ["train", "--preset", "imagenet", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    config = json.loads(result.output)
+    assert config["glr"] == 1e-4 and config["dlr"] == 2e-4 and config["batch"] == 64
+    assert config["disc"] == "projected" and config["loss"] == "hinge" and config["blur_sigma"] == 2.0
+    assert config["disc_options"]["backbones"] == ["tf_efficientnet_lite0", "deit_base_distilled_patch16_224"]
+    assert config["schedule"].startswith("32:")
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_is_bit_identical(tmp_path):
+    straight = _train_cli(tmp_path / "straight")
+    assert straight.wait(timeout=300) == 0, straight.stdout.read()
+    expected = _final_state(next((tmp_path / "straight").iterdir()))
+
+    killed = _train_cli(tmp_path / "killed")
+    outdir = tmp_path / "killed"
+    deadline = time.time() + 300
+    while time.time() < deadline:  # kill mid-run, once at least one snapshot beyond the first exists
+        runs = list(outdir.iterdir()) if outdir.is_dir() else []
+        if runs and len(list_snapshots(runs[0])) >= 2:
+            break
+        time.sleep(0.05)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    run_dir = next(outdir.iterdir())
+    assert latest_snapshot(run_dir) is not None
+    resumed = _train_cli(outdir)  # the same command: resumes automatically
+    output = resumed.communicate(timeout=300)[0]
+    assert resumed.returncode == 0, output
+    assert list(outdir.iterdir()) == [run_dir]
+    got = _final_state(run_dir)
+    for key in ("G/", "D/", "G_ema/", "optimizer/"):
+        names = [k for k in expected if k.startswith(key)]
+        assert names, key
+        assert all(torch.equal(expected[k], got[k]) for k in names), f"{key} differs after resume"
+
+
+def test_sigterm_saves_a_snapshot_and_exits_cleanly(tmp_path):
+    proc = _train_cli(tmp_path, "--kimg", "100", "--snap", "1000")
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(tmp_path.glob("*/stats.jsonl")):
+        time.sleep(0.05)
+    while time.time() < deadline and not list(tmp_path.glob("*/stats.jsonl"))[0].read_text():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    output = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 0, output
+    assert "stopped by signal" in output
+    run_dir = next(tmp_path.iterdir())
+    snapshot = latest_snapshot(run_dir)
+    assert snapshot is not None and float(snapshot.name) > 0
+
+
+def test_nan_stops_the_run_and_keeps_the_last_good_snapshot(tmp_path, monkeypatch):
+    from polyinr.training import losses
+
+    original = losses.NonSaturatingLoss.accumulate_gradients
+    calls = {"n": 0}
+
+    def poisoned(self, phase, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 12:  # after the first ticks, the generator's loss turns NaN
+            with torch.no_grad():
+                next(self.G.synthesis.parameters()).fill_(float("nan"))
+        return original(self, phase, *args, **kwargs)
+
+    monkeypatch.setattr(losses.NonSaturatingLoss, "accumulate_gradients", poisoned)
+    with pytest.raises(TrainingError, match=r"diverged.*step \d+.*last good snapshot: .*checkpoints"):
+        training_loop(_tiny_options(tmp_path))
+    run_dir = next(tmp_path.iterdir())
+    G = polyinr.load(latest_snapshot(run_dir))
+    assert all(torch.isfinite(p).all() for p in G.parameters())
+
+
+def test_full_disk_during_snapshot_keeps_previous_and_says_so(tmp_path, monkeypatch):
+    from polyinr.training import snapshot
+
+    original = snapshot.save_file
+    calls = {"n": 0}
+
+    def fail_second(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] >= 2:
+            raise OSError(28, "No space left on device")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(snapshot, "save_file", fail_second)
+    result = CliRunner().invoke(main, ["train", "--outdir", str(tmp_path), *TINY])
+    assert result.exit_code == 1
+    assert "No space left on device" in result.output and "Traceback" not in result.output
+    run_dir = next(tmp_path.iterdir())
+    assert latest_snapshot(run_dir) is not None
+    polyinr.load(latest_snapshot(run_dir))
+
+
+def test_progressive_schedule_switches_stage_and_data_resolution(tmp_path):
+    ticks = []
+    options = _tiny_options(tmp_path, schedule="8:0.016,16:0.016", resolution=None)
+    run_dir = training_loop(options, on_tick=ticks.append)
+    assert [t.stage.resolution for t in ticks] == [8, 16]
+    assert [t.cur_nimg for t in ticks] == [16, 32]
+    assert polyinr.load(latest_snapshot(run_dir)).img_resolution == 16
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_match_one_process(tmp_path):
+    one = _train_cli(tmp_path / "one", "--batch-gpu", "4", "--kimg", "0.032")
+    assert one.wait(timeout=300) == 0, one.stdout.read()
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533", "-m", "polyinr",
+           "train", "--outdir", str(tmp_path / "two"), *TINY, "--batch-gpu", "4", "--kimg", "0.032"]  # fmt: skip
+    two = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, two.stdout + two.stderr
+    a = _final_state(next((tmp_path / "one").iterdir()))
+    b = _final_state(next((tmp_path / "two").iterdir()))
+    for key in [k for k in a if k.startswith(("G/", "D/", "G_ema/")) and "w_avg" not in k]:
+        assert torch.allclose(a[key], b[key], rtol=1e-4, atol=1e-6), key
