@@ -14,7 +14,8 @@ from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
 from polyinr.models.registry import get_entry, list_models
 from polyinr.progress import progress_bar
-from polyinr.tools.render import generate_images, image_grid, render_tiled, save_image, seed_ws
+from polyinr.tools.latents import one_sample, ws_from_source
+from polyinr.tools.render import image_grid, render_tiled, render_ws, save_image
 
 network_option = click.option("--network", "network", required=True, metavar="CKPT",
                               help="Checkpoint directory (config.json + model.safetensors).")  # fmt: skip
@@ -22,11 +23,15 @@ class_option = click.option("--class", "class_idx", type=int, default=None, meta
                             help="Class label, for class-conditional models.")  # fmt: skip
 trunc_option = click.option("--trunc", "truncation_psi", type=float, default=1.0, metavar="PSI",
                             help="Truncation psi (1 = none, 0 = the class's average w).")  # fmt: skip
+latents_option = click.option("--latent", "latent_paths", type=click.Path(dir_okay=False), multiple=True,
+                              metavar="FILE", help="Latent file(s), e.g. from polyinr invert, instead of seeds "
+                              "(repeatable; their latents are used in order).")  # fmt: skip
 
 
 @main.command()
 @network_option
-@click.option("--seeds", type=RangeList(), required=True, help="Seeds, e.g. 0,3-7.")
+@click.option("--seeds", type=RangeList(), default=None, help="Seeds, e.g. 0,3-7.")
+@latents_option
 @class_option
 @trunc_option
 @click.option("--resolution", type=int, default=None, help="Render the frame at this resolution (default: native).")
@@ -41,19 +46,22 @@ trunc_option = click.option("--trunc", "truncation_psi", type=float, default=1.0
 @click.option("--outdir", type=click.Path(file_okay=False), required=True, help="Where to write the images.")
 @click.option("--batch", "batch_size", type=click.IntRange(min=1), default=8, help="Images rendered at once.")
 @device_option
-def generate(network, seeds, class_idx, truncation_psi, resolution, grid_size, outdir, batch_size, device):
-    """Render images from seeds: OUTDIR/seed0000.png, … (or one grid image with --grid)."""
+def generate(network, seeds, latent_paths, class_idx, truncation_psi, resolution, grid_size, outdir, batch_size,
+             device):  # fmt: skip
+    """Render images from seeds or latent files into OUTDIR (seed0000.png / latent0000.png, or one --grid image)."""
     device = resolve_device(device)
     G = load_generator(network, device)
     if resolution is not None and resolution <= 0:
         raise PolyinrError(f"--resolution must be positive, got {resolution}")
     grid = Grid.frame(resolution or G.img_resolution)
+    ws = ws_from_source(G, seeds, latent_paths, class_idx, truncation_psi, device)
+    names = [f"seed{seed:04d}" for seed in seeds] if seeds else [f"latent{i:04d}" for i in range(len(ws))]
     outdir = Path(outdir)
     images = []
-    with progress_bar(len(seeds), "generate", unit="img") as bar:
-        for seed, image in generate_images(G, seeds, class_idx, truncation_psi, grid, batch_size, device):
+    with progress_bar(len(ws), "generate", unit="img") as bar:
+        for name, image in zip(names, render_ws(G, ws, grid, batch_size)):
             if grid_size is None:
-                save_image(image, outdir / f"seed{seed:04d}.png")
+                save_image(image, outdir / f"{name}.png")
             else:
                 images.append(image)
             bar.update(1)
@@ -62,12 +70,14 @@ def generate(network, seeds, class_idx, truncation_psi, resolution, grid_size, o
         path = save_image(image_grid(images, cols, rows), outdir / "grid.png")
         click.echo(f"wrote {path}")
     else:
-        click.echo(f"wrote {len(seeds)} images to {outdir}")
+        click.echo(f"wrote {len(ws)} images to {outdir}")
 
 
 @main.command()
 @network_option
-@click.option("--seed", type=click.IntRange(min=0), required=True, help="Seed of the sample.")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed of the sample.")
+@click.option("--latent", "latent_path", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="A latent file holding one latent (e.g. from polyinr invert), instead of --seed.")  # fmt: skip
 @class_option
 @trunc_option
 @click.option(
@@ -81,12 +91,13 @@ def generate(network, seeds, class_idx, truncation_psi, resolution, grid_size, o
 @click.option("--tile", type=click.IntRange(min=1), default=512, help="Tile edge in pixels (bounds memory).")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True, help="Output image file.")
 @device_option
-def render(network, seed, class_idx, truncation_psi, window, size, tile, out_path, device):
+def render(network, seed, latent_path, class_idx, truncation_psi, window, size, tile, out_path, device):
     """Render one sample on any window of the plane at any size, tile by tile."""
     device = resolve_device(device)
     G = load_generator(network, device)
     grid = Grid.window(*window, *size)
-    ws = seed_ws(G, [seed], class_idx, truncation_psi, device)
+    seeds, latents = ([seed] if seed is not None else None), ([latent_path] if latent_path else None)
+    ws = one_sample(ws_from_source(G, seeds, latents, class_idx, truncation_psi, device))
     total = (-(-size[0] // tile)) * (-(-size[1] // tile))
     with progress_bar(total, "render", unit="tile") as bar:
         path = render_tiled(G, ws, grid, out_path, tile=tile, on_tile=lambda done, _: bar.update(done - bar.n))

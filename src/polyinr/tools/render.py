@@ -192,3 +192,17 @@ def render_tiled(
             writer.abort()
         raise
     return out_path
+
+
+def prepare_output(path: str | Path) -> Path:
+    """Check that the file ``path`` can be written, creating its directory; a one-line error otherwise."""
+    path = Path(path)
+    _check_writable(path)
+    return path
+
+
+@torch.no_grad()
+def render_ws(G: Generator, ws: torch.Tensor, grid: Grid | None = None, batch_size: int = 8) -> Iterator[np.ndarray]:
+    """Yield one uint8 image ``[H, W, 3]`` per sample of ``ws [N, num_ws, w_dim]``, rendered in batches."""
+    for start in range(0, len(ws), batch_size):
+        yield from to_uint8(G.synthesis(ws[start : start + batch_size], grid))

@@ -1,0 +1,228 @@
+"""Continuous-image tools: ``video``, ``mix``, ``heatmap``, ``invert``, ``outpaint``.
+
+The demonstrations of the Poly-INR paper as commands; every output is a picture or a video. Latents come
+from seeds or from latent files (``--latent``, written by ``invert``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+
+import click
+import numpy as np
+from click.core import ParameterSource
+
+from polyinr.checkpoint import load_generator
+from polyinr.cli import main
+from polyinr.cli.models import class_option, latents_option, network_option, trunc_option
+from polyinr.cli.options import RangeList, Size, Window, device_option, resolve_device
+from polyinr.errors import PolyinrError
+from polyinr.grid import Grid
+from polyinr.progress import progress_bar
+from polyinr.seeds import latents_from_seeds
+from polyinr.tools.edit import INTERPOLATIONS, heatmap_figure, level_maps, num_path_frames, style_mix_figure
+from polyinr.tools.invert import PERCEPTUAL, SPACES, invert_image, outpaint
+from polyinr.tools.latents import one_sample, ws_from_source
+from polyinr.tools.render import save_image
+from polyinr.tools.video import flight, flight_grids, latent_walk, walk_keys, write_video
+
+
+class FloatPair(click.ParamType):
+    """``A,B`` → ``(A, B)``, two finite numbers."""
+
+    name = "A,B"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        try:
+            pair = tuple(float(v) for v in str(value).split(","))
+        except ValueError:
+            pair = ()
+        if len(pair) != 2 or not all(math.isfinite(v) for v in pair):
+            self.fail(f"expected two numbers like 0.5,-1, got {value!r}", param, ctx)
+        return pair
+
+
+def _given(ctx: click.Context, names: Iterable[str]) -> list[str]:
+    """The options among ``names`` that were set on the command line, as ``--flag`` names."""
+    return [f"--{n.replace('_', '-')}" for n in names if ctx.get_parameter_source(n) != ParameterSource.DEFAULT]
+
+
+def _with_bar(frames: Iterable[np.ndarray], total: int, desc: str) -> Iterator[np.ndarray]:
+    with progress_bar(total, desc, unit="frame") as bar:
+        for frame in frames:
+            yield frame
+            bar.update(1)
+
+
+window_option = click.option("--window", type=Window(), default="0,0,1,1",
+                             help="Window of the plane, top,left,bottom,right (the frame is 0,0,1,1).")  # fmt: skip
+size_option = click.option("--size", type=Size(), default=None, metavar="HxW",
+                           help="Pixels of each image (default: the native resolution).")  # fmt: skip
+
+
+def _grid(G, window, size) -> Grid:
+    return Grid.window(*window, *(size or (G.img_resolution, G.img_resolution)))
+
+
+WALK_OPTIONS = ("space", "kind", "frames_per_step", "loop")
+
+
+@main.command()
+@network_option
+@click.option("--seeds", type=RangeList(), default=None,
+              help="Walks: key seeds, cell by cell (K per cell). Flights: one seed per cell.")  # fmt: skip
+@latents_option
+@class_option
+@trunc_option
+@click.option("--space", type=click.Choice(["z", "w"]), default="w", help="Walk: interpolate in Z or in W.")
+@click.option("--kind", type=click.Choice(INTERPOLATIONS), default="lerp", help="Walk: linear or spherical.")
+@click.option("--frames-per-step", type=click.IntRange(min=1), default=60, help="Walk: frames from key to key.")
+@click.option("--loop/--no-loop", default=True, help="Walk: return from the last key to the first.")
+@click.option("--pan", type=FloatPair(), default=None, metavar="DR,DC",
+              help="Flight: move the window DR rows, DC columns (frame units) over the video.")  # fmt: skip
+@click.option("--zoom", type=float, default=None, metavar="FACTOR",
+              help="Flight: final window size relative to the start (< 1 zooms in).")  # fmt: skip
+@click.option("--frames", type=click.IntRange(min=2), default=120, help="Flight: number of frames.")
+@click.option("--grid", "grid_size", type=Size(), default="1x1", metavar="CxR", help="Videos side by side.")
+@window_option
+@size_option
+@click.option("--fps", type=click.IntRange(min=1), default=30, help="Frames per second.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True, help="Output .mp4 or .gif.")
+@device_option
+@click.pass_context
+def video(ctx, network, seeds, latent_paths, class_idx, truncation_psi, space, kind, frames_per_step, loop, pan, zoom,
+          frames, grid_size, window, size, fps, out_path, device):  # fmt: skip
+    """A looping latent walk, or with --pan / --zoom a flight over the continuous image plane."""
+    device = resolve_device(device)
+    G = load_generator(network, device)
+    cols, rows = grid_size
+    grid = _grid(G, window, size)
+    if pan is not None or zoom is not None:
+        if _given(ctx, WALK_OPTIONS):
+            raise PolyinrError(f"{', '.join(_given(ctx, WALK_OPTIONS))} apply to latent walks, not to --pan/--zoom")
+        ws = ws_from_source(G, seeds, latent_paths, class_idx, truncation_psi, device)
+        if len(ws) != cols * rows:
+            raise PolyinrError(
+                f"a flight shows one sample per cell: give {cols * rows} seeds or latents, not {len(ws)}"
+            )
+        grids = flight_grids(window, grid.shape, frames, pan or (0.0, 0.0), 1.0 if zoom is None else zoom)
+        images, total = flight(G, ws, grids, cols), frames
+    else:
+        if _given(ctx, ["frames"]):
+            raise PolyinrError("--frames sets the length of a --pan/--zoom flight; a walk uses --frames-per-step")
+        if space == "z":
+            if latent_paths:
+                raise PolyinrError("--space z needs --seeds: latent files hold ws; use --space w")
+            if not seeds:
+                raise PolyinrError("give --seeds")
+            keys = walk_keys(latents_from_seeds(seeds, G.z_dim).to(device), cols * rows)
+            images = latent_walk(G, keys, frames_per_step, kind, loop, "z", class_idx, truncation_psi, grid, cols)
+        else:
+            ws = ws_from_source(G, seeds, latent_paths, class_idx, truncation_psi, device)
+            keys = walk_keys(ws, cols * rows)
+            images = latent_walk(G, keys, frames_per_step, kind, loop, "w", grid=grid, cols=cols)
+        total = num_path_frames(len(keys), frames_per_step, loop)
+    count = write_video(_with_bar(images, total, "video"), out_path, fps)
+    click.echo(f"wrote {out_path} ({count} frames, {count / fps:.1f} s)")
+
+
+@main.command()
+@network_option
+@click.option("--rows", type=RangeList(), required=True, help="Row sources: seeds, or indices into the --latent files.")
+@click.option("--cols", type=RangeList(), required=True, help="Column sources: seeds, or indices as for --rows.")
+@click.option("--levels", type=RangeList(), required=True, help="Levels taken from the column source, e.g. 0-3.")
+@latents_option
+@class_option
+@trunc_option
+@window_option
+@size_option
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True, help="Output image file.")
+@device_option
+def mix(network, rows, cols, levels, latent_paths, class_idx, truncation_psi, window, size, out_path, device):
+    """Style mixing: each row source with the chosen levels taken from each column source."""
+    device = resolve_device(device)
+    G = load_generator(network, device)
+    if latent_paths:
+        ws = ws_from_source(G, None, latent_paths, class_idx, truncation_psi, device)
+        missing = sorted({i for i in rows + cols if i >= len(ws)})
+        if missing:
+            raise PolyinrError(f"the --latent files hold {len(ws)} latents; there is no latent {missing}")
+        row_ws, col_ws = ws[rows], ws[cols]
+    else:
+        row_ws = ws_from_source(G, rows, None, class_idx, truncation_psi, device)
+        col_ws = ws_from_source(G, cols, None, class_idx, truncation_psi, device)
+    path = save_image(style_mix_figure(G, row_ws, col_ws, levels, _grid(G, window, size)), out_path)
+    click.echo(f"wrote {path} ({len(rows)} rows x {len(cols)} columns, levels {levels} from the columns)")
+
+
+@main.command()
+@network_option
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed of the sample.")
+@click.option("--latent", "latent_path", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="A latent file holding one latent, instead of --seed.")  # fmt: skip
+@class_option
+@trunc_option
+@window_option
+@size_option
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True, help="Output image file.")
+@device_option
+def heatmap(network, seed, latent_path, class_idx, truncation_psi, window, size, out_path, device):
+    """What each Poly-INR level contributes at each pixel, as a labelled figure."""
+    device = resolve_device(device)
+    G = load_generator(network, device)
+    seeds, latents = ([seed] if seed is not None else None), ([latent_path] if latent_path else None)
+    ws = one_sample(ws_from_source(G, seeds, latents, class_idx, truncation_psi, device))
+    path = save_image(heatmap_figure(level_maps(G, ws, _grid(G, window, size))), out_path)
+    click.echo(f"wrote {path}")
+
+
+def _inversion_options(command):
+    for option in reversed([
+        network_option,
+        click.option("--image", "image_path", required=True, metavar="FILE", help="The real image."),
+        class_option,
+        click.option("--space", type=click.Choice(SPACES), default="w+", help="One w for all levels, or one each."),
+        click.option("--steps", "num_steps", type=click.IntRange(min=1), default=1000, help="Optimisation steps."),
+        click.option("--perceptual", type=click.Choice(PERCEPTUAL), default="auto",
+                     help="Perceptual distance: LPIPS when available offline, else a Laplacian-pyramid L1."),
+        click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Output directory."),
+        device_option,
+    ]):  # fmt: skip
+        command = option(command)
+    return command
+
+
+def _report(inversion, out_dir) -> None:
+    click.echo(f"PSNR {inversion.psnr:.2f} dB (perceptual distance: {inversion.perceptual})")
+    click.echo(f"wrote {', '.join(p.name for p in inversion.files.values())} to {out_dir}")
+
+
+@main.command()
+@_inversion_options
+def invert(network, image_path, class_idx, space, num_steps, perceptual, out_dir, device):
+    """Find the latent that reproduces a real image (writes latent, reconstruction, progress video)."""
+    device = resolve_device(device)
+    G = load_generator(network, device)
+    with progress_bar(num_steps + 1, "invert", unit="step") as bar:
+        inversion = invert_image(G, image_path, out_dir, class_idx, space, num_steps, perceptual, device,
+                                 on_step=lambda state: bar.update(1))  # fmt: skip
+    _report(inversion, out_dir)
+
+
+@main.command("outpaint")
+@_inversion_options
+@click.option("--window", type=Window(), required=True,
+              help="Window to render around the image (the frame 0,0,1,1), e.g. -0.5,-0.5,1.5,1.5.")  # fmt: skip
+@click.option("--size", type=Size(), default=None, metavar="HxW",
+              help="Output pixels (default: the image's pixel spacing over the whole window).")  # fmt: skip
+def outpaint_cmd(network, image_path, class_idx, space, num_steps, perceptual, out_dir, device, window, size):
+    """Invert a real image, then render a larger window: the image continued beyond its borders."""
+    device = resolve_device(device)
+    G = load_generator(network, device)
+    with progress_bar(num_steps + 1, "invert", unit="step") as bar:
+        inversion = outpaint(G, image_path, out_dir, window, size, class_idx, space, num_steps, perceptual, device,
+                             on_step=lambda state: bar.update(1))  # fmt: skip
+    _report(inversion, out_dir)

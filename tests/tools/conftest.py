@@ -1,0 +1,69 @@
+"""Tiny Poly-INR generators for the tools tests, with images that actually vary.
+
+A fresh Poly-INR paints nearly flat images: each level's random 2×2 grid transform shrinks the coordinate
+frame, so after a few levels every pixel sees almost the same coordinates. The fixtures start the transforms
+near the identity (level 0 near 6× the identity, so the frame spans several units), rescale the RGB readout to
+a typical contrast (standard deviation within an image) of 0.3 around grey, and set ``w_avg`` to the mean
+mapped ``w`` as training would, so the tests (inversion PSNR above all) measure something.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from polyinr.models.registry import create
+
+TINY = dict(channels=32, num_levels=4, z_dim=16, w_dim=64, class_embed_dim=8, img_resolution=16)
+
+
+def make_tiny(num_classes: int = 0, seed: int = 0):
+    """A tiny Poly-INR (4 levels, n = 32, 16²) with varied images and a trained-looking ``w_avg``."""
+    torch.manual_seed(seed)
+    G = create("poly-inr", **TINY, num_classes=num_classes).eval().requires_grad_(False)
+    with torch.no_grad():
+        for i, level in enumerate(G.synthesis.levels):
+            level.grid_matrix.weight.mul_(0.1)
+            level.grid_matrix.bias.copy_(torch.tensor([1.0, 0.0, 0.0, 1.0]) * (6.0 if i == 0 else 1.0))
+        for c in range(max(num_classes, 1)):
+            labels = torch.full((512,), c) if num_classes else None
+            G.mapping.w_avg[c] = G.mapping(torch.randn(512, G.z_dim), labels)[:, 0].mean(dim=0)
+        to_rgb = G.synthesis.to_rgb
+        to_rgb.bias.zero_()
+        mixed = torch.arange(64) % num_classes if num_classes else None
+        images = G.synthesis(G.mapping(torch.randn(64, G.z_dim), mixed))  # [64, 3, 16, 16]
+        gain = 0.3 / images.std(dim=(2, 3)).median()  # typical contrast within an image → 0.3
+        to_rgb.weight.mul_(gain)
+        to_rgb.bias.copy_(-gain * images.mean(dim=(2, 3)).median(dim=0).values)  # [3] typical colour → grey
+    return G
+
+
+@pytest.fixture(scope="session")
+def tiny_G():
+    return make_tiny()
+
+
+@pytest.fixture(scope="session")
+def cond_G():
+    return make_tiny(num_classes=3, seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(tmp_path_factory, tiny_G) -> Path:
+    return tiny_G.save(tmp_path_factory.mktemp("ckpt") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def cond_ckpt(tmp_path_factory, cond_G) -> Path:
+    return cond_G.save(tmp_path_factory.mktemp("ckpt") / "cond")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """These tiny networks run several times faster on one thread, above all on a machine shared with others."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
