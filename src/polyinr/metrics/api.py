@@ -1,0 +1,258 @@
+"""Metric names → computations: parsing, dispatch, and the ``metric-<name>.jsonl`` result files.
+
+Names follow NVIDIA's tools, with the number of generated images ``N`` in thousands (a decimal such as ``0.1``
+is allowed for quick checks): ``fid{N}k_full``, ``kid{N}k_full``, ``is{N}k``, ``pr{N}k{K}_full`` (K = neighbourhood
+size), ``sfid{N}k_full``, ``rfid{N}k_full``, ``eqt{N}k_int``, ``eqt{N}k_frac``, ``eqr{N}k``,
+``scaleinv_fid{N}k_S{S}`` (S = integer zoom-out factor) and ``cas`` / ``cas{N}k`` (10k samples by default).
+``_full`` compares with every real image (KID: at most 1M, precision/recall: at most 200k, as StyleGAN3).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from polyinr._version import __version__
+from polyinr.errors import PolyinrError
+from polyinr.grid import Grid
+from polyinr.metrics.sampling import Progress, iterate_ws, sample_labels, to_uint8_images
+
+_N = r"(\d+(?:\.\d+)?)k"
+_PATTERNS: tuple[tuple[str, str], ...] = (
+    ("fid", rf"fid{_N}_full"),
+    ("kid", rf"kid{_N}_full"),
+    ("sfid", rf"sfid{_N}_full"),
+    ("rfid", rf"rfid{_N}_full"),
+    ("is", rf"is{_N}"),
+    ("pr", rf"pr{_N}(\d+)_full"),
+    ("eqt_int", rf"eqt{_N}_int"),
+    ("eqt_frac", rf"eqt{_N}_frac"),
+    ("eqr", rf"eqr{_N}"),
+    ("scaleinv_fid", rf"scaleinv_fid{_N}_S(\d+)"),
+    ("cas", rf"cas(?:{_N})?"),
+)
+VALID_FORMS = (
+    "fid{N}k_full, kid{N}k_full, is{N}k, pr{N}k{K}_full, sfid{N}k_full, rfid{N}k_full, eqt{N}k_int, eqt{N}k_frac, "
+    "eqr{N}k, scaleinv_fid{N}k_S{S}, cas, cas{N}k (N in thousands, e.g. 50 or 0.1)"
+)
+CAS_DEFAULT_SAMPLES = 10_000
+KID_MAX_REAL, PR_MAX_REAL = 1_000_000, 200_000
+KID_SUBSETS, KID_SUBSET_SIZE, IS_SPLITS = 100, 1000, 10
+
+# kind → (detector, feature, real images kept: None = no real data, "moments" or "all", cap on real images)
+_FEATURE_METRICS: dict[str, tuple[str, str, str | None, int | None]] = {
+    "fid": ("inception", "pool", "moments", None),
+    "sfid": ("inception", "spatial", "moments", None),
+    "rfid": ("inception-random", "pool", "moments", None),
+    "scaleinv_fid": ("inception", "pool", "moments", None),
+    "kid": ("inception", "pool", "all", KID_MAX_REAL),
+    "pr": ("vgg16", "vgg16_fc2", "all", PR_MAX_REAL),
+    "is": ("inception", "logits", None, None),
+}
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str  # as written, e.g. 'fid50k_full'
+    kind: str  # 'fid', 'kid', 'is', 'pr', 'sfid', 'rfid', 'eqt_int', 'eqt_frac', 'eqr', 'scaleinv_fid', 'cas'
+    num_gen: int  # generated images
+    nhood: int = 3  # precision/recall neighbourhood size
+    scale: int = 1  # ScaleInv FID zoom-out factor
+
+    @property
+    def needs_real_data(self) -> bool:
+        return self.kind == "cas" or (self.kind in _FEATURE_METRICS and _FEATURE_METRICS[self.kind][2] is not None)
+
+
+def _count(thousands: str, name: str) -> int:
+    value = float(thousands) * 1000
+    if value < 1 or not math.isclose(value, round(value), abs_tol=1e-6):
+        raise PolyinrError(f"metric {name!r}: {thousands}k is not a whole positive number of images")
+    return round(value)
+
+
+def parse_metric(name: str) -> MetricSpec:
+    """Parse one metric name; an unknown one → a one-line error listing the valid forms."""
+    for kind, pattern in _PATTERNS:
+        match = re.fullmatch(pattern, name)
+        if match is None:
+            continue
+        groups = match.groups()
+        if kind == "cas":
+            return MetricSpec(name, kind, _count(groups[0], name) if groups[0] else CAS_DEFAULT_SAMPLES)
+        num_gen = _count(groups[0], name)
+        if kind == "pr":
+            if int(groups[1]) < 1:
+                raise PolyinrError(f"metric {name!r}: the neighbourhood size must be at least 1")
+            return MetricSpec(name, kind, num_gen, nhood=int(groups[1]))
+        if kind == "scaleinv_fid":
+            if int(groups[1]) < 1:
+                raise PolyinrError(f"metric {name!r}: the scale must be at least 1")
+            return MetricSpec(name, kind, num_gen, scale=int(groups[1]))
+        return MetricSpec(name, kind, num_gen)
+    raise PolyinrError(f"unknown metric {name!r}; valid metrics: {VALID_FORMS}")
+
+
+def parse_metrics(spec: str) -> list[str]:
+    """``'fid50k_full,kid50k_full'`` → validated names in order, without repeats; ``'none'`` or ``''`` → ``[]``."""
+    names: list[str] = []
+    for part in spec.split(","):
+        part = part.strip()
+        if part in ("", "none"):
+            continue
+        parse_metric(part)
+        if part not in names:
+            names.append(part)
+    return names
+
+
+def metric_detector(name: str) -> str:
+    """The feature network (and weights file) metric ``name`` uses, or ``'none'``."""
+    spec = parse_metric(name)
+    if spec.kind not in _FEATURE_METRICS:
+        return "none"
+    from polyinr.metrics.features import detector_description
+
+    return detector_description(_FEATURE_METRICS[spec.kind][0])
+
+
+# ---------------------------------------------------------------------------- computing
+
+
+@torch.no_grad()
+def compute_metric(
+    name: str,
+    G: Any,
+    dataset: Any,
+    device: torch.device | str = "cpu",
+    batch_size: int = 32,
+    num_workers: int = 0,
+    on_progress: Progress | None = None,
+    *,
+    label_sampling: str = "dataset",
+    seed: int = 0,
+    detectors: dict[str, Any] | None = None,
+    use_cache: bool = True,
+    download: bool = True,
+) -> dict[str, float]:
+    """Compute metric ``name`` of generator ``G`` (on ``device``, not modified) against ``dataset``.
+
+    ``dataset`` (see :mod:`polyinr.data.datasets`) gives the real images, their resolution (generated images are
+    rendered at it) and the label distribution; it may be None for IS and the equivariance metrics.
+    ``on_progress(stage, done, total)`` reports progress. Generated sample ``i`` uses seed ``seed + i`` and a
+    label drawn as ``label_sampling`` says (``'dataset'`` distribution, StyleGAN3; or ``'uniform'``,
+    StyleGAN-XL). ``detectors`` replaces the named detectors (``'inception'``, ``'inception-random'``,
+    ``'vgg16'``), e.g. with small random networks in tests; ``use_cache`` reads and writes the real-data
+    statistics cache; ``download`` allows fetching missing detector weights.
+
+    Returns ``{name: value}``; precision/recall give ``{name}_precision`` and ``{name}_recall``, IS
+    ``{name}_mean`` and ``{name}_std``, CAS ``{name}`` and ``{name}_real`` (held-out accuracy on real images).
+    """
+    spec = parse_metric(name)
+    device = torch.device(device)
+    if batch_size < 1:
+        raise PolyinrError(f"batch size must be positive, got {batch_size}")
+    if spec.needs_real_data and dataset is None:
+        raise PolyinrError(f"metric {name} compares with real images: give a dataset")
+    if spec.kind == "cas":
+        from polyinr.metrics.cas import classification_accuracy_score
+
+        cas = classification_accuracy_score(G, dataset, spec.num_gen, device=device, seed=seed,
+                                            batch_size=batch_size, num_workers=num_workers,
+                                            on_progress=on_progress)  # fmt: skip
+        return {name: cas["cas"], f"{name}_real": cas["cas_real"]}
+    labels = sample_labels(G.num_classes, spec.num_gen, label_sampling, dataset, seed)
+    if spec.kind in ("eqt_int", "eqt_frac", "eqr"):
+        from polyinr.metrics.equivariance import equivariance_psnr
+
+        return {name: equivariance_psnr(G, spec.kind, spec.num_gen, labels, device, seed, on_progress=on_progress)}
+    return _feature_metric(spec, G, dataset, device, batch_size, num_workers, on_progress, labels, seed,
+                           detectors or {}, use_cache, download)  # fmt: skip
+
+
+def _feature_metric(
+    spec: MetricSpec, G: Any, dataset: Any, device: torch.device, batch_size: int, num_workers: int,
+    on_progress: Progress | None, labels: Any, seed: int, detectors: dict[str, Any], use_cache: bool, download: bool,
+) -> dict[str, float]:  # fmt: skip
+    from polyinr.metrics import fid as maths
+    from polyinr.metrics.features import load_detector
+    from polyinr.metrics.scale_inv import render_zoomed_out
+    from polyinr.metrics.stats_cache import real_feature_stats
+
+    detector_name, feature, keep, max_real = _FEATURE_METRICS[spec.kind]
+    detector = (
+        detectors[detector_name] if detector_name in detectors else load_detector(detector_name, device, download)
+    )
+    detector.check((feature,))
+    resolution = dataset.resolution if dataset is not None else G.img_resolution
+    capture_all = keep == "all" or spec.kind == "is"
+
+    gen = maths.FeatureStats(capture_moments=not capture_all, capture_all=capture_all)
+    grid = Grid.frame(resolution)
+    for ws in iterate_ws(G, spec.num_gen, batch_size, device, labels, seed):
+        images = render_zoomed_out(G, ws, resolution, spec.scale) if spec.kind == "scaleinv_fid" else \
+            G.synthesis(ws, grid)  # fmt: skip
+        gen.append(detector(to_uint8_images(images), (feature,))[feature])
+        if on_progress is not None:
+            on_progress("generated images", gen.num_items, spec.num_gen)
+    if spec.kind == "is":
+        mean, std = maths.inception_score(gen.all_features(), IS_SPLITS)
+        return {f"{spec.name}_mean": mean, f"{spec.name}_std": std}
+
+    real = real_feature_stats(dataset, detector, feature, max_real, capture_all, batch_size, num_workers, device,
+                              on_progress, use_cache)  # fmt: skip
+    if spec.kind == "kid":
+        kid = maths.kernel_inception_distance(real.all_features(), gen.all_features(), KID_SUBSETS,
+                                              KID_SUBSET_SIZE, seed)  # fmt: skip
+        return {spec.name: kid}
+    if spec.kind == "pr":
+        precision, recall = maths.precision_recall(real.all_features().to(device), gen.all_features().to(device),
+                                                   spec.nhood)  # fmt: skip
+        return {f"{spec.name}_precision": precision, f"{spec.name}_recall": recall}
+    return {spec.name: maths.frechet_distance(*gen.mean_cov(), *real.mean_cov())}
+
+
+# ---------------------------------------------------------------------------- results
+
+
+def append_metric_result(
+    run_dir: str | Path, name: str, results: dict[str, float], snapshot: str, detector: str | None = None
+) -> Path:
+    """Append one JSON line to ``run_dir/metric-<name>.jsonl``: metric, results, snapshot, time, detector."""
+    path = Path(run_dir) / f"metric-{name}.jsonl"
+    line = {
+        "metric": name,
+        "results": results,
+        "snapshot": snapshot,
+        "timestamp": time.time(),
+        "detector": detector if detector is not None else metric_detector(name),
+        "polyinr_version": __version__,
+    }
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(line, sort_keys=True) + "\n")
+    except OSError as e:
+        raise PolyinrError(f"cannot append to {path}: {e.strerror or e}") from None
+    return path
+
+
+RUN_MARKERS = ("training_options.json", "stats.jsonl")
+
+
+def find_run_dir(checkpoint: str | Path) -> Path | None:
+    """The run directory holding ``checkpoint``, or None.
+
+    That is the checkpoint's parent, or the parent's parent (``<run>/checkpoints/<snapshot>``), whichever first
+    has a training run's files (``training_options.json`` or ``stats.jsonl``).
+    """
+    for folder in Path(checkpoint).resolve().parents[:2]:
+        if any((folder / marker).is_file() for marker in RUN_MARKERS):
+            return folder
+    return None

@@ -1,0 +1,322 @@
+"""Feature detectors of the distribution metrics: uint8 images ``[B, 3, H, W]`` → named feature vectors.
+
+Three networks, each resizing its input itself as the reference tools do:
+
+- ``inception``: the standard Inception-v3 of FID, TensorFlow's "inception-2015-12-05" translated to PyTorch,
+  the weights torch-fidelity, pytorch-fid, clean-fid (legacy mode) and NVIDIA's tools use. Features: ``pool``
+  (2048-d, FID/KID), ``logits`` (1008 unbiased logits, IS) and ``spatial`` (the first 7 channels of
+  ``mixed_6/conv`` at 17×17, 2023-d, sFID). Weights: torch-fidelity's ``weights-inception-2015-12-05-6726825d.pth``
+  (the same file as pytorch-fid's ``pt_inception-2015-12-05-6726825d.pth``), checked by SHA-256; or NVIDIA's
+  TorchScript ``inception-2015-12-05.pkl`` (``pool`` and ``logits`` only), opened with ``torch.jit.load``.
+- ``inception-random``: the same architecture with random weights for rFID (StyleGAN-XL): He-normal
+  convolutions and fully connected layer drawn from a CPU generator seeded with :data:`RANDOM_INCEPTION_SEED`,
+  identity batch norms. Needs no file; its numbers compare with other polyinr rFIDs, not with StyleGAN-XL's
+  (whose random network is a downloaded pickle).
+- ``vgg16``: torchvision's ImageNet VGG16 (``vgg16-397923af.pth``) through torch-fidelity's extractor
+  (TF1-style bilinear resize to 224, fc2 after ReLU, 4096-d) for precision/recall; or NVIDIA's TorchScript
+  ``vgg16.pkl``.
+
+Our own Inception module reuses torch-fidelity's TensorFlow-compatible blocks and resize: torch-fidelity's
+extractor cannot be built without its weights (rFID), does not expose ``mixed_6/conv`` (sFID), and unpickles its
+file with ``weights_only=False``; ours loads a hash-checked state dict with ``weights_only=True``.
+
+Files are looked for in ``<cache>/detectors/`` (``$POLYINR_CACHE_DIR``, else ``$XDG_CACHE_HOME/polyinr``, else
+``~/.cache/polyinr``) and in PyTorch's hub checkpoint directory; when missing, the hash-checked ones are
+downloaded, and offline a :class:`~polyinr.errors.PolyinrError` says which file to put where.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.error
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch_fidelity.feature_extractor_inceptionv3 import (
+    BasicConv2d,
+    InceptionA,
+    InceptionB,
+    InceptionC,
+    InceptionD,
+    InceptionE_1,
+    InceptionE_2,
+)
+from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
+
+from polyinr.errors import PolyinrError
+
+RANDOM_INCEPTION_SEED = 0
+SFID_CHANNELS = 7  # channels of mixed_6/conv kept for sFID (StyleGAN-XL, after Nash et al.)
+
+
+def cache_dir() -> Path:
+    """polyinr's user cache: ``$POLYINR_CACHE_DIR``, else ``$XDG_CACHE_HOME/polyinr``, else ``~/.cache/polyinr``."""
+    if os.environ.get("POLYINR_CACHE_DIR"):
+        return Path(os.environ["POLYINR_CACHE_DIR"]).expanduser()
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "polyinr"
+    return Path.home() / ".cache" / "polyinr"
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    """A standard detector file: its name, SHA-256 (None = not known, TorchScript only) and download URL."""
+
+    filename: str
+    sha256: str | None
+    url: str | None
+    torchscript: bool  # True = NVIDIA's TorchScript archive, False = a PyTorch state dict
+
+
+INCEPTION_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
+VGG16_SHA256 = "397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0"
+
+WEIGHTS: dict[str, tuple[WeightsFile, ...]] = {
+    "inception": (
+        WeightsFile("weights-inception-2015-12-05-6726825d.pth", INCEPTION_SHA256,
+                    "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
+                    "weights-inception-2015-12-05-6726825d.pth", torchscript=False),
+        WeightsFile("pt_inception-2015-12-05-6726825d.pth", INCEPTION_SHA256, None, torchscript=False),
+        WeightsFile("inception-2015-12-05.pkl", None, None, torchscript=True),
+    ),
+    "vgg16": (
+        WeightsFile("vgg16-397923af.pth", VGG16_SHA256, "https://download.pytorch.org/models/vgg16-397923af.pth",
+                    torchscript=False),
+        WeightsFile("vgg16.pkl", None, None, torchscript=True),
+    ),
+}  # fmt: skip
+
+DETECTOR_NAMES = ("inception", "inception-random", "vgg16")
+
+
+# ---------------------------------------------------------------------------- detectors
+
+
+class Detector(nn.Module):
+    """Base class: ``forward(images uint8 [B, 3, H, W], features) → {name: float32 [B, D]}``.
+
+    ``name`` identifies the network and its weights (it keys the real-data statistics cache and is written
+    beside every result); ``provides`` lists the feature names it computes.
+    """
+
+    name: str
+    provides: tuple[str, ...]
+
+    def check(self, features: tuple[str, ...]) -> None:
+        missing = [f for f in features if f not in self.provides]
+        if missing:
+            raise PolyinrError(f"detector {self.name} does not compute {', '.join(missing)} features "
+                               f"(it computes {', '.join(self.provides)})")  # fmt: skip
+
+
+class InceptionV3(Detector):
+    """TensorFlow-compatible Inception-v3 (torch-fidelity's blocks, same state-dict keys as its weights file)."""
+
+    provides = ("pool", "logits", "spatial")
+
+    def __init__(self, name: str, state_dict: dict[str, torch.Tensor] | None = None, seed: int = 0) -> None:
+        super().__init__()
+        self.name = name
+        self.Conv2d_1a_3x3 = BasicConv2d(3, 32, kernel_size=3, stride=2)
+        self.Conv2d_2a_3x3 = BasicConv2d(32, 32, kernel_size=3)
+        self.Conv2d_2b_3x3 = BasicConv2d(32, 64, kernel_size=3, padding=1)
+        self.Conv2d_3b_1x1 = BasicConv2d(64, 80, kernel_size=1)
+        self.Conv2d_4a_3x3 = BasicConv2d(80, 192, kernel_size=3)
+        self.Mixed_5b = InceptionA(192, pool_features=32)
+        self.Mixed_5c = InceptionA(256, pool_features=64)
+        self.Mixed_5d = InceptionA(288, pool_features=64)
+        self.Mixed_6a = InceptionB(288)
+        self.Mixed_6b = InceptionC(768, channels_7x7=128)
+        self.Mixed_6c = InceptionC(768, channels_7x7=160)
+        self.Mixed_6d = InceptionC(768, channels_7x7=160)  # TensorFlow's mixed_6
+        self.Mixed_6e = InceptionC(768, channels_7x7=192)
+        self.Mixed_7a = InceptionD(768)
+        self.Mixed_7b = InceptionE_1(1280)
+        self.Mixed_7c = InceptionE_2(2048)
+        self.fc = nn.Linear(2048, 1008)
+        if state_dict is None:
+            self._randomize(seed)
+        else:
+            self.load_state_dict(state_dict)
+        self.eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def _randomize(self, seed: int) -> None:
+        """He-normal weights from a CPU generator seeded ``seed``; batch norms stay the identity."""
+        gen = torch.Generator().manual_seed(seed)
+        for module in self.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                fan_in = module.weight[0].numel()
+                gain = 2.0 if isinstance(module, nn.Conv2d) else 1.0
+                module.weight.copy_(torch.randn(module.weight.shape, generator=gen) * (gain / fan_in) ** 0.5)
+                if module.bias is not None:
+                    module.bias.zero_()
+
+    def forward(self, images: torch.Tensor, features: tuple[str, ...] = ("pool",)) -> dict[str, torch.Tensor]:
+        self.check(features)
+        x = interpolate_bilinear_2d_like_tensorflow1x(images.float(), size=(299, 299), align_corners=False)
+        x = (x - 128) / 128  # [B, 3, 299, 299]
+        x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))  # [B, 64, 147, 147]
+        x = F.max_pool2d(x, kernel_size=3, stride=2)  # [B, 64, 73, 73]
+        x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x))  # [B, 192, 71, 71]
+        x = F.max_pool2d(x, kernel_size=3, stride=2)  # [B, 192, 35, 35]
+        x = self.Mixed_6c(self.Mixed_6b(self.Mixed_6a(self.Mixed_5d(self.Mixed_5c(self.Mixed_5b(x))))))  # 768×17²
+        out = {}
+        if "spatial" in features:
+            out["spatial"] = self.Mixed_6d.branch1x1(x)[:, :SFID_CHANNELS].flatten(1)  # [B, 7·17·17]
+        if "pool" in features or "logits" in features:
+            x = self.Mixed_7a(self.Mixed_6e(self.Mixed_6d(x)))  # [B, 1280, 8, 8]
+            pool = self.Mixed_7c(self.Mixed_7b(x)).mean(dim=(2, 3))  # [B, 2048]
+            out["pool"] = pool
+            out["logits"] = pool @ self.fc.weight.T  # [B, 1008], without the output bias (as IS is defined)
+        return {f: out[f].float() for f in features}
+
+
+class TorchFidelityVGG16(Detector):
+    """torchvision's VGG16 through torch-fidelity's extractor: ``vgg16_fc2`` [B, 4096] (fc2 after ReLU)."""
+
+    provides = ("vgg16_fc2",)
+
+    def __init__(self, name: str, path: Path) -> None:
+        super().__init__()
+        from torch_fidelity.feature_extractor_vgg16 import FeatureExtractorVGG16
+
+        self.name = name
+        # The file's SHA-256 was checked against torchvision's published one before it reaches this unpickler.
+        self.net = FeatureExtractorVGG16("vgg16", ["fc2_relu"], feature_extractor_weights_path=str(path))
+
+    def forward(self, images: torch.Tensor, features: tuple[str, ...] = ("vgg16_fc2",)) -> dict[str, torch.Tensor]:
+        self.check(features)
+        (fc2,) = self.net(images)
+        return {"vgg16_fc2": fc2}
+
+
+class TorchScriptDetector(Detector):
+    """NVIDIA's TorchScript detectors (StyleGAN2-ADA / StyleGAN3 metrics), loaded with ``torch.jit.load``.
+
+    Inception: ``pool`` = ``net(x, return_features=True)``; ``logits`` = log of ``net(x, no_output_bias=True)``
+    (its softmax without the output bias). VGG16: ``vgg16_fc2`` = ``net(x, return_features=True)``.
+    """
+
+    def __init__(self, name: str, net: torch.jit.ScriptModule, kind: str) -> None:
+        super().__init__()
+        self.name = name
+        self.net = net
+        self.kind = kind
+        self.provides = ("pool", "logits") if kind == "inception" else ("vgg16_fc2",)
+
+    def forward(self, images: torch.Tensor, features: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
+        self.check(features)
+        out = {}
+        for f in features:
+            if f == "logits":
+                out[f] = self.net(images, no_output_bias=True).float().clamp_min(1e-30).log()
+            else:
+                out[f] = self.net(images, return_features=True).float()
+        return out
+
+
+# ---------------------------------------------------------------------------- files
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def search_dirs() -> list[Path]:
+    """Where detector files are looked for: polyinr's cache, then PyTorch's hub checkpoints."""
+    return [cache_dir() / "detectors", Path(torch.hub.get_dir()) / "checkpoints"]
+
+
+def _missing_message(kind: str, reason: str) -> str:
+    first = WEIGHTS[kind][0]
+    return (f"the {kind} detector weights are missing ({reason}): put {first.filename} (sha256 {first.sha256}, "
+            f"from {first.url}) in {cache_dir() / 'detectors'}")  # fmt: skip
+
+
+def find_weights(kind: str, download: bool = True) -> tuple[Path, WeightsFile]:
+    """The first standard file of ``kind`` found locally; else download the hash-known one; else a clear error."""
+    for entry in WEIGHTS[kind]:
+        for folder in search_dirs():
+            path = folder / entry.filename
+            if path.is_file():
+                return path, entry
+    entry = WEIGHTS[kind][0]
+    if not download:
+        raise PolyinrError(_missing_message(kind, "downloads are off"))
+    dest = cache_dir() / "detectors" / entry.filename
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(entry.url, str(dest), hash_prefix=entry.sha256, progress=False)
+    except (urllib.error.URLError, OSError, RuntimeError) as e:
+        raise PolyinrError(_missing_message(kind, f"download failed: {getattr(e, 'reason', e)}")) from None
+    return dest, entry
+
+
+def _verified_state_dict(path: Path, entry: WeightsFile) -> dict[str, torch.Tensor]:
+    verify_sha256(path, entry.sha256)
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def verify_sha256(path: Path, expected: str) -> None:
+    actual = sha256_of(path)
+    if actual != expected:
+        raise PolyinrError(f"{path} has sha256 {actual}, expected {expected}: the file is corrupt or another "
+                           f"network; delete it and put the right file there")  # fmt: skip
+
+
+def _torchscript(path: Path) -> torch.jit.ScriptModule:
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*torch.jit.load.*deprecated", category=FutureWarning)
+            return torch.jit.load(str(path), map_location="cpu").eval()
+    except RuntimeError:
+        raise PolyinrError(f"{path} is not a TorchScript archive (polyinr never unpickles detector files); "
+                           f"use the hash-checked state-dict file instead") from None  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- loading
+
+_LOADED: dict[tuple[str, str], Detector] = {}
+
+
+def load_detector(name: str, device: torch.device | str = "cpu", download: bool = True) -> Detector:
+    """The detector ``name`` (one of :data:`DETECTOR_NAMES`) in eval mode on ``device``; loaded once per process."""
+    if name not in DETECTOR_NAMES:
+        raise PolyinrError(f"unknown detector {name!r}; detectors: {', '.join(DETECTOR_NAMES)}")
+    key = (name, str(torch.device(device)))
+    if key not in _LOADED:
+        _LOADED[key] = _build_detector(name, download).to(device).eval().requires_grad_(False)
+    return _LOADED[key]
+
+
+def _build_detector(name: str, download: bool) -> Detector:
+    if name == "inception-random":
+        return InceptionV3(f"inception-v3-random-he-seed{RANDOM_INCEPTION_SEED}", seed=RANDOM_INCEPTION_SEED)
+    path, entry = find_weights(name, download)
+    if entry.torchscript:
+        return TorchScriptDetector(f"{name}-nvidia-torchscript", _torchscript(path), name)
+    if name == "inception":
+        return InceptionV3("inception-2015-12-05", _verified_state_dict(path, entry))
+    verify_sha256(path, entry.sha256)
+    return TorchFidelityVGG16("vgg16-torchvision-397923af", path)
+
+
+def detector_description(name: str) -> str:
+    """Which network and file ``load_detector(name)`` uses, without loading it (for reports)."""
+    if name == "inception-random":
+        return f"inception-v3-random-he-seed{RANDOM_INCEPTION_SEED}"
+    for entry in WEIGHTS[name]:
+        for folder in search_dirs():
+            if (folder / entry.filename).is_file():
+                return f"{name} ({folder / entry.filename})"
+    return f"{name} ({WEIGHTS[name][0].filename}, not yet downloaded)"
