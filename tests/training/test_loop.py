@@ -23,7 +23,8 @@ from polyinr.training.snapshot import STATE_WEIGHTS, latest_snapshot, list_snaps
 
 # 8 steps of 8 images on 8×8 digits with a 16-wide generator: a few seconds.
 TINY = ["--data", "builtin:digits", "--cond", "true", "--resolution", "8", "--batch", "8", "--kimg", "0.064",
-        "--tick", "0.016", "--snap", "1", "--channels", "16", "--workers", "0", "--device", "cpu", "--seed", "3"]  # fmt: skip
+        "--tick", "0.016", "--snap", "1", "--channels", "16", "--workers", "0", "--device", "cpu",
+        "--seed", "3"]  # fmt: skip
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
@@ -102,7 +103,7 @@ def test_sigterm_saves_a_snapshot_and_exits_cleanly(tmp_path):
     deadline = time.time() + 120
     while time.time() < deadline and not list(tmp_path.glob("*/stats.jsonl")):
         time.sleep(0.05)
-    while time.time() < deadline and not list(tmp_path.glob("*/stats.jsonl"))[0].read_text():
+    while time.time() < deadline and not next(iter(tmp_path.glob("*/stats.jsonl"))).read_text():
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     output = proc.communicate(timeout=120)[0]

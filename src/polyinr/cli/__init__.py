@@ -49,12 +49,12 @@ def main() -> None:
         logger.setLevel(logging.WARNING)
 
 
-# Command modules register themselves on `main` when imported (explicit imports, in help order).
-from polyinr.cli import models as _models  # noqa: E402,F401
-from polyinr.cli import train as _train  # noqa: E402,F401
-from polyinr.cli import demo as _demo  # noqa: E402,F401
-from polyinr.cli import dataset as _dataset  # noqa: E402,F401
-from polyinr.cli import tools as _tools  # noqa: E402,F401
+# Command modules register themselves on `main` when imported (explicit imports; click lists them sorted).
 from polyinr.cli import convert as _convert  # noqa: E402,F401
+from polyinr.cli import dataset as _dataset  # noqa: E402,F401
+from polyinr.cli import demo as _demo  # noqa: E402,F401
 from polyinr.cli import embed as _embed  # noqa: E402,F401
 from polyinr.cli import metrics as _metrics  # noqa: E402,F401
+from polyinr.cli import models as _models  # noqa: E402,F401
+from polyinr.cli import tools as _tools  # noqa: E402,F401
+from polyinr.cli import train as _train  # noqa: E402,F401

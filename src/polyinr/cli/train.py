@@ -45,6 +45,12 @@ def _parse_bool(value: str | None) -> bool | None:
 @click.option("--class-embeddings", default=None, metavar="FILE", help="Pretrained class table (embed-classes).")
 @click.option("--features-pretrained", default=None, metavar="BOOL", help="Projected D: pretrained backbones.")
 @click.option("--backbones", default=None, metavar="A,B", help="Projected D: timm feature networks.")
+@click.option(
+    "--features-weights",
+    default=None,
+    metavar="NAME=FILE,…",
+    help="Projected D: local weights file per backbone (safetensors or a state dict).",
+)
 @click.option("--tick", "tick_kimg", type=float, default=None, help="Progress report interval in kimg.")
 @click.option("--snap", "snap_ticks", type=int, default=None, help="Snapshot interval in ticks.")
 @click.option("--keep", "keep_snapshots", type=int, default=None, help="Snapshots kept.")
@@ -57,13 +63,18 @@ def _parse_bool(value: str | None) -> bool | None:
 @click.option("--desc", default=None, help="Extra words for the run directory name.")
 @click.option("--channels", type=int, default=None, help="Generator width n (overrides the preset).")
 @click.option("-n", "--dry-run", is_flag=True, help="Print the resolved configuration and exit.")
-def train(cond, mirror, features_pretrained, backbones, metrics, resume, channels, dry_run, **flags):
+def train(cond, mirror, features_pretrained, backbones, features_weights, metrics, resume, channels, dry_run, **flags):
     """Train a generator; running the same command again resumes it."""
     disc_overrides = {}
     if features_pretrained is not None:
         disc_overrides["pretrained"] = _parse_bool(features_pretrained)
     if backbones is not None:
         disc_overrides["backbones"] = [b.strip() for b in backbones.split(",") if b.strip()]
+    if features_weights is not None:
+        pairs = [item.partition("=") for item in features_weights.split(",") if item.strip()]
+        if any(not sep or not name or not path for name, sep, path in pairs):
+            raise click.BadParameter("expected NAME=FILE[,NAME=FILE…]", param_hint="--features-weights")
+        disc_overrides["weights"] = {name.strip(): path.strip() for name, _, path in pairs}
     if metrics is not None:
         from polyinr.metrics import parse_metrics
 

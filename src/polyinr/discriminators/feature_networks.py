@@ -82,10 +82,10 @@ class FeatureNetwork(FrozenModule):
         return self.model.forward_intermediates(x, indices=self.indices, intermediates_only=True)
 
 
-def create_feature_network(name: str, pretrained: bool = True, weights: str | Path | None = None) -> FeatureNetwork:
-    """The frozen timm network ``name``: weights from the file ``weights``, else downloaded (``pretrained``),
-    else random. Raises a one-line :class:`PolyinrError` for an unknown name, a download that fails (offline),
-    or a weights file that is missing or does not fit."""
+def load_timm_model(name: str, pretrained: bool = True, weights: str | Path | None = None) -> nn.Module:
+    """The timm model ``name`` (with its head): weights from the file ``weights``, else downloaded
+    (``pretrained``), else random. Raises a one-line :class:`PolyinrError` for an unknown name, a download
+    that fails (offline), or a weights file that is missing or does not fit."""
     import timm
 
     if not timm.is_model(name):
@@ -95,19 +95,22 @@ def create_feature_network(name: str, pretrained: bool = True, weights: str | Pa
         if not path.is_file():
             raise PolyinrError(f"weights file for {name} not found: {path}")
         try:
-            model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": str(path)})
+            return timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": str(path)})
         except (RuntimeError, ValueError, KeyError, OSError, pickle.UnpicklingError, SafetensorError) as e:
             reason = " ".join(str(e).split())[:300] or type(e).__name__
             raise PolyinrError(f"cannot load the weights of {name} from {path}: {reason}") from None
-    elif pretrained:
+    if pretrained:
         try:
-            model = timm.create_model(name, pretrained=True)
+            return timm.create_model(name, pretrained=True)
         except OSError as e:  # offline: huggingface_hub's LocalEntryNotFoundError, urllib's URLError, …
             raise PolyinrError(
                 f"the pretrained weights of {name} could not be downloaded ({type(e).__name__}); use "
                 f"--features-pretrained false for randomly initialised features, or give a local weights "
                 f"file for {name} (safetensors or a PyTorch state dict)"
             ) from None
-    else:
-        model = timm.create_model(name, pretrained=False)
-    return FeatureNetwork(name, model)
+    return timm.create_model(name, pretrained=False)
+
+
+def create_feature_network(name: str, pretrained: bool = True, weights: str | Path | None = None) -> FeatureNetwork:
+    """The frozen four-stage feature network of timm model ``name`` (weights as :func:`load_timm_model`)."""
+    return FeatureNetwork(name, load_timm_model(name, pretrained=pretrained, weights=weights))

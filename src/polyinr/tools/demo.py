@@ -47,7 +47,8 @@ def run_demo(
         "checkpoint": latest_snapshot(run_dir),
         "samples": save_image(render_showcase(G, Grid.frame(R)), outdir / f"samples_{R}x{R}.png"),
         "dense": save_image(render_showcase(G, Grid.frame(4 * R)), outdir / f"samples_{4 * R}x{4 * R}.png"),
-        "extrapolation": save_image(render_showcase(G, Grid.window(-0.5, -0.5, 1.5, 1.5, 4 * R, 4 * R)),
-                                    outdir / "extrapolation_window_-0.5_1.5.png"),  # fmt: skip
+        "extrapolation": save_image(
+            render_showcase(G, Grid.window(-0.5, -0.5, 1.5, 1.5, 4 * R, 4 * R)), outdir / "extrapolation_-0.5_1.5.png"
+        ),
     }
     return paths

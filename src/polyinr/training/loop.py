@@ -104,12 +104,20 @@ def training_loop(
     log = RunLog(run_dir) if rank == 0 else None
 
     # Networks ---------------------------------------------------------------------------------------------
+    class_table = _load_class_table(options, num_classes)
+    embed_width = {"class_embed_dim": class_table.shape[1]} if class_table is not None else {}
     torch.manual_seed(options.seed)
-    G = create_generator(options.model, options.preset, num_classes=num_classes,
-                         img_resolution=max(s.resolution for s in stages), **options.model_overrides)  # fmt: skip
+    G = create_generator(
+        options.model,
+        options.preset,
+        num_classes=num_classes,
+        img_resolution=max(s.resolution for s in stages),
+        **{**options.model_overrides, **embed_width},
+    )
+    if class_table is not None:
+        G.mapping.set_class_embeddings(class_table)
     G = G.to(device).train().requires_grad_(True)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
-    class_table = _class_table(options, G)
     cur_nimg, step = 0, 0
     snapshot = latest_snapshot(run_dir) if resuming else None
     if snapshot is not None:
@@ -195,8 +203,10 @@ def training_loop(
                         )  # fmt: skip
                 distributed.average_gradients(params)
                 if not all(torch.isfinite(p.grad).all() for p in params if p.grad is not None):
-                    raise TrainingError(f"training diverged: non-finite gradient in {phase.name} at step {step} "
-                                        f"({cur_nimg / 1000:.3f} kimg); last good snapshot: {last_snapshot}")  # fmt: skip
+                    raise TrainingError(
+                        f"training diverged: non-finite gradient in {phase.name} at step {step} "
+                        f"({cur_nimg / 1000:.3f} kimg); last good snapshot: {last_snapshot}"
+                    )
                 optimizers[phase.network].step()
             _set_trainable(trainable, None)
 
@@ -297,14 +307,15 @@ def _broadcast_run_dir(run_dir: Path | None, resuming: bool) -> tuple[Path, bool
     return Path(box[0][0]), box[0][1]
 
 
-def _class_table(options: TrainingOptions, G) -> torch.Tensor | None:
-    """The pretrained class table, loaded into G's mapping; also returned for D."""
+def _load_class_table(options: TrainingOptions, num_classes: int) -> torch.Tensor | None:
+    """The pretrained class table ``[num_classes, E]`` that G's mapping and D start from (None: learned)."""
     if options.class_embeddings is None:
         return None
     from polyinr.tools.class_embeddings import load_class_embeddings
 
     table = load_class_embeddings(options.class_embeddings)
-    G.mapping.set_class_embeddings(table.to(next(G.parameters()).device))
+    if table.shape[0] != num_classes:
+        raise PolyinrError(f"--class-embeddings has {table.shape[0]} classes, the conditional dataset {num_classes}")
     return table
 
 

@@ -12,10 +12,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from polyinr.discriminators.projected import AUTHORS_BACKBONES
 from polyinr.errors import PolyinrError
 from polyinr.training.schedule import parse_schedule
-
-AUTHORS_BACKBONES = ("tf_efficientnet_lite0", "deit_base_distilled_patch16_224")
 
 
 @dataclass

@@ -27,7 +27,8 @@ def build_discriminator(
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(options.seed * 1000 + 17 + stage.index)
-        D = create_discriminator(options.disc, stage.resolution, num_classes, **options.disc_options)
+        width = {"embed_dim": class_table.shape[1]} if class_table is not None and num_classes else {}
+        D = create_discriminator(options.disc, stage.resolution, num_classes, **{**options.disc_options, **width})
     if class_table is not None and num_classes:
         D.set_class_embeddings(class_table)
     return D.to(device).train()
