@@ -28,9 +28,10 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "poly-inr": {
         # The authors' ImageNet network (n 1024, 10 levels, z 64, w 512, 1000 classes), trained from 32².
         "imagenet": dict(channels=1024, num_levels=10, z_dim=64, w_dim=512, num_classes=1000,
-                         class_embed_dim=320, img_resolution=32),
+                         class_embed_dim=320, img_resolution=32, init="authors"),
         # The paper's FFHQ width (n 512), unconditional.
-        "ffhq": dict(channels=512, num_levels=10, z_dim=64, w_dim=512, num_classes=0, img_resolution=256),
+        "ffhq": dict(channels=512, num_levels=10, z_dim=64, w_dim=512, num_classes=0, img_resolution=256,
+                     init="authors"),
         # Small enough to train for minutes on 2 CPU cores.
         "cpu": dict(channels=64, num_levels=6, z_dim=32, w_dim=128, class_embed_dim=32, img_resolution=16),
     },

@@ -20,6 +20,7 @@ from polyinr.training.options import resolve_options
 from polyinr.training.snapshot import latest_snapshot
 
 SAMPLES_PER_CLASS = 8
+DEMO_RESOLUTION = 16  # the scans are 8×8: 16² shows them whole and trains fast on two cores
 
 
 @torch.no_grad()
@@ -38,7 +39,9 @@ def run_demo(
 ) -> dict[str, Path]:  # fmt: skip
     """Train (or resume) the demo run, then write the three pictures; returns their paths and the run."""
     outdir = Path(outdir)
-    options = resolve_options("cpu", data="builtin:digits", cond=True, outdir=str(outdir), kimg=kimg, workers=0)
+    options = resolve_options(
+        "cpu", data="builtin:digits", cond=True, resolution=DEMO_RESOLUTION, outdir=str(outdir), kimg=kimg, workers=0
+    )
     run_dir = training_loop(options, resume=resume, on_tick=on_tick, on_message=on_message)
     G = load_generator(latest_snapshot(run_dir))
     R = G.img_resolution
