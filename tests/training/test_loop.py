@@ -48,6 +48,7 @@ def test_train_end_to_end_writes_a_run(tmp_path):
     run_dir = training_loop(_tiny_options(tmp_path))
     for name in ("training_options.json", "log.txt", "stats.jsonl", "reals.png", "fakes000000.png"):
         assert (run_dir / name).is_file(), name
+    assert len(list(run_dir.glob("fakes*.png"))) == 5  # at the start and every tick
     assert any(p.name.startswith("events.out.tfevents") for p in run_dir.iterdir())
     stats = [json.loads(line) for line in (run_dir / "stats.jsonl").read_text().splitlines()]
     assert len(stats) == 4 and stats[-1]["kimg"] == pytest.approx(0.064)
@@ -177,3 +178,30 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     b = _final_state(next((tmp_path / "two").iterdir()))
     for key in [k for k in a if k.startswith(("G/", "D/", "G_ema/")) and "w_avg" not in k]:
         assert torch.allclose(a[key], b[key], rtol=1e-4, atol=1e-6), key
+
+
+def test_projected_discriminator_trains_with_hinge_blur_and_metrics(tmp_path):
+    options = _tiny_options(
+        tmp_path, resolution=16, disc="projected", kimg=0.032, metrics=("cas0.05k",),
+        disc_options={"backbones": ["tf_efficientnet_lite0"], "pretrained": False, "interp224": False},
+    )  # fmt: skip
+    assert options.loss == "hinge"
+    D_before = {}
+
+    def remember(tick):
+        if not D_before:
+            D_before.update(_final_state(run_dir_of(tmp_path)))
+
+    run_dir = training_loop(options, on_tick=remember)
+    after = _final_state(run_dir)
+    frozen = [k for k in after if k.startswith("D/") and ".heads." not in k and "embed" not in k]
+    trained = [k for k in after if k.startswith("D/") and ".heads." in k and k.endswith("weight")]
+    assert frozen and trained
+    assert all(torch.equal(D_before[k], after[k]) for k in frozen)  # backbones and projections stay frozen
+    assert any(not torch.equal(D_before[k], after[k]) for k in trained)  # the heads learn
+    lines = (run_dir / "metric-cas0.05k.jsonl").read_text().splitlines()
+    assert lines and "cas0.05k" in json.loads(lines[-1])["results"]
+
+
+def run_dir_of(outdir: Path) -> Path:
+    return next(p for p in outdir.iterdir() if p.is_dir())

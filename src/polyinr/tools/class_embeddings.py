@@ -82,8 +82,16 @@ def save_class_embeddings(
 
 
 def load_class_embeddings(path: str | Path) -> torch.Tensor:
-    """The table ``[num_classes, E]`` stored by :func:`save_class_embeddings`."""
+    """The table ``[num_classes, E]`` stored by :func:`save_class_embeddings`, or the class table of a
+    conditional generator checkpoint (e.g. the authors' 1000×320 ImageNet table after ``polyinr convert``)."""
     path = Path(path)
+    if path.is_dir():
+        from polyinr.checkpoint import load_generator
+
+        G = load_generator(path)
+        if G.mapping.embed is None:
+            raise PolyinrError(f"{path} is an unconditional generator: it has no class table")
+        return G.mapping.embed.weight.detach().float().clone()
     if not path.is_file():
         raise PolyinrError(f"class embeddings not found: {path}")
     try:

@@ -32,7 +32,7 @@ from polyinr.training.options import TrainingOptions
 from polyinr.training.rundir import RunLog, describe, resolve_run_dir
 from polyinr.training.schedule import Stage, build_stages, stage_at
 from polyinr.training.setup import build_discriminator, build_loss, open_training_data
-from polyinr.training.snapshot import STATE_JSON, latest_snapshot, load_snapshot, save_snapshot
+from polyinr.training.snapshot import STATE_JSON, latest_snapshot, load_snapshot, save_snapshot, snapshot_name
 from polyinr.training.stats import collect as collect_stats
 from polyinr.training.stats import report
 
@@ -85,8 +85,12 @@ def training_loop(
     rounds = options.batch // (batch_gpu * world)  # micro-batches per process per step
     say = on_message if (on_message is not None and rank == 0) else (lambda _text: None)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=options.bf16)
-    if options.bf16 and device.type != "cuda":
-        raise PolyinrError("--bf16 needs a CUDA device")
+    if (options.bf16 or options.tf32 or options.compile) and device.type != "cuda":
+        raise PolyinrError("--bf16, --tf32 and --compile need a CUDA device")
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = options.tf32
+        torch.backends.cudnn.allow_tf32 = options.tf32
+        torch.backends.cudnn.benchmark = True
 
     # Data -------------------------------------------------------------------------------------------------
     dataset = open_training_data(options)
@@ -118,6 +122,8 @@ def training_loop(
         G.mapping.set_class_embeddings(class_table)
     G = G.to(device).train().requires_grad_(True)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    if options.compile:
+        G.synthesis.compile()  # in place: parameter names (and so snapshots) are unchanged
     cur_nimg, step = 0, 0
     snapshot = latest_snapshot(run_dir) if resuming else None
     if snapshot is not None:
@@ -151,6 +157,7 @@ def training_loop(
     grid_c = torch.tensor([s % num_classes for s in grid_seeds], device=device) if num_classes else None
     if log is not None and not (run_dir / "reals.png").exists():
         _save_reals(stage_data, run_dir / "reals.png", len(grid_seeds), options.seed)
+        _save_fakes(G_ema, grid_z, grid_c, stage.resolution, run_dir / f"fakes{snapshot_name(cur_nimg)}.png")
     label_probs = torch.as_tensor(stage_data.label_distribution()) if num_classes else None
 
     # Signals: SIGINT / SIGTERM finish the step, save a snapshot and stop ---------------------------------
@@ -240,11 +247,11 @@ def training_loop(
                     new_snapshot = save_snapshot(run_dir, cur_nimg, G_ema, {"G": G, "D": D, "G_ema": G_ema},
                                                  optimizers, counters, options.keep_snapshots)  # fmt: skip
                     last_snapshot = new_snapshot
-                    _save_fakes(G_ema, grid_z, grid_c, stage.resolution, run_dir / f"fakes{cur_nimg // 1000:06d}.png")
                     _run_metrics(options, G_ema, stage_data, run_dir, new_snapshot, device, log)
                 distributed.barrier()
                 ticks_since_snap = 0
             if log is not None:
+                _save_fakes(G_ema, grid_z, grid_c, stage.resolution, run_dir / f"fakes{snapshot_name(cur_nimg)}.png")
                 log.stats(cur_nimg, stats)
                 log.line(
                     f"kimg {cur_nimg / 1000:.3f} step {step} " + " ".join(f"{k}={v:.4g}" for k, v in stats.items())

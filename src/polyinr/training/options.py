@@ -57,7 +57,9 @@ class TrainingOptions:
     seed: int = 0  # everything random derives from it
     workers: int = 2  # DataLoader worker processes (0 = load in the main process)
     device: str = "auto"  # cpu, cuda, cuda:N or auto
-    bf16: bool = False  # bf16 autocast (CUDA)
+    bf16: bool = False  # bf16 autocast of G and D (CUDA)
+    tf32: bool = False  # TF32 matmuls and convolutions on CUDA (off: fp32 stays fp32, as the authors trained)
+    compile: bool = False  # torch.compile G's synthesis and D (CUDA; the first steps are slow)
 
     def stages(self, data_resolution: int) -> list[tuple[int, float]]:
         """The (resolution, kimg) stages this run trains."""
@@ -135,5 +137,7 @@ def validate(options: TrainingOptions) -> None:
         raise PolyinrError(f"unknown loss {options.loss!r}; use nonsaturating or hinge")
     if options.tick_kimg <= 0 or options.snap_ticks <= 0 or options.keep_snapshots <= 0:
         raise PolyinrError("--tick, --snap and --keep must be positive")
+    if (options.bf16 or options.tf32 or options.compile) and options.device == "cpu":
+        raise PolyinrError("--bf16, --tf32 and --compile are CUDA speed-ups; drop them with --device cpu")
     if options.cls_weight > 0 and not options.cond:
         raise PolyinrError("classifier guidance (--cls-weight) needs class labels: add --cond")

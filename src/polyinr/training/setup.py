@@ -31,7 +31,12 @@ def build_discriminator(
         D = create_discriminator(options.disc, stage.resolution, num_classes, **{**options.disc_options, **width})
     if class_table is not None and num_classes:
         D.set_class_embeddings(class_table)
-    return D.to(device).train()
+    D = D.to(device).train()
+    if device.type == "cuda":
+        D = D.to(memory_format=torch.channels_last)  # the convolutional parts run faster in NHWC on GPUs
+    if options.compile:
+        D.compile()
+    return D
 
 
 def build_loss(options: TrainingOptions, G: torch.nn.Module, D: torch.nn.Module, device: torch.device) -> GANLoss:
