@@ -23,6 +23,18 @@ class_option = click.option("--class", "class_idx", type=int, default=None, meta
                             help="Class label, for class-conditional models.")  # fmt: skip
 trunc_option = click.option("--trunc", "truncation_psi", type=float, default=1.0, metavar="PSI",
                             help="Truncation psi (1 = none, 0 = the class's average w).")  # fmt: skip
+
+
+def one_sample_options(command):
+    """``--seed S`` or ``--latent FILE`` (a file holding one latent, e.g. from ``polyinr invert``)."""
+    latent = click.option(
+        "--latent", "latent_path", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+        help="A latent file holding one latent (e.g. from polyinr invert), instead of --seed.",
+    )  # fmt: skip
+    seed = click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed of the sample.")
+    return seed(latent(command))
+
+
 latents_option = click.option("--latent", "latent_paths", type=click.Path(dir_okay=False), multiple=True,
                               metavar="FILE", help="Latent file(s), e.g. from polyinr invert, instead of seeds "
                               "(repeatable; their latents are used in order).")  # fmt: skip
@@ -75,9 +87,7 @@ def generate(network, seeds, latent_paths, class_idx, truncation_psi, resolution
 
 @main.command()
 @network_option
-@click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed of the sample.")
-@click.option("--latent", "latent_path", type=click.Path(dir_okay=False), default=None, metavar="FILE",
-              help="A latent file holding one latent (e.g. from polyinr invert), instead of --seed.")  # fmt: skip
+@one_sample_options
 @class_option
 @trunc_option
 @click.option(

@@ -15,7 +15,7 @@ from click.core import ParameterSource
 
 from polyinr.checkpoint import load_generator
 from polyinr.cli import main
-from polyinr.cli.models import class_option, latents_option, network_option, trunc_option
+from polyinr.cli.models import class_option, latents_option, network_option, one_sample_options, trunc_option
 from polyinr.cli.options import RangeList, Size, Window, device_option, resolve_device
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
@@ -160,9 +160,7 @@ def mix(network, rows, cols, levels, latent_paths, class_idx, truncation_psi, wi
 
 @main.command()
 @network_option
-@click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed of the sample.")
-@click.option("--latent", "latent_path", type=click.Path(dir_okay=False), default=None, metavar="FILE",
-              help="A latent file holding one latent, instead of --seed.")  # fmt: skip
+@one_sample_options
 @class_option
 @trunc_option
 @window_option
