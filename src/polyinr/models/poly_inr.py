@@ -49,9 +49,19 @@ class PolyINRConfig:
     img_resolution: int = 32  # native (training) resolution: the default grid
     img_channels: int = 3  # output channels
     stored_grid: bool = False  # True = keep an input grid for the native frame (imported checkpoints)
+    init: str = "balanced"  # initialisation only (the maths is the same): 'balanced' or 'authors', see PolyLevel
 
 
 PIXEL_ALIGN = 32  # pixel chunks are padded to a multiple of this, so every matmul takes the same BLAS path
+
+
+def pixel_budget(device: torch.device) -> int:
+    """Floats of ``[B, P, n]`` activations per pixel chunk on ``device``.
+
+    4 MiB of fp32 on CPU: a chunk's element-wise passes then run in cache while its matmuls keep enough rows
+    (B·P = 1024 at n = 1024) to stay near the BLAS peak; 64 MiB on accelerators.
+    """
+    return 1 << 20 if device.type == "cpu" else 1 << 24
 
 
 def affine_2d(points: torch.Tensor, matrix: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
@@ -71,7 +81,7 @@ class PolyLevel(nn.Module):
     ``s ∈ R^n`` with an equalised-lr lrelu layer (authors' ``fc0_5``).
     """
 
-    def __init__(self, w_dim: int, channels: int, first: bool, clamp: float) -> None:
+    def __init__(self, w_dim: int, channels: int, first: bool, clamp: float, init: str) -> None:
         super().__init__()
         self.style = None if first else EqualizedLinear(w_dim, channels, activation="lrelu")
         style_dim = w_dim if first else channels
@@ -82,6 +92,26 @@ class PolyLevel(nn.Module):
         self.linear = nn.Linear(channels, channels)  # W_i, shared by all samples
         self.channels = channels
         self.clamp = clamp
+        if init == "balanced":
+            self._balanced_init(style_dim)
+        elif init != "authors":
+            raise PolyinrError(f"Poly-INR init must be 'balanced' or 'authors', got {init!r}")
+
+    @torch.no_grad()
+    def _balanced_init(self, style_dim: int) -> None:
+        """Keep every level at unit scale from the start (the 'authors' init is PyTorch's Linear default,
+        which shrinks the chained grid and the features by about 5× a level, so a new model paints a flat
+        image): the grid transform starts at the identity (StyleGAN3's input affine does the same), the
+        coordinate term ``A_i X`` at about ``1 + 0.5·P·(x, y)`` (the product then preserves the features' scale, like
+        StyleGAN's modulation bias of 1), and ``W_i`` with He's init for the LeakyReLU."""
+        for layer, bias in ((self.grid_matrix, (1.0, 0.0, 0.0, 1.0)), (self.grid_shift, (0.0, 0.0))):
+            layer.weight.zero_()
+            layer.bias.copy_(torch.tensor(bias))
+        for layer, std, bias in ((self.coord_weight, 0.5, 0.0), (self.coord_bias, 0.25, 1.0)):
+            nn.init.normal_(layer.weight, std=std * style_dim**-0.5)
+            layer.bias.fill_(bias)
+        nn.init.kaiming_normal_(self.linear.weight, a=LRELU_SLOPE, nonlinearity="leaky_relu")
+        self.linear.bias.zero_()
 
     def sample_params(self, w: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Per-sample parameters from ``w [B, w_dim]``: grid matrix ``[B, 2, 2]``, shift ``[B, 1, 2]``, P
@@ -91,10 +121,24 @@ class PolyLevel(nn.Module):
         return (self.grid_matrix(s).view(B, 2, 2), self.grid_shift(s).view(B, 1, 2),
                 self.coord_weight(s).view(B, 2, n), self.coord_bias(s).view(B, 1, n))  # fmt: skip
 
-    def forward(self, x: torch.Tensor | None, coord: torch.Tensor) -> torch.Tensor:
-        """``x [B, P, n]`` (None at level 0), coordinate term ``A_i X [B, P, n]`` → ``[B, P, n]``."""
-        h = coord if x is None else x * F.leaky_relu(coord, LRELU_SLOPE)
-        return F.leaky_relu(self.linear(h), LRELU_SLOPE).clamp(-self.clamp, self.clamp)
+    def forward(self, x: torch.Tensor | None, coord: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+        """``x [B, P, n]`` (None at level 0), coordinate term ``A_i X [B, P, n]`` → ``[B, P, n]``.
+
+        ``inplace`` (inference only: nothing may need these tensors for autograd) overwrites ``coord`` and
+        works in place on the output: the same operations in the same order, so the same bits, with fewer
+        passes over memory. ``coord`` is then the product's buffer, so it must hold the promoted dtype (under
+        autocast ``x`` is bf16 and ``coord`` float32).
+        """
+        if x is None:
+            h = coord
+        elif inplace and coord.dtype == torch.promote_types(coord.dtype, x.dtype):
+            h = F.leaky_relu_(coord, LRELU_SLOPE).mul_(x)
+        else:
+            h = x * F.leaky_relu(coord, LRELU_SLOPE)
+        out = self.linear(h)
+        if inplace:
+            return F.leaky_relu_(out, LRELU_SLOPE).clamp_(-self.clamp, self.clamp)
+        return F.leaky_relu(out, LRELU_SLOPE).clamp(-self.clamp, self.clamp)
 
 
 class PolyINRSynthesis(nn.Module):
@@ -104,7 +148,8 @@ class PolyINRSynthesis(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.levels = nn.ModuleList(
-            PolyLevel(cfg.w_dim, cfg.channels, first=i == 0, clamp=cfg.activation_clamp) for i in range(cfg.num_levels)
+            PolyLevel(cfg.w_dim, cfg.channels, first=i == 0, clamp=cfg.activation_clamp, init=cfg.init)
+            for i in range(cfg.num_levels)
         )
         self.to_rgb = nn.Linear(cfg.channels, cfg.img_channels)  # the authors' 1×1 convolution
         if cfg.stored_grid:
@@ -112,7 +157,6 @@ class PolyINRSynthesis(nn.Module):
             self.register_buffer("input_grid", frame)  # [R·R, 2], replaced by the importer
         else:
             self.input_grid = None
-        self.pixel_budget = 1 << 24  # floats of [B, P, n] activations per chunk (64 MiB at fp32)
 
     def grid_points(self, grid: Grid, device: torch.device) -> torch.Tensor:
         """Coordinates ``[P, 2]`` (row, col) of the grid's pixels, row-major, float32."""
@@ -123,7 +167,7 @@ class PolyINRSynthesis(nn.Module):
     def forward(self, ws: torch.Tensor, grid: Grid | None = None, pixel_chunk: int | None = None) -> torch.Tensor:
         """Render ``ws [B, num_levels, w_dim]`` on ``grid`` (default: the native frame) → ``[B, C, H, W]``.
 
-        Pixels are evaluated ``pixel_chunk`` at a time (default: as many as fit ``pixel_budget``); every
+        Pixels are evaluated ``pixel_chunk`` at a time (default: as many as fit :func:`pixel_budget`); every
         pixel's value is the same whatever the chunking, the grid size or the tile it belongs to.
         """
         cfg = self.cfg
@@ -134,13 +178,17 @@ class PolyINRSynthesis(nn.Module):
         H, W = grid.shape
         points = self.grid_points(grid, ws.device)  # [P, 2]
         params = [level.sample_params(ws[:, i]) for i, level in enumerate(self.levels)]
-        chunk = pixel_chunk or max(1, self.pixel_budget // (B * cfg.channels))
+        chunk = pixel_chunk or max(1, pixel_budget(ws.device) // (B * cfg.channels))
         chunk = -(-chunk // PIXEL_ALIGN) * PIXEL_ALIGN
-        rgb = torch.cat([self._render_points(params, points[i : i + chunk]) for i in range(0, len(points), chunk)],
-                        dim=1)  # [B, P, C]  # fmt: skip
+        tracked = ws.requires_grad or any(p.requires_grad for p in self.parameters())
+        inplace = not (torch.is_grad_enabled() and tracked)  # no autograd graph is built: work in place
+        rgb = torch.cat([self._render_points(params, points[i : i + chunk], inplace)
+                         for i in range(0, len(points), chunk)], dim=1)  # [B, P, C]  # fmt: skip
         return rgb.transpose(1, 2).reshape(B, cfg.img_channels, H, W)
 
-    def _render_points(self, params: list[tuple[torch.Tensor, ...]], points: torch.Tensor) -> torch.Tensor:
+    def _render_points(
+        self, params: list[tuple[torch.Tensor, ...]], points: torch.Tensor, inplace: bool
+    ) -> torch.Tensor:
         """Per-level parameters, ``points [P, 2]`` → RGB ``[B, P, C]``."""
         P = len(points)
         padded = F.pad(points, (0, 0, 0, -P % PIXEL_ALIGN))  # [P', 2], P' a multiple of PIXEL_ALIGN
@@ -148,7 +196,7 @@ class PolyINRSynthesis(nn.Module):
         x = None
         for level, (matrix, shift, coord_weight, coord_bias) in zip(self.levels, params):
             grid = affine_2d(grid, matrix, shift)  # chained from the previous level's grid
-            x = level(x, affine_2d(grid, coord_weight, coord_bias))  # [B, P', n]
+            x = level(x, affine_2d(grid, coord_weight, coord_bias), inplace)  # [B, P', n]
         return self.to_rgb(x[:, :P])  # [B, P, C]
 
 
