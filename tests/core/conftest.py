@@ -1,0 +1,41 @@
+"""Tiny randomly initialised Poly-INR generators shared by the core tests."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from polyinr.models.registry import create
+
+
+def tiny_generator(seed: int = 0, **overrides):
+    """A small Poly-INR (n 32, 4 levels, 8² native) in eval mode, gradients off; overrides go to the config."""
+    torch.manual_seed(seed)
+    settings = dict(channels=32, num_levels=4, z_dim=8, w_dim=16, class_embed_dim=8, img_resolution=8)
+    return create("poly-inr", **{**settings, **overrides}).eval().requires_grad_(False)
+
+
+@pytest.fixture(scope="session")
+def make_generator():
+    """``make_generator(seed=0, **overrides)``: a fresh tiny generator (see :func:`tiny_generator`)."""
+    return tiny_generator
+
+
+@pytest.fixture(scope="module")
+def G():
+    """Unconditional tiny generator."""
+    return tiny_generator()
+
+
+@pytest.fixture(scope="module")
+def G_cond():
+    """Class-conditional tiny generator (3 classes) with distinct per-class ``w_avg`` rows."""
+    G = tiny_generator(seed=1, num_classes=3)
+    G.mapping.w_avg.copy_(torch.randn_like(G.mapping.w_avg))
+    return G
+
+
+@pytest.fixture(scope="module")
+def ws(G) -> torch.Tensor:
+    """``ws [3, num_ws, w_dim]`` of the unconditional generator."""
+    return G.mapping(torch.randn(3, G.z_dim, generator=torch.Generator().manual_seed(5)))
