@@ -48,10 +48,13 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _umask() -> int:
+def _read_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+_UMASK = _read_umask()  # read once at import: os.umask can only be read by setting it
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
@@ -64,7 +67,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        os.chmod(tmp_path, 0o666 & ~_umask())
+        os.chmod(tmp_path, 0o666 & ~_UMASK)
         write(tmp_path)
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
@@ -102,7 +105,7 @@ def atomic_directory(path: str | Path, fill: Callable[[Path], None]) -> Path:
         raise CheckpointError(f"cannot write checkpoint {path}: {e.strerror or e}") from None
     old = path.with_name(f".{path.name}.old-{os.getpid()}")
     try:
-        os.chmod(tmp, 0o777 & ~_umask())
+        os.chmod(tmp, 0o777 & ~_UMASK)
         fill(tmp)
         for f in tmp.iterdir():
             with open(f, "rb+") as fh:

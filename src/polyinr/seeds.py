@@ -25,14 +25,14 @@ def parse_range_list(text: str, what: str = "seeds") -> list[int]:
         part = part.strip()
         if not part:
             raise PolyinrError(f"empty item in {what} {text!r}")
+        if part.startswith("-"):
+            raise PolyinrError(f"{what} must not be negative, got {part!r}")
         lo_text, sep, hi_text = part.partition("-")
         try:
             lo = int(lo_text)
             hi = int(hi_text) if sep else lo
         except ValueError:
             raise PolyinrError(f"{what} must look like '0,3-7', got {text!r}") from None
-        if lo < 0:
-            raise PolyinrError(f"{what} must not be negative, got {part!r}")
         if hi < lo:
             raise PolyinrError(f"{what} range {part!r} is empty: its end is before its start")
         values.extend(range(lo, hi + 1))
