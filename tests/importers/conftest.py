@@ -247,7 +247,9 @@ class Authors:
         path = self.tmp_path / name
         with authors_modules(), open(path, "wb") as f:
             if writer == "dill":
-                pytest.importorskip("dill").dump(snapshot, f)
+                # recurse: a function pickled by value carries only the globals it uses, not this conftest's
+                # whole namespace (which pytest fills with unpicklable capture objects when other conftests load)
+                pytest.importorskip("dill").dump(snapshot, f, recurse=True)
             elif writer == "torch":
                 torch.save(snapshot, f)
             else:

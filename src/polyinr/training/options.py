@@ -94,7 +94,7 @@ TRAIN_PRESETS: dict[str, dict[str, Any]] = {
     # Minutes on two CPU cores: the small generator, StyleGAN2's residual discriminator with R1.
     "cpu": dict(
         preset="cpu", disc="residual", loss="nonsaturating", glr=0.0025, dlr=0.0025, batch=32, gamma=0.1,
-        kimg=60.0, tick_kimg=4.0, snap_ticks=5,
+        kimg=40.0, tick_kimg=4.0, snap_ticks=5,
         disc_options={"channel_base": 1024, "channel_max": 64},
     ),
 }  # fmt: skip
