@@ -1,8 +1,8 @@
 """Seconds per kimg of training, side by side in one process, for each discriminator.
 
-CPU: the `cpu` preset with the residual discriminator and with the projected one (one small randomly
-initialised backbone, as offline). With CUDA: the `imagenet` preset at 32² with bf16 versus fp32 (the
-projected D's backbones randomly initialised unless their weights are cached).
+CPU: the `cpu` preset on builtin:digits (16² by default, as the main job) with the residual discriminator and
+with the projected one (one small randomly initialised backbone, as offline). With CUDA: the `imagenet` preset
+at 32² with bf16 versus fp32 (the projected D's backbones randomly initialised unless their weights are cached).
 
     python benchmarks/bench_training_speed.py --kimg 1
 """
@@ -31,8 +31,9 @@ def seconds_per_kimg(kimg: float, **overrides) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kimg", type=float, default=1.0)
+    parser.add_argument("--resolution", type=int, default=16, help="CPU runs: training resolution of the digits")
     args = parser.parse_args()
-    digits = dict(data="builtin:digits", cond=True)
+    digits = dict(data="builtin:digits", cond=True, resolution=args.resolution)
     results = {
         "cpu/residual": seconds_per_kimg(args.kimg, preset="cpu", **digits),
         "cpu/projected": seconds_per_kimg(args.kimg, preset="cpu", disc="projected", **digits,
@@ -48,6 +49,7 @@ def main() -> None:
         json.dumps(
             {
                 "seconds_per_kimg": results,
+                "cpu_resolution": args.resolution,
                 "threads": torch.get_num_threads(),
                 "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
             },
