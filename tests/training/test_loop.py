@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 
 import polyinr
 from polyinr.cli import main
+from polyinr.errors import PolyinrError
 from polyinr.training.loop import TrainingError, training_loop
 from polyinr.training.options import resolve_options
 from polyinr.training.snapshot import STATE_WEIGHTS, latest_snapshot, list_snapshots
@@ -205,3 +206,20 @@ def test_projected_discriminator_trains_with_hinge_blur_and_metrics(tmp_path):
 
 def run_dir_of(outdir: Path) -> Path:
     return next(p for p in outdir.iterdir() if p.is_dir())
+
+
+def test_schedule_beyond_the_images_is_refused_and_per_stage_files_are_used(tmp_path):
+    from polyinr.data.prepare import prepare_dataset
+
+    for resolution in (8, 16):
+        prepare_dataset("builtin:digits", tmp_path / f"digits{resolution}.zip", resolution, max_images=64)
+    small = _tiny_options(tmp_path / "runs", data=str(tmp_path / "digits8.zip"), schedule="8:0.016,16:0.016")
+    with pytest.raises(PolyinrError, match=r"8x8 .*trains at 16x16.*\{res\}"):
+        training_loop(small)
+    missing = _tiny_options(tmp_path / "runs", data=str(tmp_path / "digits{res}.zip"), schedule="8:0.016,32:0.016")
+    with pytest.raises(PolyinrError, match=r"digits32\.zip, which does not exist"):
+        training_loop(missing)
+    ticks = []
+    per_stage = _tiny_options(tmp_path / "runs", data=str(tmp_path / "digits{res}.zip"), schedule="8:0.016,16:0.016")
+    training_loop(per_stage, on_tick=ticks.append)
+    assert [t.stage.resolution for t in ticks] == [8, 16]

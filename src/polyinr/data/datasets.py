@@ -59,7 +59,8 @@ class ImageDataset(torch.utils.data.Dataset):
 
     Attributes: ``name`` (short, for run directories), ``resolution``, ``num_classes`` (0 when unlabelled),
     ``labels`` (int64 ``[len(self)]``, after mirroring, or None), ``mirror``, ``content_hash`` (hex digest of
-    the content, labels, resolution and mirror, for caches of dataset statistics).
+    the content, labels, resolution and mirror, for caches of dataset statistics), ``source_resolution`` (the
+    largest square every source image covers without upsampling; None for built-ins, drawn at any size).
     """
 
     def __init__(
@@ -71,8 +72,10 @@ class ImageDataset(torch.utils.data.Dataset):
         resolution: int,
         mirror: bool,
         skipped: list[tuple[str, str]] | None = None,
+        source_resolution: int | None = None,
     ) -> None:
         self.name = source.name
+        self.source_resolution = source_resolution
         self.resolution = _check_resolution(resolution)
         self.num_classes = num_classes if labels is not None else 0
         self.mirror = bool(mirror)
@@ -151,7 +154,8 @@ class ImageDataset(torch.utils.data.Dataset):
         """The same images (and labels, mirror) re-read at another resolution."""
         if resolution == self.resolution:
             return self
-        return ImageDataset(self._source, self._keys, self._raw_labels, self.num_classes, resolution, self.mirror)
+        return ImageDataset(self._source, self._keys, self._raw_labels, self.num_classes, resolution, self.mirror,
+                            source_resolution=self.source_resolution)  # fmt: skip
 
     def _content_hash(self) -> str:
         """SHA-256 hex digest of which files (names, sizes, zip CRCs or mtimes), labels, resolution and mirror."""
@@ -218,6 +222,7 @@ def open_dataset(
     src = open_source(source)
     keys, labels, num_classes = select(src, "require" if cond else "ignore", max_images)
     skipped: list[tuple[str, str]] = []
+    source_resolution = None
     if isinstance(src, BuiltinSource):
         resolution = resolution or DEFAULT_RESOLUTION
     else:
@@ -226,4 +231,5 @@ def open_dataset(
             warn_skipped(src.where, skipped)
             raise DatasetError(f"{src.where} has no readable images")
         resolution = resolution or _native_resolution(src.where, sizes)
-    return ImageDataset(src, keys, labels, num_classes, resolution, mirror, skipped)
+        source_resolution = min(min(size) for size in sizes)
+    return ImageDataset(src, keys, labels, num_classes, resolution, mirror, skipped, source_resolution)

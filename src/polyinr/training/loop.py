@@ -30,8 +30,14 @@ from polyinr.training import distributed
 from polyinr.training.ema import ema_beta, update_ema
 from polyinr.training.options import TrainingOptions
 from polyinr.training.rundir import RunLog, describe, resolve_run_dir
-from polyinr.training.schedule import Stage, build_stages, stage_at
-from polyinr.training.setup import build_discriminator, build_loss, open_training_data
+from polyinr.training.schedule import Stage, build_stages, parse_schedule, stage_at
+from polyinr.training.setup import (
+    build_discriminator,
+    build_loss,
+    check_stages,
+    open_training_data,
+    stage_data,
+)
 from polyinr.training.snapshot import STATE_JSON, latest_snapshot, load_snapshot, save_snapshot, snapshot_name
 from polyinr.training.stats import collect as collect_stats
 from polyinr.training.stats import report
@@ -93,8 +99,10 @@ def training_loop(
         torch.backends.cudnn.benchmark = True
 
     # Data -------------------------------------------------------------------------------------------------
-    dataset = open_training_data(options)
+    first_resolution = parse_schedule(options.schedule)[0][0] if options.schedule else None
+    dataset = open_training_data(options, first_resolution)
     stages = build_stages(options.stages(dataset.resolution))
+    check_stages(options, dataset, stages)
     total_nimg = stages[-1].end_nimg
     num_classes = dataset.num_classes if options.cond else 0
 
@@ -129,7 +137,7 @@ def training_loop(
     if snapshot is not None:
         cur_nimg = json.loads((snapshot / STATE_JSON).read_text(encoding="utf-8"))["cur_nimg"]
     stage = stage_at(stages, cur_nimg)
-    stage_data = dataset.with_resolution(stage.resolution)
+    data = stage_data(options, dataset, stage)
     D = build_discriminator(options, stage, num_classes, class_table, device)
     loss = build_loss(options, G, D, device)
     phases = loss.phases()
@@ -156,9 +164,9 @@ def training_loop(
     grid_z = latents_from_seeds(grid_seeds, G.z_dim).to(device)
     grid_c = torch.tensor([s % num_classes for s in grid_seeds], device=device) if num_classes else None
     if log is not None and not (run_dir / "reals.png").exists():
-        _save_reals(stage_data, run_dir / "reals.png", len(grid_seeds), options.seed)
+        _save_reals(data, run_dir / "reals.png", len(grid_seeds), options.seed)
         _save_fakes(G_ema, grid_z, grid_c, stage.resolution, run_dir / f"fakes{snapshot_name(cur_nimg)}.png")
-    label_probs = torch.as_tensor(stage_data.label_distribution()) if num_classes else None
+    label_probs = torch.as_tensor(data.label_distribution()) if num_classes else None
 
     # Signals: SIGINT / SIGTERM finish the step, save a snapshot and stop ---------------------------------
     stop_requested = {"flag": False}
@@ -175,7 +183,7 @@ def training_loop(
             # Stage switch: the same G on a denser grid, a fresh D for the new resolution.
             if cur_nimg >= stage.end_nimg:
                 stage = stage_at(stages, cur_nimg)
-                stage_data = dataset.with_resolution(stage.resolution)
+                data = stage_data(options, dataset, stage)
                 D = build_discriminator(options, stage, num_classes, class_table, device)
                 loss = build_loss(options, G, D, device)
                 trainable["D"] = [p for p in D.parameters() if p.requires_grad]
@@ -184,9 +192,9 @@ def training_loop(
                 say(f"stage {stage.index + 1}/{len(stages)}: {stage.resolution}x{stage.resolution}")
 
             # One step: fetch this process's share of the global batch.
-            idx = _batch_indices(len(stage_data), options.seed, cur_nimg, options.batch)
+            idx = _batch_indices(len(data), options.seed, cur_nimg, options.batch)
             mine = idx.reshape(rounds, world, batch_gpu)[:, rank]  # [rounds, batch_gpu]
-            real_img, real_c = _fetch(stage_data, mine, device, num_classes)
+            real_img, real_c = _fetch(data, mine, device, num_classes)
             for phase_index, phase in enumerate(phases):
                 if step % phase.interval:
                     continue
@@ -247,7 +255,7 @@ def training_loop(
                     new_snapshot = save_snapshot(run_dir, cur_nimg, G_ema, {"G": G, "D": D, "G_ema": G_ema},
                                                  optimizers, counters, options.keep_snapshots)  # fmt: skip
                     last_snapshot = new_snapshot
-                    _run_metrics(options, G_ema, stage_data, run_dir, new_snapshot, device, log)
+                    _run_metrics(options, G_ema, data, run_dir, new_snapshot, device, log)
                 distributed.barrier()
                 ticks_since_snap = 0
             if log is not None:

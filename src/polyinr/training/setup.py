@@ -2,21 +2,60 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from polyinr.device import resolve_device
+from polyinr.errors import PolyinrError
 from polyinr.training.losses import GANLoss, NonSaturatingLoss, ProjectedHingeLoss
 from polyinr.training.options import TrainingOptions
 from polyinr.training.schedule import Stage
 
-__all__ = ["build_discriminator", "build_loss", "open_training_data", "resolve_device"]
+__all__ = ["build_discriminator", "build_loss", "check_stages", "open_training_data", "resolve_device", "stage_data"]
 
 
-def open_training_data(options: TrainingOptions):
-    """The dataset at its own resolution (stages re-read it at theirs)."""
+STAGE_TEMPLATE = "{res}"  # in --data: one dataset per stage, e.g. imagenet{res}.zip (the authors' layout)
+
+
+def open_training_data(options: TrainingOptions, resolution: int | None = None):
+    """The dataset, at ``resolution`` (None: ``--resolution``, else the data's own). With ``{res}`` in
+    ``--data``, the file of that resolution's stage."""
     from polyinr.data.datasets import open_dataset
 
-    return open_dataset(options.data, resolution=options.resolution, cond=options.cond, mirror=options.mirror)
+    resolution = resolution or options.resolution
+    source = options.data
+    if STAGE_TEMPLATE in source:
+        if resolution is None:
+            raise PolyinrError(f"--data {source!r} names one dataset per stage: give --schedule or --resolution")
+        source = source.replace(STAGE_TEMPLATE, str(resolution))
+    return open_dataset(source, resolution=resolution, cond=options.cond, mirror=options.mirror)
+
+
+def check_stages(options: TrainingOptions, dataset, stages: list[Stage]) -> None:
+    """Before anything trains: every stage's data exists and none would train on upsampled images."""
+    for stage in stages:
+        if STAGE_TEMPLATE in options.data:
+            path = Path(options.data.replace(STAGE_TEMPLATE, str(stage.resolution)))
+            if not path.exists():
+                raise PolyinrError(
+                    f"the {stage.resolution}x{stage.resolution} stage needs {path}, which does not exist"
+                )
+        elif dataset.source_resolution is not None and stage.resolution > dataset.source_resolution:
+            limit = dataset.source_resolution
+            raise PolyinrError(
+                f"{options.data} holds images of {limit}x{limit} (or smaller), but a stage trains at "
+                f"{stage.resolution}x{stage.resolution}; give larger images (they are resized per stage), one "
+                f"dataset per stage with {STAGE_TEMPLATE} in --data (e.g. --data imagenet{STAGE_TEMPLATE}.zip), "
+                f"or a --schedule that stops at {limit}"
+            )
+
+
+def stage_data(options: TrainingOptions, dataset, stage: Stage):
+    """The data of ``stage``: its own file with ``{res}`` in ``--data``, else ``dataset`` re-read at its size."""
+    if STAGE_TEMPLATE in options.data:
+        return open_training_data(options, stage.resolution)
+    return dataset.with_resolution(stage.resolution)
 
 
 def build_discriminator(
