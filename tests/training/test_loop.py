@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from safetensors.torch import load_file
 
 import polyinr
+from polyinr.checkpoint import CheckpointError
 from polyinr.cli import main
 from polyinr.errors import PolyinrError
 from polyinr.training.loop import TrainingError, training_loop
@@ -187,21 +188,44 @@ def test_projected_discriminator_trains_with_hinge_blur_and_metrics(tmp_path):
         disc_options={"backbones": ["tf_efficientnet_lite0"], "pretrained": False, "interp224": False},
     )  # fmt: skip
     assert options.loss == "hinge"
-    D_before = {}
+    heads = []
 
     def remember(tick):
-        if not D_before:
-            D_before.update(_final_state(run_dir_of(tmp_path)))
+        heads.append({k: v for k, v in _final_state(run_dir_of(tmp_path)).items() if ".heads." in k})
 
     run_dir = training_loop(options, on_tick=remember)
-    after = _final_state(run_dir)
-    frozen = [k for k in after if k.startswith("D/") and ".heads." not in k and "embed" not in k]
-    trained = [k for k in after if k.startswith("D/") and ".heads." in k and k.endswith("weight")]
-    assert frozen and trained
-    assert all(torch.equal(D_before[k], after[k]) for k in frozen)  # backbones and projections stay frozen
-    assert any(not torch.equal(D_before[k], after[k]) for k in trained)  # the heads learn
+    assert any(not torch.equal(heads[0][k], heads[-1][k]) for k in heads[0])  # the heads learn
+    state = _final_state(run_dir)
+    assert not any(".features." in k for k in state if k.startswith("D/"))  # frozen backbone: not stored
+    fingerprints = [json.loads((p / "training_state.json").read_text())["frozen_fingerprints"]["D"]
+                    for p in list_snapshots(run_dir)]  # fmt: skip
+    assert len(set(fingerprints)) == 1  # the frozen backbone and projections never changed
     lines = (run_dir / "metric-cas0.05k.jsonl").read_text().splitlines()
     assert lines and "cas0.05k" in json.loads(lines[-1])["results"]
+
+
+def test_resume_refuses_different_frozen_features(tmp_path):
+    from polyinr.discriminators import create_discriminator
+    from polyinr.training.snapshot import load_snapshot, save_snapshot
+
+    def make_D():
+        torch.manual_seed(0)
+        return create_discriminator("projected", 16, 0, backbones=["tf_efficientnet_lite0"], pretrained=False,
+                                    interp224=False)  # fmt: skip
+
+    D = make_D()
+    G = polyinr.create("poly-inr", preset="cpu", channels=16, num_levels=2, img_resolution=16)
+    path = save_snapshot(tmp_path, 64, G, {"D": D}, {}, {"step": 1}, keep=1)
+    size = (path / STATE_WEIGHTS).stat().st_size
+    assert size < sum(t.numel() * 4 for t in D.state_dict().values()) / 2  # the frozen backbone is left out
+    same = make_D()
+    load_snapshot(path, {"D": same}, {})
+    assert all(torch.equal(a, b) for a, b in zip(D.state_dict().values(), same.state_dict().values()))
+    other = make_D()
+    with torch.no_grad():
+        next(p for n, p in other.named_parameters() if "backbone" in n or not p.requires_grad).add_(1.0)
+    with pytest.raises(CheckpointError, match="frozen parts of D"):
+        load_snapshot(path, {"D": other}, {})
 
 
 def run_dir_of(outdir: Path) -> Path:

@@ -144,7 +144,7 @@ def test_snapshot_round_trip_is_exact(tmp_path):
     G2, D2 = _tiny_generator(), _TinyD()
     opt2 = torch.optim.Adam(D2.parameters(), lr=1e-3, betas=(0.0, 0.99))
     counters = load_snapshot(path, {"G": G2, "D": D2}, {"D": opt2})
-    assert counters == {"step": 64, "cur_nimg": 2048}
+    assert counters == {"step": 64, "cur_nimg": 2048, "frozen_fingerprints": {}}
     assert torch.equal(torch.rand(3), expected_rng)  # RNG state restored
     for a, b in zip(D.state_dict().values(), D2.state_dict().values()):
         assert torch.equal(a, b)

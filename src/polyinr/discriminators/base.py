@@ -37,6 +37,17 @@ class Discriminator(nn.Module):
     def config_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self.cfg)
 
+    def frozen_state_keys(self) -> set[str]:
+        """State entries of frozen submodules (pretrained or seeded random features, never trained). They are
+        rebuilt identically with the discriminator, so training snapshots keep only their fingerprint."""
+        from polyinr.discriminators.feature_networks import FrozenModule
+
+        keys: set[str] = set()
+        for prefix, module in self.named_modules():
+            if isinstance(module, FrozenModule):
+                keys.update(f"{prefix}.{key}" if prefix else key for key in module.state_dict())
+        return keys
+
     def check_inputs(self, images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
         """Validate ``images [B, 3, R, R]``; return the labels as class indices ``[B]`` on the images' device."""
         R = self.img_resolution

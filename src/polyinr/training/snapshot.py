@@ -2,7 +2,9 @@
 
 ``<run>/checkpoints/<kimg>/`` holds the EMA generator as a normal checkpoint (``config.json`` +
 ``model.safetensors``, loadable by ``polyinr generate``) plus ``training_state.safetensors`` (G, D, G_ema,
-optimizer moments, RNG states) and ``training_state.json`` (counters, schedule position, options). The
+optimizer moments, RNG states) and ``training_state.json`` (counters, schedule position, options). Frozen
+parts a module declares (``frozen_state_keys``: the projected discriminator's pretrained backbones, hundreds of
+MB) are rebuilt with the module, so only their SHA-256 fingerprint is stored and checked on resume. The
 directory is assembled under a temporary name and renamed, then ``checkpoints/latest`` is pointed at it, then
 old snapshots beyond the newest K are removed: a crash or a full disk at any moment leaves the previous
 snapshot intact and pointed to.
@@ -10,6 +12,7 @@ snapshot intact and pointed to.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -33,11 +36,31 @@ def snapshot_name(cur_nimg: int) -> str:
     return f"{kimg:06d}" if rest == 0 else f"{kimg:06d}.{rest:03d}"
 
 
+def _frozen_keys(module: torch.nn.Module) -> set[str]:
+    return module.frozen_state_keys() if hasattr(module, "frozen_state_keys") else set()
+
+
+def frozen_fingerprint(module: torch.nn.Module) -> str | None:
+    """SHA-256 over the names, dtypes, shapes and bytes of a module's frozen state (None: it has none)."""
+    keys = sorted(_frozen_keys(module))
+    if not keys:
+        return None
+    state = module.state_dict()
+    digest = hashlib.sha256()
+    for key in keys:
+        value = state[key].detach().cpu().contiguous()
+        digest.update(f"{key}:{value.dtype}:{tuple(value.shape)}".encode())
+        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def _flatten_state(modules: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer]) -> dict:
     tensors: dict[str, torch.Tensor] = {}
     for name, module in modules.items():
+        frozen = _frozen_keys(module)
         for key, value in module.state_dict().items():
-            tensors[f"{name}/{key}"] = value
+            if key not in frozen:
+                tensors[f"{name}/{key}"] = value
     for name, opt in optimizers.items():
         for index, slots in opt.state_dict()["state"].items():
             for key, value in slots.items():
@@ -62,7 +85,8 @@ def save_snapshot(
     root = run_dir / SNAPSHOTS_DIR
     root.mkdir(parents=True, exist_ok=True)
     tensors = _flatten_state(modules, optimizers)
-    counters = {**counters, "cur_nimg": cur_nimg}
+    fingerprints = {name: fp for name, module in modules.items() if (fp := frozen_fingerprint(module))}
+    counters = {**counters, "cur_nimg": cur_nimg, "frozen_fingerprints": fingerprints}
 
     def fill(tmp: Path) -> None:
         write_generator_files(G_ema, tmp, extra={"training": {"cur_nimg": cur_nimg}})
@@ -115,10 +139,16 @@ def load_snapshot(
     for name, module in modules.items():
         prefix = f"{name}/"
         state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-        missing = set(module.state_dict()) - set(state)
+        missing = set(module.state_dict()) - set(state) - _frozen_keys(module)
         if missing:
             raise CheckpointError(f"snapshot {path} does not match this run's {name}: missing {sorted(missing)[:3]}")
-        module.load_state_dict(state)
+        saved_fingerprint = counters.get("frozen_fingerprints", {}).get(name)
+        if frozen_fingerprint(module) != saved_fingerprint:
+            raise CheckpointError(
+                f"the frozen parts of {name} (e.g. pretrained feature networks) differ from the ones snapshot "
+                f"{path.name} was trained with: resume with the same weights"
+            )
+        module.load_state_dict(state, strict=False)
     for name, opt in optimizers.items():
         saved = opt.state_dict()
         prefix = f"optimizer/{name}/"
