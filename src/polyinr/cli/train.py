@@ -11,6 +11,31 @@ from polyinr.progress import progress_bar
 from polyinr.training.options import TRAIN_PRESETS, resolve_options
 
 
+class TrainingProgress:
+    """The training progress bar (kimg, images/s, ETA, losses), drawn from the first tick on."""
+
+    def __init__(self, desc: str) -> None:
+        self.desc = desc
+        self.bar = None
+
+    def on_tick(self, tick) -> None:
+        kimg, total = round(tick.cur_nimg / 1000, 3), round(tick.total_nimg / 1000, 3)
+        if self.bar is None:  # rate and ETA are measured from the first tick on
+            self.bar = progress_bar(total=total, initial=kimg, desc=self.desc, unit="kimg")
+        self.bar.total = total
+        self.bar.update(min(kimg, total) - self.bar.n)
+        losses = {k.removeprefix("Loss/"): f"{v:.3g}" for k, v in tick.stats.items() if k.startswith("Loss/")}
+        ips = tick.stats.get("Timing/images_per_sec", 0.0)
+        self.bar.set_postfix({"res": tick.stage.resolution, "img/s": f"{ips:.0f}", **losses})
+
+    def on_message(self, text: str) -> None:
+        (self.bar.write if self.bar is not None else click.echo)(text)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def _parse_bool(value: str | None) -> bool | None:
     if value is None:
         return None
@@ -91,20 +116,9 @@ def train(cond, mirror, features_pretrained, backbones, features_weights, metric
         return
     from polyinr.training.loop import training_loop
 
-    bar = progress_bar(total=None, desc="train", unit="kimg")
-
-    def on_tick(tick) -> None:
-        bar.total = round(tick.total_nimg / 1000, 3)
-        bar.n = round(tick.cur_nimg / 1000, 3)
-        shown = {
-            k.split("/")[-2] + "/" + k.split("/")[-1]: f"{v:.3g}"
-            for k, v in tick.stats.items()
-            if k.startswith("Loss/")
-        }
-        ips = tick.stats.get("Timing/images_per_sec")
-        bar.set_postfix({"res": tick.stage.resolution, "img/s": f"{ips:.0f}" if ips else "-", **shown})
-        bar.refresh()
-
-    with bar:
-        run_dir = training_loop(options, resume=resume, on_tick=on_tick, on_message=lambda text: bar.write(text))
+    progress = TrainingProgress("train")
+    try:
+        run_dir = training_loop(options, resume=resume, on_tick=progress.on_tick, on_message=progress.on_message)
+    finally:
+        progress.close()
     click.echo(f"run directory: {run_dir}")
