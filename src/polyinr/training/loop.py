@@ -185,7 +185,7 @@ def training_loop(
                 stage = stage_at(stages, cur_nimg)
                 data = stage_data(options, dataset, stage)
                 D = build_discriminator(options, stage, num_classes, class_table, device)
-                loss = build_loss(options, G, D, device)
+                loss.D = D  # the loss (and its guidance classifier, if any) carries on
                 trainable["D"] = [p for p in D.parameters() if p.requires_grad]
                 optimizers["D"] = _adam(trainable["D"], options.dlr, phases, "D")
                 distributed.broadcast_module(D)
