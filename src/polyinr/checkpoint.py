@@ -182,6 +182,19 @@ def read_config(path: str | Path) -> dict[str, Any]:
     return config
 
 
+def resolve_checkpoint(path: str | Path) -> Path:
+    """``path`` itself, or for a training run directory its latest snapshot (a generator checkpoint)."""
+    path = Path(path)
+    if path.is_dir() and not (path / CONFIG_NAME).exists() and (path / "checkpoints").is_dir():
+        from polyinr.training.snapshot import latest_snapshot
+
+        snapshot = latest_snapshot(path)
+        if snapshot is None:
+            raise CheckpointError(f"training run {path} has no complete snapshot yet")
+        return snapshot
+    return path
+
+
 def load_generator(path: str | Path, device: torch.device | str = "cpu", expect_model: str | None = None):
     """Rebuild a generator from a checkpoint directory, in eval mode on ``device``.
 
@@ -189,7 +202,7 @@ def load_generator(path: str | Path, device: torch.device | str = "cpu", expect_
     """
     from polyinr.models.registry import get_entry
 
-    path = Path(path)
+    path = resolve_checkpoint(path)
     config = read_config(path)
     name = config["model"]
     if expect_model is not None and name != expect_model:

@@ -247,3 +247,16 @@ def test_schedule_beyond_the_images_is_refused_and_per_stage_files_are_used(tmp_
     per_stage = _tiny_options(tmp_path / "runs", data=str(tmp_path / "digits{res}.zip"), schedule="8:0.016,16:0.016")
     training_loop(per_stage, on_tick=ticks.append)
     assert [t.stage.resolution for t in ticks] == [8, 16]
+
+
+def test_a_run_directory_works_as_a_network(tmp_path):
+    run_dir = training_loop(_tiny_options(tmp_path))
+    out = tmp_path / "images"
+    result = CliRunner().invoke(main, ["generate", "--network", str(run_dir), "--seeds", "0-1", "--class", "3",
+                                       "--outdir", str(out)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["seed0000.png", "seed0001.png"]
+    empty_run = tmp_path / "00099-empty"
+    (empty_run / "checkpoints").mkdir(parents=True)
+    result = CliRunner().invoke(main, ["info", str(empty_run)])
+    assert result.exit_code == 1 and "no complete snapshot yet" in result.output

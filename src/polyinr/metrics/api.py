@@ -252,7 +252,9 @@ def find_run_dir(checkpoint: str | Path) -> Path | None:
     That is the checkpoint's parent, or the parent's parent (``<run>/checkpoints/<snapshot>``), whichever first
     has a training run's files (``training_options.json`` or ``stats.jsonl``).
     """
-    for folder in Path(checkpoint).resolve().parents[:2]:
+    from polyinr.checkpoint import resolve_checkpoint
+
+    for folder in resolve_checkpoint(checkpoint).resolve().parents[:2]:
         if any((folder / marker).is_file() for marker in RUN_MARKERS):
             return folder
     return None
