@@ -160,6 +160,8 @@ def training_loop(
         log.line(f"{'resume' if snapshot else 'start'}: {desc}, {len(dataset)} images, {num_classes} classes, "
                  f"G {sum(p.numel() for p in G.parameters()):,} params, D {sum(p.numel() for p in trainable['D']):,} "
                  f"trainable params, {world} process(es) on {device}")  # fmt: skip
+        for line in _parameter_table({"G": G, "D": D}):
+            log.line(line)
     grid_seeds = list(range(min(32, max(8, 4 * max(num_classes, 1)))))
     grid_z = latents_from_seeds(grid_seeds, G.z_dim).to(device)
     grid_c = torch.tensor([s % num_classes for s in grid_seeds], device=device) if num_classes else None
@@ -286,6 +288,17 @@ def _adam(params: list[torch.nn.Parameter], lr: float, phases: list, network: st
     reg = [p.interval for p in phases if p.network == network and p.name.endswith("reg")]
     ratio = reg[0] / (reg[0] + 1) if reg else 1.0
     return torch.optim.Adam(params, lr=lr * ratio, betas=(0.0, 0.99**ratio), eps=1e-8)
+
+
+def _parameter_table(networks: dict[str, torch.nn.Module]) -> list[str]:
+    """One line per top-level submodule: total and trainable parameters (DESIGN rule 15's start-up table)."""
+    lines = [f"{'module':<36}{'parameters':>14}{'trainable':>14}"]
+    for net_name, net in networks.items():
+        for name, child in net.named_children():
+            total = sum(p.numel() for p in child.parameters())
+            trainable = sum(p.numel() for p in child.parameters() if p.requires_grad)
+            lines.append(f"{net_name + '.' + name:<36}{total:>14,}{trainable:>14,}")
+    return lines
 
 
 def _set_trainable(trainable: dict[str, list[torch.nn.Parameter]], network: str | None) -> None:
