@@ -16,6 +16,7 @@ import torch
 
 from polyinr.errors import PolyinrError
 from polyinr.seeds import latents_from_seeds
+from polyinr.tools.render import quantize
 
 LABEL_SAMPLING = ("dataset", "uniform")
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -23,7 +24,7 @@ Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 def to_uint8_images(images: torch.Tensor) -> torch.Tensor:
     """Images ``[B, C, H, W]`` in ``[-1, 1]`` → uint8 ``[B, 3, H, W]`` on the same device (grayscale repeated)."""
-    images = (images.float() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+    images = quantize(images)
     return images.repeat(1, 3, 1, 1) if images.shape[1] == 1 else images
 
 

@@ -22,9 +22,14 @@ from polyinr.models.generator import Generator
 from polyinr.seeds import latents_from_seeds
 
 
+def quantize(images: torch.Tensor) -> torch.Tensor:
+    """Images ``[B, C, H, W]`` in ``[-1, 1]`` → uint8 ``[B, C, H, W]`` on their device (``x·127.5 + 128``)."""
+    return (images.detach().float() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+
+
 def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """Images ``[B, 3, H, W]`` in ``[-1, 1]`` → uint8 ``[B, H, W, 3]`` (StyleGAN's ``x·127.5 + 128``)."""
-    return (images.detach().float() * 127.5 + 128).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    """Images ``[B, 3, H, W]`` in ``[-1, 1]`` → uint8 ``[B, H, W, 3]`` NumPy arrays, for saving."""
+    return quantize(images).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def labels_for(G: Generator, class_idx: int | None, count: int, device: torch.device | str) -> torch.Tensor | None:
