@@ -7,6 +7,7 @@ renders one strip of tiles at a time and streams the rows into a PNG, so peak me
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 from collections.abc import Callable, Iterator
@@ -68,8 +69,7 @@ def generate_images(
     """Yield ``(seed, image uint8 [H, W, 3])`` for each seed, rendered on ``grid`` in batches."""
     for start in range(0, len(seeds), batch_size):
         batch = seeds[start : start + batch_size]
-        ws = seed_ws(G, batch, class_idx, truncation_psi, device)
-        yield from zip(batch, to_uint8(G.synthesis(ws, grid)))
+        yield from zip(batch, render_ws(G, seed_ws(G, batch, class_idx, truncation_psi, device), grid, batch_size))
 
 
 def image_grid(images: list[np.ndarray], cols: int, rows: int) -> np.ndarray:
@@ -86,13 +86,14 @@ def image_grid(images: list[np.ndarray], cols: int, rows: int) -> np.ndarray:
 
 def save_image(image: np.ndarray, path: str | Path) -> Path:
     """Save a uint8 ``[H, W, 3]`` image; the format follows the file extension."""
-    path = Path(path)
-    _check_writable(path)
+    path = prepare_output(path)
     Image.fromarray(image).save(path)
     return path
 
 
-def _check_writable(path: Path) -> None:
+def prepare_output(path: str | Path) -> Path:
+    """Check that the file ``path`` can be written, creating its directory; a one-line error otherwise."""
+    path = Path(path)
     if path.is_dir():
         raise PolyinrError(f"output path {path} is a directory; give a file name")
     parent = path.parent
@@ -101,14 +102,9 @@ def _check_writable(path: Path) -> None:
             parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise PolyinrError(f"cannot create output directory {parent}: {e.strerror}") from None
-    if not parent.is_dir() or not _dir_writable(parent):
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise PolyinrError(f"output directory {parent} is not writable")
-
-
-def _dir_writable(path: Path) -> bool:
-    import os
-
-    return os.access(path, os.W_OK | os.X_OK)
+    return path
 
 
 class PngStreamWriter:
@@ -164,8 +160,7 @@ def render_tiled(
     PNG output is streamed strip by strip (memory bounded by ``tile × width``); other formats hold the
     output image. ``on_tile(done, total)`` reports progress. A partial file is removed on failure.
     """
-    out_path = Path(out_path)
-    _check_writable(out_path)
+    out_path = prepare_output(out_path)
     if ws.shape[0] != 1:
         raise PolyinrError("render_tiled renders one sample at a time")
     H, W = grid.shape
@@ -197,13 +192,6 @@ def render_tiled(
             writer.abort()
         raise
     return out_path
-
-
-def prepare_output(path: str | Path) -> Path:
-    """Check that the file ``path`` can be written, creating its directory; a one-line error otherwise."""
-    path = Path(path)
-    _check_writable(path)
-    return path
 
 
 @torch.no_grad()
