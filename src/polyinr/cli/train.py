@@ -36,22 +36,13 @@ class TrainingProgress:
             self.bar.close()
 
 
-def _parse_bool(value: str | None) -> bool | None:
-    if value is None:
-        return None
-    lowered = value.lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise click.BadParameter(f"expected true/false, got {value!r}")
-
-
 @main.command()
 @click.option("--outdir", default=None, metavar="DIR", help="Where run directories go.  [default: runs]")
 @click.option("--data", default=None, metavar="PATH", help="Image folder, dataset zip or builtin:digits|shapes.")
-@click.option("--cond", default=None, metavar="BOOL", help="Train class-conditional on the dataset's labels.")
-@click.option("--mirror", default=None, metavar="BOOL", help="Add x-flipped copies of the images.")
+@click.option(
+    "--cond", type=click.BOOL, default=None, metavar="BOOL", help="Train class-conditional on the dataset's labels."
+)
+@click.option("--mirror", type=click.BOOL, default=None, metavar="BOOL", help="Add x-flipped copies of the images.")
 @click.option("--model", default=None, help="Registered generator.  [default: poly-inr]")
 @click.option("--preset", default="cpu", type=click.Choice(sorted(TRAIN_PRESETS)), help="Model + recipe preset.")
 @click.option("--disc", default=None, type=click.Choice(["residual", "projected"]), help="Discriminator.")
@@ -68,7 +59,9 @@ def _parse_bool(value: str | None) -> bool | None:
 @click.option("--blur-fade-kimg", type=float, default=None, help="kimg over which the blur fades out.")
 @click.option("--cls-weight", type=float, default=None, help="Classifier guidance weight (0 = off).")
 @click.option("--class-embeddings", default=None, metavar="FILE", help="Pretrained class table (embed-classes).")
-@click.option("--features-pretrained", default=None, metavar="BOOL", help="Projected D: pretrained backbones.")
+@click.option(
+    "--features-pretrained", type=click.BOOL, default=None, metavar="BOOL", help="Projected D: pretrained backbones."
+)
 @click.option("--backbones", default=None, metavar="A,B", help="Projected D: timm feature networks.")
 @click.option(
     "--features-weights",
@@ -94,7 +87,7 @@ def train(cond, mirror, features_pretrained, backbones, features_weights, metric
     """Train a generator; running the same command again resumes it."""
     disc_overrides = {}
     if features_pretrained is not None:
-        disc_overrides["pretrained"] = _parse_bool(features_pretrained)
+        disc_overrides["pretrained"] = features_pretrained
     if backbones is not None:
         disc_overrides["backbones"] = [b.strip() for b in backbones.split(",") if b.strip()]
     if features_weights is not None:
@@ -107,7 +100,7 @@ def train(cond, mirror, features_pretrained, backbones, features_weights, metric
 
         flags["metrics"] = tuple(parse_metrics(metrics))
     options = resolve_options(
-        flags.pop("preset"), cond=_parse_bool(cond), mirror=_parse_bool(mirror),
+        flags.pop("preset"), cond=cond, mirror=mirror,
         model_overrides={"channels": channels} if channels else None, **flags,
     )  # fmt: skip
     options.disc_options = {**options.disc_options, **disc_overrides}
