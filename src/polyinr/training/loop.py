@@ -58,9 +58,14 @@ class TickReport:
     snapshot: Path | None
 
 
+def _seed(*keys: int) -> int:
+    """A seed from integers (seed, images shown, purpose, …): reproducible and independent of call order."""
+    return hash(tuple(keys)) & 0x7FFF_FFFF_FFFF_FFFF
+
+
 def _rng(*keys: int) -> torch.Generator:
-    """A generator seeded by integers (seed, images shown, purpose, …): reproducible, order-free."""
-    return torch.Generator().manual_seed(hash(tuple(keys)) & 0x7FFF_FFFF_FFFF_FFFF)
+    """A generator seeded by :func:`_seed` of ``keys``."""
+    return torch.Generator().manual_seed(_seed(*keys))
 
 
 def _batch_indices(num_images: int, seed: int, start: int, count: int) -> np.ndarray:
@@ -211,7 +216,7 @@ def training_loop(
                     p.grad = None
                 for r in range(rounds):
                     part = slice((r * world + rank) * batch_gpu, (r * world + rank + 1) * batch_gpu)
-                    torch.manual_seed(hash((options.seed, cur_nimg, 3, phase_index, r * world + rank)) & 0x7FFFFFFF)
+                    torch.manual_seed(_seed(options.seed, cur_nimg, 3, phase_index, r * world + rank))  # augmentations
                     with autocast:
                         loss.accumulate_gradients(
                             phase.name, real_img[r], None if real_c is None else real_c[r], gen_z[part],
