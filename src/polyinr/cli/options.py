@@ -1,6 +1,8 @@
-"""Shared click option types: seed ranges, windows, sizes, devices."""
+"""Shared click option types: seed ranges, windows, number pairs, sizes, devices."""
 
 from __future__ import annotations
+
+import math
 
 import click
 
@@ -36,6 +38,23 @@ class Window(click.ParamType):
             return parse_window(value)
         except PolyinrError as e:
             self.fail(str(e), param, ctx)
+
+
+class FloatPair(click.ParamType):
+    """``A,B`` → ``(A, B)``, two finite numbers."""
+
+    name = "A,B"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        try:
+            pair = tuple(float(v) for v in str(value).split(","))
+        except ValueError:
+            pair = ()
+        if len(pair) != 2 or not all(math.isfinite(v) for v in pair):
+            self.fail(f"expected two numbers like 0.5,-1, got {value!r}", param, ctx)
+        return pair
 
 
 class Size(click.ParamType):

@@ -6,7 +6,6 @@ from seeds or from latent files (``--latent``, written by ``invert``).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Iterator
 
 import click
@@ -16,7 +15,7 @@ from click.core import ParameterSource
 from polyinr.checkpoint import load_generator
 from polyinr.cli import main
 from polyinr.cli.models import class_option, latents_option, network_option, one_sample_options, trunc_option
-from polyinr.cli.options import RangeList, Size, Window, device_option, resolve_device
+from polyinr.cli.options import FloatPair, RangeList, Size, Window, device_option, resolve_device
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
 from polyinr.progress import progress_bar
@@ -26,23 +25,6 @@ from polyinr.tools.invert import PERCEPTUAL, SPACES, invert_image, outpaint
 from polyinr.tools.latents import one_sample, ws_from_source
 from polyinr.tools.render import save_image
 from polyinr.tools.video import flight, flight_grids, latent_walk, walk_keys, write_video
-
-
-class FloatPair(click.ParamType):
-    """``A,B`` → ``(A, B)``, two finite numbers."""
-
-    name = "A,B"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, tuple):
-            return value
-        try:
-            pair = tuple(float(v) for v in str(value).split(","))
-        except ValueError:
-            pair = ()
-        if len(pair) != 2 or not all(math.isfinite(v) for v in pair):
-            self.fail(f"expected two numbers like 0.5,-1, got {value!r}", param, ctx)
-        return pair
 
 
 def _given(ctx: click.Context, names: Iterable[str]) -> list[str]:

@@ -14,7 +14,7 @@ import torch
 
 from polyinr.checkpoint import load_generator
 from polyinr.grid import Grid
-from polyinr.tools.render import image_grid, save_image, seed_ws, to_uint8
+from polyinr.tools.render import image_grid, render_ws, save_image, seed_ws
 from polyinr.training.loop import TickReport, training_loop
 from polyinr.training.options import resolve_options
 from polyinr.training.snapshot import latest_snapshot
@@ -28,8 +28,7 @@ def render_showcase(G, grid: Grid, seeds_per_class: int = SAMPLES_PER_CLASS) -> 
     """One row per class (or one row of seeds when unconditional), rendered on ``grid``: ``[H, W, 3]``."""
     rows = []
     for class_idx in range(G.num_classes) if G.num_classes else [None]:
-        ws = seed_ws(G, list(range(seeds_per_class)), class_idx, truncation_psi=1.0)
-        rows.extend(to_uint8(G.synthesis(ws, grid)))
+        rows.extend(render_ws(G, seed_ws(G, list(range(seeds_per_class)), class_idx), grid))
     return image_grid(rows, seeds_per_class, len(rows) // seeds_per_class)
 
 
