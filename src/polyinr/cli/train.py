@@ -57,6 +57,10 @@ class TrainingProgress:
 @click.option("--ema-kimg", type=float, default=None, help="G EMA half-life in kimg.  [default: batch·10/32]")
 @click.option("--blur-sigma", type=float, default=None, help="Initial sigma of the D-input blur (projected).")
 @click.option("--blur-fade-kimg", type=float, default=None, help="kimg over which the blur fades out.")
+@click.option("--aug", default=None, type=click.Choice(["noaug", "ada", "fixed"]), help="D-input augmentation (ADA).")
+@click.option("--p", "aug_p", type=float, default=None, help="Augmentation probability (initial for ada).")
+@click.option("--target", "ada_target", type=float, default=None, help="ADA target for E[sign D(real)].")
+@click.option("--augpipe", default=None, type=click.Choice(["bgc", "bg", "c"]), help="Augmentation transforms.")
 @click.option("--cls-weight", type=float, default=None, help="Classifier guidance weight (0 = off).")
 @click.option("--class-embeddings", default=None, metavar="FILE", help="Pretrained class table (embed-classes).")
 @click.option(

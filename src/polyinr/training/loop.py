@@ -154,7 +154,7 @@ def training_loop(
 
     # Resume -----------------------------------------------------------------------------------------------
     if snapshot is not None:
-        counters = load_snapshot(snapshot, {"G": G, "D": D, "G_ema": G_ema}, optimizers)
+        counters = load_snapshot(snapshot, {"G": G, "D": D, "G_ema": G_ema, **loss.state_modules()}, optimizers)
         step = counters["step"]
         say(f"resuming {run_dir} from {snapshot.name} ({cur_nimg / 1000:.3f} kimg)")
     distributed.broadcast_module(G)
@@ -236,6 +236,7 @@ def training_loop(
             update_ema(G_ema, G, ema_beta(options.batch, options.resolved_ema_kimg(), cur_nimg, options.ema_rampup))
             cur_nimg += options.batch
             step += 1
+            loss.end_step(step, options.batch)
             stop = _all_agree(stop_requested["flag"], device)
             stage_done = cur_nimg >= stage.end_nimg
             if not (cur_nimg >= tick_start_nimg + options.tick_kimg * 1000 or stage_done or stop):
@@ -259,8 +260,9 @@ def training_loop(
                                         f"last good snapshot: {last_snapshot}")  # fmt: skip
                 if rank == 0:
                     counters = {"step": step, "stage": stage.index, "options": options_json}
-                    new_snapshot = save_snapshot(run_dir, cur_nimg, G_ema, {"G": G, "D": D, "G_ema": G_ema},
-                                                 optimizers, counters, options.keep_snapshots)  # fmt: skip
+                    modules = {"G": G, "D": D, "G_ema": G_ema, **loss.state_modules()}
+                    new_snapshot = save_snapshot(run_dir, cur_nimg, G_ema, modules, optimizers, counters,
+                                                 options.keep_snapshots)  # fmt: skip
                     last_snapshot = new_snapshot
                     _run_metrics(options, G_ema, data, run_dir, new_snapshot, device, log)
                 distributed.barrier()

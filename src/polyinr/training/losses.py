@@ -5,11 +5,16 @@ and calls :meth:`GANLoss.accumulate_gradients`; a loss that regularises lazily d
 loop scales that phase's learning rate and betas by ``interval / (interval + 1)`` (StyleGAN2's lazy
 regularisation).
 
+Every loss sees D through :meth:`GANLoss.run_D`, as StyleGAN3 does: the images (real or fake) are blurred by a
+Gaussian whose sigma fades from ``blur_init_sigma`` to 0 over ``blur_fade_kimg`` (0 = no blur), then augmented
+by an optional :class:`~polyinr.discriminators.ada.AdaptiveAugment` (ADA), which also counts the signs of the
+real logits; :meth:`GANLoss.end_step` lets it adjust its probability after each step, and
+:meth:`GANLoss.state_modules` names its state for snapshots.
+
 - :class:`NonSaturatingLoss`: StyleGAN2's logistic loss ``softplus(−D(G(z)))`` / ``softplus(D(fake)) +
-  softplus(−D(real))`` with lazy R1 ``γ/2 · ‖∇D(real)‖²`` every 16 D steps.
-- :class:`ProjectedHingeLoss`: StyleGAN-XL's recipe: hinge loss, no R1, the discriminator's inputs blurred by
-  a Gaussian whose sigma fades from ``blur_init_sigma`` to 0 over ``blur_fade_kimg``, and optional classifier
-  guidance ``cls_weight · CE(classifier(G(z, c)), c)`` at resolutions ≥ 32.
+  softplus(−D(real))`` with lazy R1 ``γ/2 · ‖∇D(real)‖²`` every 16 D steps (StyleGAN2/3's recipe).
+- :class:`ProjectedHingeLoss`: StyleGAN-XL's recipe: hinge loss, no R1, blur 2 fading over 300 kimg, and
+  optional classifier guidance ``cls_weight · CE(classifier(G(z, c)), c)`` at resolutions ≥ 32.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from polyinr.discriminators.ada import AdaptiveAugment
 from polyinr.grid import Grid
+from polyinr.training import distributed
 from polyinr.training.stats import report
 
 
@@ -59,10 +66,30 @@ def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 class GANLoss:
-    """Base: holds G and D, renders fakes on the stage's grid, and names its phases."""
+    """Base: holds G and D, renders fakes on the stage's grid, blurs and augments D's inputs, names its phases."""
 
-    def __init__(self, G: nn.Module, D: nn.Module) -> None:
+    def __init__(
+        self,
+        G: nn.Module,
+        D: nn.Module,
+        blur_init_sigma: float = 0.0,  # pixels; 0 = no blur
+        blur_fade_kimg: float = 0.0,  # kimg over which the blur fades to 0
+        augment: AdaptiveAugment | None = None,  # ADA on D's inputs; None = none
+    ) -> None:
         self.G, self.D = G, D
+        self.blur_init_sigma = blur_init_sigma
+        self.blur_fade_kimg = blur_fade_kimg
+        self.augment = augment
+
+    def state_modules(self) -> dict[str, nn.Module]:
+        """Modules whose state a snapshot keeps beside G and D (the augmentation's probability)."""
+        return {} if self.augment is None else {"augment": self.augment}
+
+    def end_step(self, step: int, batch_size: int) -> None:
+        """After training step ``step`` (counted from 1) of ``batch_size`` images: let ADA adjust ``p``."""
+        if self.augment is not None:
+            self.augment.end_step(step, batch_size, distributed.all_reduce_sum)
+            report("Progress/augment", float(self.augment.p))
 
     def phases(self) -> list[PhaseSpec]:
         return phases_for("G", None) + phases_for("D", None)
@@ -74,8 +101,17 @@ class GANLoss:
         ws = self.G.mapping(z, c, update_emas=update_emas)
         return self.G.synthesis(ws, Grid.frame(resolution))
 
-    def run_D(self, images: torch.Tensor, c: torch.Tensor | None, cur_nimg: int) -> torch.Tensor:
-        return self.D(images, c)
+    def run_D(self, images: torch.Tensor, c: torch.Tensor | None, cur_nimg: int, real: bool = False) -> torch.Tensor:
+        """D's logits for ``images [B, 3, R, R]``, blurred and augmented; ``real``: count their signs for ADA."""
+        images = gaussian_blur(images, blur_sigma(cur_nimg, self.blur_init_sigma, self.blur_fade_kimg))
+        if self.augment is not None:
+            images = self.augment(images)
+        logits = self.D(images, c)
+        if real:
+            report("Loss/signs/real", logits.sign())
+            if self.augment is not None:
+                self.augment.observe_real(logits)
+        return logits
 
     def accumulate_gradients(
         self,
@@ -93,8 +129,17 @@ class GANLoss:
 class NonSaturatingLoss(GANLoss):
     """StyleGAN2's logistic loss with lazy R1 on the reals (``gamma`` = 0 disables R1)."""
 
-    def __init__(self, G: nn.Module, D: nn.Module, r1_gamma: float = 1.0, r1_interval: int = 16) -> None:
-        super().__init__(G, D)
+    def __init__(
+        self,
+        G: nn.Module,
+        D: nn.Module,
+        r1_gamma: float = 1.0,
+        r1_interval: int = 16,
+        blur_init_sigma: float = 0.0,
+        blur_fade_kimg: float = 0.0,
+        augment: AdaptiveAugment | None = None,
+    ) -> None:
+        super().__init__(G, D, blur_init_sigma, blur_fade_kimg, augment)
         self.r1_gamma = r1_gamma
         self.r1_interval = r1_interval
 
@@ -111,7 +156,7 @@ class NonSaturatingLoss(GANLoss):
         if phase in ("Dmain", "Dboth"):
             fake = self.run_G(gen_z, gen_c, resolution, update_emas=True).detach()
             fake_logits = self.run_D(fake, gen_c, cur_nimg)
-            real_logits = self.run_D(real_img, real_c, cur_nimg)
+            real_logits = self.run_D(real_img, real_c, cur_nimg, real=True)
             loss = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
             report("Loss/scores/fake", fake_logits)
             report("Loss/scores/real", real_logits)
@@ -119,7 +164,7 @@ class NonSaturatingLoss(GANLoss):
             loss.mul(gain).backward()
         if phase in ("Dreg", "Dboth") and self.r1_gamma > 0:
             real = real_img.detach().requires_grad_(True)
-            logits = self.run_D(real, real_c, cur_nimg)
+            logits = self.run_D(real, real_c, cur_nimg, real=True)
             (grad,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
             penalty = grad.square().sum(dim=[1, 2, 3])  # [B]
             loss = penalty.mean() * (self.r1_gamma / 2)
@@ -140,17 +185,12 @@ class ProjectedHingeLoss(GANLoss):
         classifier: nn.Module | None = None,  # frozen classifier for guidance; None = off
         cls_weight: float = 0.0,  # weight of the guidance term
         cls_min_resolution: int = 32,  # guidance only at resolutions ≥ this (it collapses modes below)
+        augment: AdaptiveAugment | None = None,
     ) -> None:
-        super().__init__(G, D)
-        self.blur_init_sigma = blur_init_sigma
-        self.blur_fade_kimg = blur_fade_kimg
+        super().__init__(G, D, blur_init_sigma, blur_fade_kimg, augment)
         self.classifier = classifier
         self.cls_weight = cls_weight
         self.cls_min_resolution = cls_min_resolution
-
-    def run_D(self, images, c, cur_nimg):
-        sigma = blur_sigma(cur_nimg, self.blur_init_sigma, self.blur_fade_kimg)
-        return self.D(gaussian_blur(images, sigma), c)
 
     def accumulate_gradients(self, phase, real_img, real_c, gen_z, gen_c, gain, cur_nimg):
         resolution = real_img.shape[-1]
@@ -166,7 +206,7 @@ class ProjectedHingeLoss(GANLoss):
         if phase in ("Dmain", "Dboth"):
             fake = self.run_G(gen_z, gen_c, resolution, update_emas=True).detach()
             fake_logits = self.run_D(fake, gen_c, cur_nimg)
-            real_logits = self.run_D(real_img, real_c, cur_nimg)
+            real_logits = self.run_D(real_img, real_c, cur_nimg, real=True)
             loss = F.relu(1 + fake_logits).mean() + F.relu(1 - real_logits).mean()
             report("Loss/scores/fake", fake_logits)
             report("Loss/scores/real", real_logits)

@@ -35,9 +35,15 @@ class TrainingOptions:
     # Loss.
     loss: str = "nonsaturating"  # 'nonsaturating' (+ R1) or 'hinge' (projected recipe)
     gamma: float = 1.0  # R1 weight (nonsaturating loss); 0 = off
-    blur_sigma: float = 0.0  # initial sigma of the D-input blur (hinge recipe); 0 = off
+    blur_sigma: float = 0.0  # initial sigma of the D-input blur; 0 = off
     blur_fade_kimg: float = 300.0  # kimg over which the blur fades out
     cls_weight: float = 0.0  # classifier guidance weight; 0 = off (nothing is downloaded)
+    # Augmentation of D's inputs (StyleGAN2-ADA's pipeline): 'noaug', 'ada' (adaptive p) or 'fixed' (p = aug_p).
+    aug: str = "noaug"
+    aug_p: float = 0.0  # augmentation probability at the start ('ada') or throughout ('fixed')
+    ada_target: float = 0.6  # ADA's target for E[sign D(real)]
+    ada_kimg: float = 500.0  # ADA's speed: p can move by 1 in this many kimg
+    augpipe: str = "bgc"  # transforms: bgc (blit, geometric, colour), bg or c
     # Optimisation.
     batch: int = 32  # total batch over all processes and micro-batches
     batch_gpu: int | None = None  # micro-batch per process; None = batch / processes
@@ -139,5 +145,13 @@ def validate(options: TrainingOptions) -> None:
         raise PolyinrError("--tick, --snap and --keep must be positive")
     if (options.bf16 or options.tf32 or options.compile) and options.device == "cpu":
         raise PolyinrError("--bf16, --tf32 and --compile are CUDA speed-ups; drop them with --device cpu")
+    if options.aug not in ("noaug", "ada", "fixed"):
+        raise PolyinrError(f"unknown augmentation {options.aug!r}; use noaug, ada or fixed")
+    from polyinr.discriminators.ada import PIPELINES
+
+    if options.augpipe not in PIPELINES:
+        raise PolyinrError(f"unknown augmentation pipeline {options.augpipe!r}; pipelines: {', '.join(PIPELINES)}")
+    if not options.aug_p >= 0 or not options.ada_kimg > 0 or not -1 <= options.ada_target <= 1:
+        raise PolyinrError("--p must be ≥ 0, the ADA target in [-1, 1] and ada_kimg > 0")
     if options.cls_weight > 0 and not options.cond:
         raise PolyinrError("classifier guidance (--cls-weight) needs class labels: add --cond")

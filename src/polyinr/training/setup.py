@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from polyinr.device import resolve_device
+from polyinr.discriminators.ada import PIPELINES, AdaptiveAugment
 from polyinr.errors import PolyinrError
 from polyinr.training.losses import GANLoss, NonSaturatingLoss, ProjectedHingeLoss
 from polyinr.training.options import TrainingOptions
@@ -78,13 +79,24 @@ def build_discriminator(
     return D
 
 
+def build_augment(options: TrainingOptions, device: torch.device) -> AdaptiveAugment | None:
+    """The ADA pipeline the options ask for (None for 'noaug')."""
+    if options.aug == "noaug":
+        return None
+    target = options.ada_target if options.aug == "ada" else None
+    augment = AdaptiveAugment(PIPELINES[options.augpipe], p=options.aug_p, target=target, kimg=options.ada_kimg)
+    return augment.to(device)
+
+
 def build_loss(options: TrainingOptions, G: torch.nn.Module, D: torch.nn.Module, device: torch.device) -> GANLoss:
+    augment = build_augment(options, device)
     if options.loss == "nonsaturating":
-        return NonSaturatingLoss(G, D, r1_gamma=options.gamma)
+        return NonSaturatingLoss(G, D, r1_gamma=options.gamma, blur_init_sigma=options.blur_sigma,
+                                 blur_fade_kimg=options.blur_fade_kimg, augment=augment)  # fmt: skip
     classifier = None
     if options.cls_weight > 0:
         from polyinr.training.guidance import build_guidance_classifier
 
         classifier = build_guidance_classifier(device)
     return ProjectedHingeLoss(G, D, blur_init_sigma=options.blur_sigma, blur_fade_kimg=options.blur_fade_kimg,
-                              classifier=classifier, cls_weight=options.cls_weight)  # fmt: skip
+                              classifier=classifier, cls_weight=options.cls_weight, augment=augment)  # fmt: skip
