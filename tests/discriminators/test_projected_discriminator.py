@@ -206,5 +206,5 @@ def test_unknown_backbone_and_options():
         projected(32, backbones=["efficientnet_lite9"])
     with pytest.raises(PolyinrError, match="at least one backbone"):
         projected(32, backbones=[])
-    with pytest.raises(PolyinrError, match="has no setting 'cond'; its settings: backbones, pretrained"):
+    with pytest.raises(PolyinrError, match="does not use 'cond'; its settings: backbones, pretrained"):
         create_discriminator("projected", 32, 0, cond=True)

@@ -65,11 +65,19 @@ def test_train_end_to_end_writes_a_run(tmp_path):
 def test_dry_run_prints_resolved_imagenet_recipe():
     result = CliRunner().invoke(main, ["train", "--preset", "imagenet", "--dry-run"])
     assert result.exit_code == 0, result.output
-    config = json.loads(result.output)
+    resolved = json.loads(result.output)
+    config = resolved["training"]
+    assert config["recipe"] == "imagenet" and config["preset"] == "imagenet"
     assert config["glr"] == 1e-4 and config["dlr"] == 2e-4 and config["batch"] == 64
-    assert config["disc"] == "projected" and config["loss"] == "hinge" and config["blur_sigma"] == 2.0
+    assert config["disc"] == "projected" and config["loss"] == "hinge" and config["loss_options"]["blur_sigma"] == 2.0
     assert config["disc_options"]["backbones"] == ["tf_efficientnet_lite0", "deit_base_distilled_patch16_224"]
     assert config["schedule"].startswith("32:")
+    # Beside the recipe, every field of what is built: the generator at its preset's width, D and the loss.
+    generator = resolved["generator"]["config"]
+    assert generator["channels"] == 1024 and generator["num_levels"] == 10 and generator["img_resolution"] == 512
+    assert resolved["discriminator"]["config"]["img_resolution"] == 32
+    assert resolved["loss"]["config"] == {"blur_sigma": 2.0, "blur_fade_kimg": 300.0, "cls_weight": 0.0}
+    assert [s["resolution"] for s in resolved["stages"]] == [32, 64, 128, 256, 512]
 
 
 @pytest.mark.slow
@@ -184,10 +192,10 @@ def test_two_gloo_processes_match_one_process(tmp_path):
 
 def test_projected_discriminator_trains_with_hinge_blur_and_metrics(tmp_path):
     options = _tiny_options(
-        tmp_path, resolution=16, disc="projected", kimg=0.032, metrics=("cas0.05k",),
-        disc_options={"backbones": ["tf_efficientnet_lite0"], "pretrained": False, "interp224": False},
+        tmp_path, resolution=16, disc="projected", loss="hinge", kimg=0.032, metrics=("cas0.05k",),
+        loss_options={"blur_sigma": 1.0}, disc_options={"pretrained": False},
     )  # fmt: skip
-    assert options.loss == "hinge"
+    assert options.disc_options["backbones"] == ["tf_efficientnet_lite0"]  # the cpu recipe's projected D
     heads = []
 
     def remember(tick):

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from polyinr.errors import PolyinrError
+from polyinr.errors import PolyinrError, UnusedSetting
 
 DISCRIMINATORS: dict[str, type] = {}  # name → Discriminator subclass, in registration order
 DATA_FIELDS = ("img_resolution", "num_classes")  # config fields filled from the data, never set as options
@@ -55,12 +55,11 @@ def discriminator_settings(name: str) -> list[str]:
 
 
 def check_discriminator_settings(name: str, settings: dict[str, Any]) -> None:
-    """A one-line error when ``settings`` names a field the discriminator ``name`` does not have."""
+    """:class:`~polyinr.errors.UnusedSetting` when ``settings`` names a field the discriminator ``name`` lacks."""
     settable = discriminator_settings(name)
-    unknown = sorted(set(settings) - set(settable))
-    if unknown:
-        raise PolyinrError(f"the {name} discriminator has no setting {', '.join(map(repr, unknown))}; "
-                           f"its settings: {', '.join(settable)}")  # fmt: skip
+    for key in settings:
+        if key not in settable:
+            raise UnusedSetting(key, f"the {name} discriminator", settable)
 
 
 def create_discriminator(name: str, img_resolution: int, num_classes: int, **settings: Any) -> torch.nn.Module:

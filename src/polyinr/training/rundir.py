@@ -24,8 +24,9 @@ RESUMABLE_CHANGES = {"kimg", "schedule", "tick_kimg", "snap_ticks", "keep_snapsh
 
 
 def describe(options: Any, dataset_name: str) -> str:
-    """``poly-inr-cpu-digits-residual-b32-cond[-desc]``."""
-    words = [options.model, options.preset, dataset_name, options.disc, f"b{options.batch}"]
+    """``poly-inr-cpu-digits-residual-b32-cond[-desc]`` (the recipe's name after the preset's when they differ)."""
+    presets = [options.preset] if options.recipe == options.preset else [options.preset, options.recipe]
+    words = [options.model, *presets, dataset_name, options.disc, f"b{options.batch}"]
     if options.cond:
         words.append("cond")
     if options.desc:
