@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -268,3 +269,32 @@ def test_a_run_directory_works_as_a_network(tmp_path):
     (empty_run / "checkpoints").mkdir(parents=True)
     result = CliRunner().invoke(main, ["info", str(empty_run)])
     assert result.exit_code == 1 and "no complete snapshot yet" in result.output
+
+
+@pytest.mark.slow
+def test_worker_processes_train_bit_identically_and_resume_exactly(tmp_path, monkeypatch):
+    from polyinr.data.datasets import ImageDataset
+
+    readers = tmp_path / "readers"
+    readers.mkdir()
+    original = ImageDataset.__getitem__
+
+    def recorded(self, idx):
+        (readers / str(os.getpid())).touch()
+        return original(self, idx)
+
+    monkeypatch.setattr(ImageDataset, "__getitem__", recorded)
+    zero = training_loop(_tiny_options(tmp_path / "zero", kimg=0.032))
+    two = training_loop(_tiny_options(tmp_path / "two", kimg=0.032, workers=2))
+    assert len({int(p.name) for p in readers.iterdir()} - {os.getpid()}) == 2  # two worker processes read images
+    expected = _final_state(zero)
+    assert expected.keys() == _final_state(two).keys()
+    assert all(torch.equal(expected[k], _final_state(two)[k]) for k in expected)
+    # Resume with workers: drop the newest snapshot, run the same command, land on the same bits.
+    newest = latest_snapshot(two)
+    shutil.rmtree(newest)
+    (two / "checkpoints" / "latest").unlink()
+    assert latest_snapshot(two) is not None
+    assert training_loop(_tiny_options(tmp_path / "two", kimg=0.032, workers=2)) == two
+    got = _final_state(two)
+    assert all(torch.equal(expected[k], got[k]) for k in expected)
