@@ -131,11 +131,16 @@ def train(cond, mirror, recipe, preset, gamma, blur_sigma, blur_fade_kimg, cls_w
 
         click.echo(json.dumps({"training": options.to_json(), **resolved_run(options)}, indent=2, sort_keys=True))
         return
+    from polyinr.discriminators.feature_networks import WeightsUnavailable
     from polyinr.training.loop import training_loop
 
     progress = TrainingProgress("train")
     try:
         run_dir = training_loop(options, resume=resume, on_tick=progress.on_tick, on_message=progress.on_message)
+    except WeightsUnavailable as e:
+        if e.name not in options.disc_options.get("backbones", ()):
+            raise
+        raise click.ClickException(f"{e} (--features-pretrained false, or --features-weights {e.name}=FILE)") from None
     finally:
         progress.close()
     click.echo(f"run directory: {run_dir}")

@@ -41,7 +41,8 @@ def open_training_data(options: TrainingOptions, resolution: int | None = None):
     source = options.data
     if STAGE_TEMPLATE in source:
         if resolution is None:
-            raise PolyinrError(f"--data {source!r} names one dataset per stage: give --schedule or --resolution")
+            raise PolyinrError(f"the data {source!r} names one dataset per stage ({STAGE_TEMPLATE}): a schedule or a "
+                               f"training resolution is needed")  # fmt: skip
         source = source.replace(STAGE_TEMPLATE, str(resolution))
     return open_dataset(source, resolution=resolution, cond=options.cond, mirror=options.mirror)
 
@@ -86,8 +87,8 @@ def check_stages(options: TrainingOptions, dataset, stages: list[Stage]) -> None
             raise PolyinrError(
                 f"{options.data} holds images of {limit}x{limit} (or smaller), but a stage trains at "
                 f"{stage.resolution}x{stage.resolution}; give larger images (they are resized per stage), one "
-                f"dataset per stage with {STAGE_TEMPLATE} in --data (e.g. --data imagenet{STAGE_TEMPLATE}.zip), "
-                f"or a --schedule that stops at {limit}"
+                f"dataset per stage with {STAGE_TEMPLATE} in the data path (e.g. imagenet{STAGE_TEMPLATE}.zip), "
+                f"or a schedule that stops at {limit}"
             )
 
 
