@@ -116,3 +116,11 @@ def test_list_shows_the_recipes():
     assert result.exit_code == 0
     for name, recipe in RECIPES.items():
         assert f"  {name}  ({recipe.size}-sized, {recipe.loss} loss, {recipe.disc} D)" in result.output
+
+
+def test_one_stage_options_replace_the_recipes_schedule_and_never_mix_with_one():
+    assert resolve_options("imagenet", resolution=64).stages(32) == [(64, 200.0)]
+    assert resolve_options("imagenet", kimg=5).stages(32) == [(32, 5.0)]
+    for extra in ({"kimg": 5}, {"resolution": 16}):
+        with pytest.raises(PolyinrError, match=f"a schedule sets every stage's .* separate {next(iter(extra))}"):
+            resolve_options("cpu", schedule="8:1,16:1", **extra)

@@ -44,7 +44,7 @@ class TrainingOptions:
     dlr: float = 0.0025  # discriminator learning rate
     ema_kimg: float | None = None  # G EMA half-life in kimg; None = batch·10/32
     ema_rampup: float | None = 0.05  # StyleGAN's EMA ramp-up; None = off
-    # Duration: a schedule of (resolution, kimg) stages; a single stage when no schedule is given.
+    # Duration: a schedule of (resolution, kimg) stages; else one stage of `kimg` at `resolution`.
     schedule: str | None = None  # '32:2000,64:1000'; None = kimg at the data's resolution
     kimg: float = 200.0  # duration when no schedule is given
     resolution: int | None = None  # training resolution when no schedule is given; None = the data's
@@ -98,8 +98,12 @@ def resolve_options(
     chosen = get_recipe(recipe)
     values: dict[str, Any] = {**chosen.options, "recipe": recipe, "preset": preset}
     values.update(loss=chosen.loss, disc=chosen.disc)
-    if overrides.get("kimg") is not None and overrides.get("schedule") is None:
-        values.pop("schedule", None)  # an explicit duration replaces the recipe's schedule
+    one_stage = [key for key in ("kimg", "resolution") if overrides.get(key) is not None]
+    if one_stage and overrides.get("schedule") is not None:
+        raise PolyinrError(f"a schedule sets every stage's resolution and duration; a separate {one_stage[0]} "
+                           f"does not apply to it")  # fmt: skip
+    if one_stage:
+        values.pop("schedule", None)  # an explicit duration or resolution replaces the recipe's schedule
     values.update({key: value for key, value in overrides.items() if value is not None})
     given_loss = {k: v for k, v in (loss_options or {}).items() if v is not None}
     given_disc = {k: v for k, v in (disc_options or {}).items() if v is not None}

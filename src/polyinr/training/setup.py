@@ -9,7 +9,6 @@ from typing import Any
 
 import torch
 
-from polyinr.device import resolve_device
 from polyinr.errors import PolyinrError
 from polyinr.training.losses import GUIDANCE_MIN_RESOLUTION, GANLoss, create_loss, resolve_loss_config
 from polyinr.training.options import TrainingOptions
@@ -23,7 +22,6 @@ __all__ = [
     "load_class_table",
     "open_run_data",
     "open_training_data",
-    "resolve_device",
     "resolved_run",
     "stage_data",
 ]
