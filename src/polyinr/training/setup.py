@@ -124,7 +124,7 @@ def generator_settings(
     the pretrained class table's width, then the explicit ``model_overrides``."""
     settings: dict[str, Any] = {"num_classes": num_classes, "img_resolution": max(s.resolution for s in stages)}
     if class_table is not None:
-        settings["class_embed_dim"] = class_table.shape[1]
+        settings["embed_dim"] = class_table.shape[1]
     return {**settings, **options.model_overrides}
 
 
