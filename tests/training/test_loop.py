@@ -34,6 +34,8 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 def _tiny_options(outdir: Path, **overrides):
     values = dict(data="builtin:digits", cond=True, resolution=8, batch=8, kimg=0.064, tick_kimg=0.016, snap_ticks=1,
                   workers=0, device="cpu", seed=3, outdir=str(outdir), model_overrides={"channels": 16})  # fmt: skip
+    if overrides.get("schedule"):  # a schedule sets the resolutions and durations itself
+        del values["resolution"], values["kimg"]
     values.update(overrides)
     return resolve_options("cpu", **values)
 
@@ -170,7 +172,7 @@ def test_full_disk_during_snapshot_keeps_previous_and_says_so(tmp_path, monkeypa
 
 def test_progressive_schedule_switches_stage_and_data_resolution(tmp_path):
     ticks = []
-    options = _tiny_options(tmp_path, schedule="8:0.016,16:0.016", resolution=None)
+    options = _tiny_options(tmp_path, schedule="8:0.016,16:0.016")
     run_dir = training_loop(options, on_tick=ticks.append)
     assert [t.stage.resolution for t in ticks] == [8, 16]
     assert [t.cur_nimg for t in ticks] == [16, 32]
