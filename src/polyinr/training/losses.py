@@ -5,28 +5,35 @@ and calls :meth:`GANLoss.accumulate_gradients`; a loss that regularises lazily d
 loop scales that phase's learning rate and betas by ``interval / (interval + 1)`` (StyleGAN2's lazy
 regularisation).
 
+Losses are registered by name with a config dataclass of their settings (:func:`register_loss`), as the
+generators and discriminators are; a setting the chosen loss does not have is refused, never dropped.
+
 Every loss sees D through :meth:`GANLoss.run_D`, as StyleGAN3 does: the images (real or fake) are blurred by a
-Gaussian whose sigma fades from ``blur_init_sigma`` to 0 over ``blur_fade_kimg`` (0 = no blur), then augmented
-by an optional :class:`~polyinr.discriminators.ada.AdaptiveAugment` (ADA), which also counts the signs of the
-real logits; :meth:`GANLoss.end_step` lets it adjust its probability after each step, and
+Gaussian whose sigma fades from ``blur_sigma`` to 0 over ``blur_fade_kimg`` (0 = no blur), then augmented by an
+optional :class:`~polyinr.discriminators.ada.AdaptiveAugment` (ADA), which also counts the signs of the real
+logits; :meth:`GANLoss.end_step` lets it adjust its probability after each step, and
 :meth:`GANLoss.state_modules` names its state for snapshots.
 
-- :class:`NonSaturatingLoss`: StyleGAN2's logistic loss ``softplus(−D(G(z)))`` / ``softplus(D(fake)) +
-  softplus(−D(real))`` with lazy R1 ``γ/2 · ‖∇D(real)‖²`` every 16 D steps (StyleGAN2/3's recipe).
-- :class:`ProjectedHingeLoss`: StyleGAN-XL's recipe: hinge loss, no R1, blur 2 fading over 300 kimg, and
+- :class:`NonSaturatingLoss` (``nonsaturating``): StyleGAN2's logistic loss ``softplus(−D(G(z)))`` /
+  ``softplus(D(fake)) + softplus(−D(real))`` with lazy R1 ``γ/2 · ‖∇D(real)‖²`` every 16 D steps (StyleGAN2/3;
+  config R also blurs D's inputs).
+- :class:`ProjectedHingeLoss` (``hinge``): StyleGAN-XL's recipe: hinge loss, no R1, blurred D inputs, and
   optional classifier guidance ``cls_weight · CE(classifier(G(z, c)), c)`` at resolutions ≥ 32.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from polyinr.discriminators.ada import AdaptiveAugment
+from polyinr.errors import PolyinrError, UnusedSetting
 from polyinr.training import distributed
 from polyinr.training.stats import report
 
@@ -64,8 +71,57 @@ def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(images, taps.view(1, 1, -1, 1).repeat(C, 1, 1, 1), padding=(radius, 0), groups=C)
 
 
+GUIDANCE_MIN_RESOLUTION = 32  # classifier guidance applies only at resolutions ≥ this (it collapses modes below)
+LOSSES: dict[str, type[GANLoss]] = {}  # name → loss class, filled by @register_loss
+
+
+def register_loss(name: str, config_cls: type):
+    """Class decorator: register a :class:`GANLoss` subclass as ``name`` with its settings' dataclass."""
+
+    def decorate(cls: type[GANLoss]) -> type[GANLoss]:
+        cls.loss_name, cls.config_cls = name, config_cls
+        LOSSES[name] = cls
+        return cls
+
+    return decorate
+
+
+def get_loss(name: str) -> type[GANLoss]:
+    if name not in LOSSES:
+        raise PolyinrError(f"unknown loss {name!r}; losses: {', '.join(sorted(LOSSES))}")
+    return LOSSES[name]
+
+
+def loss_settings(name: str) -> list[str]:
+    """The settings (config fields) of the loss ``name``."""
+    return [f.name for f in dataclasses.fields(get_loss(name).config_cls)]
+
+
+def resolve_loss_config(name: str, **settings: Any) -> Any:
+    """The config of loss ``name`` from its defaults and ``settings``; a setting it lacks is refused."""
+    known = loss_settings(name)
+    for key in settings:
+        if key not in known:
+            raise UnusedSetting(key, f"the {name} loss", known)
+    return get_loss(name).config_cls(**settings)
+
+
+def create_loss(
+    name: str, G: nn.Module, D: nn.Module, device: torch.device, augment: AdaptiveAugment | None = None,
+    **settings: Any,
+) -> GANLoss:  # fmt: skip
+    """The loss ``name`` over ``G`` and ``D`` with ``settings`` (fields of its config), augmenting D's inputs
+    with ``augment`` (None: no augmentation)."""
+    loss = get_loss(name).from_config(G, D, resolve_loss_config(name, **settings), device)
+    loss.augment = augment
+    return loss
+
+
 class GANLoss:
     """Base: holds G and D, renders fakes on the stage's grid, blurs and augments D's inputs, names its phases."""
+
+    loss_name: str
+    config_cls: type
 
     def __init__(
         self,
@@ -125,6 +181,31 @@ class GANLoss:
         raise NotImplementedError
 
 
+@dataclass(frozen=True)
+class NonSaturatingConfig:
+    gamma: float = 1.0  # R1 weight γ on the reals; 0 = no R1 (and no Dreg phase)
+    blur_sigma: float = 0.0  # initial sigma in pixels of the D-input blur (StyleGAN3-R: 10); 0 = no blur
+    blur_fade_kimg: float = 0.0  # kimg over which the blur fades to 0 (StyleGAN3-R: batch·200/32)
+
+    def __post_init__(self) -> None:
+        if self.gamma < 0:
+            raise PolyinrError(f"the R1 weight gamma must be ≥ 0, got {self.gamma}")
+        if self.blur_sigma < 0 or self.blur_fade_kimg < 0:
+            raise PolyinrError("the blur sigma and its fade length must be ≥ 0")
+
+
+@dataclass(frozen=True)
+class HingeConfig:
+    blur_sigma: float = 0.0  # initial sigma in pixels of the D-input blur; 0 = no blur
+    blur_fade_kimg: float = 300.0  # kimg over which the blur fades to 0
+    cls_weight: float = 0.0  # classifier guidance weight; 0 = off (no classifier is built or downloaded)
+
+    def __post_init__(self) -> None:
+        if self.blur_sigma < 0 or self.blur_fade_kimg < 0 or self.cls_weight < 0:
+            raise PolyinrError("the blur sigma, its fade length and the guidance weight must be ≥ 0")
+
+
+@register_loss("nonsaturating", NonSaturatingConfig)
 class NonSaturatingLoss(GANLoss):
     """StyleGAN2's logistic loss with lazy R1 on the reals (``gamma`` = 0 disables R1)."""
 
@@ -141,6 +222,10 @@ class NonSaturatingLoss(GANLoss):
         super().__init__(G, D, blur_init_sigma, blur_fade_kimg, augment)
         self.r1_gamma = r1_gamma
         self.r1_interval = r1_interval
+
+    @classmethod
+    def from_config(cls, G: nn.Module, D: nn.Module, cfg: NonSaturatingConfig, device: torch.device):
+        return cls(G, D, r1_gamma=cfg.gamma, blur_init_sigma=cfg.blur_sigma, blur_fade_kimg=cfg.blur_fade_kimg)
 
     def phases(self) -> list[PhaseSpec]:
         return phases_for("G", None) + phases_for("D", self.r1_interval if self.r1_gamma > 0 else None)
@@ -172,6 +257,7 @@ class NonSaturatingLoss(GANLoss):
             loss.mul(gain).backward()
 
 
+@register_loss("hinge", HingeConfig)
 class ProjectedHingeLoss(GANLoss):
     """StyleGAN-XL: hinge loss, blurred discriminator inputs, optional classifier guidance; no R1."""
 
@@ -183,13 +269,23 @@ class ProjectedHingeLoss(GANLoss):
         blur_fade_kimg: float = 300.0,  # kimg over which the blur fades to 0
         classifier: nn.Module | None = None,  # frozen classifier for guidance; None = off
         cls_weight: float = 0.0,  # weight of the guidance term
-        cls_min_resolution: int = 32,  # guidance only at resolutions ≥ this (it collapses modes below)
+        cls_min_resolution: int = GUIDANCE_MIN_RESOLUTION,  # guidance only at resolutions ≥ this
         augment: AdaptiveAugment | None = None,
     ) -> None:
         super().__init__(G, D, blur_init_sigma, blur_fade_kimg, augment)
         self.classifier = classifier
         self.cls_weight = cls_weight
         self.cls_min_resolution = cls_min_resolution
+
+    @classmethod
+    def from_config(cls, G: nn.Module, D: nn.Module, cfg: HingeConfig, device: torch.device):
+        classifier = None
+        if cfg.cls_weight > 0:
+            from polyinr.training import guidance
+
+            classifier = guidance.build_guidance_classifier(device)
+        return cls(G, D, blur_init_sigma=cfg.blur_sigma, blur_fade_kimg=cfg.blur_fade_kimg, classifier=classifier,
+                   cls_weight=cfg.cls_weight)  # fmt: skip
 
     def accumulate_gradients(self, phase, real_img, real_c, gen_z, gen_c, gain, cur_nimg):
         resolution = real_img.shape[-1]
