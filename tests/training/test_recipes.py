@@ -74,7 +74,7 @@ def _train(*args: str):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--blur-sigma", "2"], "--blur-sigma does not apply to the nonsaturating loss; it applies with --loss hinge"),
+        (["--cls-weight", "1"], "--cls-weight does not apply to the nonsaturating loss; it applies with --loss hinge"),
         (["--recipe", "imagenet", "--gamma", "10"],
          "--gamma does not apply to the hinge loss; it applies with --loss nonsaturating"),
         (["--backbones", "tf_efficientnet_lite0"],
