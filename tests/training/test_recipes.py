@@ -19,11 +19,15 @@ from polyinr.training.recipes import RECIPES, pair_recipe_and_preset
 @pytest.mark.parametrize("recipe", sorted(RECIPES))
 def test_every_recipe_resolves_with_every_loss_and_discriminator(recipe):
     assert set(RECIPES[recipe].losses) <= set(LOSSES) and set(RECIPES[recipe].discs) <= set(list_discriminators())
+    chosen = RECIPES[recipe]
+    preset = None if chosen.size == "cpu" or recipe in ("imagenet", "ffhq") else "ffhq"  # a poly-inr paper preset
     for loss in LOSSES:
         for disc in list_discriminators():
-            options = resolve_options(recipe, loss=loss, disc=disc)
-            assert options.loss_options == RECIPES[recipe].losses.get(loss, {})  # never another loss's settings
-            assert options.disc_options == RECIPES[recipe].discs.get(disc, {})
+            options = resolve_options(recipe, preset=preset, loss=loss, disc=disc)
+            scaled = chosen.batch_scaled(options.batch).get("losses", {}) if chosen.batch_scaled else {}
+            expected = {**chosen.losses.get(loss, {}), **scaled.get(loss, {})}
+            assert options.loss_options == expected  # never another loss's settings
+            assert options.disc_options == chosen.discs.get(disc, {})
 
 
 @pytest.fixture

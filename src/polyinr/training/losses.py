@@ -183,12 +183,12 @@ class GANLoss:
 
 @dataclass(frozen=True)
 class NonSaturatingConfig:
-    gamma: float = 1.0  # R1 weight γ on the reals; 0 = no R1 (and no Dreg phase)
+    gamma: float | None = 1.0  # R1 weight γ on the reals; 0 = no R1 (no Dreg phase); None = 2·(R/256)² at R²
     blur_sigma: float = 0.0  # initial sigma in pixels of the D-input blur (StyleGAN3-R: 10); 0 = no blur
     blur_fade_kimg: float = 0.0  # kimg over which the blur fades to 0 (StyleGAN3-R: batch·200/32)
 
     def __post_init__(self) -> None:
-        if self.gamma < 0:
+        if self.gamma is not None and self.gamma < 0:
             raise PolyinrError(f"the R1 weight gamma must be ≥ 0, got {self.gamma}")
         if self.blur_sigma < 0 or self.blur_fade_kimg < 0:
             raise PolyinrError("the blur sigma and its fade length must be ≥ 0")
@@ -207,13 +207,14 @@ class HingeConfig:
 
 @register_loss("nonsaturating", NonSaturatingConfig)
 class NonSaturatingLoss(GANLoss):
-    """StyleGAN2's logistic loss with lazy R1 on the reals (``gamma`` = 0 disables R1)."""
+    """StyleGAN2's logistic loss with lazy R1 on the reals (``gamma`` = 0 disables R1; None scales it with the
+    stage's resolution R as NVIDIA's recommended StyleGAN3 settings do: ``2·(R/256)²``)."""
 
     def __init__(
         self,
         G: nn.Module,
         D: nn.Module,
-        r1_gamma: float = 1.0,
+        r1_gamma: float | None = 1.0,
         r1_interval: int = 16,
         blur_init_sigma: float = 0.0,
         blur_fade_kimg: float = 0.0,
@@ -228,7 +229,11 @@ class NonSaturatingLoss(GANLoss):
         return cls(G, D, r1_gamma=cfg.gamma, blur_init_sigma=cfg.blur_sigma, blur_fade_kimg=cfg.blur_fade_kimg)
 
     def phases(self) -> list[PhaseSpec]:
-        return phases_for("G", None) + phases_for("D", self.r1_interval if self.r1_gamma > 0 else None)
+        return phases_for("G", None) + phases_for("D", self.r1_interval if self.r1_gamma != 0 else None)
+
+    def gamma_at(self, resolution: int) -> float:
+        """R1's weight at a stage of ``resolution``² images."""
+        return 2.0 * (resolution / 256) ** 2 if self.r1_gamma is None else self.r1_gamma
 
     def accumulate_gradients(self, phase, real_img, real_c, gen_z, gen_c, gain, cur_nimg):
         resolution = real_img.shape[-1]
@@ -246,12 +251,12 @@ class NonSaturatingLoss(GANLoss):
             report("Loss/scores/real", real_logits)
             report("Loss/D/loss", loss)
             loss.mul(gain).backward()
-        if phase in ("Dreg", "Dboth") and self.r1_gamma > 0:
+        if phase in ("Dreg", "Dboth") and self.r1_gamma != 0:
             real = real_img.detach().requires_grad_(True)
             logits = self.run_D(real, real_c, cur_nimg, real=True)
             (grad,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
             penalty = grad.square().sum(dim=[1, 2, 3])  # [B]
-            loss = penalty.mean() * (self.r1_gamma / 2)
+            loss = penalty.mean() * (self.gamma_at(resolution) / 2)
             report("Loss/r1_penalty", penalty)
             report("Loss/D/reg", loss)
             loss.mul(gain).backward()

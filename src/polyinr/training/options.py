@@ -114,11 +114,25 @@ def resolve_options(
     values.update({key: value for key, value in overrides.items() if value is not None})
     given_loss = {k: v for k, v in (loss_options or {}).items() if v is not None}
     given_disc = {k: v for k, v in (disc_options or {}).items() if v is not None}
-    values["loss_options"] = {**chosen.losses.get(values["loss"], {}), **given_loss}
+    scaled = chosen.batch_scaled(values["batch"]) if chosen.batch_scaled else {}
+    values["loss_options"] = {**chosen.losses.get(values["loss"], {}),
+                              **scaled.get("losses", {}).get(values["loss"], {}), **given_loss}  # fmt: skip
+    if scaled.get("model"):
+        recipe_fields = _model_fields(model, preset, scaled["model"])
+        values["model_overrides"] = {**recipe_fields, **(values.get("model_overrides") or {})}
     values["disc_options"] = {**chosen.discs.get(values["disc"], {}), **given_disc}
     options = TrainingOptions(**values)
     validate(options)
     return options
+
+
+def _model_fields(model: str, preset: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``settings`` that are fields of the ``model``'s config (a recipe's model settings apply to
+    the generators that have them)."""
+    from polyinr.models.registry import resolve_config
+
+    config = resolve_config(model, preset)
+    return {k: v for k, v in settings.items() if k in {f.name for f in dataclasses.fields(config)}}
 
 
 def validate(options: TrainingOptions) -> None:
