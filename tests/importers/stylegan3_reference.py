@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 PERSISTENT_VERSION = 6
+SQRT2 = float(np.sqrt(2))
 MODULE_SRC = "raise RuntimeError('NVIDIA module source must never be executed')\n"
 
 
@@ -78,7 +79,7 @@ def upfirdn2d(x, f, up=1, down=1, padding=(0, 0, 0, 0), flip_filter=False, gain=
     return x[:, :, ::down, ::down]
 
 
-def filtered_lrelu(x, fu=None, fd=None, b=None, up=1, down=1, padding=(0, 0, 0, 0), gain=np.sqrt(2), slope=0.2,
+def filtered_lrelu(x, fu=None, fd=None, b=None, up=1, down=1, padding=(0, 0, 0, 0), gain=SQRT2, slope=0.2,
                    clamp=None):  # fmt: skip
     """``_filtered_lrelu_ref``."""
     x = bias_act(x=x, b=b)
@@ -89,7 +90,7 @@ def filtered_lrelu(x, fu=None, fd=None, b=None, up=1, down=1, padding=(0, 0, 0, 
 
 def modulated_conv2d(x, w, s, demodulate=True, padding=0, input_gain=None):
     batch_size = int(x.shape[0])
-    out_channels, in_channels, kh, kw = w.shape
+    _, in_channels, kh, kw = w.shape
     if demodulate:
         w = w * w.square().mean([1, 2, 3], keepdim=True).rsqrt()
         s = s * s.square().mean().rsqrt()

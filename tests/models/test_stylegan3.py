@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -15,7 +16,7 @@ from polyinr.grid import Grid
 from polyinr.metrics.equivariance import equivariance_psnr
 from polyinr.models.generator import GridRefused
 from polyinr.models.mapping import MappingConfig, MappingNetwork
-from polyinr.models.registry import create
+from polyinr.models.registry import create, resolve_config
 from polyinr.models.stylegan3 import (
     StyleGAN3Config,
     SynthesisInput,
@@ -52,8 +53,8 @@ def test_layer_table_equals_the_published_256_t_schedule():
 
 
 def test_layer_schedule_chains_and_config_r_doubles_channels():
-    specs = layer_schedule(create("stylegan3-r", "paper-256").cfg)
-    for prev, spec in zip(specs, specs[1:]):
+    specs = layer_schedule(resolve_config("stylegan3-r", "paper-256"))
+    for prev, spec in itertools.pairwise(specs):
         assert (spec.in_channels, spec.in_size, spec.in_sampling_rate) == (
             prev.out_channels, prev.out_size, prev.out_sampling_rate)  # fmt: skip
     assert specs[0].out_channels == 1024 and specs[12].out_channels == 256 and specs[0].kernel == 1
@@ -90,7 +91,7 @@ def test_radial_filters_are_symmetric_low_pass_and_sum_to_one():
         k = torch.fft.fftfreq(256, d=1 / fs).abs()
         radius = torch.hypot(k[:, None], k[None, :])
         assert response[radius >= s.out_cutoff + s.out_half_width].max() < 0.05  # stopband
-        assert response[radius <= s.out_cutoff / 2].min() > 0.9  # passband
+        assert response[radius <= s.out_cutoff / 2].min() > 0.8 and response[0, 0] == pytest.approx(1)  # passband
 
 
 def _upfirdn_reference(x, f, up, down, pad):
@@ -116,7 +117,7 @@ def test_polyphase_filtered_lrelu_equals_zero_insertion(up, down, pad):
     expected = _upfirdn_reference(expected, fd, 1, down, (0, 0))
     got = filtered_lrelu(x, fu, fd, up, down, pad, math.sqrt(2), 0.2, 2.0)
     assert got.shape == expected.shape
-    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)  # float rounding of other summation orders
 
 
 # ---------------------------------------------------------------------------- grids
@@ -161,7 +162,7 @@ def test_whole_pixel_translation_shifts_the_image():
         moved = G.synthesis(ws, Grid.frame(R).translated(-2 / (R - 1), -3 / (R - 1)))  # content moves down 2, right 3
     diff = moved[:, :, 2:, 3:] - base[:, :, :-2, :-3]
     psnr = 20 * math.log10(2) - 10 * math.log10(diff.square().mean().item())
-    assert psnr > 35
+    assert psnr > 80  # exact up to the filters' stopband leakage at the lowest sampling rates
 
 
 class _AliasingSynthesis(nn.Module):
@@ -191,6 +192,9 @@ class _ControlGenerator(nn.Module):
         self.mapping = MappingNetwork(MappingConfig(z_dim=64, w_dim=64), num_ws=2)
         self.synthesis = _AliasingSynthesis(64, 32, resolution)
 
+    def synthesize(self, ws: torch.Tensor, grid: Grid | None = None) -> torch.Tensor:
+        return self.synthesis(ws, grid)
+
 
 @pytest.mark.slow
 def test_eq_t_of_a_random_stylegan3_t_is_far_above_a_stylegan2_like_control():
@@ -198,7 +202,8 @@ def test_eq_t_of_a_random_stylegan3_t_is_far_above_a_stylegan2_like_control():
     G = create("stylegan3-t", "cpu").eval().requires_grad_(False)
     control = _ControlGenerator(G.img_resolution).eval().requires_grad_(False)
     ours, theirs = equivariance_psnr(G, "eqt_int", 8), equivariance_psnr(control, "eqt_int", 8)
-    assert ours > 40 and ours > theirs + 15, (ours, theirs)
+    print(f"EQ-T: random StyleGAN3-T {ours:.1f} dB, StyleGAN2-like control {theirs:.1f} dB")
+    assert ours > 40 and ours > theirs + 15
 
 
 def test_magnitude_ema_tracks_the_input_power_only_when_asked():

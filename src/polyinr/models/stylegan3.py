@@ -31,7 +31,7 @@ is refused in one line.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.signal
@@ -40,8 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from polyinr.grid import Grid
-from polyinr.models.generator import FRAME, Generator, GridRefused
+from polyinr.grid import IDENTITY, Grid
+from polyinr.models.generator import FRAME, Generator, GridRefused, describe_grid, is_rigid
 from polyinr.models.layers import LRELU_GAIN, LRELU_SLOPE, EqualizedLinear
 from polyinr.models.mapping import MappingConfig, MappingNetwork
 from polyinr.models.registry import register
@@ -243,20 +243,18 @@ def transform_from_grid(grid: Grid | None, img_resolution: int) -> torch.Tensor:
     R = img_resolution
     if grid is None:
         return torch.eye(3, dtype=torch.float64)
-    a, b, t_row, c, d, t_col = grid.affine
-    window = (grid.top, grid.left, grid.bottom, grid.right, grid.height, grid.width, grid.rows, grid.cols)
-    rigid = abs(a * a + c * c - 1) < 1e-6 and abs(b * b + d * d - 1) < 1e-6 and abs(a * b + c * d) < 1e-6
-    if window != (0.0, 0.0, 1.0, 1.0, R, R, None, None) or not (rigid and a * d - b * c > 0):
+    if replace(grid, affine=IDENTITY) != Grid.frame(R) or not is_rigid(grid.affine):
         raise GridRefused(
-            f"StyleGAN3 renders only its {R}x{R} frame, translated or rotated; got a {grid.height}x{grid.width} "
-            f"grid over ({grid.top:g}, {grid.left:g})-({grid.bottom:g}, {grid.right:g})"
-            + ("" if grid.rows is None and grid.cols is None else " cropped to a tile")
-            + ("" if rigid else " with a non-rigid map")
+            f"StyleGAN3 renders only its {R}x{R} frame, translated or rotated; not a {describe_grid(grid)}"
         )
+    a, b, t_row, c, d, t_col = grid.affine
     scale, offset = (R - 1) / R, 0.5 / R - 0.5  # frame units → StyleGAN3 units, and the frame's origin there
     lin = torch.tensor([[d, c], [b, a]], dtype=torch.float64)  # (row, col) → (x, y): swap both sides
-    shift = scale * torch.tensor([t_col, t_row], dtype=torch.float64) + offset - lin @ torch.full((2,), offset,
-                                                                                                   dtype=torch.float64)
+    shift = (
+        scale * torch.tensor([t_col, t_row], dtype=torch.float64)
+        + offset
+        - lin @ torch.full((2,), offset, dtype=torch.float64)
+    )
     m = torch.eye(3, dtype=torch.float64)
     m[:2, :2], m[:2, 2] = lin, shift
     return m
@@ -516,7 +514,9 @@ def _paper(resolution: int, channel_base: int, channel_max: int) -> dict:
 
 
 # Small enough to train for minutes on two CPU cores at 32².
-_CPU = dict(img_resolution=32, channel_base=1024, channel_max=64, num_layers=6, mapping=dict(z_dim=64, w_dim=64))
+_CPU = dict(
+    img_resolution=32, channel_base=1024, channel_max=64, num_layers=6, mapping=dict(z_dim=64, w_dim=64, embed_dim=32)
+)
 
 
 @register("stylegan3-t", StyleGAN3Config, presets={
@@ -537,7 +537,7 @@ class StyleGAN3RConfig(StyleGAN3Config):
 
 @register("stylegan3-r", StyleGAN3RConfig, presets={
     "paper-256": _paper(256, 65536, 1024), "paper-512": _paper(512, 65536, 1024),
-    "paper-1024": _paper(1024, 65536, 1024), "cpu": dict(_CPU, channel_base=2048, channel_max=128),
+    "paper-1024": _paper(1024, 65536, 1024), "cpu": _CPU,
 })  # fmt: skip
 class StyleGAN3R(StyleGAN3Generator):
     """StyleGAN3-R: translation and rotation equivariant (1×1 convolutions, radial down filters)."""
