@@ -247,6 +247,23 @@ class Generator(nn.Module):
         """The ws indices style mixing may exchange between samples, or None when the model cannot mix."""
         return None
 
+    # ------------------------------------------------------------------ training stages
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """The parameters training updates (all of them unless the model freezes some)."""
+        return list(self.parameters())
+
+    @classmethod
+    def stage_settings(cls, resolutions: list[int], stage: int) -> dict[str, Any]:
+        """Config fields of the network that trains stage ``stage`` of a run whose stages render
+        ``resolutions``: by default one network renders every stage's grid at the last stage's resolution."""
+        return {"img_resolution": max(resolutions)}
+
+    def next_stage(self, resolution: int) -> Generator | None:
+        """The network the next stage (at ``resolution``) trains, built from this one, or None when this one
+        carries on (the same weights on a denser grid). Progressively grown models return a grown copy."""
+        return None
+
     def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
         """Write the checkpoint directory ``path`` (``config.json`` + ``model.safetensors``), atomically."""
         from polyinr.checkpoint import save_generator

@@ -124,25 +124,23 @@ def training_loop(
 
     # Networks ---------------------------------------------------------------------------------------------
     class_table = load_class_table(options, num_classes)
+    cur_nimg, step, stage = 0, 0, stages[0]
+    snapshot = latest_snapshot(run_dir) if resuming else None
+    if snapshot is not None:  # the stage the snapshot was trained in (at a stage's end, the next one starts below)
+        saved = json.loads((snapshot / STATE_JSON).read_text(encoding="utf-8"))
+        cur_nimg, stage = saved["cur_nimg"], stages[saved["stage"]]
     torch.manual_seed(options.seed)
-    G = create_generator(options.model, options.preset, **generator_settings(options, num_classes, stages, class_table))
+    G = create_generator(options.model, options.preset,
+                         **generator_settings(options, num_classes, stages, class_table, stage))  # fmt: skip
     if class_table is not None:
         G.mapping.set_class_embeddings(class_table)
-    G = G.to(device).train().requires_grad_(True)
-    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
-    if options.compile:
-        G.synthesis.compile()  # in place: parameter names (and so snapshots) are unchanged
-    cur_nimg, step = 0, 0
-    snapshot = latest_snapshot(run_dir) if resuming else None
-    if snapshot is not None:
-        cur_nimg = json.loads((snapshot / STATE_JSON).read_text(encoding="utf-8"))["cur_nimg"]
-    stage = stage_at(stages, cur_nimg)
+    G, G_ema = _training_copies(G, device, options.compile)
     data = stage_data(options, dataset, stage)
     D = build_discriminator(options, stage, num_classes, class_table, device)
     loss = build_loss(options, G, D, device)
     phases = loss.phases()
     trainable = {
-        "G": [p for p in G.parameters() if p.requires_grad],
+        "G": [p for p in G.parameters() if p.requires_grad],  # those G.trainable_parameters() names
         "D": [p for p in D.parameters() if p.requires_grad],
     }
     optimizers = {net: _adam(trainable[net], options.glr if net == "G" else options.dlr, phases, net) for net in "GD"}
@@ -184,9 +182,20 @@ def training_loop(
     batches = _stage_batches(data, options, stage, cur_nimg, share)
     try:
         while cur_nimg < total_nimg:
-            # Stage switch: the same G on a denser grid, a fresh D for the new resolution.
+            # Stage switch: the same G on a denser grid (a grown model: the network grown from the EMA weights,
+            # with fresh optimiser state, as the authors' next stage starts), a fresh D for the new resolution.
             if cur_nimg >= stage.end_nimg:
                 stage = stage_at(stages, cur_nimg)
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(_seed(options.seed, stage.index, 4))  # the new layers' initial weights
+                    grown = G_ema.next_stage(stage.resolution)
+                if grown is not None:
+                    G, G_ema = _training_copies(grown, device, options.compile)
+                    loss.G = G
+                    trainable["G"] = [p for p in G.parameters() if p.requires_grad]
+                    optimizers["G"] = _adam(trainable["G"], options.glr, phases, "G")
+                    distributed.broadcast_module(G)
+                    distributed.broadcast_module(G_ema)
                 data = stage_data(options, dataset, stage)
                 batches.close()
                 batches = _stage_batches(data, options, stage, cur_nimg, share)
@@ -288,6 +297,18 @@ def training_loop(
 
 
 # ---------------------------------------------------------------------------------------------- helpers
+
+
+def _training_copies(G, device: torch.device, compile_synthesis: bool):
+    """``(G, G_ema)`` on ``device``: G in training mode with only its trainable parameters taking gradients,
+    G_ema a frozen copy in eval mode."""
+    G = G.to(device).train().requires_grad_(False)
+    for p in G.trainable_parameters():
+        p.requires_grad_(True)
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    if compile_synthesis:
+        G.synthesis.compile()  # in place: parameter names (and so snapshots) are unchanged
+    return G, G_ema
 
 
 def _adam(params: list[torch.nn.Parameter], lr: float, phases: list, network: str) -> torch.optim.Adam:

@@ -119,11 +119,17 @@ def build_discriminator(
 
 
 def generator_settings(
-    options: TrainingOptions, num_classes: int, stages: list[Stage], class_table: torch.Tensor | None
-) -> dict[str, Any]:
-    """The overrides of the generator's preset for this run: the data's classes, the last stage's resolution,
-    the pretrained class table's width, then the explicit ``model_overrides``."""
-    settings: dict[str, Any] = {"num_classes": num_classes, "img_resolution": max(s.resolution for s in stages)}
+    options: TrainingOptions, num_classes: int, stages: list[Stage], class_table: torch.Tensor | None,
+    stage: Stage | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """The overrides of the generator's preset for ``stage`` of this run (None: the last): the data's classes,
+    the generator's settings for the stage (by default the last stage's resolution; grown models: the
+    network of that stage), the pretrained class table's width, then the explicit ``model_overrides``."""
+    from polyinr.models.registry import get_entry
+
+    index = stages[-1].index if stage is None else stage.index
+    sizes = get_entry(options.model).generator_cls.stage_settings([s.resolution for s in stages], index)
+    settings: dict[str, Any] = {"num_classes": num_classes, **sizes}
     if class_table is not None:
         settings["embed_dim"] = class_table.shape[1]
     return {**settings, **options.model_overrides}
