@@ -10,15 +10,12 @@ import torch
 from safetensors.torch import load_file
 
 from polyinr import checkpoint
+from polyinr.atomic import atomic_directory, atomic_save_tensors, atomic_write, atomic_write_json
 from polyinr.checkpoint import (
     CONFIG_NAME,
     FORMAT_VERSION,
     WEIGHTS_NAME,
     CheckpointError,
-    atomic_directory,
-    atomic_save_tensors,
-    atomic_write,
-    atomic_write_json,
     load_generator,
     read_config,
 )

@@ -18,7 +18,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from polyinr.checkpoint import atomic_save_tensors
+from polyinr.atomic import atomic_save_tensors
 from polyinr.discriminators.feature_networks import create_feature_network
 from polyinr.errors import PolyinrError
 

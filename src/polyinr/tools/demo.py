@@ -12,12 +12,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from polyinr.checkpoint import load_generator
+from polyinr.checkpoint import latest_snapshot, load_generator
 from polyinr.grid import Grid
 from polyinr.tools.render import image_grid, render_ws, save_image, seed_ws
 from polyinr.training.loop import TickReport, training_loop
 from polyinr.training.options import resolve_options
-from polyinr.training.snapshot import latest_snapshot
 
 SAMPLES_PER_CLASS = 8
 DEMO_RESOLUTION = 16  # the scans are 8×8: 16² shows them whole and trains fast on two cores

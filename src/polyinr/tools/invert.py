@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
-from polyinr.checkpoint import atomic_write_json
+from polyinr.atomic import atomic_write_json
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
 from polyinr.models.generator import Generator

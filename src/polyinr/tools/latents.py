@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError, safe_open
 
-from polyinr.checkpoint import atomic_save_tensors
+from polyinr.atomic import atomic_save_tensors
 from polyinr.errors import PolyinrError
 from polyinr.models.generator import Generator
 from polyinr.tools.render import seed_ws

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from polyinr.checkpoint import atomic_write
+from polyinr.atomic import atomic_write
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
 from polyinr.models.generator import Generator

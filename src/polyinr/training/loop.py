@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from polyinr.checkpoint import STATE_JSON, latest_snapshot
 from polyinr.device import resolve_device
 from polyinr.errors import PolyinrError
 from polyinr.models.registry import create as create_generator
@@ -38,7 +39,7 @@ from polyinr.training.setup import (
     open_training_data,
     stage_data,
 )
-from polyinr.training.snapshot import STATE_JSON, latest_snapshot, load_snapshot, save_snapshot, snapshot_name
+from polyinr.training.snapshot import load_snapshot, save_snapshot, snapshot_name
 from polyinr.training.stats import collect as collect_stats
 from polyinr.training.stats import report
 
