@@ -13,7 +13,8 @@ from PIL import Image
 from polyinr.checkpoint import CONFIG_NAME, load_generator
 from polyinr.cli import main
 from polyinr.grid import Grid
-from polyinr.tools.render import generate_images, seed_ws, to_uint8
+from polyinr.image_io import to_uint8
+from polyinr.tools.render import generate_images, seed_ws
 
 
 def run(*args: str, ok: bool = True):

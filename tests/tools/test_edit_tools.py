@@ -8,6 +8,7 @@ import torch
 
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
+from polyinr.image_io import to_uint8
 from polyinr.tools.edit import (
     VIRIDIS,
     check_levels,
@@ -22,7 +23,7 @@ from polyinr.tools.edit import (
     style_mix,
     style_mix_figure,
 )
-from polyinr.tools.render import seed_ws, to_uint8
+from polyinr.tools.render import seed_ws
 
 # ---------------------------------------------------------------------------- interpolation
 

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from polyinr.errors import PolyinrError
+from polyinr.image_io import save_image, to_uint8
 from polyinr.tools.invert import (
     ImageFileError,
     invert_image,
@@ -26,7 +27,7 @@ from polyinr.tools.invert import (
     psnr,
 )
 from polyinr.tools.latents import load_latents
-from polyinr.tools.render import save_image, seed_ws, to_uint8
+from polyinr.tools.render import seed_ws
 
 
 def test_projector_learning_rate_schedule():

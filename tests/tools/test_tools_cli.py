@@ -9,8 +9,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from polyinr.cli import main
+from polyinr.image_io import save_image, to_uint8
 from polyinr.tools.latents import load_latents
-from polyinr.tools.render import save_image, seed_ws, to_uint8
+from polyinr.tools.render import seed_ws
 
 
 def run(*args, ok: bool = True):

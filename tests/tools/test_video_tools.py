@@ -10,9 +10,10 @@ from PIL import Image
 
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
+from polyinr.image_io import image_grid, to_uint8
 from polyinr.seeds import latents_from_seeds
 from polyinr.tools.edit import interpolate
-from polyinr.tools.render import image_grid, seed_ws, to_uint8
+from polyinr.tools.render import seed_ws
 from polyinr.tools.video import flight, flight_grids, latent_walk, walk_keys, write_video
 
 

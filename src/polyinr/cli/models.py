@@ -12,10 +12,11 @@ from polyinr.cli import main
 from polyinr.cli.options import RangeList, Size, Window, device_option, resolve_device
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
+from polyinr.image_io import image_grid, save_image
 from polyinr.models.registry import get_entry, list_models
 from polyinr.progress import progress_bar
 from polyinr.tools.latents import one_sample, ws_from_source
-from polyinr.tools.render import image_grid, render_tiled, render_ws, save_image
+from polyinr.tools.render import render_tiled, render_ws
 
 network_option = click.option("--network", "network", required=True, metavar="CKPT",
                               help="Checkpoint directory (config.json + model.safetensors).")  # fmt: skip

@@ -18,12 +18,12 @@ from polyinr.cli.models import class_option, latents_option, network_option, one
 from polyinr.cli.options import FloatPair, RangeList, Size, Window, device_option, resolve_device
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
+from polyinr.image_io import save_image
 from polyinr.progress import progress_bar
 from polyinr.seeds import latents_from_seeds
 from polyinr.tools.edit import INTERPOLATIONS, heatmap_figure, level_maps, num_path_frames, style_mix_figure
 from polyinr.tools.invert import PERCEPTUAL, SPACES, invert_image, outpaint
 from polyinr.tools.latents import one_sample, ws_from_source
-from polyinr.tools.render import save_image
 from polyinr.tools.video import flight, flight_grids, latent_walk, walk_keys, write_video
 
 

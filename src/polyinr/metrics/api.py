@@ -22,7 +22,8 @@ import torch
 from polyinr._version import __version__
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
-from polyinr.metrics.sampling import Progress, iterate_ws, sample_labels, to_uint8_images
+from polyinr.image_io import quantize_rgb
+from polyinr.metrics.sampling import Progress, iterate_ws, sample_labels
 
 _N = r"(\d+(?:\.\d+)?)k"
 _PATTERNS: tuple[tuple[str, str], ...] = (
@@ -199,7 +200,7 @@ def _feature_metric(
     for ws in iterate_ws(G, spec.num_gen, batch_size, device, labels, seed):
         images = render_zoomed_out(G, ws, resolution, spec.scale) if spec.kind == "scaleinv_fid" else \
             G.synthesis(ws, grid)  # fmt: skip
-        gen.append(detector(to_uint8_images(images), (feature,))[feature])
+        gen.append(detector(quantize_rgb(images), (feature,))[feature])
         if on_progress is not None:
             on_progress("generated images", gen.num_items, spec.num_gen)
     if spec.kind == "is":

@@ -17,7 +17,8 @@ import torch.nn.functional as F
 
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
-from polyinr.metrics.sampling import Progress, dataset_batches, iterate_ws, subset_indices, to_uint8_images
+from polyinr.image_io import quantize_rgb
+from polyinr.metrics.sampling import Progress, dataset_batches, iterate_ws, subset_indices
 
 
 def small_gray(images: torch.Tensor, image_size: int) -> np.ndarray:
@@ -74,7 +75,7 @@ def classification_accuracy_score(
     grid = Grid.frame(dataset.resolution)
     predictions = []
     for ws in iterate_ws(G, num_samples, batch_size, device, gen_labels, seed):
-        predictions.append(classifier.predict(small_gray(to_uint8_images(G.synthesis(ws, grid)), image_size)))
+        predictions.append(classifier.predict(small_gray(quantize_rgb(G.synthesis(ws, grid)), image_size)))
         if on_progress is not None:
             on_progress("generated images", sum(map(len, predictions)), num_samples)
     return {"cas": float(np.mean(np.concatenate(predictions) == gen_labels)),

@@ -1,4 +1,4 @@
-"""Images for the metrics: seeded generator samples and real-data batches, both as uint8 ``[B, 3, H, W]``.
+"""Images for the metrics: seeded generator samples and real-data batches.
 
 Generated sample ``i`` of a metric uses seed ``seed + i`` for its latent (StyleGAN's seed convention, so a
 sample is the same at any batch size) and, for class-conditional generators, the ``i``-th label drawn from
@@ -16,16 +16,9 @@ import torch
 
 from polyinr.errors import PolyinrError
 from polyinr.seeds import latents_from_seeds
-from polyinr.tools.render import quantize
 
 LABEL_SAMPLING = ("dataset", "uniform")
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
-
-
-def to_uint8_images(images: torch.Tensor) -> torch.Tensor:
-    """Images ``[B, C, H, W]`` in ``[-1, 1]`` → uint8 ``[B, 3, H, W]`` on the same device (grayscale repeated)."""
-    images = quantize(images)
-    return images.repeat(1, 3, 1, 1) if images.shape[1] == 1 else images
 
 
 def sample_labels(num_classes: int, count: int, label_sampling: str, dataset: Any, seed: int) -> np.ndarray | None:

@@ -14,7 +14,8 @@ import torch
 
 from polyinr.checkpoint import latest_snapshot, load_generator
 from polyinr.grid import Grid
-from polyinr.tools.render import image_grid, render_ws, save_image, seed_ws
+from polyinr.image_io import image_grid, save_image
+from polyinr.tools.render import render_ws, seed_ws
 from polyinr.training.loop import TickReport, training_loop
 from polyinr.training.options import resolve_options
 

@@ -22,9 +22,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
+from polyinr.image_io import to_uint8
 from polyinr.models.generator import Generator
 from polyinr.models.poly_inr import PolyINRSynthesis, affine_2d
-from polyinr.tools.render import to_uint8
 
 INTERPOLATIONS = ("lerp", "slerp")
 

@@ -21,9 +21,10 @@ from PIL import Image
 from polyinr.atomic import atomic_write
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
+from polyinr.image_io import image_grid, prepare_output, to_uint8
 from polyinr.models.generator import Generator
 from polyinr.tools.edit import interpolation_path
-from polyinr.tools.render import image_grid, labels_for, prepare_output, to_uint8
+from polyinr.tools.render import labels_for
 
 VIDEO_FORMATS = (".mp4", ".gif")
 

@@ -24,9 +24,10 @@ import torch
 from polyinr.checkpoint import STATE_JSON, latest_snapshot
 from polyinr.device import resolve_device
 from polyinr.errors import PolyinrError
+from polyinr.grid import Grid
+from polyinr.image_io import image_grid, save_image, to_uint8
 from polyinr.models.registry import create as create_generator
 from polyinr.seeds import latents_from_seeds
-from polyinr.tools.render import image_grid, save_image, to_uint8
 from polyinr.training import distributed
 from polyinr.training.ema import ema_beta, update_ema
 from polyinr.training.options import TrainingOptions
@@ -355,8 +356,6 @@ def _load_class_table(options: TrainingOptions, num_classes: int) -> torch.Tenso
 
 @torch.no_grad()
 def _save_fakes(G_ema, z: torch.Tensor, c: torch.Tensor | None, resolution: int, path: Path) -> None:
-    from polyinr.grid import Grid
-
     images = to_uint8(G_ema(z, c, grid=Grid.frame(resolution)))
     cols = 8
     save_image(image_grid(list(images), cols, -(-len(images) // cols)), path)
