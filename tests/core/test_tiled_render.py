@@ -1,4 +1,4 @@
-"""Render tools: seeded batches, class labels and tiled renders equal to direct ones."""
+"""Render tools: seeded batches and tiled renders equal to direct ones."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ from PIL import Image
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
 from polyinr.image_io import save_image, to_uint8
-from polyinr.tools.render import generate_images, labels_for, render_tiled, seed_ws
+from polyinr.sampling import ws_for
+from polyinr.tools.render import generate_images, render_tiled
 
 
 @pytest.mark.parametrize("suffix", [".png", ".bmp"])  # streamed, and held in memory
 def test_render_tiled_equals_a_direct_render(G, tmp_path, suffix):
-    ws = seed_ws(G, [3])
+    ws = ws_for(G, seeds=[3])
     grid = Grid.window(-0.5, -1, 1.5, 2, 19, 26)
     calls = []
     path = render_tiled(G, ws, grid, tmp_path / f"sub/out{suffix}", tile=8, on_tile=lambda d, t: calls.append((d, t)))
@@ -24,7 +25,7 @@ def test_render_tiled_equals_a_direct_render(G, tmp_path, suffix):
 
 
 def test_render_tiled_removes_a_partial_file(G, tmp_path, monkeypatch):
-    ws = seed_ws(G, [0])
+    ws = ws_for(G, seeds=[0])
     real, count = G.synthesis.forward, []
 
     def failing(*args, **kwargs):
@@ -55,16 +56,7 @@ def test_generate_images_follows_the_seeds(G):
     results = list(generate_images(G, [4, 1, 4], grid=grid, batch_size=2))
     assert [seed for seed, _ in results] == [4, 1, 4]
     assert all(img.shape == (10, 10, 3) and img.dtype == np.uint8 for _, img in results)
-    direct = to_uint8(G.synthesis(seed_ws(G, [4]), grid))[0]
+    direct = to_uint8(G.synthesis(ws_for(G, seeds=[4]), grid))[0]
     for _, image in (results[0], results[2]):  # same seed in batches of 2 and 1: equal up to float rounding
         assert np.abs(image.astype(int) - direct).max() <= 1
     assert not np.array_equal(results[0][1], results[1][1])
-
-
-def test_labels_for(G, G_cond):
-    assert labels_for(G, None, 2, "cpu") is None
-    assert labels_for(G_cond, 2, 3, "cpu").tolist() == [2, 2, 2]
-    for model, class_idx, message in ((G, 0, "unconditional"), (G_cond, None, "class-conditional"),
-                                      (G_cond, 3, "unknown class 3"), (G_cond, -1, "unknown class")):  # fmt: skip
-        with pytest.raises(PolyinrError, match=message):
-            labels_for(model, class_idx, 1, "cpu")

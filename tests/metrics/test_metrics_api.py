@@ -23,7 +23,7 @@ from polyinr.metrics import (
 from polyinr.metrics.fid import frechet_distance
 from polyinr.metrics.sampling import sample_labels
 from polyinr.metrics.stats_cache import real_feature_stats
-from polyinr.seeds import latents_from_seeds
+from polyinr.sampling import latents_from_seeds
 
 
 @pytest.mark.parametrize(

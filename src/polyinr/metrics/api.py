@@ -23,7 +23,8 @@ from polyinr._version import __version__
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
 from polyinr.image_io import quantize_rgb
-from polyinr.metrics.sampling import Progress, iterate_ws, sample_labels
+from polyinr.metrics.sampling import Progress, sample_labels
+from polyinr.sampling import iter_ws
 
 _N = r"(\d+(?:\.\d+)?)k"
 _PATTERNS: tuple[tuple[str, str], ...] = (
@@ -197,7 +198,7 @@ def _feature_metric(
 
     gen = maths.FeatureStats(capture_moments=not capture_all, capture_all=capture_all)
     grid = Grid.frame(resolution)
-    for ws in iterate_ws(G, spec.num_gen, batch_size, device, labels, seed):
+    for ws in iter_ws(G, range(seed, seed + spec.num_gen), labels, device=device, batch_size=batch_size):
         images = render_zoomed_out(G, ws, resolution, spec.scale) if spec.kind == "scaleinv_fid" else \
             G.synthesis(ws, grid)  # fmt: skip
         gen.append(detector(quantize_rgb(images), (feature,))[feature])

@@ -36,8 +36,8 @@ from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
 from polyinr.image_io import from_uint8, save_image, to_uint8
 from polyinr.models.generator import Generator
-from polyinr.tools.latents import save_latents
-from polyinr.tools.render import labels_for, render_tiled
+from polyinr.sampling import labels_for, save_latents
+from polyinr.tools.render import render_tiled
 from polyinr.tools.video import write_video
 
 SPACES = ("w", "w+")

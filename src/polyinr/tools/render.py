@@ -18,30 +18,7 @@ from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
 from polyinr.image_io import PngStreamWriter, prepare_output, to_uint8
 from polyinr.models.generator import Generator
-from polyinr.seeds import latents_from_seeds
-
-
-def labels_for(G: Generator, class_idx: int | None, count: int, device: torch.device | str) -> torch.Tensor | None:
-    """Class indices ``[count]`` for a conditional ``G``; None for an unconditional one; clear errors."""
-    if G.num_classes == 0:
-        if class_idx is not None:
-            raise PolyinrError("this generator is unconditional: drop --class")
-        return None
-    if class_idx is None:
-        raise PolyinrError(f"this generator is class-conditional: give --class (0..{G.num_classes - 1})")
-    if not 0 <= class_idx < G.num_classes:
-        raise PolyinrError(f"unknown class {class_idx}: this generator has classes 0..{G.num_classes - 1}")
-    return torch.full((count,), class_idx, dtype=torch.long, device=device)
-
-
-@torch.no_grad()
-def seed_ws(
-    G: Generator, seeds: list[int], class_idx: int | None = None, truncation_psi: float = 1.0,
-    device: torch.device | str = "cpu",
-) -> torch.Tensor:  # fmt: skip
-    """``ws [len(seeds), num_ws, w_dim]`` for seeds (StyleGAN's seed → z convention)."""
-    z = latents_from_seeds(seeds, G.z_dim).to(device)
-    return G.mapping(z, labels_for(G, class_idx, len(seeds), device), truncation_psi=truncation_psi)
+from polyinr.sampling import iter_ws
 
 
 @torch.no_grad()
@@ -55,9 +32,9 @@ def generate_images(
     device: torch.device | str = "cpu",
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(seed, image uint8 [H, W, 3])`` for each seed, rendered on ``grid`` in batches."""
-    for start in range(0, len(seeds), batch_size):
-        batch = seeds[start : start + batch_size]
-        yield from zip(batch, render_ws(G, seed_ws(G, batch, class_idx, truncation_psi, device), grid, batch_size))
+    batches = iter_ws(G, seeds, class_idx, truncation_psi, device=device, batch_size=batch_size)
+    for start, ws in zip(range(0, len(seeds), batch_size), batches):
+        yield from zip(seeds[start : start + batch_size], render_ws(G, ws, grid, batch_size))
 
 
 @torch.no_grad()

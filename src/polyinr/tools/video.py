@@ -23,8 +23,8 @@ from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
 from polyinr.image_io import image_grid, prepare_output, to_uint8
 from polyinr.models.generator import Generator
+from polyinr.sampling import labels_for
 from polyinr.tools.edit import interpolation_path
-from polyinr.tools.render import labels_for
 
 VIDEO_FORMATS = (".mp4", ".gif")
 

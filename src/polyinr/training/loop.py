@@ -27,7 +27,7 @@ from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
 from polyinr.image_io import image_grid, save_image, to_uint8
 from polyinr.models.registry import create as create_generator
-from polyinr.seeds import latents_from_seeds
+from polyinr.sampling import sample_inputs
 from polyinr.training import distributed
 from polyinr.training.ema import ema_beta, update_ema
 from polyinr.training.options import TrainingOptions
@@ -170,8 +170,8 @@ def training_loop(
         for line in _parameter_table({"G": G, "D": D}):
             log.line(line)
     grid_seeds = list(range(min(32, max(8, 4 * max(num_classes, 1)))))
-    grid_z = latents_from_seeds(grid_seeds, G.z_dim).to(device)
-    grid_c = torch.tensor([s % num_classes for s in grid_seeds], device=device) if num_classes else None
+    grid_classes = [s % num_classes for s in grid_seeds] if num_classes else None
+    grid_z, grid_c = sample_inputs(G, grid_seeds, grid_classes, device)
     if log is not None and not (run_dir / "reals.png").exists():
         _save_reals(data, run_dir / "reals.png", len(grid_seeds), options.seed)
         _save_fakes(G_ema, grid_z, grid_c, stage.resolution, run_dir / f"fakes{snapshot_name(cur_nimg)}.png")
