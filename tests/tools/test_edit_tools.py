@@ -9,6 +9,7 @@ import torch
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
 from polyinr.image_io import to_uint8
+from polyinr.models.generator import CapabilityMissing, Generator
 from polyinr.sampling import ws_for
 from polyinr.tools.edit import (
     VIRIDIS,
@@ -147,13 +148,12 @@ def test_heatmap_figure_is_a_labelled_layout(tiny_G):
     assert (labels < 128).any()  # text under the panel
 
 
-def test_heat_maps_need_poly_inr(tiny_G):
-    class Other:
-        model_name = "stylegan3"
-        synthesis = torch.nn.Identity()
+def test_heat_maps_are_a_capability_of_the_model(tiny_G):
+    class Other(Generator):
+        model_name = "levelless"
 
-    with pytest.raises(PolyinrError, match="need a Poly-INR generator"):
-        level_maps(Other(), ws_for(tiny_G, seeds=[0]))
+    with pytest.raises(CapabilityMissing, match=r"^levelless has no per-level heat maps$"):
+        level_maps(Other(tiny_G.cfg), ws_for(tiny_G, seeds=[0]))
 
 
 def test_colormap_and_normalisation():

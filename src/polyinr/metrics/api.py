@@ -200,7 +200,7 @@ def _feature_metric(
     grid = Grid.frame(resolution)
     for ws in iter_ws(G, range(seed, seed + spec.num_gen), labels, device=device, batch_size=batch_size):
         images = render_zoomed_out(G, ws, resolution, spec.scale) if spec.kind == "scaleinv_fid" else \
-            G.synthesis(ws, grid)  # fmt: skip
+            G.synthesize(ws, grid)  # fmt: skip
         gen.append(detector(quantize_rgb(images), (feature,))[feature])
         if on_progress is not None:
             on_progress("generated images", gen.num_items, spec.num_gen)

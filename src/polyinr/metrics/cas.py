@@ -76,7 +76,7 @@ def classification_accuracy_score(
     grid = Grid.frame(dataset.resolution)
     predictions = []
     for ws in iter_ws(G, range(seed, seed + num_samples), gen_labels, device=device, batch_size=batch_size):
-        predictions.append(classifier.predict(small_gray(quantize_rgb(G.synthesis(ws, grid)), image_size)))
+        predictions.append(classifier.predict(small_gray(quantize_rgb(G.synthesize(ws, grid)), image_size)))
         if on_progress is not None:
             on_progress("generated images", sum(map(len, predictions)), num_samples)
     return {"cas": float(np.mean(np.concatenate(predictions) == gen_labels)),
