@@ -16,10 +16,10 @@ import polyinr
 from polyinr.cli import main
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
+from polyinr.image_io import to_uint8
 from polyinr.models.registry import create
+from polyinr.sampling import load_latents
 from polyinr.tools.invert import _locality_ws, invert_image, laplacian_l1, pivotal_tuning, project, psnr
-from polyinr.tools.latents import load_latents
-from polyinr.tools.render import to_uint8
 
 
 @pytest.fixture(scope="module")
