@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from polyinr.checkpoint import STATE_WEIGHTS, latest_snapshot
 from polyinr.discriminators import create_discriminator
 from polyinr.discriminators.ada import PIPELINES, AdaptiveAugment, AugmentConfig
 from polyinr.errors import PolyinrError
@@ -16,7 +17,6 @@ from polyinr.models.registry import create
 from polyinr.training.loop import training_loop
 from polyinr.training.losses import NonSaturatingLoss
 from polyinr.training.options import resolve_options
-from polyinr.training.snapshot import STATE_WEIGHTS, latest_snapshot
 
 TRANSFORMS = ("xflip", "rotate90", "xint", "scale", "rotate", "aniso", "xfrac",
               "brightness", "contrast", "lumaflip", "hue", "saturation")  # fmt: skip

@@ -10,12 +10,12 @@ import torch
 from safetensors.torch import load_file
 
 import polyinr
+from polyinr.checkpoint import STATE_WEIGHTS, latest_snapshot
 from polyinr.errors import PolyinrError
 from polyinr.models.registry import create
 from polyinr.models.stylegan_xl import StyleGANXL, StyleGANXLConfig, xl_schedule
 from polyinr.training.loop import training_loop
 from polyinr.training.options import resolve_options
-from polyinr.training.snapshot import STATE_WEIGHTS, latest_snapshot
 
 
 def test_xl_settings():

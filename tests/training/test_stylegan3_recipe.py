@@ -9,10 +9,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from polyinr.checkpoint import STATE_WEIGHTS, latest_snapshot
 from polyinr.training.loop import _adam, training_loop
 from polyinr.training.losses import NonSaturatingLoss
 from polyinr.training.options import resolve_options
-from polyinr.training.snapshot import STATE_WEIGHTS, latest_snapshot
 
 
 def test_stylegan3_recipes_hold_nvidias_settings():
