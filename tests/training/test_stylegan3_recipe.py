@@ -59,3 +59,10 @@ def test_stylegan3_r_recipe_trains_through_the_loop(tmp_path):
     assert "Loss/r1_penalty" in stats[0]  # lazy R1 at step 0 (then every 16 steps)
     state = load_file(str(latest_snapshot(run_dir) / STATE_WEIGHTS))
     assert {"augment/p", "augment/real_signs"} <= set(state)
+
+
+def test_stylegan_xl_recipe_pairs_with_the_grown_model():
+    options = resolve_options("stylegan-xl", model="stylegan-xl")
+    assert options.preset == "imagenet" and options.loss == "hinge" and options.disc == "projected"
+    assert options.glr == pytest.approx(0.002) and options.dlr == pytest.approx(0.002 * 16 / 17)
+    assert options.schedule.startswith("16:") and options.loss_options["blur_sigma"] == 2.0

@@ -178,3 +178,17 @@ register_recipe(Recipe(
     discs=_SG3_DISC,
     batch_scaled=_stylegan3_r_scaled,
 ))  # fmt: skip
+
+# StyleGAN-XL's own recipe: the projected recipe above (hinge loss, two frozen backbones, DiffAugment, blur 2
+# over 300 kimg, no R1, no classifier guidance by default) with XL's learning rates as their loop applies them:
+# 0.0025 · 4/5 for G and 0.002 · 16/17 for D (their lazy-regularisation scaling; our Adam keeps β2 = 0.99 where
+# theirs is 0.99^0.8 / 0.99^(16/17)). A 16² stem grown stage by stage (each doubling a stage of the model's
+# growth); batch 64 as in their README's examples. Stage lengths are not published; these are ours.
+register_recipe(Recipe(
+    name="stylegan-xl", size=PAPER, loss="hinge", disc="projected",
+    summary="StyleGAN-XL's: projected D, hinge, blur, a 16² stem grown 16 → 256 (grown models: stylegan-xl)",
+    options=dict(glr=0.0025 * 4 / 5, dlr=0.002 * 16 / 17, batch=64, mirror=True,
+                 schedule="16:10000,32:5000,64:5000,128:5000,256:5000", tick_kimg=4.0, snap_ticks=50),
+    losses={"hinge": _AUTHORS_HINGE},
+    discs={"projected": _AUTHORS_PROJECTED},
+))  # fmt: skip
