@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import polyinr
 from polyinr.checkpoint import STATE_WEIGHTS, latest_snapshot
 from polyinr.training.loop import _adam, training_loop
 from polyinr.training.losses import NonSaturatingLoss
@@ -66,3 +67,17 @@ def test_stylegan_xl_recipe_pairs_with_the_grown_model():
     assert options.preset == "imagenet" and options.loss == "hinge" and options.disc == "projected"
     assert options.glr == pytest.approx(0.002) and options.dlr == pytest.approx(0.002 * 16 / 17)
     assert options.schedule.startswith("16:") and options.loss_options["blur_sigma"] == 2.0
+
+
+def test_stylegan3_recipe_trains_stylegan3_t_with_the_batch_scaled_magnitude_ema(tmp_path):
+    options = resolve_options(
+        "stylegan3", model="stylegan3-t", preset="paper-256", data="builtin:digits", resolution=16, batch=8,
+        kimg=0.016, tick_kimg=0.016, workers=0, device="cpu", seed=1, outdir=str(tmp_path),
+        model_overrides={"channel_base": 256, "channel_max": 16, "num_layers": 4, "mapping.z_dim": 16,
+                         "mapping.w_dim": 16},
+        disc_options={"channel_base": 64, "channel_max": 16},
+    )  # fmt: skip
+    assert options.model_overrides["magnitude_ema_beta"] == 0.5 ** (8 / 20000)
+    G = polyinr.load(latest_snapshot(training_loop(options)))
+    assert G.model_name == "stylegan3-t" and G.cfg.magnitude_ema_beta == 0.5 ** (8 / 20000)
+    assert any(float(layer.magnitude_ema) != 1.0 for layer in G.synthesis.layers())  # updated while training

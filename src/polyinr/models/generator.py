@@ -145,6 +145,7 @@ class Generator(nn.Module):
     model_name: ClassVar[str]  # set by @register
     grid_support: ClassVar[GridSupport] = CONTINUOUS
     tile_multiple: ClassVar[int] = 1  # tile sizes and offsets must be multiples of this many pixels
+    synthesis_emas: ClassVar[bool] = False  # the synthesis keeps running averages training updates (update_emas)
     mapping: nn.Module
     synthesis: nn.Module
 

@@ -497,6 +497,7 @@ class StyleGAN3Generator(Generator):
     """Mapping (2 layers, lr multiplier 0.01, ``num_ws = num_layers + 2``) + alias-free synthesis."""
 
     grid_support = FRAME
+    synthesis_emas = True  # each layer's input-magnitude average
 
     def __init__(self, cfg: StyleGAN3Config) -> None:
         super().__init__(cfg)

@@ -123,6 +123,7 @@ class StyleGANXLGenerator(Generator):
     """The shared mapping (pretrained class table, per-class ``w_avg``) + the grown alias-free synthesis."""
 
     grid_support = FRAME
+    synthesis_emas = True  # magnitude averages, frozen by magnitude_ema_beta = 1 unless a config changes it
 
     def __init__(self, cfg: StyleGANXLConfig) -> None:
         super().__init__(cfg)

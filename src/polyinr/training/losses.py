@@ -154,7 +154,8 @@ class GANLoss:
     ) -> torch.Tensor:
         """Fakes ``[B, 3, R, R]`` on the training grid of ``resolution``."""
         ws = self.G.mapping(z, c, update_emas=update_emas)
-        return self.G.synthesize(ws, self.G.training_grid(resolution))
+        extra = {"update_emas": update_emas} if self.G.synthesis_emas else {}  # StyleGAN3's magnitude averages
+        return self.G.synthesize(ws, self.G.training_grid(resolution), **extra)
 
     def run_D(self, images: torch.Tensor, c: torch.Tensor | None, cur_nimg: int, real: bool = False) -> torch.Tensor:
         """D's logits for ``images [B, 3, R, R]``, blurred and augmented; ``real``: count their signs for ADA."""
