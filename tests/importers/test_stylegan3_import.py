@@ -63,7 +63,7 @@ def their_generator(config: str, c_dim: int, seed: int = 0) -> nv.Generator:
         for name, value in G.named_parameters():
             if name.endswith(".bias") and ".affine." not in name:
                 value.normal_(0, 0.2)
-        getattr(G.synthesis, G.synthesis.layer_names[-1]).weight.mul_(4)  # images of unit scale: 1/255 is strict
+        getattr(G.synthesis, G.synthesis.layer_names[-1]).weight.mul_(8)  # images of unit scale: 1/255 is strict
     return G.eval().requires_grad_(False)
 
 
@@ -105,7 +105,7 @@ def our_image(G, seed, class_idx, psi, translate, rotate):
 def test_converted_generator_renders_their_images(tmp_path, config, c_dim):
     theirs = their_generator(config, c_dim)
     path = write_pickle(theirs, tmp_path / "network.pkl")
-    G = convert(path)
+    G = convert(path).generator
     assert G.model_name == f"stylegan3-{config}" and G.num_classes == c_dim and G.img_resolution == R
     G.save(tmp_path / "converted")
     G = polyinr.load(tmp_path / "converted")
@@ -114,14 +114,14 @@ def test_converted_generator_renders_their_images(tmp_path, config, c_dim):
     with torch.no_grad():
         for case in cases:
             expected, got = their_image(theirs, *case), our_image(G, *case)
-            assert expected.std() > 0.1, "the test image should not be flat"
+            assert expected.std() > 0.05, "the test image should not be flat"
             assert (got - expected).abs().max() < 1 / 255, case
 
 
 def test_code_in_the_pickle_is_never_run(tmp_path):
     marker = tmp_path / "module_src_was_run"
     src = f"import pathlib\npathlib.Path({str(marker)!r}).touch()\n"
-    G = convert(write_pickle(their_generator("t", 0), tmp_path / "network.pkl", module_src=src))
+    G = convert(write_pickle(their_generator("t", 0), tmp_path / "network.pkl", module_src=src)).generator
     assert G.model_name == "stylegan3-t" and not marker.exists()
 
 
