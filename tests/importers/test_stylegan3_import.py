@@ -16,9 +16,11 @@ import pytest
 import stylegan3_reference as nv
 import torch
 from click.testing import CliRunner
+from PIL import Image
 
 import polyinr
 from polyinr.cli import main as cli
+from polyinr.image_io import to_uint8
 from polyinr.importers import ImporterError, UnsafePickleError
 from polyinr.importers.stylegan3 import convert
 from polyinr.models.stylegan3 import grid_from_transform
@@ -156,10 +158,22 @@ def test_a_tampered_filter_or_another_network_is_refused(tmp_path):
         convert(path)
 
 
-def test_command_line_conversion(tmp_path):
-    path = write_pickle(their_generator("r", 3), tmp_path / "network.pkl")
-    result = CliRunner().invoke(cli, ["convert", "--from", "stylegan3", str(path), str(tmp_path / "out")])
+def test_command_line_converts_and_generates_their_images(tmp_path):
+    theirs = their_generator("r", 3)
+    path = write_pickle(theirs, tmp_path / "network.pkl")
+    runner = CliRunner()
+    result = runner.invoke(cli, ["convert", "--from", "stylegan3", str(path), str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     G = polyinr.load(tmp_path / "out")
-    assert G.model_name == "stylegan3-r" and G.num_classes == 3
-    assert math.isclose(G.cfg.magnitude_ema_beta, 0.995)
+    assert G.model_name == "stylegan3-r" and G.num_classes == 3 and math.isclose(G.cfg.magnitude_ema_beta, 0.995)
+    args = ["generate", "--network", str(tmp_path / "out"), "--seeds", "4", "--class", "2", "--trunc", "0.7",
+            "--translate", "0.1,-0.05", "--rotate", "25", "--outdir", str(tmp_path / "img")]  # fmt: skip
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    ours = np.asarray(Image.open(tmp_path / "img" / "seed0004.png")).astype(int)
+    with torch.no_grad():
+        expected = to_uint8(their_image(theirs, 4, 2, 0.7, (0.1, -0.05), 25.0))[0].astype(int)
+    assert np.abs(ours - expected).max() <= 1  # within 1/255
+    result = runner.invoke(cli, ["generate", "--network", str(tmp_path / "out"), "--seeds", "0", "--class", "0",
+                                 "--resolution", "32", "--outdir", str(tmp_path / "img")])  # fmt: skip
+    assert result.exit_code != 0 and "Error:" in result.output and "16x16 frame" in result.output
