@@ -9,14 +9,14 @@ import torch
 
 from polyinr.checkpoint import load_generator
 from polyinr.cli import main
-from polyinr.cli.options import RangeList, Size, Window, device_option, resolve_device
+from polyinr.cli.options import FloatPair, RangeList, Size, Window, device_option, resolve_device
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
 from polyinr.image_io import image_grid, save_image
 from polyinr.models.registry import flatten_config, get_entry, list_models
 from polyinr.progress import progress_bar
 from polyinr.sampling import one_sample, ws_for
-from polyinr.tools.render import render_tiled, render_ws
+from polyinr.tools.render import moved_frame, render_tiled, render_ws
 
 network_option = click.option("--network", "network", required=True, metavar="CKPT",
                               help="Checkpoint directory (config.json + model.safetensors).")  # fmt: skip
@@ -48,6 +48,10 @@ latents_option = click.option("--latent", "latent_paths", type=click.Path(dir_ok
 @class_option
 @trunc_option
 @click.option("--resolution", type=int, default=None, help="Render the frame at this resolution (default: native).")
+@click.option("--translate", type=FloatPair(), default=(0.0, 0.0), metavar="X,Y",
+              help="Move the content X image widths right and Y heights down (StyleGAN3's convention).")  # fmt: skip
+@click.option("--rotate", type=float, default=0.0, metavar="DEG",
+              help="Rotate the content by DEG degrees about the centre (StyleGAN3's convention).")  # fmt: skip
 @click.option(
     "--grid",
     "grid_size",
@@ -59,14 +63,14 @@ latents_option = click.option("--latent", "latent_paths", type=click.Path(dir_ok
 @click.option("--outdir", type=click.Path(file_okay=False), required=True, help="Where to write the images.")
 @click.option("--batch", "batch_size", type=click.IntRange(min=1), default=8, help="Images rendered at once.")
 @device_option
-def generate(network, seeds, latent_paths, class_idx, truncation_psi, resolution, grid_size, outdir, batch_size,
-             device):  # fmt: skip
+def generate(network, seeds, latent_paths, class_idx, truncation_psi, resolution, translate, rotate, grid_size, outdir,
+             batch_size, device):  # fmt: skip
     """Render images from seeds or latent files into OUTDIR (seed0000.png / latent0000.png, or one --grid image)."""
     device = resolve_device(device)
     G = load_generator(network, device)
     if resolution is not None and resolution <= 0:
         raise PolyinrError(f"--resolution must be positive, got {resolution}")
-    grid = Grid.frame(resolution or G.img_resolution)
+    grid = moved_frame(resolution or G.img_resolution, translate, rotate)
     ws = ws_for(G, seeds=seeds, latents=latent_paths, classes=class_idx, truncation_psi=truncation_psi, device=device)
     names = [f"seed{seed:04d}" for seed in seeds] if seeds else [f"latent{i:04d}" for i in range(len(ws))]
     outdir = Path(outdir)

@@ -34,8 +34,6 @@ import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-import scipy.signal
-import scipy.special
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -216,6 +214,9 @@ def lowpass_filter(numtaps: int, cutoff: float, width: float, fs: float, radial:
     """
     if numtaps == 1:
         return None
+    import scipy.signal  # here, not at the top: importing scipy.signal takes seconds, and most commands never need it
+    import scipy.special
+
     if not radial:
         return torch.as_tensor(scipy.signal.firwin(numtaps=numtaps, cutoff=cutoff, width=width, fs=fs),
                                dtype=torch.float32)  # fmt: skip

@@ -7,6 +7,7 @@ renders one strip of tiles at a time and streams the rows into a PNG, so peak me
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,6 +20,21 @@ from polyinr.grid import Grid
 from polyinr.image_io import PngStreamWriter, prepare_output, to_uint8
 from polyinr.models.generator import Generator
 from polyinr.sampling import iter_ws
+
+
+def moved_frame(resolution: int, translate: tuple[float, float] = (0.0, 0.0), rotate: float = 0.0) -> Grid:
+    """The frame at ``resolution`` with its content moved by ``translate = (x, y)`` image sizes (right, down)
+    and rotated by ``rotate`` degrees about its centre: StyleGAN3's ``gen_images.py --translate --rotate``.
+
+    Their image spans ``resolution`` pixels; the frame's pixels are ``1 / (resolution − 1)`` apart, so one image
+    size is ``resolution / (resolution − 1)`` frame units. Their input transform, the inverse of
+    ``make_transform(translate, rotate)``, is this grid's affine map.
+    """
+    if tuple(translate) == (0.0, 0.0) and rotate == 0:
+        return Grid.frame(resolution)
+    scale = resolution / (resolution - 1) if resolution > 1 else 1.0
+    x, y = translate
+    return Grid.frame(resolution).translated(-y * scale, -x * scale).rotated(-math.radians(rotate))
 
 
 @torch.no_grad()
