@@ -16,8 +16,10 @@ pipeline, in the order applied:
   ``U(−π, π)·hue_max``; saturation ``×2^N(0, saturation_std)`` away from that axis.
 
 The random draws follow NVIDIA's ``AugmentPipe`` call for call (``torch.rand``/``torch.randn`` of the same
-shapes in the same order on the images' device), so with the same RNG state the output is theirs. Every step
-is differentiable with respect to the images, to any order (R1 runs through it).
+shapes in the same order on the images' device), so with the same RNG state the output is theirs to float
+rounding; the 2× up- and downsampling run polyphase (strided transposed / strided convolutions, no products with
+inserted zeros or discarded samples). Every step is differentiable with respect to the images, to any order (R1
+runs through it).
 
 The adaptive part: the signs of D's logits on the real images are accumulated; every ``interval`` steps
 ``p ← max(p + sign(E[sign D(real)] − target) · batch·interval / (kimg·1000), 0)``. ``p``, the accumulated sums
@@ -137,27 +139,28 @@ def _shift(tx: float, ty: float, device: torch.device) -> torch.Tensor:
     return _constant([[1, 0, tx], [0, 1, ty], [0, 0, 1]], device)
 
 
-# ------------------------------------------------------------------ separable FIR resampling (pure PyTorch)
+# ------------------------------------------------------------------ separable 2× FIR resampling (polyphase)
 
 
-def _upfirdn(x: torch.Tensor, taps: torch.Tensor, up: int, down: int, pad: tuple[int, int], gain: float,
-             flip: bool) -> torch.Tensor:  # fmt: skip
-    """Upsample by zero insertion, pad (negative = crop) both axes by ``pad``, filter with ``taps`` along
-    width then height (true convolution unless ``flip``), keep every ``down``-th pixel. ``[B, C, H, W] →
-    [B, C, H', W']``."""
-    B, C, H, W = x.shape
-    if up > 1:
-        x = F.pad(x.reshape(B, C, H, 1, W, 1), [0, up - 1, 0, 0, 0, up - 1]).reshape(B, C, H * up, W * up)
-    p0, p1 = pad
-    x = F.pad(x, [max(p0, 0), max(p1, 0), max(p0, 0), max(p1, 0)])
-    x = x[:, :, max(-p0, 0) : x.shape[2] - max(-p1, 0), max(-p0, 0) : x.shape[3] - max(-p1, 0)]
-    f = (taps * math.sqrt(gain)).to(x.dtype)
-    if not flip:
-        f = f.flip(0)
-    f = f.view(1, 1, -1).repeat(C, 1, 1)  # [C, 1, taps]
-    x = F.conv2d(x, f.unsqueeze(2), groups=C)  # along width
-    x = F.conv2d(x, f.unsqueeze(3), groups=C)  # along height
-    return x[:, :, ::down, ::down]
+def _upsample2x(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+    """NVIDIA's ``upsample2d(x, f, up=2)`` (zero insertion, pad ``(K+1)//2`` / ``(K−2)//2``, convolve, gain 4)
+    as two strided transposed convolutions, so the inserted zeros are never multiplied:
+    ``[B, C, H, W] → [B, C, 2H, 2W]``, ``taps [K]``."""
+    C, K = x.shape[1], taps.numel()
+    f = (taps * 2).to(x.dtype)  # gain 2 per axis
+    crop = K - 1 - (K + 1) // 2
+    x = F.conv_transpose2d(x, f.view(1, 1, 1, K).expand(C, 1, 1, K), stride=(1, 2), padding=(0, crop), groups=C)
+    return F.conv_transpose2d(x, f.view(1, 1, K, 1).expand(C, 1, K, 1), stride=(2, 1), padding=(crop, 0), groups=C)
+
+
+def _downsample2x(x: torch.Tensor, taps: torch.Tensor, crop: int) -> torch.Tensor:
+    """NVIDIA's ``downsample2d(x, f, down=2, padding=-crop − (K−2)//2 … , flip_filter=True)`` as two strided
+    correlations after cropping ``crop`` pixels on every side: ``[B, C, L, L] → [B, C, (L−2·crop−K)//2+1, …]``."""
+    C, K = x.shape[1], taps.numel()
+    f = taps.to(x.dtype)
+    x = x[:, :, crop : x.shape[2] - crop, crop : x.shape[3] - crop]
+    x = F.conv2d(x, f.view(1, 1, 1, K).expand(C, 1, 1, K), stride=(1, 2), groups=C)
+    return F.conv2d(x, f.view(1, 1, K, 1).expand(C, 1, K, 1), stride=(2, 1), groups=C)
 
 
 # ------------------------------------------------------------------ the pipeline
@@ -289,8 +292,7 @@ class AdaptiveAugment(nn.Module):
         G_inv = _shift((mx0 - mx1) / 2, (my0 - my1) / 2, dev) @ G_inv
 
         # Upsample 2× (the transform in upsampled pixel units), resample, downsample and crop.
-        fw = taps.shape[0]
-        images = _upfirdn(images, taps, up=2, down=1, pad=((fw + 1) // 2, (fw - 2) // 2), gain=4, flip=False)
+        images = _upsample2x(images, taps)
         G_inv = _diag(2, 2, dev) @ G_inv @ _diag(1 / 2, 1 / 2, dev)
         G_inv = _shift(-0.5, -0.5, dev) @ G_inv @ _shift(0.5, 0.5, dev)
         shape = [B, C, (H + pad * 2) * 2, (W + pad * 2) * 2]
@@ -298,8 +300,8 @@ class AdaptiveAugment(nn.Module):
         grid = F.affine_grid(G_inv[:, :2, :], shape, align_corners=False)
         images = F.grid_sample(images, grid.to(images.dtype), mode="bilinear", padding_mode="zeros",
                                align_corners=False)  # fmt: skip
-        return _upfirdn(images, taps, up=1, down=2, pad=(-pad * 2 + (fw - 1) // 2, -pad * 2 + (fw - 2) // 2),
-                        gain=1, flip=True)  # fmt: skip
+        # NVIDIA's downsample2d(padding=-2·pad, flip_filter=True): crop 2·pad − (K−1)//2 per side, correlate.
+        return _downsample2x(images, taps, pad * 2 - (taps.numel() - 1) // 2)
 
     def _colour(self, images: torch.Tensor) -> torch.Tensor:
         cfg = self.cfg
