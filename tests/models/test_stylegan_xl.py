@@ -75,6 +75,9 @@ def test_growing_carries_the_stem_and_replaces_the_critical_layers():
     head = {id(p) for p in head_only.trainable_parameters()}
     assert head and all(id(p) not in head for p in head_only.mapping.parameters())
     assert len(head) == 4 * (head_only.cfg.head_layers + 1)  # per layer: affine weight and bias, weight, bias
+    stem = create("stylegan-xl", "cpu", img_resolution=8, up_factors=(), train_head_only=True)
+    assert len(stem.trainable_parameters()) == len(list(stem.parameters()))  # the stem stage trains whole
+    assert len(stem.next_stage(16).trainable_parameters()) == len(head)
 
 
 def _options(outdir, **overrides):

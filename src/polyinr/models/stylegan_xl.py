@@ -55,7 +55,7 @@ class StyleGANXLConfig(StyleGAN3Config):
     stem_resolution: int = 16  # resolution of the stem synthesis (a power of two)
     up_factors: tuple[int, ...] = ()  # one per growth stage, each 2, 4, 8 or 16; () = the stem alone
     head_layers: int = 7  # each stage appends head_layers + 1 layers (the last one ToRGB)
-    train_head_only: bool = False  # train only the layers of the last stage (mapping and earlier layers frozen)
+    train_head_only: bool = False  # grown: train only the last stage's layers (mapping, earlier layers frozen)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "up_factors", tuple(self.up_factors))  # a list when read back from JSON
@@ -69,8 +69,6 @@ class StyleGANXLConfig(StyleGAN3Config):
                                f"{R * math.prod(self.up_factors)} pixels, not {self.img_resolution}")  # fmt: skip
         if self.head_layers <= HEAD_CRITICAL:
             raise PolyinrError(f"head_layers must be > {HEAD_CRITICAL}, got {self.head_layers}")
-        if self.train_head_only and not self.up_factors:
-            raise PolyinrError("train_head_only trains the layers a growth stage added: the stem has none")
 
     @property
     def num_ws(self) -> int:
@@ -131,16 +129,13 @@ class StyleGANXLGenerator(Generator):
         self.mapping = MappingNetwork(cfg.mapping, len(specs) + 1)
         self.synthesis = StyleGAN3Synthesis(specs, cfg.w_dim, cfg.img_resolution, cfg.output_scale,
                                             cfg.conv_clamp, cfg.magnitude_ema_beta)  # fmt: skip
-        # The layers the last growth stage added (all of them for the stem alone).
-        self.head_names = (
-            [s.name for s in specs[-(cfg.head_layers + 1) :]] if cfg.up_factors else list(self.synthesis.layer_names)
-        )
+        self.head_names = [s.name for s in specs[-(cfg.head_layers + 1) :]]  # the last growth stage's layers
 
     def style_mixing_range(self) -> range:
         return range(self.num_ws)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
-        if not self.cfg.train_head_only:
+        if not (self.cfg.train_head_only and self.cfg.up_factors):  # the stem trains whole
             return super().trainable_parameters()
         return [p for name in self.head_names for p in getattr(self.synthesis, name).parameters()]
 
