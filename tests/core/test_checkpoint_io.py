@@ -157,7 +157,7 @@ def truncate_weights(path: Path) -> None:
         (lambda p: (edit_config(p, format_version=None), p)[1], "checkpoint format None"),
         (lambda p: (edit_config(p, config={"channels": 32, "future_knob": 1}), p)[1], "newer polyinr"),
         (lambda p: (edit_config(p, config={"channels": 16}), p)[1], "do not match the config"),
-        (lambda p: ((p.parent / "G.pkl").write_bytes(b"\x80\x04"), p.parent / "G.pkl")[1], "is a pickle; convert"),
+        (lambda p: ((p.parent / "G.pkl").write_bytes(b"\x80\x04"), p.parent / "G.pkl")[1], "is a pickle, not a polyinr checkpoint; convert"),
         (lambda p: ((p.parent / "G.pt").write_bytes(b"x"), p.parent / "G.pt")[1], "is a file"),
     ],
     ids=["missing", "truncated", "empty-weights", "no-weights", "no-config", "bad-json", "json-list", "no-model",
