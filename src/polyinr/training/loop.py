@@ -26,7 +26,7 @@ from polyinr.checkpoint import STATE_JSON, latest_snapshot
 from polyinr.data.loading import step_batches
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
-from polyinr.image_io import image_grid, save_image, to_uint8
+from polyinr.image_io import from_uint8, image_grid, save_image, to_uint8
 from polyinr.models.registry import create as create_generator
 from polyinr.sampling import sample_inputs
 from polyinr.training import distributed
@@ -212,7 +212,7 @@ def training_loop(
 
             # One step: this process's share of the global batch.
             images, labels = next(batches)  # [rounds · batch_gpu, 3, R, R] uint8, [rounds · batch_gpu]
-            real_img = images.to(device).float().div(127.5).sub(1).view(rounds, batch_gpu, *images.shape[1:])
+            real_img = from_uint8(images.to(device)).view(rounds, batch_gpu, *images.shape[1:])
             real_c = labels.to(device).view(rounds, batch_gpu) if num_classes else None
             for phase_index, phase in enumerate(phases):
                 if step % phase.interval:
