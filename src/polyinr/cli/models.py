@@ -9,7 +9,7 @@ import click
 import torch
 
 from polyinr.checkpoint import load_generator
-from polyinr.cli import main
+from polyinr.cli.group import main
 from polyinr.cli.options import RangeList, Size, Window, device_option, resolve_device
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid

@@ -13,7 +13,7 @@ import numpy as np
 from click.core import ParameterSource
 
 from polyinr.checkpoint import load_generator
-from polyinr.cli import main
+from polyinr.cli.group import main
 from polyinr.cli.models import class_option, latents_option, network_option, one_sample_options, trunc_options
 from polyinr.cli.options import FloatPair, RangeList, Size, Window, device_option, resolve_device
 from polyinr.errors import PolyinrError
