@@ -8,8 +8,10 @@ swapped in, so a crash or a full disk leaves either the old checkpoint or the ne
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -130,6 +132,28 @@ def atomic_directory(path: str | Path, fill: Callable[[Path], None]) -> Path:
     return path
 
 
+# ---------------------------------------------------------------------------- tensor files
+
+
+def save_tensor_file(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
+    """``safetensors`` ``save_file`` whose I/O failures (a full disk above all) are ``OSError``s with their errno,
+    so every write path reports them in one line and removes its partial output."""
+    try:
+        save_file(tensors, str(path), metadata={"format": "pt", **(metadata or {})})
+    except SafetensorError as e:
+        code = re.search(r"code: (\d+)", str(e))
+        raise OSError(int(code.group(1)) if code else errno.EIO, os.strerror(int(code.group(1))) if code else str(e),
+                      str(path)) from None  # fmt: skip
+
+
+def read_tensor_file(path: Path) -> dict[str, torch.Tensor]:
+    """Every tensor of a safetensors file, read into memory (no memory map keeps the file's space in use after
+    it is deleted)."""
+    from safetensors.torch import load
+
+    return load(path.read_bytes())
+
+
 # ---------------------------------------------------------------------------- generators
 
 
@@ -148,7 +172,7 @@ def write_generator_files(G: torch.nn.Module, directory: Path, extra: dict[str, 
         **(extra or {}),
     }
     state = {k: v.detach().cpu().contiguous() for k, v in G.state_dict().items()}
-    save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt", "model": G.model_name})
+    save_tensor_file(state, directory / WEIGHTS_NAME, metadata={"model": G.model_name})
     (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 

@@ -14,20 +14,28 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
-from polyinr.checkpoint import CheckpointError, atomic_directory, atomic_write_text, write_generator_files
+from polyinr.checkpoint import (
+    CheckpointError,
+    atomic_directory,
+    atomic_write_text,
+    read_tensor_file,
+    save_tensor_file,
+    write_generator_files,
+)
 
 SNAPSHOTS_DIR = "checkpoints"
 LATEST_NAME = "latest"
 STATE_WEIGHTS = "training_state.safetensors"
 STATE_JSON = "training_state.json"
+SNAPSHOT_NAME = re.compile(r"\d{6}(\.\d{3})?")  # see snapshot_name; anything else in checkpoints/ is not ours
 
 
 def snapshot_name(cur_nimg: int) -> str:
@@ -90,9 +98,10 @@ def save_snapshot(
 
     def fill(tmp: Path) -> None:
         write_generator_files(G_ema, tmp, extra={"training": {"cur_nimg": cur_nimg}})
-        save_file(tensors, str(tmp / STATE_WEIGHTS), metadata={"format": "pt"})
+        save_tensor_file(tensors, tmp / STATE_WEIGHTS)
         (tmp / STATE_JSON).write_text(json.dumps(counters, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
+    make_room(run_dir, needed=sum(t.numel() * t.element_size() for t in tensors.values()))
     path = atomic_directory(root / snapshot_name(cur_nimg), fill)
     try:
         atomic_write_text(root / LATEST_NAME, path.name + "\n")
@@ -101,6 +110,26 @@ def save_snapshot(
     for old in list_snapshots(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return path
+
+
+def directory_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def make_room(run_dir: Path, needed: int) -> list[Path]:
+    """Before writing a snapshot of about ``needed`` bytes (plus its generator copy) where the disk is short of
+    space, remove old snapshots, oldest first, never the newest complete one. Returns the removed snapshots."""
+    snapshots = list_snapshots(run_dir)
+    if snapshots:
+        needed = max(needed, directory_bytes(snapshots[-1]))
+    needed = int(needed * 1.1) + (1 << 20)  # the generator copy, JSON, file-system overhead
+    removed = []
+    for old in snapshots[:-1]:
+        if shutil.disk_usage(run_dir).free >= needed:
+            break
+        shutil.rmtree(old, ignore_errors=True)
+        removed.append(old)
+    return removed
 
 
 def is_complete(path: Path) -> bool:
@@ -112,16 +141,32 @@ def list_snapshots(run_dir: Path) -> list[Path]:
     root = run_dir / SNAPSHOTS_DIR
     if not root.is_dir():
         return []
-    found = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and is_complete(p)]
+    found = [p for p in root.iterdir() if SNAPSHOT_NAME.fullmatch(p.name) and p.is_dir() and is_complete(p)]
     return sorted(found, key=lambda p: float(p.name))
+
+
+def clean_interrupted_snapshots(run_dir: Path) -> list[Path]:
+    """Remove the temporaries a killed snapshot write leaves (``checkpoints/.NNNNNN.*.tmp`` and ``.old-*``);
+    call only while holding the run's lock. Returns what was removed."""
+    root = run_dir / SNAPSHOTS_DIR
+    if not root.is_dir():
+        return []
+    leftovers = [p for p in root.iterdir() if p.name.startswith(".") and (p.name.endswith(".tmp") or ".old-" in p.name)]
+    for path in leftovers:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return leftovers
 
 
 def latest_snapshot(run_dir: Path) -> Path | None:
     """The snapshot ``latest`` points to, or the newest complete one if the pointer is missing or stale."""
     pointer = run_dir / SNAPSHOTS_DIR / LATEST_NAME
     if pointer.is_file():
-        target = run_dir / SNAPSHOTS_DIR / pointer.read_text(encoding="utf-8").strip()
-        if target.is_dir() and is_complete(target):
+        name = pointer.read_text(encoding="utf-8", errors="replace").strip()
+        target = run_dir / SNAPSHOTS_DIR / name
+        if SNAPSHOT_NAME.fullmatch(name) and target.is_dir() and is_complete(target):
             return target
     snapshots = list_snapshots(run_dir)
     return snapshots[-1] if snapshots else None
@@ -132,7 +177,7 @@ def load_snapshot(
 ) -> dict[str, Any]:
     """Restore modules, optimizer moments and RNG states from ``path``; return its counters."""
     try:
-        tensors = load_file(str(path / STATE_WEIGHTS))
+        tensors = read_tensor_file(path / STATE_WEIGHTS)
         counters = json.loads((path / STATE_JSON).read_text(encoding="utf-8"))
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"snapshot {path} is unreadable ({e}); remove it to resume from an older one") from None
