@@ -151,7 +151,7 @@ def read_tensor_file(path: Path) -> dict[str, torch.Tensor]:
     it is deleted)."""
     from safetensors.torch import load
 
-    return load(path.read_bytes())
+    return {key: value.clone() for key, value in load(path.read_bytes()).items()}  # owned, writable memory
 
 
 # ---------------------------------------------------------------------------- generators

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from safetensors import SafetensorError
 from torch import nn
 
 import polyinr
@@ -166,10 +167,11 @@ def test_failed_snapshot_write_keeps_previous(tmp_path, monkeypatch):
     G, D, opt = _snapshot_parts()
     first = save_snapshot(tmp_path, 1000, G, {"D": D}, {"D": opt}, {"step": 1}, keep=3)
 
-    def disk_full(*args, **kwargs):
-        raise OSError(28, "No space left on device")
+    def disk_full(*args, **kwargs):  # what safetensors raises on a full disk
+        raise SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No '
+                              'space left on device" })')  # fmt: skip
 
-    monkeypatch.setattr("polyinr.training.snapshot.save_file", disk_full)
+    monkeypatch.setattr("polyinr.checkpoint.save_file", disk_full)
     with pytest.raises(CheckpointError, match="No space left"):
         save_snapshot(tmp_path, 2000, G, {"D": D}, {"D": opt}, {"step": 2}, keep=3)
     assert latest_snapshot(tmp_path) == first
