@@ -9,7 +9,8 @@ import pytest
 import torch
 from test_training_parts import _snapshot_parts
 
-from polyinr.checkpoint import CheckpointError, read_tensor_file, save_tensor_file
+from polyinr.atomic import save_tensor_file
+from polyinr.checkpoint import CheckpointError, read_tensor_file
 from polyinr.errors import PolyinrError
 from polyinr.training import snapshot as snapshot_module
 from polyinr.training.rundir import RunLock, claim_run_dir, new_run_dir
@@ -108,7 +109,7 @@ def test_a_full_disk_is_an_oserror_with_its_errno(tmp_path, monkeypatch):
     def full(*args, **kwargs):
         raise SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "x" })')
 
-    monkeypatch.setattr("polyinr.checkpoint.save_file", full)
+    monkeypatch.setattr("polyinr.atomic.save_file", full)
     with pytest.raises(OSError) as e:
         save_tensor_file({"x": torch.zeros(2)}, tmp_path / "t.safetensors")
     assert e.value.errno == 28
@@ -124,7 +125,7 @@ def test_resume_reads_tensors_into_memory(tmp_path):
 
 def test_snapshot_errors_are_one_line(tmp_path, monkeypatch):
     G, D, opt = _snapshot_parts()
-    monkeypatch.setattr("polyinr.checkpoint.save_file", lambda *a, **k: (_ for _ in ()).throw(OSError(28, "No space")))
+    monkeypatch.setattr("polyinr.atomic.save_file", lambda *a, **k: (_ for _ in ()).throw(OSError(28, "No space")))
     with pytest.raises(CheckpointError) as e:
         save_snapshot(tmp_path, 1000, G, {"D": D}, {"D": opt}, {"step": 1}, keep=2)
     assert "\n" not in str(e.value)

@@ -10,13 +10,13 @@ from safetensors import SafetensorError
 from torch import nn
 
 import polyinr
-from polyinr.checkpoint import CheckpointError
+from polyinr.checkpoint import CheckpointError, latest_snapshot, list_snapshots
 from polyinr.errors import PolyinrError
 from polyinr.training.ema import ema_beta, update_ema
 from polyinr.training.losses import NonSaturatingLoss, ProjectedHingeLoss, blur_sigma, gaussian_blur, phases_for
 from polyinr.training.options import resolve_options
 from polyinr.training.schedule import build_stages, parse_schedule, stage_at
-from polyinr.training.snapshot import latest_snapshot, list_snapshots, load_snapshot, save_snapshot
+from polyinr.training.snapshot import load_snapshot, save_snapshot
 
 
 def test_ema_beta_half_life_and_rampup():
@@ -171,7 +171,7 @@ def test_failed_snapshot_write_keeps_previous(tmp_path, monkeypatch):
         raise SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No '
                               'space left on device" })')  # fmt: skip
 
-    monkeypatch.setattr("polyinr.checkpoint.save_file", disk_full)
+    monkeypatch.setattr("polyinr.atomic.save_file", disk_full)
     with pytest.raises(CheckpointError, match="No space left"):
         save_snapshot(tmp_path, 2000, G, {"D": D}, {"D": opt}, {"step": 2}, keep=3)
     assert latest_snapshot(tmp_path) == first

@@ -18,9 +18,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from polyinr.checkpoint import atomic_write_json
+from polyinr.atomic import atomic_write_json
+from polyinr.checkpoint import latest_snapshot
 from polyinr.errors import PolyinrError
-from polyinr.training.snapshot import clean_interrupted_snapshots, latest_snapshot
+from polyinr.training.snapshot import clean_interrupted_snapshots
 
 OPTIONS_NAME = "training_options.json"
 LOCK_NAME = ".lock"

@@ -7,14 +7,14 @@ parts a module declares (``frozen_state_keys``: the projected discriminator's pr
 MB) are rebuilt with the module, so only their SHA-256 fingerprint is stored and checked on resume. The
 directory is assembled under a temporary name and renamed, then ``checkpoints/latest`` is pointed at it, then
 old snapshots beyond the newest K are removed: a crash or a full disk at any moment leaves the previous
-snapshot intact and pointed to.
+snapshot intact and pointed to. Finding a run's snapshots (``list_snapshots``, ``latest_snapshot``) belongs
+to the checkpoint format, :mod:`polyinr.checkpoint`, so loading never depends on the training package.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -22,20 +22,17 @@ from typing import Any
 import torch
 from safetensors import SafetensorError
 
+from polyinr.atomic import WriteError, atomic_directory, atomic_write_text, save_tensor_file
 from polyinr.checkpoint import (
+    LATEST_NAME,
+    SNAPSHOTS_DIR,
+    STATE_JSON,
+    STATE_WEIGHTS,
     CheckpointError,
-    atomic_directory,
-    atomic_write_text,
+    list_snapshots,
     read_tensor_file,
-    save_tensor_file,
     write_generator_files,
 )
-
-SNAPSHOTS_DIR = "checkpoints"
-LATEST_NAME = "latest"
-STATE_WEIGHTS = "training_state.safetensors"
-STATE_JSON = "training_state.json"
-SNAPSHOT_NAME = re.compile(r"\d{6}(\.\d{3})?")  # see snapshot_name; anything else in checkpoints/ is not ours
 
 
 def snapshot_name(cur_nimg: int) -> str:
@@ -102,7 +99,10 @@ def save_snapshot(
         (tmp / STATE_JSON).write_text(json.dumps(counters, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
     make_room(run_dir, needed=sum(t.numel() * t.element_size() for t in tensors.values()))
-    path = atomic_directory(root / snapshot_name(cur_nimg), fill)
+    try:
+        path = atomic_directory(root / snapshot_name(cur_nimg), fill, what="snapshot")
+    except WriteError as e:
+        raise CheckpointError(str(e)) from None
     try:
         atomic_write_text(root / LATEST_NAME, path.name + "\n")
     except OSError as e:
@@ -132,19 +132,6 @@ def make_room(run_dir: Path, needed: int) -> list[Path]:
     return removed
 
 
-def is_complete(path: Path) -> bool:
-    return all((path / name).is_file() for name in (STATE_JSON, STATE_WEIGHTS, "config.json", "model.safetensors"))
-
-
-def list_snapshots(run_dir: Path) -> list[Path]:
-    """Complete snapshot directories of a run, oldest first."""
-    root = run_dir / SNAPSHOTS_DIR
-    if not root.is_dir():
-        return []
-    found = [p for p in root.iterdir() if SNAPSHOT_NAME.fullmatch(p.name) and p.is_dir() and is_complete(p)]
-    return sorted(found, key=lambda p: float(p.name))
-
-
 def clean_interrupted_snapshots(run_dir: Path) -> list[Path]:
     """Remove the temporaries a killed snapshot write leaves (``checkpoints/.NNNNNN.*.tmp`` and ``.old-*``);
     call only while holding the run's lock. Returns what was removed."""
@@ -158,18 +145,6 @@ def clean_interrupted_snapshots(run_dir: Path) -> list[Path]:
         else:
             path.unlink(missing_ok=True)
     return leftovers
-
-
-def latest_snapshot(run_dir: Path) -> Path | None:
-    """The snapshot ``latest`` points to, or the newest complete one if the pointer is missing or stale."""
-    pointer = run_dir / SNAPSHOTS_DIR / LATEST_NAME
-    if pointer.is_file():
-        name = pointer.read_text(encoding="utf-8", errors="replace").strip()
-        target = run_dir / SNAPSHOTS_DIR / name
-        if SNAPSHOT_NAME.fullmatch(name) and target.is_dir() and is_complete(target):
-            return target
-    snapshots = list_snapshots(run_dir)
-    return snapshots[-1] if snapshots else None
 
 
 def load_snapshot(
