@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 import polyinr
-from polyinr import checkpoint
+from polyinr import atomic
 from polyinr.atomic import atomic_directory, atomic_save_tensors, atomic_write, atomic_write_json
 from polyinr.checkpoint import (
     CONFIG_NAME,
@@ -72,7 +72,7 @@ def test_failed_save_leaves_the_old_checkpoint_intact(G, G_cond, saved, monkeypa
         Path(filename).write_bytes(b"partial")
         raise RuntimeError("simulated crash while writing")
 
-    monkeypatch.setattr(checkpoint, "save_file", half_written)
+    monkeypatch.setattr(atomic, "save_file", half_written)
     with pytest.raises(RuntimeError, match="simulated"):
         G.save(saved)
     assert {p.name: p.read_bytes() for p in saved.iterdir()} == before
@@ -82,7 +82,7 @@ def test_failed_save_leaves_the_old_checkpoint_intact(G, G_cond, saved, monkeypa
         Path(filename).write_bytes(b"partial")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(checkpoint, "save_file", disk_full)
+    monkeypatch.setattr(atomic, "save_file", disk_full)
     with pytest.raises(CheckpointError, match="No space left") as err:
         G.save(saved)
     assert "\n" not in str(err.value)

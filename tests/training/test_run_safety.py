@@ -10,11 +10,11 @@ import torch
 from test_training_parts import _snapshot_parts
 
 from polyinr.atomic import save_tensor_file
-from polyinr.checkpoint import CheckpointError, read_tensor_file
+from polyinr.checkpoint import CheckpointError, latest_snapshot, list_snapshots, read_tensor_file
 from polyinr.errors import PolyinrError
 from polyinr.training import snapshot as snapshot_module
 from polyinr.training.rundir import RunLock, claim_run_dir, new_run_dir
-from polyinr.training.snapshot import latest_snapshot, list_snapshots, save_snapshot
+from polyinr.training.snapshot import save_snapshot
 
 OPTIONS = {"kimg": 1}
 

@@ -149,8 +149,10 @@ def test_snapshot_round_trip_is_exact(tmp_path):
     assert torch.equal(torch.rand(3), expected_rng)  # RNG state restored
     for a, b in zip(D.state_dict().values(), D2.state_dict().values()):
         assert torch.equal(a, b)
-    for s1, s2 in zip(opt.state_dict()["state"].values(), opt2.state_dict()["state"].values()):
-        assert all(torch.equal(torch.as_tensor(s1[k]), torch.as_tensor(s2[k])) for k in s1)
+    saved_state, loaded_state = opt.state_dict()["state"], opt2.state_dict()["state"]
+    assert saved_state.keys() == loaded_state.keys()
+    for index, slots in saved_state.items():
+        assert all(torch.equal(torch.as_tensor(v), torch.as_tensor(loaded_state[index][k])) for k, v in slots.items())
 
 
 def test_snapshots_keep_newest_and_pointer_falls_back(tmp_path):
