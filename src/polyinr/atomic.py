@@ -105,6 +105,8 @@ def atomic_directory(path: str | Path, fill: Callable[[Path], None], what: str =
         os.chmod(tmp, 0o777 & ~_UMASK)
         fill(tmp)
         for f in tmp.iterdir():
+            if f.is_file():
+                os.chmod(f, 0o666 & ~_UMASK)  # the usual permissions, whatever the writing library chose
             with open(f, "rb+") as fh:
                 os.fsync(fh.fileno())
         _fsync_dir(tmp)

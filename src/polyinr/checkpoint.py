@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,10 @@ V1_MAPPING_FIELDS = {"z_dim": "z_dim", "w_dim": "w_dim", "num_classes": "num_cla
 
 class CheckpointError(PolyinrError):
     """A checkpoint is missing, truncated, of another kind, or cannot be written."""
+
+
+class CheckpointExists(CheckpointError):
+    """A checkpoint is already where a new one was to be written, and replacing it was not asked for."""
 
 
 # ---------------------------------------------------------------------------- tensor files
@@ -68,12 +74,59 @@ def write_generator_files(G: torch.nn.Module, directory: Path, extra: dict[str, 
     (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-def save_generator(G: torch.nn.Module, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
-    """Save generator ``G`` as a checkpoint directory at ``path``, atomically."""
+def check_checkpoint_target(path: str | Path, overwrite: bool = False) -> str:
+    """Whether a checkpoint may be written at ``path``, before any work: ``'new'`` (nothing there), ``'empty'``
+    (an empty directory, filled in place) or ``'replace'`` (a polyinr checkpoint, replaced only when
+    ``overwrite``). A file, a training run directory or any other non-empty directory is refused in one line:
+    writing a checkpoint never deletes what a user had."""
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return "new"
+    if not path.is_dir():
+        raise CheckpointError(f"{path} exists and is not a directory; choose another place for the checkpoint")
+    if (path / SNAPSHOTS_DIR).is_dir() or (path / "training_options.json").exists():
+        raise CheckpointError(f"{path} is a training run directory; a checkpoint is never written over one")
+    entries = list(path.iterdir())
+    if not entries:
+        return "empty"
+    if not (path / CONFIG_NAME).is_file() or not {e.name for e in entries} <= {CONFIG_NAME, WEIGHTS_NAME}:
+        raise CheckpointError(f"{path} is not empty and is not a polyinr checkpoint; choose an empty or new "
+                              "directory")  # fmt: skip
+    if not overwrite:
+        raise CheckpointExists(f"{path} already holds a polyinr checkpoint")
+    return "replace"
+
+
+def save_generator(
+    G: torch.nn.Module, path: str | Path, extra: dict[str, Any] | None = None, overwrite: bool = False
+) -> Path:
+    """Save generator ``G`` as a checkpoint directory at ``path``, atomically (see
+    :func:`check_checkpoint_target` for what may be there already)."""
+    path = Path(path)
+    target = check_checkpoint_target(path, overwrite)
     try:
-        return atomic_directory(path, lambda tmp: write_generator_files(G, tmp, extra), what="checkpoint")
+        if target == "new" or (target == "replace" and not _holds_cwd(path)):
+            return atomic_directory(path, lambda tmp: write_generator_files(G, tmp, extra), what="checkpoint")
+        # An empty directory, or one the process stands in ('.'), keeps its identity: the files are written
+        # beside it and moved in, one atomic rename each.
+        staged = atomic_directory(path.resolve().parent / f".{path.resolve().name}.staged-{os.getpid()}",
+                                  lambda tmp: write_generator_files(G, tmp, extra), what="checkpoint")  # fmt: skip
+        try:
+            for name in (WEIGHTS_NAME, CONFIG_NAME):
+                os.replace(staged / name, path / name)
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)
+        return path
     except WriteError as e:
         raise CheckpointError(str(e)) from None
+    except OSError as e:
+        raise CheckpointError(f"cannot write checkpoint {path}: {e.strerror or e}") from None
+
+
+def _holds_cwd(path: Path) -> bool:
+    """True when ``path`` is the working directory or one of its parents (it cannot be swapped away)."""
+    here, there = Path.cwd().resolve(), path.resolve()
+    return here == there or there in here.parents
 
 
 def read_config(path: str | Path) -> dict[str, Any]:

@@ -7,9 +7,9 @@ from pathlib import Path
 import click
 import torch
 
-from polyinr.checkpoint import load_generator
+from polyinr.checkpoint import check_checkpoint_target, load_generator
 from polyinr.cli import main
-from polyinr.cli.options import RangeList, Size, Window, device_option, resolve_device
+from polyinr.cli.options import RangeList, Size, Window, device_option, replace_hint, resolve_device
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
 from polyinr.image_io import image_grid, save_image
@@ -172,12 +172,16 @@ def _list_training_parts() -> None:
 @click.option("--classes", "num_classes", type=click.IntRange(min=0), default=None, help="Number of classes.")
 @click.option("--resolution", "img_resolution", type=click.IntRange(min=2), default=None, help="Native resolution.")
 @click.option("--seed", type=int, default=0, help="Seed of the random initialisation.")
+@click.option("--force", is_flag=True, help="Replace a polyinr checkpoint already at OUT_DIR (nothing else is ever "
+              "replaced).")  # fmt: skip
 @click.argument("out", metavar="OUT_DIR")
-def create(model, preset, num_classes, img_resolution, seed, out):
+def create(model, preset, num_classes, img_resolution, seed, out, force):
     """Create a randomly initialised model and save it as a checkpoint."""
     from polyinr.models.registry import create as create_model
 
-    torch.manual_seed(seed)
-    G = create_model(model, preset, num_classes=num_classes, img_resolution=img_resolution)
-    path = G.save(out)
+    with replace_hint():
+        check_checkpoint_target(out, overwrite=force)
+        torch.manual_seed(seed)
+        G = create_model(model, preset, num_classes=num_classes, img_resolution=img_resolution)
+        path = G.save(out, overwrite=force)
     click.echo(f"wrote {path} ({G.model_name}, {G.parameter_count():,} parameters)")

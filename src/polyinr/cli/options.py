@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 
 import click
 
+from polyinr.checkpoint import CheckpointExists
 from polyinr.device import resolve_device  # noqa: F401  (re-exported for commands)
 from polyinr.errors import PolyinrError
 from polyinr.grid import parse_window
@@ -79,3 +82,12 @@ class Size(click.ParamType):
 
 device_option = click.option("--device", default="auto", metavar="DEVICE",
                              help="cpu, cuda, cuda:N, or auto (CUDA when available).")  # fmt: skip
+
+
+@contextlib.contextmanager
+def replace_hint() -> Iterator[None]:
+    """Name the flag that replaces an existing checkpoint when the library refuses to."""
+    try:
+        yield
+    except CheckpointExists as e:
+        raise click.ClickException(f"{e}; add --force to replace it") from None

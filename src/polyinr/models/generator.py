@@ -247,8 +247,9 @@ class Generator(nn.Module):
         """The ws indices style mixing may exchange between samples, or None when the model cannot mix."""
         return None
 
-    def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
-        """Write the checkpoint directory ``path`` (``config.json`` + ``model.safetensors``), atomically."""
+    def save(self, path: str | Path, extra: dict[str, Any] | None = None, overwrite: bool = False) -> Path:
+        """Write the checkpoint directory ``path`` (``config.json`` + ``model.safetensors``), atomically; an
+        existing checkpoint there is replaced only when ``overwrite``, anything else there is never touched."""
         from polyinr.checkpoint import save_generator
 
-        return save_generator(self, path, extra=extra)
+        return save_generator(self, path, extra=extra, overwrite=overwrite)
