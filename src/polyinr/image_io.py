@@ -36,8 +36,19 @@ def from_uint8(pixels: torch.Tensor) -> torch.Tensor:
     return pixels.float().div(127.5).sub(1)
 
 
+class NonFinitePixels(PolyinrError):
+    """A render produced NaN or infinite pixels, which would silently become black."""
+
+
 def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """Images ``[B, 3, H, W]`` in ``[-1, 1]`` → uint8 ``[B, H, W, 3]`` NumPy arrays, for saving."""
+    """Images ``[B, 3, H, W]`` in ``[-1, 1]`` → uint8 ``[B, H, W, 3]`` NumPy arrays, for saving.
+
+    Raises :class:`NonFinitePixels` rather than writing NaN or infinite pixels as black.
+    """
+    if not torch.isfinite(images).all():
+        bad = int((~torch.isfinite(images)).sum())
+        raise NonFinitePixels(f"the generator produced {bad:,} non-finite pixel values (NaN or infinity): its weights "
+                              "or the window's coordinates are out of range; nothing was written")  # fmt: skip
     return quantize(images).permute(0, 2, 3, 1).cpu().numpy()
 
 
@@ -60,11 +71,23 @@ def save_image(image: np.ndarray, path: str | Path) -> Path:
     return path
 
 
+def image_format(path: str | Path) -> str:
+    """The PIL format an image file name asks for (``'PNG'`` for ``x.png``); a one-line error for others."""
+    suffix = Path(path).suffix.lower()
+    fmt = Image.registered_extensions().get(suffix)
+    if fmt is None or fmt not in Image.SAVE:
+        raise PolyinrError(f"cannot write {suffix or 'extension-less'} images ({Path(path).name}); use .png, .jpg, "
+                           ".webp, .bmp or .tif")  # fmt: skip
+    return fmt
+
+
 def prepare_output(path: str | Path) -> Path:
-    """Check that the file ``path`` can be written, creating its directory; a one-line error otherwise."""
+    """Check, before any work, that the image file ``path`` can be written (a known image format, a writable
+    directory, created if needed); a one-line error otherwise."""
     path = Path(path)
     if path.is_dir():
         raise PolyinrError(f"output path {path} is a directory; give a file name")
+    image_format(path)
     parent = path.parent
     if not parent.exists():
         try:

@@ -12,6 +12,7 @@ from polyinr.checkpoint import CheckpointExists
 from polyinr.device import resolve_device  # noqa: F401  (re-exported for commands)
 from polyinr.errors import PolyinrError
 from polyinr.grid import parse_window
+from polyinr.sampling import RangeList as SeedRanges
 from polyinr.sampling import parse_range_list
 
 
@@ -21,7 +22,7 @@ class RangeList(click.ParamType):
     name = "RANGES"
 
     def convert(self, value, param, ctx):
-        if isinstance(value, list):
+        if isinstance(value, (list, SeedRanges)):
             return value
         try:
             return parse_range_list(value, what=param.name if param else "values")
