@@ -136,3 +136,24 @@ class PngStreamWriter:
     def abort(self) -> None:
         self._file.close()
         self.path.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------- memory
+
+
+def memory_limit() -> int:
+    """Bytes an output may hold in memory here: half of the machine's physical memory."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+
+
+def check_memory(nbytes: int, what: str, way_round: str) -> None:
+    """Refuse, before any work, an output that would need more than :func:`memory_limit`; one line naming the
+    need, the limit and ``way_round``."""
+    limit = memory_limit()
+    if nbytes > limit:
+        raise PolyinrError(f"{what} needs about {_gib(nbytes)} of memory, over this machine's limit of "
+                           f"{_gib(limit)}: {way_round}")  # fmt: skip
+
+
+def _gib(nbytes: int) -> str:
+    return f"{nbytes / 2**30:,.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:,.0f} MiB"

@@ -10,13 +10,13 @@ import torch
 
 from polyinr.checkpoint import check_checkpoint_target, load_generator
 from polyinr.cli.group import main
-from polyinr.cli.options import RangeList, Size, Window, device_option, replace_hint, resolve_device
+from polyinr.cli.options import FiniteFloat, RangeList, Size, Window, device_option, replace_hint, resolve_device
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
-from polyinr.image_io import image_grid, save_image
+from polyinr.image_io import check_memory, image_grid, prepare_output, save_image
 from polyinr.models.registry import flatten_config, get_entry, list_models
 from polyinr.progress import progress_bar
-from polyinr.sampling import one_sample, ws_for
+from polyinr.sampling import iter_ws, one_sample, ws_for
 from polyinr.tools.render import render_tiled, render_ws
 
 network_option = click.option("--network", "network", required=True, metavar="CKPT",
@@ -34,7 +34,7 @@ def trunc_options(command):
         truncation = {"truncation_psi": truncation_psi, "truncation_cutoff": truncation_cutoff}
         return command(*args, truncation=truncation, **kwargs)
 
-    psi = click.option("--trunc", "truncation_psi", type=float, default=1.0, metavar="PSI",
+    psi = click.option("--trunc", "truncation_psi", type=FiniteFloat(), default=1.0, metavar="PSI",
                        help="Truncation psi (1 = none, 0 = the class's average w).")  # fmt: skip
     cutoff = click.option("--trunc-cutoff", "truncation_cutoff", type=click.IntRange(min=0), default=None,
                           metavar="N", help="Truncate only the first N ws (default: all).")  # fmt: skip
@@ -81,24 +81,42 @@ def generate(network, seeds, latent_paths, class_idx, truncation, resolution, gr
     G = load_generator(network, device)
     if resolution is not None and resolution <= 0:
         raise PolyinrError(f"--resolution must be positive, got {resolution}")
-    grid = Grid.frame(resolution or G.img_resolution)
-    ws = ws_for(G, seeds=seeds, latents=latent_paths, classes=class_idx, device=device, **truncation)
-    names = [f"seed{seed:04d}" for seed in seeds] if seeds else [f"latent{i:04d}" for i in range(len(ws))]
-    outdir = Path(outdir)
-    images = []
-    with progress_bar(len(ws), "generate", unit="img") as bar:
-        for name, image in zip(names, render_ws(G, ws, grid, batch_size)):
-            if grid_size is None:
-                save_image(image, outdir / f"{name}.png")
-            else:
-                images.append(image)
-            bar.update(1)
+    grid = G.check_grid(Grid.frame(resolution or G.img_resolution))
+    H, W = grid.shape
+    if seeds and latent_paths:
+        raise PolyinrError("give seeds or latent files, not both")
+    if seeds:  # mapped batch by batch as they are rendered: millions of seeds stream in bounded memory
+        count, names = len(seeds), (f"seed{seed:04d}" for seed in seeds)
+        batches = iter_ws(G, seeds, class_idx, device=device, batch_size=batch_size, **truncation)
+    else:
+        ws = ws_for(G, latents=latent_paths, classes=class_idx, device=device, **truncation)
+        count, names = len(ws), (f"latent{i:04d}" for i in range(len(ws)))
+        batches = (ws[i : i + batch_size] for i in range(0, len(ws), batch_size))
+    at_once = min(batch_size, count)
+    check_memory(at_once * H * W * 3 * 4 * 4, f"rendering {at_once} {H}x{W} images at once",
+                 "use polyinr render (tiled, PNG streamed to disk), a smaller --resolution or --batch")  # fmt: skip
     if grid_size is not None:
         cols, rows = grid_size
+        if count > cols * rows:
+            raise PolyinrError(f"{count} images do not fit a {cols}x{rows} grid")
+        check_memory(cols * rows * H * W * 3, f"a {cols}x{rows} grid of {H}x{W} images",
+                     "a smaller --grid or --resolution")  # fmt: skip
+    outdir = Path(outdir)
+    prepare_output(outdir / "grid.png")
+    images = []
+    with progress_bar(count, "generate", unit="img") as bar:
+        for ws in batches:
+            for name, image in zip(names, render_ws(G, ws, grid, batch_size)):
+                if grid_size is None:
+                    save_image(image, outdir / f"{name}.png")
+                else:
+                    images.append(image)
+                bar.update(1)
+    if grid_size is not None:
         path = save_image(image_grid(images, cols, rows), outdir / "grid.png")
         click.echo(f"wrote {path}")
     else:
-        click.echo(f"wrote {len(ws)} images to {outdir}")
+        click.echo(f"wrote {count} images to {outdir}")
 
 
 @main.command()

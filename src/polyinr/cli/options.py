@@ -44,6 +44,24 @@ class Window(click.ParamType):
             self.fail(str(e), param, ctx)
 
 
+class FiniteFloat(click.ParamType):
+    """A finite number: ``nan`` and ``inf`` are refused (they would silently render black)."""
+
+    name = "NUMBER"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float):
+            number = value
+        else:
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                self.fail(f"expected a number, got {value!r}", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"expected a finite number, got {value!r}", param, ctx)
+        return number
+
+
 class FloatPair(click.ParamType):
     """``A,B`` → ``(A, B)``, two finite numbers."""
 

@@ -131,7 +131,8 @@ def training_loop(
     options_json = options.to_json()
     context = dict(device=device, rank=rank, world=world, batch_gpu=batch_gpu, rounds=rounds, say=say,
                    autocast=autocast, dataset=dataset, stages=stages, num_classes=num_classes,
-                   total_nimg=total_nimg, desc=desc, options_json=options_json, on_tick=on_tick)  # fmt: skip
+                   total_nimg=total_nimg, desc=desc, options_json=options_json, on_tick=on_tick,
+                   evaluate=evaluate)  # fmt: skip
     if rank != 0:
         return _train(options, *_broadcast_run_dir(None, False), **context)
     with claim_run_dir(resume, Path(options.outdir), desc, options_json) as (run_dir, resuming):
@@ -143,6 +144,7 @@ def _train(
     options: TrainingOptions, run_dir: Path, resuming: bool, *, device: torch.device, rank: int, world: int,
     batch_gpu: int, rounds: int, say: Callable[[str], None], autocast: torch.autocast, dataset, stages: list[Stage],
     num_classes: int, total_nimg: int, desc: str, options_json: dict, on_tick: Callable[[TickReport], None] | None,
+    evaluate: SnapshotEvaluator | None,
 ) -> Path:  # fmt: skip
     """The training proper, in a claimed run directory (see :func:`training_loop`)."""
     log = RunLog(run_dir) if rank == 0 else None
