@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from polyinr.errors import PolyinrError
-from polyinr.image_io import NonFinitePixels, prepare_output, to_uint8
+from polyinr.image_io import NonFinitePixels, prepare_image_output, to_uint8
 from polyinr.sampling import MAX_SEED, parse_range_list
 
 
@@ -26,10 +26,10 @@ def test_a_huge_seed_range_costs_no_memory_until_used():
 @pytest.mark.parametrize("name", ["a.xyz", "noextension", "b.pkl"])
 def test_unknown_image_formats_are_refused_before_any_work(tmp_path, name):
     with pytest.raises(PolyinrError, match="cannot write") as e:
-        prepare_output(tmp_path / name)
+        prepare_image_output(tmp_path / name)
     assert "\n" not in str(e.value) and not (tmp_path / name).exists()
     for ok in ("a.png", "b.JPG", "c.webp", "d.tif", "e.bmp"):
-        prepare_output(tmp_path / ok)
+        prepare_image_output(tmp_path / ok)
 
 
 def test_non_finite_pixels_are_never_written_as_black():
@@ -40,3 +40,20 @@ def test_non_finite_pixels_are_never_written_as_black():
     images[0, 1, 2, 2] = float("inf")
     with pytest.raises(NonFinitePixels):
         to_uint8(images)
+
+
+def test_a_full_disk_while_saving_an_image_leaves_no_file(tmp_path, monkeypatch):
+    import numpy as np
+    from PIL import Image
+
+    from polyinr.image_io import save_image
+
+    def full(self, fp, *args, **kwargs):
+        with open(fp, "wb") as f:
+            f.write(b"\x89PNG partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", full)
+    with pytest.raises(OSError, match="No space"):
+        save_image(np.zeros((4, 4, 3), np.uint8), tmp_path / "x.png")
+    assert list(tmp_path.iterdir()) == []

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from polyinr.atomic import atomic_write
 from polyinr.errors import PolyinrError
 
 
@@ -66,9 +67,10 @@ def image_grid(images: list[np.ndarray], cols: int, rows: int) -> np.ndarray:
 
 def save_image(image: np.ndarray, path: str | Path) -> Path:
     """Save a uint8 ``[H, W, 3]`` image; the format follows the file extension."""
-    path = prepare_output(path)
-    Image.fromarray(image).save(path)
-    return path
+    path = prepare_image_output(path)
+    fmt = image_format(path)
+    # Written under a temporary name and renamed: a full disk leaves no partial or empty file behind.
+    return atomic_write(path, lambda tmp: Image.fromarray(image).save(tmp, format=fmt))
 
 
 def image_format(path: str | Path) -> str:
@@ -81,13 +83,18 @@ def image_format(path: str | Path) -> str:
     return fmt
 
 
+def prepare_image_output(path: str | Path) -> Path:
+    """:func:`prepare_output` for an image file, whose name must ask for a format PIL writes."""
+    image_format(path)
+    return prepare_output(path)
+
+
 def prepare_output(path: str | Path) -> Path:
-    """Check, before any work, that the image file ``path`` can be written (a known image format, a writable
-    directory, created if needed); a one-line error otherwise."""
+    """Check, before any work, that the file ``path`` can be written (a writable directory, created if
+    needed); a one-line error otherwise."""
     path = Path(path)
     if path.is_dir():
         raise PolyinrError(f"output path {path} is a directory; give a file name")
-    image_format(path)
     parent = path.parent
     if not parent.exists():
         try:

@@ -70,6 +70,13 @@ class RangeList(Sequence[int]):
         for r in self.ranges:
             yield from r
 
+    def __add__(self, other: Sequence[int]) -> RangeList:
+        other_ranges = other.ranges if isinstance(other, RangeList) else [range(v, v + 1) for v in other]
+        return RangeList([*self.ranges, *other_ranges])
+
+    def __radd__(self, other: Sequence[int]) -> RangeList:
+        return RangeList([range(v, v + 1) for v in other]) + self
+
     def __eq__(self, other: object) -> bool:
         if isinstance(other, (list, RangeList)):
             return len(self) == len(other) and all(a == b for a, b in zip(self, other))

@@ -13,7 +13,7 @@ from polyinr.cli.group import main
 from polyinr.cli.options import FiniteFloat, RangeList, Size, Window, device_option, replace_hint, resolve_device
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
-from polyinr.image_io import check_memory, image_grid, prepare_output, save_image
+from polyinr.image_io import check_memory, image_grid, prepare_image_output, save_image
 from polyinr.models.registry import flatten_config, get_entry, list_models
 from polyinr.progress import progress_bar
 from polyinr.sampling import iter_ws, one_sample, ws_for
@@ -102,7 +102,7 @@ def generate(network, seeds, latent_paths, class_idx, truncation, resolution, gr
         check_memory(cols * rows * H * W * 3, f"a {cols}x{rows} grid of {H}x{W} images",
                      "a smaller --grid or --resolution")  # fmt: skip
     outdir = Path(outdir)
-    prepare_output(outdir / "grid.png")
+    prepare_image_output(outdir / "grid.png")
     images = []
     with progress_bar(count, "generate", unit="img") as bar:
         for ws in batches:

@@ -16,7 +16,7 @@ from PIL import Image
 
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
-from polyinr.image_io import PngStreamWriter, check_memory, prepare_output, to_uint8
+from polyinr.image_io import PngStreamWriter, check_memory, prepare_image_output, to_uint8
 from polyinr.models.generator import Generator
 from polyinr.sampling import iter_ws
 
@@ -51,7 +51,7 @@ def render_tiled(
     PNG output is streamed strip by strip (memory bounded by ``tile × width``); other formats hold the
     output image. ``on_tile(done, total)`` reports progress. A partial file is removed on failure.
     """
-    out_path = prepare_output(out_path)
+    out_path = prepare_image_output(out_path)
     if ws.shape[0] != 1:
         raise PolyinrError("render_tiled renders one sample at a time")
     H, W = grid.shape
