@@ -25,7 +25,7 @@ from polyinr._version import __version__
 from polyinr.atomic import WriteError, atomic_directory, save_tensor_file
 from polyinr.errors import PolyinrError
 from polyinr.models.generator import Generator
-from polyinr.models.registry import build_config, get_entry
+from polyinr.models.registry import build_config, check_config_values, get_entry, state_bytes
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -222,13 +222,19 @@ def load_generator(path: str | Path, device: torch.device | str = "cpu", expect_
     unknown = sorted(set(values) - fields)
     if unknown:
         raise CheckpointError(f"{path} was written by a newer polyinr: unknown {name} settings {unknown}")
-    try:
-        G = entry.generator_cls(build_config(entry.config_cls, values))
-    except (TypeError, ValueError, PolyinrError) as e:
-        raise CheckpointError(f"{path}: invalid {name} config: {e}") from None
     weights = path / WEIGHTS_NAME
     if not weights.is_file():
         raise CheckpointError(f"{path} has no {WEIGHTS_NAME}")
+    try:  # validated against the weights actually present before anything is allocated
+        cfg = build_config(entry.config_cls, values)
+        check_config_values(cfg)
+        implied = state_bytes(entry.generator_cls, cfg)
+        if implied > weights.stat().st_size:
+            raise PolyinrError(f"{WEIGHTS_NAME} is truncated or corrupt, or the config is wrong: it holds "
+                               f"{weights.stat().st_size:,} bytes where the config implies {implied:,}")  # fmt: skip
+        G = entry.generator_cls(cfg)
+    except (TypeError, ValueError, PolyinrError) as e:
+        raise CheckpointError(f"{path}: invalid {name} config: {e}") from None
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as e:

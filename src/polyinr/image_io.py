@@ -85,6 +85,8 @@ def image_format(path: str | Path) -> str:
 
 def prepare_image_output(path: str | Path) -> Path:
     """:func:`prepare_output` for an image file, whose name must ask for a format PIL writes."""
+    if Path(path).is_dir():
+        return prepare_output(path)  # the one-line "is a directory" error
     image_format(path)
     return prepare_output(path)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 from pathlib import Path
 
 import click
@@ -106,7 +107,7 @@ def generate(network, seeds, latent_paths, class_idx, truncation, resolution, gr
     images = []
     with progress_bar(count, "generate", unit="img") as bar:
         for ws in batches:
-            for name, image in zip(names, render_ws(G, ws, grid, batch_size)):
+            for name, image in zip(list(itertools.islice(names, len(ws))), render_ws(G, ws, grid, batch_size)):
                 if grid_size is None:
                     save_image(image, outdir / f"{name}.png")
                 else:
