@@ -265,8 +265,9 @@ class Generator(nn.Module):
         carries on (the same weights on a denser grid). Progressively grown models return a grown copy."""
         return None
 
-    def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
-        """Write the checkpoint directory ``path`` (``config.json`` + ``model.safetensors``), atomically."""
+    def save(self, path: str | Path, extra: dict[str, Any] | None = None, overwrite: bool = False) -> Path:
+        """Write the checkpoint directory ``path`` (``config.json`` + ``model.safetensors``), atomically; an
+        existing checkpoint there is replaced only when ``overwrite``, anything else there is never touched."""
         from polyinr.checkpoint import save_generator
 
-        return save_generator(self, path, extra=extra)
+        return save_generator(self, path, extra=extra, overwrite=overwrite)

@@ -17,7 +17,7 @@ from PIL import Image
 
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
-from polyinr.image_io import PngStreamWriter, prepare_output, to_uint8
+from polyinr.image_io import PngStreamWriter, check_memory, prepare_image_output, to_uint8
 from polyinr.models.generator import Generator
 from polyinr.sampling import iter_ws
 
@@ -67,7 +67,7 @@ def render_tiled(
     PNG output is streamed strip by strip (memory bounded by ``tile × width``); other formats hold the
     output image. ``on_tile(done, total)`` reports progress. A partial file is removed on failure.
     """
-    out_path = prepare_output(out_path)
+    out_path = prepare_image_output(out_path)
     if ws.shape[0] != 1:
         raise PolyinrError("render_tiled renders one sample at a time")
     H, W = grid.shape
@@ -75,9 +75,16 @@ def render_tiled(
         G.check_grid(grid)  # one tile: the grid itself
     else:
         G.check_tiles(tile, tile)
+    streaming = out_path.suffix.lower() == ".png"
+    float_tile = min(tile, H) * min(tile, W) * 3 * 4 * 4  # a tile's float images and the synthesis' work
+    if streaming:
+        check_memory(min(tile, H) * W * 3 + float_tile, f"a {H}x{W} render in {tile}-pixel tiles",
+                     "give a smaller tile size or render narrower strips")  # fmt: skip
+    else:
+        check_memory(H * W * 3 + float_tile, f"a {H}x{W} {out_path.suffix} image (held whole in memory)",
+                     "write a .png, which is streamed to disk strip by strip, or render a smaller size")  # fmt: skip
     tiles_down, tiles_across = -(-H // tile), -(-W // tile)
     total, done = tiles_down * tiles_across, 0
-    streaming = out_path.suffix.lower() == ".png"
     writer = PngStreamWriter(out_path, H, W) if streaming else None
     canvas = None if streaming else np.zeros((H, W, 3), dtype=np.uint8)
     try:

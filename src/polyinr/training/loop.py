@@ -32,7 +32,7 @@ from polyinr.sampling import sample_inputs
 from polyinr.training import distributed
 from polyinr.training.ema import ema_beta, update_ema
 from polyinr.training.options import TrainingOptions
-from polyinr.training.rundir import RunLog, describe, resolve_run_dir
+from polyinr.training.rundir import RunLog, claim_run_dir, describe
 from polyinr.training.schedule import Stage, stage_at
 from polyinr.training.setup import (
     build_discriminator,
@@ -126,13 +126,27 @@ def training_loop(
     check_stages(options, dataset, stages)
     total_nimg = stages[-1].end_nimg
 
-    # Run directory ----------------------------------------------------------------------------------------
+    # Run directory: rank 0 claims it (an OS lock for the run's lifetime) and tells the others ------------
     desc = describe(options, dataset.name)
     options_json = options.to_json()
-    run_dir, resuming = (
-        resolve_run_dir(resume, Path(options.outdir), desc, options_json) if rank == 0 else (None, False)
-    )
-    run_dir, resuming = _broadcast_run_dir(run_dir, resuming)
+    context = dict(device=device, rank=rank, world=world, batch_gpu=batch_gpu, rounds=rounds, say=say,
+                   autocast=autocast, dataset=dataset, stages=stages, num_classes=num_classes,
+                   total_nimg=total_nimg, desc=desc, options_json=options_json, on_tick=on_tick,
+                   evaluate=evaluate)  # fmt: skip
+    if rank != 0:
+        return _train(options, *_broadcast_run_dir(None, False), **context)
+    with claim_run_dir(resume, Path(options.outdir), desc, options_json) as (run_dir, resuming):
+        _broadcast_run_dir(run_dir, resuming)
+        return _train(options, run_dir, resuming, **context)
+
+
+def _train(
+    options: TrainingOptions, run_dir: Path, resuming: bool, *, device: torch.device, rank: int, world: int,
+    batch_gpu: int, rounds: int, say: Callable[[str], None], autocast: torch.autocast, dataset, stages: list[Stage],
+    num_classes: int, total_nimg: int, desc: str, options_json: dict, on_tick: Callable[[TickReport], None] | None,
+    evaluate: SnapshotEvaluator | None,
+) -> Path:  # fmt: skip
+    """The training proper, in a claimed run directory (see :func:`training_loop`)."""
     log = RunLog(run_dir) if rank == 0 else None
 
     # Networks ---------------------------------------------------------------------------------------------
