@@ -2,7 +2,7 @@
 wait policies (issue 17).
 
 The work is a training step of the ``cpu`` recipe's networks (Poly-INR ``cpu`` preset, 16², the residual D,
-the non-saturating loss with R1, batch 32): D and G phases, Adam. The competitor is a subprocess spinning in a
+the non-saturating loss with R1, batch 8): D and G phases, Adam. The competitor is a subprocess spinning in a
 Python loop (one busy core). OpenMP reads its wait policy when it starts, so each policy is measured in its own
 child process (``OMP_WAIT_POLICY`` unset = the runtime's default, or ``PASSIVE``); inside a child, quiet and
 contended measurements alternate round by round for each thread count, so load from other processes hits them
@@ -41,7 +41,7 @@ def measure(rounds: int, seconds: float) -> dict[str, list[float]]:
     D = create_discriminator("residual", R, 10)
     loss = NonSaturatingLoss(G, D, r1_gamma=1.0, r1_interval=1)
     opt = {"G": torch.optim.Adam(G.parameters(), lr=1e-4), "D": torch.optim.Adam(D.parameters(), lr=1e-4)}
-    B = 32
+    B = 8
     real, real_c = torch.rand(B, 3, R, R) * 2 - 1, torch.randint(0, 10, (B,))
     z, gen_c = torch.randn(B, G.z_dim), torch.randint(0, 10, (B,))
 

@@ -11,13 +11,13 @@ Sections, each printed as it finishes (so a cut-off run still reports) and saved
 3. Poly-INR synthesis at the authors' size (n 1024, 10 levels, 256², batch 8): images/s and the fraction of
    the peaks beside the authors'-style reference implementation (``bench_synthesis.reference_synthesis``), in
    the same process, interleaved rounds; fp32, TF32, bf16 autocast and the fused bf16 level;
-4. training steps of the ``imagenet`` recipe (projected D with random backbones) at 32² and 64², fp32 / bf16,
+4. ``torchrun --nproc_per_node=1`` (the NCCL path) for a few steps, then an exact-resume check on CUDA;
+5. a 16384² tiled render (the ``ffhq`` preset, n 512) to host memory: time and peak GPU memory;
+6. every registered generator's paper presets rendering 256² images: images/s (too big presets are skipped
+   with the reason);
+7. training steps of the ``imagenet`` recipe (projected D with random backbones) at 32² and 64², fp32 / bf16,
    compile off / on: images/s, peak GPU memory and the share of step time spent waiting for data, from the
-   run's ``stats.jsonl`` (first tick left out: it holds the warm-up and compilation);
-5. ``torchrun --nproc_per_node=1`` (the NCCL path) for a few steps, then an exact-resume check on CUDA;
-6. a 16384² tiled render (the ``ffhq`` preset, n 512) to host memory: time and peak GPU memory;
-7. every registered generator's paper presets rendering 256² images: images/s (too big presets are skipped
-   with the reason).
+   run's ``stats.jsonl`` (first tick left out: it holds the warm-up and compilation).
 
 Sections left when the time budget is spent are recorded as skipped. On a machine without CUDA it says so in
 one line and exits 0.
@@ -225,39 +225,44 @@ def train_command(outdir: Path, *extra: str, launcher: tuple[str, ...] = ()) -> 
 
 
 def training(report: Report, result: dict[str, Any], work: Path) -> None:
-    for R in (32, 64):
-        for label, flags, needs in (("fp32", (), 40), ("bf16", ("--bf16",), 40),
-                                    ("bf16 + compile", ("--bf16", "--compile"), 90)):  # fmt: skip
-            key = f"{R}² {label}"
-            if report.left() < needs:
-                result[key] = {"skipped": "time budget"}
-                report.row("train imagenet recipe", key, "skipped (time budget)")
-                continue
-            outdir = work / f"train{R}-{label.replace(' + ', '-')}"
-            cmd = train_command(outdir, "--recipe", "imagenet", "--data", "builtin:shapes", "--cond", "true",
-                                "--resolution", str(R), "--batch", "32", "--kimg", "0.64", "--tick", "0.128",
-                                "--snap", "100", "--features-pretrained", "false", "--workers", "2",
-                                *flags)  # fmt: skip
-            begun = time.perf_counter()
+    runs = [(R, label, flags, needs) for label, flags, needs in (("fp32", (), 40), ("bf16", ("--bf16",), 40),
+            ("bf16 + compile", ("--bf16", "--compile"), 90)) for R in (32, 64)]  # compiled runs last  # fmt: skip
+    for R, label, flags, needs in runs:
+        key = f"{R}² {label}"
+        if report.left() < needs:
+            result[key] = {"skipped": "time budget"}
+            report.row("train imagenet recipe", key, "skipped (time budget)")
+            continue
+        outdir = work / f"train{R}-{label.replace(' + ', '-')}"
+        cmd = train_command(outdir, "--recipe", "imagenet", "--data", "builtin:shapes", "--cond", "true",
+                            "--resolution", str(R), "--batch", "32", "--kimg", "0.64", "--tick", "0.128",
+                            "--snap", "100", "--features-pretrained", "false", "--workers", "2",
+                            *flags)  # fmt: skip
+        begun = time.perf_counter()
+        try:
             proc = subprocess.run(cmd, cwd=work, env=ENV, capture_output=True, text=True,
                                   timeout=max(30, report.left()))  # fmt: skip
-            (report.out / f"train{R}-{label.replace(' + ', '-')}.log").write_text(proc.stdout + proc.stderr)
-            stats = read_stats(outdir)[1:]  # the first tick holds the warm-up / compilation
-            if proc.returncode != 0 or not stats:
-                tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-                result[key] = {"error": tail, "returncode": proc.returncode}
-                report.row("train imagenet recipe", key, f"ERROR: {tail[:200]}")
-                continue
-            entry = {
-                "images_per_s": round(statistics.median(s["Timing/images_per_sec"] for s in stats), 1),
-                "data_wait_frac": round(max(s.get("Timing/data_wait_frac", float("nan")) for s in stats), 4),
-                "peak_gpu_mem_gib": round(max(s.get("Resources/peak_gpu_mem_gib", float("nan")) for s in stats), 2),
-                "wall_s": round(time.perf_counter() - begun, 1),
-            }
-            result[key] = entry
-            report.row("train imagenet recipe (batch 32, projected D, random backbones)", key,
-                       f"{entry['images_per_s']} img/s, data wait {100 * entry['data_wait_frac']:.1f} % of step time, "
-                       f"peak {entry['peak_gpu_mem_gib']} GiB, run {entry['wall_s']} s")  # fmt: skip
+        except subprocess.TimeoutExpired:
+            result[key] = {"skipped": "time budget ran out during the run"}
+            report.row("train imagenet recipe", key, "stopped: the time budget ran out during the run")
+            continue
+        (report.out / f"train{R}-{label.replace(' + ', '-')}.log").write_text(proc.stdout + proc.stderr)
+        stats = read_stats(outdir)[1:]  # the first tick holds the warm-up / compilation
+        if proc.returncode != 0 or not stats:
+            tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            result[key] = {"error": tail, "returncode": proc.returncode}
+            report.row("train imagenet recipe", key, f"ERROR: {tail[:200]}")
+            continue
+        entry = {
+            "images_per_s": round(statistics.median(s["Timing/images_per_sec"] for s in stats), 1),
+            "data_wait_frac": round(max(s.get("Timing/data_wait_frac", float("nan")) for s in stats), 4),
+            "peak_gpu_mem_gib": round(max(s.get("Resources/peak_gpu_mem_gib", float("nan")) for s in stats), 2),
+            "wall_s": round(time.perf_counter() - begun, 1),
+        }
+        result[key] = entry
+        report.row("train imagenet recipe (batch 32, projected D, random backbones)", key,
+                   f"{entry['images_per_s']} img/s, data wait {100 * entry['data_wait_frac']:.1f} % of step time, "
+                   f"peak {entry['peak_gpu_mem_gib']} GiB, run {entry['wall_s']} s")  # fmt: skip
 
 
 def torchrun_and_resume(report: Report, result: dict[str, Any], work: Path) -> None:
@@ -383,10 +388,10 @@ def main() -> int:
         report.run("cuda tests", 30, lambda result: cuda_tests(report, result))
         report.run("matmul peak", 10, lambda result: peaks.update(matmul_peaks(report, result)))
         report.run("synthesis", 40, lambda result: synthesis(report, result, peaks))
-        report.run("training", 40, lambda result: training(report, result, work))
         report.run("torchrun", 40, lambda result: torchrun_and_resume(report, result, work))
         report.run("tiled render", 30, lambda result: tiled_render(report, result))
         report.run("other generators", 20, lambda result: other_generators(report, result))
+        report.run("training", 40, lambda result: training(report, result, work))
     report.save()
     say(f"done in {report.data['total_seconds']} s: {args.out / 'device_check.md'}")
     return 0
