@@ -341,16 +341,19 @@ def other_generators(report: Report, result: dict[str, Any], B: int = 8, R: int 
                 continue
             try:
                 cfg = resolve_config(name, preset)
-                native = cfg.img_resolution
-                overrides = (
-                    {} if native == R or entry.generator_cls.grid_support is CONTINUOUS else {"img_resolution": R}
-                )
-                cfg = resolve_config(name, preset, **overrides)
                 size = state_bytes(entry.generator_cls, cfg)
                 if size > MAX_PRESET_BYTES:
                     raise ValueError(f"weights of {size / 2**30:.1f} GiB")
+                continuous = entry.generator_cls.grid_support is CONTINUOUS
+                if cfg.img_resolution > R and not continuous:
+                    raise ValueError(f"renders only its native {cfg.img_resolution}² frame")
                 torch.manual_seed(0)
-                G = create(name, preset, **overrides).eval().requires_grad_(False).cuda()
+                G = create(name, preset).eval().requires_grad_(False)
+                if G.img_resolution < R and not continuous:  # a progressively grown model: grow it to R
+                    G = G.next_stage(R) or G
+                    if G.img_resolution != R:
+                        raise ValueError(f"renders {G.img_resolution}² and does not grow to {R}²")
+                G = G.eval().requires_grad_(False).cuda()
                 grid = Grid.frame(R) if G.grid_support is CONTINUOUS else None
                 with torch.no_grad(), tf32(False):
                     c = torch.randint(0, max(G.num_classes, 1), (B,), device="cuda") if G.num_classes else None
@@ -359,7 +362,7 @@ def other_generators(report: Report, result: dict[str, Any], B: int = 8, R: int 
                     best = min(
                         cuda_seconds(lambda G=G, ws=ws, grid=grid: G.synthesize(ws, grid)) for _ in range(rounds)
                     )
-                result[key] = {"images_per_s": round(B / best, 2), "resolution": R, "overrides": overrides}
+                result[key] = {"images_per_s": round(B / best, 2), "resolution": R, "weights_mib": size >> 20}
                 report.row("synthesis 256² b8 fp32", key, f"{B / best:.2f} img/s")
                 del G
                 torch.cuda.empty_cache()
