@@ -56,5 +56,6 @@ from polyinr.cli import demo as _demo  # noqa: E402,F401
 from polyinr.cli import embed as _embed  # noqa: E402,F401
 from polyinr.cli import metrics as _metrics  # noqa: E402,F401
 from polyinr.cli import models as _models  # noqa: E402,F401
+from polyinr.cli import serve as _serve  # noqa: E402,F401
 from polyinr.cli import tools as _tools  # noqa: E402,F401
 from polyinr.cli import train as _train  # noqa: E402,F401
