@@ -266,6 +266,9 @@ def create_app(
     async def index(request: Request) -> Response:
         return HTMLResponse((STATIC / "index.html").read_text(encoding="utf-8"), headers={"Cache-Control": "no-store"})
 
+    async def favicon(request: Request) -> Response:
+        return Response(status_code=204)
+
     async def models(request: Request) -> Response:
         Params(request, ())
         entries = []
@@ -435,6 +438,7 @@ def create_app(
 
     routes = [
         Route("/", index),
+        Route("/favicon.ico", favicon),
         Route("/api/models", models),
         Route("/api/tile", tile),
         Route("/api/frame", frame),

@@ -104,7 +104,7 @@ def encode(image: np.ndarray, fmt: str) -> bytes:
     if fmt == "webp":
         Image.fromarray(image).save(buffer, format="WEBP", lossless=True, quality=0, method=0)
     else:
-        Image.fromarray(image).save(buffer, format="PNG")
+        Image.fromarray(image).save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
 
 

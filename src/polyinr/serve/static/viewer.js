@@ -146,7 +146,8 @@ class Pane {
       const size = span * ppu;
       const tile = this.tiles.get(this.tileUrl(level, row, col));
       if (tile && tile.status === "ok") {
-        ctx.drawImage(tile.img, Math.round(x), Math.round(y), Math.ceil(size + (x % 1)), Math.ceil(size + (y % 1)));
+        const x0 = Math.floor(x), y0 = Math.floor(y); // neighbours share their edges: no seams
+        ctx.drawImage(tile.img, x0, y0, Math.floor(x + size) - x0, Math.floor(y + size) - y0);
         continue;
       }
       if (!this.drawFallback(ctx, level, row, col, x, y, size)) {
@@ -157,6 +158,17 @@ class Pane {
       ctx.font = "12px system-ui";
       ctx.fillText(tile && tile.status === "error" ? "error" : "loading…", x + 6, y + 16);
     }
+    this.outlineFrame(ctx);
+  }
+
+  // The training frame [0, 1]², dashed, so the eye knows where the model learned and where it extrapolates.
+  outlineFrame(ctx) {
+    const { x, y, size } = this.framePlacement();
+    ctx.save();
+    ctx.setLineDash([4, 4]);
+    ctx.strokeStyle = "rgba(255, 255, 255, 0.35)";
+    ctx.strokeRect(Math.floor(x) + 0.5, Math.floor(y) + 0.5, Math.round(size), Math.round(size));
+    ctx.restore();
   }
 
   // While a tile loads, show the part of its parent tile (one level up) that covers it, if loaded.
@@ -351,8 +363,9 @@ function writeHash() {
     if (!pane.visible) continue;
     const prefix = pane.index === 0 ? "" : "b.";
     for (const name of FIELDS) {
-      const value = pane.field(name).value;
-      if (value !== "") p.set(prefix + name, value);
+      const el = pane.field(name);
+      const isDefault = el instanceof HTMLInputElement && el.value === el.defaultValue;
+      if (el.value !== "" && !isDefault) p.set(prefix + name, el.value);
     }
   }
   history.replaceState(null, "", `#${p}`);
