@@ -9,7 +9,7 @@ import torch
 
 from polyinr.models.registry import create
 
-TINY = dict(channels=16, num_levels=3, z_dim=8, w_dim=16, class_embed_dim=8, img_resolution=16)
+TINY = dict(channels=16, num_levels=3, z_dim=8, w_dim=16, embed_dim=8, img_resolution=16)
 
 
 def make_tiny(num_classes: int = 0, seed: int = 0):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import math
 
 import numpy as np
 import pytest
@@ -17,7 +18,8 @@ from starlette.testclient import TestClient
 from polyinr.checkpoint import load_generator
 from polyinr.cli import main
 from polyinr.grid import Grid
-from polyinr.serve.app import COOKIE, create_app, is_loopback, load_networks
+from polyinr.models.generator import CANVAS, FRAME, lattice_origin
+from polyinr.serve.app import COOKIE, Network, create_app, is_loopback, load_networks
 from polyinr.serve.tiles import ByteLRU, TileRenderer, tiling_for
 from polyinr.tools.latents import ws_from_source
 from polyinr.tools.render import to_uint8
@@ -268,3 +270,37 @@ def test_latent_files_are_offered_by_index(tiny_ckpt, tmp_path):
         assert "do not apply" in c.get("/api/tile", params={"latent": 0, "psi": 0.5, "level": 0, "row": 0,
                                                             "col": 0}).json()["error"]  # fmt: skip
     torch.testing.assert_close(ws[1:], networks[0].latents[1][1])
+
+
+def stand_in(G, support):
+    """``G`` declaring another grid support (how the contract tests try the three kinds on one network)."""
+    G.__class__ = type("StandIn", (type(G),), {"grid_support": support, "model_name": f"{support.kind}-model"})
+    return G
+
+
+def test_a_frame_model_serves_its_frame_translated_and_rotated_and_no_tiles(tiny_ckpt):
+    G = stand_in(load_generator(tiny_ckpt), FRAME)
+    with TestClient(create_app([Network("frame", G)])) as c:
+        entry = c.get("/api/models").json()["models"][0]
+        assert entry["support"] == "frame" and entry["levels"] is None and "native 16x16 frame" in entry["grids"]
+        r = c.get("/api/frame", params={"seed": 2, "dr": 0.25, "dc": -0.5, "angle": 90, "format": "png"})
+        grid = Grid.frame(16).translated(0.25, -0.5).rotated(math.pi / 2)
+        assert np.array_equal(pixels(r.content), to_uint8(G.synthesize(ws_from_source(G, [2]), grid))[0])
+        tile = c.get("/api/tile", params={"seed": 2, "level": 0, "row": 0, "col": 0})
+        assert tile.status_code == 400 and "accepts only its native frame" in tile.json()["error"]
+        export = c.get("/api/export", params={"seed": 2, "window": "0,0,1,1", "size": 32})
+        assert export.status_code == 400
+
+
+def test_a_canvas_model_serves_one_level_of_lattice_tiles(tiny_ckpt):
+    G = stand_in(load_generator(tiny_ckpt), CANVAS)
+    with TestClient(create_app([Network("canvas", G)])) as c:
+        assert c.get("/api/models").json()["models"][0]["levels"] == [0, 0]
+        r = c.get("/api/tile", params={"seed": 2, "level": 0, "row": -1, "col": 2, "size": 64, "format": "png"})
+        assert r.status_code == 200, r.text
+        grid = tiling_for(G).grid(0, -1, 2, 64)
+        assert lattice_origin(grid, 16) == (-64, 128)
+        assert np.array_equal(pixels(r.content), to_uint8(G.synthesize(ws_from_source(G, [2]), grid))[0])
+        assert c.get("/api/tile", params={"seed": 2, "level": 1, "row": 0, "col": 0}).status_code == 400
+        rotated = c.get("/api/frame", params={"seed": 2, "angle": 10})
+        assert rotated.status_code == 400 and "rotations" in rotated.json()["error"]

@@ -278,7 +278,7 @@ def create_app(
                 "id": i,
                 "name": net.name,
                 "model": G.model_name,
-                "support": G.grid_support.name,
+                "support": G.grid_support.kind,
                 "grids": G.describe_grids(),
                 "img_resolution": G.img_resolution,
                 "num_classes": G.num_classes,

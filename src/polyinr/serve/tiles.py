@@ -39,7 +39,7 @@ from PIL import Image
 
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
-from polyinr.models.generator import CANVAS, CONTINUOUS, Generator
+from polyinr.models.generator import CANVAS, Generator
 from polyinr.tools.render import to_uint8
 
 T = TypeVar("T")
@@ -88,11 +88,11 @@ class Tiling:
 
 def tiling_for(G: Generator) -> Tiling | None:
     """The tiling of ``G``'s grid support; None for frame-only generators (no tiles, native frame)."""
-    if G.grid_support is CONTINUOUS:
-        return Tiling(min_level=-6, max_level=20, lattice_step=None)
-    if G.grid_support is CANVAS:
+    if not G.grid_support.tiles:
+        return None
+    if G.grid_support == CANVAS:
         return Tiling(min_level=0, max_level=0, lattice_step=1.0 / (G.img_resolution - 1))
-    return None
+    return Tiling(min_level=-6, max_level=20, lattice_step=None)
 
 
 # ---------------------------------------------------------------------------- encoding and the cache
