@@ -7,6 +7,7 @@ Skipped, saying why, where Playwright or ``/usr/bin/chromium`` is missing (``.ci
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import threading
@@ -16,7 +17,9 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from polyinr.serve.app import bind, create_app, load_networks, make_server, server_url
+from polyinr.checkpoint import load_generator
+from polyinr.models.generator import FRAME
+from polyinr.serve.app import Network, bind, create_app, load_networks, make_server, server_url
 
 CHROMIUM = os.environ.get("POLYINR_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need Playwright (pip install playwright)")
@@ -24,20 +27,28 @@ if not Path(CHROMIUM).exists():
     pytest.skip(f"browser tests need Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
 
 
-@pytest.fixture(scope="module")
-def url(tiny_ckpt, cond_ckpt):
-    app = create_app(load_networks([str(tiny_ckpt), str(cond_ckpt)]))
+@contextlib.contextmanager
+def serving(networks):
+    """A real uvicorn server over ``networks`` in a thread; yields its URL."""
     sock = bind("127.0.0.1", 0)
-    server = make_server(app)
+    server = make_server(create_app(networks))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
-    yield server_url(sock, "127.0.0.1", None)
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
+    try:
+        yield server_url(sock, "127.0.0.1", None)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+@pytest.fixture(scope="module")
+def url(tiny_ckpt, cond_ckpt):
+    with serving(load_networks([str(tiny_ckpt), str(cond_ckpt)])) as address:
+        yield address
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +152,26 @@ def test_a_bad_value_shows_the_servers_message(page, url):
     page.dispatch_event("fieldset[data-pane='0'] input[name=psi]", "change")
     page.wait_for_selector("#error:not([hidden])", timeout=30_000)
     assert "psi must be a finite number" in page.text_content("#error")
+
+
+FRAME_LOADED = "(window.polyinrViewer.panes[0].frame || {}).status === 'ok'"
+
+
+def test_a_frame_model_shows_its_frame_with_translate_and_rotate_controls(browser, tiny_ckpt):
+    G = load_generator(tiny_ckpt)
+    G.__class__ = type("StandIn", (type(G),), {"grid_support": FRAME, "model_name": "frame-model"})
+    page = browser.new_page(viewport={"width": 480, "height": 360})
+    frames = []
+    page.on("request", lambda r: frames.append(r.url) if "/api/frame" in r.url else None)
+    with serving([Network("frame", G)]) as address:
+        page.goto(address)
+        page.wait_for_function(
+            "window.polyinrViewer.panes[0].frame && window.polyinrViewer.panes[0].frame.status === 'ok'"
+        )
+        assert page.is_visible("fieldset[data-pane='0'] input[name=angle]")
+        assert canvas_colours(page) > 20
+        page.fill("fieldset[data-pane='0'] input[name=angle]", "45")
+        page.dispatch_event("fieldset[data-pane='0'] input[name=angle]", "change")
+        page.wait_for_function(FRAME_LOADED)
+        assert any("angle=45" in u for u in frames) and not page.is_visible("#error")
+    page.close()
