@@ -233,6 +233,13 @@ def test_the_token_guards_every_endpoint(tiny_ckpt):
         assert c.get("/api/models", headers={"authorization": "Bearer s3cret"}).status_code == 200
 
 
+def test_a_loopback_server_answers_only_its_own_host_names(tiny_ckpt):
+    app = create_app(load_networks([str(tiny_ckpt)]), allowed_hosts=["127.0.0.1", "localhost"])
+    with TestClient(app, base_url="http://127.0.0.1:7860") as c:
+        assert c.get("/api/models").status_code == 200
+        assert c.get("/api/models", headers={"host": "rebound.example.org"}).status_code == 400
+
+
 def test_loopback_detection():
     assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.4") and not is_loopback("example.org")

@@ -10,7 +10,16 @@ import click
 from polyinr.cli import main
 from polyinr.cli.options import device_option, resolve_device
 from polyinr.errors import PolyinrError
-from polyinr.serve.app import Limits, bind, create_app, is_loopback, load_networks, make_server, server_url
+from polyinr.serve.app import (
+    LOOPBACK_NAMES,
+    Limits,
+    bind,
+    create_app,
+    is_loopback,
+    load_networks,
+    make_server,
+    server_url,
+)
 
 
 @main.command()
@@ -39,7 +48,9 @@ def serve(networks, latent_paths, class_names_path, host, port, no_auth, cache_m
     loaded = load_networks(networks, resolve_device(device), latent_paths, class_names)
     token = None if no_auth or is_loopback(host) else secrets.token_urlsafe(24)
     sock = bind(host, port)
-    app = create_app(loaded, token, Limits(max_export_pixels=max_export * max_export), cache_bytes=cache_mb << 20)
+    hosts = [*LOOPBACK_NAMES, host] if token is None and is_loopback(host) else None
+    app = create_app(loaded, token, Limits(max_export_pixels=max_export * max_export), cache_bytes=cache_mb << 20,
+                     allowed_hosts=hosts)  # fmt: skip
     click.echo(f"polyinr viewer: {', '.join(n.name for n in loaded)}")
     click.echo(f"open {server_url(sock, host, token)}   (Ctrl+C stops)")
     if no_auth and not is_loopback(host):

@@ -18,6 +18,11 @@ Endpoints (all GET):
 
 A source is ``seed=S`` or ``latent=I`` (the I-th latent given at start), with ``class=K`` and ``psi=P`` for
 seeds and optionally ``seed2=S2&t=T``: the ``ws`` of S and S2 mixed linearly (``lerp``) by T ∈ [0, 1].
+
+Extension point for per-model inputs (InfinityGAN's style-fusion points, placed by clicking on the page): such
+an input joins :class:`Source` (parsed and checked in :func:`parse_source`, part of the source key so tiles
+cache apart) and reaches the model as a keyword of ``G.synthesize``; the page adds it in
+``Pane.sourceParams()``.
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ from urllib.parse import parse_qs
 import torch
 import uvicorn
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
@@ -90,6 +97,9 @@ class Limits:
     max_request_pixels: int = 2048 * 2048  # a tile or a frame
     max_export_pixels: int = 16384 * 16384  # one exported image
     max_exports: int = 2  # exports rendering at once (others answer 429)
+
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1", "[::1]")
 
 
 def is_loopback(host: str) -> bool:
@@ -250,8 +260,14 @@ def create_app(
     limits: Limits = Limits(),
     max_batch_pixels: int = 16 * 256 * 256,
     cache_bytes: int = 256 << 20,
-) -> Starlette:
-    """The viewer over ``networks`` (fixed for the server's life). ``token`` None = no authentication."""
+    allowed_hosts: Sequence[str] | None = None,
+) -> Any:
+    """The viewer over ``networks`` (fixed for the server's life), an ASGI app.
+
+    ``token`` None = no authentication. ``allowed_hosts`` (None = any) are the names the ``Host`` header may
+    give: a server on loopback without a token accepts only its own names, so a web page elsewhere cannot reach
+    it through a DNS name that points at 127.0.0.1 (DNS rebinding).
+    """
     if not networks:
         raise PolyinrError("the viewer needs at least one network")
     for net in networks:
@@ -385,7 +401,6 @@ def create_app(
             return JSONResponse({"size": [H, W], "tiles": tiles})
         if exporting[0] >= limits.max_exports:
             raise RequestError(f"{limits.max_exports} exports are rendering; try again when one is done", 429)
-        exporting[0] += 1
         state = {"done": 0, "total": tiles}
         if job:
             progress[job] = state
@@ -396,6 +411,7 @@ def create_app(
             state["done"] = done
 
         async def body():
+            exporting[0] += 1  # counted from the first byte: a response that never starts holds nothing
             try:
                 async for chunk in export_png(net.renderer, ws_maker(net, source), grid, 256, on_tile):
                     yield chunk
@@ -448,7 +464,8 @@ def create_app(
     ]
     handlers: dict[Any, Callable] = {RequestError: request_error, PolyinrError: library_error, 404: not_found,
                                      Exception: server_error}  # fmt: skip
-    app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
+    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))] if allowed_hosts else []
+    app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan, middleware=middleware)
     app.state.networks = networks
     return TokenAuth(app, token) if token else app
 
@@ -553,7 +570,8 @@ def bind(host: str, port: int) -> socket.socket:
 def server_url(sock: socket.socket, host: str, token: str | None) -> str:
     """The URL that opens the page (with the token when there is one)."""
     port = sock.getsockname()[1]
-    shown = f"[{host}]" if ":" in host else host
+    shown = socket.gethostname() if host in ("0.0.0.0", "::", "") else host  # every interface: name this machine
+    shown = f"[{shown}]" if ":" in shown else shown
     return f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
 
 

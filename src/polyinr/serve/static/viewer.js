@@ -56,6 +56,8 @@ class Pane {
   }
 
   // The source of this pane's picture as query parameters (values sent as typed; the server checks them).
+  // Per-model inputs (InfinityGAN's style-fusion points, placed by clicking) belong here and in the server's
+  // parse_source.
   sourceParams() {
     const p = new URLSearchParams();
     p.set("model", this.field("model").value);
