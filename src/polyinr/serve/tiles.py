@@ -12,17 +12,17 @@ the generator's grid support:
 - frame generators (StyleGAN3) take no tiles: the viewer shows their native frame, translated and rotated.
 
 :class:`TileRenderer` owns one generator on one device. Tile requests queue as jobs; a worker task takes the
-newest job first, merges it with the queued jobs of the same latent and level into one rectangle of tiles (up
-to a pixel budget) and renders that rectangle as one synthesis call in the renderer's own thread, so the event
-loop never waits for a render. A job whose every requester went away is dropped before it renders, and
-encoded tiles are kept in an LRU cache bounded in bytes.
+oldest job first (fair between clients: a page aborts the tiles that leave its screen and an aborted job is
+dropped before it renders, so the queue holds only views on screen), merges it with the queued jobs of the same
+latent and level into one rectangle of tiles (up to a pixel budget) and renders that rectangle as one synthesis
+call in the renderer's own thread, so the event loop never waits for a render. Encoded tiles are kept in an LRU
+cache bounded in bytes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
-import itertools
 import math
 import struct
 import threading
@@ -150,7 +150,6 @@ class _Job:
     fmt: str
     ws: Callable[[], torch.Tensor]  # runs in the render thread: ``ws [1, num_ws, w_dim]``
     future: asyncio.Future
-    seq: int
     waiters: int = 1
 
 
@@ -180,7 +179,6 @@ class TileRenderer:
         self.stats = RenderStats()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="polyinr-render")
         self._pending: dict[Hashable, _Job] = {}
-        self._seq = itertools.count()
         self._wake = asyncio.Event()  # binds to the loop that first waits on it
         self._worker: asyncio.Task | None = None
         self._ws_cache: OrderedDict[Hashable, torch.Tensor] = OrderedDict()  # used in the render thread only
@@ -243,12 +241,11 @@ class TileRenderer:
         job = self._pending.get(key)
         if job is None or job.future.done():
             future = asyncio.get_running_loop().create_future()
-            job = _Job(key, (source_key, level, size), level, row, col, size, fmt, ws, future, next(self._seq))
+            job = _Job(key, (source_key, level, size), level, row, col, size, fmt, ws, future)
             self._pending[key] = job
             self._wake.set()
         else:
             job.waiters += 1
-            job.seq = next(self._seq)  # asked for again: it belongs to the newest view
         try:
             while True:
                 done, _ = await asyncio.wait({job.future}, timeout=0.05)
@@ -268,20 +265,20 @@ class TileRenderer:
                 self.stats.tiles_cancelled += 1
 
     def _take_batch(self) -> list[_Job]:
-        """The newest job and the queued jobs of its group that fit one rectangle within the pixel budget."""
-        newest = max(self._pending.values(), key=lambda j: j.seq)
-        group = [j for j in self._pending.values() if j.group == newest.group]
-        max_tiles = max(1, self.max_batch_pixels // (newest.size * newest.size))
+        """The oldest job and the queued jobs of its group that fit one rectangle within the pixel budget."""
+        oldest = next(iter(self._pending.values()))  # dicts keep insertion order
+        group = [j for j in self._pending.values() if j.group == oldest.group]
+        max_tiles = max(1, self.max_batch_pixels // (oldest.size * oldest.size))
         for radius in (None, 2, 1, 0):
             if radius is not None:
-                group = [j for j in group if abs(j.row - newest.row) <= radius and abs(j.col - newest.col) <= radius]
+                group = [j for j in group if abs(j.row - oldest.row) <= radius and abs(j.col - oldest.col) <= radius]
             rows = max(j.row for j in group) - min(j.row for j in group) + 1
             cols = max(j.col for j in group) - min(j.col for j in group) + 1
             cells = {(j.row, j.col) for j in group}
             if rows * cols <= max_tiles and 2 * len(cells) >= rows * cols:  # at least half the rectangle is asked
                 break
         else:
-            group = [newest]
+            group = [oldest]
         for job in group:
             del self._pending[job.key]
         return group
