@@ -71,6 +71,28 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def synthesis_only(G, rounds: int) -> None:
+    """The merge alone, without HTTP: 6 neighbouring tiles one call each vs one 2 × 3 call, interleaved."""
+    from polyinr.serve.tiles import tiling_for
+
+    tiling = tiling_for(G)
+    ws = G.mapping(torch.randn(1, G.z_dim), None)
+    calls = {
+        "6 tiles, one call each": lambda: [G.synthesize(ws, tiling.grid(3, r, c, TILE)) for r in range(2)
+                                           for c in range(3)],
+        "6 tiles, one 2x3 call": lambda: G.synthesize(ws, tiling.span(3, 0, 0, 2, 3, TILE)),
+    }  # fmt: skip
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    with torch.no_grad():
+        for _ in range(rounds):
+            for name, call in calls.items():
+                start = time.perf_counter()
+                call()
+                times[name].append(time.perf_counter() - start)
+    for name, values in times.items():
+        print(f"synthesis, {name}: best {min(values) * 1000:.0f} ms, median {statistics.median(values) * 1000:.0f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -115,6 +137,7 @@ def main() -> None:
     for clients, rates in speedups.items():
         print(f"batching speed-up, {clients} client(s), median throughput: "
               f"{rates['batched'] / rates['one tile per call']:.2f}x")  # fmt: skip
+    synthesis_only(G, max(3, args.rounds))
     print(f"load average at end: {os.getloadavg()}")
     for server, thread, _, _ in servers.values():
         server.should_exit = True

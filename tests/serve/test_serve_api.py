@@ -93,6 +93,25 @@ def test_neighbouring_tiles_batch_into_one_synthesis_call_with_the_same_pixels(t
         assert np.array_equal(pixels(data), alone)
 
 
+def test_batches_are_whole_rectangles_of_asked_tiles_oldest_first(tiny_ckpt):
+    G = load_generator(tiny_ckpt)
+    renderer = TileRenderer(G, max_batch_pixels=4 * 64 * 64)
+    ws = ws_from_source(G, [7])
+    cells = [(0, 0), (0, 1), (1, 0), (5, 5), (0, 2), (0, 3), (0, 4)]  # an L, a stray tile, a long row
+
+    async def go():
+        renderer.start()
+        try:
+            await asyncio.gather(*(renderer.tile("s7", lambda: ws, 2, r, c, 64, "png") for r, c in cells))
+        finally:
+            await renderer.stop()
+
+    asyncio.run(go())
+    renderer.close()
+    assert renderer.stats.batch_sizes == [4, 1, 1, 1]  # (0,0)-(0,3) within 4 tiles; then (1,0), (5,5), (0,4)
+    assert renderer.stats.tiles_rendered == len(cells)
+
+
 def test_a_tile_nobody_waits_for_is_never_rendered(tiny_ckpt):
     G = load_generator(tiny_ckpt)
     renderer = TileRenderer(G)
@@ -215,7 +234,8 @@ def test_page_and_static_files_are_served(client):
     assert page.status_code == 200 and "viewer.js" in page.text
     script = client.get("/static/viewer.js")
     assert script.status_code == 200 and "api/tile" in script.text
-    assert "http" not in page.text.replace("http-equiv", "")  # no CDN: the page loads nothing from elsewhere
+    for text in (page.text, script.text, client.get("/static/viewer.css").text):
+        assert "http:" not in text and "https:" not in text and "//cdn" not in text  # no CDN: all is local
 
 
 def test_the_token_guards_every_endpoint(tiny_ckpt):

@@ -265,23 +265,32 @@ class TileRenderer:
                 self.stats.tiles_cancelled += 1
 
     def _take_batch(self) -> list[_Job]:
-        """The oldest job and the queued jobs of its group that fit one rectangle within the pixel budget."""
+        """The oldest job and the queued jobs of its group that fill a rectangle of tiles around it, within the
+        pixel budget: rows are grown first, then whole rows are added, so no pixel renders that nobody asked for."""
         oldest = next(iter(self._pending.values()))  # dicts keep insertion order
-        group = [j for j in self._pending.values() if j.group == oldest.group]
+        cells: dict[tuple[int, int], list[_Job]] = {}
+        for job in self._pending.values():
+            if job.group == oldest.group:
+                cells.setdefault((job.row, job.col), []).append(job)
         max_tiles = max(1, self.max_batch_pixels // (oldest.size * oldest.size))
-        for radius in (None, 2, 1, 0):
-            if radius is not None:
-                group = [j for j in group if abs(j.row - oldest.row) <= radius and abs(j.col - oldest.col) <= radius]
-            rows = max(j.row for j in group) - min(j.row for j in group) + 1
-            cols = max(j.col for j in group) - min(j.col for j in group) + 1
-            cells = {(j.row, j.col) for j in group}
-            if rows * cols <= max_tiles and 2 * len(cells) >= rows * cols:  # at least half the rectangle is asked
-                break
-        else:
-            group = [oldest]
-        for job in group:
+        row, c0, c1 = oldest.row, oldest.col, oldest.col
+        while c1 - c0 + 1 < max_tiles and (row, c1 + 1) in cells:
+            c1 += 1
+        while c1 - c0 + 1 < max_tiles and (row, c0 - 1) in cells:
+            c0 -= 1
+
+        def full(r: int) -> bool:
+            return all((r, c) in cells for c in range(c0, c1 + 1))
+
+        r0, r1, width = row, row, c1 - c0 + 1
+        while (r1 - r0 + 2) * width <= max_tiles and full(r1 + 1):
+            r1 += 1
+        while (r1 - r0 + 2) * width <= max_tiles and full(r0 - 1):
+            r0 -= 1
+        batch = [job for r in range(r0, r1 + 1) for c in range(c0, c1 + 1) for job in cells[(r, c)]]
+        for job in batch:
             del self._pending[job.key]
-        return group
+        return batch
 
     def _render(self, batch: list[_Job]) -> list[bytes]:
         """Render one rectangle of tiles covering ``batch`` in one synthesis call; encode each job's tile."""
@@ -292,8 +301,10 @@ class TileRenderer:
         with torch.no_grad():
             image = to_uint8(self.G.synthesize(first.ws(), grid))[0]  # [rows·size, cols·size, 3]
         s = first.size
-        return [encode(image[(j.row - row0) * s : (j.row - row0 + 1) * s, (j.col - col0) * s : (j.col - col0 + 1) * s],
-                       j.fmt) for j in batch]  # fmt: skip
+        crops = {(j.row, j.col): np.ascontiguousarray(image[(j.row - row0) * s : (j.row - row0 + 1) * s,
+                                                            (j.col - col0) * s : (j.col - col0 + 1) * s])
+                 for j in batch}  # fmt: skip
+        return [encode(crops[(j.row, j.col)], j.fmt) for j in batch]
 
     async def _work(self) -> None:
         while True:
