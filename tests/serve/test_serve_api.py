@@ -150,7 +150,7 @@ def test_models_as_json(client):
     first, second = data["models"]
     assert first["support"] == "continuous" and first["levels"] is not None
     assert second["num_classes"] == 3 and second["class_names"] == ["0", "1", "2"]
-    assert first["grids"] and 256 in data["tile_sizes"]
+    assert first["grids"] and 256 in data["tile_sizes"] and "cpu" in first["presets"]
 
 
 BAD = [
@@ -301,7 +301,7 @@ def test_latent_files_are_offered_by_index(tiny_ckpt, tmp_path):
 
 def stand_in(G, support):
     """``G`` declaring another grid support (how the contract tests try the three kinds on one network)."""
-    G.__class__ = type("StandIn", (type(G),), {"grid_support": support, "model_name": f"{support.kind}-model"})
+    G.__class__ = type("StandIn", (type(G),), {"grid_support": support})
     return G
 
 

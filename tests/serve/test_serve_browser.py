@@ -159,7 +159,7 @@ FRAME_LOADED = "(window.polyinrViewer.panes[0].frame || {}).status === 'ok'"
 
 def test_a_frame_model_shows_its_frame_with_translate_and_rotate_controls(browser, tiny_ckpt):
     G = load_generator(tiny_ckpt)
-    G.__class__ = type("StandIn", (type(G),), {"grid_support": FRAME, "model_name": "frame-model"})
+    G.__class__ = type("StandIn", (type(G),), {"grid_support": FRAME})
     page = browser.new_page(viewport={"width": 480, "height": 360})
     frames = []
     page.on("request", lambda r: frames.append(r.url) if "/api/frame" in r.url else None)

@@ -57,6 +57,7 @@ from polyinr.checkpoint import load_generator
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid, parse_window
 from polyinr.models.generator import Generator
+from polyinr.models.registry import get_entry
 from polyinr.serve.tiles import FORMATS, TILE_SIZES, TileRenderer, encode, export_png
 from polyinr.tools.latents import LatentFileError, load_latents, ws_from_source
 from polyinr.tools.render import to_uint8
@@ -302,6 +303,7 @@ def create_app(
                 "latents": [name for name, _ in net.latents],
                 "tile_multiple": G.tile_multiple,
                 "levels": None if tiling is None else [tiling.min_level, tiling.max_level],
+                "presets": sorted(get_entry(G.model_name).presets),  # the registered model's named presets
                 "config": G.config_dict(),
             })  # fmt: skip
         return JSONResponse({
