@@ -18,11 +18,11 @@ from starlette.testclient import TestClient
 from polyinr.checkpoint import load_generator
 from polyinr.cli import main
 from polyinr.grid import Grid
+from polyinr.image_io import to_uint8
 from polyinr.models.generator import CANVAS, FRAME, lattice_origin
+from polyinr.sampling import save_latents, ws_for
 from polyinr.serve.app import COOKIE, Network, create_app, is_loopback, load_networks
 from polyinr.serve.tiles import ByteLRU, TileRenderer, tiling_for
-from polyinr.tools.latents import ws_from_source
-from polyinr.tools.render import to_uint8
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_webp_when_the_browser_accepts_it_with_the_same_pixels(client):
 def test_neighbouring_tiles_batch_into_one_synthesis_call_with_the_same_pixels(tiny_ckpt):
     G = load_generator(tiny_ckpt)
     renderer = TileRenderer(G, max_batch_pixels=4 * 64 * 64)
-    ws = ws_from_source(G, [7])
+    ws = ws_for(G, seeds=[7])
     cells = [(2, 3), (2, 4), (3, 3), (3, 4)]
 
     async def go():
@@ -96,7 +96,7 @@ def test_neighbouring_tiles_batch_into_one_synthesis_call_with_the_same_pixels(t
 def test_batches_are_whole_rectangles_of_asked_tiles_oldest_first(tiny_ckpt):
     G = load_generator(tiny_ckpt)
     renderer = TileRenderer(G, max_batch_pixels=4 * 64 * 64)
-    ws = ws_from_source(G, [7])
+    ws = ws_for(G, seeds=[7])
     cells = [(0, 0), (0, 1), (1, 0), (5, 5), (0, 2), (0, 3), (0, 4)]  # an L, a stray tile, a long row
 
     async def go():
@@ -115,7 +115,7 @@ def test_batches_are_whole_rectangles_of_asked_tiles_oldest_first(tiny_ckpt):
 def test_a_tile_nobody_waits_for_is_never_rendered(tiny_ckpt):
     G = load_generator(tiny_ckpt)
     renderer = TileRenderer(G)
-    ws = ws_from_source(G, [1])
+    ws = ws_for(G, seeds=[1])
 
     async def go():
         gone = await renderer.tile("s1", lambda: ws, 0, 5, 5, 64, gone=lambda: True)  # queued, worker not started
@@ -223,7 +223,7 @@ def test_interpolation_mixes_the_two_seeds_ws(client, tiny_ckpt):
     base = {"model": 0, "level": 0, "row": 0, "col": 0, "size": 64, "format": "png", "seed": 1, "seed2": 2}
     ends = [pixels(client.get("/api/tile", params={**base, "t": t}).content) for t in (0, 1)]
     for seed, end in zip((1, 2), ends):
-        ws = ws_from_source(G, [seed])
+        ws = ws_for(G, seeds=[seed])
         assert np.array_equal(end, to_uint8(G.synthesis(ws, tiling_for(G).grid(0, 0, 0, 64)))[0])
     middle = pixels(client.get("/api/tile", params={**base, "t": 0.5}).content)
     assert not np.array_equal(middle, ends[0]) and not np.array_equal(middle, ends[1])
@@ -282,10 +282,9 @@ def test_class_names_reach_the_page(cond_ckpt, tmp_path):
 
 
 def test_latent_files_are_offered_by_index(tiny_ckpt, tmp_path):
-    from polyinr.tools.latents import save_latents
 
     G = load_generator(tiny_ckpt)
-    ws = ws_from_source(G, [11, 12])
+    ws = ws_for(G, seeds=[11, 12])
     path = save_latents(tmp_path / "two.safetensors", ws, G)
     networks = load_networks([str(tiny_ckpt)], latent_paths=[str(path)])
     with TestClient(create_app(networks)) as c:
@@ -312,7 +311,7 @@ def test_a_frame_model_serves_its_frame_translated_and_rotated_and_no_tiles(tiny
         assert entry["support"] == "frame" and entry["levels"] is None and "native 16x16 frame" in entry["grids"]
         r = c.get("/api/frame", params={"seed": 2, "dr": 0.25, "dc": -0.5, "angle": 90, "format": "png"})
         grid = Grid.frame(16).translated(0.25, -0.5).rotated(math.pi / 2)
-        assert np.array_equal(pixels(r.content), to_uint8(G.synthesize(ws_from_source(G, [2]), grid))[0])
+        assert np.array_equal(pixels(r.content), to_uint8(G.synthesize(ws_for(G, seeds=[2]), grid))[0])
         tile = c.get("/api/tile", params={"seed": 2, "level": 0, "row": 0, "col": 0})
         assert tile.status_code == 400 and "accepts only its native frame" in tile.json()["error"]
         export = c.get("/api/export", params={"seed": 2, "window": "0,0,1,1", "size": 32})
@@ -327,7 +326,7 @@ def test_a_canvas_model_serves_one_level_of_lattice_tiles(tiny_ckpt):
         assert r.status_code == 200, r.text
         grid = tiling_for(G).grid(0, -1, 2, 64)
         assert lattice_origin(grid, 16) == (-64, 128)
-        assert np.array_equal(pixels(r.content), to_uint8(G.synthesize(ws_from_source(G, [2]), grid))[0])
+        assert np.array_equal(pixels(r.content), to_uint8(G.synthesize(ws_for(G, seeds=[2]), grid))[0])
         assert c.get("/api/tile", params={"seed": 2, "level": 1, "row": 0, "col": 0}).status_code == 400
         rotated = c.get("/api/frame", params={"seed": 2, "angle": 10})
         assert rotated.status_code == 400 and "rotations" in rotated.json()["error"]

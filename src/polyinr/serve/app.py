@@ -56,11 +56,11 @@ from starlette.staticfiles import StaticFiles
 from polyinr.checkpoint import load_generator
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid, parse_window
+from polyinr.image_io import to_uint8
 from polyinr.models.generator import Generator
 from polyinr.models.registry import get_entry
+from polyinr.sampling import LatentFileError, load_latents, ws_for
 from polyinr.serve.tiles import FORMATS, TILE_SIZES, TileRenderer, encode, export_png
-from polyinr.tools.latents import LatentFileError, load_latents, ws_from_source
-from polyinr.tools.render import to_uint8
 
 STATIC = files("polyinr.serve") / "static"
 COOKIE = "polyinr_token"
@@ -226,10 +226,10 @@ def ws_maker(net: Network, source: Source) -> Callable[[], torch.Tensor]:
     def make() -> torch.Tensor:
         if source.latent is not None:
             return net.latents[source.latent][1]
-        ws = ws_from_source(G, [source.seed], None, source.class_idx, source.psi, device)
+        ws = ws_for(G, seeds=[source.seed], classes=source.class_idx, truncation_psi=source.psi, device=device)
         if source.seed2 is None:
             return ws
-        ws2 = ws_from_source(G, [source.seed2], None, source.class_idx, source.psi, device)
+        ws2 = ws_for(G, seeds=[source.seed2], classes=source.class_idx, truncation_psi=source.psi, device=device)
         return torch.lerp(ws, ws2, source.t)
 
     return lambda: net.renderer.ws(source.key, make)

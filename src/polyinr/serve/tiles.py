@@ -24,9 +24,7 @@ from __future__ import annotations
 import asyncio
 import io
 import math
-import struct
 import threading
-import zlib
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
@@ -39,8 +37,8 @@ from PIL import Image
 
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
+from polyinr.image_io import PngEncoder, to_uint8
 from polyinr.models.generator import CANVAS, Generator
-from polyinr.tools.render import to_uint8
 
 T = TypeVar("T")
 
@@ -331,10 +329,6 @@ class TileRenderer:
 # ---------------------------------------------------------------------------- export: one PNG, strip by strip
 
 
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-
 async def export_png(
     renderer: TileRenderer,
     ws: Callable[[], torch.Tensor],
@@ -347,11 +341,11 @@ async def export_png(
     H, W = grid.shape
     total = (-(-H // tile)) * (-(-W // tile))
     done = 0
-    compressor = zlib.compressobj(6)
-    yield b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", W, H, 8, 2, 0, 0, 0))
+    png = PngEncoder(H, W)
+    yield png.header()
     for r in range(0, H, tile):
         h = min(tile, H - r)
-        rows = np.zeros((h, 1 + W * 3), dtype=np.uint8)  # filter byte 0 = none, then RGB
+        strip = np.empty((h, W, 3), dtype=np.uint8)
         for c in range(0, W, tile):
             w = min(tile, W - c)
             crop = grid.crop((r, r + h), (c, c + w))
@@ -360,11 +354,11 @@ async def export_png(
                 with torch.no_grad():
                     return to_uint8(renderer.G.synthesize(ws(), crop))[0]  # [h, w, 3]
 
-            rows[:, 1 + c * 3 : 1 + (c + w) * 3] = (await renderer.run(render_tile)).reshape(h, w * 3)
+            strip[:, c : c + w] = await renderer.run(render_tile)
             done += 1
             if on_tile is not None:
                 on_tile(done, total)
-        data = await asyncio.to_thread(compressor.compress, rows.tobytes())
+        data = await asyncio.to_thread(png.rows, strip)
         if data:
-            yield _png_chunk(b"IDAT", data)
-    yield _png_chunk(b"IDAT", compressor.flush()) + _png_chunk(b"IEND", b"")
+            yield data
+    yield png.end()
