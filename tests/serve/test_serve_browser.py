@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from PIL import Image
 
 from polyinr.checkpoint import load_generator
 from polyinr.models.generator import FRAME
@@ -61,7 +62,7 @@ def browser():
 
 @pytest.fixture
 def page(browser):
-    page = browser.new_page(viewport={"width": 640, "height": 420})
+    page = browser.new_page(viewport={"width": 640, "height": 420}, accept_downloads=True)
     page.tiles = []  # (level, row, col, seed) of every tile the page asked for
     page.on("request", lambda r: page.tiles.append(_tile(r.url)) if "/api/tile" in r.url else None)
     yield page
@@ -152,6 +153,17 @@ def test_a_bad_value_shows_the_servers_message(page, url):
     page.dispatch_event("fieldset[data-pane='0'] input[name=psi]", "change")
     page.wait_for_selector("#error:not([hidden])", timeout=30_000)
     assert "psi must be a finite number" in page.text_content("#error")
+
+
+def test_export_downloads_the_view_as_a_png_with_progress(page, url):
+    page.goto(url)
+    settle(page)
+    page.fill("#export-size", "300x200")
+    with page.expect_download() as download:
+        page.click("#export")
+    assert download.value.suggested_filename.endswith("300x200.png")
+    assert Image.open(download.value.path()).size == (200, 300)  # HxW asked, PIL gives (W, H)
+    page.wait_for_function("document.querySelector('#export-progress').textContent.startsWith('done')")
 
 
 FRAME_LOADED = "(window.polyinrViewer.panes[0].frame || {}).status === 'ok'"
