@@ -118,10 +118,11 @@ def test_a_tile_nobody_waits_for_is_never_rendered(tiny_ckpt):
     ws = ws_for(G, seeds=[1])
 
     async def go():
-        gone = await renderer.tile("s1", lambda: ws, 0, 5, 5, 64, gone=lambda: True)  # queued, worker not started
+        left = lambda: asyncio.sleep(0.01)  # noqa: E731  (the client leaves while its tile is queued; no worker yet)
+        gone = await renderer.tile("s1", lambda: ws, 0, 5, 5, 64, gone=left)
         renderer.start()
         try:
-            kept = await renderer.tile("s1", lambda: ws, 0, 6, 6, 64, gone=lambda: False)
+            kept = await renderer.tile("s1", lambda: ws, 0, 6, 6, 64, gone=lambda: asyncio.sleep(3600))
         finally:
             await renderer.stop()
         return gone, kept

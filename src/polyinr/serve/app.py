@@ -60,7 +60,7 @@ from polyinr.image_io import to_uint8
 from polyinr.models.generator import Generator
 from polyinr.models.registry import get_entry
 from polyinr.sampling import LatentFileError, load_latents, ws_for
-from polyinr.serve.tiles import FORMATS, TILE_SIZES, TileRenderer, encode, export_png
+from polyinr.serve.tiles import FORMATS, TILE_SIZES, TileRenderer, client_gone, encode, export_png
 
 STATIC = files("polyinr.serve") / "static"
 COOKIE = "polyinr_token"
@@ -335,7 +335,7 @@ def create_app(
         except PolyinrError as e:
             raise RequestError(str(e)) from None
         data = await net.renderer.tile(source.key, ws_maker(net, source), level, row, col, size, fmt,
-                                       gone=request.is_disconnected)  # fmt: skip
+                                       gone=lambda: client_gone(request.receive))  # fmt: skip
         if data is None:
             return Response(status_code=499)  # the client closed the request; nobody reads this
         window = ",".join(repr(v) for v in (grid.top, grid.left, grid.bottom, grid.right))

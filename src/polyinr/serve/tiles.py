@@ -26,7 +26,7 @@ import io
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -137,6 +137,13 @@ class ByteLRU:
 # ---------------------------------------------------------------------------- batched rendering
 
 
+async def client_gone(receive: Callable[[], Awaitable[dict]]) -> None:
+    """Finish when the HTTP client disconnects (ASGI ``receive`` of a request whose body was read): a waiting
+    tile request then leaves the queue without polling."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
 @dataclass(eq=False)
 class _Job:
     key: Hashable  # cache key: (source key, level, row, col, size, format)
@@ -225,9 +232,10 @@ class TileRenderer:
 
     async def tile(
         self, source_key: Hashable, ws: Callable[[], torch.Tensor], level: int, row: int, col: int, size: int,
-        fmt: str = "png", gone: Callable[[], Any] | None = None,
+        fmt: str = "png", gone: Callable[[], Awaitable[Any]] | None = None,
     ) -> bytes | None:  # fmt: skip
-        """The encoded tile, or None when ``gone()`` (awaited if a coroutine) says the requester left first.
+        """The encoded tile, or None when ``gone()`` (an awaitable that finishes when the requester leaves, e.g.
+        :func:`client_gone`; made only if the tile has to wait) finishes first.
 
         ``ws()`` gives ``ws [1, num_ws, w_dim]`` in the render thread; ``source_key`` names it for the caches.
         """
@@ -244,18 +252,13 @@ class TileRenderer:
             self._wake.set()
         else:
             job.waiters += 1
+        watcher = None if gone is None else asyncio.ensure_future(gone())
         try:
-            while True:
-                done, _ = await asyncio.wait({job.future}, timeout=0.05)
-                if done:
-                    return job.future.result()
-                if gone is not None:
-                    left = gone()
-                    if asyncio.iscoroutine(left):
-                        left = await left
-                    if left:
-                        return None
+            await asyncio.wait({job.future} | ({watcher} if watcher else set()), return_when=asyncio.FIRST_COMPLETED)
+            return job.future.result() if job.future.done() else None
         finally:
+            if watcher is not None:
+                watcher.cancel()
             job.waiters -= 1
             if job.waiters == 0 and self._pending.get(key) is job:  # nobody waits and it has not started
                 del self._pending[key]
