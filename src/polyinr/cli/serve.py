@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from polyinr.cli import main
+from polyinr.cli.group import main
 from polyinr.cli.options import device_option, resolve_device
 from polyinr.errors import PolyinrError
 from polyinr.serve.app import (

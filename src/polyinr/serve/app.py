@@ -203,7 +203,7 @@ def parse_source(p: Params, net: Network) -> Source:
     psi = p.float("psi", *PSI_RANGE, default=1.0)
     if p.has("latent"):
         if not net.latents:
-            raise RequestError(f"model {net.name!r} has no latents (give --latent files when starting the server)")
+            raise RequestError(f"model {net.name!r} has no latents (latent files are given when the server starts)")
         latent = p.int("latent", 0, len(net.latents) - 1)
         if class_idx is not None or psi != 1.0 or p.has("seed2"):
             raise RequestError("class, psi and seed2 do not apply to a latent: it already holds its w")
