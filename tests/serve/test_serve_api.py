@@ -47,12 +47,12 @@ def render_cli(tmp_path, ckpt, window: str, size: str, *extra: str) -> np.ndarra
 @pytest.mark.parametrize(
     ("model", "level", "row", "col", "extra"),
     [(0, 0, 0, 0, ["--seed", "3"]), (0, 9, -5, 700, ["--seed", "3"]), (1, -2, 1, -1, ["--seed", "5", "--class", "2",
-     "--trunc", "0.7"])],
+     "--trunc", "0.7", "--trunc-cutoff", "1"])],
 )  # fmt: skip
 def test_tile_equals_render_bit_for_bit(client, tmp_path, tiny_ckpt, cond_ckpt, model, level, row, col, extra):
     source = {"seed": extra[1]}
     if model == 1:
-        source.update({"class": "2", "psi": "0.7"})
+        source.update({"class": "2", "psi": "0.7", "cutoff": "1"})
     r = client.get("/api/tile", params={"model": model, "level": level, "row": row, "col": col, "size": 64,
                                         "format": "png", **source})  # fmt: skip
     assert r.status_code == 200, r.text
@@ -171,6 +171,7 @@ BAD = [
     ({"seed": 1, "level": 0, "row": 0, "col": 0, "model": 1, "class": 3}, "class must be within 0..2"),
     ({"seed": 1, "level": 0, "row": 0, "col": 0, "latent": 0}, "give seed or latent"),
     ({"seed": 1, "level": 0, "row": 0, "col": 0, "t": 0.5}, "give seed2"),
+    ({"seed": 1, "level": 0, "row": 0, "col": 0, "cutoff": 4}, "cutoff must be within 0..3"),
     ({"seed": 1, "level": 0, "row": 0, "col": 0, "path": "/etc/passwd"}, "unknown parameter 'path'"),
     ({"seed": 1, "level": 0, "row": 0, "col": 0, "format": "gif"}, "format must be one of"),
 ]

@@ -16,8 +16,9 @@ Endpoints (all GET):
 - ``/api/export?model&window&size[&job]`` + a source: any window at any size as one streamed PNG, rendered
   as ``polyinr render`` renders it; ``/api/progress?job`` reports its tiles done.
 
-A source is ``seed=S`` or ``latent=I`` (the I-th latent given at start), with ``class=K`` and ``psi=P`` for
-seeds and optionally ``seed2=S2&t=T``: the ``ws`` of S and S2 mixed linearly (``lerp``) by T ∈ [0, 1].
+A source is ``seed=S`` or ``latent=I`` (the I-th latent given at start). Seeds take ``class=K``, ``psi=P``,
+``cutoff=N`` (truncate only the first N ws) and optionally ``seed2=S2&t=T``: the ``ws`` of S and S2 mixed
+linearly (``lerp``) by T ∈ [0, 1].
 
 Extension point for per-model inputs (InfinityGAN's style-fusion points, placed by clicking on the page): such
 an input joins :class:`Source` (parsed and checked in :func:`parse_source`, part of the source key so tiles
@@ -171,7 +172,7 @@ class Params:
         return value
 
 
-SOURCE_PARAMS = ("seed", "latent", "class", "psi", "seed2", "t")
+SOURCE_PARAMS = ("seed", "latent", "class", "psi", "cutoff", "seed2", "t")
 
 
 @dataclass(frozen=True)
@@ -182,12 +183,13 @@ class Source:
     latent: int | None
     class_idx: int | None
     psi: float
+    cutoff: int | None  # truncate only the first ``cutoff`` ws (None: all)
     seed2: int | None
     t: float
 
     @property
     def key(self) -> Hashable:
-        return (self.seed, self.latent, self.class_idx, self.psi, self.seed2, self.t)
+        return (self.seed, self.latent, self.class_idx, self.psi, self.cutoff, self.seed2, self.t)
 
 
 def parse_source(p: Params, net: Network) -> Source:
@@ -201,13 +203,14 @@ def parse_source(p: Params, net: Network) -> Source:
             raise RequestError(f"model {net.name!r} is unconditional: it takes no class")
         class_idx = p.int("class", 0, G.num_classes - 1)
     psi = p.float("psi", *PSI_RANGE, default=1.0)
+    cutoff = p.int("cutoff", 0, G.num_ws) if p.has("cutoff") else None
     if p.has("latent"):
         if not net.latents:
             raise RequestError(f"model {net.name!r} has no latents (latent files are given when the server starts)")
         latent = p.int("latent", 0, len(net.latents) - 1)
-        if class_idx is not None or psi != 1.0 or p.has("seed2"):
-            raise RequestError("class, psi and seed2 do not apply to a latent: it already holds its w")
-        return Source(None, latent, None, 1.0, None, 0.0)
+        if class_idx is not None or psi != 1.0 or cutoff is not None or p.has("seed2"):
+            raise RequestError("class, psi, cutoff and seed2 do not apply to a latent: it already holds its w")
+        return Source(None, latent, None, 1.0, None, None, 0.0)
     seed = p.int("seed", 0, MAX_SEED)
     if G.num_classes > 0 and class_idx is None:
         raise RequestError(f"model {net.name!r} is class-conditional: give class (0..{G.num_classes - 1})")
@@ -215,7 +218,7 @@ def parse_source(p: Params, net: Network) -> Source:
     t = p.float("t", 0.0, 1.0, default=0.0)
     if seed2 is None and p.has("t"):
         raise RequestError("t mixes two seeds: give seed2 too")
-    return Source(seed, None, class_idx, psi, seed2, t)
+    return Source(seed, None, class_idx, psi, cutoff, seed2, t)
 
 
 def ws_maker(net: Network, source: Source) -> Callable[[], torch.Tensor]:
@@ -226,10 +229,11 @@ def ws_maker(net: Network, source: Source) -> Callable[[], torch.Tensor]:
     def make() -> torch.Tensor:
         if source.latent is not None:
             return net.latents[source.latent][1]
-        ws = ws_for(G, seeds=[source.seed], classes=source.class_idx, truncation_psi=source.psi, device=device)
+        mapping = dict(classes=source.class_idx, truncation_psi=source.psi, truncation_cutoff=source.cutoff)
+        ws = ws_for(G, seeds=[source.seed], device=device, **mapping)
         if source.seed2 is None:
             return ws
-        ws2 = ws_for(G, seeds=[source.seed2], classes=source.class_idx, truncation_psi=source.psi, device=device)
+        ws2 = ws_for(G, seeds=[source.seed2], device=device, **mapping)
         return torch.lerp(ws, ws2, source.t)
 
     return lambda: net.renderer.ws(source.key, make)
