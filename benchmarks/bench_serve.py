@@ -6,8 +6,10 @@ browser's connections per host), then pans to a fresh view; every tile is new (n
 its own seed, so only a client's own neighbouring tiles can share a synthesis call.
 
 Two servers run in this process on the same generator: ``batched`` (up to 16 tiles per synthesis call, the
-default) and ``one tile per call``; their rounds alternate. Reported per mode and client count: tile latency
-p50 / p95 (request sent → response read) and throughput (tiles / wall second), best and median of the rounds.
+accelerators' default) and ``one tile per call`` (the CPU default); their rounds alternate. Reported per mode and
+client count: tile latency p50 / p95 (request sent → response read) and throughput (tiles / wall second), best and
+median of the rounds.
+
 
     python benchmarks/bench_serve.py --rounds 3
 """

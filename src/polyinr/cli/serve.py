@@ -32,11 +32,14 @@ from polyinr.serve.app import (
 @click.option("--host", default="127.0.0.1", help="Interface to listen on; any other than loopback needs the token.")
 @click.option("--port", type=click.IntRange(0, 65535), default=7860, help="Port (0 = any free port).")
 @click.option("--no-auth", is_flag=True, help="Serve without a token even off the loopback interface.")
+@click.option("--batch-tiles", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Most 256x256 tiles merged into one synthesis call (default: 1 on CPU, where merging "
+              "measured no gain; 16 on accelerators).")  # fmt: skip
 @click.option("--cache-mb", type=click.IntRange(min=1), default=256, help="Memory for rendered tiles.")
 @click.option("--max-export", "max_export", type=click.IntRange(min=1), default=16384, metavar="N",
               help="Largest exported image: N×N pixels.")  # fmt: skip
 @device_option
-def serve(networks, latent_paths, class_names_path, host, port, no_auth, cache_mb, max_export, device):
+def serve(networks, latent_paths, class_names_path, host, port, no_auth, batch_tiles, cache_mb, max_export, device):
     """Serve a web page to pan and zoom over the continuous image, compare models, and export posters."""
     class_names = None
     if class_names_path is not None:
@@ -49,8 +52,9 @@ def serve(networks, latent_paths, class_names_path, host, port, no_auth, cache_m
     token = None if no_auth or is_loopback(host) else secrets.token_urlsafe(24)
     sock = bind(host, port)
     hosts = [*LOOPBACK_NAMES, host] if token is None and is_loopback(host) else None
-    app = create_app(loaded, token, Limits(max_export_pixels=max_export * max_export), cache_bytes=cache_mb << 20,
-                     allowed_hosts=hosts)  # fmt: skip
+    limits = Limits(max_export_pixels=max_export * max_export)
+    batch_pixels = None if batch_tiles is None else batch_tiles * 256 * 256
+    app = create_app(loaded, token, limits, batch_pixels, cache_mb << 20, allowed_hosts=hosts)
     click.echo(f"polyinr viewer: {', '.join(n.name for n in loaded)}")
     click.echo(f"open {server_url(sock, host, token)}   (Ctrl+C stops)")
     if no_auth and not is_loopback(host):

@@ -263,15 +263,16 @@ def create_app(
     networks: Sequence[Network],
     token: str | None = None,
     limits: Limits = Limits(),
-    max_batch_pixels: int = 16 * 256 * 256,
+    max_batch_pixels: int | None = None,
     cache_bytes: int = 256 << 20,
     allowed_hosts: Sequence[str] | None = None,
 ) -> Any:
     """The viewer over ``networks`` (fixed for the server's life), an ASGI app.
 
-    ``token`` None = no authentication. ``allowed_hosts`` (None = any) are the names the ``Host`` header may
-    give: a server on loopback without a token accepts only its own names, so a web page elsewhere cannot reach
-    it through a DNS name that points at 127.0.0.1 (DNS rebinding).
+    ``token`` None = no authentication. ``max_batch_pixels`` bounds one synthesis call of merged tiles (None: by
+    device, see :func:`~polyinr.serve.tiles.default_batch_pixels`). ``allowed_hosts`` (None = any) are the names the
+    ``Host`` header may give: a server on loopback without a token accepts only its own names, so a web page
+    elsewhere cannot reach it through a DNS name that points at 127.0.0.1 (DNS rebinding).
     """
     if not networks:
         raise PolyinrError("the viewer needs at least one network")

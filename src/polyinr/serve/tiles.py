@@ -137,6 +137,12 @@ class ByteLRU:
 # ---------------------------------------------------------------------------- batched rendering
 
 
+def default_batch_pixels(device: torch.device) -> int:
+    """Pixels one synthesis call may merge by default: one 256² tile on CPU, where a tile already keeps the cores
+    busy and merging measured no gain (``benchmarks/RESULTS.md``); 16 such tiles on accelerators."""
+    return 256 * 256 if device.type == "cpu" else 16 * 256 * 256
+
+
 async def client_gone(receive: Callable[[], Awaitable[dict]]) -> None:
     """Finish when the HTTP client disconnects (ASGI ``receive`` of a request whose body was read): a waiting
     tile request then leaves the queue without polling."""
@@ -172,14 +178,16 @@ class RenderStats:
 class TileRenderer:
     """Renders tiles of one generator on one device, batched, off the event loop, cached.
 
-    ``max_batch_pixels`` bounds one synthesis call (1 tile of ``size²`` at least); ``cache_bytes`` bounds the
-    cache of encoded tiles. Create it anywhere; :meth:`start` inside the serving event loop.
+    ``max_batch_pixels`` bounds one synthesis call (1 tile of ``size²`` at least; None: :func:`default_batch_pixels`
+    for the generator's device); ``cache_bytes`` bounds the cache of encoded tiles. Create it anywhere;
+    :meth:`start` inside the serving event loop.
     """
 
-    def __init__(self, G: Generator, max_batch_pixels: int = 16 * 256 * 256, cache_bytes: int = 256 << 20) -> None:
+    def __init__(self, G: Generator, max_batch_pixels: int | None = None, cache_bytes: int = 256 << 20) -> None:
         self.G = G
         self.tiling = tiling_for(G)
-        self.max_batch_pixels = max_batch_pixels
+        device = next(G.parameters()).device
+        self.max_batch_pixels = default_batch_pixels(device) if max_batch_pixels is None else max_batch_pixels
         self.cache = ByteLRU(cache_bytes)
         self.stats = RenderStats()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="polyinr-render")
