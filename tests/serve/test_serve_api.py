@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from PIL import Image
 from starlette.testclient import TestClient
 
+import polyinr
 from polyinr.checkpoint import load_generator
 from polyinr.cli import main
 from polyinr.grid import Grid
@@ -336,3 +337,16 @@ def test_a_canvas_model_serves_one_level_of_lattice_tiles(tiny_ckpt):
         assert c.get("/api/tile", params={"seed": 2, "level": 1, "row": 0, "col": 0}).status_code == 400
         rotated = c.get("/api/frame", params={"seed": 2, "angle": 10})
         assert rotated.status_code == 400 and "rotations" in rotated.json()["error"]
+
+
+@pytest.mark.parametrize("name", polyinr.list_models())
+def test_every_registered_model_is_served_by_its_grid_support(name):
+    G = polyinr.create(name, "cpu").eval().requires_grad_(False)
+    with TestClient(create_app([Network(name, G)])) as c:
+        entry = c.get("/api/models").json()["models"][0]
+        assert entry["support"] == G.grid_support.kind and (entry["levels"] is None) == (not G.grid_support.tiles)
+        r = c.get("/api/frame", params={"seed": 1, "dr": 0.1, "angle": 20, "format": "png"})
+        grid = Grid.frame(G.img_resolution).translated(0.1, 0.0).rotated(math.radians(20))
+        assert np.array_equal(pixels(r.content), to_uint8(G.synthesize(ws_for(G, seeds=[1]), grid))[0])
+        tile = c.get("/api/tile", params={"seed": 1, "level": 0, "row": 0, "col": 0, "size": 64, "format": "png"})
+        assert tile.status_code == (200 if G.grid_support.tiles else 400)
