@@ -415,7 +415,7 @@ class SynthesisInput(nn.Module):
         theta = torch.eye(2, 3, device=w.device)
         theta[0, 0] = theta[1, 1] = 0.5 * self.size / self.sampling_rate
         grid = F.affine_grid(theta[None], [1, 1, self.size, self.size], align_corners=False)  # [1, H, W, 2] (x, y)
-        x = (grid.unsqueeze(3) @ freqs.permute(0, 2, 1)[:, None, None]).squeeze(3)  # [B, H, W, C]
+        x = torch.einsum("hwk,bck->bhwc", grid[0], freqs)  # [B, H, W, C]: one matrix product, not B·H·W tiny ones
         x = torch.sin((x + phases[:, None, None]) * (2 * math.pi)) * amplitudes[:, None, None]
         x = x @ (self.weight / math.sqrt(self.channels)).t()  # [B, H, W, C]
         return x.permute(0, 3, 1, 2)  # [B, C, H, W], channels-last in memory
