@@ -11,9 +11,22 @@ from click.testing import CliRunner
 from polyinr.cli import main
 from polyinr.discriminators import list_discriminators
 from polyinr.errors import PolyinrError, UnusedSetting
+from polyinr.models.registry import get_entry, list_models
 from polyinr.training.losses import LOSSES
 from polyinr.training.options import resolve_options
 from polyinr.training.recipes import RECIPES, pair_recipe_and_preset
+
+
+def model_for(recipe: str) -> dict[str, str]:
+    """The first registered model and preset the recipe pairs with (every recipe trains some model)."""
+    for model in list_models():
+        for preset in sorted(get_entry(model).presets):
+            try:
+                pair_recipe_and_preset(model, recipe, preset)
+            except PolyinrError:
+                continue
+            return {"model": model, "preset": preset}
+    raise AssertionError(f"recipe {recipe} pairs with no registered model")
 
 
 @pytest.mark.parametrize("recipe", sorted(RECIPES))
@@ -21,7 +34,7 @@ def test_every_recipe_resolves_with_every_loss_and_discriminator(recipe):
     assert set(RECIPES[recipe].losses) <= set(LOSSES) and set(RECIPES[recipe].discs) <= set(list_discriminators())
     for loss in LOSSES:
         for disc in list_discriminators():
-            options = resolve_options(recipe, loss=loss, disc=disc)
+            options = resolve_options(recipe, loss=loss, disc=disc, **model_for(recipe))
             assert options.loss_options == RECIPES[recipe].losses.get(loss, {})  # never another loss's settings
             assert options.disc_options == RECIPES[recipe].discs.get(disc, {})
 
