@@ -264,7 +264,7 @@ def _upsample_axis(x: torch.Tensor, dim: int, coarse: Span, fine: Span, n_coarse
         return x
     k = torch.arange(fine.start, fine.stop)
     if mode == "nearest":
-        return x.index_select(dim, k // (n_fine // n_coarse) - coarse.start)
+        return x.index_select(dim, (k // (n_fine // n_coarse) - coarse.start).to(x.device))
     num, den = n_coarse - 1, n_fine - 1
     lo = k * num // den
     frac = [float(Fraction(int(v) * num % den, den)) for v in k]
