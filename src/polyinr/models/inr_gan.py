@@ -303,8 +303,8 @@ class SynthesisBlock(nn.Module):
     """One block: [upsample] → [concat embeddings] → FMM layers → ToRGB (added to the running image)."""
 
     def __init__(self, cfg: InrGanConfig, nominal: int, in_channels: int, out_channels: int) -> None:
+        """``nominal``: the StyleGAN2 block resolution (its name, ``b{nominal}``)."""
         super().__init__()
-        self.nominal = nominal  # the StyleGAN2 block resolution (its name)
         self.resolution = max(nominal, cfg.input_resolution)  # the grid it runs on at the native frame
         w_dim, clamp = cfg.mapping.w_dim, cfg.conv_clamp
         if nominal == 4 or self.resolution > cfg.input_resolution:
@@ -316,7 +316,7 @@ class SynthesisBlock(nn.Module):
             self.embedding = None
             first_in = in_channels
         count = 1 if nominal == 4 else 2
-        if cfg.extra_layers_from and nominal > 4 and self.resolution >= cfg.extra_layers_from:
+        if cfg.extra_layers_from and self.resolution >= cfg.extra_layers_from:
             count += 1
         self.layers = nn.ModuleList(
             FMMLayer(first_in if i == 0 else out_channels, out_channels, w_dim, cfg.fmm_rank, cfg.fmm, clamp)
@@ -443,7 +443,7 @@ PRESETS = {
     # Minutes on two CPU cores at 32²: blocks on 8², 16², 32² grids, 64/64/32 channels.
     "cpu": dict(img_resolution=32, input_resolution=8, channel_base=1024, channel_max=64, extra_layers_from=0,
                 medium_resolution=32, random_emb_size=16,
-                mapping=dict(z_dim=64, w_dim=128, num_layers=2, lr_multiplier=0.01, w_avg_beta=0.995)),
+                mapping=dict(z_dim=64, w_dim=128)),
 }  # fmt: skip
 
 
