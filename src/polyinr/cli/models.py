@@ -12,10 +12,11 @@ from polyinr.cli import main
 from polyinr.cli.options import RangeList, Size, Window, device_option, resolve_device
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
+from polyinr.image_io import image_grid, save_image
 from polyinr.models.registry import flatten_config, get_entry, list_models
 from polyinr.progress import progress_bar
-from polyinr.tools.latents import one_sample, ws_from_source
-from polyinr.tools.render import image_grid, render_tiled, render_ws, save_image
+from polyinr.sampling import one_sample, ws_for
+from polyinr.tools.render import render_tiled, render_ws
 
 network_option = click.option("--network", "network", required=True, metavar="CKPT",
                               help="Checkpoint directory (config.json + model.safetensors).")  # fmt: skip
@@ -66,7 +67,7 @@ def generate(network, seeds, latent_paths, class_idx, truncation_psi, resolution
     if resolution is not None and resolution <= 0:
         raise PolyinrError(f"--resolution must be positive, got {resolution}")
     grid = Grid.frame(resolution or G.img_resolution)
-    ws = ws_from_source(G, seeds, latent_paths, class_idx, truncation_psi, device)
+    ws = ws_for(G, seeds=seeds, latents=latent_paths, classes=class_idx, truncation_psi=truncation_psi, device=device)
     names = [f"seed{seed:04d}" for seed in seeds] if seeds else [f"latent{i:04d}" for i in range(len(ws))]
     outdir = Path(outdir)
     images = []
@@ -107,7 +108,9 @@ def render(network, seed, latent_path, class_idx, truncation_psi, window, size, 
     G = load_generator(network, device)
     grid = Grid.window(*window, *size)
     seeds, latents = ([seed] if seed is not None else None), ([latent_path] if latent_path else None)
-    ws = one_sample(ws_from_source(G, seeds, latents, class_idx, truncation_psi, device))
+    ws = one_sample(
+        ws_for(G, seeds=seeds, latents=latents, classes=class_idx, truncation_psi=truncation_psi, device=device)
+    )
     total = (-(-size[0] // tile)) * (-(-size[1] // tile))
     with progress_bar(total, "render", unit="tile") as bar:
         path = render_tiled(G, ws, grid, out_path, tile=tile, on_tile=lambda done, _: bar.update(done - bar.n))
