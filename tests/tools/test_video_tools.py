@@ -142,7 +142,7 @@ def test_walks_in_inr_parameter_space(tiny_G):
 
     torch.manual_seed(0)
     G = create("inr-gan", "cpu")
-    keys = walk_keys(seed_ws(G, [0, 1]), 1)  # [2, 1, L, D]
+    keys = walk_keys(ws_for(G, seeds=[0, 1]), 1)  # [2, 1, L, D]
     inr = list(latent_walk(G, keys, frames_per_step=4, space="inr", loop=False))
     w = list(latent_walk(G, keys, frames_per_step=4, space="w", loop=False))
     assert len(inr) == 5
@@ -150,4 +150,4 @@ def test_walks_in_inr_parameter_space(tiny_G):
         np.testing.assert_array_equal(inr[k], w[k])  # the keys themselves
     assert np.abs(inr[2].astype(int) - w[2].astype(int)).max() > 2
     with pytest.raises(CapabilityMissing, match=r"^poly-inr has no per-image INR parameters"):
-        next(latent_walk(tiny_G, walk_keys(seed_ws(tiny_G, [0, 1]), 1), frames_per_step=2, space="inr"))
+        next(latent_walk(tiny_G, walk_keys(ws_for(tiny_G, seeds=[0, 1]), 1), frames_per_step=2, space="inr"))
