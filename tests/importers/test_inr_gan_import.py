@@ -22,11 +22,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from polyinr.sampling import latents_from_seeds
 from torch import nn
 
 from polyinr.importers import ImporterError, UnsafePickleError, convert_checkpoint, restricted_load
 from polyinr.importers.inr_gan import inr_gan_from_snapshot
+from polyinr.sampling import latents_from_seeds
 
 
 @pytest.fixture(autouse=True)

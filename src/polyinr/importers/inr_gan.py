@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from polyinr.importers.registry import Converted, register_converter
 from polyinr.importers.stylegan_pickle import (
     PickledObject,
@@ -34,7 +35,6 @@ from polyinr.importers.stylegan_pickle import (
     submodule_attrs,
 )
 from polyinr.importers.unpickle import ImporterError, restricted_load
-
 from polyinr.models.inr_gan import InrGanConfig, InrGanGenerator, logarithmic_basis
 from polyinr.models.mapping import MappingConfig
 
