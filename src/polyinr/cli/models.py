@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import click
 import torch
 
 from polyinr.checkpoint import load_generator
-from polyinr.cli import main
+from polyinr.cli.group import main
 from polyinr.cli.options import RangeList, Size, Window, device_option, resolve_device
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
@@ -22,8 +23,22 @@ network_option = click.option("--network", "network", required=True, metavar="CK
                               help="Checkpoint directory (config.json + model.safetensors).")  # fmt: skip
 class_option = click.option("--class", "class_idx", type=int, default=None, metavar="K",
                             help="Class label, for class-conditional models.")  # fmt: skip
-trunc_option = click.option("--trunc", "truncation_psi", type=float, default=1.0, metavar="PSI",
-                            help="Truncation psi (1 = none, 0 = the class's average w).")  # fmt: skip
+
+
+def trunc_options(command):
+    """``--trunc PSI`` and ``--trunc-cutoff N`` (truncate only the first N ws, as the StyleGAN family's API),
+    given to the command as one argument ``truncation``: the keyword arguments of the mapping's truncation."""
+
+    @functools.wraps(command)
+    def with_truncation(*args, truncation_psi: float, truncation_cutoff: int | None, **kwargs):
+        truncation = {"truncation_psi": truncation_psi, "truncation_cutoff": truncation_cutoff}
+        return command(*args, truncation=truncation, **kwargs)
+
+    psi = click.option("--trunc", "truncation_psi", type=float, default=1.0, metavar="PSI",
+                       help="Truncation psi (1 = none, 0 = the class's average w).")  # fmt: skip
+    cutoff = click.option("--trunc-cutoff", "truncation_cutoff", type=click.IntRange(min=0), default=None,
+                          metavar="N", help="Truncate only the first N ws (default: all).")  # fmt: skip
+    return psi(cutoff(with_truncation))
 
 
 def one_sample_options(command):
@@ -46,7 +61,7 @@ latents_option = click.option("--latent", "latent_paths", type=click.Path(dir_ok
 @click.option("--seeds", type=RangeList(), default=None, help="Seeds, e.g. 0,3-7.")
 @latents_option
 @class_option
-@trunc_option
+@trunc_options
 @click.option("--resolution", type=int, default=None, help="Render the frame at this resolution (default: native).")
 @click.option(
     "--grid",
@@ -59,7 +74,7 @@ latents_option = click.option("--latent", "latent_paths", type=click.Path(dir_ok
 @click.option("--outdir", type=click.Path(file_okay=False), required=True, help="Where to write the images.")
 @click.option("--batch", "batch_size", type=click.IntRange(min=1), default=8, help="Images rendered at once.")
 @device_option
-def generate(network, seeds, latent_paths, class_idx, truncation_psi, resolution, grid_size, outdir, batch_size,
+def generate(network, seeds, latent_paths, class_idx, truncation, resolution, grid_size, outdir, batch_size,
              device):  # fmt: skip
     """Render images from seeds or latent files into OUTDIR (seed0000.png / latent0000.png, or one --grid image)."""
     device = resolve_device(device)
@@ -67,7 +82,7 @@ def generate(network, seeds, latent_paths, class_idx, truncation_psi, resolution
     if resolution is not None and resolution <= 0:
         raise PolyinrError(f"--resolution must be positive, got {resolution}")
     grid = Grid.frame(resolution or G.img_resolution)
-    ws = ws_for(G, seeds=seeds, latents=latent_paths, classes=class_idx, truncation_psi=truncation_psi, device=device)
+    ws = ws_for(G, seeds=seeds, latents=latent_paths, classes=class_idx, device=device, **truncation)
     names = [f"seed{seed:04d}" for seed in seeds] if seeds else [f"latent{i:04d}" for i in range(len(ws))]
     outdir = Path(outdir)
     images = []
@@ -90,7 +105,7 @@ def generate(network, seeds, latent_paths, class_idx, truncation_psi, resolution
 @network_option
 @one_sample_options
 @class_option
-@trunc_option
+@trunc_options
 @click.option(
     "--window",
     type=Window(),
@@ -102,15 +117,13 @@ def generate(network, seeds, latent_paths, class_idx, truncation_psi, resolution
 @click.option("--tile", type=click.IntRange(min=1), default=512, help="Tile edge in pixels (bounds memory).")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True, help="Output image file.")
 @device_option
-def render(network, seed, latent_path, class_idx, truncation_psi, window, size, tile, out_path, device):
+def render(network, seed, latent_path, class_idx, truncation, window, size, tile, out_path, device):
     """Render one sample on any window of the plane at any size, tile by tile."""
     device = resolve_device(device)
     G = load_generator(network, device)
     grid = Grid.window(*window, *size)
     seeds, latents = ([seed] if seed is not None else None), ([latent_path] if latent_path else None)
-    ws = one_sample(
-        ws_for(G, seeds=seeds, latents=latents, classes=class_idx, truncation_psi=truncation_psi, device=device)
-    )
+    ws = one_sample(ws_for(G, seeds=seeds, latents=latents, classes=class_idx, device=device, **truncation))
     total = (-(-size[0] // tile)) * (-(-size[1] // tile))
     with progress_bar(total, "render", unit="tile") as bar:
         path = render_tiled(G, ws, grid, out_path, tile=tile, on_tile=lambda done, _: bar.update(done - bar.n))
