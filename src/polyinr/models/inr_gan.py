@@ -365,6 +365,14 @@ class InrGanSynthesis(nn.Module):
             index += block.num_layers
         return weights
 
+    def weight_shapes(self) -> list[tuple[int, int]]:
+        """``(out, in)`` of each per-sample weight :meth:`sample_weights` returns, in its order."""
+        shapes = []
+        for block in self.blocks.values():
+            shapes += [(layer.out_channels, layer.in_channels) for layer in block.layers]
+            shapes.append(tuple(block.torgb.weight.shape))
+        return shapes
+
     def forward(self, ws: torch.Tensor, grid: Grid | None = None) -> torch.Tensor:
         """Render ``ws [B, num_ws, w_dim]`` on ``grid`` (default: the native frame) → ``[B, C, H, W]``."""
         return self.render(self.sample_weights(ws), grid)
@@ -468,11 +476,8 @@ class InrGanGenerator(Generator):
 
     def synthesize_inr(self, params: torch.Tensor, grid: Grid | None = None) -> torch.Tensor:
         """Render flattened INR parameters ``[B, D]`` (:meth:`inr_parameters`) on ``grid`` → ``[B, C, H, W]``."""
-        shapes = [
-            w.shape[1:]
-            for w in self.synthesis.sample_weights(torch.zeros(1, self.num_ws, self.w_dim, device=params.device))
-        ]
-        sizes = [s.numel() for s in shapes]
+        shapes = self.synthesis.weight_shapes()
+        sizes = [math.prod(s) for s in shapes]
         if params.ndim != 2 or params.shape[1] != sum(sizes):
             raise PolyinrError(f"INR parameters must be [B, {sum(sizes)}], got {tuple(params.shape)}")
         parts = params.split(sizes, dim=1)
