@@ -406,11 +406,10 @@ class InrGanSynthesis(nn.Module):
         device, B = weights[0].device, weights[0].shape[0]
         spans = self.spans(grid)
         used: list[torch.Tensor] = []
-        x = img = None
-        prev = None
+        x = img = prev = None
         it = iter(weights)
         for block, kappa, span in zip(self.blocks.values(), self.kappa, spans):
-            if x is not None and prev is not None:
+            if prev is not None:  # features and image from the previous block's lattice onto this one's
                 x = _upsample(x, prev[1], span, prev[0].resolution, block.resolution, mode)
                 img = _upsample(img, prev[1], span, prev[0].resolution, block.resolution, mode)
             if block.embedding is not None:
