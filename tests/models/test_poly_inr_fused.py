@@ -2,7 +2,7 @@
 
 On CPU the compiled kernel is not used (``fused=True`` falls back to the float32 path, bit for bit); the fused
 function itself is checked here eagerly, forward and backward. The compiled kernel on CUDA is checked by the
-``cuda``-marked tests in tests/core/test_cuda_paths.py.
+``cuda``-marked tests in tests/test_cuda_paths.py.
 """
 
 from __future__ import annotations
