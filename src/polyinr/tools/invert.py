@@ -210,7 +210,7 @@ def _optimise(
     optimizer = torch.optim.Adam([w_opt], lr=initial_lr, betas=(0.9, 0.999))
     for step in range(num_steps + 1):
         ws = w_opt.expand(1, G.num_ws, -1)  # [1, num_ws, w_dim]
-        image = G.synthesis(ws, grid)
+        image = G.synthesize(ws, grid)
         loss = F.mse_loss(image, target) + perceptual_weight * distance(image, target).sum()
         yield ProjectionStep(
             step, ws.detach().clone(), image.detach(), float(loss.detach()), psnr(image.detach(), target)

@@ -122,7 +122,7 @@ def training_loop(
 
     # Networks ---------------------------------------------------------------------------------------------
     class_table = _load_class_table(options, num_classes)
-    embed_width = {"class_embed_dim": class_table.shape[1]} if class_table is not None else {}
+    embed_width = {"embed_dim": class_table.shape[1]} if class_table is not None else {}
     torch.manual_seed(options.seed)
     G = create_generator(
         options.model,

@@ -21,7 +21,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from polyinr.grid import Grid
 from polyinr.training.stats import report
 
 
@@ -72,7 +71,7 @@ class GANLoss:
     ) -> torch.Tensor:
         """Fakes ``[B, 3, R, R]`` on the training grid of ``resolution``."""
         ws = self.G.mapping(z, c, update_emas=update_emas)
-        return self.G.synthesis(ws, Grid.frame(resolution))
+        return self.G.synthesize(ws, self.G.training_grid(resolution))
 
     def run_D(self, images: torch.Tensor, c: torch.Tensor | None, cur_nimg: int) -> torch.Tensor:
         return self.D(images, c)
