@@ -34,7 +34,7 @@ MAPPING_LR_MULTIPLIER = 0.01  # StyleGAN2-ADA's value for the discriminator's la
 
 @dataclass(frozen=True)
 class ResidualDiscriminatorConfig:
-    img_resolution: int = 32  # input size H = W in pixels, a power of two ≥ 8; filled from the data
+    img_resolution: int = 32  # input size H = W in pixels, ≥ 8; filled from the data (see ResidualDiscriminator)
     num_classes: int = 0  # 0 = unconditional; filled from the data
     channel_base: int = 4096  # channels at resolution r = min(channel_base // r, channel_max)
     channel_max: int = 512  # upper bound on the channels of any layer
@@ -43,8 +43,8 @@ class ResidualDiscriminatorConfig:
 
     def __post_init__(self) -> None:
         R = self.img_resolution
-        if R < 8 or R & (R - 1):
-            raise PolyinrError(f"the residual discriminator needs a power-of-two resolution ≥ 8, got {R}")
+        if R < 8:
+            raise PolyinrError(f"the residual discriminator needs a resolution ≥ 8, got {R}")
         if self.channel_base < R or self.channel_max < 1:
             raise PolyinrError(f"channel_base must be ≥ the resolution ({R}) and channel_max ≥ 1, "
                                f"got {self.channel_base} and {self.channel_max}")  # fmt: skip
@@ -140,14 +140,19 @@ def minibatch_std(x: torch.Tensor, group_size: int) -> torch.Tensor:
 
 
 class ResidualDiscriminator(Discriminator):
-    """StyleGAN2's residual discriminator: ``images [B, 3, R, R], labels [B] | None → logits [B, 1]``."""
+    """StyleGAN2's residual discriminator: ``images [B, 3, R, R], labels [B] | None → logits [B, 1]``.
+
+    The network runs at the power of two nearest R; other sizes (InfinityGAN's odd patches) are resized to it
+    bilinearly first.
+    """
 
     disc_name = "residual"
     config_cls = ResidualDiscriminatorConfig
 
     def __init__(self, cfg: ResidualDiscriminatorConfig) -> None:
         super().__init__(cfg)
-        R = cfg.img_resolution
+        R = 2 ** round(math.log2(cfg.img_resolution))  # the network's resolution: the nearest power of two
+        self.net_resolution = R
         resolutions = [2**i for i in range(int(math.log2(R)), 1, -1)]  # R, R/2, …, 4
 
         def channels(res: int) -> int:
@@ -182,6 +187,9 @@ class ResidualDiscriminator(Discriminator):
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """``images [B, 3, R, R]`` in ``[-1, 1]``, ``labels [B]`` (conditional only) → ``logits [B, 1]``."""
         labels = self.check_inputs(images, labels)
+        if self.net_resolution != self.cfg.img_resolution:  # e.g. InfinityGAN's odd patch sizes (101 → 128)
+            images = F.interpolate(images, size=self.net_resolution, mode="bilinear", align_corners=False,
+                                   antialias=self.net_resolution < self.cfg.img_resolution)  # fmt: skip
         x = self.from_rgb(images)  # [B, C_R, R, R]
         for block in self.blocks.values():
             x = block(x)  # halves the resolution
