@@ -12,6 +12,7 @@ import struct
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -154,11 +155,13 @@ def render_tiled(
     out_path: str | Path,
     tile: int = 512,
     on_tile: Callable[[int, int], None] | None = None,
+    **synthesis_kwargs: Any,
 ) -> Path:
     """Render one sample ``ws [1, num_ws, w_dim]`` on ``grid`` tile by tile into ``out_path``.
 
     PNG output is streamed strip by strip (memory bounded by ``tile × width``); other formats hold the
     output image. ``on_tile(done, total)`` reports progress. A partial file is removed on failure.
+    ``synthesis_kwargs`` go to every tile's synthesis (e.g. a canvas model's ``canvas``).
     """
     out_path = prepare_output(out_path)
     if ws.shape[0] != 1:
@@ -180,7 +183,7 @@ def render_tiled(
             for c in range(0, W, tile):
                 w = min(tile, W - c)
                 part = grid if (h, w) == (H, W) else grid.crop((r, r + h), (c, c + w))
-                strip[:, c : c + w] = to_uint8(G.synthesize(ws, part))[0]
+                strip[:, c : c + w] = to_uint8(G.synthesize(ws, part, **synthesis_kwargs))[0]
                 done += 1
                 if on_tile is not None:
                     on_tile(done, total)
