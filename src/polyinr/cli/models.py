@@ -201,12 +201,28 @@ def info(checkpoint):
 @main.command("list")
 @click.argument("pattern", default="*")
 def list_cmd(pattern):
-    """Registered models, their presets and the grids they render."""
+    """Registered models, their presets and the grids they render, then training recipes, losses and
+    discriminators (with a PATTERN: only the models whose names match)."""
     for name in list_models(pattern):
         entry = get_entry(name)
         presets = ", ".join(sorted(entry.presets)) or "-"
         grids = entry.generator_cls.grid_support
         click.echo(f"{name}  presets: {presets}  grids: {grids.kind} ({grids.summary})")
+    if pattern == "*":
+        _list_training_parts()
+
+
+def _list_training_parts() -> None:
+    """The training recipes (with the size of model preset they train), losses and discriminators."""
+    from polyinr.discriminators import list_discriminators
+    from polyinr.training.losses import LOSSES
+    from polyinr.training.recipes import RECIPES
+
+    click.echo("training recipes (polyinr train --recipe NAME; cpu-sized recipes train a model's cpu preset):")
+    for recipe in sorted(RECIPES.values(), key=lambda r: r.name):
+        click.echo(f"  {recipe.name}  ({recipe.size}-sized, {recipe.loss} loss, {recipe.disc} D): {recipe.summary}")
+    click.echo(f"losses: {', '.join(sorted(LOSSES))}")
+    click.echo(f"discriminators: {', '.join(list_discriminators())}")
 
 
 @main.command()

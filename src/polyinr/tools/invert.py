@@ -143,7 +143,7 @@ def perceptual_distance(kind: str = "auto", device: torch.device | str = "cpu") 
         if not lpips_available():
             raise PolyinrError(f"LPIPS needs the lpips package (pip install lpips) and torchvision's VGG16 weights "
                                f"in {Path(torch.hub.get_dir()) / 'checkpoints' / VGG16_WEIGHTS}; "
-                               f"or use --perceptual laplacian")  # fmt: skip
+                               f"or use the Laplacian-pyramid distance (laplacian)")  # fmt: skip
         return "lpips", _lpips(device)
     return "laplacian", laplacian_l1
 
