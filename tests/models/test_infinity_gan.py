@@ -106,7 +106,7 @@ def test_native_patch_shape_and_determinism(G, ws):
 
 def test_patches_from_the_canvas_equal_one_direct_render(G, ws):
     grid = lattice(G, -9, 14, 45, 53)  # starts at a negative index, not aligned to cells
-    patched = G.synthesis(ws, grid)  # 13² patches at a 12 px stride, 4 per batched call
+    patched = G.synthesis(ws, grid, patch_batch=4)  # 13² patches at a 12 px stride, 4 per batched call
     direct = G.synthesis(ws, grid, patch_cells=64)  # the whole window in one patch
     assert close(patched, direct)
     one_by_one = G.synthesis(ws, grid, patch_batch=1)

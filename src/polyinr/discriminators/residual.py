@@ -41,6 +41,7 @@ class ResidualDiscriminatorConfig:
     channel_max: int = 512  # upper bound on the channels of any layer
     mbstd_group: int = 4  # samples per minibatch-stddev group (the largest divisor of the batch ≤ this)
     embed_dim: int = 320  # width of the class table (320 fits EfficientNet-lite0 class embeddings)
+    aux_outputs: int = 0  # extra regression outputs (InfinityGAN's patch position) from the epilogue; 0 = none
 
     def __post_init__(self) -> None:
         R = self.img_resolution
@@ -49,8 +50,8 @@ class ResidualDiscriminatorConfig:
         if self.channel_base < R or self.channel_max < 1:
             raise PolyinrError(f"channel_base must be ≥ the resolution ({R}) and channel_max ≥ 1, "
                                f"got {self.channel_base} and {self.channel_max}")  # fmt: skip
-        if self.mbstd_group < 1 or self.embed_dim < 1 or self.num_classes < 0:
-            raise PolyinrError("mbstd_group and embed_dim must be ≥ 1 and num_classes ≥ 0")
+        if self.mbstd_group < 1 or self.embed_dim < 1 or self.num_classes < 0 or self.aux_outputs < 0:
+            raise PolyinrError("mbstd_group and embed_dim must be ≥ 1, num_classes and aux_outputs ≥ 0")
 
 
 class Blur(nn.Module):
@@ -166,6 +167,10 @@ class ResidualDiscriminator(Discriminator):
         self.epilogue_fc = EqualizedLinear(C * 4 * 4, C, activation="lrelu")
         self.cmap_dim = C if cfg.num_classes > 0 else 0
         self.out = EqualizedLinear(C, self.cmap_dim or 1)
+        self.aux = None  # the authors' InfinityGAN `coord_linear`: two layers from the flattened epilogue features
+        if cfg.aux_outputs > 0:
+            self.aux = nn.Sequential(EqualizedLinear(C * 4 * 4, C, activation="lrelu"),
+                                     EqualizedLinear(C, cfg.aux_outputs))  # fmt: skip
         if cfg.num_classes > 0:
             self.embed = nn.Embedding(cfg.num_classes, cfg.embed_dim)  # [num_classes, embed_dim]
             self.label_mapping = nn.Sequential(*(
@@ -183,8 +188,11 @@ class ResidualDiscriminator(Discriminator):
         with torch.no_grad():
             self.embed.weight.copy_(table)
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """``images [B, 3, R, R]`` in ``[-1, 1]``, ``labels [B]`` (conditional only) → ``logits [B, 1]``."""
+    def forward(
+        self, images: torch.Tensor, labels: torch.Tensor | None = None, aux: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """``images [B, 3, R, R]`` in ``[-1, 1]``, ``labels [B]`` (conditional only) → ``logits [B, 1]``; with
+        ``aux`` also the auxiliary predictions ``[B, aux_outputs]``."""
         labels = self.check_inputs(images, labels)
         if self.net_resolution != self.cfg.img_resolution:  # e.g. InfinityGAN's odd patch sizes (101 → 128)
             images = F.interpolate(images, size=self.net_resolution, mode="bilinear", align_corners=False,
@@ -193,10 +201,14 @@ class ResidualDiscriminator(Discriminator):
         for block in self.blocks.values():
             x = block(x)  # halves the resolution
         x = minibatch_std(x, self.cfg.mbstd_group)  # [B, C + 1, 4, 4]
-        x = self.epilogue_conv(x)  # [B, C, 4, 4]
-        x = self.epilogue_fc(x.flatten(1))  # [B, C]
+        features = self.epilogue_conv(x).flatten(1)  # [B, C·4·4]
+        x = self.epilogue_fc(features)  # [B, C]
         x = self.out(x)  # [B, cmap_dim or 1]
         if self.embed is not None:
             cmap = self.label_mapping(normalize_2nd_moment(self.embed(labels)))  # [B, cmap_dim]
             x = (x * cmap).sum(dim=1, keepdim=True) / math.sqrt(self.cmap_dim)  # [B, 1]
+        if aux:
+            if self.aux is None:
+                raise PolyinrError("this discriminator has no auxiliary outputs (aux_outputs = 0)")
+            return x, self.aux(features)
         return x

@@ -329,6 +329,10 @@ class TensorCanvas:
         self.noises = list(noises)
         self.steps = texture_steps(cfg.num_blocks)
 
+    def to(self, device: torch.device | str) -> TensorCanvas:
+        return TensorCanvas(self.cfg, self.local.to(device), self.coords_tensor.to(device),
+                            [n.to(device) for n in self.noises], self.origin)  # fmt: skip
+
     @property
     def pixel_shape(self) -> tuple[int, int]:
         """``(H, W)`` pixels of the whole canvas: ``16·(h − 2·margin) − 75`` for the paper's sizes."""
@@ -360,6 +364,41 @@ class TensorCanvas:
     def noise(self, layer: int, rows: tuple[int, int], cols: tuple[int, int]) -> torch.Tensor:
         step = self.steps[layer]
         return self._slice(self.noises[layer], rows, cols, step * self.origin[0], step * self.origin[1])
+
+
+def training_canvas(
+    cfg: InfinityGANConfig, batch: int, generator: torch.Generator | None = None, paired: bool = False
+) -> tuple[TensorCanvas, torch.Tensor]:
+    """The random inputs of ``batch`` training patches and their vertical positions ``[batch]`` in ``[-1, 1]``.
+
+    As the authors' ``CoordHandler`` in training: each patch starts at one of ``coord_vert_sample_size`` rows
+    (``x_st``) and anywhere in the horizontal period (``y_st``), both jittered by up to half a cell; its label is
+    ``2·x_st / (V − 1) − 1``. Local latents and noise are fresh. ``paired``: samples ``2i`` and ``2i + 1`` share
+    coordinates (the mode-seeking pairs; their local latents differ).
+    """
+    m, n, V = cfg.margin, cfg.ts_input_size, cfg.coord_vert_sample_size
+    h = n + 2 * m
+
+    def draw(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=generator)
+
+    x_st = torch.randint(0, V, (batch,), generator=generator)
+    y_st = torch.randint(0, cfg.hori_period + 1, (batch,), generator=generator)
+    jitter = torch.rand(batch, 2, generator=generator, dtype=torch.float64) - 0.5
+    if paired:
+        x_st[1::2], y_st[1::2], jitter[1::2] = (
+            x_st[0::2][: batch // 2],
+            y_st[0::2][: batch // 2],
+            jitter[0::2][: batch // 2],
+        )
+    cells = torch.arange(-m, n + m, dtype=torch.float64)
+    coords = torch.stack([
+        lattice_coords(cfg, cells + (x_st[i] - V / 2) + jitter[i, 0], cells + y_st[i] + jitter[i, 1])
+        for i in range(batch)
+    ])  # fmt: skip
+    sizes = texture_sizes(n, cfg.num_blocks)
+    canvas = TensorCanvas(cfg, draw(batch, cfg.local_latent_dim, h, h), coords, [draw(batch, 1, k, k) for k in sizes])
+    return canvas, x_st.float() / (V - 1) * 2 - 1
 
 
 # ---------------------------------------------------------------------------------------------------------- layers
@@ -547,16 +586,18 @@ class InfinityGANSynthesis(nn.Module):
         grid: Grid | None = None,
         canvas: Canvas | None = None,
         patch_cells: int | None = None,
-        patch_batch: int = 4,
+        patch_batch: int = 1,
     ) -> torch.Tensor:
         """Render ``ws`` on ``grid`` (a window of the pixel lattice; default: the native patch) → ``[B, C, H, W]``.
 
         ``canvas`` gives the local latents, coordinates and noise (default: one :class:`SeededCanvas` per sample,
         keyed by its global latent ``ws[:, 0]``). Patches of ``patch_cells`` texture-input cells (default
         ``ts_input_size``: the authors' 101-pixel patches) sit on a fixed lattice of the canvas, ``⌊patch pixels /
-        cell pixels⌋`` cells apart (96 px for the paper's), and go through the network ``patch_batch`` at a time;
-        each pixel is taken from the patch that owns it (from its first pixel to the next patch's), so a pixel
-        has the same value in every window that contains it, and overlapping pixels are never blended.
+        cell pixels⌋`` cells apart (96 px for the paper's), and go through the network ``patch_batch`` at a time
+        (calls are padded to full batches: convolutions may round differently for another batch size); each
+        pixel is taken from the patch that owns it (from its first pixel to the next patch's), so a pixel has the
+        same value, bit for bit, in every window rendered with the same ``patch_cells`` and ``patch_batch``, and
+        overlapping pixels are never blended.
         """
         cfg = self.cfg
         B, L, _ = ws.shape
@@ -612,7 +653,7 @@ class InfinityGANSynthesis(nn.Module):
         owned = [(max(c * px, start), min(b, stop)) for c, b in zip(cells, bounds)]
         return [(c, o) for c, o in zip(cells, owned) if o[0] < o[1]], n
 
-    def render_canvas(self, ws: torch.Tensor, canvas: TensorCanvas, patch_batch: int = 4) -> torch.Tensor:
+    def render_canvas(self, ws: torch.Tensor, canvas: TensorCanvas, patch_batch: int = 1) -> torch.Tensor:
         """The whole canvas a :class:`TensorCanvas` defines, ``[B, C, H, W]``, as the authors' patch-by-patch
         inference renders it for the same inputs (valid convolutions: any patching gives the same pixels)."""
         H, W = canvas.pixel_shape
@@ -651,6 +692,11 @@ class InfinityGANGenerator(Generator):
     @property
     def img_resolution(self) -> int:
         return self.cfg.img_resolution
+
+    def training_grid(self, resolution: int) -> Grid:
+        """The native patch, whatever the resolution of the images it is trained on (patches are cut from
+        them)."""
+        return self.native_grid()
 
     def style_mixing_range(self) -> range:
         """Cut-offs in ``ws`` from which a second latent's styles take over: the authors' inject index 1 … 8."""

@@ -138,7 +138,7 @@ def training_loop(
         cur_nimg = json.loads((snapshot / STATE_JSON).read_text(encoding="utf-8"))["cur_nimg"]
     stage = stage_at(stages, cur_nimg)
     data = stage_data(options, dataset, stage)
-    D = build_discriminator(options, stage, num_classes, class_table, device)
+    D = build_discriminator(options, stage, num_classes, class_table, device, G)
     loss = build_loss(options, G, D, device)
     phases = loss.phases()
     trainable = {
@@ -190,7 +190,7 @@ def training_loop(
                 data = stage_data(options, dataset, stage)
                 batches.close()
                 batches = _stage_batches(data, options, stage, cur_nimg, share)
-                D = build_discriminator(options, stage, num_classes, class_table, device)
+                D = build_discriminator(options, stage, num_classes, class_table, device, G)
                 loss.D = D  # the loss (and its guidance classifier, if any) carries on
                 trainable["D"] = [p for p in D.parameters() if p.requires_grad]
                 optimizers["D"] = _adam(trainable["D"], options.dlr, phases, "D")
@@ -345,9 +345,7 @@ def _broadcast_run_dir(run_dir: Path | None, resuming: bool) -> tuple[Path, bool
 
 @torch.no_grad()
 def _save_fakes(G_ema, z: torch.Tensor, c: torch.Tensor | None, resolution: int, path: Path) -> None:
-    from polyinr.grid import Grid
-
-    images = to_uint8(G_ema(z, c, grid=Grid.frame(resolution)))
+    images = to_uint8(G_ema(z, c, grid=G_ema.training_grid(resolution)))
     cols = 8
     save_image(image_grid(list(images), cols, -(-len(images) // cols)), path)
 
