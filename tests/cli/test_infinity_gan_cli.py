@@ -58,3 +58,12 @@ def test_canvas_errors_are_one_line(ckpt, tmp_path):
     result = run("render", "--network", ckpt, "--latent", tmp_path / "c.safetensors", "--window", "0,0,9,9",
                  "--out", tmp_path / "z.png", ok=False)  # fmt: skip
     assert "beyond the canvas" in result.output and "Traceback" not in result.output
+
+
+def test_fuse_places_styles_and_refuses_bad_specs(ckpt, tmp_path):
+    run("fuse", "--network", ckpt, "--styles", "1@5,0", "--styles", "2@5,60", "--size", "16x60", "--blur", "9",
+        "--out", tmp_path / "f.png")  # fmt: skip
+    assert image(tmp_path / "f.png").shape == (16, 60, 3)
+    result = run("fuse", "--network", ckpt, "--styles", "1@x", "--size", "16x16", "--out", tmp_path / "g.png",
+                 ok=False)  # fmt: skip
+    assert "SEED@ROW,COL" in result.output and "Traceback" not in result.output

@@ -215,3 +215,16 @@ def test_bad_latent_files_give_one_line_errors(G, tmp_path):
         load_canvas_latents(tmp_path / "b.safetensors", G)
     with pytest.raises(CanvasFileError, match="not found"):
         load_canvas_latents(tmp_path / "missing.safetensors", G)
+
+
+def test_style_fusion_with_one_style_is_the_plain_render(G):
+    from polyinr.models.infinity_gan import StyleFusion
+
+    ws = G.mapping(torch.randn(2, G.z_dim))
+    grid = lattice(G, -5, 3, 20, 120)
+    plain = G.synthesis(ws[:1], grid)
+    assert close(G.synthesis(ws[:1], grid, fusion=StyleFusion(ws[:1], [(10.0, 10.0)], blur=15)), plain)
+    fused = G.synthesis(ws[:1], grid, fusion=StyleFusion(ws, [(10.0, -100.0), (10.0, 226.0)], blur=9))
+    second = G.synthesis(ws[1:], grid, canvas=SeededCanvas.from_global(G.cfg, ws[:1, 0]))
+    assert close(fused[..., :8], plain[..., :8]) and close(fused[..., -8:], second[..., -8:])  # each side its style
+    assert not close(fused, plain) and not close(fused, second)

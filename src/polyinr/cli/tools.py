@@ -1,4 +1,4 @@
-"""Continuous-image tools: ``video``, ``mix``, ``heatmap``, ``invert``, ``outpaint``.
+"""Continuous-image tools: ``video``, ``mix``, ``heatmap``, ``invert``, ``outpaint``, ``fuse``.
 
 The demonstrations of the Poly-INR paper as commands; every output is a picture or a video. Latents come
 from seeds or from latent files (``--latent``, written by ``invert``).
@@ -206,3 +206,44 @@ def outpaint_cmd(network, image_path, class_idx, space, num_steps, perceptual, o
         inversion = outpaint(G, image_path, out_dir, window, size, class_idx, space, num_steps, perceptual, device,
                              on_step=lambda state: bar.update(1))  # fmt: skip
     _report(inversion, out_dir)
+
+
+def _parse_style(text: str) -> tuple[int, float, float]:
+    seed, sep, where = text.partition("@")
+    parts = where.split(",")
+    try:
+        if not sep or len(parts) != 2:
+            raise ValueError
+        return int(seed), float(parts[0]), float(parts[1])
+    except ValueError:
+        raise PolyinrError(f"a style is SEED@ROW,COL (lattice pixels), got {text!r}") from None
+
+
+@main.command()
+@network_option
+@click.option("--styles", "style_specs", multiple=True, required=True, metavar="SEED@ROW,COL",
+              help="Styles: the global latent of SEED centred at lattice pixel ROW,COL (repeatable).")  # fmt: skip
+@click.option("--size", type=Size(), required=True, metavar="HxW", help="Output pixels (the lattice from 0,0).")
+@click.option("--blur", type=click.IntRange(min=1), default=255, help="Side of the box blur between styles, pixels.")
+@click.option("--tile", type=click.IntRange(min=1), default=512, help="Tile edge in pixels (bounds memory).")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True, help="Output image file.")
+@device_option
+def fuse(network, style_specs, size, blur, tile, out_path, device):
+    """Spatial style fusion (InfinityGAN): several styles placed on one canvas, blended by proximity."""
+    from polyinr.models.infinity_gan import StyleFusion
+    from polyinr.tools.render import render_tiled, seed_ws
+
+    device = resolve_device(device)
+    G = load_generator(network, device)
+    if G.grid_support.kind != "canvas":
+        raise PolyinrError(f"{G.model_name} has no canvas to fuse styles on (InfinityGAN has)")
+    styles = [_parse_style(s) for spec in style_specs for s in spec.split()]
+    ws = seed_ws(G, [seed for seed, _, _ in styles], device=device)
+    fusion = StyleFusion(ws, [(row, col) for _, row, col in styles], blur=blur)
+    step = 1.0 / (G.img_resolution - 1)
+    grid = Grid.window(0.0, 0.0, (size[0] - 1) * step, (size[1] - 1) * step, *size)
+    total = (-(-size[0] // tile)) * (-(-size[1] // tile))
+    with progress_bar(total, "fuse", unit="tile") as bar:
+        path = render_tiled(G, ws[:1], grid, out_path, tile=tile, on_tile=lambda done, _: bar.update(done - bar.n),
+                            fusion=fusion)  # fmt: skip
+    click.echo(f"wrote {path} ({size[0]}x{size[1]}, {len(styles)} styles)")

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -421,7 +421,10 @@ class ModulatedConv(nn.Module):
         self.scale = 1 / math.sqrt(in_ch * kernel * kernel)
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        """``x [P, B·Cin, H, W]``, ``style [B, style_dim]`` → ``[P, B·Cout, H', W']``."""
+        """``x [P, B·Cin, H, W]``, ``style [B, style_dim]`` → ``[P, B·Cout, H', W']``; or one sample's per-pixel
+        styles ``[P, style_dim, H, W]`` (spatial style fusion, ``B = 1``)."""
+        if style.ndim == 4:
+            return self._spatial(x, style)
         B = style.shape[0]
         s = self.modulation(style)  # [B, Cin]
         w = self.scale * self.weight.unsqueeze(0) * s[:, None, :, None, None]  # [B, Cout, Cin, k, k]
@@ -431,6 +434,27 @@ class ModulatedConv(nn.Module):
             return F.conv2d(x, w.reshape(B * self.out_ch, self.in_ch, self.kernel, self.kernel), groups=B)
         w = w.transpose(1, 2).reshape(B * self.in_ch, self.out_ch, self.kernel, self.kernel)
         return blur(F.conv_transpose2d(x, w, stride=2, groups=B)[:, :, 1:-1, 1:-1])  # [P, B·Cout, 2H − 3, 2W − 3]
+
+    def _spatial(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        """The authors' per-pixel modulation (``ModulatedConv2d`` with a spatial style): ``(x · s(p)) ⊛ W``, then
+        each output pixel demodulated by its own input pixel's style (interpolated after up-sampling, cropped
+        after a valid conv), an approximation where the style varies within the kernel."""
+        s = self.modulation(style.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)  # [P, Cin, H, W]
+        w = self.scale * self.weight  # [Cout, Cin, k, k]
+        demod = None
+        if self.demodulate:
+            energy = w.pow(2).sum(dim=(2, 3))  # [Cout, Cin]
+            demod = torch.rsqrt(torch.einsum("oi,pihw->pohw", energy, s.square()) + 1e-8)  # [P, Cout, H, W]
+        if not self.up:
+            out = F.conv2d(x * s, w)
+            if demod is not None:
+                r = self.kernel // 2
+                out = out * demod[:, :, r : demod.shape[2] - r, r : demod.shape[3] - r]
+            return out
+        out = F.conv_transpose2d(x * s, w.transpose(0, 1), stride=2)[:, :, 1:-1, 1:-1]
+        if demod is not None:
+            out = out * F.interpolate(demod, size=out.shape[2:], mode="bilinear", align_corners=True)
+        return blur(out)
 
 
 class StyledLayer(nn.Module):
@@ -446,7 +470,7 @@ class StyledLayer(nn.Module):
         """``x [P, B·Cin, H, W]``, ``style [B, D]``, ``noise [P, B, 1, H', W']`` → ``[P, B·Cout, H', W']``."""
         x = self.conv(x, style)
         P, BC, H, W = x.shape
-        B = style.shape[0]
+        B = style.shape[0] if style.ndim == 2 else 1
         x = x.view(P, B, BC // B, H, W)
         if self.noise_strength is not None:
             x = x + self.noise_strength * noise
@@ -464,7 +488,7 @@ class ToRGB(nn.Module):
 
     def forward(self, x: torch.Tensor, style: torch.Tensor, skip: torch.Tensor | None) -> torch.Tensor:
         """``x [P, B·C, H, W]``, ``skip [P, B·3, h, w]`` or None → ``[P, B·3, H, W]``."""
-        B = style.shape[0]
+        B = style.shape[0] if style.ndim == 2 else 1
         out = self.conv(x, style)
         P, BC, H, W = out.shape
         out = (out.view(P, B, -1, H, W) + self.bias.view(1, 1, -1, 1, 1)).view(P, BC, H, W)
@@ -490,15 +514,19 @@ class StructureSynthesizer(nn.Module):
         )
         self.shrink = cfg.structure_kernel - 1
 
-    def forward(self, local: torch.Tensor, coords: torch.Tensor, global_latent: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, local: torch.Tensor, coords: torch.Tensor, global_latent: torch.Tensor | Sequence[torch.Tensor]
+    ) -> torch.Tensor:
+        """``global_latent [B, Dg]``, or per layer one sample's per-cell latents ``[P, Dg, h_i, w_i]`` (fusion)."""
         P, _, h, w = local.shape
-        B = global_latent.shape[0]
+        per_layer = not isinstance(global_latent, torch.Tensor)
+        B = 1 if per_layer else global_latent.shape[0]
         x = local
         for i, layer in enumerate(self.layers):
             c = i * self.shrink // 2
             crop = coords[:, :, c : h - c, c : w - c]  # [P, B·3, h_i, w_i]
             x = torch.cat([x.view(P, B, -1, h - 2 * c, w - 2 * c), crop.view(P, B, 3, h - 2 * c, w - 2 * c)], dim=2)
-            x = layer(x.view(P, -1, h - 2 * c, w - 2 * c), global_latent)
+            x = layer(x.view(P, -1, h - 2 * c, w - 2 * c), global_latent[i] if per_layer else global_latent)
         return x
 
 
@@ -518,13 +546,24 @@ class TextureSynthesizer(nn.Module):
             self.to_rgbs.append(ToRGB(out_ch, cfg.img_channels, w_dim))
             in_ch = out_ch
 
-    def forward(self, x: torch.Tensor, styles: torch.Tensor, noises: Sequence[torch.Tensor]) -> torch.Tensor:
+    def rgb_style_index(self, block: int) -> int:
+        """The style of block ``block``'s ToRGB: ``2·block + 3``, the last one ``2·blocks`` (3, 5, 7, 8)."""
+        return min(2 * block + 3, 2 * self.cfg.num_blocks)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        styles: torch.Tensor | None,
+        noises: Sequence[torch.Tensor],
+        fused: tuple[Sequence[torch.Tensor], Sequence[torch.Tensor]] | None = None,
+    ) -> torch.Tensor:
+        """``styles [B, num_styles, w_dim]``; or ``fused``: per-pixel styles of one sample for every conv's input
+        and every ToRGB's input (``[P, w_dim, H, W]`` each)."""
         skip = None
-        last = 2 * self.cfg.num_blocks
         for j, rgb in enumerate(self.to_rgbs):
-            x = self.layers[2 * j](x, styles[:, 2 * j], noises[2 * j])
-            x = self.layers[2 * j + 1](x, styles[:, 2 * j + 1], noises[2 * j + 1])
-            skip = rgb(x, styles[:, min(2 * j + 3, last)], skip)
+            for i in (2 * j, 2 * j + 1):
+                x = self.layers[i](x, fused[0][i] if fused else styles[:, i], noises[i])
+            skip = rgb(x, fused[1][j] if fused else styles[:, self.rgb_style_index(j)], skip)
         return skip
 
 
@@ -544,6 +583,56 @@ def window_cells(cfg: InfinityGANConfig, start: int, stop: int) -> tuple[int, in
     lost = px * n_min - texture_sizes(n_min, cfg.num_blocks)[-1]  # pixels lost to valid convs (75 for 4 blocks)
     count = max(n_min, -(-(stop - px * first + lost) // px))
     return first, count
+
+
+class StyleFusion:
+    """Spatial style fusion (the paper's Sec. 3.4): several styles ``ws [S, num_ws, w_dim]`` placed at ``centers``
+    (lattice pixels ``(row, col)``); each pixel takes the style of its nearest centre, box-blurred over ``blur``
+    pixels (the authors' ``blur_kernel: 255, blur_type: mean``), and every layer reads that map at its own
+    elements' pixel positions (the authors calibrate the map back through the layers by interpolation)."""
+
+    def __init__(self, ws: torch.Tensor, centers: Sequence[tuple[float, float]], blur: int = 255) -> None:
+        if ws.ndim != 3 or len(ws) != len(centers) or not len(ws):
+            raise PolyinrError(f"style fusion needs one centre per style, got {len(centers)} for {tuple(ws.shape)}")
+        if blur < 1:
+            raise PolyinrError(f"the fusion blur must be at least 1 pixel, got {blur}")
+        self.ws, self.blur = ws, blur
+        self.centers = torch.tensor([[float(r), float(c)] for r, c in centers], dtype=torch.float64)  # [S, 2]
+        self._map: torch.Tensor | None = None  # [S, Y, X] blurred weights on integer pixels from self._origin
+        self._origin = (0, 0)
+
+    def prepare(self, rows: tuple[int, int], cols: tuple[int, int]) -> None:
+        """Blur the nearest-centre map over the pixels ``[r0, r1] × [c0, c1]`` (summed-area tables)."""
+        r = self.blur // 2
+        (r0, r1), (c0, c1) = rows, cols
+        y = torch.arange(r0 - r, r1 + r + 1, dtype=torch.float64)
+        x = torch.arange(c0 - r, c1 + r + 1, dtype=torch.float64)
+        dist = (y[None, :, None] - self.centers[:, 0, None, None]) ** 2 + (
+            x[None, None] - self.centers[:, 1, None, None]
+        ) ** 2
+        nearest = F.one_hot(dist.argmin(dim=0), len(self.centers)).permute(2, 0, 1).double()  # [S, Y, X]
+        table = F.pad(nearest.cumsum(1).cumsum(2), (1, 0, 1, 0))  # [S, Y + 1, X + 1]
+        k = 2 * r + 1
+        box = table[:, k:, k:] - table[:, :-k, k:] - table[:, k:, :-k] + table[:, :-k, :-k]
+        self._map, self._origin = (box / (k * k)).float(), (r0, c0)
+
+    def weights(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """``[S, h, w]`` weights at pixel positions ``rows [h]``, ``cols [w]`` (bilinear between pixels)."""
+        assert self._map is not None, "prepare() the region first"
+        Y, X = self._map.shape[1:]
+        fy, fx = rows - self._origin[0], cols - self._origin[1]
+        if fy.min() < 0 or fx.min() < 0 or fy.max() > Y - 1 or fx.max() > X - 1:
+            raise PolyinrError("style fusion weights asked outside the prepared region")
+        y0, x0 = fy.floor().long().clamp(max=Y - 2), fx.floor().long().clamp(max=X - 2)
+        wy, wx = (fy - y0).float()[None, :, None], (fx - x0).float()[None, None, :]
+        m = self._map
+        top = m[:, y0][:, :, x0] * (1 - wx) + m[:, y0][:, :, x0 + 1] * wx
+        bottom = m[:, y0 + 1][:, :, x0] * (1 - wx) + m[:, y0 + 1][:, :, x0 + 1] * wx
+        return top * (1 - wy) + bottom * wy
+
+    def styles(self, index: int, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """``[w_dim, h, w]``: ``ws[:, index]`` blended by the weights at those positions."""
+        return torch.einsum("shw,sd->dhw", self.weights(rows, cols).to(self.ws), self.ws[:, index])
 
 
 class InfinityGANSynthesis(nn.Module):
@@ -570,13 +659,66 @@ class InfinityGANSynthesis(nn.Module):
                 noises[k].append(canvas.noise(k, (step * p.row, step * p.row + h), (step * p.col, step * p.col + w)))
         return torch.stack(local), torch.stack(coords), [torch.stack(n) for n in noises]
 
-    def render_patches(self, ws: torch.Tensor, canvas: Canvas, patches: Sequence[Patch]) -> torch.Tensor:
+    def pixel_positions(self, step: int, lost_k: int, first: int, count: int) -> torch.Tensor:
+        """Output-pixel positions ``[count]`` of elements ``first …`` of a layer with ``step`` elements per cell
+        whose size is ``step·n − lost_k`` for ``n`` cells (layers are centred on each other)."""
+        cfg = self.cfg
+        lost = cfg.cell_pixels * cfg.ts_input_size - cfg.img_resolution
+        e = torch.arange(first, first + count, dtype=torch.float64)
+        return cfg.cell_pixels / step * (e + (lost_k + 1) / 2) - (lost + 1) / 2
+
+    def fused_styles(self, fusion: StyleFusion, patches: Sequence[Patch]) -> tuple[list, list, list]:
+        """Per-pixel styles of every layer's input for each patch: G_S layers, G_T convs, ToRGBs."""
+        cfg, m, r = self.cfg, self.cfg.margin, self.cfg.structure_kernel // 2
+        n = cfg.ts_input_size
+        lost = [s * n - k for s, k in zip(self.steps, texture_sizes(n, cfg.num_blocks))]
+
+        def layer_maps(index: int, step: int, lost_k: int, starts: Callable[[Patch], tuple[int, int]],
+                       size: Callable[[Patch], tuple[int, int]]) -> torch.Tensor:  # fmt: skip
+            maps = []
+            for p in patches:
+                (r0, c0), (h, w) = starts(p), size(p)
+                rows, cols = self.pixel_positions(step, lost_k, r0, h), self.pixel_positions(step, lost_k, c0, w)
+                maps.append(fusion.styles(index, rows, cols))
+            return torch.stack(maps)  # [P, D, h, w]
+
+        structure = [
+            layer_maps(0, 1, 0, lambda p, i=i: (p.row - m + i * r, p.col - m + i * r),
+                       lambda p, i=i: (p.cells[0] + 2 * (m - i * r), p.cells[1] + 2 * (m - i * r)))
+            for i in range(cfg.structure_layers)
+        ]  # fmt: skip
+
+        def sizes(k: int) -> Callable[[Patch], tuple[int, int]]:
+            return lambda p: (
+                texture_sizes(p.cells[0], cfg.num_blocks)[k],
+                texture_sizes(p.cells[1], cfg.num_blocks)[k],
+            )
+
+        convs = [layer_maps(1, 1, 0, lambda p: (p.row, p.col), lambda p: p.cells)]
+        for k in range(1, 2 * cfg.num_blocks):
+            step = self.steps[k - 1]
+            convs.append(layer_maps(1 + k, step, lost[k - 1], lambda p, s=step: (s * p.row, s * p.col), sizes(k - 1)))
+        rgbs = []
+        for j in range(cfg.num_blocks):
+            k, step = 2 * j + 1, self.steps[2 * j + 1]
+            index = 1 + self.texture.rgb_style_index(j)
+            rgbs.append(layer_maps(index, step, lost[k], lambda p, s=step: (s * p.row, s * p.col), sizes(k)))
+        return structure, convs, rgbs
+
+    def render_patches(
+        self, ws: torch.Tensor, canvas: Canvas, patches: Sequence[Patch], fusion: StyleFusion | None = None
+    ) -> torch.Tensor:
         """Same-sized ``patches`` of every sample in one batched call → ``[P, B, C, H_p, W_p]``."""
         B = ws.shape[0]
         local, coords, noises = self.patch_inputs(canvas, patches)
         dtype = ws.dtype
-        x = self.structure(local.to(dtype), coords.to(dtype), ws[:, 0])
-        rgb = self.texture(x, ws[:, 1:], [n.to(dtype) for n in noises])
+        if fusion is not None:
+            structure_styles, conv_styles, rgb_styles = self.fused_styles(fusion, patches)
+            x = self.structure(local.to(dtype), coords.to(dtype), structure_styles)
+            rgb = self.texture(x, None, [n.to(dtype) for n in noises], fused=(conv_styles, rgb_styles))
+        else:
+            x = self.structure(local.to(dtype), coords.to(dtype), ws[:, 0])
+            rgb = self.texture(x, ws[:, 1:], [n.to(dtype) for n in noises])
         P, _, H, W = rgb.shape
         return rgb.view(P, B, -1, H, W)
 
@@ -587,6 +729,7 @@ class InfinityGANSynthesis(nn.Module):
         canvas: Canvas | None = None,
         patch_cells: int | None = None,
         patch_batch: int = 1,
+        fusion: StyleFusion | None = None,
     ) -> torch.Tensor:
         """Render ``ws`` on ``grid`` (a window of the pixel lattice; default: the native patch) → ``[B, C, H, W]``.
 
@@ -597,7 +740,8 @@ class InfinityGANSynthesis(nn.Module):
         (calls are padded to full batches: convolutions may round differently for another batch size); each
         pixel is taken from the patch that owns it (from its first pixel to the next patch's), so a pixel has the
         same value, bit for bit, in every window rendered with the same ``patch_cells`` and ``patch_batch``, and
-        overlapping pixels are never blended.
+        overlapping pixels are never blended. ``fusion`` (one sample) replaces ``ws``'s styles by the fused
+        styles of several (``ws`` then keys only the canvas).
         """
         cfg = self.cfg
         B, L, _ = ws.shape
@@ -615,13 +759,19 @@ class InfinityGANSynthesis(nn.Module):
         cols, n_c = self._axis(left, left + W, n, None if limits is None else limits[1])
         canvas = canvas.region((rows[0][0], rows[-1][0] + n_r), (cols[0][0], cols[-1][0] + n_c))
         px = cfg.cell_pixels
+        if fusion is not None:
+            if B != 1:
+                raise PolyinrError("style fusion renders one sample at a time")
+            reach = (cfg.margin + 1) * px + px * n
+            fusion.prepare((rows[0][0] * px - reach, rows[-1][0] * px + reach),
+                           (cols[0][0] * px - reach, cols[-1][0] * px + reach))  # fmt: skip
         out = ws.new_empty(B, cfg.img_channels, H, W)
         jobs = [(r, c) for r in rows for c in cols]
         for i in range(0, len(jobs), patch_batch):
             batch = jobs[i : i + patch_batch]
             patches = [Patch(r[0], c[0], (n_r, n_c)) for r, c in batch]
             patches += patches[-1:] * (patch_batch - len(patches))  # a full batch: the same conv path every call
-            rgb = self.render_patches(ws, canvas, patches)  # [P, B, C, h, w]
+            rgb = self.render_patches(ws, canvas, patches, fusion)  # [P, B, C, h, w]
             for ((r, (ra, rb)), (c, (ca, cb))), img in zip(batch, rgb):
                 r0, c0 = r * px, c * px  # the patch's first pixel on the lattice
                 out[:, :, ra - top : rb - top, ca - left : cb - left] = img[:, :, ra - r0 : rb - r0, ca - c0 : cb - c0]
