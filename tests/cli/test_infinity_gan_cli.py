@@ -67,3 +67,17 @@ def test_fuse_places_styles_and_refuses_bad_specs(ckpt, tmp_path):
     result = run("fuse", "--network", ckpt, "--styles", "1@x", "--size", "16x16", "--out", tmp_path / "g.png",
                  ok=False)  # fmt: skip
     assert "SEED@ROW,COL" in result.output and "Traceback" not in result.output
+
+
+def test_outpaint_and_inbetween_commands_write_pictures(ckpt, tmp_path):
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (30, 40, 3), dtype=np.uint8)).save(tmp_path / "a.png")
+    run("outpaint-canvas", "--network", ckpt, "--image", tmp_path / "a.png", "--height", 15, "--extend", "0,4,0,20",
+        "--steps", 2, "--perceptual", "laplacian", "--out", tmp_path / "o")  # fmt: skip
+    assert image(tmp_path / "o" / "outpainted.png").shape == (15, 4 + 20 + 20, 3)
+    assert (tmp_path / "o" / "canvas.safetensors").is_file()
+    run("inbetween", "--network", ckpt, "--left", tmp_path / "a.png", "--right", tmp_path / "a.png", "--height", 15,
+        "--gap", 10, "--steps", 2, "--perceptual", "laplacian", "--out", tmp_path / "i")  # fmt: skip
+    assert image(tmp_path / "i" / "inbetween.png").shape == (15, 20 + 10 + 20, 3)
+    result = run("outpaint-canvas", "--network", ckpt, "--image", tmp_path / "missing.png", "--steps", 1,
+                 "--out", tmp_path / "x", ok=False)  # fmt: skip
+    assert "Traceback" not in result.output and result.exit_code == 1

@@ -1,4 +1,5 @@
-"""Continuous-image tools: ``video``, ``mix``, ``heatmap``, ``invert``, ``outpaint``, ``fuse``.
+"""Continuous-image tools: ``video``, ``mix``, ``heatmap``, ``invert``, ``outpaint``; InfinityGAN canvases: ``fuse``,
+``outpaint-canvas``, ``inbetween``.
 
 The demonstrations of the Poly-INR paper as commands; every output is a picture or a video. Latents come
 from seeds or from latent files (``--latent``, written by ``invert``).
@@ -247,3 +248,99 @@ def fuse(network, style_specs, size, blur, tile, out_path, device):
         path = render_tiled(G, ws[:1], grid, out_path, tile=tile, on_tile=lambda done, _: bar.update(done - bar.n),
                             fusion=fusion)  # fmt: skip
     click.echo(f"wrote {path} ({size[0]}x{size[1]}, {len(styles)} styles)")
+
+
+def _image_at_height(path: str, height: int, device):
+    """An image file as ``[1, 3, height, width]`` in ``[-1, 1]``, its aspect ratio kept."""
+    from PIL import Image, UnidentifiedImageError
+
+    from polyinr.tools.invert import ImageFileError, load_image
+
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+    except (FileNotFoundError, UnidentifiedImageError, OSError) as e:
+        raise ImageFileError(f"{path} is not an image Pillow can read ({type(e).__name__})") from None
+    return load_image(path, (height, max(1, round(height * w / h))), device)
+
+
+def _canvas_options(command):
+    for option in reversed([
+        network_option,
+        click.option("--height", type=click.IntRange(min=2), default=None,
+                     help="Height of the image(s) on the canvas, pixels (default: the model's patch)."),
+        click.option("--steps", "num_steps", type=click.IntRange(min=1), default=1000, help="Optimisation steps."),
+        click.option("--perceptual", type=click.Choice(PERCEPTUAL), default="auto",
+                     help="Perceptual distance: LPIPS when available offline, else a Laplacian-pyramid L1."),
+        click.option("--seed", type=click.IntRange(min=0), default=0, help="Seed of the starting canvas."),
+        click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Output directory."),
+        device_option,
+    ]):  # fmt: skip
+        command = option(command)
+    return command
+
+
+def _invert_with_bar(G, placements, size, num_steps, perceptual, seed, device, blur=255):
+    from polyinr.tools.canvas_edit import invert_canvas
+
+    with progress_bar(num_steps, "invert", unit="step") as bar:
+        return invert_canvas(G, placements, size, num_steps, perceptual, seed, blur, device,
+                             on_step=lambda step, loss: bar.update(1))  # fmt: skip
+
+
+@main.command("outpaint-canvas")
+@_canvas_options
+@click.option("--image", "image_path", required=True, metavar="FILE", help="The image to extend (PNG, JPEG, …).")
+@click.option("--extend", type=RangeList(), default=None, metavar="T,L,B,R",
+              help="Pixels added above, left, below, right (default: 0,0,0 and twice the image's width).")  # fmt: skip
+def outpaint_canvas(network, height, num_steps, perceptual, seed, out_dir, device, image_path, extend):
+    """InfinityGAN outpainting: invert an image into a canvas, then render the canvas around it."""
+    from pathlib import Path
+
+    from polyinr.tools.canvas import save_canvas_latents
+    from polyinr.tools.canvas_edit import Placement
+    from polyinr.tools.render import to_uint8
+
+    device = resolve_device(device)
+    G = load_generator(network, device)
+    image = _image_at_height(image_path, height or G.img_resolution, device)
+    h, w = image.shape[2:]
+    if extend is not None and len(extend) != 4:
+        raise PolyinrError(f"--extend takes four numbers T,L,B,R, got {len(extend)}")
+    top, left, bottom, right = extend or (0, 0, 0, 2 * w)
+    result = _invert_with_bar(G, [Placement(image, top, left)], (top + h + bottom, left + w + right), num_steps,
+                              perceptual, seed, device)  # fmt: skip
+    out = Path(out_dir)
+    save_image(to_uint8(image)[0], out / "input.png")
+    save_image(to_uint8(result.image)[0], out / "outpainted.png")
+    save_canvas_latents(out / "canvas.safetensors", result.latents, G)
+    click.echo(f"PSNR of the input region {result.psnr[0]:.2f} dB (perceptual distance: {result.perceptual})")
+    click.echo(f"wrote input.png, outpainted.png, canvas.safetensors to {out}")
+
+
+@main.command()
+@_canvas_options
+@click.option("--left", "left_path", required=True, metavar="FILE", help="The image on the left.")
+@click.option("--right", "right_path", required=True, metavar="FILE", help="The image on the right.")
+@click.option("--gap", type=click.IntRange(min=0), default=None, help="Pixels between them (default: 2× height).")
+@click.option("--blur", type=click.IntRange(min=1), default=255, help="Box blur between the two styles, pixels.")
+def inbetween(network, height, num_steps, perceptual, seed, out_dir, device, left_path, right_path, gap, blur):
+    """InfinityGAN inbetweening: two images on one canvas, the landscape between them synthesised."""
+    from pathlib import Path
+
+    from polyinr.tools.canvas_edit import Placement
+    from polyinr.tools.render import to_uint8
+
+    device = resolve_device(device)
+    G = load_generator(network, device)
+    height = height or G.img_resolution
+    a, b = _image_at_height(left_path, height, device), _image_at_height(right_path, height, device)
+    gap = 2 * height if gap is None else gap
+    placements = [Placement(a, 0, 0), Placement(b, 0, a.shape[3] + gap)]
+    size = (height, a.shape[3] + gap + b.shape[3])
+    result = _invert_with_bar(G, placements, size, num_steps, perceptual, seed, device, blur)
+    out = Path(out_dir)
+    save_image(to_uint8(result.image)[0], out / "inbetween.png")
+    click.echo(f"PSNR of the two images {result.psnr[0]:.2f} / {result.psnr[1]:.2f} dB "
+               f"(perceptual distance: {result.perceptual})")  # fmt: skip
+    click.echo(f"wrote {out / 'inbetween.png'} ({size[0]}x{size[1]})")
