@@ -118,7 +118,7 @@ def invert_canvas(
             for n in noises:
                 n.sub_(n.mean()).div_(n.square().mean().sqrt() + 1e-8)
         if on_step is not None:
-            on_step(step, float(loss))
+            on_step(step, float(loss.detach()))
     with torch.no_grad():
         whole = render(lattice_window(G, 0, 0, H, W))
         scores = [psnr(whole[..., p.top : p.top + p.image.shape[2], p.left : p.left + p.image.shape[3]], p.image)
