@@ -16,13 +16,12 @@ import time
 
 import torch
 
-from polyinr.checkpoint import load_generator
+from polyinr.checkpoint import list_snapshots, load_generator
 from polyinr.data.datasets import open_dataset
 from polyinr.metrics.cas import classification_accuracy_score
 from polyinr.tools.demo import DEMO_RESOLUTION
 from polyinr.training.loop import training_loop
 from polyinr.training.options import resolve_options
-from polyinr.training.snapshot import list_snapshots
 
 
 def main() -> None:

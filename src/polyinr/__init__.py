@@ -12,7 +12,7 @@ from polyinr.checkpoint import load_generator as load
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
 from polyinr.models import Generator, create, list_models
-from polyinr.seeds import latents_from_seeds
+from polyinr.sampling import latents_from_seeds, ws_for
 
 __all__ = [
     "Generator",
@@ -23,4 +23,5 @@ __all__ = [
     "latents_from_seeds",
     "list_models",
     "load",
+    "ws_for",
 ]

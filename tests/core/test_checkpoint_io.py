@@ -11,15 +11,12 @@ from safetensors.torch import load_file
 
 import polyinr
 from polyinr import checkpoint
+from polyinr.atomic import atomic_directory, atomic_save_tensors, atomic_write, atomic_write_json
 from polyinr.checkpoint import (
     CONFIG_NAME,
     FORMAT_VERSION,
     WEIGHTS_NAME,
     CheckpointError,
-    atomic_directory,
-    atomic_save_tensors,
-    atomic_write,
-    atomic_write_json,
     load_generator,
     read_config,
 )

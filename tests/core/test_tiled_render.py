@@ -1,71 +1,21 @@
-"""Render tools: uint8 conversion, image grids, the streaming PNG writer and tiled renders."""
+"""Render tools: seeded batches and tiled renders equal to direct ones."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
-from polyinr.tools.render import (
-    PngStreamWriter,
-    generate_images,
-    image_grid,
-    labels_for,
-    render_tiled,
-    save_image,
-    seed_ws,
-    to_uint8,
-)
-
-
-def test_to_uint8():
-    images = torch.tensor([-2.0, -1.0, -0.999, 0.0, 0.5, 1.0, 3.0]).view(1, 1, 1, 7).expand(1, 3, 1, 7)
-    out = to_uint8(images)
-    assert out.shape == (1, 1, 7, 3) and out.dtype == np.uint8
-    assert out[0, 0, :, 0].tolist() == [0, 0, 0, 128, 191, 255, 255]
-
-
-def test_image_grid_layout():
-    tiles = [np.full((2, 3, 3), i, dtype=np.uint8) for i in range(5)]
-    canvas = image_grid(tiles, cols=3, rows=2)
-    assert canvas.shape == (4, 9, 3)
-    assert canvas[0, 3, 0] == 1 and canvas[2, 0, 0] == 3 and canvas[2, 3, 0] == 4 and canvas[3, 8, 0] == 0
-    with pytest.raises(PolyinrError, match="do not fit"):
-        image_grid(tiles, cols=2, rows=2)
-
-
-def test_png_stream_writer_round_trip(tmp_path):
-    rng = np.random.default_rng(0)
-    image = rng.integers(0, 256, (37, 23, 3), dtype=np.uint8)
-    writer = PngStreamWriter(tmp_path / "x.png", 37, 23)
-    for r0, r1 in ((0, 1), (1, 17), (17, 37)):
-        writer.write_rows(image[r0:r1])
-    writer.close()
-    with Image.open(tmp_path / "x.png") as png:
-        assert png.mode == "RGB" and png.size == (23, 37)
-        assert np.array_equal(np.asarray(png), image)
-
-
-def test_png_stream_writer_errors(tmp_path):
-    writer = PngStreamWriter(tmp_path / "x.png", 4, 5)
-    with pytest.raises(ValueError, match="rows must be"):
-        writer.write_rows(np.zeros((2, 6, 3), dtype=np.uint8))
-    with pytest.raises(ValueError, match="rows must be"):
-        writer.write_rows(np.zeros((2, 5, 3), dtype=np.float32))
-    writer.write_rows(np.zeros((2, 5, 3), dtype=np.uint8))
-    with pytest.raises(ValueError, match="2 of 4 rows"):
-        writer.close()
-    writer = PngStreamWriter(tmp_path / "y.png", 4, 5)
-    writer.abort()
-    assert not (tmp_path / "y.png").exists()
+from polyinr.image_io import save_image, to_uint8
+from polyinr.sampling import ws_for
+from polyinr.tools.render import generate_images, render_tiled
 
 
 @pytest.mark.parametrize("suffix", [".png", ".bmp"])  # streamed, and held in memory
 def test_render_tiled_equals_a_direct_render(G, tmp_path, suffix):
-    ws = seed_ws(G, [3])
+    ws = ws_for(G, seeds=[3])
     grid = Grid.window(-0.5, -1, 1.5, 2, 19, 26)
     calls = []
     path = render_tiled(G, ws, grid, tmp_path / f"sub/out{suffix}", tile=8, on_tile=lambda d, t: calls.append((d, t)))
@@ -75,7 +25,7 @@ def test_render_tiled_equals_a_direct_render(G, tmp_path, suffix):
 
 
 def test_render_tiled_removes_a_partial_file(G, tmp_path, monkeypatch):
-    ws = seed_ws(G, [0])
+    ws = ws_for(G, seeds=[0])
     real, count = G.synthesis.forward, []
 
     def failing(*args, **kwargs):
@@ -106,16 +56,7 @@ def test_generate_images_follows_the_seeds(G):
     results = list(generate_images(G, [4, 1, 4], grid=grid, batch_size=2))
     assert [seed for seed, _ in results] == [4, 1, 4]
     assert all(img.shape == (10, 10, 3) and img.dtype == np.uint8 for _, img in results)
-    direct = to_uint8(G.synthesis(seed_ws(G, [4]), grid))[0]
+    direct = to_uint8(G.synthesis(ws_for(G, seeds=[4]), grid))[0]
     for _, image in (results[0], results[2]):  # same seed in batches of 2 and 1: equal up to float rounding
         assert np.abs(image.astype(int) - direct).max() <= 1
     assert not np.array_equal(results[0][1], results[1][1])
-
-
-def test_labels_for(G, G_cond):
-    assert labels_for(G, None, 2, "cpu") is None
-    assert labels_for(G_cond, 2, 3, "cpu").tolist() == [2, 2, 2]
-    for model, class_idx, message in ((G, 0, "unconditional"), (G_cond, None, "class-conditional"),
-                                      (G_cond, 3, "unknown class 3"), (G_cond, -1, "unknown class")):  # fmt: skip
-        with pytest.raises(PolyinrError, match=message):
-            labels_for(model, class_idx, 1, "cpu")

@@ -156,7 +156,7 @@ def test_latent_file_round_trip_renders_the_seeded_window(G, tmp_path):
     path = save_canvas_latents(tmp_path / "canvas.safetensors", latents, G)
     loaded = load_canvas_latents(path, G)
     whole = G.synthesis(loaded.ws(G), canvas_grid(G, loaded), canvas=loaded.canvas(G))
-    from polyinr.seeds import latents_from_seeds
+    from polyinr.sampling import latents_from_seeds
 
     seeded = G.synthesis(G.mapping(latents_from_seeds([5], G.z_dim)), grid)
     top, left = -6 - (-6 // 4) * 4, 10 - (10 // 4) * 4  # the file's canvas starts at the window's first cell

@@ -17,12 +17,11 @@ from click.testing import CliRunner
 from safetensors.torch import load_file
 
 import polyinr
-from polyinr.checkpoint import CheckpointError
+from polyinr.checkpoint import STATE_WEIGHTS, CheckpointError, latest_snapshot, list_snapshots
 from polyinr.cli import main
 from polyinr.errors import PolyinrError
 from polyinr.training.loop import TrainingError, training_loop
 from polyinr.training.options import resolve_options
-from polyinr.training.snapshot import STATE_WEIGHTS, latest_snapshot, list_snapshots
 
 # 8 steps of 8 images on 8×8 digits with a 16-wide generator: a few seconds.
 TINY = ["--data", "builtin:digits", "--cond", "true", "--resolution", "8", "--batch", "8", "--kimg", "0.064",

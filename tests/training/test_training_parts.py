@@ -9,13 +9,13 @@ import torch
 from torch import nn
 
 import polyinr
-from polyinr.checkpoint import CheckpointError
+from polyinr.checkpoint import CheckpointError, latest_snapshot, list_snapshots
 from polyinr.errors import PolyinrError
 from polyinr.training.ema import ema_beta, update_ema
 from polyinr.training.losses import NonSaturatingLoss, ProjectedHingeLoss, blur_sigma, gaussian_blur, phases_for
 from polyinr.training.options import resolve_options
 from polyinr.training.schedule import build_stages, parse_schedule, stage_at
-from polyinr.training.snapshot import latest_snapshot, list_snapshots, load_snapshot, save_snapshot
+from polyinr.training.snapshot import load_snapshot, save_snapshot
 
 
 def test_ema_beta_half_life_and_rampup():

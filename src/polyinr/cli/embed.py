@@ -6,8 +6,8 @@ import click
 
 from polyinr.cli import main
 from polyinr.cli.options import device_option, resolve_device
+from polyinr.data.class_embeddings import compute_class_embeddings, save_class_embeddings
 from polyinr.progress import progress_bar
-from polyinr.tools.class_embeddings import compute_class_embeddings, save_class_embeddings
 
 
 @main.command("embed-classes")

@@ -12,8 +12,10 @@ from polyinr.cli import main
 from polyinr.cli.options import RangeList, Size, Window, device_option, resolve_device
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
+from polyinr.image_io import image_grid, save_image
 from polyinr.models.registry import flatten_config, get_entry, list_models
 from polyinr.progress import progress_bar
+from polyinr.sampling import one_sample, ws_for
 from polyinr.tools.canvas import (
     draw_canvas_latents,
     is_canvas_file,
@@ -21,8 +23,7 @@ from polyinr.tools.canvas import (
     render_canvas_file,
     save_canvas_latents,
 )
-from polyinr.tools.latents import one_sample, ws_from_source
-from polyinr.tools.render import image_grid, render_tiled, render_ws, save_image
+from polyinr.tools.render import render_tiled, render_ws
 
 network_option = click.option("--network", "network", required=True, metavar="CKPT",
                               help="Checkpoint directory (config.json + model.safetensors).")  # fmt: skip
@@ -77,7 +78,7 @@ def generate(network, seeds, latent_paths, class_idx, truncation_psi, resolution
         _generate_canvases(G, latent_paths, seeds, class_idx, truncation_psi, resolution, grid_size, outdir, device)
         return
     grid = Grid.frame(resolution or G.img_resolution)
-    ws = ws_from_source(G, seeds, latent_paths, class_idx, truncation_psi, device)
+    ws = ws_for(G, seeds=seeds, latents=latent_paths, classes=class_idx, truncation_psi=truncation_psi, device=device)
     names = [f"seed{seed:04d}" for seed in seeds] if seeds else [f"latent{i:04d}" for i in range(len(ws))]
     images = []
     with progress_bar(len(ws), "generate", unit="img") as bar:
@@ -161,7 +162,9 @@ def render(network, seed, latent_path, class_idx, truncation_psi, window, size, 
         ws, kwargs, default_size = latents.ws(G), {"canvas": latents.canvas(G)}, latents.pixel_shape(G)
     else:
         seeds, latents = ([seed] if seed is not None else None), ([latent_path] if latent_path else None)
-        ws = one_sample(ws_from_source(G, seeds, latents, class_idx, truncation_psi, device))
+        ws = one_sample(
+            ws_for(G, seeds=seeds, latents=latents, classes=class_idx, truncation_psi=truncation_psi, device=device)
+        )
     grid = render_grid(G, window, size, default_size)
     if save_latent is not None:
         if G.grid_support.kind != "canvas" or seed is None:

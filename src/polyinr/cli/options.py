@@ -9,7 +9,7 @@ import click
 from polyinr.device import resolve_device  # noqa: F401  (re-exported for commands)
 from polyinr.errors import PolyinrError
 from polyinr.grid import parse_window
-from polyinr.seeds import parse_range_list
+from polyinr.sampling import parse_range_list
 
 
 class RangeList(click.ParamType):

@@ -19,12 +19,11 @@ from polyinr.cli.models import class_option, latents_option, network_option, one
 from polyinr.cli.options import FloatPair, RangeList, Size, Window, device_option, resolve_device
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
+from polyinr.image_io import save_image
 from polyinr.progress import progress_bar
-from polyinr.seeds import latents_from_seeds
+from polyinr.sampling import latents_from_seeds, one_sample, ws_for
 from polyinr.tools.edit import INTERPOLATIONS, heatmap_figure, level_maps, num_path_frames, style_mix_figure
 from polyinr.tools.invert import PERCEPTUAL, SPACES, invert_image, outpaint
-from polyinr.tools.latents import one_sample, ws_from_source
-from polyinr.tools.render import save_image
 from polyinr.tools.video import flight, flight_grids, latent_walk, walk_keys, write_video
 
 
@@ -86,7 +85,9 @@ def video(ctx, network, seeds, latent_paths, class_idx, truncation_psi, space, k
     if pan is not None or zoom is not None:
         if _given(ctx, WALK_OPTIONS):
             raise PolyinrError(f"{', '.join(_given(ctx, WALK_OPTIONS))} apply to latent walks, not to --pan/--zoom")
-        ws = ws_from_source(G, seeds, latent_paths, class_idx, truncation_psi, device)
+        ws = ws_for(
+            G, seeds=seeds, latents=latent_paths, classes=class_idx, truncation_psi=truncation_psi, device=device
+        )
         if len(ws) != cols * rows:
             raise PolyinrError(
                 f"a flight shows one sample per cell: give {cols * rows} seeds or latents, not {len(ws)}"
@@ -104,7 +105,9 @@ def video(ctx, network, seeds, latent_paths, class_idx, truncation_psi, space, k
             keys = walk_keys(latents_from_seeds(seeds, G.z_dim).to(device), cols * rows)
             images = latent_walk(G, keys, frames_per_step, kind, loop, "z", class_idx, truncation_psi, grid, cols)
         else:
-            ws = ws_from_source(G, seeds, latent_paths, class_idx, truncation_psi, device)
+            ws = ws_for(
+                G, seeds=seeds, latents=latent_paths, classes=class_idx, truncation_psi=truncation_psi, device=device
+            )
             keys = walk_keys(ws, cols * rows)
             images = latent_walk(G, keys, frames_per_step, kind, loop, "w", grid=grid, cols=cols)
         total = num_path_frames(len(keys), frames_per_step, loop)
@@ -129,14 +132,16 @@ def mix(network, rows, cols, levels, latent_paths, class_idx, truncation_psi, wi
     device = resolve_device(device)
     G = load_generator(network, device)
     if latent_paths:
-        ws = ws_from_source(G, None, latent_paths, class_idx, truncation_psi, device)
+        ws = ws_for(
+            G, seeds=None, latents=latent_paths, classes=class_idx, truncation_psi=truncation_psi, device=device
+        )
         missing = sorted({i for i in rows + cols if i >= len(ws)})
         if missing:
             raise PolyinrError(f"the --latent files hold {len(ws)} latents; there is no latent {missing}")
         row_ws, col_ws = ws[rows], ws[cols]
     else:
-        row_ws = ws_from_source(G, rows, None, class_idx, truncation_psi, device)
-        col_ws = ws_from_source(G, cols, None, class_idx, truncation_psi, device)
+        row_ws = ws_for(G, seeds=rows, latents=None, classes=class_idx, truncation_psi=truncation_psi, device=device)
+        col_ws = ws_for(G, seeds=cols, latents=None, classes=class_idx, truncation_psi=truncation_psi, device=device)
     path = save_image(style_mix_figure(G, row_ws, col_ws, levels, _grid(G, window, size)), out_path)
     click.echo(f"wrote {path} ({len(rows)} rows x {len(cols)} columns, levels {levels} from the columns)")
 
@@ -155,7 +160,9 @@ def heatmap(network, seed, latent_path, class_idx, truncation_psi, window, size,
     device = resolve_device(device)
     G = load_generator(network, device)
     seeds, latents = ([seed] if seed is not None else None), ([latent_path] if latent_path else None)
-    ws = one_sample(ws_from_source(G, seeds, latents, class_idx, truncation_psi, device))
+    ws = one_sample(
+        ws_for(G, seeds=seeds, latents=latents, classes=class_idx, truncation_psi=truncation_psi, device=device)
+    )
     path = save_image(heatmap_figure(level_maps(G, ws, _grid(G, window, size))), out_path)
     click.echo(f"wrote {path}")
 
@@ -232,14 +239,14 @@ def _parse_style(text: str) -> tuple[int, float, float]:
 def fuse(network, style_specs, size, blur, tile, out_path, device):
     """Spatial style fusion (InfinityGAN): several styles placed on one canvas, blended by proximity."""
     from polyinr.models.infinity_gan import StyleFusion
-    from polyinr.tools.render import render_tiled, seed_ws
+    from polyinr.tools.render import render_tiled
 
     device = resolve_device(device)
     G = load_generator(network, device)
     if G.grid_support.kind != "canvas":
         raise PolyinrError(f"{G.model_name} has no canvas to fuse styles on (InfinityGAN has)")
     styles = [_parse_style(s) for spec in style_specs for s in spec.split()]
-    ws = seed_ws(G, [seed for seed, _, _ in styles], device=device)
+    ws = ws_for(G, seeds=[seed for seed, _, _ in styles], device=device)
     fusion = StyleFusion(ws, [(row, col) for _, row, col in styles], blur=blur)
     step = 1.0 / (G.img_resolution - 1)
     grid = Grid.window(0.0, 0.0, (size[0] - 1) * step, (size[1] - 1) * step, *size)
@@ -297,9 +304,9 @@ def outpaint_canvas(network, height, num_steps, perceptual, seed, out_dir, devic
     """InfinityGAN outpainting: invert an image into a canvas, then render the canvas around it."""
     from pathlib import Path
 
+    from polyinr.image_io import to_uint8
     from polyinr.tools.canvas import save_canvas_latents
     from polyinr.tools.canvas_edit import Placement
-    from polyinr.tools.render import to_uint8
 
     device = resolve_device(device)
     G = load_generator(network, device)
@@ -328,8 +335,8 @@ def inbetween(network, height, num_steps, perceptual, seed, out_dir, device, lef
     """InfinityGAN inbetweening: two images on one canvas, the landscape between them synthesised."""
     from pathlib import Path
 
+    from polyinr.image_io import to_uint8
     from polyinr.tools.canvas_edit import Placement
-    from polyinr.tools.render import to_uint8
 
     device = resolve_device(device)
     G = load_generator(network, device)

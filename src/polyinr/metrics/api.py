@@ -22,7 +22,9 @@ import torch
 from polyinr._version import __version__
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
-from polyinr.metrics.sampling import Progress, iterate_ws, sample_labels, to_uint8_images
+from polyinr.image_io import quantize_rgb
+from polyinr.metrics.sampling import Progress, sample_labels
+from polyinr.sampling import iter_ws
 
 _N = r"(\d+(?:\.\d+)?)k"
 _PATTERNS: tuple[tuple[str, str], ...] = (
@@ -196,10 +198,10 @@ def _feature_metric(
 
     gen = maths.FeatureStats(capture_moments=not capture_all, capture_all=capture_all)
     grid = Grid.frame(resolution)
-    for ws in iterate_ws(G, spec.num_gen, batch_size, device, labels, seed):
+    for ws in iter_ws(G, range(seed, seed + spec.num_gen), labels, device=device, batch_size=batch_size):
         images = render_zoomed_out(G, ws, resolution, spec.scale) if spec.kind == "scaleinv_fid" else \
             G.synthesize(ws, grid)  # fmt: skip
-        gen.append(detector(to_uint8_images(images), (feature,))[feature])
+        gen.append(detector(quantize_rgb(images), (feature,))[feature])
         if on_progress is not None:
             on_progress("generated images", gen.num_items, spec.num_gen)
     if spec.kind == "is":

@@ -29,7 +29,7 @@ from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
 from polyinr.models.generator import Generator, lattice_origin
 from polyinr.models.infinity_gan import SeededCanvas, TensorCanvas, window_cells
-from polyinr.seeds import latents_from_seeds
+from polyinr.sampling import latents_from_seeds
 
 GLOBAL_KEY, INJECT_KEY, LOCAL_KEY, COORDS_KEY, NOISE_PREFIX = (
     "global_latent", "inject_index", "local_latent", "coords", "noise."
@@ -156,7 +156,7 @@ def canvas_grid(G: Generator, latents: CanvasLatents, window: tuple[int, int, in
 @torch.no_grad()
 def render_canvas_file(G: Generator, latents: CanvasLatents, grid: Grid | None = None) -> np.ndarray:
     """The canvas (or the window ``grid`` of it) as uint8 ``[H, W, 3]``."""
-    from polyinr.tools.render import to_uint8
+    from polyinr.image_io import to_uint8
 
     grid = canvas_grid(G, latents) if grid is None else grid
     return to_uint8(G.synthesis(latents.ws(G), grid, canvas=latents.canvas(G)))[0]

@@ -22,7 +22,7 @@ from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
 from polyinr.models.generator import Generator
 from polyinr.models.infinity_gan import SeededCanvas, StyleFusion, TensorCanvas, window_cells
-from polyinr.seeds import latents_from_seeds
+from polyinr.sampling import latents_from_seeds
 from polyinr.tools.canvas import CanvasLatents
 from polyinr.tools.invert import perceptual_distance, projector_lr, psnr
 

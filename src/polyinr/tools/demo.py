@@ -12,12 +12,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from polyinr.checkpoint import load_generator
+from polyinr.checkpoint import latest_snapshot, load_generator
 from polyinr.grid import Grid
-from polyinr.tools.render import image_grid, render_ws, save_image, seed_ws
+from polyinr.image_io import image_grid, save_image
+from polyinr.sampling import ws_for
+from polyinr.tools.render import render_ws
 from polyinr.training.loop import TickReport, training_loop
 from polyinr.training.options import resolve_options
-from polyinr.training.snapshot import latest_snapshot
 
 SAMPLES_PER_CLASS = 8
 DEMO_RESOLUTION = 16  # the scans are 8×8: 16² shows them whole and trains fast on two cores
@@ -28,7 +29,7 @@ def render_showcase(G, grid: Grid, seeds_per_class: int = SAMPLES_PER_CLASS) -> 
     """One row per class (or one row of seeds when unconditional), rendered on ``grid``: ``[H, W, 3]``."""
     rows = []
     for class_idx in range(G.num_classes) if G.num_classes else [None]:
-        rows.extend(render_ws(G, seed_ws(G, list(range(seeds_per_class)), class_idx), grid))
+        rows.extend(render_ws(G, ws_for(G, seeds=range(seeds_per_class), classes=class_idx), grid))
     return image_grid(rows, seeds_per_class, len(rows) // seeds_per_class)
 
 

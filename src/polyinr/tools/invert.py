@@ -31,12 +31,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
-from polyinr.checkpoint import atomic_write_json
+from polyinr.atomic import atomic_write_json
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
+from polyinr.image_io import from_uint8, save_image, to_uint8
 from polyinr.models.generator import Generator
-from polyinr.tools.latents import save_latents
-from polyinr.tools.render import labels_for, render_tiled, save_image, to_uint8
+from polyinr.sampling import labels_for, save_latents
+from polyinr.tools.render import render_tiled
 from polyinr.tools.video import write_video
 
 SPACES = ("w", "w+")
@@ -77,8 +78,8 @@ def load_image(path: str | Path, size: tuple[int, int], device: torch.device | s
     crop_w, crop_h = min(w, round(h * W / H)), min(h, round(w * H / W))
     left, top = (w - crop_w) // 2, (h - crop_h) // 2
     img = img.crop((left, top, left + crop_w, top + crop_h)).resize((W, H), Image.Resampling.LANCZOS)
-    pixels = torch.from_numpy(np.asarray(img, dtype=np.float32).copy())  # [H, W, 3] in 0..255
-    return (pixels.permute(2, 0, 1).unsqueeze(0) / 127.5 - 1).to(device)
+    pixels = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy())  # [H, W, 3]
+    return from_uint8(pixels.permute(2, 0, 1).unsqueeze(0)).to(device)
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -18,12 +18,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from polyinr.checkpoint import atomic_write
+from polyinr.atomic import atomic_write
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
+from polyinr.image_io import image_grid, prepare_output, to_uint8
 from polyinr.models.generator import Generator
+from polyinr.sampling import labels_for
 from polyinr.tools.edit import interpolation_path
-from polyinr.tools.render import image_grid, labels_for, prepare_output, to_uint8
 
 VIDEO_FORMATS = (".mp4", ".gif")
 

@@ -21,11 +21,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from polyinr.checkpoint import STATE_JSON, latest_snapshot
 from polyinr.data.loading import step_batches
 from polyinr.errors import PolyinrError
+from polyinr.image_io import image_grid, save_image, to_uint8
 from polyinr.models.registry import create as create_generator
-from polyinr.seeds import latents_from_seeds
-from polyinr.tools.render import image_grid, save_image, to_uint8
+from polyinr.sampling import sample_inputs
 from polyinr.training import distributed
 from polyinr.training.ema import ema_beta, update_ema
 from polyinr.training.options import TrainingOptions
@@ -40,7 +41,7 @@ from polyinr.training.setup import (
     open_run_data,
     stage_data,
 )
-from polyinr.training.snapshot import STATE_JSON, latest_snapshot, load_snapshot, save_snapshot, snapshot_name
+from polyinr.training.snapshot import load_snapshot, save_snapshot, snapshot_name
 from polyinr.training.stats import collect as collect_stats
 from polyinr.training.stats import report
 
@@ -163,8 +164,8 @@ def training_loop(
         for line in _parameter_table({"G": G, "D": D}):
             log.line(line)
     grid_seeds = list(range(min(32, max(8, 4 * max(num_classes, 1)))))
-    grid_z = latents_from_seeds(grid_seeds, G.z_dim).to(device)
-    grid_c = torch.tensor([s % num_classes for s in grid_seeds], device=device) if num_classes else None
+    grid_classes = [s % num_classes for s in grid_seeds] if num_classes else None
+    grid_z, grid_c = sample_inputs(G, grid_seeds, grid_classes, device)
     if log is not None and not (run_dir / "reals.png").exists():
         _save_reals(data, run_dir / "reals.png", len(grid_seeds), options.seed)
         _save_fakes(G_ema, grid_z, grid_c, stage.resolution, run_dir / f"fakes{snapshot_name(cur_nimg)}.png")

@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from polyinr.checkpoint import atomic_write_json
+from polyinr.atomic import atomic_write_json
+from polyinr.checkpoint import latest_snapshot
 from polyinr.errors import PolyinrError
-from polyinr.training.snapshot import latest_snapshot
 
 OPTIONS_NAME = "training_options.json"
 # Options that may change between a run and its continuation.

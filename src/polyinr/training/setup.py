@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from polyinr.data.class_embeddings import load_class_embeddings
 from polyinr.errors import PolyinrError
 from polyinr.training.losses import GUIDANCE_MIN_RESOLUTION, GANLoss, create_loss, resolve_loss_config
 from polyinr.training.options import TrainingOptions
@@ -58,8 +59,6 @@ def load_class_table(options: TrainingOptions, num_classes: int) -> torch.Tensor
     """The pretrained class table ``[num_classes, E]`` that G's mapping and D start from (None: learned)."""
     if options.class_embeddings is None:
         return None
-    from polyinr.tools.class_embeddings import load_class_embeddings
-
     table = load_class_embeddings(options.class_embeddings)
     if table.shape[0] != num_classes:
         raise PolyinrError(f"the class embedding table has {table.shape[0]} classes, the conditional dataset "

@@ -7,7 +7,8 @@ parts a module declares (``frozen_state_keys``: the projected discriminator's pr
 MB) are rebuilt with the module, so only their SHA-256 fingerprint is stored and checked on resume. The
 directory is assembled under a temporary name and renamed, then ``checkpoints/latest`` is pointed at it, then
 old snapshots beyond the newest K are removed: a crash or a full disk at any moment leaves the previous
-snapshot intact and pointed to.
+snapshot intact and pointed to. Finding a run's snapshots (``list_snapshots``, ``latest_snapshot``) belongs
+to the checkpoint format, :mod:`polyinr.checkpoint`, so loading never depends on the training package.
 """
 
 from __future__ import annotations
@@ -22,12 +23,16 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from polyinr.checkpoint import CheckpointError, atomic_directory, atomic_write_text, write_generator_files
-
-SNAPSHOTS_DIR = "checkpoints"
-LATEST_NAME = "latest"
-STATE_WEIGHTS = "training_state.safetensors"
-STATE_JSON = "training_state.json"
+from polyinr.atomic import WriteError, atomic_directory, atomic_write_text
+from polyinr.checkpoint import (
+    LATEST_NAME,
+    SNAPSHOTS_DIR,
+    STATE_JSON,
+    STATE_WEIGHTS,
+    CheckpointError,
+    list_snapshots,
+    write_generator_files,
+)
 
 
 def snapshot_name(cur_nimg: int) -> str:
@@ -93,7 +98,10 @@ def save_snapshot(
         save_file(tensors, str(tmp / STATE_WEIGHTS), metadata={"format": "pt"})
         (tmp / STATE_JSON).write_text(json.dumps(counters, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
-    path = atomic_directory(root / snapshot_name(cur_nimg), fill)
+    try:
+        path = atomic_directory(root / snapshot_name(cur_nimg), fill, what="snapshot")
+    except WriteError as e:
+        raise CheckpointError(str(e)) from None
     try:
         atomic_write_text(root / LATEST_NAME, path.name + "\n")
     except OSError as e:
@@ -101,30 +109,6 @@ def save_snapshot(
     for old in list_snapshots(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return path
-
-
-def is_complete(path: Path) -> bool:
-    return all((path / name).is_file() for name in (STATE_JSON, STATE_WEIGHTS, "config.json", "model.safetensors"))
-
-
-def list_snapshots(run_dir: Path) -> list[Path]:
-    """Complete snapshot directories of a run, oldest first."""
-    root = run_dir / SNAPSHOTS_DIR
-    if not root.is_dir():
-        return []
-    found = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and is_complete(p)]
-    return sorted(found, key=lambda p: float(p.name))
-
-
-def latest_snapshot(run_dir: Path) -> Path | None:
-    """The snapshot ``latest`` points to, or the newest complete one if the pointer is missing or stale."""
-    pointer = run_dir / SNAPSHOTS_DIR / LATEST_NAME
-    if pointer.is_file():
-        target = run_dir / SNAPSHOTS_DIR / pointer.read_text(encoding="utf-8").strip()
-        if target.is_dir() and is_complete(target):
-            return target
-    snapshots = list_snapshots(run_dir)
-    return snapshots[-1] if snapshots else None
 
 
 def load_snapshot(

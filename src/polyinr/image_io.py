@@ -1,0 +1,115 @@
+"""Images as data: ``[-1, 1]`` tensors <-> uint8, grids of images, saving, and PNGs streamed row by row.
+
+Generators paint in ``[-1, 1]``; a pixel value ``x`` becomes the byte ``clamp(x·127.5 + 128, 0, 255)``
+truncated, and a byte ``b`` becomes ``b / 127.5 - 1`` (the StyleGAN family's conventions). Images on disk and
+NumPy images are ``uint8 [H, W, 3]``. :class:`PngStreamWriter` writes a PNG strip by strip, so an image of any
+size needs only one strip in memory (the tiled renders of ``tools/render.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from polyinr.errors import PolyinrError
+
+
+def quantize(images: torch.Tensor) -> torch.Tensor:
+    """Images ``[B, C, H, W]`` in ``[-1, 1]`` → uint8 ``[B, C, H, W]`` on their device (``x·127.5 + 128``)."""
+    return (images.detach().float() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+
+
+def quantize_rgb(images: torch.Tensor) -> torch.Tensor:
+    """Images ``[B, C, H, W]`` in ``[-1, 1]`` → uint8 ``[B, 3, H, W]`` on their device (grayscale repeated)."""
+    images = quantize(images)
+    return images.repeat(1, 3, 1, 1) if images.shape[1] == 1 else images
+
+
+def from_uint8(pixels: torch.Tensor) -> torch.Tensor:
+    """uint8 images (any shape) → float32 in ``[-1, 1]`` (``b / 127.5 - 1``), on their device."""
+    return pixels.float().div(127.5).sub(1)
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """Images ``[B, 3, H, W]`` in ``[-1, 1]`` → uint8 ``[B, H, W, 3]`` NumPy arrays, for saving."""
+    return quantize(images).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def image_grid(images: list[np.ndarray], cols: int, rows: int) -> np.ndarray:
+    """Lay out ``rows × cols`` images ``[H, W, 3]`` row-major into one ``[rows·H, cols·W, 3]`` image."""
+    if len(images) > cols * rows:
+        raise PolyinrError(f"{len(images)} images do not fit a {cols}x{rows} grid")
+    H, W, C = images[0].shape
+    canvas = np.zeros((rows * H, cols * W, C), dtype=np.uint8)
+    for i, img in enumerate(images):
+        r, c = divmod(i, cols)
+        canvas[r * H : (r + 1) * H, c * W : (c + 1) * W] = img
+    return canvas
+
+
+def save_image(image: np.ndarray, path: str | Path) -> Path:
+    """Save a uint8 ``[H, W, 3]`` image; the format follows the file extension."""
+    path = prepare_output(path)
+    Image.fromarray(image).save(path)
+    return path
+
+
+def prepare_output(path: str | Path) -> Path:
+    """Check that the file ``path`` can be written, creating its directory; a one-line error otherwise."""
+    path = Path(path)
+    if path.is_dir():
+        raise PolyinrError(f"output path {path} is a directory; give a file name")
+    parent = path.parent
+    if not parent.exists():
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise PolyinrError(f"cannot create output directory {parent}: {e.strerror}") from None
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise PolyinrError(f"output directory {parent} is not writable")
+    return path
+
+
+class PngStreamWriter:
+    """Write an RGB8 PNG row strip by row strip, holding only the current strip in memory."""
+
+    def __init__(self, path: str | Path, height: int, width: int, level: int = 6) -> None:
+        self.path, self.height, self.width = Path(path), height, width
+        self.rows_written = 0
+        self._file = open(self.path, "wb")
+        self._zlib = zlib.compressobj(level)
+        self._file.write(b"\x89PNG\r\n\x1a\n")
+        self._chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+
+    def _chunk(self, kind: bytes, data: bytes) -> None:
+        self._file.write(struct.pack(">I", len(data)) + kind + data)
+        self._file.write(struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    def write_rows(self, rows: np.ndarray) -> None:
+        """Append rows ``uint8 [h, width, 3]``."""
+        if rows.shape[1:] != (self.width, 3) or rows.dtype != np.uint8:
+            raise ValueError(f"rows must be uint8 [h, {self.width}, 3], got {rows.dtype} {rows.shape}")
+        filtered = np.zeros((rows.shape[0], 1 + self.width * 3), dtype=np.uint8)  # filter byte 0 = none
+        filtered[:, 1:] = rows.reshape(rows.shape[0], -1)
+        data = self._zlib.compress(filtered.tobytes())
+        if data:
+            self._chunk(b"IDAT", data)
+        self.rows_written += rows.shape[0]
+
+    def close(self) -> None:
+        if self.rows_written != self.height:
+            self._file.close()
+            raise ValueError(f"PNG has {self.rows_written} of {self.height} rows")
+        self._chunk(b"IDAT", self._zlib.flush())
+        self._chunk(b"IEND", b"")
+        self._file.close()
+
+    def abort(self) -> None:
+        self._file.close()
+        self.path.unlink(missing_ok=True)
