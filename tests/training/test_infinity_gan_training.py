@@ -8,12 +8,12 @@ import math
 import torch
 
 import polyinr
+from polyinr.checkpoint import latest_snapshot
 from polyinr.discriminators import create_discriminator
 from polyinr.models.infinity_gan import training_canvas
 from polyinr.training.loop import training_loop
 from polyinr.training.losses import InfinityGANLoss, InfinityGANLossConfig, mode_seeking_loss
 from polyinr.training.options import resolve_options
-from polyinr.training.snapshot import latest_snapshot
 
 TINY = {"z_dim": 16, "w_dim": 16, "num_layers": 2, "local_latent_dim": 8, "structure_layers": 1,
         "structure_kernel": 3, "ts_input_size": 7, "ts_channels": [16, 8]}  # fmt: skip

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 
-from polyinr.checkpoint import atomic_save_tensors
+from polyinr.atomic import atomic_save_tensors
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
 from polyinr.models.generator import Generator, lattice_origin
