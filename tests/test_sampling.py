@@ -125,6 +125,9 @@ def test_ws_follow_the_seeds_at_any_batch_size_and_with_per_sample_classes(G_con
     batches = list(iter_ws(G_cond, seeds, np.array(classes), truncation_psi=0.6, batch_size=3))
     assert [len(b) for b in batches] == [3, 1]
     torch.testing.assert_close(torch.cat(batches), expected)  # batch size changes float rounding only
+    assert torch.equal(
+        ws_for(G_cond, seeds=np.array(seeds), classes=torch.tensor(classes), truncation_psi=0.6), expected
+    )
     torch.testing.assert_close(ws_for(G_cond, seeds=seeds[:1], classes=0), ws_for(G_cond, seeds=seeds, classes=0)[:1])
 
 

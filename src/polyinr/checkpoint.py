@@ -73,8 +73,8 @@ def read_config(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint not found: {path}")
     if path.is_file():
         if path.suffix == ".pkl":
-            raise CheckpointError(f"{path} is a pickle; convert it first: polyinr convert --from poly-inr-official "
-                                  f"{path} OUT_DIR")  # fmt: skip
+            raise CheckpointError(f"{path} is a pickle, not a polyinr checkpoint; convert it into one first "
+                                  f"(converter 'poly-inr')")  # fmt: skip
         raise CheckpointError(f"{path} is a file; a polyinr checkpoint is a directory with {CONFIG_NAME}")
     config_path = path / CONFIG_NAME
     if not config_path.is_file():

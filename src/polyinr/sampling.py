@@ -136,11 +136,12 @@ def ws_for(
     mapped ``batch_size`` at a time (None: all at once). ``truncation_cutoff`` truncates only the first that
     many ws (None: all).
     """
-    if seeds and latents:
+    has_seeds, has_latents = seeds is not None and len(seeds) > 0, latents is not None and len(latents) > 0
+    if has_seeds and has_latents:
         raise PolyinrError("give seeds or latent files, not both")
-    if not seeds and not latents:
+    if not has_seeds and not has_latents:
         raise PolyinrError("give seeds or latent files")
-    if seeds:
+    if has_seeds:
         batches = iter_ws(G, seeds, classes, truncation_psi, truncation_cutoff, device, batch_size or len(seeds))
         return torch.cat(list(batches))
     if classes is not None or truncation_psi != 1 or truncation_cutoff is not None:

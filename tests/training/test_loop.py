@@ -20,6 +20,7 @@ import polyinr
 from polyinr.checkpoint import STATE_WEIGHTS, CheckpointError, latest_snapshot, list_snapshots
 from polyinr.cli import main
 from polyinr.errors import PolyinrError
+from polyinr.metrics import evaluate_snapshot
 from polyinr.training.loop import TrainingError, training_loop
 from polyinr.training.options import resolve_options
 
@@ -203,7 +204,9 @@ def test_projected_discriminator_trains_with_hinge_blur_and_metrics(tmp_path):
     def remember(tick):
         heads.append({k: v for k, v in _final_state(run_dir_of(tmp_path)).items() if ".heads." in k})
 
-    run_dir = training_loop(options, on_tick=remember)
+    with pytest.raises(PolyinrError, match="metrics at snapshots need an evaluator"):
+        training_loop(options)
+    run_dir = training_loop(options, on_tick=remember, evaluate=evaluate_snapshot)
     assert any(not torch.equal(heads[0][k], heads[-1][k]) for k in heads[0])  # the heads learn
     state = _final_state(run_dir)
     assert not any(".features." in k for k in state if k.startswith("D/"))  # frozen backbone: not stored

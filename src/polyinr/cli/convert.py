@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
+
 import click
 
-from polyinr.cli import main
-from polyinr.importers import convert_checkpoint, converter_names, list_converters
+from polyinr.cli.group import main
+from polyinr.errors import PolyinrError
+from polyinr.importers import convert_checkpoint, converter_names, get_converter, list_converters
 
 
 def _formats_help() -> str:
@@ -18,13 +21,19 @@ def _formats_help() -> str:
 
 @main.command()
 @click.option("--from", "source", type=click.Choice(converter_names()), required=True, help=_formats_help())
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True), default=None, metavar="FILE",
+              help="The source model's config file, for sizes the tensors cannot tell (infinitygan: their model "
+              "YAML).")  # fmt: skip
 @click.argument("in_path", metavar="IN")
 @click.argument("out_dir", metavar="OUT_DIR")
-def convert(source, in_path, out_dir):
+def convert(source, config_path, in_path, out_dir):
     """Convert checkpoint IN into the polyinr checkpoint directory OUT_DIR.
 
     The file is read by a restricted unpickler: nothing in it is imported or run, and a pickle that asks to
     run code is refused.
     """
-    for line in convert_checkpoint(source, in_path, out_dir).lines():
+    options = {} if config_path is None else {"config": config_path}
+    if options and "config" not in inspect.signature(get_converter(source).convert).parameters:
+        raise PolyinrError(f"the {source} converter takes no --config")
+    for line in convert_checkpoint(source, in_path, out_dir, **options).lines():
         click.echo(line)

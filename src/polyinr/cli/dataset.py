@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from polyinr.cli import main
+from polyinr.cli.group import main
 from polyinr.cli.options import Size
 from polyinr.data.images import TRANSFORMS
 from polyinr.data.prepare import prepare_dataset

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import click
 import torch
 
 from polyinr.checkpoint import load_generator
-from polyinr.cli import main
+from polyinr.cli.group import main
 from polyinr.cli.options import RangeList, Size, Window, device_option, resolve_device
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
@@ -29,8 +30,25 @@ network_option = click.option("--network", "network", required=True, metavar="CK
                               help="Checkpoint directory (config.json + model.safetensors).")  # fmt: skip
 class_option = click.option("--class", "class_idx", type=int, default=None, metavar="K",
                             help="Class label, for class-conditional models.")  # fmt: skip
-trunc_option = click.option("--trunc", "truncation_psi", type=float, default=1.0, metavar="PSI",
-                            help="Truncation psi (1 = none, 0 = the class's average w).")  # fmt: skip
+
+
+NO_TRUNCATION = {"truncation_psi": 1.0, "truncation_cutoff": None}  # the defaults of --trunc / --trunc-cutoff
+
+
+def trunc_options(command):
+    """``--trunc PSI`` and ``--trunc-cutoff N`` (truncate only the first N ws, as the StyleGAN family's API),
+    given to the command as one argument ``truncation``: the keyword arguments of the mapping's truncation."""
+
+    @functools.wraps(command)
+    def with_truncation(*args, truncation_psi: float, truncation_cutoff: int | None, **kwargs):
+        truncation = {"truncation_psi": truncation_psi, "truncation_cutoff": truncation_cutoff}
+        return command(*args, truncation=truncation, **kwargs)
+
+    psi = click.option("--trunc", "truncation_psi", type=float, default=1.0, metavar="PSI",
+                       help="Truncation psi (1 = none, 0 = the class's average w).")  # fmt: skip
+    cutoff = click.option("--trunc-cutoff", "truncation_cutoff", type=click.IntRange(min=0), default=None,
+                          metavar="N", help="Truncate only the first N ws (default: all).")  # fmt: skip
+    return psi(cutoff(with_truncation))
 
 
 def one_sample_options(command):
@@ -53,7 +71,7 @@ latents_option = click.option("--latent", "latent_paths", type=click.Path(dir_ok
 @click.option("--seeds", type=RangeList(), default=None, help="Seeds, e.g. 0,3-7.")
 @latents_option
 @class_option
-@trunc_option
+@trunc_options
 @click.option("--resolution", type=int, default=None, help="Render the frame at this resolution (default: native).")
 @click.option(
     "--grid",
@@ -66,7 +84,7 @@ latents_option = click.option("--latent", "latent_paths", type=click.Path(dir_ok
 @click.option("--outdir", type=click.Path(file_okay=False), required=True, help="Where to write the images.")
 @click.option("--batch", "batch_size", type=click.IntRange(min=1), default=8, help="Images rendered at once.")
 @device_option
-def generate(network, seeds, latent_paths, class_idx, truncation_psi, resolution, grid_size, outdir, batch_size,
+def generate(network, seeds, latent_paths, class_idx, truncation, resolution, grid_size, outdir, batch_size,
              device):  # fmt: skip
     """Render images from seeds or latent files into OUTDIR (seed0000.png / latent0000.png, or one --grid image)."""
     device = resolve_device(device)
@@ -75,10 +93,10 @@ def generate(network, seeds, latent_paths, class_idx, truncation_psi, resolution
         raise PolyinrError(f"--resolution must be positive, got {resolution}")
     outdir = Path(outdir)
     if latent_paths and any(is_canvas_file(p) for p in latent_paths):
-        _generate_canvases(G, latent_paths, seeds, class_idx, truncation_psi, resolution, grid_size, outdir, device)
+        _generate_canvases(G, latent_paths, seeds, class_idx, truncation, resolution, grid_size, outdir, device)
         return
     grid = Grid.frame(resolution or G.img_resolution)
-    ws = ws_for(G, seeds=seeds, latents=latent_paths, classes=class_idx, truncation_psi=truncation_psi, device=device)
+    ws = ws_for(G, seeds=seeds, latents=latent_paths, classes=class_idx, device=device, **truncation)
     names = [f"seed{seed:04d}" for seed in seeds] if seeds else [f"latent{i:04d}" for i in range(len(ws))]
     images = []
     with progress_bar(len(ws), "generate", unit="img") as bar:
@@ -96,11 +114,11 @@ def generate(network, seeds, latent_paths, class_idx, truncation_psi, resolution
         click.echo(f"wrote {len(ws)} images to {outdir}")
 
 
-def _generate_canvases(G, latent_paths, seeds, class_idx, truncation_psi, resolution, grid_size, outdir, device):
+def _generate_canvases(G, latent_paths, seeds, class_idx, truncation, resolution, grid_size, outdir, device):
     """Each canvas latent file rendered whole, as ``latentNNNN.png``."""
     if seeds or not all(is_canvas_file(p) for p in latent_paths):
         raise PolyinrError("canvas latent files render on their own: give only canvas files to --latent")
-    if class_idx is not None or truncation_psi != 1 or resolution is not None or grid_size is not None:
+    if class_idx is not None or truncation != NO_TRUNCATION or resolution is not None or grid_size is not None:
         raise PolyinrError("--class, --trunc, --resolution and --grid do not apply to canvas latent files")
     with progress_bar(len(latent_paths), "generate", unit="canvas") as bar:
         for i, path in enumerate(latent_paths):
@@ -135,7 +153,7 @@ def render_grid(G, window, size, default_size=None) -> Grid:
 @network_option
 @one_sample_options
 @class_option
-@trunc_option
+@trunc_options
 @click.option(
     "--window",
     type=Window(),
@@ -150,21 +168,19 @@ def render_grid(G, window, size, default_size=None) -> Grid:
               help="Canvas models with --seed: also write every random input of this render to FILE.")  # fmt: skip
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True, help="Output image file.")
 @device_option
-def render(network, seed, latent_path, class_idx, truncation_psi, window, size, tile, save_latent, out_path, device):
+def render(network, seed, latent_path, class_idx, truncation, window, size, tile, save_latent, out_path, device):
     """Render one sample on any window of the plane at any size, tile by tile."""
     device = resolve_device(device)
     G = load_generator(network, device)
     kwargs, default_size = {}, None
     if latent_path and is_canvas_file(latent_path):
-        if class_idx is not None or truncation_psi != 1:
+        if class_idx is not None or truncation != NO_TRUNCATION:
             raise PolyinrError("--class and --trunc do not apply to a canvas latent file")
         latents = load_canvas_latents(latent_path, G, device)
         ws, kwargs, default_size = latents.ws(G), {"canvas": latents.canvas(G)}, latents.pixel_shape(G)
     else:
         seeds, latents = ([seed] if seed is not None else None), ([latent_path] if latent_path else None)
-        ws = one_sample(
-            ws_for(G, seeds=seeds, latents=latents, classes=class_idx, truncation_psi=truncation_psi, device=device)
-        )
+        ws = one_sample(ws_for(G, seeds=seeds, latents=latents, classes=class_idx, device=device, **truncation))
     grid = render_grid(G, window, size, default_size)
     if save_latent is not None:
         if G.grid_support.kind != "canvas" or seed is None:

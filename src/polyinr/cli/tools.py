@@ -14,8 +14,8 @@ import numpy as np
 from click.core import ParameterSource
 
 from polyinr.checkpoint import load_generator
-from polyinr.cli import main
-from polyinr.cli.models import class_option, latents_option, network_option, one_sample_options, trunc_option
+from polyinr.cli.group import main
+from polyinr.cli.models import class_option, latents_option, network_option, one_sample_options, trunc_options
 from polyinr.cli.options import FloatPair, RangeList, Size, Window, device_option, resolve_device
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
@@ -58,7 +58,7 @@ WALK_OPTIONS = ("space", "kind", "frames_per_step", "loop")
               help="Walks: key seeds, cell by cell (K per cell). Flights: one seed per cell.")  # fmt: skip
 @latents_option
 @class_option
-@trunc_option
+@trunc_options
 @click.option("--space", type=click.Choice(["z", "w"]), default="w", help="Walk: interpolate in Z or in W.")
 @click.option("--kind", type=click.Choice(INTERPOLATIONS), default="lerp", help="Walk: linear or spherical.")
 @click.option("--frames-per-step", type=click.IntRange(min=1), default=60, help="Walk: frames from key to key.")
@@ -75,7 +75,7 @@ WALK_OPTIONS = ("space", "kind", "frames_per_step", "loop")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True, help="Output .mp4 or .gif.")
 @device_option
 @click.pass_context
-def video(ctx, network, seeds, latent_paths, class_idx, truncation_psi, space, kind, frames_per_step, loop, pan, zoom,
+def video(ctx, network, seeds, latent_paths, class_idx, truncation, space, kind, frames_per_step, loop, pan, zoom,
           frames, grid_size, window, size, fps, out_path, device):  # fmt: skip
     """A looping latent walk, or with --pan / --zoom a flight over the continuous image plane."""
     device = resolve_device(device)
@@ -85,9 +85,7 @@ def video(ctx, network, seeds, latent_paths, class_idx, truncation_psi, space, k
     if pan is not None or zoom is not None:
         if _given(ctx, WALK_OPTIONS):
             raise PolyinrError(f"{', '.join(_given(ctx, WALK_OPTIONS))} apply to latent walks, not to --pan/--zoom")
-        ws = ws_for(
-            G, seeds=seeds, latents=latent_paths, classes=class_idx, truncation_psi=truncation_psi, device=device
-        )
+        ws = ws_for(G, seeds=seeds, latents=latent_paths, classes=class_idx, device=device, **truncation)
         if len(ws) != cols * rows:
             raise PolyinrError(
                 f"a flight shows one sample per cell: give {cols * rows} seeds or latents, not {len(ws)}"
@@ -103,11 +101,10 @@ def video(ctx, network, seeds, latent_paths, class_idx, truncation_psi, space, k
             if not seeds:
                 raise PolyinrError("give --seeds")
             keys = walk_keys(latents_from_seeds(seeds, G.z_dim).to(device), cols * rows)
-            images = latent_walk(G, keys, frames_per_step, kind, loop, "z", class_idx, truncation_psi, grid, cols)
+            images = latent_walk(G, keys, frames_per_step, kind, loop, "z", class_idx, grid=grid, cols=cols,
+                                 **truncation)  # fmt: skip
         else:
-            ws = ws_for(
-                G, seeds=seeds, latents=latent_paths, classes=class_idx, truncation_psi=truncation_psi, device=device
-            )
+            ws = ws_for(G, seeds=seeds, latents=latent_paths, classes=class_idx, device=device, **truncation)
             keys = walk_keys(ws, cols * rows)
             images = latent_walk(G, keys, frames_per_step, kind, loop, "w", grid=grid, cols=cols)
         total = num_path_frames(len(keys), frames_per_step, loop)
@@ -122,26 +119,24 @@ def video(ctx, network, seeds, latent_paths, class_idx, truncation_psi, space, k
 @click.option("--levels", type=RangeList(), required=True, help="Levels taken from the column source, e.g. 0-3.")
 @latents_option
 @class_option
-@trunc_option
+@trunc_options
 @window_option
 @size_option
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True, help="Output image file.")
 @device_option
-def mix(network, rows, cols, levels, latent_paths, class_idx, truncation_psi, window, size, out_path, device):
+def mix(network, rows, cols, levels, latent_paths, class_idx, truncation, window, size, out_path, device):
     """Style mixing: each row source with the chosen levels taken from each column source."""
     device = resolve_device(device)
     G = load_generator(network, device)
     if latent_paths:
-        ws = ws_for(
-            G, seeds=None, latents=latent_paths, classes=class_idx, truncation_psi=truncation_psi, device=device
-        )
+        ws = ws_for(G, seeds=None, latents=latent_paths, classes=class_idx, device=device, **truncation)
         missing = sorted({i for i in rows + cols if i >= len(ws)})
         if missing:
             raise PolyinrError(f"the --latent files hold {len(ws)} latents; there is no latent {missing}")
         row_ws, col_ws = ws[rows], ws[cols]
     else:
-        row_ws = ws_for(G, seeds=rows, latents=None, classes=class_idx, truncation_psi=truncation_psi, device=device)
-        col_ws = ws_for(G, seeds=cols, latents=None, classes=class_idx, truncation_psi=truncation_psi, device=device)
+        row_ws = ws_for(G, seeds=rows, latents=None, classes=class_idx, device=device, **truncation)
+        col_ws = ws_for(G, seeds=cols, latents=None, classes=class_idx, device=device, **truncation)
     path = save_image(style_mix_figure(G, row_ws, col_ws, levels, _grid(G, window, size)), out_path)
     click.echo(f"wrote {path} ({len(rows)} rows x {len(cols)} columns, levels {levels} from the columns)")
 
@@ -150,19 +145,17 @@ def mix(network, rows, cols, levels, latent_paths, class_idx, truncation_psi, wi
 @network_option
 @one_sample_options
 @class_option
-@trunc_option
+@trunc_options
 @window_option
 @size_option
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True, help="Output image file.")
 @device_option
-def heatmap(network, seed, latent_path, class_idx, truncation_psi, window, size, out_path, device):
+def heatmap(network, seed, latent_path, class_idx, truncation, window, size, out_path, device):
     """What each Poly-INR level contributes at each pixel, as a labelled figure."""
     device = resolve_device(device)
     G = load_generator(network, device)
     seeds, latents = ([seed] if seed is not None else None), ([latent_path] if latent_path else None)
-    ws = one_sample(
-        ws_for(G, seeds=seeds, latents=latents, classes=class_idx, truncation_psi=truncation_psi, device=device)
-    )
+    ws = one_sample(ws_for(G, seeds=seeds, latents=latents, classes=class_idx, device=device, **truncation))
     path = save_image(heatmap_figure(level_maps(G, ws, _grid(G, window, size))), out_path)
     click.echo(f"wrote {path}")
 

@@ -11,7 +11,7 @@ import json
 
 import click
 
-from polyinr.cli import main
+from polyinr.cli.group import main
 from polyinr.discriminators import list_discriminators
 from polyinr.errors import UnusedSetting
 from polyinr.progress import progress_bar
@@ -132,11 +132,14 @@ def train(cond, mirror, recipe, preset, gamma, blur_sigma, blur_fade_kimg, cls_w
         click.echo(json.dumps({"training": options.to_json(), **resolved_run(options)}, indent=2, sort_keys=True))
         return
     from polyinr.discriminators.feature_networks import WeightsUnavailable
+    from polyinr.metrics import evaluate_snapshot
     from polyinr.training.loop import training_loop
 
     progress = TrainingProgress("train")
     try:
-        run_dir = training_loop(options, resume=resume, on_tick=progress.on_tick, on_message=progress.on_message)
+        run_dir = training_loop(
+            options, resume=resume, on_tick=progress.on_tick, on_message=progress.on_message, evaluate=evaluate_snapshot
+        )
     except WeightsUnavailable as e:
         if e.name not in options.disc_options.get("backbones", ()):
             raise

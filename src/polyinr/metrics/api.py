@@ -13,6 +13,7 @@ import json
 import math
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -222,6 +223,21 @@ def _feature_metric(
 
 
 # ---------------------------------------------------------------------------- results
+
+
+def evaluate_snapshot(
+    names: Sequence[str], G: Any, dataset: Any, run_dir: str | Path, snapshot: Path, device: torch.device | str
+) -> dict[str, dict[str, float]]:
+    """Compute the metrics ``names`` of a new training snapshot's generator ``G`` on the training ``dataset``.
+
+    Each result is appended to ``run_dir/metric-<name>.jsonl`` as it is computed (see
+    :func:`append_metric_result`); returns the results by name. The training loop's ``evaluate`` hook.
+    """
+    results = {}
+    for name in names:
+        results[name] = compute_metric(name, G, dataset, device=device)
+        append_metric_result(run_dir, name, results[name], snapshot.name)
+    return results
 
 
 def append_metric_result(

@@ -15,6 +15,7 @@ import torch
 from polyinr.checkpoint import latest_snapshot, load_generator
 from polyinr.grid import Grid
 from polyinr.image_io import image_grid, save_image
+from polyinr.metrics import evaluate_snapshot
 from polyinr.sampling import ws_for
 from polyinr.tools.render import render_ws
 from polyinr.training.loop import TickReport, training_loop
@@ -42,7 +43,7 @@ def run_demo(
     options = resolve_options(
         "cpu", data="builtin:digits", cond=True, resolution=DEMO_RESOLUTION, outdir=str(outdir), kimg=kimg, workers=0
     )
-    run_dir = training_loop(options, resume=resume, on_tick=on_tick, on_message=on_message)
+    run_dir = training_loop(options, resume=resume, on_tick=on_tick, on_message=on_message, evaluate=evaluate_snapshot)
     G = load_generator(latest_snapshot(run_dir))
     R = G.img_resolution
     paths = {

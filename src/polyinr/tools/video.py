@@ -59,10 +59,12 @@ def latent_walk(
     truncation_psi: float = 1.0,
     grid: Grid | None = None,
     cols: int = 1,
+    truncation_cutoff: int | None = None,
 ) -> Iterator[np.ndarray]:
     """Frames uint8 ``[rows·H, cols·W, 3]`` of ``N = cols·rows`` walks side by side.
 
-    ``keys [K, N, z_dim]`` (``space='z'``: mapped each frame with ``class_idx`` and truncation) or
+    ``keys [K, N, z_dim]`` (``space='z'``: mapped each frame with ``class_idx`` and truncation, of the first
+    ``truncation_cutoff`` ws when given) or
     ``keys [K, N, num_ws, w_dim]`` (``space='w'``: ws, used as they are). See
     :func:`~polyinr.tools.edit.interpolation_path` for the frame count and the loop.
     """
@@ -77,7 +79,11 @@ def latent_walk(
         raise PolyinrError(f"unknown latent space {space!r}; use z or w")
     cols, rows = _cells(keys.shape[1], cols)
     for latent in interpolation_path(keys, frames_per_step, kind, loop):
-        ws = G.mapping(latent, labels, truncation_psi=truncation_psi) if space == "z" else latent
+        ws = (
+            G.mapping(latent, labels, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
+            if space == "z"
+            else latent
+        )
         yield image_grid(list(to_uint8(G.synthesize(ws, grid))), cols, rows)
 
 

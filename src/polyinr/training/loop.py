@@ -14,9 +14,10 @@ import json
 import math
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,7 +25,7 @@ import torch
 from polyinr.checkpoint import STATE_JSON, latest_snapshot
 from polyinr.data.loading import step_batches
 from polyinr.errors import PolyinrError
-from polyinr.image_io import image_grid, save_image, to_uint8
+from polyinr.image_io import from_uint8, image_grid, save_image, to_uint8
 from polyinr.models.registry import create as create_generator
 from polyinr.sampling import sample_inputs
 from polyinr.training import distributed
@@ -84,11 +85,21 @@ def _batch_indices(num_images: int, seed: int, start: int, count: int) -> np.nda
     return out
 
 
+# (metric names, G_ema, training data, run directory, new snapshot, device) → results by metric name; it also
+# records them in the run directory. polyinr.metrics.evaluate_snapshot is the one the commands pass.
+SnapshotEvaluator = Callable[[Sequence[str], torch.nn.Module, Any, Path, Path, torch.device], dict[str, dict]]
+
+
 def training_loop(
     options: TrainingOptions, resume: str = "auto", on_tick: Callable[[TickReport], None] | None = None,
-    on_message: Callable[[str], None] | None = None,
+    on_message: Callable[[str], None] | None = None, evaluate: SnapshotEvaluator | None = None,
 ) -> Path:  # fmt: skip
-    """Train as ``options`` say; return the run directory. ``resume``: 'auto', 'new' or a run directory."""
+    """Train as ``options`` say; return the run directory. ``resume``: 'auto', 'new' or a run directory.
+
+    ``evaluate`` computes ``options.metrics`` at each snapshot (needed when there are metrics to compute).
+    """
+    if options.metrics and evaluate is None:
+        raise PolyinrError("metrics at snapshots need an evaluator (polyinr.metrics.evaluate_snapshot)")
     # Initialize -------------------------------------------------------------------------------------------
     device = distributed.process_device(options.device)
     if device.type == "cuda":
@@ -200,7 +211,7 @@ def training_loop(
 
             # One step: this process's share of the global batch.
             images, labels = next(batches)  # [rounds · batch_gpu, 3, R, R] uint8, [rounds · batch_gpu]
-            real_img = images.to(device).float().div(127.5).sub(1).view(rounds, batch_gpu, *images.shape[1:])
+            real_img = from_uint8(images.to(device)).view(rounds, batch_gpu, *images.shape[1:])
             real_c = labels.to(device).view(rounds, batch_gpu) if num_classes else None
             for phase_index, phase in enumerate(phases):
                 if step % phase.interval:
@@ -262,7 +273,10 @@ def training_loop(
                     new_snapshot = save_snapshot(run_dir, cur_nimg, G_ema, {"G": G, "D": D, "G_ema": G_ema},
                                                  optimizers, counters, options.keep_snapshots)  # fmt: skip
                     last_snapshot = new_snapshot
-                    _run_metrics(options, G_ema, data, run_dir, new_snapshot, device, log)
+                    if options.metrics:
+                        results = evaluate(options.metrics, G_ema, data, run_dir, new_snapshot, device)
+                        for name, values in results.items():  # rank 0 keeps the log
+                            log.line(f"metric {name}: " + " ".join(f"{k}={v:.4g}" for k, v in values.items()))
                 distributed.barrier()
                 ticks_since_snap = 0
             if log is not None:
@@ -355,15 +369,3 @@ def _save_reals(dataset, path: Path, count: int, seed: int) -> None:
     idx = _batch_indices(len(dataset), seed, 0, min(count, len(dataset)))
     images = [dataset[int(i)][0].permute(1, 2, 0).numpy() for i in idx]
     save_image(image_grid(images, 8, -(-len(images) // 8)), path)
-
-
-def _run_metrics(options, G_ema, dataset, run_dir: Path, snapshot: Path, device, log: RunLog | None) -> None:
-    if not options.metrics:
-        return
-    from polyinr.metrics import append_metric_result, compute_metric
-
-    for name in options.metrics:
-        results = compute_metric(name, G_ema, dataset, device=device)
-        append_metric_result(run_dir, name, results, snapshot.name)
-        if log is not None:
-            log.line(f"metric {name}: " + " ".join(f"{k}={v:.4g}" for k, v in results.items()))
