@@ -4,10 +4,10 @@ Their ``train.py`` writes ``torch.save({iter, best_fid, g, d, g_ema, g_optim, d_
 (torch's zip format, PyTorch 1.6) to ``logs/<exp>/ckpt/inter_*.pth.tar`` / ``best_fid.pth.tar``: state dicts and
 optimizer states, no modules, no source and no config. The file is read by the restricted unpickler (nothing in
 it is imported or run); a file in torch's older sequential format (a magic number first) is read by
-``torch.load(weights_only=True)``, which admits only tensors and plain containers. ``g_ema`` is converted. The architecture comes from
-the tensor shapes (latent sizes, layer counts, kernel, channels); the sizes that shapes cannot tell (the texture
-input size and the coordinate settings) come from the paper's defaults or from their model YAML (or a JSON
-file) with a ``train_params`` section, named by the user.
+``torch.load(weights_only=True)``, which admits only tensors and plain containers. ``g_ema`` is converted.
+The architecture comes from the tensor shapes (latent sizes, layer counts, kernel, channels); the sizes that
+shapes cannot tell (the texture input size and the coordinate settings) come from the paper's defaults or from
+their model YAML (or a JSON file) with a ``train_params`` section, named by the user.
 """
 
 from __future__ import annotations
