@@ -69,6 +69,7 @@ def test_fuse_places_styles_and_refuses_bad_specs(ckpt, tmp_path):
     assert "SEED@ROW,COL" in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.slow
 def test_outpaint_and_inbetween_commands_write_pictures(ckpt, tmp_path):
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (30, 40, 3), dtype=np.uint8)).save(tmp_path / "a.png")
     run("outpaint-canvas", "--network", ckpt, "--image", tmp_path / "a.png", "--height", 15, "--extend", "0,4,0,20",
