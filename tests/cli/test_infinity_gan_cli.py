@@ -82,3 +82,11 @@ def test_outpaint_and_inbetween_commands_write_pictures(ckpt, tmp_path):
     result = run("outpaint-canvas", "--network", ckpt, "--image", tmp_path / "missing.png", "--steps", 1,
                  "--out", tmp_path / "x", ok=False)  # fmt: skip
     assert "Traceback" not in result.output and result.exit_code == 1
+
+
+def test_video_pans_over_the_canvas(ckpt, tmp_path):
+    run("video", "--network", ckpt, "--seeds", 2, "--pan", "0,3", "--frames", 4, "--out", tmp_path / "pan.gif")
+    assert (tmp_path / "pan.gif").stat().st_size > 0
+    result = run("video", "--network", ckpt, "--seeds", 2, "--zoom", "0.5", "--frames", 4, "--out",
+                 tmp_path / "zoom.gif", ok=False)  # fmt: skip
+    assert "cannot zoom" in result.output and "Traceback" not in result.output

@@ -90,7 +90,8 @@ def video(ctx, network, seeds, latent_paths, class_idx, truncation, space, kind,
             raise PolyinrError(
                 f"a flight shows one sample per cell: give {cols * rows} seeds or latents, not {len(ws)}"
             )
-        grids = flight_grids(window, grid.shape, frames, pan or (0.0, 0.0), 1.0 if zoom is None else zoom)
+        lattice = 1.0 / (G.img_resolution - 1) if G.grid_support.kind == "canvas" else None
+        grids = flight_grids(window, grid.shape, frames, pan or (0.0, 0.0), 1.0 if zoom is None else zoom, lattice)
         images, total = flight(G, ws, grids, cols), frames
     else:
         if _given(ctx, ["frames"]):
