@@ -888,7 +888,15 @@ class InfinityGANMapping(nn.Module):
         super().__init__()
         self.styles = MappingNetwork(cfg.mapping, num_ws=cfg.num_styles)
         self.num_ws = 1 + cfg.num_styles
-        self.z_dim, self.w_dim, self.num_classes = cfg.mapping.z_dim, cfg.mapping.w_dim, 0
+        self.z_dim, self.w_dim, self.num_classes = cfg.mapping.z_dim, cfg.mapping.w_dim, cfg.mapping.num_classes
+
+    @property
+    def w_avg(self) -> torch.Tensor:
+        """The styles' running mean ``[C or 1, w_dim]``."""
+        return self.styles.w_avg
+
+    def set_class_embeddings(self, table: torch.Tensor) -> None:
+        self.styles.set_class_embeddings(table)
 
     def forward(
         self,
