@@ -76,7 +76,7 @@ def _train(*args: str):
     [
         (["--blur-sigma", "2"], "--blur-sigma does not apply to the nonsaturating loss; it applies with --loss hinge"),
         (["--recipe", "imagenet", "--gamma", "10"],
-         "--gamma does not apply to the hinge loss; it applies with --loss nonsaturating"),
+         "--gamma does not apply to the hinge loss; it applies with --loss infinitygan or --loss nonsaturating"),
         (["--backbones", "tf_efficientnet_lite0"],
          "--backbones does not apply to the residual discriminator; it applies with --disc projected"),
         (["--recipe", "imagenet", "--cls-weight", "1"], "classifier guidance needs class labels"),

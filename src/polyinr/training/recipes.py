@@ -148,8 +148,8 @@ _INFINITYGAN_LOSS = {"gamma": 10.0, "pl_weight": 2.0, "coord_weight": 1.0, "dive
 register_recipe(Recipe(
     name="infinitygan", size=PAPER, loss="infinitygan", disc="residual",
     summary="the InfinityGAN authors' recipe: 101² patches of 197² upsampled photos, position + diversity losses",
-    options=dict(glr=0.002, dlr=0.002, batch=16, resolution=128, kimg=12800.0, ema_kimg=5.0, ema_rampup=None,
-                 tick_kimg=4.0, snap_ticks=50),
+    options=dict(model="infinitygan", glr=0.002, dlr=0.002, batch=16, resolution=128, kimg=12800.0, ema_kimg=5.0,
+                 ema_rampup=None, tick_kimg=4.0, snap_ticks=50),
     losses={"infinitygan": _INFINITYGAN_LOSS},
     discs={"residual": {"channel_base": 32768, "channel_max": 512, "aux_outputs": 1}},
 ))  # fmt: skip
@@ -157,8 +157,8 @@ register_recipe(Recipe(
 register_recipe(Recipe(
     name="infinitygan-cpu", size=CPU, loss="infinitygan", disc="residual",
     summary="InfinityGAN in minutes on two CPU cores: 37² patches of the built-in photographs",
-    options=dict(data="builtin:photos", glr=0.002, dlr=0.002, batch=8, resolution=48, kimg=20.0, ema_kimg=1.0,
-                 ema_rampup=None, tick_kimg=1.0, snap_ticks=5),
+    options=dict(model="infinitygan", data="builtin:photos", glr=0.002, dlr=0.002, batch=8, resolution=48,
+                 kimg=20.0, ema_kimg=1.0, ema_rampup=None, tick_kimg=1.0, snap_ticks=5),
     losses={"infinitygan": _INFINITYGAN_LOSS},
     discs={"residual": {"channel_base": 1024, "channel_max": 64, "aux_outputs": 1}},
 ))  # fmt: skip
