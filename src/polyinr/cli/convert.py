@@ -7,6 +7,7 @@ import inspect
 import click
 
 from polyinr.cli.group import main
+from polyinr.cli.options import replace_hint
 from polyinr.errors import PolyinrError
 from polyinr.importers import convert_checkpoint, converter_names, get_converter, list_converters
 
@@ -26,7 +27,9 @@ def _formats_help() -> str:
               "YAML).")  # fmt: skip
 @click.argument("in_path", metavar="IN")
 @click.argument("out_dir", metavar="OUT_DIR")
-def convert(source, config_path, in_path, out_dir):
+@click.option("--force", is_flag=True, help="Replace a polyinr checkpoint already at OUT_DIR (nothing else is ever "
+              "replaced).")  # fmt: skip
+def convert(source, config_path, in_path, out_dir, force):
     """Convert checkpoint IN into the polyinr checkpoint directory OUT_DIR.
 
     The file is read by a restricted unpickler: nothing in it is imported or run, and a pickle that asks to
@@ -35,5 +38,7 @@ def convert(source, config_path, in_path, out_dir):
     options = {} if config_path is None else {"config": config_path}
     if options and "config" not in inspect.signature(get_converter(source).convert).parameters:
         raise PolyinrError(f"the {source} converter takes no --config")
-    for line in convert_checkpoint(source, in_path, out_dir, **options).lines():
+    with replace_hint():
+        conversion = convert_checkpoint(source, in_path, out_dir, overwrite=force, **options)
+    for line in conversion.lines():
         click.echo(line)

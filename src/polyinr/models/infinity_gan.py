@@ -32,7 +32,7 @@ import hashlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -842,6 +842,11 @@ class InfinityGANGenerator(Generator):
     @property
     def img_resolution(self) -> int:
         return self.cfg.img_resolution
+
+    @classmethod
+    def stage_settings(cls, resolutions: list[int], stage: int) -> dict[str, Any]:
+        """None: a patch's size follows from the preset's layers, whatever the images' resolution."""
+        return {}
 
     def training_grid(self, resolution: int) -> Grid:
         """The native patch, whatever the resolution of the images it is trained on (patches are cut from
