@@ -47,7 +47,7 @@ sys.path[:0] = [str(ROOT / "src"), str(Path(__file__).resolve().parent)]
 
 from bench_synthesis import reference_synthesis, relative_error  # noqa: E402
 from polyinr.grid import Grid  # noqa: E402
-from polyinr.models.generator import CONTINUOUS  # noqa: E402
+from polyinr.models.generator import CANVAS, CONTINUOUS  # noqa: E402
 from polyinr.models.poly_inr import fused_supported  # noqa: E402
 from polyinr.models.registry import create, get_entry, list_models, resolve_config, state_bytes  # noqa: E402
 
@@ -161,8 +161,9 @@ def matmul_peaks(report: Report, result: dict[str, Any], size: int = 8192, round
     return peaks
 
 
-def synthesis(report: Report, result: dict[str, Any], peaks: dict[str, float], rounds: int = 3) -> None:
-    B, R = 8, 256
+def synthesis(
+    report: Report, result: dict[str, Any], peaks: dict[str, float], B: int = 8, R: int = 256, rounds: int = 3
+) -> None:
     torch.manual_seed(0)
     G = create("poly-inr", "imagenet").eval().requires_grad_(False).cuda()  # n 1024, 10 levels
     with torch.no_grad():
@@ -344,7 +345,7 @@ def other_generators(report: Report, result: dict[str, Any], B: int = 8, R: int 
                 size = state_bytes(entry.generator_cls, cfg)
                 if size > MAX_PRESET_BYTES:
                     raise ValueError(f"weights of {size / 2**30:.1f} GiB")
-                continuous = entry.generator_cls.grid_support is CONTINUOUS
+                continuous = entry.generator_cls.grid_support in (CONTINUOUS, CANVAS)  # any R×R window
                 if cfg.img_resolution > R and not continuous:
                     raise ValueError(f"renders only its native {cfg.img_resolution}² frame")
                 torch.manual_seed(0)
@@ -354,7 +355,11 @@ def other_generators(report: Report, result: dict[str, Any], B: int = 8, R: int 
                     if G.img_resolution != R:
                         raise ValueError(f"renders {G.img_resolution}² and does not grow to {R}²")
                 G = G.eval().requires_grad_(False).cuda()
-                grid = Grid.frame(R) if G.grid_support is CONTINUOUS else None
+                if G.grid_support is CANVAS:  # R×R pixels of the infinite canvas, on the model's lattice
+                    step = 1.0 / (G.img_resolution - 1)
+                    grid = Grid.window(0.0, 0.0, (R - 1) * step, (R - 1) * step, R, R)
+                else:
+                    grid = Grid.frame(R) if G.grid_support is CONTINUOUS else None
                 with torch.no_grad(), tf32(False):
                     c = torch.randint(0, max(G.num_classes, 1), (B,), device="cuda") if G.num_classes else None
                     ws = G.mapping(torch.randn(B, G.z_dim, device="cuda"), c)
