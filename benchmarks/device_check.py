@@ -207,7 +207,7 @@ def synthesis(
                  "rel_error_vs_fp32": float(f"{relative_error(outputs[name], exact):.2e}")}  # fmt: skip
         result["cases"][name] = entry
         own = 100 * entry[f"frac_of_{precision}_peak"]
-        report.row("synthesis 256² n1024 b8", name,
+        report.row(f"synthesis {R}² n1024 b{B}", name,
                    f"{entry['images_per_s']} img/s, {entry['tflops']} TFLOP/s = "
                    f"{100 * entry['frac_of_bf16_peak']:.0f} % of bf16 peak ({own:.0f} % of {precision}), "
                    f"{entry['x_reference']}x reference, rel. error {entry['rel_error_vs_fp32']:.1e}")  # fmt: skip
