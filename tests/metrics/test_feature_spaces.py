@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -131,3 +132,18 @@ def test_metrics_command_on_a_digits_checkpoint_without_data(tiny_space, tmp_pat
     rows = {line.split()[0]: float(line.split()[1]) for line in result.stdout.splitlines()[1:]}
     assert set(rows) == {"fid0.05k_digits", "pr0.05k_digits_precision", "pr0.05k_digits_recall", "cas0.05k_digits"}
     assert rows["fid0.05k_digits"] > 0 and "lenet-digits" in result.stdout
+
+
+def test_training_with_metrics_logs_the_digits_space_figures(tiny_space, tmp_path):
+    from polyinr.training.loop import training_loop
+    from polyinr.training.options import resolve_options
+
+    names = ("div0.02k_digits", "fid0.02k_digits")
+    options = resolve_options("cpu", data="builtin:digits", cond=True, resolution=8, batch=8, kimg=0.016,
+                              tick_kimg=0.016, workers=0, device="cpu", outdir=str(tmp_path),
+                              model_overrides={"channels": 16}, metrics=names)  # fmt: skip
+    run_dir = training_loop(options)
+    for name in names:
+        line = json.loads((run_dir / f"metric-{name}.jsonl").read_text())
+        assert line["results"][name] > 0 and line["detector"].startswith("lenet-digits")
+    assert "metric fid0.02k_digits: fid0.02k_digits=" in (run_dir / "log.txt").read_text()
