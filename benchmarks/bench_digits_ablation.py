@@ -45,6 +45,9 @@ VARIANTS: dict[str, dict] = {
     "batch16": {"batch": 16},
     "batch64": {"batch": 64},
     "ema_short": {"ema_kimg": 1.0},
+    "diffaug": {"disc_options": {**DISC, "diffaug": "color,translation,cutout"}},
+    "diffaug_tc": {"disc_options": {**DISC, "diffaug": "translation,cutout"}},
+    "gamma1_diffaug": {"gamma": 1.0, "disc_options": {**DISC, "diffaug": "color,translation,cutout"}},
 }
 
 

@@ -108,3 +108,20 @@ def test_registry_errors_are_one_line():
     assert str(e.value) == "unknown discriminator 'stylegan9'; discriminators: projected, residual"
     with pytest.raises(PolyinrError, match="has no option 'channels'; options: channel_base, channel_max"):
         create_discriminator("residual", 16, 0, channels=3)
+
+
+def test_diffaug_augments_every_input_differentiably():
+    torch.manual_seed(0)
+    plain = create_discriminator("residual", 16, 0, channel_base=256, channel_max=16)
+    augmented = create_discriminator("residual", 16, 0, channel_base=256, channel_max=16, diffaug="translation,cutout")
+    augmented.load_state_dict(plain.state_dict())
+    x = torch.rand(4, 3, 16, 16, requires_grad=True) * 2 - 1
+    torch.manual_seed(1)
+    out = augmented(x)
+    assert not torch.allclose(out, plain(x))  # the same weights see shifted, cut-out images
+    torch.manual_seed(1)
+    assert torch.equal(out, augmented(x))  # the draws follow the global RNG
+    (grad,) = torch.autograd.grad(out.sum(), x)
+    assert grad.abs().sum() > 0
+    with pytest.raises(PolyinrError, match="unknown DiffAugment policy 'flip'"):
+        create_discriminator("residual", 16, 0, diffaug="flip")

@@ -1,7 +1,7 @@
 """StyleGAN2's residual discriminator (Karras et al., CVPR 2020; conditioning as in StyleGAN2-ADA, 2020).
 
-Needs no pretrained weights. ``FromRGB`` (1×1 conv) at the input resolution, then one residual block per
-halving down to 4×4::
+Needs no pretrained weights. Inputs may first pass through DiffAugment (``diffaug``, off by default).
+``FromRGB`` (1×1 conv) at the input resolution, then one residual block per halving down to 4×4::
 
     x ← (skip(x) + conv1↓(conv0(x))) · √½      skip: 1×1 conv ↓, no bias;  conv0, conv1: 3×3 conv + lrelu
 
@@ -27,6 +27,7 @@ from polyinr.discriminators.base import Discriminator
 from polyinr.errors import PolyinrError
 from polyinr.models.layers import LRELU_GAIN, LRELU_SLOPE, EqualizedLinear
 from polyinr.models.mapping import normalize_2nd_moment
+from polyinr.training.augment import diff_augment, parse_policy
 
 MAPPING_LAYERS = 2  # lrelu layers from the class embedding to cmap
 MAPPING_LR_MULTIPLIER = 0.01  # StyleGAN2-ADA's value for the discriminator's label mapping
@@ -40,8 +41,10 @@ class ResidualDiscriminatorConfig:
     channel_max: int = 512  # upper bound on the channels of any layer
     mbstd_group: int = 4  # samples per minibatch-stddev group (the largest divisor of the batch ≤ this)
     embed_dim: int = 320  # width of the class table (320 fits EfficientNet-lite0 class embeddings)
+    diffaug: str | None = None  # DiffAugment policy applied to every input (real and generated); None = none
 
     def __post_init__(self) -> None:
+        parse_policy(self.diffaug)
         R = self.img_resolution
         if R < 8 or R & (R - 1):
             raise PolyinrError(f"the residual discriminator needs a power-of-two resolution ≥ 8, got {R}")
@@ -182,7 +185,7 @@ class ResidualDiscriminator(Discriminator):
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """``images [B, 3, R, R]`` in ``[-1, 1]``, ``labels [B]`` (conditional only) → ``logits [B, 1]``."""
         labels = self.check_inputs(images, labels)
-        x = self.from_rgb(images)  # [B, C_R, R, R]
+        x = self.from_rgb(diff_augment(images, self.cfg.diffaug))  # [B, C_R, R, R]
         for block in self.blocks.values():
             x = block(x)  # halves the resolution
         x = minibatch_std(x, self.cfg.mbstd_group)  # [B, C + 1, 4, 4]
