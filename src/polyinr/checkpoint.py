@@ -25,7 +25,10 @@ from polyinr.errors import PolyinrError
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the mapping network's fields nested under "mapping"
+V1_MAPPING_FIELDS = {"z_dim": "z_dim", "w_dim": "w_dim", "num_classes": "num_classes", "class_embed_dim": "embed_dim",
+                     "mapping_layers": "num_layers", "mapping_lr_multiplier": "lr_multiplier",
+                     "w_avg_beta": "w_avg_beta"}  # fmt: skip
 
 
 class CheckpointError(PolyinrError):
@@ -200,7 +203,7 @@ def load_generator(path: str | Path, device: torch.device | str = "cpu", expect_
 
     ``expect_model`` (e.g. ``'poly-inr'``) turns a checkpoint of another model into a one-line error.
     """
-    from polyinr.models.registry import get_entry
+    from polyinr.models.registry import build_config, get_entry
 
     path = resolve_checkpoint(path)
     config = read_config(path)
@@ -211,13 +214,14 @@ def load_generator(path: str | Path, device: torch.device | str = "cpu", expect_
         entry = get_entry(name)
     except PolyinrError as e:
         raise CheckpointError(f"{path}: {e}") from None
+    values = config["config"] if config["format_version"] >= 2 else upgrade_v1_config(config["config"])
     fields = {f.name for f in dataclasses.fields(entry.config_cls)}
-    unknown = sorted(set(config["config"]) - fields)
+    unknown = sorted(set(values) - fields)
     if unknown:
         raise CheckpointError(f"{path} was written by a newer polyinr: unknown {name} settings {unknown}")
     try:
-        G = entry.generator_cls(entry.config_cls(**config["config"]))
-    except (TypeError, ValueError) as e:
+        G = entry.generator_cls(build_config(entry.config_cls, values))
+    except (TypeError, ValueError, PolyinrError) as e:
         raise CheckpointError(f"{path}: invalid {name} config: {e}") from None
     weights = path / WEIGHTS_NAME
     if not weights.is_file():
@@ -228,6 +232,13 @@ def load_generator(path: str | Path, device: torch.device | str = "cpu", expect_
         raise CheckpointError(f"{weights} is truncated or corrupt ({e})") from None
     _load_state(G, state, path)
     return G.to(device).eval().requires_grad_(False)
+
+
+def upgrade_v1_config(values: dict[str, Any]) -> dict[str, Any]:
+    """A format-1 config (mapping fields at the top level, under their old names) in today's nested form."""
+    values = dict(values)
+    mapping = {new: values.pop(old) for old, new in V1_MAPPING_FIELDS.items() if old in values}
+    return {**values, "mapping": {**mapping, **values.get("mapping", {})}} if mapping else values
 
 
 def _load_state(module: torch.nn.Module, state: dict[str, torch.Tensor], origin: Path) -> None:

@@ -18,5 +18,5 @@ def resolve_device(name: str | torch.device) -> torch.device:
     except RuntimeError:
         raise PolyinrError(f"unknown device {name!r}; use cpu, cuda, cuda:N or auto") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise PolyinrError("CUDA was asked for but is not available on this machine; use --device cpu")
+        raise PolyinrError("CUDA was asked for but is not available on this machine; use the CPU")
     return device

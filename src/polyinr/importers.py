@@ -598,10 +598,11 @@ def poly_inr_from_snapshot(snapshot: Any) -> tuple[PolyINRGenerator, ConversionR
     lr_multiplier = plain_number(submodule_attrs(src, "G_ema", "mapping.fc0").get("bias_gain", 0.1))
     w_avg_beta = plain_number(mapping.get("w_avg_beta", 0.998))
 
-    G = create("poly-inr", channels=n, num_levels=num_levels, z_dim=z_dim, w_dim=w_dim, num_classes=num_classes,
-               class_embed_dim=embed_dim, mapping_layers=mapping_layers, mapping_lr_multiplier=float(lr_multiplier),
-               w_avg_beta=float(w_avg_beta), img_resolution=resolution, img_channels=to_rgb.shape[0],
-               stored_grid=True)  # fmt: skip
+    mapping_cfg = dict(z_dim=z_dim, w_dim=w_dim, num_classes=num_classes, embed_dim=embed_dim,
+                       num_layers=mapping_layers,
+                       lr_multiplier=float(lr_multiplier), w_avg_beta=float(w_avg_beta))  # fmt: skip
+    G = create("poly-inr", channels=n, num_levels=num_levels, img_resolution=resolution, img_channels=to_rgb.shape[0],
+               stored_grid=True, mapping=mapping_cfg)  # fmt: skip
     ours = G.state_dict()
 
     # Their names → ours; anything left over on either side, or of another shape, is an error.

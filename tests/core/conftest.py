@@ -11,7 +11,7 @@ from polyinr.models.registry import create
 def tiny_generator(seed: int = 0, **overrides):
     """A small Poly-INR (n 32, 4 levels, 8² native) in eval mode, gradients off; overrides go to the config."""
     torch.manual_seed(seed)
-    settings = dict(channels=32, num_levels=4, z_dim=8, w_dim=16, class_embed_dim=8, img_resolution=8)
+    settings = dict(channels=32, num_levels=4, z_dim=8, w_dim=16, embed_dim=8, img_resolution=8)
     return create("poly-inr", **{**settings, **overrides}).eval().requires_grad_(False)
 
 

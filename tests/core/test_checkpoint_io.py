@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import polyinr
 from polyinr import checkpoint
 from polyinr.checkpoint import (
     CONFIG_NAME,
@@ -182,3 +183,20 @@ def test_expect_model(saved):
 def test_load_onto_a_device(saved):
     G = load_generator(saved, device=torch.device("cpu"))
     assert all(p.device.type == "cpu" for p in G.parameters())
+
+
+def test_format_1_checkpoints_with_flat_mapping_fields_still_load(tmp_path):
+    G = polyinr.create("poly-inr", "cpu", num_classes=3)
+    path = G.save(tmp_path / "v1")
+    config = json.loads((path / "config.json").read_text())
+    mapping = config["config"].pop("mapping")
+    old_names = {
+        "embed_dim": "class_embed_dim",
+        "num_layers": "mapping_layers",
+        "lr_multiplier": "mapping_lr_multiplier",
+    }
+    config["config"].update({old_names.get(k, k): v for k, v in mapping.items()})
+    config["format_version"] = 1
+    (path / "config.json").write_text(json.dumps(config))
+    loaded = polyinr.load(path)
+    assert loaded.cfg == G.cfg

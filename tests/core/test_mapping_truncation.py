@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from polyinr.errors import PolyinrError
-from polyinr.models.mapping import MappingNetwork, class_indices, normalize_2nd_moment
+from polyinr.models.mapping import MappingConfig, MappingNetwork, class_indices, normalize_2nd_moment
 
 
 def test_normalize_2nd_moment():
@@ -44,7 +44,7 @@ def test_bad_labels_raise(G_cond, labels, message):
 
 def test_unconditional_mapping_needs_no_labels():
     assert class_indices(None, 0) is None
-    mapping = MappingNetwork(z_dim=4, w_dim=6, num_ws=3)
+    mapping = MappingNetwork(MappingConfig(z_dim=4, w_dim=6), num_ws=3)
     assert mapping.w_avg.shape == (1, 6) and mapping.embed is None
     assert mapping(torch.randn(2, 4)).shape == (2, 3, 6)
 

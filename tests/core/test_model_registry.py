@@ -34,13 +34,13 @@ def test_registry_errors(call, message):
 
 def test_overrides_apply_after_the_preset_and_none_is_ignored():
     cfg = resolve_config("poly-inr", "cpu", num_classes=7, img_resolution=None)
-    assert cfg.num_classes == 7 and cfg.img_resolution == 16 and cfg.channels == 64
+    assert cfg.mapping.num_classes == 7 and cfg.img_resolution == 16 and cfg.channels == 64
     assert resolve_config("poly-inr") == PolyINRConfig()
 
 
 def test_preset_sizes():
     ffhq = resolve_config("poly-inr", "ffhq")
-    assert (ffhq.channels, ffhq.num_levels, ffhq.num_classes) == (512, 10, 0)
+    assert (ffhq.channels, ffhq.num_levels, ffhq.mapping.num_classes) == (512, 10, 0)
     cpu = create("poly-inr", "cpu")
     assert cpu.parameter_count() < 500_000 and cpu.model_name == "poly-inr"
 
@@ -48,7 +48,8 @@ def test_preset_sizes():
 def test_imagenet_preset_is_the_authors_network():
     G = create("poly-inr", "imagenet")  # the one full-size instantiation of the suite (~0.5 s)
     cfg = G.cfg
-    assert (cfg.channels, cfg.num_levels, cfg.z_dim, cfg.w_dim, cfg.num_classes, cfg.class_embed_dim) == (
+    mapping = cfg.mapping
+    assert (cfg.channels, cfg.num_levels, mapping.z_dim, mapping.w_dim, mapping.num_classes, mapping.embed_dim) == (
         1024, 10, 64, 512, 1000, 320)  # fmt: skip
     assert G.num_ws == 10 and G.img_resolution == 32
     assert 45e6 <= G.parameter_count() <= 46e6  # spec: about 45.8 M, mapping included

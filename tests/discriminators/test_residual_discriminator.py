@@ -106,7 +106,7 @@ def test_registry_errors_are_one_line():
     with pytest.raises(PolyinrError) as e:
         create_discriminator("stylegan9", 16, 0)
     assert str(e.value) == "unknown discriminator 'stylegan9'; discriminators: projected, residual"
-    with pytest.raises(PolyinrError, match="has no option 'channels'; options: channel_base, channel_max"):
+    with pytest.raises(PolyinrError, match="does not use 'channels'; its settings: channel_base, channel_max"):
         create_discriminator("residual", 16, 0, channels=3)
 
 

@@ -103,7 +103,7 @@ def test_report_measures_the_stored_grid(authors, tmp_path):
     assert config["imported_from"]["grid_max_deviation"] == pytest.approx(report.grid_max_deviation)
     G = load_generator(tmp_path / "out")
     assert torch.equal(G.synthesis.input_grid, G_ref.gridt[0])
-    assert G.cfg.mapping_lr_multiplier == pytest.approx(0.1) and G.mapping.w_avg.shape == (1, 48)
+    assert G.cfg.mapping.lr_multiplier == pytest.approx(0.1) and G.mapping.w_avg.shape == (1, 48)
 
 
 def test_nothing_is_imported_and_no_code_or_function_objects_are_made(authors):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -11,6 +12,8 @@ from torch import nn
 
 from polyinr.grid import Grid
 from polyinr.metrics.features import Detector, cache_dir, search_dirs
+from polyinr.models.generator import Generator
+from polyinr.models.mapping import MappingConfig
 
 USER_CACHE_DIR = cache_dir()  # the real user cache, captured before any test isolates it
 USER_SEARCH_DIRS = search_dirs()
@@ -61,18 +64,22 @@ class FieldSynthesis(nn.Module):
         return img.float()
 
 
-class FieldGenerator(nn.Module):
-    """Generator-interface stand-in whose images are band-limited functions of the plane coordinates."""
+@dataclass(frozen=True)
+class FieldConfig:
+    img_resolution: int
+    mapping: MappingConfig
+
+
+class FieldGenerator(Generator):
+    """Generator stand-in whose images are band-limited functions of the plane coordinates (continuous grids)."""
+
+    model_name = "field-stand-in"
 
     def __init__(self, resolution=16, max_cycles=3.0, ignore_transform=False, num_classes=0, z_dim=8,
                  ignore_class=False):  # fmt: skip
-        super().__init__()
-        self.z_dim, self.num_classes, self.img_resolution = z_dim, num_classes, resolution
+        super().__init__(FieldConfig(resolution, MappingConfig(z_dim=z_dim, num_classes=num_classes)))
         self.mapping = _Mapping(num_classes, ignore_class)
         self.synthesis = FieldSynthesis(resolution, max_cycles, ignore_transform, num_classes)
-
-    def forward(self, z, c=None, grid=None, **kwargs):
-        return self.synthesis(self.mapping(z, c), grid)
 
 
 class TinyDetector(Detector):

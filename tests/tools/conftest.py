@@ -16,7 +16,7 @@ import torch
 
 from polyinr.models.registry import create
 
-TINY = dict(channels=32, num_levels=4, z_dim=16, w_dim=64, class_embed_dim=8, img_resolution=16)
+TINY = dict(channels=32, num_levels=4, z_dim=16, w_dim=64, embed_dim=8, img_resolution=16)
 
 
 def make_tiny(num_classes: int = 0, seed: int = 0):

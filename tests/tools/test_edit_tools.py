@@ -8,6 +8,7 @@ import torch
 
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
+from polyinr.models.generator import CapabilityMissing, Generator
 from polyinr.tools.edit import (
     VIRIDIS,
     check_levels,
@@ -146,13 +147,12 @@ def test_heatmap_figure_is_a_labelled_layout(tiny_G):
     assert (labels < 128).any()  # text under the panel
 
 
-def test_heat_maps_need_poly_inr(tiny_G):
-    class Other:
-        model_name = "stylegan3"
-        synthesis = torch.nn.Identity()
+def test_heat_maps_are_a_capability_of_the_model(tiny_G):
+    class Other(Generator):
+        model_name = "levelless"
 
-    with pytest.raises(PolyinrError, match="need a Poly-INR generator"):
-        level_maps(Other(), seed_ws(tiny_G, [0]))
+    with pytest.raises(CapabilityMissing, match=r"^levelless has no per-level heat maps$"):
+        level_maps(Other(tiny_G.cfg), seed_ws(tiny_G, [0]))
 
 
 def test_colormap_and_normalisation():

@@ -27,7 +27,7 @@ def test_no_classifier_is_built_when_the_weight_is_zero(monkeypatch):
         raise AssertionError("the guidance classifier must not be built when cls_weight is 0")
 
     monkeypatch.setattr("polyinr.training.guidance.build_guidance_classifier", forbidden)
-    options = resolve_options("cpu", disc="projected", cond=True)
+    options = resolve_options("cpu", disc="projected", loss="hinge", cond=True)
     loss = setup.build_loss(options, _generator(8), _ConstD(), torch.device("cpu"))
     assert loss.classifier is None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -33,6 +34,8 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 def _tiny_options(outdir: Path, **overrides):
     values = dict(data="builtin:digits", cond=True, resolution=8, batch=8, kimg=0.064, tick_kimg=0.016, snap_ticks=1,
                   workers=0, device="cpu", seed=3, outdir=str(outdir), model_overrides={"channels": 16})  # fmt: skip
+    if overrides.get("schedule"):  # a schedule sets the resolutions and durations itself
+        del values["resolution"], values["kimg"]
     values.update(overrides)
     return resolve_options("cpu", **values)
 
@@ -65,11 +68,19 @@ def test_train_end_to_end_writes_a_run(tmp_path):
 def test_dry_run_prints_resolved_imagenet_recipe():
     result = CliRunner().invoke(main, ["train", "--preset", "imagenet", "--dry-run"])
     assert result.exit_code == 0, result.output
-    config = json.loads(result.output)
+    resolved = json.loads(result.output)
+    config = resolved["training"]
+    assert config["recipe"] == "imagenet" and config["preset"] == "imagenet"
     assert config["glr"] == 1e-4 and config["dlr"] == 2e-4 and config["batch"] == 64
-    assert config["disc"] == "projected" and config["loss"] == "hinge" and config["blur_sigma"] == 2.0
+    assert config["disc"] == "projected" and config["loss"] == "hinge" and config["loss_options"]["blur_sigma"] == 2.0
     assert config["disc_options"]["backbones"] == ["tf_efficientnet_lite0", "deit_base_distilled_patch16_224"]
     assert config["schedule"].startswith("32:")
+    # Beside the recipe, every field of what is built: the generator at its preset's width, D and the loss.
+    generator = resolved["generator"]["config"]
+    assert generator["channels"] == 1024 and generator["num_levels"] == 10 and generator["img_resolution"] == 512
+    assert resolved["discriminator"]["config"]["img_resolution"] == 32
+    assert resolved["loss"]["config"] == {"blur_sigma": 2.0, "blur_fade_kimg": 300.0, "cls_weight": 0.0}
+    assert [s["resolution"] for s in resolved["stages"]] == [32, 64, 128, 256, 512]
 
 
 @pytest.mark.slow
@@ -161,7 +172,7 @@ def test_full_disk_during_snapshot_keeps_previous_and_says_so(tmp_path, monkeypa
 
 def test_progressive_schedule_switches_stage_and_data_resolution(tmp_path):
     ticks = []
-    options = _tiny_options(tmp_path, schedule="8:0.016,16:0.016", resolution=None)
+    options = _tiny_options(tmp_path, schedule="8:0.016,16:0.016")
     run_dir = training_loop(options, on_tick=ticks.append)
     assert [t.stage.resolution for t in ticks] == [8, 16]
     assert [t.cur_nimg for t in ticks] == [16, 32]
@@ -184,10 +195,10 @@ def test_two_gloo_processes_match_one_process(tmp_path):
 
 def test_projected_discriminator_trains_with_hinge_blur_and_metrics(tmp_path):
     options = _tiny_options(
-        tmp_path, resolution=16, disc="projected", kimg=0.032, metrics=("cas0.05k",),
-        disc_options={"backbones": ["tf_efficientnet_lite0"], "pretrained": False, "interp224": False},
+        tmp_path, resolution=16, disc="projected", loss="hinge", kimg=0.032, metrics=("cas0.05k",),
+        loss_options={"blur_sigma": 1.0}, disc_options={"pretrained": False},
     )  # fmt: skip
-    assert options.loss == "hinge"
+    assert options.disc_options["backbones"] == ["tf_efficientnet_lite0"]  # the cpu recipe's projected D
     heads = []
 
     def remember(tick):
@@ -260,3 +271,32 @@ def test_a_run_directory_works_as_a_network(tmp_path):
     (empty_run / "checkpoints").mkdir(parents=True)
     result = CliRunner().invoke(main, ["info", str(empty_run)])
     assert result.exit_code == 1 and "no complete snapshot yet" in result.output
+
+
+@pytest.mark.slow
+def test_worker_processes_train_bit_identically_and_resume_exactly(tmp_path, monkeypatch):
+    from polyinr.data.datasets import ImageDataset
+
+    readers = tmp_path / "readers"
+    readers.mkdir()
+    original = ImageDataset.__getitem__
+
+    def recorded(self, idx):
+        (readers / str(os.getpid())).touch()
+        return original(self, idx)
+
+    monkeypatch.setattr(ImageDataset, "__getitem__", recorded)
+    zero = training_loop(_tiny_options(tmp_path / "zero", kimg=0.032))
+    two = training_loop(_tiny_options(tmp_path / "two", kimg=0.032, workers=2))
+    assert len({int(p.name) for p in readers.iterdir()} - {os.getpid()}) == 2  # two worker processes read images
+    expected = _final_state(zero)
+    assert expected.keys() == _final_state(two).keys()
+    assert all(torch.equal(expected[k], _final_state(two)[k]) for k in expected)
+    # Resume with workers: drop the newest snapshot, run the same command, land on the same bits.
+    newest = latest_snapshot(two)
+    shutil.rmtree(newest)
+    (two / "checkpoints" / "latest").unlink()
+    assert latest_snapshot(two) is not None
+    assert training_loop(_tiny_options(tmp_path / "two", kimg=0.032, workers=2)) == two
+    got = _final_state(two)
+    assert all(torch.equal(expected[k], got[k]) for k in expected)

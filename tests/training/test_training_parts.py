@@ -114,16 +114,16 @@ def test_lazy_regularisation_phases():
 def test_options_presets_and_errors():
     imagenet = resolve_options("imagenet")
     assert (imagenet.glr, imagenet.dlr, imagenet.batch, imagenet.resolved_ema_kimg()) == (1e-4, 2e-4, 64, 20.0)
-    assert imagenet.disc == "projected" and imagenet.loss == "hinge" and imagenet.cls_weight == 0
+    assert imagenet.disc == "projected" and imagenet.loss == "hinge" and imagenet.loss_options["cls_weight"] == 0
     assert [r for r, _ in imagenet.stages(32)] == [32, 64, 128, 256, 512]
     assert resolve_options("cpu", kimg=5).stages(16) == [(16, 5)]
     assert resolve_options("imagenet", kimg=5).schedule is None  # --kimg replaces the preset's schedule
     with pytest.raises(PolyinrError, match="multiple"):
         resolve_options("cpu", batch=10, batch_gpu=4)
-    with pytest.raises(PolyinrError, match="preset"):
+    with pytest.raises(PolyinrError, match="recipe 'nope'"):
         resolve_options("nope")
-    with pytest.raises(PolyinrError, match="--cond"):
-        resolve_options("cpu", cls_weight=1.0)
+    with pytest.raises(PolyinrError, match="class-conditional"):
+        resolve_options("imagenet", loss_options={"cls_weight": 1.0})
 
 
 def _snapshot_parts():

@@ -12,7 +12,7 @@ from polyinr.cli import main
 from polyinr.cli.options import RangeList, Size, Window, device_option, resolve_device
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
-from polyinr.models.registry import get_entry, list_models
+from polyinr.models.registry import flatten_config, get_entry, list_models
 from polyinr.progress import progress_bar
 from polyinr.tools.latents import one_sample, ws_from_source
 from polyinr.tools.render import image_grid, render_tiled, render_ws, save_image
@@ -124,21 +124,43 @@ def info(checkpoint):
         f"parameters: {G.parameter_count():,} (mapping {sum(p.numel() for p in G.mapping.parameters()):,}, "
         f"synthesis {sum(p.numel() for p in G.synthesis.parameters()):,})"
     )
-    click.echo(f"multiply-adds per pixel: {G.macs_per_pixel():,}")
-    res = G.img_resolution
-    click.echo(f"multiply-adds per {res}x{res} image: {G.macs_per_pixel() * res * res:,}")
+    macs, res = G.macs_per_pixel(), G.img_resolution
+    if macs is None:
+        click.echo("multiply-adds per pixel: not known for this model")
+    else:
+        click.echo(f"multiply-adds per pixel: {macs:,}")
+        click.echo(f"multiply-adds per {res}x{res} image: {macs * res * res:,}")
+    click.echo(f"grids: {G.describe_grids()}")
     click.echo("config:")
-    for key, value in sorted(G.config_dict().items()):
+    for key, value in flatten_config(G.config_dict()):
         click.echo(f"  {key}: {value}")
 
 
 @main.command("list")
 @click.argument("pattern", default="*")
 def list_cmd(pattern):
-    """Registered models and their presets."""
+    """Registered models, their presets and the grids they render, then training recipes, losses and
+    discriminators (with a PATTERN: only the models whose names match)."""
     for name in list_models(pattern):
-        presets = ", ".join(sorted(get_entry(name).presets)) or "-"
-        click.echo(f"{name}  presets: {presets}")
+        entry = get_entry(name)
+        presets = ", ".join(sorted(entry.presets)) or "-"
+        grids = entry.generator_cls.grid_support
+        click.echo(f"{name}  presets: {presets}  grids: {grids.kind} ({grids.summary})")
+    if pattern == "*":
+        _list_training_parts()
+
+
+def _list_training_parts() -> None:
+    """The training recipes (with the size of model preset they train), losses and discriminators."""
+    from polyinr.discriminators import list_discriminators
+    from polyinr.training.losses import LOSSES
+    from polyinr.training.recipes import RECIPES
+
+    click.echo("training recipes (polyinr train --recipe NAME; cpu-sized recipes train a model's cpu preset):")
+    for recipe in sorted(RECIPES.values(), key=lambda r: r.name):
+        click.echo(f"  {recipe.name}  ({recipe.size}-sized, {recipe.loss} loss, {recipe.disc} D): {recipe.summary}")
+    click.echo(f"losses: {', '.join(sorted(LOSSES))}")
+    click.echo(f"discriminators: {', '.join(list_discriminators())}")
 
 
 @main.command()

@@ -1,4 +1,9 @@
-"""``polyinr train``: StyleGAN's flags plus --model, --preset, --disc, --schedule."""
+"""``polyinr train``: StyleGAN's flags plus --recipe, --model, --preset, --loss, --disc, --schedule.
+
+The choices of --recipe, --loss and --disc come from their registries. Settings of the loss (--gamma,
+--blur-sigma, --blur-fade-kimg, --cls-weight) and of the discriminator (--backbones, --features-pretrained,
+--features-weights) that the chosen one does not use are refused with the flag's name.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,16 @@ import json
 import click
 
 from polyinr.cli import main
+from polyinr.discriminators import list_discriminators
+from polyinr.errors import UnusedSetting
 from polyinr.progress import progress_bar
-from polyinr.training.options import TRAIN_PRESETS, resolve_options
+from polyinr.training.losses import LOSSES, loss_settings
+from polyinr.training.options import resolve_options
+from polyinr.training.recipes import list_recipes
+
+LOSS_FLAGS = {"gamma": "--gamma", "blur_sigma": "--blur-sigma", "blur_fade_kimg": "--blur-fade-kimg",
+              "cls_weight": "--cls-weight"}  # fmt: skip
+DISC_FLAGS = {"pretrained": "--features-pretrained", "backbones": "--backbones", "weights": "--features-weights"}
 
 
 class TrainingProgress:
@@ -43,9 +56,14 @@ class TrainingProgress:
     "--cond", type=click.BOOL, default=None, metavar="BOOL", help="Train class-conditional on the dataset's labels."
 )
 @click.option("--mirror", type=click.BOOL, default=None, metavar="BOOL", help="Add x-flipped copies of the images.")
+@click.option("--recipe", default=None, type=click.Choice(list_recipes()),
+              help="Training recipe (polyinr list).  [default: the preset's, else cpu]")  # fmt: skip
 @click.option("--model", default=None, help="Registered generator.  [default: poly-inr]")
-@click.option("--preset", default="cpu", type=click.Choice(sorted(TRAIN_PRESETS)), help="Model + recipe preset.")
-@click.option("--disc", default=None, type=click.Choice(["residual", "projected"]), help="Discriminator.")
+@click.option("--preset", default=None, metavar="NAME",
+              help="The model's preset (its size), matching the recipe's size.  [default: the recipe's]")  # fmt: skip
+@click.option("--loss", default=None, type=click.Choice(sorted(LOSSES)), help="Loss.  [default: the recipe's]")
+@click.option("--disc", default=None, type=click.Choice(list_discriminators()),
+              help="Discriminator.  [default: the recipe's]")  # fmt: skip
 @click.option("--schedule", default=None, metavar="R:KIMG,…", help="Progressive grids, e.g. 32:2000,64:1000.")
 @click.option("--kimg", type=float, default=None, help="Duration in thousands of images (without --schedule).")
 @click.option("--resolution", type=int, default=None, help="Training resolution (without --schedule).")
@@ -53,11 +71,11 @@ class TrainingProgress:
 @click.option("--batch-gpu", type=int, default=None, help="Micro-batch per process (gradient accumulation).")
 @click.option("--glr", type=float, default=None, help="Generator learning rate.")
 @click.option("--dlr", type=float, default=None, help="Discriminator learning rate.")
-@click.option("--gamma", type=float, default=None, help="R1 weight (non-saturating loss).")
+@click.option("--gamma", type=float, default=None, help="R1 weight (nonsaturating loss).")
 @click.option("--ema-kimg", type=float, default=None, help="G EMA half-life in kimg.  [default: batch·10/32]")
-@click.option("--blur-sigma", type=float, default=None, help="Initial sigma of the D-input blur (projected).")
-@click.option("--blur-fade-kimg", type=float, default=None, help="kimg over which the blur fades out.")
-@click.option("--cls-weight", type=float, default=None, help="Classifier guidance weight (0 = off).")
+@click.option("--blur-sigma", type=float, default=None, help="Initial sigma of the D-input blur (hinge loss).")
+@click.option("--blur-fade-kimg", type=float, default=None, help="kimg over which the blur fades out (hinge loss).")
+@click.option("--cls-weight", type=float, default=None, help="Classifier guidance weight, 0 = off (hinge loss).")
 @click.option("--class-embeddings", default=None, metavar="FILE", help="Pretrained class table (embed-classes).")
 @click.option(
     "--features-pretrained", type=click.BOOL, default=None, metavar="BOOL", help="Projected D: pretrained backbones."
@@ -74,7 +92,8 @@ class TrainingProgress:
 @click.option("--keep", "keep_snapshots", type=int, default=None, help="Snapshots kept.")
 @click.option("--metrics", default=None, metavar="LIST", help="Metrics at each snapshot, or none.")
 @click.option("--seed", type=int, default=None, help="Random seed.  [default: 0]")
-@click.option("--workers", type=int, default=None, help="DataLoader worker processes.")
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="Data-loading worker processes (0 = the training process).  [default: 2]")  # fmt: skip
 @click.option("--resume", default="auto", help="auto (continue the matching run), new, or a run directory.")
 @click.option("--device", default=None, help="cpu, cuda, cuda:N or auto.")
 @click.option("--bf16", is_flag=True, default=None, help="bf16 autocast of G and D (CUDA).")
@@ -83,35 +102,59 @@ class TrainingProgress:
 @click.option("--desc", default=None, help="Extra words for the run directory name.")
 @click.option("--channels", type=int, default=None, help="Generator width n (overrides the preset).")
 @click.option("-n", "--dry-run", is_flag=True, help="Print the resolved configuration and exit.")
-def train(cond, mirror, features_pretrained, backbones, features_weights, metrics, resume, channels, dry_run, **flags):
+def train(cond, mirror, recipe, preset, gamma, blur_sigma, blur_fade_kimg, cls_weight, features_pretrained, backbones,
+          features_weights, metrics, resume, channels, dry_run, **flags):  # fmt: skip
     """Train a generator; running the same command again resumes it."""
-    disc_overrides = {}
-    if features_pretrained is not None:
-        disc_overrides["pretrained"] = features_pretrained
+    loss_options = {"gamma": gamma, "blur_sigma": blur_sigma, "blur_fade_kimg": blur_fade_kimg,
+                    "cls_weight": cls_weight}  # fmt: skip
+    disc_options = {"pretrained": features_pretrained}
     if backbones is not None:
-        disc_overrides["backbones"] = [b.strip() for b in backbones.split(",") if b.strip()]
+        disc_options["backbones"] = [b.strip() for b in backbones.split(",") if b.strip()]
     if features_weights is not None:
         pairs = [item.partition("=") for item in features_weights.split(",") if item.strip()]
         if any(not sep or not name or not path for name, sep, path in pairs):
             raise click.BadParameter("expected NAME=FILE[,NAME=FILE…]", param_hint="--features-weights")
-        disc_overrides["weights"] = {name.strip(): path.strip() for name, _, path in pairs}
+        disc_options["weights"] = {name.strip(): path.strip() for name, _, path in pairs}
     if metrics is not None:
         from polyinr.metrics import parse_metrics
 
         flags["metrics"] = tuple(parse_metrics(metrics))
-    options = resolve_options(
-        flags.pop("preset"), cond=cond, mirror=mirror,
-        model_overrides={"channels": channels} if channels else None, **flags,
-    )  # fmt: skip
-    options.disc_options = {**options.disc_options, **disc_overrides}
+    try:
+        options = resolve_options(
+            recipe, preset=preset, cond=cond, mirror=mirror, loss_options=loss_options, disc_options=disc_options,
+            model_overrides={"channels": channels} if channels else None, **flags,
+        )  # fmt: skip
+    except UnusedSetting as e:
+        raise click.ClickException(_unused_flag_message(e)) from None
     if dry_run:
-        click.echo(json.dumps(options.to_json(), indent=2, sort_keys=True))
+        from polyinr.training.setup import resolved_run
+
+        click.echo(json.dumps({"training": options.to_json(), **resolved_run(options)}, indent=2, sort_keys=True))
         return
+    from polyinr.discriminators.feature_networks import WeightsUnavailable
     from polyinr.training.loop import training_loop
 
     progress = TrainingProgress("train")
     try:
         run_dir = training_loop(options, resume=resume, on_tick=progress.on_tick, on_message=progress.on_message)
+    except WeightsUnavailable as e:
+        if e.name not in options.disc_options.get("backbones", ()):
+            raise
+        raise click.ClickException(f"{e} (--features-pretrained false, or --features-weights {e.name}=FILE)") from None
     finally:
         progress.close()
     click.echo(f"run directory: {run_dir}")
+
+
+def _unused_flag_message(error: UnusedSetting) -> str:
+    """The library's 'X does not use S' in the command line's words: the flag, and what it applies to."""
+    flag = LOSS_FLAGS.get(error.setting) or DISC_FLAGS.get(error.setting)
+    if flag is None:
+        return str(error)
+    if error.setting in LOSS_FLAGS:
+        users = [f"--loss {name}" for name in sorted(LOSSES) if error.setting in loss_settings(name)]
+    else:
+        from polyinr.discriminators import discriminator_settings
+
+        users = [f"--disc {name}" for name in list_discriminators() if error.setting in discriminator_settings(name)]
+    return f"{flag} does not apply to {error.owner}; it applies with {' or '.join(users)}"

@@ -247,7 +247,7 @@ def find_labels(source: Source, required: bool) -> tuple[np.ndarray | None, int]
         table = _labels_from_json(source, raw)
         if table is None:
             if required:
-                raise DatasetError(f"{source.where} has no labels ({LABELS_NAME} says null); drop --cond")
+                raise DatasetError(f"{source.where} has no labels ({LABELS_NAME} says null); train unconditionally")
             return None, 0
         name_set = set(names)
         missing = [n for n in table if n not in name_set]
@@ -270,7 +270,7 @@ def find_labels(source: Source, required: bool) -> tuple[np.ndarray | None, int]
             raise DatasetError(f"{source.where}: {len(loose)} image(s) are not in a class subfolder "
                                f"(e.g. {loose[0]}); conditional training needs a label for every image")  # fmt: skip
         raise DatasetError(f"{source.where} has no labels: add {LABELS_NAME} or put the images in class "
-                           "subfolders, or drop --cond")  # fmt: skip
+                           "subfolders, or train unconditionally")  # fmt: skip
     return None, 0
 
 

@@ -28,6 +28,14 @@ NUM_STAGES = 4
 INTERP_SIZE = 224  # CNN inputs are resized to this when asked (the size the backbones were trained at)
 
 
+class WeightsUnavailable(PolyinrError):
+    """Pretrained weights of a timm network could not be downloaded (offline); ``name`` is the network."""
+
+    def __init__(self, name: str, message: str) -> None:
+        self.name = name
+        super().__init__(message)
+
+
 class FrozenModule(nn.Module):
     """A module that never trains: :meth:`freeze` when built; ``train()`` keeps it in eval mode."""
 
@@ -103,10 +111,11 @@ def load_timm_model(name: str, pretrained: bool = True, weights: str | Path | No
         try:
             return timm.create_model(name, pretrained=True)
         except OSError as e:  # offline: huggingface_hub's LocalEntryNotFoundError, urllib's URLError, …
-            raise PolyinrError(
-                f"the pretrained weights of {name} could not be downloaded ({type(e).__name__}); use "
-                f"--features-pretrained false for randomly initialised features, or give a local weights "
-                f"file for {name} (safetensors or a PyTorch state dict)"
+            raise WeightsUnavailable(
+                name,
+                f"the pretrained weights of {name} could not be downloaded ({type(e).__name__}); use randomly "
+                f"initialised features (pretrained false), or give a local weights file for {name} (safetensors "
+                f"or a PyTorch state dict)",
             ) from None
     return timm.create_model(name, pretrained=False)
 

@@ -41,6 +41,7 @@ from polyinr.discriminators.feature_networks import (
     FrozenModule,
     create_feature_network,
 )
+from polyinr.discriminators.registry import register_discriminator
 from polyinr.errors import PolyinrError
 from polyinr.models.layers import LRELU_SLOPE, EqualizedLinear
 from polyinr.training.augment import diff_augment, parse_policy
@@ -192,11 +193,9 @@ class FeatureBranch(nn.Module):
         return torch.cat([head(m, labels).flatten(1) for head, m in zip(self.heads, maps)], dim=1)
 
 
+@register_discriminator("projected", ProjectedDiscriminatorConfig)
 class ProjectedDiscriminator(Discriminator):
     """``images [B, 3, R, R], labels [B] | None → logits [B, K]`` (patch logits of every head and branch)."""
-
-    disc_name = "projected"
-    config_cls = ProjectedDiscriminatorConfig
 
     def __init__(self, cfg: ProjectedDiscriminatorConfig) -> None:
         super().__init__(cfg)

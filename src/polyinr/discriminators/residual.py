@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from polyinr.discriminators.base import Discriminator
+from polyinr.discriminators.registry import register_discriminator
 from polyinr.errors import PolyinrError
 from polyinr.models.layers import LRELU_GAIN, LRELU_SLOPE, EqualizedLinear
 from polyinr.models.mapping import normalize_2nd_moment
@@ -142,11 +143,9 @@ def minibatch_std(x: torch.Tensor, group_size: int) -> torch.Tensor:
     return torch.cat([x, y.repeat(G, 1, H, W)], dim=1)  # [B, C + 1, H, W]
 
 
+@register_discriminator("residual", ResidualDiscriminatorConfig)
 class ResidualDiscriminator(Discriminator):
     """StyleGAN2's residual discriminator: ``images [B, 3, R, R], labels [B] | None → logits [B, 1]``."""
-
-    disc_name = "residual"
-    config_cls = ResidualDiscriminatorConfig
 
     def __init__(self, cfg: ResidualDiscriminatorConfig) -> None:
         super().__init__(cfg)

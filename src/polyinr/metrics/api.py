@@ -234,7 +234,7 @@ def _feature_metric(
     grid = Grid.frame(resolution)
     for ws in iterate_ws(G, spec.num_gen, batch_size, device, labels, seed):
         images = render_zoomed_out(G, ws, resolution, spec.scale) if spec.kind == "scaleinv_fid" else \
-            G.synthesis(ws, grid)  # fmt: skip
+            G.synthesize(ws, grid)  # fmt: skip
         gen.append(detector(to_uint8_images(images), (feature,))[feature])
         if on_progress is not None:
             on_progress("generated images", gen.num_items, spec.num_gen)

@@ -74,7 +74,7 @@ def classification_accuracy_score(
     grid = Grid.frame(dataset.resolution)
     predictions = []
     for ws in iterate_ws(G, num_samples, batch_size, device, gen_labels, seed):
-        predictions.append(classifier.predict(small_gray(to_uint8_images(G.synthesis(ws, grid)), image_size)))
+        predictions.append(classifier.predict(small_gray(to_uint8_images(G.synthesize(ws, grid)), image_size)))
         if on_progress is not None:
             on_progress("generated images", sum(map(len, predictions)), num_samples)
     return {"cas": float(np.mean(np.concatenate(predictions) == gen_labels)),

@@ -229,10 +229,10 @@ def equivariance_psnr(
     mask_sum = torch.zeros((), dtype=torch.float64)
     done = 0
     for ws in iterate_ws(G, num_samples, GROUP_SIZE, device, labels, seed):
-        orig = G.synthesis(ws, base).float()
+        orig = G.synthesize(ws, base).float()
         if kind == "eqr":
             angle = float(rng.uniform(-1, 1)) * rotate_max * math.pi
-            img = G.synthesis(ws, base.rotated(-angle)).float()
+            img = G.synthesize(ws, base.rotated(-angle)).float()
             ref, ref_mask = fractional_rotation(orig, angle)
             img, img_mask = fractional_pseudo_rotation(img, angle)
             mask = ref_mask * img_mask
@@ -240,7 +240,7 @@ def equivariance_psnr(
             shift = rng.uniform(-translate_max, translate_max, size=2) * R  # (row, col) in pixels
             if kind == "eqt_int":
                 shift = np.round(shift)
-            img = G.synthesis(ws, base.translated(-shift[0] * step, -shift[1] * step)).float()
+            img = G.synthesize(ws, base.translated(-shift[0] * step, -shift[1] * step)).float()
             if kind == "eqt_int":
                 ref, mask = integer_translation(orig, int(shift[0]), int(shift[1]))
             else:

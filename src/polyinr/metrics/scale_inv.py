@@ -37,5 +37,5 @@ def render_zoomed_out(G: Any, ws: torch.Tensor, resolution: int, scale: int, max
     grid = zoomed_out_grid(resolution, scale)
     B = ws.shape[0]
     strip = max(1, max_pixels // (B * grid.width * scale)) * scale  # rows per strip, whole blocks
-    pooled = [F.avg_pool2d(G.synthesis(ws, tile).float(), scale) for _, _, tile in grid.tiles(strip, grid.width)]
+    pooled = [F.avg_pool2d(G.synthesize(ws, tile).float(), scale) for _, _, tile in grid.tiles(strip, grid.width)]
     return torch.cat(pooled, dim=2)  # [B, C, R, R]

@@ -1,25 +1,150 @@
-"""The interface every generator shares (DESIGN rule 13).
+"""The generator contract: the one thing tools, metrics, the training loop and the viewer rely on.
 
-``mapping(z, c) → ws [B, num_ws, w_dim]`` and ``synthesis(ws, grid) → images [B, C, H, W]`` in ``[-1, 1]``, so
-tools, metrics and the training loop never branch on the model type.
+Every generator maps ``z, c → ws [B, num_ws, w_dim]`` (:meth:`Generator.mapping`) and renders
+``ws, grid → images [B, C, H, W]`` in ``[-1, 1]`` (:meth:`Generator.synthesize`). Models differ in which
+:class:`~polyinr.grid.Grid` they can paint, so each declares it with a :class:`GridSupport`, checked in one
+place (:meth:`Generator.check_grid`) with a one-line error naming the model and what it accepts:
+
+- :data:`CONTINUOUS` (Poly-INR, INR-GAN): any window at any density; tiles reproduce the full render exactly;
+- :data:`FRAME` (StyleGAN3, StyleGAN-XL): the native frame and its rigid motions (translations, rotations);
+- :data:`CANVAS` (InfinityGAN): any window on the model's own pixel lattice, any size, tiled on the lattice.
+
+Optional capabilities (multiply-adds per pixel, per-level heat maps, style-mixing ranges) are methods whose
+base versions say clearly that a model lacks them, so no caller branches on a model's name.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from polyinr.grid import Grid
+from polyinr.errors import PolyinrError
+from polyinr.grid import IDENTITY, Grid
+
+LATTICE_TOLERANCE = 1e-9  # relative slack when matching a grid to a lattice or the native frame
+
+
+class GridRefused(PolyinrError):
+    """A generator was asked to paint a grid it cannot paint."""
+
+
+class CapabilityMissing(PolyinrError):
+    """A generator lacks an optional capability (heat maps, style mixing, …)."""
+
+
+def describe_grid(grid: Grid) -> str:
+    """``'64x64 grid over (0, 0)–(1, 1)'`` (+ its crop and affine map when present), for error messages."""
+    h, w = grid.shape
+    text = f"{h}x{w} grid over ({grid.top:g}, {grid.left:g})–({grid.bottom:g}, {grid.right:g})"
+    if grid.rows is not None or grid.cols is not None:
+        text += f", a crop of its {grid.height}x{grid.width} pixels"
+    if grid.affine != IDENTITY:
+        text += " with an affine map"
+    return text
+
+
+def _close(a: float, b: float) -> bool:
+    return abs(a - b) <= LATTICE_TOLERANCE * max(1.0, abs(a), abs(b))
+
+
+def is_rigid(affine: tuple[float, ...]) -> bool:
+    """True when the 2×3 map ``(a, b, t_row, c, d, t_col)`` is a rotation plus a translation."""
+    a, b, _, c, d, _ = affine
+    return _close(a, d) and _close(b, -c) and _close(a * a + b * b, 1.0)
+
+
+def lattice_origin(grid: Grid, resolution: int) -> tuple[int, int]:
+    """Integer lattice index ``(row, col)`` of ``grid``'s first pixel on the canvas lattice of spacing
+    ``1 / (resolution − 1)``; raises :class:`GridRefused` when the grid is not on that lattice."""
+    step = 1.0 / (resolution - 1)
+    refusal = _lattice_refusal(grid, step)
+    if refusal:
+        raise GridRefused(refusal)
+    _, _, t_row, _, _, t_col = grid.affine
+    r0, c0 = grid.rows[0] if grid.rows else 0, grid.cols[0] if grid.cols else 0
+    return round((grid.top + t_row) / step) + r0, round((grid.left + t_col) / step) + c0
+
+
+def _lattice_refusal(grid: Grid, step: float) -> str | None:
+    """Why ``grid`` is not a window of the lattice of spacing ``step`` (None when it is)."""
+    a, b, t_row, c, d, t_col = grid.affine
+    if (a, b, c, d) != (1.0, 0.0, 0.0, 1.0):
+        return "only whole-pixel translations, not rotations or scalings"
+    for name, start, spacing, size in (("row", grid.top + t_row, grid.row_step, grid.height),
+                                       ("column", grid.left + t_col, grid.col_step, grid.width)):  # fmt: skip
+        if size > 1 and not _close(spacing, step):
+            return f"pixels {step:.6g} frame units apart; this grid's {name}s are {spacing:.6g} apart"
+        if not _close(start / step, round(start / step)):
+            return f"windows that start on a pixel of the lattice; this grid's first {name} is off it"
+    return None
+
+
+@dataclass(frozen=True)
+class GridSupport:
+    """Which grids a kind of generator can paint.
+
+    ``kind`` is ``'continuous'``, ``'frame'`` or ``'canvas'``; :meth:`refusal` says why a grid is refused (None
+    when accepted) and :meth:`describe` says in words what is accepted.
+    """
+
+    kind: str
+    tiles: bool  # can a big grid be rendered tile by tile, reproducing the full render exactly?
+    summary: str  # what is accepted, in a few words, without a model's sizes
+
+    def describe(self, G: Generator) -> str:
+        R = G.img_resolution
+        if self.kind == "continuous":
+            return "any window of the plane at any density (tiles exact)"
+        if self.kind == "frame":
+            return f"its native {R}x{R} frame, translated or rotated (no other window, density or tile)"
+        return f"any window of its pixel lattice (spacing 1/{R - 1} of the frame), any size (tiles exact)"
+
+    def refusal(self, G: Generator, grid: Grid) -> str | None:
+        if self.kind == "continuous":
+            return None
+        R = G.img_resolution
+        if self.kind == "frame":
+            native = Grid.frame(R)
+            same_frame = dataclasses.replace(grid, affine=IDENTITY) == native
+            if not same_frame or not is_rigid(grid.affine):
+                return f"not a {describe_grid(grid)}"
+            return None
+        return _lattice_refusal(grid, 1.0 / (R - 1))
+
+
+CONTINUOUS = GridSupport("continuous", tiles=True, summary="any window at any density")
+FRAME = GridSupport("frame", tiles=False, summary="the native frame, translated or rotated")
+CANVAS = GridSupport("canvas", tiles=True, summary="any window of its pixel lattice")
+
+
+@dataclass(frozen=True)
+class LevelMaps:
+    """Per-level, per-pixel magnitudes of one render (RMS over channels).
+
+    ``features [B, L, H, W]``: each level's output; ``coord [B, L, H, W]`` or None: the level's coordinate term
+    where the model has one; ``image [B, C, H, W]``: the render they belong to, in ``[-1, 1]``.
+    """
+
+    features: torch.Tensor
+    coord: torch.Tensor | None
+    image: torch.Tensor
 
 
 class Generator(nn.Module):
-    """Base class of registered generators: holds ``cfg``, ``mapping`` and ``synthesis``."""
+    """Base class of registered generators: holds ``cfg``, ``mapping`` and ``synthesis``.
+
+    ``cfg`` is a frozen dataclass whose field ``mapping`` is the shared
+    :class:`~polyinr.models.mapping.MappingConfig`.
+    """
 
     model_name: ClassVar[str]  # set by @register
+    grid_support: ClassVar[GridSupport] = CONTINUOUS
+    tile_multiple: ClassVar[int] = 1  # tile sizes and offsets must be multiples of this many pixels
     mapping: nn.Module
     synthesis: nn.Module
 
@@ -27,17 +152,19 @@ class Generator(nn.Module):
         super().__init__()
         self.cfg = cfg
 
+    # ------------------------------------------------------------------ sizes
+
     @property
     def z_dim(self) -> int:
-        return self.cfg.z_dim
+        return self.cfg.mapping.z_dim
 
     @property
     def w_dim(self) -> int:
-        return self.cfg.w_dim
+        return self.cfg.mapping.w_dim
 
     @property
     def num_classes(self) -> int:
-        return self.cfg.num_classes
+        return self.cfg.mapping.num_classes
 
     @property
     def img_resolution(self) -> int:
@@ -50,6 +177,47 @@ class Generator(nn.Module):
     def config_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self.cfg)
 
+    def parameter_count(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    # ------------------------------------------------------------------ grids
+
+    def native_grid(self) -> Grid:
+        """The training frame at the native resolution."""
+        return Grid.frame(self.img_resolution)
+
+    def training_grid(self, resolution: int) -> Grid:
+        """The grid a training stage at ``resolution`` renders (the frame at that density), if accepted."""
+        return self.check_grid(Grid.frame(resolution))
+
+    def describe_grids(self) -> str:
+        """One line saying which grids this generator paints."""
+        return self.grid_support.describe(self)
+
+    def check_grid(self, grid: Grid | None) -> Grid:
+        """``grid`` (None = the native frame) if this generator can paint it; :class:`GridRefused` otherwise."""
+        if grid is None:
+            return self.native_grid()
+        refusal = self.grid_support.refusal(self, grid)
+        if refusal is not None:
+            raise GridRefused(f"{self.model_name} renders {self.describe_grids()}: {refusal}")
+        return grid
+
+    def check_tiles(self, tile_height: int, tile_width: int) -> None:
+        """Refuse a tiled render this generator cannot reproduce exactly, in one line."""
+        if not self.grid_support.tiles:
+            raise GridRefused(f"{self.model_name} cannot render in tiles: it renders {self.describe_grids()}")
+        m = self.tile_multiple
+        if tile_height % m or tile_width % m:
+            raise GridRefused(f"{self.model_name} renders tiles exactly only when their size is a multiple of {m} "
+                              f"pixels; got {tile_height}x{tile_width}")  # fmt: skip
+
+    # ------------------------------------------------------------------ the two halves
+
+    def synthesize(self, ws: torch.Tensor, grid: Grid | None = None, **kwargs: Any) -> torch.Tensor:
+        """``ws [B, num_ws, w_dim]`` on ``grid`` (default: the native frame) → images ``[B, C, H, W]``."""
+        return self.synthesis(ws, self.check_grid(grid), **kwargs)
+
     def forward(
         self,
         z: torch.Tensor,
@@ -60,16 +228,24 @@ class Generator(nn.Module):
         update_emas: bool = False,
         **synthesis_kwargs: Any,
     ) -> torch.Tensor:
-        """``z [B, z_dim]``, labels ``c`` (indices ``[B]`` or one-hot ``[B, C]``) → images ``[B, C, H, W]``.
-
-        ``grid`` defaults to the native frame ``Grid.frame(img_resolution)``.
-        """
+        """``z [B, z_dim]``, labels ``c`` (indices ``[B]`` or one-hot ``[B, C]``) → images ``[B, C, H, W]``."""
         ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
                           update_emas=update_emas)  # fmt: skip
-        return self.synthesis(ws, grid, **synthesis_kwargs)
+        return self.synthesize(ws, grid, **synthesis_kwargs)
 
-    def parameter_count(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+    # ------------------------------------------------------------------ optional capabilities
+
+    def macs_per_pixel(self) -> int | None:
+        """Multiply-adds per output pixel of the synthesis at the native density, or None when unknown."""
+        return None
+
+    def level_heatmaps(self, ws: torch.Tensor, grid: Grid | None = None) -> LevelMaps:
+        """What each level computes at every pixel of ``grid``; models without levels raise."""
+        raise CapabilityMissing(f"{self.model_name} has no per-level heat maps")
+
+    def style_mixing_range(self) -> range | None:
+        """The ws indices style mixing may exchange between samples, or None when the model cannot mix."""
+        return None
 
     def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
         """Write the checkpoint directory ``path`` (``config.json`` + ``model.safetensors``), atomically."""

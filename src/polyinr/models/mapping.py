@@ -9,6 +9,8 @@ EfficientNet-lite0 class means), projected to ``z_dim`` by an lrelu layer, norma
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -38,24 +40,32 @@ def class_indices(c: torch.Tensor | None, num_classes: int) -> torch.Tensor | No
     return c.long()
 
 
-class MappingNetwork(nn.Module):
-    """``z [B, z_dim], c → ws [B, num_ws, w_dim]``, with per-class ``w_avg`` and truncation."""
+@dataclass(frozen=True)
+class MappingConfig:
+    """The mapping network's settings, one nested config that every generator's config embeds as ``mapping``."""
 
-    def __init__(
-        self,
-        z_dim: int,  # latent size
-        w_dim: int,  # intermediate latent size
-        num_ws: int,  # copies of w handed to the synthesis (one per level / layer)
-        num_classes: int = 0,  # 0 = unconditional
-        embed_dim: int = 320,  # width of the class table (320 = EfficientNet-lite0's pooled features)
-        num_layers: int = 2,  # fully connected lrelu layers after the input
-        lr_multiplier: float = 0.1,  # learning-rate multiplier of those layers
-        w_avg_beta: float = 0.998,  # decay of the running mean of w
-    ) -> None:
+    z_dim: int = 64  # latent size
+    w_dim: int = 512  # intermediate latent size
+    num_classes: int = 0  # 0 = unconditional; filled from the dataset when training
+    embed_dim: int = 320  # width of the class table (320 = EfficientNet-lite0's pooled features)
+    num_layers: int = 2  # fully connected lrelu layers after the input
+    lr_multiplier: float = 0.01  # learning-rate multiplier of those layers (StyleGAN's; Poly-INR uses 0.1)
+    w_avg_beta: float = 0.998  # decay of the running mean of w
+
+
+class MappingNetwork(nn.Module):
+    """``z [B, z_dim], c → ws [B, num_ws, w_dim]``, with per-class ``w_avg`` and truncation.
+
+    ``num_ws`` is the number of copies of ``w`` the synthesis takes (one per level / layer).
+    """
+
+    def __init__(self, cfg: MappingConfig, num_ws: int) -> None:
         super().__init__()
+        z_dim, w_dim, num_classes, embed_dim = cfg.z_dim, cfg.w_dim, cfg.num_classes, cfg.embed_dim
+        num_layers, lr_multiplier = cfg.num_layers, cfg.lr_multiplier
         self.z_dim, self.w_dim, self.num_ws = z_dim, w_dim, num_ws
         self.num_classes = num_classes
-        self.w_avg_beta = w_avg_beta
+        self.w_avg_beta = cfg.w_avg_beta
         if num_classes > 0:
             self.embed = nn.Embedding(num_classes, embed_dim)
             self.embed_proj = EqualizedLinear(embed_dim, z_dim, activation="lrelu")

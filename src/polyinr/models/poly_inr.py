@@ -20,7 +20,7 @@ upsampling or noise, so the synthesis renders on any :class:`~polyinr.grid.Grid`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -28,21 +28,15 @@ from torch import nn
 
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
-from polyinr.models.generator import Generator
+from polyinr.models.generator import CONTINUOUS, Generator, LevelMaps
 from polyinr.models.layers import LRELU_SLOPE, EqualizedLinear
-from polyinr.models.mapping import MappingNetwork
+from polyinr.models.mapping import MappingConfig, MappingNetwork
 from polyinr.models.registry import register
 
 
 @dataclass(frozen=True)
 class PolyINRConfig:
-    z_dim: int = 64  # latent size
-    w_dim: int = 512  # intermediate latent size
-    num_classes: int = 0  # 0 = unconditional; filled from the dataset when training
-    class_embed_dim: int = 320  # width of the class table (the authors' EfficientNet-lite0 features)
-    mapping_layers: int = 2  # fully connected layers of the mapping network
-    mapping_lr_multiplier: float = 0.1  # the authors' value (StyleGAN-XL uses 0.01)
-    w_avg_beta: float = 0.998  # decay of the per-class running mean of w
+    mapping: MappingConfig = field(default_factory=lambda: MappingConfig(lr_multiplier=0.1))  # the authors' 0.1
     channels: int = 1024  # n: width of every level
     num_levels: int = 10  # levels, one w each
     activation_clamp: float = 256.0  # clamp of every level's activations
@@ -148,7 +142,7 @@ class PolyINRSynthesis(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.levels = nn.ModuleList(
-            PolyLevel(cfg.w_dim, cfg.channels, first=i == 0, clamp=cfg.activation_clamp, init=cfg.init)
+            PolyLevel(cfg.mapping.w_dim, cfg.channels, first=i == 0, clamp=cfg.activation_clamp, init=cfg.init)
             for i in range(cfg.num_levels)
         )
         self.to_rgb = nn.Linear(cfg.channels, cfg.img_channels)  # the authors' 1×1 convolution
@@ -200,22 +194,27 @@ class PolyINRSynthesis(nn.Module):
         return self.to_rgb(x[:, :P])  # [B, P, C]
 
 
-@register("poly-inr", PolyINRConfig)
+PRESETS = {
+    # The authors' ImageNet network (n 1024, 10 levels, z 64, w 512, 1000 classes), trained from 32².
+    "imagenet": dict(channels=1024, num_levels=10, img_resolution=32, init="authors",
+                     mapping=dict(z_dim=64, w_dim=512, num_classes=1000, embed_dim=320)),
+    # The paper's FFHQ width (n 512), unconditional.
+    "ffhq": dict(channels=512, num_levels=10, img_resolution=256, init="authors",
+                 mapping=dict(z_dim=64, w_dim=512, num_classes=0)),
+    # Small enough to train for minutes on 2 CPU cores.
+    "cpu": dict(channels=64, num_levels=6, img_resolution=16, mapping=dict(z_dim=32, w_dim=128, embed_dim=32)),
+}  # fmt: skip
+
+
+@register("poly-inr", PolyINRConfig, presets=PRESETS)
 class PolyINRGenerator(Generator):
-    """Poly-INR: the shared mapping network and the polynomial synthesis."""
+    """Poly-INR: the shared mapping network and the polynomial synthesis (continuous: any window, any density)."""
+
+    grid_support = CONTINUOUS
 
     def __init__(self, cfg: PolyINRConfig) -> None:
         super().__init__(cfg)
-        self.mapping = MappingNetwork(
-            z_dim=cfg.z_dim,
-            w_dim=cfg.w_dim,
-            num_ws=cfg.num_levels,
-            num_classes=cfg.num_classes,
-            embed_dim=cfg.class_embed_dim,
-            num_layers=cfg.mapping_layers,
-            lr_multiplier=cfg.mapping_lr_multiplier,
-            w_avg_beta=cfg.w_avg_beta,
-        )
+        self.mapping = MappingNetwork(cfg.mapping, num_ws=cfg.num_levels)
         self.synthesis = PolyINRSynthesis(cfg)
 
     def macs_per_pixel(self) -> int:
@@ -223,3 +222,41 @@ class PolyINRGenerator(Generator):
         n, L = self.cfg.channels, self.cfg.num_levels
         per_level = n * n + 2 * n + 4 + n  # W_i, the coordinate term, the grid transform, the product
         return L * per_level + n * self.cfg.img_channels
+
+    def style_mixing_range(self) -> range:
+        """Every level's ``w`` can come from another sample."""
+        return range(self.cfg.num_levels)
+
+    @torch.no_grad()
+    def level_heatmaps(self, ws: torch.Tensor, grid: Grid | None = None, pixel_chunk: int = 4096) -> LevelMaps:
+        """What each level computes at every pixel of ``grid``, for ``ws [B, L, w_dim]``.
+
+        Runs the synthesis level by level with its own pieces (``grid_points``, ``sample_params``,
+        ``affine_2d``, the levels and ``to_rgb``), ``pixel_chunk`` pixels at a time, so ``image`` equals
+        ``synthesize(ws, grid)``; ``coord`` is the RMS of the coordinate term ``A_i X``, ``features`` of the
+        level's output.
+        """
+        synthesis = self.synthesis
+        B, L, _ = ws.shape
+        if len(synthesis.levels) != L:
+            raise PolyinrError(f"Poly-INR synthesis takes {len(synthesis.levels)} ws per sample, got {L}")
+        grid = self.check_grid(grid)
+        H, W = grid.shape
+        points = synthesis.grid_points(grid, ws.device)  # [P, 2]
+        params = [level.sample_params(ws[:, i]) for i, level in enumerate(synthesis.levels)]
+        coord_rms, feature_rms, rgb = [], [], []
+        for start in range(0, len(points), pixel_chunk):
+            pts = points[start : start + pixel_chunk].unsqueeze(0).expand(B, -1, -1)  # [B, p, 2]
+            x, coords, feats = None, [], []
+            for level, (matrix, shift, coord_weight, coord_bias) in zip(synthesis.levels, params):
+                pts = affine_2d(pts, matrix, shift)  # the level's transformed grid, chained
+                coord = affine_2d(pts, coord_weight, coord_bias)  # [B, p, n] = A_i X
+                coords.append(coord.square().mean(dim=-1).sqrt())  # [B, p], before the level may reuse coord
+                x = level(x, coord)  # [B, p, n]
+                feats.append(x.square().mean(dim=-1).sqrt())  # [B, p]
+            coord_rms.append(torch.stack(coords, dim=1))  # [B, L, p]
+            feature_rms.append(torch.stack(feats, dim=1))  # [B, L, p]
+            rgb.append(synthesis.to_rgb(x))  # [B, p, C]
+        image = torch.cat(rgb, dim=1).transpose(1, 2).reshape(B, -1, H, W)  # [B, C, H, W]
+        return LevelMaps(features=torch.cat(feature_rms, dim=2).view(B, L, H, W),
+                         coord=torch.cat(coord_rms, dim=2).view(B, L, H, W), image=image)  # fmt: skip

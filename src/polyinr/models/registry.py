@@ -1,13 +1,16 @@
 """Generator registry: model name → class, config class and named presets (DESIGN rule 5).
 
-Each preset is either the paper's settings (GPU-sized) or a CPU-sized one that shows a result in minutes.
-Data-derived fields (``num_classes``, ``img_resolution``) may be overridden from the dataset by the caller.
+Each model registers itself with its presets beside it (``@register("poly-inr", PolyINRConfig,
+presets={...})``): the paper's settings (GPU-sized) and a CPU-sized one that shows a result in minutes. A
+preset is a dict of config fields and may nest (``{"mapping": {"z_dim": 32}}``). Data-derived fields
+(``num_classes``, ``img_resolution``) are overridden from the dataset by the caller, by their leaf name.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import fnmatch
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,26 +27,13 @@ class ModelEntry:
 
 _MODELS: dict[str, ModelEntry] = {}
 
-PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "poly-inr": {
-        # The authors' ImageNet network (n 1024, 10 levels, z 64, w 512, 1000 classes), trained from 32².
-        "imagenet": dict(channels=1024, num_levels=10, z_dim=64, w_dim=512, num_classes=1000,
-                         class_embed_dim=320, img_resolution=32, init="authors"),
-        # The paper's FFHQ width (n 512), unconditional.
-        "ffhq": dict(channels=512, num_levels=10, z_dim=64, w_dim=512, num_classes=0, img_resolution=256,
-                     init="authors"),
-        # Small enough to train for minutes on 2 CPU cores.
-        "cpu": dict(channels=64, num_levels=6, z_dim=32, w_dim=128, class_embed_dim=32, img_resolution=16),
-    },
-}  # fmt: skip
 
-
-def register(name: str, config_cls: type):
+def register(name: str, config_cls: type, presets: dict[str, dict[str, Any]] | None = None) -> Callable[[type], type]:
     """Class decorator: register a :class:`~polyinr.models.generator.Generator` subclass under ``name``."""
 
     def decorate(cls: type) -> type:
         cls.model_name = name
-        _MODELS[name] = ModelEntry(name, cls, config_cls, PRESETS.get(name, {}))
+        _MODELS[name] = ModelEntry(name, cls, config_cls, dict(presets or {}))
         return cls
 
     return decorate
@@ -66,22 +56,110 @@ def list_models(pattern: str = "*") -> list[str]:
     return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
 
 
+# ---------------------------------------------------------------------------- nested configs
+
+
+def leaf_paths(config_cls: type, prefix: str = "") -> dict[str, str]:
+    """Every leaf field of a (nested) config dataclass: ``{'mapping.z_dim': 'z_dim', 'channels': 'channels', …}``."""
+    paths: dict[str, str] = {}
+    for f in dataclasses.fields(config_cls):
+        nested = _nested_type(config_cls, f)
+        if nested is not None:
+            paths.update(leaf_paths(nested, f"{prefix}{f.name}."))
+        else:
+            paths[f"{prefix}{f.name}"] = f.name
+    return paths
+
+
+def _nested_type(config_cls: type, f: dataclasses.Field) -> type | None:
+    """The dataclass type of a nested config field, found from its default (None for a plain field)."""
+    has_factory = f.default_factory is not dataclasses.MISSING  # type: ignore[misc]
+    default = f.default_factory() if has_factory else f.default  # type: ignore[misc]
+    return type(default) if dataclasses.is_dataclass(default) else None
+
+
+def _resolve_key(name: str, config_cls: type, key: str) -> str:
+    """A dotted path for ``key``: itself when it is a path, else the one leaf of that name."""
+    paths = leaf_paths(config_cls)
+    if key in paths:
+        return key
+    matches = [p for p, leaf in paths.items() if leaf == key]
+    if len(matches) == 1:
+        return matches[0]
+    known = ", ".join(sorted(paths))
+    if matches:
+        raise PolyinrError(f"{name} setting {key!r} is ambiguous ({', '.join(matches)}); name its path")
+    raise PolyinrError(f"{name} has no setting {key!r}; settings: {known}")
+
+
+def _set_path(values: dict[str, Any], path: str, value: Any) -> None:
+    *parents, leaf = path.split(".")
+    for part in parents:
+        values = values.setdefault(part, {})
+    values[leaf] = value
+
+
+def build_config(config_cls: type, values: dict[str, Any]) -> Any:
+    """A (nested) config dataclass from a (nested) dict of its fields; unknown keys raise in one line."""
+    kwargs: dict[str, Any] = {}
+    names = {f.name: f for f in dataclasses.fields(config_cls)}
+    for key, value in values.items():
+        if key not in names:
+            raise PolyinrError(f"{config_cls.__name__} has no setting {key!r}; settings: {', '.join(sorted(names))}")
+        nested = _nested_type(config_cls, names[key])
+        if nested is not None:
+            if isinstance(value, dict):
+                default = dataclasses.asdict(getattr(config_cls(), key))
+                value = build_config(nested, {**default, **value})
+            elif not isinstance(value, nested):
+                raise PolyinrError(f"setting {key!r} must be a table of {nested.__name__} fields, got {value!r}")
+        kwargs[key] = value
+    return config_cls(**kwargs)
+
+
 def resolve_config(name: str, preset: str | None = None, **overrides: Any) -> Any:
-    """The config of ``name`` from its defaults, then ``preset``, then non-None ``overrides``."""
+    """The config of ``name`` from its defaults, then ``preset``, then non-None ``overrides``.
+
+    Overrides are named by leaf (``num_classes=10``) or by dotted path (``**{"mapping.z_dim": 32}``).
+    """
     entry = get_entry(name)
     values: dict[str, Any] = {}
     if preset is not None:
         if preset not in entry.presets:
             known = ", ".join(sorted(entry.presets)) or "none"
             raise PolyinrError(f"unknown preset {preset!r} for {name}; presets: {known}")
-        values.update(entry.presets[preset])
-    fields = {f.name for f in dataclasses.fields(entry.config_cls)}
-    for key, value in overrides.items():
-        if key not in fields:
-            raise PolyinrError(f"{name} has no setting {key!r}; settings: {', '.join(sorted(fields))}")
+        values = _deep_copy(entry.presets[preset])
+    for key, value in _dotted(overrides).items():
+        path = _resolve_key(name, entry.config_cls, key)
         if value is not None:
-            values[key] = value
-    return entry.config_cls(**values)
+            _set_path(values, path, value)
+    return build_config(entry.config_cls, values)
+
+
+def flatten_config(values: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """``[('channels', 64), ('mapping.z_dim', 32), …]``: a (nested) config dict as sorted dotted leaves."""
+    items: list[tuple[str, Any]] = []
+    for key, value in sorted(values.items()):
+        if isinstance(value, dict):
+            items += flatten_config(value, f"{prefix}{key}.")
+        else:
+            items.append((f"{prefix}{key}", value))
+    return items
+
+
+def _dotted(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dict values spelled out as dotted keys: ``{'mapping': {'z_dim': 8}}`` → ``{'mapping.z_dim': 8}``."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out.update(_dotted(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _deep_copy(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in values.items()}
 
 
 def create(name: str, preset: str | None = None, **overrides: Any):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,8 +22,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
-from polyinr.models.generator import Generator
-from polyinr.models.poly_inr import PolyINRSynthesis, affine_2d
+from polyinr.models.generator import CapabilityMissing, Generator, LevelMaps
 from polyinr.tools.render import to_uint8
 
 INTERPOLATIONS = ("lerp", "slerp")
@@ -121,11 +120,18 @@ def style_mix_figure(
     Top row: the column sources; left column: the row sources; cell ``(r, c)``: row source ``r`` with
     ``levels`` taken from column source ``c``. Every image is rendered on ``grid`` (default: the native frame).
     """
+    mixable = G.style_mixing_range()
+    if mixable is None:
+        raise CapabilityMissing(f"{G.model_name} cannot mix styles")
+    outside = sorted(set(levels) - set(mixable))
+    if outside:
+        raise PolyinrError(f"levels {outside} do not exist: {G.model_name} mixes levels "
+                           f"{mixable.start}..{mixable.stop - 1}")  # fmt: skip
     mixed = style_mix(row_ws, col_ws, levels)  # [R, C, L, D]
     R, C = mixed.shape[:2]
-    rows = to_uint8(G.synthesis(row_ws, grid))  # [R, H, W, 3]
-    cols = to_uint8(G.synthesis(col_ws, grid))  # [C, H, W, 3]
-    cells = np.stack([to_uint8(G.synthesis(mixed[r], grid)) for r in range(R)])  # [R, C, H, W, 3]
+    rows = to_uint8(G.synthesize(row_ws, grid))  # [R, H, W, 3]
+    cols = to_uint8(G.synthesize(col_ws, grid))  # [C, H, W, 3]
+    cells = np.stack([to_uint8(G.synthesize(mixed[r], grid)) for r in range(R)])  # [R, C, H, W, 3]
     H, W = rows.shape[1:3]
     canvas = np.full(((R + 1) * H, (C + 1) * W, 3), 255, dtype=np.uint8)
     canvas[:H, W:] = cols.transpose(1, 0, 2, 3).reshape(H, C * W, 3)
@@ -137,52 +143,10 @@ def style_mix_figure(
 # ---------------------------------------------------------------------------- heat maps
 
 
-@dataclass(frozen=True)
-class LevelMaps:
-    """Per-level, per-pixel magnitudes of one render (RMS over the ``n`` channels).
-
-    ``coord [B, L, H, W]``: the coordinate term ``A_i X`` of level ``i``; ``features [B, L, H, W]``: the
-    level's output features; ``image [B, C, H, W]``: the render they belong to, in ``[-1, 1]``.
-    """
-
-    coord: torch.Tensor
-    features: torch.Tensor
-    image: torch.Tensor
-
-
-@torch.no_grad()
-def level_maps(G: Generator, ws: torch.Tensor, grid: Grid | None = None, pixel_chunk: int = 4096) -> LevelMaps:
-    """What each level of a Poly-INR synthesis computes at every pixel of ``grid``, for ``ws [B, L, w_dim]``.
-
-    Runs the synthesis level by level with its own pieces (``grid_points``, ``sample_params``, ``affine_2d``,
-    the levels and ``to_rgb``), ``pixel_chunk`` pixels at a time, so ``image`` equals ``G.synthesis(ws, grid)``.
-    """
-    synthesis = G.synthesis
-    if not isinstance(synthesis, PolyINRSynthesis):
-        raise PolyinrError(f"level heat maps need a Poly-INR generator; this one is {G.model_name!r}")
-    B, L, _ = ws.shape
-    if len(synthesis.levels) != L:
-        raise PolyinrError(f"Poly-INR synthesis takes {len(synthesis.levels)} ws per sample, got {L}")
-    grid = Grid.frame(G.img_resolution) if grid is None else grid
-    H, W = grid.shape
-    points = synthesis.grid_points(grid, ws.device)  # [P, 2]
-    params = [level.sample_params(ws[:, i]) for i, level in enumerate(synthesis.levels)]
-    coord_rms, feature_rms, rgb = [], [], []
-    for start in range(0, len(points), pixel_chunk):
-        pts = points[start : start + pixel_chunk].unsqueeze(0).expand(B, -1, -1)  # [B, p, 2]
-        x, coords, feats = None, [], []
-        for level, (matrix, shift, coord_weight, coord_bias) in zip(synthesis.levels, params):
-            pts = affine_2d(pts, matrix, shift)  # the level's transformed grid, chained
-            coord = affine_2d(pts, coord_weight, coord_bias)  # [B, p, n] = A_i X
-            coords.append(coord.square().mean(dim=-1).sqrt())  # [B, p], before the level may reuse coord
-            x = level(x, coord)  # [B, p, n]
-            feats.append(x.square().mean(dim=-1).sqrt())  # [B, p]
-        coord_rms.append(torch.stack(coords, dim=1))  # [B, L, p]
-        feature_rms.append(torch.stack(feats, dim=1))  # [B, L, p]
-        rgb.append(synthesis.to_rgb(x))  # [B, p, C]
-    image = torch.cat(rgb, dim=1).transpose(1, 2).reshape(B, -1, H, W)  # [B, C, H, W]
-    return LevelMaps(torch.cat(coord_rms, dim=2).view(B, L, H, W), torch.cat(feature_rms, dim=2).view(B, L, H, W),
-                     image)  # fmt: skip
+def level_maps(G: Generator, ws: torch.Tensor, grid: Grid | None = None, **options: Any) -> LevelMaps:
+    """What each level of ``G`` computes at every pixel of ``grid`` (a generator capability: models without
+    levels raise a one-line error); ``options`` go to the model's ``level_heatmaps``."""
+    return G.level_heatmaps(ws, grid, **options)
 
 
 # Viridis (matplotlib's perceptually uniform colormap), sampled at 9 evenly spaced points.
@@ -213,16 +177,17 @@ def heatmap_figure(maps: LevelMaps, index: int = 0, scale: int | None = None) ->
     stretched between its own minimum and maximum (printed under it). Panels are enlarged ``scale``× with
     nearest-neighbour sampling (default: enough to make them at least 96 pixels tall, so the labels fit).
     """
-    L = maps.coord.shape[1]
+    L = maps.features.shape[1]
     image = to_uint8(maps.image[index : index + 1])[0]
     scale = max(1, math.ceil(96 / image.shape[0])) if scale is None else scale
     H, W = image.shape[0] * scale, image.shape[1] * scale
     font = ImageFont.load_default()
     text_h, gap = 14, 4
     block_h = text_h + H + text_h + gap  # row title, panels, labels
-    fig = Image.new("RGB", ((L + 1) * (W + gap) + gap, text_h + 2 * block_h), (255, 255, 255))
+    fig = Image.new("RGB", ((L + 1) * (W + gap) + gap, text_h + (1 + (maps.coord is not None)) * block_h),
+                    (255, 255, 255))  # fmt: skip
     draw = ImageDraw.Draw(fig)
-    draw.text((gap, 0), "Poly-INR levels: RMS over channels at each pixel", fill=(0, 0, 0), font=font)
+    draw.text((gap, 0), "levels: RMS over channels at each pixel", fill=(0, 0, 0), font=font)
 
     def paste(panel: np.ndarray, col: int, row: int, label: str) -> None:
         x, y = gap + col * (W + gap), text_h + row * block_h + text_h
@@ -230,7 +195,9 @@ def heatmap_figure(maps: LevelMaps, index: int = 0, scale: int | None = None) ->
         draw.text((x, y + H + 1), label, fill=(0, 0, 0), font=font)
 
     paste(image, 0, 0, "image")
-    rows = (("coordinate term |A_i X| of level i", maps.coord), ("features x_i after level i", maps.features))
+    rows = [("features x_i after level i", maps.features)]
+    if maps.coord is not None:
+        rows.insert(0, ("coordinate term |A_i X| of level i", maps.coord))
     for row, (title, values) in enumerate(rows):
         draw.text((gap + W + gap, text_h + row * block_h), title, fill=(0, 0, 0), font=font)
         for level in range(L):

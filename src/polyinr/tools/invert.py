@@ -143,7 +143,7 @@ def perceptual_distance(kind: str = "auto", device: torch.device | str = "cpu") 
         if not lpips_available():
             raise PolyinrError(f"LPIPS needs the lpips package (pip install lpips) and torchvision's VGG16 weights "
                                f"in {Path(torch.hub.get_dir()) / 'checkpoints' / VGG16_WEIGHTS}; "
-                               f"or use --perceptual laplacian")  # fmt: skip
+                               f"or use the Laplacian-pyramid distance (laplacian)")  # fmt: skip
         return "lpips", _lpips(device)
     return "laplacian", laplacian_l1
 
@@ -210,7 +210,7 @@ def _optimise(
     optimizer = torch.optim.Adam([w_opt], lr=initial_lr, betas=(0.9, 0.999))
     for step in range(num_steps + 1):
         ws = w_opt.expand(1, G.num_ws, -1)  # [1, num_ws, w_dim]
-        image = G.synthesis(ws, grid)
+        image = G.synthesize(ws, grid)
         loss = F.mse_loss(image, target) + perceptual_weight * distance(image, target).sum()
         yield ProjectionStep(
             step, ws.detach().clone(), image.detach(), float(loss.detach()), psnr(image.detach(), target)

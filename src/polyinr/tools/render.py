@@ -164,6 +164,10 @@ def render_tiled(
     if ws.shape[0] != 1:
         raise PolyinrError("render_tiled renders one sample at a time")
     H, W = grid.shape
+    if tile >= H and tile >= W:
+        G.check_grid(grid)  # one tile: the grid itself
+    else:
+        G.check_tiles(tile, tile)
     tiles_down, tiles_across = -(-H // tile), -(-W // tile)
     total, done = tiles_down * tiles_across, 0
     streaming = out_path.suffix.lower() == ".png"
@@ -175,7 +179,8 @@ def render_tiled(
             strip = np.empty((h, W, 3), dtype=np.uint8)
             for c in range(0, W, tile):
                 w = min(tile, W - c)
-                strip[:, c : c + w] = to_uint8(G.synthesis(ws, grid.crop((r, r + h), (c, c + w))))[0]
+                part = grid if (h, w) == (H, W) else grid.crop((r, r + h), (c, c + w))
+                strip[:, c : c + w] = to_uint8(G.synthesize(ws, part))[0]
                 done += 1
                 if on_tile is not None:
                     on_tile(done, total)
@@ -198,4 +203,4 @@ def render_tiled(
 def render_ws(G: Generator, ws: torch.Tensor, grid: Grid | None = None, batch_size: int = 8) -> Iterator[np.ndarray]:
     """Yield one uint8 image ``[H, W, 3]`` per sample of ``ws [N, num_ws, w_dim]``, rendered in batches."""
     for start in range(0, len(ws), batch_size):
-        yield from to_uint8(G.synthesis(ws[start : start + batch_size], grid))
+        yield from to_uint8(G.synthesize(ws[start : start + batch_size], grid))

@@ -77,7 +77,7 @@ def latent_walk(
     cols, rows = _cells(keys.shape[1], cols)
     for latent in interpolation_path(keys, frames_per_step, kind, loop):
         ws = G.mapping(latent, labels, truncation_psi=truncation_psi) if space == "z" else latent
-        yield image_grid(list(to_uint8(G.synthesis(ws, grid))), cols, rows)
+        yield image_grid(list(to_uint8(G.synthesize(ws, grid))), cols, rows)
 
 
 def flight_grids(
@@ -113,7 +113,7 @@ def flight(G: Generator, ws: torch.Tensor, grids: Iterable[Grid], cols: int = 1)
     """Frames uint8 ``[rows·H, cols·W, 3]``: the samples ``ws [cols·rows, num_ws, w_dim]`` on each grid."""
     cols, rows = _cells(len(ws), cols)
     for grid in grids:
-        yield image_grid(list(to_uint8(G.synthesis(ws, grid))), cols, rows)
+        yield image_grid(list(to_uint8(G.synthesize(ws, grid))), cols, rows)
 
 
 # ---------------------------------------------------------------------------- writing

@@ -13,6 +13,27 @@ from collections.abc import Iterable
 import torch
 import torch.distributed as dist
 
+from polyinr.device import resolve_device
+from polyinr.errors import PolyinrError
+
+
+def process_device(name: str | torch.device) -> torch.device:
+    """This process's device: ``name`` resolved (``auto`` = CUDA when available), and under ``torchrun`` a CUDA
+    device without an index becomes ``cuda:$LOCAL_RANK``, one GPU per process."""
+    device = resolve_device(name)
+    if device.type != "cuda" or "LOCAL_RANK" not in os.environ:
+        return device
+    processes = int(os.environ.get("WORLD_SIZE", "1"))
+    if device.index is not None:
+        if processes > 1:
+            raise PolyinrError(f"each of the {processes} processes needs its own GPU, but all were given "
+                               f"{device}; give the device as cuda (process k uses cuda:LOCAL_RANK)")  # fmt: skip
+        return device
+    index, count = local_rank(), torch.cuda.device_count()
+    if index >= count:
+        raise PolyinrError(f"the process of local rank {index} has no GPU of its own: this machine has {count}")
+    return torch.device("cuda", index)
+
 
 def init_from_environment(device: torch.device) -> None:
     """Join the process group that ``torchrun`` described in the environment (no-op for one process)."""
@@ -68,8 +89,3 @@ def broadcast_module(module: torch.nn.Module) -> None:
 def barrier() -> None:
     if world_size() > 1:
         dist.barrier()
-
-
-def shutdown() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from polyinr.device import resolve_device
+from polyinr.data.loading import step_batches
 from polyinr.errors import PolyinrError
 from polyinr.models.registry import create as create_generator
 from polyinr.seeds import latents_from_seeds
@@ -30,12 +30,14 @@ from polyinr.training import distributed
 from polyinr.training.ema import ema_beta, update_ema
 from polyinr.training.options import TrainingOptions
 from polyinr.training.rundir import RunLog, describe, resolve_run_dir
-from polyinr.training.schedule import Stage, build_stages, parse_schedule, stage_at
+from polyinr.training.schedule import Stage, stage_at
 from polyinr.training.setup import (
     build_discriminator,
     build_loss,
     check_stages,
-    open_training_data,
+    generator_settings,
+    load_class_table,
+    open_run_data,
     stage_data,
 )
 from polyinr.training.snapshot import STATE_JSON, latest_snapshot, load_snapshot, save_snapshot, snapshot_name
@@ -87,29 +89,29 @@ def training_loop(
 ) -> Path:  # fmt: skip
     """Train as ``options`` say; return the run directory. ``resume``: 'auto', 'new' or a run directory."""
     # Initialize -------------------------------------------------------------------------------------------
-    device = resolve_device(options.device)
+    device = distributed.process_device(options.device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
     distributed.init_from_environment(device)
     rank, world = distributed.rank(), distributed.world_size()
     batch_gpu = options.batch_gpu or options.batch // world
-    if options.batch % (batch_gpu * world):
-        raise PolyinrError(f"--batch {options.batch} must be a multiple of --batch-gpu {batch_gpu} × {world} processes")
+    if batch_gpu < 1 or options.batch % (batch_gpu * world):
+        raise PolyinrError(f"the batch size {options.batch} must be a multiple of the per-process batch {batch_gpu} "
+                           f"× {world} processes")  # fmt: skip
     rounds = options.batch // (batch_gpu * world)  # micro-batches per process per step
     say = on_message if (on_message is not None and rank == 0) else (lambda _text: None)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=options.bf16)
     if (options.bf16 or options.tf32 or options.compile) and device.type != "cuda":
-        raise PolyinrError("--bf16, --tf32 and --compile need a CUDA device")
+        raise PolyinrError("bf16, TF32 and torch.compile need a CUDA device")
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = options.tf32
         torch.backends.cudnn.allow_tf32 = options.tf32
         torch.backends.cudnn.benchmark = True
 
     # Data -------------------------------------------------------------------------------------------------
-    first_resolution = parse_schedule(options.schedule)[0][0] if options.schedule else None
-    dataset = open_training_data(options, first_resolution)
-    stages = build_stages(options.stages(dataset.resolution))
+    dataset, stages, num_classes = open_run_data(options)
     check_stages(options, dataset, stages)
     total_nimg = stages[-1].end_nimg
-    num_classes = dataset.num_classes if options.cond else 0
 
     # Run directory ----------------------------------------------------------------------------------------
     desc = describe(options, dataset.name)
@@ -121,16 +123,9 @@ def training_loop(
     log = RunLog(run_dir) if rank == 0 else None
 
     # Networks ---------------------------------------------------------------------------------------------
-    class_table = _load_class_table(options, num_classes)
-    embed_width = {"class_embed_dim": class_table.shape[1]} if class_table is not None else {}
+    class_table = load_class_table(options, num_classes)
     torch.manual_seed(options.seed)
-    G = create_generator(
-        options.model,
-        options.preset,
-        num_classes=num_classes,
-        img_resolution=max(s.resolution for s in stages),
-        **{**options.model_overrides, **embed_width},
-    )
+    G = create_generator(options.model, options.preset, **generator_settings(options, num_classes, stages, class_table))
     if class_table is not None:
         G.mapping.set_class_embeddings(class_table)
     G = G.to(device).train().requires_grad_(True)
@@ -185,12 +180,16 @@ def training_loop(
     tick_start_nimg, tick_start_time = cur_nimg, time.time()
     ticks_since_snap = 0
     last_snapshot = snapshot
+    share = (rounds, world, batch_gpu, rank)
+    batches = _stage_batches(data, options, stage, cur_nimg, share)
     try:
         while cur_nimg < total_nimg:
             # Stage switch: the same G on a denser grid, a fresh D for the new resolution.
             if cur_nimg >= stage.end_nimg:
                 stage = stage_at(stages, cur_nimg)
                 data = stage_data(options, dataset, stage)
+                batches.close()
+                batches = _stage_batches(data, options, stage, cur_nimg, share)
                 D = build_discriminator(options, stage, num_classes, class_table, device)
                 loss.D = D  # the loss (and its guidance classifier, if any) carries on
                 trainable["D"] = [p for p in D.parameters() if p.requires_grad]
@@ -198,10 +197,10 @@ def training_loop(
                 distributed.broadcast_module(D)
                 say(f"stage {stage.index + 1}/{len(stages)}: {stage.resolution}x{stage.resolution}")
 
-            # One step: fetch this process's share of the global batch.
-            idx = _batch_indices(len(data), options.seed, cur_nimg, options.batch)
-            mine = idx.reshape(rounds, world, batch_gpu)[:, rank]  # [rounds, batch_gpu]
-            real_img, real_c = _fetch(data, mine, device, num_classes)
+            # One step: this process's share of the global batch.
+            images, labels = next(batches)  # [rounds · batch_gpu, 3, R, R] uint8, [rounds · batch_gpu]
+            real_img = images.to(device).float().div(127.5).sub(1).view(rounds, batch_gpu, *images.shape[1:])
+            real_c = labels.to(device).view(rounds, batch_gpu) if num_classes else None
             for phase_index, phase in enumerate(phases):
                 if step % phase.interval:
                     continue
@@ -278,6 +277,7 @@ def training_loop(
                 say(f"stopped by signal; snapshot saved at {last_snapshot}")
                 break
     finally:
+        batches.close()  # stops the data-loading workers
         for sig, handler in previous_handlers.items():
             signal.signal(sig, handler)
         if log is not None:
@@ -313,13 +313,16 @@ def _set_trainable(trainable: dict[str, list[torch.nn.Parameter]], network: str 
             p.requires_grad_(network is None or name == network)
 
 
-def _fetch(dataset, indices: np.ndarray, device: torch.device, num_classes: int):
-    """Images ``[rounds, B, 3, R, R]`` in [-1, 1] and labels ``[rounds, B]`` (None when unconditional)."""
-    items = [dataset[int(i)] for i in indices.reshape(-1)]
-    images = torch.stack([img for img, _ in items]).to(device).float().div(127.5).sub(1)
-    images = images.view(*indices.shape, *images.shape[1:])
-    labels = torch.tensor([lab for _, lab in items], device=device).view(indices.shape) if num_classes else None
-    return images, labels
+def _stage_batches(data, options: TrainingOptions, stage: Stage, cur_nimg: int, share: tuple[int, int, int, int]):
+    """This process's images and labels of each step from ``cur_nimg`` to the stage's end, loaded by
+    ``options.workers`` processes: ``share = (rounds, world, batch_gpu, rank)`` picks its part of the batch."""
+    rounds, world, batch_gpu, rank = share
+
+    def indices_at(nimg: int) -> np.ndarray:  # [rounds, batch_gpu]
+        idx = _batch_indices(len(data), options.seed, nimg, options.batch)
+        return idx.reshape(rounds, world, batch_gpu)[:, rank]
+
+    return step_batches(data, indices_at, cur_nimg, stage.end_nimg, options.batch, options.workers)
 
 
 def _all_agree(flag: bool, device: torch.device) -> bool:
@@ -338,18 +341,6 @@ def _broadcast_run_dir(run_dir: Path | None, resuming: bool) -> tuple[Path, bool
     box = [(str(run_dir) if run_dir else None, resuming)]
     dist.broadcast_object_list(box, src=0)
     return Path(box[0][0]), box[0][1]
-
-
-def _load_class_table(options: TrainingOptions, num_classes: int) -> torch.Tensor | None:
-    """The pretrained class table ``[num_classes, E]`` that G's mapping and D start from (None: learned)."""
-    if options.class_embeddings is None:
-        return None
-    from polyinr.tools.class_embeddings import load_class_embeddings
-
-    table = load_class_embeddings(options.class_embeddings)
-    if table.shape[0] != num_classes:
-        raise PolyinrError(f"--class-embeddings has {table.shape[0]} classes, the conditional dataset {num_classes}")
-    return table
 
 
 @torch.no_grad()

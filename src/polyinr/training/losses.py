@@ -5,23 +5,28 @@ and calls :meth:`GANLoss.accumulate_gradients`; a loss that regularises lazily d
 loop scales that phase's learning rate and betas by ``interval / (interval + 1)`` (StyleGAN2's lazy
 regularisation).
 
-- :class:`NonSaturatingLoss`: StyleGAN2's logistic loss ``softplus(−D(G(z)))`` / ``softplus(D(fake)) +
-  softplus(−D(real))`` with lazy R1 ``γ/2 · ‖∇D(real)‖²`` every 16 D steps.
-- :class:`ProjectedHingeLoss`: StyleGAN-XL's recipe: hinge loss, no R1, the discriminator's inputs blurred by
-  a Gaussian whose sigma fades from ``blur_init_sigma`` to 0 over ``blur_fade_kimg``, and optional classifier
-  guidance ``cls_weight · CE(classifier(G(z, c)), c)`` at resolutions ≥ 32.
+Losses are registered by name with a config dataclass of their settings (:func:`register_loss`), as the
+generators and discriminators are; a setting the chosen loss does not have is refused, never dropped.
+
+- :class:`NonSaturatingLoss` (``nonsaturating``): StyleGAN2's logistic loss ``softplus(−D(G(z)))`` /
+  ``softplus(D(fake)) + softplus(−D(real))`` with lazy R1 ``γ/2 · ‖∇D(real)‖²`` every 16 D steps.
+- :class:`ProjectedHingeLoss` (``hinge``): StyleGAN-XL's recipe: hinge loss, no R1, the discriminator's inputs
+  blurred by a Gaussian whose sigma fades from ``blur_init_sigma`` to 0 over ``blur_fade_kimg``, and optional
+  classifier guidance ``cls_weight · CE(classifier(G(z, c)), c)`` at resolutions ≥ 32.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from polyinr.grid import Grid
+from polyinr.errors import PolyinrError, UnusedSetting
 from polyinr.training.stats import report
 
 
@@ -58,8 +63,51 @@ def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(images, taps.view(1, 1, -1, 1).repeat(C, 1, 1, 1), padding=(radius, 0), groups=C)
 
 
+GUIDANCE_MIN_RESOLUTION = 32  # classifier guidance applies only at resolutions ≥ this (it collapses modes below)
+LOSSES: dict[str, type[GANLoss]] = {}  # name → loss class, filled by @register_loss
+
+
+def register_loss(name: str, config_cls: type):
+    """Class decorator: register a :class:`GANLoss` subclass as ``name`` with its settings' dataclass."""
+
+    def decorate(cls: type[GANLoss]) -> type[GANLoss]:
+        cls.loss_name, cls.config_cls = name, config_cls
+        LOSSES[name] = cls
+        return cls
+
+    return decorate
+
+
+def get_loss(name: str) -> type[GANLoss]:
+    if name not in LOSSES:
+        raise PolyinrError(f"unknown loss {name!r}; losses: {', '.join(sorted(LOSSES))}")
+    return LOSSES[name]
+
+
+def loss_settings(name: str) -> list[str]:
+    """The settings (config fields) of the loss ``name``."""
+    return [f.name for f in dataclasses.fields(get_loss(name).config_cls)]
+
+
+def resolve_loss_config(name: str, **settings: Any) -> Any:
+    """The config of loss ``name`` from its defaults and ``settings``; a setting it lacks is refused."""
+    known = loss_settings(name)
+    for key in settings:
+        if key not in known:
+            raise UnusedSetting(key, f"the {name} loss", known)
+    return get_loss(name).config_cls(**settings)
+
+
+def create_loss(name: str, G: nn.Module, D: nn.Module, device: torch.device, **settings: Any) -> GANLoss:
+    """The loss ``name`` over ``G`` and ``D`` with ``settings`` (fields of its config)."""
+    return get_loss(name).from_config(G, D, resolve_loss_config(name, **settings), device)
+
+
 class GANLoss:
     """Base: holds G and D, renders fakes on the stage's grid, and names its phases."""
+
+    loss_name: str
+    config_cls: type
 
     def __init__(self, G: nn.Module, D: nn.Module) -> None:
         self.G, self.D = G, D
@@ -72,7 +120,7 @@ class GANLoss:
     ) -> torch.Tensor:
         """Fakes ``[B, 3, R, R]`` on the training grid of ``resolution``."""
         ws = self.G.mapping(z, c, update_emas=update_emas)
-        return self.G.synthesis(ws, Grid.frame(resolution))
+        return self.G.synthesize(ws, self.G.training_grid(resolution))
 
     def run_D(self, images: torch.Tensor, c: torch.Tensor | None, cur_nimg: int) -> torch.Tensor:
         return self.D(images, c)
@@ -90,6 +138,27 @@ class GANLoss:
         raise NotImplementedError
 
 
+@dataclass(frozen=True)
+class NonSaturatingConfig:
+    gamma: float = 1.0  # R1 weight γ on the reals; 0 = no R1 (and no Dreg phase)
+
+    def __post_init__(self) -> None:
+        if self.gamma < 0:
+            raise PolyinrError(f"the R1 weight gamma must be ≥ 0, got {self.gamma}")
+
+
+@dataclass(frozen=True)
+class HingeConfig:
+    blur_sigma: float = 0.0  # initial sigma in pixels of the D-input blur; 0 = no blur
+    blur_fade_kimg: float = 300.0  # kimg over which the blur fades to 0
+    cls_weight: float = 0.0  # classifier guidance weight; 0 = off (no classifier is built or downloaded)
+
+    def __post_init__(self) -> None:
+        if self.blur_sigma < 0 or self.blur_fade_kimg < 0 or self.cls_weight < 0:
+            raise PolyinrError("the blur sigma, its fade length and the guidance weight must be ≥ 0")
+
+
+@register_loss("nonsaturating", NonSaturatingConfig)
 class NonSaturatingLoss(GANLoss):
     """StyleGAN2's logistic loss with lazy R1 on the reals (``gamma`` = 0 disables R1)."""
 
@@ -97,6 +166,10 @@ class NonSaturatingLoss(GANLoss):
         super().__init__(G, D)
         self.r1_gamma = r1_gamma
         self.r1_interval = r1_interval
+
+    @classmethod
+    def from_config(cls, G: nn.Module, D: nn.Module, cfg: NonSaturatingConfig, device: torch.device):
+        return cls(G, D, r1_gamma=cfg.gamma)
 
     def phases(self) -> list[PhaseSpec]:
         return phases_for("G", None) + phases_for("D", self.r1_interval if self.r1_gamma > 0 else None)
@@ -128,6 +201,7 @@ class NonSaturatingLoss(GANLoss):
             loss.mul(gain).backward()
 
 
+@register_loss("hinge", HingeConfig)
 class ProjectedHingeLoss(GANLoss):
     """StyleGAN-XL: hinge loss, blurred discriminator inputs, optional classifier guidance; no R1."""
 
@@ -139,7 +213,7 @@ class ProjectedHingeLoss(GANLoss):
         blur_fade_kimg: float = 300.0,  # kimg over which the blur fades to 0
         classifier: nn.Module | None = None,  # frozen classifier for guidance; None = off
         cls_weight: float = 0.0,  # weight of the guidance term
-        cls_min_resolution: int = 32,  # guidance only at resolutions ≥ this (it collapses modes below)
+        cls_min_resolution: int = GUIDANCE_MIN_RESOLUTION,  # guidance only at resolutions ≥ this
     ) -> None:
         super().__init__(G, D)
         self.blur_init_sigma = blur_init_sigma
@@ -147,6 +221,16 @@ class ProjectedHingeLoss(GANLoss):
         self.classifier = classifier
         self.cls_weight = cls_weight
         self.cls_min_resolution = cls_min_resolution
+
+    @classmethod
+    def from_config(cls, G: nn.Module, D: nn.Module, cfg: HingeConfig, device: torch.device):
+        classifier = None
+        if cfg.cls_weight > 0:
+            from polyinr.training import guidance
+
+            classifier = guidance.build_guidance_classifier(device)
+        return cls(G, D, blur_init_sigma=cfg.blur_sigma, blur_fade_kimg=cfg.blur_fade_kimg, classifier=classifier,
+                   cls_weight=cfg.cls_weight)  # fmt: skip
 
     def run_D(self, images, c, cur_nimg):
         sigma = blur_sigma(cur_nimg, self.blur_init_sigma, self.blur_fade_kimg)

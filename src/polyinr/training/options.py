@@ -1,9 +1,8 @@
-"""Training options: one dataclass, named presets, and resolution of command-line overrides.
+"""Training options: one dataclass, resolved from a training recipe, a model preset and explicit overrides.
 
-A preset names both the generator preset (``models/registry.py``) and the training recipe. ``imagenet`` is
-the Poly-INR authors' recipe (StyleGAN-XL's: projected discriminator with two frozen backbones, DiffAugment,
-hinge loss, blur 2 over 300 kimg, Adam (0, 0.99), lr_G 1e-4, lr_D 2e-4, batch 64, EMA ``batch·10/32`` kimg,
-grids 32 → 64 → 128 → 256 → 512, classifier guidance off). ``cpu`` trains in minutes on two cores.
+The recipe (``training/recipes.py``) says how to train, the model preset (beside each model) how big the
+generator is; :func:`resolve_options` pairs them (:func:`~polyinr.training.recipes.pair_recipe_and_preset`),
+applies every explicit override, and refuses a setting that the chosen loss or discriminator does not use.
 """
 
 from __future__ import annotations
@@ -12,8 +11,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from polyinr.discriminators.projected import AUTHORS_BACKBONES
+from polyinr.discriminators.registry import check_discriminator_settings
 from polyinr.errors import PolyinrError
+from polyinr.training.losses import resolve_loss_config
+from polyinr.training.recipes import get_recipe, pair_recipe_and_preset
 from polyinr.training.schedule import parse_schedule
 
 
@@ -26,18 +27,16 @@ class TrainingOptions:
     cond: bool = False  # class-conditional on the dataset's labels
     mirror: bool = False  # add x-flipped copies of the images
     # Networks.
+    recipe: str = "cpu"  # registered training recipe (training/recipes.py)
     model: str = "poly-inr"  # registered generator
-    preset: str = "cpu"  # preset of the generator and of this recipe
-    model_overrides: dict[str, Any] = field(default_factory=dict)  # generator config fields
-    disc: str = "residual"  # 'residual' (StyleGAN2) or 'projected' (StyleGAN-XL)
-    disc_options: dict[str, Any] = field(default_factory=dict)  # passed to create_discriminator
+    preset: str = "cpu"  # the generator's preset (its size), paired with the recipe
+    model_overrides: dict[str, Any] = field(default_factory=dict)  # generator config fields over the preset
+    disc: str = "residual"  # registered discriminator
+    disc_options: dict[str, Any] = field(default_factory=dict)  # settings of `disc` (fields of its config)
     class_embeddings: str | None = None  # safetensors table to start G's and D's class tables from
     # Loss.
-    loss: str = "nonsaturating"  # 'nonsaturating' (+ R1) or 'hinge' (projected recipe)
-    gamma: float = 1.0  # R1 weight (nonsaturating loss); 0 = off
-    blur_sigma: float = 0.0  # initial sigma of the D-input blur (hinge recipe); 0 = off
-    blur_fade_kimg: float = 300.0  # kimg over which the blur fades out
-    cls_weight: float = 0.0  # classifier guidance weight; 0 = off (nothing is downloaded)
+    loss: str = "nonsaturating"  # registered loss (training/losses.py)
+    loss_options: dict[str, Any] = field(default_factory=dict)  # settings of `loss` (fields of its config)
     # Optimisation.
     batch: int = 32  # total batch over all processes and micro-batches
     batch_gpu: int | None = None  # micro-batch per process; None = batch / processes
@@ -45,7 +44,7 @@ class TrainingOptions:
     dlr: float = 0.0025  # discriminator learning rate
     ema_kimg: float | None = None  # G EMA half-life in kimg; None = batch·10/32
     ema_rampup: float | None = 0.05  # StyleGAN's EMA ramp-up; None = off
-    # Duration: a schedule of (resolution, kimg) stages; a single stage when no schedule is given.
+    # Duration: a schedule of (resolution, kimg) stages; else one stage of `kimg` at `resolution`.
     schedule: str | None = None  # '32:2000,64:1000'; None = kimg at the data's resolution
     kimg: float = 200.0  # duration when no schedule is given
     resolution: int | None = None  # training resolution when no schedule is given; None = the data's
@@ -76,48 +75,40 @@ class TrainingOptions:
         return values
 
 
-TRAIN_PRESETS: dict[str, dict[str, Any]] = {
-    # The Poly-INR authors' ImageNet recipe. Stage lengths after the 32² stem are not published; these are ours.
-    "imagenet": dict(
-        preset="imagenet", disc="projected", loss="hinge", glr=1e-4, dlr=2e-4, batch=64, blur_sigma=2.0,
-        blur_fade_kimg=300.0, cls_weight=0.0, mirror=True, gamma=0.0,
-        disc_options={"backbones": list(AUTHORS_BACKBONES), "diffaug": "color,translation,cutout"},
-        schedule="32:10000,64:5000,128:5000,256:2500,512:2500", tick_kimg=4.0, snap_ticks=50,
-    ),
-    # FFHQ width (n 512), unconditional, same recipe.
-    "ffhq": dict(
-        preset="ffhq", disc="projected", loss="hinge", glr=1e-4, dlr=2e-4, batch=64, blur_sigma=2.0,
-        blur_fade_kimg=300.0, mirror=True, gamma=0.0,
-        disc_options={"backbones": list(AUTHORS_BACKBONES), "diffaug": "color,translation,cutout"},
-        schedule="32:10000,64:5000,128:5000,256:5000", tick_kimg=4.0, snap_ticks=50,
-    ),
-    # Minutes on two CPU cores: the small generator, StyleGAN2's residual discriminator with R1.
-    "cpu": dict(
-        preset="cpu", disc="residual", loss="nonsaturating", glr=0.0025, dlr=0.0025, batch=32, gamma=0.1,
-        kimg=40.0, tick_kimg=4.0, snap_ticks=5,
-        disc_options={"channel_base": 1024, "channel_max": 64},
-    ),
-}  # fmt: skip
+def resolve_options(
+    recipe: str | None = None,
+    *,
+    preset: str | None = None,
+    loss_options: dict[str, Any] | None = None,
+    disc_options: dict[str, Any] | None = None,
+    **overrides: Any,
+) -> TrainingOptions:
+    """Defaults, then the recipe (paired with the model's ``preset``), then every non-None override.
 
-# With `--disc projected` on the CPU preset: one small backbone, randomly initialised unless weights exist.
-CPU_PROJECTED = {"backbones": ["tf_efficientnet_lite0"], "diffaug": "color,translation,cutout", "interp224": False}
-
-
-def resolve_options(preset: str, **overrides: Any) -> TrainingOptions:
-    """Defaults, then the preset's recipe, then every non-None override."""
-    if preset not in TRAIN_PRESETS:
-        raise PolyinrError(f"unknown preset {preset!r}; presets: {', '.join(sorted(TRAIN_PRESETS))}")
-    values = dict(TRAIN_PRESETS[preset])
-    if overrides.get("disc") == "projected" and values.get("disc") != "projected":
-        values.update(loss="hinge", gamma=0.0, disc_options=dict(CPU_PROJECTED))
-    if overrides.get("kimg") is not None and overrides.get("schedule") is None:
-        values.pop("schedule", None)  # an explicit --kimg replaces the preset's schedule
+    ``loss_options`` / ``disc_options`` are settings of the chosen loss / discriminator over the recipe's own
+    settings for them; one that the loss or discriminator does not have raises
+    :class:`~polyinr.errors.UnusedSetting`.
+    """
     fields = {f.name for f in dataclasses.fields(TrainingOptions)}
-    for key, value in overrides.items():
-        if key not in fields:
+    for key in overrides:
+        if key not in fields or key in ("recipe", "preset", "loss_options", "disc_options"):
             raise PolyinrError(f"unknown training option {key!r}")
-        if value is not None:
-            values[key] = value
+    model = overrides.get("model") or TrainingOptions.model
+    recipe, preset = pair_recipe_and_preset(model, recipe, preset)
+    chosen = get_recipe(recipe)
+    values: dict[str, Any] = {**chosen.options, "recipe": recipe, "preset": preset}
+    values.update(loss=chosen.loss, disc=chosen.disc)
+    one_stage = [key for key in ("kimg", "resolution") if overrides.get(key) is not None]
+    if one_stage and overrides.get("schedule") is not None:
+        raise PolyinrError(f"a schedule sets every stage's resolution and duration; a separate {one_stage[0]} "
+                           f"does not apply to it")  # fmt: skip
+    if one_stage:
+        values.pop("schedule", None)  # an explicit duration or resolution replaces the recipe's schedule
+    values.update({key: value for key, value in overrides.items() if value is not None})
+    given_loss = {k: v for k, v in (loss_options or {}).items() if v is not None}
+    given_disc = {k: v for k, v in (disc_options or {}).items() if v is not None}
+    values["loss_options"] = {**chosen.losses.get(values["loss"], {}), **given_loss}
+    values["disc_options"] = {**chosen.discs.get(values["disc"], {}), **given_disc}
     options = TrainingOptions(**values)
     validate(options)
     return options
@@ -126,18 +117,21 @@ def resolve_options(preset: str, **overrides: Any) -> TrainingOptions:
 def validate(options: TrainingOptions) -> None:
     """One-line errors for inconsistent options, before anything is built."""
     if options.batch <= 0:
-        raise PolyinrError(f"--batch must be positive, got {options.batch}")
+        raise PolyinrError(f"the batch size must be positive, got {options.batch}")
     if options.batch_gpu is not None and (options.batch_gpu <= 0 or options.batch % options.batch_gpu):
-        raise PolyinrError(f"--batch {options.batch} must be a multiple of --batch-gpu {options.batch_gpu}")
+        raise PolyinrError(f"the batch size {options.batch} must be a multiple of the per-process batch "
+                           f"{options.batch_gpu}")  # fmt: skip
     if options.schedule is not None:
         parse_schedule(options.schedule)
     elif not options.kimg > 0:
-        raise PolyinrError(f"--kimg must be positive, got {options.kimg}")
-    if options.loss not in ("nonsaturating", "hinge"):
-        raise PolyinrError(f"unknown loss {options.loss!r}; use nonsaturating or hinge")
+        raise PolyinrError(f"the training duration must be positive, got {options.kimg} kimg")
     if options.tick_kimg <= 0 or options.snap_ticks <= 0 or options.keep_snapshots <= 0:
-        raise PolyinrError("--tick, --snap and --keep must be positive")
+        raise PolyinrError("the tick length, snapshot interval and number of kept snapshots must be positive")
+    if options.workers < 0:
+        raise PolyinrError(f"the number of data-loading workers must be ≥ 0, got {options.workers}")
     if (options.bf16 or options.tf32 or options.compile) and options.device == "cpu":
-        raise PolyinrError("--bf16, --tf32 and --compile are CUDA speed-ups; drop them with --device cpu")
-    if options.cls_weight > 0 and not options.cond:
-        raise PolyinrError("classifier guidance (--cls-weight) needs class labels: add --cond")
+        raise PolyinrError("bf16, TF32 and torch.compile are CUDA speed-ups; this run is on the CPU")
+    loss = resolve_loss_config(options.loss, **options.loss_options)
+    check_discriminator_settings(options.disc, options.disc_options)
+    if getattr(loss, "cls_weight", 0) > 0 and not options.cond:
+        raise PolyinrError("classifier guidance needs class labels: train class-conditional")

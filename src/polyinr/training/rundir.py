@@ -24,8 +24,9 @@ RESUMABLE_CHANGES = {"kimg", "schedule", "tick_kimg", "snap_ticks", "keep_snapsh
 
 
 def describe(options: Any, dataset_name: str) -> str:
-    """``poly-inr-cpu-digits-residual-b32-cond[-desc]``."""
-    words = [options.model, options.preset, dataset_name, options.disc, f"b{options.batch}"]
+    """``poly-inr-cpu-digits-residual-b32-cond[-desc]`` (the recipe's name after the preset's when they differ)."""
+    presets = [options.preset] if options.recipe == options.preset else [options.preset, options.recipe]
+    words = [options.model, *presets, dataset_name, options.disc, f"b{options.batch}"]
     if options.cond:
         words.append("cond")
     if options.desc:
@@ -74,9 +75,9 @@ def resolve_run_dir(resume: str, outdir: Path, desc: str, options_json: dict[str
         return (found, True) if found is not None else (new_run_dir(outdir, desc), False)
     run = Path(resume)
     if not run.is_dir():
-        raise PolyinrError(f"--resume {resume}: no such run directory (use auto, new, or a run directory)")
+        raise PolyinrError(f"cannot resume {resume}: no such run directory (resume auto, new, or a run directory)")
     if latest_snapshot(run) is None:
-        raise PolyinrError(f"--resume {resume}: the run has no complete snapshot to resume from")
+        raise PolyinrError(f"cannot resume {resume}: the run has no complete snapshot to resume from")
     return run, True
 
 

@@ -1,18 +1,30 @@
-"""Building what a run needs from its options: data, discriminator, loss. Kept out of the loop's body."""
+"""Building what a run needs from its options: data, generator config, discriminator, loss. Kept out of the
+loop's body, and shared with the command line's dry run so that it shows exactly what a run builds."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from polyinr.device import resolve_device
 from polyinr.errors import PolyinrError
-from polyinr.training.losses import GANLoss, NonSaturatingLoss, ProjectedHingeLoss
+from polyinr.training.losses import GUIDANCE_MIN_RESOLUTION, GANLoss, create_loss, resolve_loss_config
 from polyinr.training.options import TrainingOptions
-from polyinr.training.schedule import Stage
+from polyinr.training.schedule import Stage, build_stages, parse_schedule
 
-__all__ = ["build_discriminator", "build_loss", "check_stages", "open_training_data", "resolve_device", "stage_data"]
+__all__ = [
+    "build_discriminator",
+    "build_loss",
+    "check_stages",
+    "generator_settings",
+    "load_class_table",
+    "open_run_data",
+    "open_training_data",
+    "resolved_run",
+    "stage_data",
+]
 
 
 STAGE_TEMPLATE = "{res}"  # in --data: one dataset per stage, e.g. imagenet{res}.zip (the authors' layout)
@@ -27,13 +39,40 @@ def open_training_data(options: TrainingOptions, resolution: int | None = None):
     source = options.data
     if STAGE_TEMPLATE in source:
         if resolution is None:
-            raise PolyinrError(f"--data {source!r} names one dataset per stage: give --schedule or --resolution")
+            raise PolyinrError(f"the data {source!r} names one dataset per stage ({STAGE_TEMPLATE}): a schedule or a "
+                               f"training resolution is needed")  # fmt: skip
         source = source.replace(STAGE_TEMPLATE, str(resolution))
     return open_dataset(source, resolution=resolution, cond=options.cond, mirror=options.mirror)
 
 
+def open_run_data(options: TrainingOptions):
+    """``(dataset, stages, num_classes)``: the data of the first stage, the run's stages, and the number of
+    classes the run is conditioned on (0 = unconditional)."""
+    first_resolution = parse_schedule(options.schedule)[0][0] if options.schedule else None
+    dataset = open_training_data(options, first_resolution)
+    stages = build_stages(options.stages(dataset.resolution))
+    return dataset, stages, dataset.num_classes if options.cond else 0
+
+
+def load_class_table(options: TrainingOptions, num_classes: int) -> torch.Tensor | None:
+    """The pretrained class table ``[num_classes, E]`` that G's mapping and D start from (None: learned)."""
+    if options.class_embeddings is None:
+        return None
+    from polyinr.tools.class_embeddings import load_class_embeddings
+
+    table = load_class_embeddings(options.class_embeddings)
+    if table.shape[0] != num_classes:
+        raise PolyinrError(f"the class embedding table has {table.shape[0]} classes, the conditional dataset "
+                           f"{num_classes}")  # fmt: skip
+    return table
+
+
 def check_stages(options: TrainingOptions, dataset, stages: list[Stage]) -> None:
-    """Before anything trains: every stage's data exists and none would train on upsampled images."""
+    """Before anything trains: every stage's data exists, none would train on upsampled images, and classifier
+    guidance, when asked for, applies somewhere."""
+    if options.loss_options.get("cls_weight", 0) > 0 and max(s.resolution for s in stages) < GUIDANCE_MIN_RESOLUTION:
+        raise PolyinrError(f"classifier guidance applies at resolutions ≥ {GUIDANCE_MIN_RESOLUTION}, but this run "
+                           f"trains at most at {max(s.resolution for s in stages)}")  # fmt: skip
     for stage in stages:
         if STAGE_TEMPLATE in options.data:
             path = Path(options.data.replace(STAGE_TEMPLATE, str(stage.resolution)))
@@ -46,8 +85,8 @@ def check_stages(options: TrainingOptions, dataset, stages: list[Stage]) -> None
             raise PolyinrError(
                 f"{options.data} holds images of {limit}x{limit} (or smaller), but a stage trains at "
                 f"{stage.resolution}x{stage.resolution}; give larger images (they are resized per stage), one "
-                f"dataset per stage with {STAGE_TEMPLATE} in --data (e.g. --data imagenet{STAGE_TEMPLATE}.zip), "
-                f"or a --schedule that stops at {limit}"
+                f"dataset per stage with {STAGE_TEMPLATE} in the data path (e.g. imagenet{STAGE_TEMPLATE}.zip), "
+                f"or a schedule that stops at {limit}"
             )
 
 
@@ -66,8 +105,8 @@ def build_discriminator(
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(options.seed * 1000 + 17 + stage.index)
-        width = {"embed_dim": class_table.shape[1]} if class_table is not None and num_classes else {}
-        D = create_discriminator(options.disc, stage.resolution, num_classes, **{**options.disc_options, **width})
+        D = create_discriminator(options.disc, stage.resolution, num_classes,
+                                 **_disc_settings(options, num_classes, class_table))  # fmt: skip
     if class_table is not None and num_classes:
         D.set_class_embeddings(class_table)
     D = D.to(device).train()
@@ -78,13 +117,46 @@ def build_discriminator(
     return D
 
 
-def build_loss(options: TrainingOptions, G: torch.nn.Module, D: torch.nn.Module, device: torch.device) -> GANLoss:
-    if options.loss == "nonsaturating":
-        return NonSaturatingLoss(G, D, r1_gamma=options.gamma)
-    classifier = None
-    if options.cls_weight > 0:
-        from polyinr.training.guidance import build_guidance_classifier
+def generator_settings(
+    options: TrainingOptions, num_classes: int, stages: list[Stage], class_table: torch.Tensor | None
+) -> dict[str, Any]:
+    """The overrides of the generator's preset for this run: the data's classes, the last stage's resolution,
+    the pretrained class table's width, then the explicit ``model_overrides``."""
+    settings: dict[str, Any] = {"num_classes": num_classes, "img_resolution": max(s.resolution for s in stages)}
+    if class_table is not None:
+        settings["embed_dim"] = class_table.shape[1]
+    return {**settings, **options.model_overrides}
 
-        classifier = build_guidance_classifier(device)
-    return ProjectedHingeLoss(G, D, blur_init_sigma=options.blur_sigma, blur_fade_kimg=options.blur_fade_kimg,
-                              classifier=classifier, cls_weight=options.cls_weight)  # fmt: skip
+
+def _disc_settings(options: TrainingOptions, num_classes: int, class_table: torch.Tensor | None) -> dict[str, Any]:
+    """The discriminator's settings: the options', with the class table's width when one is given."""
+    width = {"embed_dim": class_table.shape[1]} if class_table is not None and num_classes else {}
+    return {**options.disc_options, **width}
+
+
+def resolved_run(options: TrainingOptions) -> dict[str, Any]:
+    """What a run of ``options`` builds, as plain values: the generator's config (every field), the first
+    stage's discriminator config, the loss's config and the stages. Opens the data (for its classes and size)."""
+    from polyinr.discriminators import get_discriminator
+    from polyinr.models.registry import resolve_config
+
+    dataset, stages, num_classes = open_run_data(options)
+    class_table = load_class_table(options, num_classes)
+    model = resolve_config(options.model, options.preset, **generator_settings(options, num_classes, stages,
+                                                                                class_table))  # fmt: skip
+    disc_cls = get_discriminator(options.disc)
+    disc = disc_cls.config_cls(img_resolution=stages[0].resolution, num_classes=num_classes,
+                               **_disc_settings(options, num_classes, class_table))  # fmt: skip
+    return {
+        "generator": {"model": options.model, "preset": options.preset, "config": dataclasses.asdict(model)},
+        "discriminator": {"name": options.disc, "config": dataclasses.asdict(disc)},
+        "loss": {"name": options.loss, "config": dataclasses.asdict(resolve_loss_config(options.loss,
+                                                                                        **options.loss_options))},
+        "stages": [{"resolution": s.resolution, "kimg": (s.end_nimg - s.start_nimg) / 1000} for s in stages],
+        "data": {"images": len(dataset), "classes": num_classes, "resolution": dataset.resolution},
+    }  # fmt: skip
+
+
+def build_loss(options: TrainingOptions, G: torch.nn.Module, D: torch.nn.Module, device: torch.device) -> GANLoss:
+    """The run's loss over ``G`` and ``D`` (a guidance classifier is built only when its weight is > 0)."""
+    return create_loss(options.loss, G, D, device, **options.loss_options)

@@ -1,0 +1,139 @@
+"""Training recipes: loss, discriminator, optimiser, batch, EMA, schedule — separate from the model's size.
+
+A *recipe* says how to train; a *model preset* (``models/registry.py``, beside each model) says how big the
+generator is. A recipe is made for one size class — ``cpu`` (minutes on two cores) or ``paper`` (the papers'
+GPU settings) — and combines with any registered model that has a preset of that size: a model's preset named
+``cpu`` is CPU-sized, every other preset is paper-sized. Recipes register themselves with
+:func:`register_recipe`; ``polyinr list`` shows them.
+
+A recipe holds the settings of every loss and discriminator it knows (``losses``, ``discs``): choosing another
+loss or discriminator than the recipe's own takes the recipe's settings for that one, or its defaults when the
+recipe has none — never the settings of the one it replaces.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from polyinr.discriminators.projected import AUTHORS_BACKBONES
+from polyinr.errors import PolyinrError
+
+CPU, PAPER = "cpu", "paper"  # size classes of recipes and model presets
+AUTHORS_DIFFAUG = "color,translation,cutout"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    size: str  # CPU or PAPER: the model presets it trains
+    summary: str  # one line for `polyinr list`
+    loss: str  # the registered loss it trains with
+    disc: str  # the registered discriminator it trains with
+    options: dict[str, Any] = field(default_factory=dict)  # fields of TrainingOptions (lr, batch, schedule, …)
+    losses: dict[str, dict[str, Any]] = field(default_factory=dict)  # loss name → its settings in this recipe
+    discs: dict[str, dict[str, Any]] = field(default_factory=dict)  # discriminator name → its settings
+
+
+RECIPES: dict[str, Recipe] = {}
+
+
+def register_recipe(recipe: Recipe) -> Recipe:
+    """Add ``recipe`` to the registry under its name."""
+    if recipe.size not in (CPU, PAPER):
+        raise PolyinrError(f"recipe {recipe.name!r}: size must be {CPU!r} or {PAPER!r}, got {recipe.size!r}")
+    RECIPES[recipe.name] = recipe
+    return recipe
+
+
+def list_recipes() -> list[str]:
+    return sorted(RECIPES)
+
+
+def get_recipe(name: str) -> Recipe:
+    if name not in RECIPES:
+        raise PolyinrError(f"unknown training recipe {name!r}; recipes: {', '.join(sorted(RECIPES))}")
+    return RECIPES[name]
+
+
+def preset_size(preset: str) -> str:
+    """The size class of a model preset: ``cpu`` is CPU-sized, every other preset paper-sized."""
+    return CPU if preset == CPU else PAPER
+
+
+def pair_recipe_and_preset(model: str, recipe: str | None, preset: str | None) -> tuple[str, str]:
+    """``(recipe, model preset)`` for ``model`` from either or both names, with one-line errors on a mismatch.
+
+    Only a recipe: the model's preset of the recipe's name, else its only preset of the recipe's size. Only a
+    preset: the recipe of the preset's name, else the ``cpu`` recipe for a CPU-sized preset. Neither: ``cpu``.
+    """
+    from polyinr.models.registry import get_entry
+
+    presets = sorted(get_entry(model).presets)
+    if preset is not None and preset not in presets:
+        raise PolyinrError(f"unknown preset {preset!r} for {model}; presets: {', '.join(presets) or 'none'}")
+    if recipe is None and preset is None:
+        recipe = CPU
+    if recipe is None:
+        if preset in RECIPES:
+            recipe = preset
+        elif preset_size(preset) == CPU:
+            recipe = CPU
+        else:
+            raise PolyinrError(f"no training recipe is named {preset!r}: choose one of the paper-sized recipes "
+                               f"({', '.join(r for r in list_recipes() if RECIPES[r].size == PAPER)})")  # fmt: skip
+    chosen = get_recipe(recipe)
+    same_size = [p for p in presets if preset_size(p) == chosen.size]
+    if preset is None:
+        if recipe in presets:
+            preset = recipe
+        elif len(same_size) == 1:
+            preset = same_size[0]
+        elif not same_size:
+            raise PolyinrError(f"{model} has no {chosen.size}-sized preset for the {recipe} recipe; "
+                               f"its presets: {', '.join(presets) or 'none'}")  # fmt: skip
+        else:
+            raise PolyinrError(f"{model} has several {chosen.size}-sized presets for the {recipe} recipe "
+                               f"({', '.join(same_size)}): choose one")  # fmt: skip
+    if preset_size(preset) != chosen.size:
+        raise PolyinrError(f"the {recipe} recipe trains {chosen.size}-sized models, but the {preset} preset of "
+                           f"{model} is {preset_size(preset)}-sized; {chosen.size}-sized presets of {model}: "
+                           f"{', '.join(same_size) or 'none'}")  # fmt: skip
+    return recipe, preset
+
+
+# ----------------------------------------------------------------------------------------------- recipes
+
+_AUTHORS_PROJECTED = {"backbones": list(AUTHORS_BACKBONES), "diffaug": AUTHORS_DIFFAUG}
+_AUTHORS_HINGE = {"blur_sigma": 2.0, "blur_fade_kimg": 300.0, "cls_weight": 0.0}
+
+register_recipe(Recipe(
+    name="imagenet", size=PAPER, loss="hinge", disc="projected",
+    summary="the Poly-INR authors' ImageNet recipe (StyleGAN-XL's): projected D, hinge, blur, 32 → 512",
+    # Stage lengths after the 32² stem are not published; these are ours.
+    options=dict(glr=1e-4, dlr=2e-4, batch=64, mirror=True, schedule="32:10000,64:5000,128:5000,256:2500,512:2500",
+                 tick_kimg=4.0, snap_ticks=50),
+    losses={"hinge": _AUTHORS_HINGE},
+    discs={"projected": _AUTHORS_PROJECTED},
+))  # fmt: skip
+
+register_recipe(Recipe(
+    name="ffhq", size=PAPER, loss="hinge", disc="projected",
+    summary="the imagenet recipe for unconditional faces, 32 → 256",
+    options=dict(glr=1e-4, dlr=2e-4, batch=64, mirror=True, schedule="32:10000,64:5000,128:5000,256:5000",
+                 tick_kimg=4.0, snap_ticks=50),
+    losses={"hinge": _AUTHORS_HINGE},
+    discs={"projected": _AUTHORS_PROJECTED},
+))  # fmt: skip
+
+register_recipe(Recipe(
+    name="cpu", size=CPU, loss="nonsaturating", disc="residual",
+    summary="minutes on two CPU cores: StyleGAN2's residual D with R1 (projected: one small backbone)",
+    options=dict(glr=0.0025, dlr=0.0025, batch=32, kimg=40.0, tick_kimg=4.0, snap_ticks=5),
+    losses={"nonsaturating": {"gamma": 0.1}},
+    discs={
+        "residual": {"channel_base": 1024, "channel_max": 64},
+        # One small backbone (timm's pretrained weights unless a weights file or random features are asked for).
+        "projected": {"backbones": ["tf_efficientnet_lite0"], "diffaug": AUTHORS_DIFFAUG, "interp224": False},
+    },
+))  # fmt: skip

@@ -1,0 +1,166 @@
+"""The generator contract, run over every registered model with its ``cpu`` preset.
+
+A model is done when it passes this file: images of the declared shape, finite and not flat; the same seed
+gives the same image; save → load is bit-exact; tiles reassemble the full render exactly wherever the model
+accepts tiles; a refused grid is a one-line :class:`GridRefused`; one training step runs with each
+discriminator and its loss.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import polyinr
+from polyinr.discriminators import create_discriminator
+from polyinr.grid import Grid
+from polyinr.models.generator import FRAME, CapabilityMissing, GridRefused
+from polyinr.models.registry import list_models
+from polyinr.training.losses import NonSaturatingLoss, ProjectedHingeLoss
+
+NUM_CLASSES = 3
+MODELS = list_models()
+
+
+@pytest.fixture(scope="module", params=MODELS)
+def G(request) -> polyinr.Generator:
+    torch.manual_seed(0)
+    return polyinr.create(request.param, "cpu", num_classes=NUM_CLASSES).eval().requires_grad_(False)
+
+
+def sample(G, seeds=(0, 1)) -> tuple[torch.Tensor, torch.Tensor]:
+    z = polyinr.latents_from_seeds(list(seeds), G.z_dim)
+    return z, torch.arange(len(seeds)) % NUM_CLASSES
+
+
+def lattice_grid(G, rows: int, cols: int, row0: int = 0, col0: int = 0) -> Grid:
+    """A window of ``rows × cols`` pixels spaced as the native frame's, starting ``(row0, col0)`` pixels off."""
+    step = 1.0 / (G.img_resolution - 1)
+    return Grid.window(row0 * step, col0 * step, (row0 + rows - 1) * step, (col0 + cols - 1) * step, rows, cols)
+
+
+def test_every_model_has_a_cpu_preset_and_declares_its_grids(G):
+    assert G.model_name in MODELS
+    assert G.grid_support.kind in ("continuous", "frame", "canvas")
+    line = G.describe_grids()
+    assert line and "\n" not in line
+
+
+def test_native_render_has_the_declared_shape_and_is_finite(G):
+    z, c = sample(G)
+    images = G(z, c)
+    R = G.img_resolution
+    assert images.shape == (2, 3, R, R) and images.dtype == torch.float32
+    assert torch.isfinite(images).all()
+    assert images.std() > 1e-4  # not a flat picture
+    assert images.abs().max() < 1e3  # [-1, 1] after training; a random net stays in a sane range
+
+
+def test_same_seed_same_image(G):
+    z, c = sample(G, (5,))
+    first, second = G(z, c), G(z.clone(), c.clone())
+    assert torch.equal(first, second)
+    ws = G.mapping(z, c)
+    assert ws.shape == (1, G.num_ws, G.w_dim)
+    assert torch.equal(G.synthesize(ws), first)
+
+
+def test_save_then_load_is_bit_exact(G, tmp_path):
+    z, c = sample(G)
+    G.save(tmp_path / "ckpt")
+    loaded = polyinr.load(tmp_path / "ckpt")
+    assert type(loaded) is type(G) and loaded.cfg == G.cfg
+    assert torch.equal(loaded(z, c), G(z, c))
+
+
+def test_tiles_reassemble_the_full_render(G):
+    if not G.grid_support.tiles:
+        with pytest.raises(GridRefused, match=f"^{G.model_name} cannot render in tiles"):
+            G.check_tiles(8, 8)
+        return
+    z, c = sample(G, (3,))
+    ws = G.mapping(z, c)
+    size = 2 * G.img_resolution - 1
+    grid = lattice_grid(G, size, size + 6, row0=-4, col0=3)  # beyond the frame on every side kind allows
+    full = G.synthesize(ws, grid)
+    tile = 4 * G.tile_multiple * max(1, G.img_resolution // (8 * G.tile_multiple))
+    G.check_tiles(tile, tile)
+    pasted = torch.empty_like(full)
+    for r, col, part in grid.tiles(tile):
+        h, w = part.shape
+        pasted[..., r : r + h, col : col + w] = G.synthesize(ws, part)
+    assert torch.equal(pasted, full)
+
+
+def test_refused_grids_give_one_line(G):
+    R = G.img_resolution
+    candidates = [Grid.window(0.1, 0.2, 0.9, 1.3, R + 3, R + 5), Grid.frame(R).rotated(0.3).scaled(0.5)]
+    for grid in candidates:
+        try:
+            G.check_grid(grid)
+        except GridRefused as e:
+            message = str(e)
+            assert message.startswith(G.model_name) and "\n" not in message
+        else:
+            assert G.grid_support.kind == "continuous"  # a continuous model paints every grid
+    if G.grid_support is FRAME:
+        with pytest.raises(GridRefused):
+            G.check_grid(Grid.frame(2 * R))
+        G.check_grid(Grid.frame(R).translated(0.1, -0.2).rotated(0.4))  # its rigid motions are fine
+
+
+def test_optional_capabilities_answer_or_refuse_clearly(G):
+    macs = G.macs_per_pixel()
+    assert macs is None or macs > 0
+    mixing = G.style_mixing_range()
+    assert mixing is None or (0 <= mixing.start < mixing.stop <= G.num_ws)
+    z, c = sample(G, (0,))
+    try:
+        maps = G.level_heatmaps(G.mapping(z, c))
+    except CapabilityMissing as e:
+        assert str(e).startswith(G.model_name) and "\n" not in str(e)
+    else:
+        assert maps.features.shape[0] == 1 and torch.isfinite(maps.features).all()
+
+
+def _residual(R):
+    return create_discriminator("residual", R, NUM_CLASSES, channel_base=256, channel_max=32, embed_dim=8), (
+        lambda G, D: NonSaturatingLoss(G, D, r1_gamma=1.0, r1_interval=1)
+    )
+
+
+def _projected(R):
+    D = create_discriminator("projected", R, NUM_CLASSES, backbones=["tf_efficientnet_lite0"], pretrained=False,
+                             interp224=False, embed_dim=8)  # fmt: skip
+    return D, (lambda G, D: ProjectedHingeLoss(G, D, blur_init_sigma=1.0))
+
+
+@pytest.mark.parametrize("make_disc", [_residual, _projected], ids=["residual", "projected"])
+def test_one_training_step_with_each_discriminator(G, make_disc):
+    torch.manual_seed(1)
+    model = polyinr.create(G.model_name, "cpu", num_classes=NUM_CLASSES).train()
+    R = model.img_resolution
+    D, make_loss = make_disc(R)
+    loss = make_loss(model, D)
+    real = torch.rand(2, 3, R, R) * 2 - 1
+    real_c = torch.tensor([0, 2])
+    z, gen_c = sample(model)
+    before = {k: v.clone() for k, v in model.named_parameters()}
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for phase in loss.phases():
+        if phase.network == "G":
+            loss.accumulate_gradients(phase.name, real, real_c, z, gen_c, gain=1.0, cur_nimg=0)
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    optimizer.step()
+    changed = [k for k, v in model.named_parameters() if not torch.equal(v, before[k])]
+    assert changed
+    D.zero_grad(set_to_none=True)
+    for phase in loss.phases():
+        if phase.network == "D":
+            loss.accumulate_gradients(phase.name, real, real_c, z, gen_c, gain=1.0, cur_nimg=0)
+    d_grads = [p.grad for p in D.parameters() if p.grad is not None]
+    assert d_grads and all(torch.isfinite(g).all() for g in d_grads)
+    with torch.no_grad():
+        assert np.isfinite(float(D(real, real_c).float().mean()))
