@@ -29,25 +29,26 @@ from polyinr.training.loop import training_loop
 from polyinr.training.options import resolve_options
 from polyinr.training.snapshot import latest_snapshot, list_snapshots
 
-DISC = {"channel_base": 1024, "channel_max": 64}
+AUGMENT = {"diffaug": "color,translation,cutout"}
+# Each variant: options over the `cpu` recipe (loss_options / disc_options merge with the recipe's own settings).
 VARIANTS: dict[str, dict] = {
     "base": {},
-    "gamma0.01": {"gamma": 0.01},
-    "gamma1": {"gamma": 1.0},
+    "gamma0.01": {"loss_options": {"gamma": 0.01}},
+    "gamma1": {"loss_options": {"gamma": 1.0}},
     "dlr_half": {"dlr": 0.00125},
     "lr_half": {"glr": 0.00125, "dlr": 0.00125},
     "glr_half": {"glr": 0.00125},
-    "d_wide": {"disc_options": {**DISC, "channel_max": 128, "channel_base": 2048}},
-    "d_narrow": {"disc_options": {**DISC, "channel_max": 32, "channel_base": 512}},
-    "mbstd2": {"disc_options": {**DISC, "mbstd_group": 2}},
-    "map4": {"model_overrides": {"mapping_layers": 4}},
-    "map_lr1": {"model_overrides": {"mapping_lr_multiplier": 1.0}},
+    "d_wide": {"disc_options": {"channel_max": 128, "channel_base": 2048}},
+    "d_narrow": {"disc_options": {"channel_max": 32, "channel_base": 512}},
+    "mbstd2": {"disc_options": {"mbstd_group": 2}},
+    "map4": {"model_overrides": {"mapping.num_layers": 4}},
+    "map_lr1": {"model_overrides": {"mapping.lr_multiplier": 1.0}},
     "batch16": {"batch": 16},
     "batch64": {"batch": 64},
     "ema_short": {"ema_kimg": 1.0},
-    "diffaug": {"disc_options": {**DISC, "diffaug": "color,translation,cutout"}},
-    "diffaug_tc": {"disc_options": {**DISC, "diffaug": "translation,cutout"}},
-    "gamma1_diffaug": {"gamma": 1.0, "disc_options": {**DISC, "diffaug": "color,translation,cutout"}},
+    "diffaug": {"disc_options": AUGMENT},
+    "diffaug_tc": {"disc_options": {"diffaug": "translation,cutout"}},
+    "gamma1_diffaug": {"loss_options": {"gamma": 1.0}, "disc_options": AUGMENT},
 }
 
 
@@ -56,7 +57,7 @@ def scores(G, dataset, num_per_class: int) -> dict:
     cas = classification_accuracy_score(G, dataset, 2000)
     n = num_per_class * G.num_classes
     labels = np.arange(n) % G.num_classes
-    gen = torch.cat([torch.from_numpy(small_gray(to_uint8_images(G.synthesis(ws, Grid.frame(dataset.resolution))), 8))
+    gen = torch.cat([torch.from_numpy(small_gray(to_uint8_images(G.synthesize(ws, Grid.frame(dataset.resolution))), 8))
                      for ws in iterate_ws(G, n, 100, "cpu", labels, 0)])  # fmt: skip
     real, real_labels = [], []
     for images, y in dataset_batches(dataset, np.arange(len(dataset)), 256, 0):

@@ -47,7 +47,7 @@ class Replay:
         self.next += len(z)
         return idx.float().view(-1, 1, 1)  # "ws" [B, 1, 1]: which image
 
-    def synthesis(self, ws, grid):
+    def synthesize(self, ws, grid=None):
         return self.images[ws.view(-1).long()]
 
 

@@ -281,7 +281,7 @@ def _space_metric(
     grid = Grid.frame(dataset.resolution)
     gen = []
     for ws in iterate_ws(G, spec.num_gen, batch_size, device, labels, seed):
-        images = to_uint8_images(G.synthesis(ws, grid))
+        images = to_uint8_images(G.synthesize(ws, grid))
         gen.append(detector(images, ("logits",))["logits"].argmax(1).cpu() if spec.kind == "cas" else
                    detector.input_vectors(images).cpu())  # fmt: skip
         if on_progress is not None:
