@@ -83,9 +83,10 @@ def main() -> None:
     dataset = open_dataset("builtin:digits", resolution=DEMO_RESOLUTION, cond=True)
     for name in args.variants.split(","):
         overrides = {**extra, **VARIANTS[name]}
+        settings = {"snap_ticks": 1, "keep_snapshots": 100, **overrides}
         options = resolve_options("cpu", data="builtin:digits", cond=True, resolution=DEMO_RESOLUTION,
                                   outdir=os.path.join(args.outdir, name), kimg=args.kimg, workers=0,
-                                  snap_ticks=1, keep_snapshots=100, **overrides)  # fmt: skip
+                                  **settings)  # fmt: skip
         load_before = os.getloadavg()
         start = time.time()
         with torch.random.fork_rng(devices=[]):

@@ -40,7 +40,7 @@ def render_showcase(G, grid: Grid, seeds_per_class: int = SAMPLES_PER_CLASS) -> 
 
 @torch.no_grad()
 def real_vs_generated(G, dataset, grid: Grid, per_side: int = SAMPLES_PER_CLASS) -> np.ndarray:
-    """One row per class: ``per_side`` real images of the class, a blank, ``per_side`` samples. ``[H, W, 3]``.
+    """One row per class: ``per_side`` real images of the class, a grey gap, ``per_side`` samples. ``[H, W, 3]``.
 
     Real images are the dataset's first of each class, read at the grid's height; samples use seeds 0….
     """
@@ -49,8 +49,8 @@ def real_vs_generated(G, dataset, grid: Grid, per_side: int = SAMPLES_PER_CLASS)
         real_idx = np.flatnonzero(dataset.labels == class_idx)[:per_side]
         reals = [dataset[int(i)][0].permute(1, 2, 0).numpy() for i in real_idx]
         fakes = list(render_ws(G, seed_ws(G, list(range(per_side)), class_idx), grid))
-        blank = np.zeros_like(fakes[0])
-        rows.extend(reals + [blank] * (per_side - len(reals)) + [blank] + fakes)
+        blank, gap = np.zeros_like(fakes[0]), np.full_like(fakes[0], 128)
+        rows.extend(reals + [blank] * (per_side - len(reals)) + [gap] + fakes)
     return image_grid(rows, 2 * per_side + 1, G.num_classes)
 
 
