@@ -49,6 +49,11 @@ VARIANTS: dict[str, dict] = {
     "diffaug": {"disc_options": AUGMENT},
     "diffaug_tc": {"disc_options": {"diffaug": "translation,cutout"}},
     "gamma1_diffaug": {"loss_options": {"gamma": 1.0}, "disc_options": AUGMENT},
+    "map_lr1_mbstd_class": {
+        "model_overrides": {"mapping.lr_multiplier": 1.0},
+        "disc_options": {"mbstd_by_class": True},
+    },
+    "map_lr1_diffaug": {"model_overrides": {"mapping.lr_multiplier": 1.0}, "disc_options": AUGMENT},
 }
 
 

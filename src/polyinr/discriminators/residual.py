@@ -6,12 +6,12 @@ Needs no pretrained weights. Inputs may first pass through DiffAugment (``diffau
     x ← (skip(x) + conv1↓(conv0(x))) · √½      skip: 1×1 conv ↓, no bias;  conv0, conv1: 3×3 conv + lrelu
 
 Each 2× downsampling blurs with the ``[1, 3, 3, 1]`` filter and takes a stride-2 convolution. The 4×4
-epilogue appends the minibatch standard deviation (groups of ``mbstd_group`` samples, one channel), then a
-3×3 conv, a fully connected layer and the output layer. Channels at resolution ``r`` are
-``min(channel_base // r, channel_max)``. Every layer has an equalised learning rate and lrelu layers a gain
-of √2. A conditional discriminator maps the label through its class table (``[num_classes, embed_dim]``,
-normalised) and two lrelu layers to ``cmap [B, cmap_dim]`` (``cmap_dim`` = the 4×4 channels) and projects:
-``logit = (out · cmap).sum() / √cmap_dim``.
+epilogue appends the minibatch standard deviation (groups of ``mbstd_group`` samples, or of one class with
+``mbstd_by_class``; one channel), then a 3×3 conv, a fully connected layer and the output layer. Channels at
+resolution ``r`` are ``min(channel_base // r, channel_max)``. Every layer has an equalised learning rate and
+lrelu layers a gain of √2. A conditional discriminator maps the label through its class table
+(``[num_classes, embed_dim]``, normalised) and two lrelu layers to ``cmap [B, cmap_dim]`` (``cmap_dim`` = the
+4×4 channels) and projects: ``logit = (out · cmap).sum() / √cmap_dim``.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ class ResidualDiscriminatorConfig:
     mbstd_group: int = 4  # samples per minibatch-stddev group (the largest divisor of the batch ≤ this)
     embed_dim: int = 320  # width of the class table (320 fits EfficientNet-lite0 class embeddings)
     diffaug: str | None = None  # DiffAugment policy applied to every input (real and generated); None = none
+    mbstd_by_class: bool = False  # conditional only: the stddev groups are the batch's samples of each class
 
     def __post_init__(self) -> None:
         parse_policy(self.diffaug)
@@ -54,6 +55,8 @@ class ResidualDiscriminatorConfig:
                                f"got {self.channel_base} and {self.channel_max}")  # fmt: skip
         if self.mbstd_group < 1 or self.embed_dim < 1 or self.num_classes < 0:
             raise PolyinrError("mbstd_group and embed_dim must be ≥ 1 and num_classes ≥ 0")
+        if self.mbstd_by_class and self.num_classes == 0:
+            raise PolyinrError("mbstd_by_class needs a class-conditional discriminator")
 
 
 class Blur(nn.Module):
@@ -143,6 +146,24 @@ def minibatch_std(x: torch.Tensor, group_size: int) -> torch.Tensor:
     return torch.cat([x, y.repeat(G, 1, H, W)], dim=1)  # [B, C + 1, H, W]
 
 
+def class_minibatch_std(x: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """:func:`minibatch_std` with one group per class: ``[B, C, H, W]``, labels ``[B]`` → ``[B, C + 1, H, W]``.
+
+    The new channel of sample ``i`` is the mean over channels and pixels of the per-feature standard deviation
+    over the batch's samples of ``i``'s class (0 + ε for a class seen once). Groups of mixed classes show the
+    spread between classes, which a generator drawing one prototype per class matches; groups of one class
+    show the spread within it, which such a generator lacks.
+    """
+    B, C, H, W = x.shape
+    one_hot = F.one_hot(labels, num_classes).to(x.dtype)  # [B, K]
+    count = one_hot.sum(dim=0).clamp(min=1)[:, None]  # [K, 1]
+    flat = x.reshape(B, C * H * W)
+    mean = one_hot.T @ flat / count  # [K, C·H·W]
+    var = one_hot.T @ (flat - mean[labels]).square() / count  # [K, C·H·W]
+    std = var.add(1e-8).sqrt().mean(dim=1)  # [K]
+    return torch.cat([x, std[labels].reshape(B, 1, 1, 1).expand(B, 1, H, W)], dim=1)  # [B, C + 1, H, W]
+
+
 @register_discriminator("residual", ResidualDiscriminatorConfig)
 class ResidualDiscriminator(Discriminator):
     """StyleGAN2's residual discriminator: ``images [B, 3, R, R], labels [B] | None → logits [B, 1]``."""
@@ -187,7 +208,10 @@ class ResidualDiscriminator(Discriminator):
         x = self.from_rgb(diff_augment(images, self.cfg.diffaug))  # [B, C_R, R, R]
         for block in self.blocks.values():
             x = block(x)  # halves the resolution
-        x = minibatch_std(x, self.cfg.mbstd_group)  # [B, C + 1, 4, 4]
+        if self.cfg.mbstd_by_class:
+            x = class_minibatch_std(x, labels, self.cfg.num_classes)  # [B, C + 1, 4, 4]
+        else:
+            x = minibatch_std(x, self.cfg.mbstd_group)  # [B, C + 1, 4, 4]
         x = self.epilogue_conv(x)  # [B, C, 4, 4]
         x = self.epilogue_fc(x.flatten(1))  # [B, C]
         x = self.out(x)  # [B, cmap_dim or 1]
