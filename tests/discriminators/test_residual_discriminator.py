@@ -139,5 +139,9 @@ def test_class_minibatch_std_sees_the_spread_within_each_class():
     assert torch.allclose(out[[0, 2]], expected.expand(2)) and out[4] == pytest.approx(1e-4)
     D = create_discriminator("residual", 8, 3, channel_base=64, channel_max=8, mbstd_by_class=True)
     assert D(torch.randn(5, 3, 8, 8), labels).shape == (5, 1)
-    with pytest.raises(PolyinrError, match="mbstd_by_class needs a class-conditional"):
-        create_discriminator("residual", 8, 0, mbstd_by_class=True)
+    torch.manual_seed(0)
+    plain = create_discriminator("residual", 8, 0, channel_base=64, channel_max=8)
+    torch.manual_seed(0)
+    by_class = create_discriminator("residual", 8, 0, channel_base=64, channel_max=8, mbstd_by_class=True)
+    x = torch.randn(4, 3, 8, 8)
+    assert torch.equal(plain(x), by_class(x))  # unconditional: the usual groups

@@ -43,7 +43,7 @@ class ResidualDiscriminatorConfig:
     mbstd_group: int = 4  # samples per minibatch-stddev group (the largest divisor of the batch ≤ this)
     embed_dim: int = 320  # width of the class table (320 fits EfficientNet-lite0 class embeddings)
     diffaug: str | None = None  # DiffAugment policy applied to every input (real and generated); None = none
-    mbstd_by_class: bool = False  # conditional only: the stddev groups are the batch's samples of each class
+    mbstd_by_class: bool = False  # conditional D: one stddev group per class of the batch (unconditional: unused)
 
     def __post_init__(self) -> None:
         parse_policy(self.diffaug)
@@ -55,8 +55,6 @@ class ResidualDiscriminatorConfig:
                                f"got {self.channel_base} and {self.channel_max}")  # fmt: skip
         if self.mbstd_group < 1 or self.embed_dim < 1 or self.num_classes < 0:
             raise PolyinrError("mbstd_group and embed_dim must be ≥ 1 and num_classes ≥ 0")
-        if self.mbstd_by_class and self.num_classes == 0:
-            raise PolyinrError("mbstd_by_class needs a class-conditional discriminator")
 
 
 class Blur(nn.Module):
@@ -208,7 +206,7 @@ class ResidualDiscriminator(Discriminator):
         x = self.from_rgb(diff_augment(images, self.cfg.diffaug))  # [B, C_R, R, R]
         for block in self.blocks.values():
             x = block(x)  # halves the resolution
-        if self.cfg.mbstd_by_class:
+        if self.cfg.mbstd_by_class and labels is not None:
             x = class_minibatch_std(x, labels, self.cfg.num_classes)  # [B, C + 1, 4, 4]
         else:
             x = minibatch_std(x, self.cfg.mbstd_group)  # [B, C + 1, 4, 4]
