@@ -53,6 +53,7 @@ VARIANTS: dict[str, dict] = {
         "model_overrides": {"mapping.lr_multiplier": 1.0},
         "disc_options": {"mbstd_by_class": True},
     },
+    "map_lr1_ema0.5": {"model_overrides": {"mapping.lr_multiplier": 1.0}, "ema_kimg": 0.5},
     "map_lr1_diffaug": {"model_overrides": {"mapping.lr_multiplier": 1.0}, "disc_options": AUGMENT},
 }
 
