@@ -21,9 +21,11 @@ import torch
 from polyinr.checkpoint import load_generator
 from polyinr.data.datasets import open_dataset
 from polyinr.grid import Grid
+from polyinr.image_io import quantize_rgb
 from polyinr.metrics.cas import classification_accuracy_score, small_gray
 from polyinr.metrics.diversity import class_diversity
-from polyinr.metrics.sampling import dataset_batches, iterate_ws, to_uint8_images
+from polyinr.metrics.sampling import dataset_batches
+from polyinr.sampling import iter_ws
 from polyinr.tools.demo import DEMO_RESOLUTION
 from polyinr.training.loop import training_loop
 from polyinr.training.options import resolve_options
@@ -63,8 +65,8 @@ def scores(G, dataset, num_per_class: int) -> dict:
     cas = classification_accuracy_score(G, dataset, 2000)
     n = num_per_class * G.num_classes
     labels = np.arange(n) % G.num_classes
-    gen = torch.cat([torch.from_numpy(small_gray(to_uint8_images(G.synthesize(ws, Grid.frame(dataset.resolution))), 8))
-                     for ws in iterate_ws(G, n, 100, "cpu", labels, 0)])  # fmt: skip
+    gen = torch.cat([torch.from_numpy(small_gray(quantize_rgb(G.synthesize(ws, Grid.frame(dataset.resolution))), 8))
+                     for ws in iter_ws(G, range(n), labels, batch_size=100)])  # fmt: skip
     real, real_labels = [], []
     for images, y in dataset_batches(dataset, np.arange(len(dataset)), 256, 0):
         real.append(torch.from_numpy(small_gray(images, 8)))

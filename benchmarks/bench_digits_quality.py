@@ -16,13 +16,12 @@ import time
 
 import torch
 
-from polyinr.checkpoint import load_generator
+from polyinr.checkpoint import list_snapshots, load_generator
 from polyinr.data.datasets import open_dataset
 from polyinr.metrics.cas import classification_accuracy_score
 from polyinr.tools.demo import DEMO_RESOLUTION
 from polyinr.training.loop import training_loop
 from polyinr.training.options import resolve_options
-from polyinr.training.snapshot import list_snapshots
 
 
 def main() -> None:
@@ -30,10 +29,11 @@ def main() -> None:
     parser.add_argument("--kimg", type=float, default=None, help="training length (default: the cpu preset's)")
     parser.add_argument("--outdir", default="/tmp/polyinr-quality")
     parser.add_argument("--samples", type=int, default=2000, help="generated samples scored")
+    parser.add_argument("--model", default="poly-inr", help="registered generator, trained from its cpu preset")
     args = parser.parse_args()
 
-    options = resolve_options("cpu", data="builtin:digits", cond=True, resolution=DEMO_RESOLUTION, outdir=args.outdir,
-                              kimg=args.kimg, workers=0)  # fmt: skip
+    options = resolve_options("cpu", model=args.model, data="builtin:digits", cond=True, resolution=DEMO_RESOLUTION,
+                              outdir=args.outdir, kimg=args.kimg, workers=0)  # fmt: skip
     start = time.time()
     run_dir = training_loop(options, resume="new")
     seconds = time.time() - start
@@ -44,6 +44,7 @@ def main() -> None:
         scores = classification_accuracy_score(G, dataset.with_resolution(G.img_resolution), args.samples)
         rows.append({"kimg": float(snapshot.name), **scores})
     result = {
+        "model": args.model,
         "kimg": options.kimg,
         "train_seconds": round(seconds, 1),
         "train_images_per_sec": round(options.kimg * 1000 / seconds, 1),

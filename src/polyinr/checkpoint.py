@@ -1,8 +1,10 @@
 """Checkpoints: a directory of ``config.json`` (sorted keys) and ``model.safetensors`` (DESIGN rule 6).
 
-Loading rebuilds the model from its config and never executes code. Every write is atomic: files are
-written under a temporary name, fsynced and renamed; a directory is assembled under a temporary name and
-swapped in, so a crash or a full disk leaves either the old checkpoint or the new one, never a mixture.
+Loading rebuilds the model from its config and never executes code. A checkpoint is written as one atomic
+directory (:mod:`polyinr.atomic`), so a crash or a full disk leaves either the old checkpoint or the new one,
+never a mixture. A training run directory keeps its snapshots, each a generator checkpoint plus training
+state, under ``checkpoints/`` with a ``latest`` pointer; :func:`latest_snapshot` finds the newest complete one,
+so a run directory works wherever a checkpoint does (the training state itself is ``training/snapshot.py``'s).
 """
 
 from __future__ import annotations
@@ -10,18 +12,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, load_file
 
 from polyinr._version import __version__
+from polyinr.atomic import WriteError, atomic_directory, save_tensor_file
 from polyinr.errors import PolyinrError
+from polyinr.models.generator import Generator
+from polyinr.models.registry import build_config, check_config_values, get_entry, state_bytes
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -35,99 +39,17 @@ class CheckpointError(PolyinrError):
     """A checkpoint is missing, truncated, of another kind, or cannot be written."""
 
 
-# ---------------------------------------------------------------------------- atomic writes
+class CheckpointExists(CheckpointError):
+    """A checkpoint is already where a new one was to be written, and replacing it was not asked for."""
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+# ---------------------------------------------------------------------------- tensor files
 
 
-def _read_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _read_umask()  # read once at import: os.umask can only be read by setting it
-
-
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp_path)`` then fsync and rename onto ``path``; on failure ``path`` is untouched.
-
-    The file gets the usual permissions (``0o666`` less the umask), not ``mkstemp``'s owner-only ones.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        os.chmod(tmp_path, 0o666 & ~_UMASK)
-        write(tmp_path)
-        with open(tmp_path, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp_path, path)
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-    return path
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    return atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
-
-
-def atomic_write_json(path: str | Path, obj: Any) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
-
-
-def atomic_save_tensors(
-    path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
-) -> Path:
-    """Write a safetensors file atomically (tensors are made contiguous and moved to CPU)."""
-    flat = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    return atomic_write(path, lambda p: save_file(flat, str(p), metadata={"format": "pt", **(metadata or {})}))
-
-
-def atomic_directory(path: str | Path, fill: Callable[[Path], None]) -> Path:
-    """Build a directory with ``fill(tmp_dir)`` and swap it in for ``path`` (replacing an old one)."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    except OSError as e:
-        raise CheckpointError(f"cannot write checkpoint {path}: {e.strerror or e}") from None
-    old = path.with_name(f".{path.name}.old-{os.getpid()}")
-    try:
-        os.chmod(tmp, 0o777 & ~_UMASK)
-        fill(tmp)
-        for f in tmp.iterdir():
-            with open(f, "rb+") as fh:
-                os.fsync(fh.fileno())
-        _fsync_dir(tmp)
-        if path.exists():
-            os.replace(path, old)
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old.exists() and not path.exists():
-            os.replace(old, path)
-        raise CheckpointError(f"cannot write checkpoint {path}: {e.strerror or e}") from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-    return path
+def read_tensor_file(path: Path) -> dict[str, torch.Tensor]:
+    """Every tensor of a safetensors file, read into memory (no memory map keeps the file's space in use after
+    it is deleted)."""
+    return {key: value.clone() for key, value in load(path.read_bytes()).items()}  # owned, writable memory
 
 
 # ---------------------------------------------------------------------------- generators
@@ -148,13 +70,63 @@ def write_generator_files(G: torch.nn.Module, directory: Path, extra: dict[str, 
         **(extra or {}),
     }
     state = {k: v.detach().cpu().contiguous() for k, v in G.state_dict().items()}
-    save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt", "model": G.model_name})
+    save_tensor_file(state, directory / WEIGHTS_NAME, metadata={"model": G.model_name})
     (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-def save_generator(G: torch.nn.Module, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
-    """Save generator ``G`` as a checkpoint directory at ``path``, atomically."""
-    return atomic_directory(path, lambda tmp: write_generator_files(G, tmp, extra))
+def check_checkpoint_target(path: str | Path, overwrite: bool = False) -> str:
+    """Whether a checkpoint may be written at ``path``, before any work: ``'new'`` (nothing there), ``'empty'``
+    (an empty directory, filled in place) or ``'replace'`` (a polyinr checkpoint, replaced only when
+    ``overwrite``). A file, a training run directory or any other non-empty directory is refused in one line:
+    writing a checkpoint never deletes what a user had."""
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return "new"
+    if not path.is_dir():
+        raise CheckpointError(f"{path} exists and is not a directory; choose another place for the checkpoint")
+    if (path / SNAPSHOTS_DIR).is_dir() or (path / "training_options.json").exists():
+        raise CheckpointError(f"{path} is a training run directory; a checkpoint is never written over one")
+    entries = list(path.iterdir())
+    if not entries:
+        return "empty"
+    if not (path / CONFIG_NAME).is_file() or not {e.name for e in entries} <= {CONFIG_NAME, WEIGHTS_NAME}:
+        raise CheckpointError(f"{path} is not empty and is not a polyinr checkpoint; choose an empty or new "
+                              "directory")  # fmt: skip
+    if not overwrite:
+        raise CheckpointExists(f"{path} already holds a polyinr checkpoint")
+    return "replace"
+
+
+def save_generator(
+    G: torch.nn.Module, path: str | Path, extra: dict[str, Any] | None = None, overwrite: bool = False
+) -> Path:
+    """Save generator ``G`` as a checkpoint directory at ``path``, atomically (see
+    :func:`check_checkpoint_target` for what may be there already)."""
+    path = Path(path)
+    target = check_checkpoint_target(path, overwrite)
+    try:
+        if target == "new" or (target == "replace" and not _holds_cwd(path)):
+            return atomic_directory(path, lambda tmp: write_generator_files(G, tmp, extra), what="checkpoint")
+        # An empty directory, or one the process stands in ('.'), keeps its identity: the files are written
+        # beside it and moved in, one atomic rename each.
+        staged = atomic_directory(path.resolve().parent / f".{path.resolve().name}.staged-{os.getpid()}",
+                                  lambda tmp: write_generator_files(G, tmp, extra), what="checkpoint")  # fmt: skip
+        try:
+            for name in (WEIGHTS_NAME, CONFIG_NAME):
+                os.replace(staged / name, path / name)
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)
+        return path
+    except WriteError as e:
+        raise CheckpointError(str(e)) from None
+    except OSError as e:
+        raise CheckpointError(f"cannot write checkpoint {path}: {e.strerror or e}") from None
+
+
+def _holds_cwd(path: Path) -> bool:
+    """True when ``path`` is the working directory or one of its parents (it cannot be swapped away)."""
+    here, there = Path.cwd().resolve(), path.resolve()
+    return here == there or there in here.parents
 
 
 def read_config(path: str | Path) -> dict[str, Any]:
@@ -164,8 +136,8 @@ def read_config(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint not found: {path}")
     if path.is_file():
         if path.suffix == ".pkl":
-            raise CheckpointError(f"{path} is a pickle; convert it first: polyinr convert --from poly-inr-official "
-                                  f"{path} OUT_DIR")  # fmt: skip
+            raise CheckpointError(f"{path} is a pickle, not a polyinr checkpoint; convert it into one first "
+                                  f"(converter 'poly-inr')")  # fmt: skip
         raise CheckpointError(f"{path} is a file; a polyinr checkpoint is a directory with {CONFIG_NAME}")
     config_path = path / CONFIG_NAME
     if not config_path.is_file():
@@ -185,12 +157,45 @@ def read_config(path: str | Path) -> dict[str, Any]:
     return config
 
 
+# ---------------------------------------------------------------------------- snapshots in run directories
+
+SNAPSHOTS_DIR = "checkpoints"  # <run>/checkpoints/<snapshot name>/
+LATEST_NAME = "latest"  # <run>/checkpoints/latest: a text file naming the newest snapshot
+SNAPSHOT_NAME = re.compile(r"\d{6}(\.\d{3})?")  # kimg[.rest]; anything else in checkpoints/ is the user's
+STATE_WEIGHTS = "training_state.safetensors"  # a snapshot's training state (written by training/snapshot.py)
+STATE_JSON = "training_state.json"
+
+
+def is_complete(path: Path) -> bool:
+    """Whether snapshot directory ``path`` holds all four files (a generator checkpoint + training state)."""
+    return all((path / name).is_file() for name in (STATE_JSON, STATE_WEIGHTS, CONFIG_NAME, WEIGHTS_NAME))
+
+
+def list_snapshots(run_dir: Path) -> list[Path]:
+    """Complete snapshot directories of a run, oldest first."""
+    root = run_dir / SNAPSHOTS_DIR
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if SNAPSHOT_NAME.fullmatch(p.name) and p.is_dir() and is_complete(p)]
+    return sorted(found, key=lambda p: float(p.name))
+
+
+def latest_snapshot(run_dir: Path) -> Path | None:
+    """The snapshot ``latest`` points to, or the newest complete one if the pointer is missing or stale."""
+    pointer = run_dir / SNAPSHOTS_DIR / LATEST_NAME
+    if pointer.is_file():
+        name = pointer.read_text(encoding="utf-8", errors="replace").strip()
+        target = run_dir / SNAPSHOTS_DIR / name
+        if SNAPSHOT_NAME.fullmatch(name) and target.is_dir() and is_complete(target):
+            return target
+    snapshots = list_snapshots(run_dir)
+    return snapshots[-1] if snapshots else None
+
+
 def resolve_checkpoint(path: str | Path) -> Path:
     """``path`` itself, or for a training run directory its latest snapshot (a generator checkpoint)."""
     path = Path(path)
-    if path.is_dir() and not (path / CONFIG_NAME).exists() and (path / "checkpoints").is_dir():
-        from polyinr.training.snapshot import latest_snapshot
-
+    if path.is_dir() and not (path / CONFIG_NAME).exists() and (path / SNAPSHOTS_DIR).is_dir():
         snapshot = latest_snapshot(path)
         if snapshot is None:
             raise CheckpointError(f"training run {path} has no complete snapshot yet")
@@ -198,13 +203,11 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return path
 
 
-def load_generator(path: str | Path, device: torch.device | str = "cpu", expect_model: str | None = None):
-    """Rebuild a generator from a checkpoint directory, in eval mode on ``device``.
+def load_generator(path: str | Path, device: torch.device | str = "cpu", expect_model: str | None = None) -> Generator:
+    """Rebuild a generator from a checkpoint directory (or a run directory's latest snapshot), eval mode.
 
     ``expect_model`` (e.g. ``'poly-inr'``) turns a checkpoint of another model into a one-line error.
     """
-    from polyinr.models.registry import build_config, get_entry
-
     path = resolve_checkpoint(path)
     config = read_config(path)
     name = config["model"]
@@ -219,13 +222,19 @@ def load_generator(path: str | Path, device: torch.device | str = "cpu", expect_
     unknown = sorted(set(values) - fields)
     if unknown:
         raise CheckpointError(f"{path} was written by a newer polyinr: unknown {name} settings {unknown}")
-    try:
-        G = entry.generator_cls(build_config(entry.config_cls, values))
-    except (TypeError, ValueError, PolyinrError) as e:
-        raise CheckpointError(f"{path}: invalid {name} config: {e}") from None
     weights = path / WEIGHTS_NAME
     if not weights.is_file():
         raise CheckpointError(f"{path} has no {WEIGHTS_NAME}")
+    try:  # validated against the weights actually present before anything is allocated
+        cfg = build_config(entry.config_cls, values)
+        check_config_values(cfg)
+        implied = state_bytes(entry.generator_cls, cfg)
+        if implied > weights.stat().st_size:
+            raise PolyinrError(f"{WEIGHTS_NAME} is truncated or corrupt, or the config is wrong: it holds "
+                               f"{weights.stat().st_size:,} bytes where the config implies {implied:,}")  # fmt: skip
+        G = entry.generator_cls(cfg)
+    except (TypeError, ValueError, PolyinrError) as e:
+        raise CheckpointError(f"{path}: invalid {name} config: {e}") from None
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as e:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from polyinr.discriminators.augment import diff_augment, parse_policy
 from polyinr.errors import PolyinrError
-from polyinr.training.augment import diff_augment, parse_policy
 
 
 def images(B: int = 4, R: int = 16, seed: int = 0) -> torch.Tensor:

@@ -25,7 +25,7 @@ from polyinr.importers import (
     restricted_load,
 )
 
-SOURCE = "poly-inr-official"
+SOURCE = "poly-inr"
 
 
 def _reference(G, z, classes, psi):
@@ -56,8 +56,8 @@ def _walk(obj, seen=None):
 def test_converted_generator_matches_the_authors_forward(authors, tmp_path, c_dim):
     G_ref = authors.generator(c_dim)
     path = authors.write(authors.snapshot(G_ref))
-    report = convert_checkpoint(SOURCE, path, tmp_path / "converted")
-    G = load_generator(report.output)
+    conversion = convert_checkpoint(SOURCE, path, tmp_path / "converted")
+    G = load_generator(conversion.output)
     assert (G.num_classes, G.img_resolution, G.cfg.channels, G.num_ws, G.z_dim) == (c_dim, 8, 32, 10, 16)
     worst = 0.0
     for seed in range(3):
@@ -91,13 +91,17 @@ def test_other_resolutions_render_on_the_uniform_grid(authors):
 
 def test_report_measures_the_stored_grid(authors, tmp_path):
     G_ref = authors.generator(0, R=8, grid_noise=0.02)
-    report = convert_checkpoint(SOURCE, authors.write(authors.snapshot(G_ref)), tmp_path / "out")
+    path = authors.write(authors.snapshot(G_ref))
+    _, report = poly_inr_from_snapshot(restricted_load(path))
+    conversion = convert_checkpoint(SOURCE, path, tmp_path / "out")
     deviation = (G_ref.gridt[0].double() - authors.frame_grid(8)[0].double()).abs()
     assert report.grid_max_deviation == pytest.approx(float(deviation.max()), rel=1e-6)
     assert report.grid_mean_deviation == pytest.approx(float(deviation.mean()), rel=1e-6)
     assert (report.dataset_resolution, report.dataset_labels, report.training_kimg) == (8, False, 123.456)
-    text = "\n".join(report.lines())
+    assert conversion.notes == tuple(report.lines())
+    text = "\n".join(conversion.lines())
     assert f"{report.grid_max_deviation * 7:.3g} px" in text and "unconditional" in text
+    assert text.endswith(f"wrote {tmp_path / 'out'} (poly-inr, {conversion.generator.parameter_count():,} parameters)")
     config = json.loads((tmp_path / "out" / "config.json").read_text())
     assert config["imported_from"]["converter"] == SOURCE
     assert config["imported_from"]["grid_max_deviation"] == pytest.approx(report.grid_max_deviation)
@@ -188,10 +192,11 @@ def test_files_that_are_not_poly_inr_snapshots(authors):
         poly_inr_from_snapshot(restricted_load(authors.write({"G_ema": authors.generator(0).mapping})))
 
 
-def test_cli_convert_end_to_end(authors, tmp_path):
+@pytest.mark.parametrize("name", [SOURCE, "poly-inr-official"])
+def test_cli_convert_end_to_end(authors, tmp_path, name):
     path = authors.write(authors.snapshot(authors.generator(5)))
     out = tmp_path / "ckpt"
-    result = CliRunner().invoke(main, ["convert", "--from", SOURCE, str(path), str(out)])
+    result = CliRunner().invoke(main, ["convert", "--from", name, str(path), str(out)])
     assert result.exit_code == 0, result.output
     assert "stored input grid vs uniform: max" in result.output and f"wrote {out}" in result.output
     assert "5 classes" in result.output and "dropped: rows 5..19 of mapping.embed.weight" in result.output
@@ -204,4 +209,5 @@ def test_cli_convert_end_to_end(authors, tmp_path):
     assert result.output.startswith("Error: refused") and result.output.count("\n") == 1
 
     result = CliRunner().invoke(main, ["convert", "--from", "stylegan9", str(path), str(tmp_path / "y")])
-    assert result.exit_code == 2 and "poly-inr-official" in result.output
+    assert result.exit_code == 2 and "'poly-inr'" in result.output and "poly-inr-official" in result.output
+    assert json.loads((out / "config.json").read_text())["imported_from"]["converter"] == SOURCE

@@ -42,7 +42,7 @@ class Replay:
         self.images, self.num_classes, self.img_resolution = images, num_classes, images.shape[-1]
         self.next = 0
 
-    def mapping(self, z, c=None):
+    def mapping(self, z, c=None, **truncation):
         idx = torch.arange(self.next, self.next + len(z)) % len(self.images)
         self.next += len(z)
         return idx.float().view(-1, 1, 1)  # "ws" [B, 1, 1]: which image
@@ -135,6 +135,7 @@ def test_metrics_command_on_a_digits_checkpoint_without_data(tiny_space, tmp_pat
 
 
 def test_training_with_metrics_logs_the_digits_space_figures(tiny_space, tmp_path):
+    from polyinr.metrics import evaluate_snapshot
     from polyinr.training.loop import training_loop
     from polyinr.training.options import resolve_options
 
@@ -142,7 +143,7 @@ def test_training_with_metrics_logs_the_digits_space_figures(tiny_space, tmp_pat
     options = resolve_options("cpu", data="builtin:digits", cond=True, resolution=8, batch=8, kimg=0.016,
                               tick_kimg=0.016, workers=0, device="cpu", outdir=str(tmp_path),
                               model_overrides={"channels": 16}, metrics=names)  # fmt: skip
-    run_dir = training_loop(options)
+    run_dir = training_loop(options, evaluate=evaluate_snapshot)
     for name in names:
         line = json.loads((run_dir / f"metric-{name}.jsonl").read_text())
         assert line["results"][name] > 0 and line["detector"].startswith("lenet-digits")

@@ -10,6 +10,7 @@ from metrics_testlib import FieldGenerator, field_dataset
 
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
+from polyinr.image_io import quantize_rgb
 from polyinr.metrics import (
     append_metric_result,
     classification_accuracy_score,
@@ -20,9 +21,9 @@ from polyinr.metrics import (
     parse_metrics,
 )
 from polyinr.metrics.fid import frechet_distance
-from polyinr.metrics.sampling import sample_labels, to_uint8_images
+from polyinr.metrics.sampling import sample_labels
 from polyinr.metrics.stats_cache import real_feature_stats
-from polyinr.seeds import latents_from_seeds
+from polyinr.sampling import latents_from_seeds
 
 
 @pytest.mark.parametrize(
@@ -81,7 +82,7 @@ def test_fid_equals_the_distance_between_the_detector_statistics(tiny_detectors)
     fid = _run("fid0.024k_full", G, dataset, tiny_detectors)["fid0.024k_full"]
     detector = tiny_detectors["inception"]
     z = latents_from_seeds(range(24), G.z_dim)
-    gen = detector(to_uint8_images(G.synthesis(G.mapping(z), Grid.frame(16))), ("pool",))["pool"].double().numpy()
+    gen = detector(quantize_rgb(G.synthesis(G.mapping(z), Grid.frame(16))), ("pool",))["pool"].double().numpy()
     real = real_feature_stats(dataset, detector, "pool", use_cache=False)
     assert fid == pytest.approx(frechet_distance(gen.mean(0), np.cov(gen, rowvar=False), *real.mean_cov()), rel=1e-9)
     assert fid == pytest.approx(_run("fid0.024k_full", G, dataset, tiny_detectors, batch_size=5)["fid0.024k_full"])

@@ -8,7 +8,9 @@ import torch
 
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
+from polyinr.image_io import to_uint8
 from polyinr.models.generator import CapabilityMissing, Generator
+from polyinr.sampling import ws_for
 from polyinr.tools.edit import (
     VIRIDIS,
     check_levels,
@@ -23,7 +25,6 @@ from polyinr.tools.edit import (
     style_mix,
     style_mix_figure,
 )
-from polyinr.tools.render import seed_ws, to_uint8
 
 # ---------------------------------------------------------------------------- interpolation
 
@@ -81,7 +82,7 @@ def test_bad_paths_are_errors(keys, f, kind, message):
 
 
 def test_mixing_all_levels_from_one_source_equals_that_source(tiny_G):
-    row_ws, col_ws = seed_ws(tiny_G, [0, 1]), seed_ws(tiny_G, [2, 3, 4])
+    row_ws, col_ws = ws_for(tiny_G, seeds=[0, 1]), ws_for(tiny_G, seeds=[2, 3, 4])
     L = tiny_G.num_ws
     everything = style_mix(row_ws, col_ws, list(range(L)))  # [2, 3, L, D]
     for r in range(2):
@@ -100,7 +101,7 @@ def test_mixing_all_levels_from_one_source_equals_that_source(tiny_G):
 
 
 def test_mixing_takes_exactly_the_chosen_levels(tiny_G):
-    row_ws, col_ws = seed_ws(tiny_G, [0]), seed_ws(tiny_G, [1])
+    row_ws, col_ws = ws_for(tiny_G, seeds=[0]), ws_for(tiny_G, seeds=[1])
     mixed = style_mix(row_ws, col_ws, [1, 2])[0, 0]  # [L, D]
     torch.testing.assert_close(mixed[[1, 2]], col_ws[0, [1, 2]])
     torch.testing.assert_close(mixed[[0, 3]], row_ws[0, [0, 3]])
@@ -109,7 +110,7 @@ def test_mixing_takes_exactly_the_chosen_levels(tiny_G):
 
 
 def test_bad_levels_are_errors(tiny_G):
-    ws = seed_ws(tiny_G, [0])
+    ws = ws_for(tiny_G, seeds=[0])
     with pytest.raises(PolyinrError, match="empty"):
         style_mix(ws, ws, [])
     with pytest.raises(PolyinrError, match=r"levels \[4, 9\] do not exist"):
@@ -121,7 +122,7 @@ def test_bad_levels_are_errors(tiny_G):
 
 
 def test_level_maps_shapes_ranges_and_fidelity(tiny_G):
-    ws = seed_ws(tiny_G, [0, 1])
+    ws = ws_for(tiny_G, seeds=[0, 1])
     grid = Grid.window(-0.5, 0.0, 1.5, 1.0, 20, 12)  # extrapolating, non-square
     maps = level_maps(tiny_G, ws, grid, pixel_chunk=50)  # chunks that do not divide the 240 pixels
     L = tiny_G.num_ws
@@ -135,7 +136,7 @@ def test_level_maps_shapes_ranges_and_fidelity(tiny_G):
 
 
 def test_heatmap_figure_is_a_labelled_layout(tiny_G):
-    maps = level_maps(tiny_G, seed_ws(tiny_G, [3]))
+    maps = level_maps(tiny_G, ws_for(tiny_G, seeds=[3]))
     figure = heatmap_figure(maps, scale=6)  # panels 96 × 96
     L, panel, gap, text_h = tiny_G.num_ws, 96, 4, 14
     assert figure.dtype == np.uint8
@@ -152,7 +153,7 @@ def test_heat_maps_are_a_capability_of_the_model(tiny_G):
         model_name = "levelless"
 
     with pytest.raises(CapabilityMissing, match=r"^levelless has no per-level heat maps$"):
-        level_maps(Other(tiny_G.cfg), seed_ws(tiny_G, [0]))
+        level_maps(Other(tiny_G.cfg), ws_for(tiny_G, seeds=[0]))
 
 
 def test_colormap_and_normalisation():

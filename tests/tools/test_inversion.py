@@ -12,6 +12,8 @@ import torch
 from PIL import Image
 
 from polyinr.errors import PolyinrError
+from polyinr.image_io import save_image, to_uint8
+from polyinr.sampling import load_latents, ws_for
 from polyinr.tools.invert import (
     ImageFileError,
     invert_image,
@@ -25,8 +27,6 @@ from polyinr.tools.invert import (
     projector_lr,
     psnr,
 )
-from polyinr.tools.latents import load_latents
-from polyinr.tools.render import save_image, seed_ws, to_uint8
 
 
 def test_projector_learning_rate_schedule():
@@ -39,7 +39,7 @@ def test_projector_learning_rate_schedule():
 
 
 def test_inverting_a_generated_image_reaches_high_psnr(tiny_G):
-    ws = seed_ws(tiny_G, [0])
+    ws = ws_for(tiny_G, seeds=[0])
     target = tiny_G.synthesis(ws).detach()
     states = list(project(tiny_G, target, space="w+", num_steps=200))
     assert len(states) == 201 and [s.step for s in states[:3]] == [0, 1, 2]
@@ -52,13 +52,13 @@ def test_inverting_a_generated_image_reaches_high_psnr(tiny_G):
 
 
 def test_w_space_shares_one_w_and_starts_at_the_class_average(cond_G):
-    target = cond_G.synthesis(seed_ws(cond_G, [4], class_idx=2)).detach()
+    target = cond_G.synthesis(ws_for(cond_G, seeds=[4], classes=2)).detach()
     states = project(cond_G, target, class_idx=2, space="w", num_steps=3)
     first = next(states)
     torch.testing.assert_close(first.ws[0], cond_G.mapping.w_avg[2].expand(cond_G.num_ws, -1))
     last = list(states)[-1]
     assert torch.equal(last.ws[0, 0], last.ws[0, -1])  # one w for every level
-    with pytest.raises(PolyinrError, match="give --class"):
+    with pytest.raises(PolyinrError, match="give a class"):
         project(cond_G, target, space="w", num_steps=3)
     with pytest.raises(PolyinrError, match="unknown latent space"):
         project(cond_G, target, class_idx=0, space="z")
@@ -109,7 +109,7 @@ def test_load_image_crops_resizes_and_checks(tmp_path):
 
 def test_invert_image_writes_everything(tmp_path, tiny_G):
     real = tmp_path / "real.png"
-    save_image(to_uint8(tiny_G.synthesis(seed_ws(tiny_G, [2])))[0], real)
+    save_image(to_uint8(tiny_G.synthesis(ws_for(tiny_G, seeds=[2])))[0], real)
     steps = []
     result = invert_image(tiny_G, real, tmp_path / "out", num_steps=20, perceptual="laplacian",
                           on_step=lambda s: steps.append(s.step))  # fmt: skip
@@ -129,7 +129,7 @@ def test_invert_image_writes_everything(tmp_path, tiny_G):
 
 def test_outpaint_continues_the_reconstruction(tmp_path, tiny_G):
     real = tmp_path / "real.png"
-    save_image(to_uint8(tiny_G.synthesis(seed_ws(tiny_G, [1])))[0], real)
+    save_image(to_uint8(tiny_G.synthesis(ws_for(tiny_G, seeds=[1])))[0], real)
     R = tiny_G.img_resolution
     pad = 5 / (R - 1)  # five pixels of the image's own spacing on every side
     result = outpaint(tiny_G, real, tmp_path / "out", (-pad, -pad, 1 + pad, 1 + pad), num_steps=5,

@@ -9,8 +9,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from polyinr.cli import main
-from polyinr.tools.latents import load_latents
-from polyinr.tools.render import save_image, seed_ws, to_uint8
+from polyinr.image_io import save_image, to_uint8
+from polyinr.sampling import load_latents, ws_for
 
 
 def run(*args, ok: bool = True):
@@ -29,7 +29,7 @@ def frame_count(path) -> int:
 def inverted(tmp_path_factory, tiny_G, tiny_ckpt):
     """An image made by the tiny model, inverted through the CLI: (output directory, CLI output)."""
     tmp = tmp_path_factory.mktemp("invert")
-    save_image(to_uint8(tiny_G.synthesis(seed_ws(tiny_G, [0])))[0], tmp / "real.png")
+    save_image(to_uint8(tiny_G.synthesis(ws_for(tiny_G, seeds=[0])))[0], tmp / "real.png")
     result = run("invert", "--network", tiny_ckpt, "--image", tmp / "real.png", "--steps", "30", "--out", tmp / "inv",
                  "--perceptual", "laplacian", "--device", "cpu")  # fmt: skip
     return tmp / "inv", result.output
@@ -114,7 +114,7 @@ def test_bad_input_gives_a_one_line_error(tiny_ckpt, tmp_path, args, message):
 
 def test_heatmap_and_mix_for_a_conditional_model(cond_ckpt, tmp_path):
     result = run("heatmap", "--network", cond_ckpt, "--seed", "1", "--out", tmp_path / "h.png", ok=False)
-    assert result.exit_code == 1 and "give --class" in result.output
+    assert result.exit_code == 1 and "give a class" in result.output
     run(
         "heatmap", "--network", cond_ckpt, "--seed", "1", "--class", "2", "--size", "24x32", "--out", tmp_path / "h.png"
     )

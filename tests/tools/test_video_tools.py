@@ -10,9 +10,9 @@ from PIL import Image
 
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
-from polyinr.seeds import latents_from_seeds
+from polyinr.image_io import image_grid, to_uint8
+from polyinr.sampling import latents_from_seeds, ws_for
 from polyinr.tools.edit import interpolate
-from polyinr.tools.render import image_grid, seed_ws, to_uint8
 from polyinr.tools.video import flight, flight_grids, latent_walk, walk_keys, write_video
 
 
@@ -22,7 +22,7 @@ def decode(path) -> list[np.ndarray]:
 
 
 def test_walk_frames_count_loop_and_layout(tiny_G):
-    ws = seed_ws(tiny_G, [0, 1, 2, 3, 4, 5])  # 2 cells × 3 keys, cell by cell
+    ws = ws_for(tiny_G, seeds=[0, 1, 2, 3, 4, 5])  # 2 cells × 3 keys, cell by cell
     keys = walk_keys(ws, 2)  # [3, 2, L, D]
     torch.testing.assert_close(keys[:, 1], ws[3:])
     frames = list(latent_walk(tiny_G, keys, frames_per_step=4, kind="lerp", loop=True, cols=2))
@@ -46,12 +46,12 @@ def test_z_walk_maps_each_frame_with_class_and_truncation(cond_G):
     assert len(frames) == 6
     expected = to_uint8(cond_G(z[:1], torch.tensor([2]), truncation_psi=0.5))[0]
     np.testing.assert_array_equal(frames[0], expected)
-    with pytest.raises(PolyinrError, match="give --class"):
+    with pytest.raises(PolyinrError, match="give a class"):
         next(latent_walk(cond_G, keys, 3, space="z"))
 
 
 def test_bad_walks_are_errors(tiny_G):
-    ws = seed_ws(tiny_G, [0, 1, 2])
+    ws = ws_for(tiny_G, seeds=[0, 1, 2])
     with pytest.raises(PolyinrError, match="multiple of 2"):
         walk_keys(ws, 2)
     with pytest.raises(PolyinrError, match="at least 2"):
@@ -63,7 +63,7 @@ def test_bad_walks_are_errors(tiny_G):
 
 
 def test_pan_frames_equal_direct_renders_of_the_same_windows(tiny_G):
-    ws = seed_ws(tiny_G, [0, 1])
+    ws = ws_for(tiny_G, seeds=[0, 1])
     grids = flight_grids((0.0, 0.0, 1.0, 1.0), (12, 20), frames=5, pan=(2.0, -1.0))
     assert [g.shape for g in grids] == [(12, 20)] * 5
     for i, g in enumerate(grids):
@@ -89,7 +89,7 @@ def test_zoom_is_geometric_about_the_centre():
 
 
 def test_zoomed_frames_are_rendered_not_resampled(tiny_G):
-    ws = seed_ws(tiny_G, [0])
+    ws = ws_for(tiny_G, seeds=[0])
     last = list(flight(tiny_G, ws, flight_grids((0.0, 0.0, 1.0, 1.0), (16, 16), 2, zoom=1 / 16)))[-1]
     direct = to_uint8(tiny_G.synthesis(ws, Grid.window(15 / 32, 15 / 32, 17 / 32, 17 / 32, 16, 16)))[0]
     np.testing.assert_array_equal(last, direct)
@@ -132,3 +132,22 @@ def test_bad_videos_are_errors(tmp_path):
     with pytest.raises(PolyinrError, match="no frames"):
         write_video([], tmp_path / "x.gif")
     assert not list(tmp_path.iterdir())  # nothing half-written is left behind
+
+
+def test_walks_in_inr_parameter_space(tiny_G):
+    """INR-GAN: keys are rendered exactly; in between, the per-layer modulated weights are interpolated, which
+    is not the w walk (a weight is not linear in w after the FMM product and the demodulation)."""
+    from polyinr.models.generator import CapabilityMissing
+    from polyinr.models.registry import create
+
+    torch.manual_seed(0)
+    G = create("inr-gan", "cpu")
+    keys = walk_keys(ws_for(G, seeds=[0, 1]), 1)  # [2, 1, L, D]
+    inr = list(latent_walk(G, keys, frames_per_step=4, space="inr", loop=False))
+    w = list(latent_walk(G, keys, frames_per_step=4, space="w", loop=False))
+    assert len(inr) == 5
+    for k in (0, 4):
+        np.testing.assert_array_equal(inr[k], w[k])  # the keys themselves
+    assert np.abs(inr[2].astype(int) - w[2].astype(int)).max() > 2
+    with pytest.raises(CapabilityMissing, match=r"^poly-inr has no per-image INR parameters"):
+        next(latent_walk(tiny_G, walk_keys(ws_for(tiny_G, seeds=[0, 1]), 1), frames_per_step=2, space="inr"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from polyinr.cli import main
+from polyinr.cli.group import main
 from polyinr.cli.options import Size
 from polyinr.data.images import TRANSFORMS
 from polyinr.data.prepare import prepare_dataset
@@ -25,7 +25,7 @@ def dataset(source, dest, resolution, transform, max_images):
     height, width = resolution
     if height != width:
         raise click.BadParameter(
-            f"only square resolutions are supported, got {width}x{height}", param_hint="--resolution"
+            f"only square resolutions are supported, got {height}x{width}", param_hint="--resolution"
         )
 
     bar = None

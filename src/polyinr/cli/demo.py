@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from polyinr.cli import main
+from polyinr.cli.group import main
 from polyinr.cli.train import TrainingProgress
 
 
@@ -18,7 +18,14 @@ def demo(outdir, kimg, resume):
 
     progress = TrainingProgress("train digits")
     try:
-        paths = run_demo(outdir, kimg=kimg, resume=resume, on_tick=progress.on_tick, on_message=progress.on_message)
+        paths = run_demo(
+            outdir,
+            kimg=kimg,
+            resume=resume,
+            on_tick=progress.on_tick,
+            on_message=progress.on_message,
+            on_step=progress.on_step,
+        )
     finally:
         progress.close()
     click.echo(f"run directory:            {paths['run']}")

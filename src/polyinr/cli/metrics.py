@@ -10,7 +10,7 @@ import click
 import torch
 
 from polyinr.checkpoint import load_generator
-from polyinr.cli import main
+from polyinr.cli.group import main
 from polyinr.cli.models import network_option
 from polyinr.cli.options import device_option, resolve_device
 from polyinr.errors import PolyinrError

@@ -13,17 +13,16 @@ import numpy as np
 from click.core import ParameterSource
 
 from polyinr.checkpoint import load_generator
-from polyinr.cli import main
-from polyinr.cli.models import class_option, latents_option, network_option, one_sample_options, trunc_option
+from polyinr.cli.group import main
+from polyinr.cli.models import class_option, latents_option, network_option, one_sample_options, trunc_options
 from polyinr.cli.options import FloatPair, RangeList, Size, Window, device_option, resolve_device
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
+from polyinr.image_io import save_image
 from polyinr.progress import progress_bar
-from polyinr.seeds import latents_from_seeds
+from polyinr.sampling import latents_from_seeds, one_sample, ws_for
 from polyinr.tools.edit import INTERPOLATIONS, heatmap_figure, level_maps, num_path_frames, style_mix_figure
 from polyinr.tools.invert import PERCEPTUAL, SPACES, invert_image, outpaint
-from polyinr.tools.latents import one_sample, ws_from_source
-from polyinr.tools.render import save_image
 from polyinr.tools.video import flight, flight_grids, latent_walk, walk_keys, write_video
 
 
@@ -58,8 +57,9 @@ WALK_OPTIONS = ("space", "kind", "frames_per_step", "loop")
               help="Walks: key seeds, cell by cell (K per cell). Flights: one seed per cell.")  # fmt: skip
 @latents_option
 @class_option
-@trunc_option
-@click.option("--space", type=click.Choice(["z", "w"]), default="w", help="Walk: interpolate in Z or in W.")
+@trunc_options
+@click.option("--space", type=click.Choice(["z", "w", "inr"]), default="w",
+              help="Walk: interpolate in Z, in W, or the INR parameters the ws give (INR-GAN).")  # fmt: skip
 @click.option("--kind", type=click.Choice(INTERPOLATIONS), default="lerp", help="Walk: linear or spherical.")
 @click.option("--frames-per-step", type=click.IntRange(min=1), default=60, help="Walk: frames from key to key.")
 @click.option("--loop/--no-loop", default=True, help="Walk: return from the last key to the first.")
@@ -75,7 +75,7 @@ WALK_OPTIONS = ("space", "kind", "frames_per_step", "loop")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True, help="Output .mp4 or .gif.")
 @device_option
 @click.pass_context
-def video(ctx, network, seeds, latent_paths, class_idx, truncation_psi, space, kind, frames_per_step, loop, pan, zoom,
+def video(ctx, network, seeds, latent_paths, class_idx, truncation, space, kind, frames_per_step, loop, pan, zoom,
           frames, grid_size, window, size, fps, out_path, device):  # fmt: skip
     """A looping latent walk, or with --pan / --zoom a flight over the continuous image plane."""
     device = resolve_device(device)
@@ -85,7 +85,7 @@ def video(ctx, network, seeds, latent_paths, class_idx, truncation_psi, space, k
     if pan is not None or zoom is not None:
         if _given(ctx, WALK_OPTIONS):
             raise PolyinrError(f"{', '.join(_given(ctx, WALK_OPTIONS))} apply to latent walks, not to --pan/--zoom")
-        ws = ws_from_source(G, seeds, latent_paths, class_idx, truncation_psi, device)
+        ws = ws_for(G, seeds=seeds, latents=latent_paths, classes=class_idx, device=device, **truncation)
         if len(ws) != cols * rows:
             raise PolyinrError(
                 f"a flight shows one sample per cell: give {cols * rows} seeds or latents, not {len(ws)}"
@@ -101,11 +101,12 @@ def video(ctx, network, seeds, latent_paths, class_idx, truncation_psi, space, k
             if not seeds:
                 raise PolyinrError("give --seeds")
             keys = walk_keys(latents_from_seeds(seeds, G.z_dim).to(device), cols * rows)
-            images = latent_walk(G, keys, frames_per_step, kind, loop, "z", class_idx, truncation_psi, grid, cols)
+            images = latent_walk(G, keys, frames_per_step, kind, loop, "z", class_idx, grid=grid, cols=cols,
+                                 **truncation)  # fmt: skip
         else:
-            ws = ws_from_source(G, seeds, latent_paths, class_idx, truncation_psi, device)
+            ws = ws_for(G, seeds=seeds, latents=latent_paths, classes=class_idx, device=device, **truncation)
             keys = walk_keys(ws, cols * rows)
-            images = latent_walk(G, keys, frames_per_step, kind, loop, "w", grid=grid, cols=cols)
+            images = latent_walk(G, keys, frames_per_step, kind, loop, space, grid=grid, cols=cols)
         total = num_path_frames(len(keys), frames_per_step, loop)
     count = write_video(_with_bar(images, total, "video"), out_path, fps)
     click.echo(f"wrote {out_path} ({count} frames, {count / fps:.1f} s)")
@@ -118,24 +119,24 @@ def video(ctx, network, seeds, latent_paths, class_idx, truncation_psi, space, k
 @click.option("--levels", type=RangeList(), required=True, help="Levels taken from the column source, e.g. 0-3.")
 @latents_option
 @class_option
-@trunc_option
+@trunc_options
 @window_option
 @size_option
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True, help="Output image file.")
 @device_option
-def mix(network, rows, cols, levels, latent_paths, class_idx, truncation_psi, window, size, out_path, device):
+def mix(network, rows, cols, levels, latent_paths, class_idx, truncation, window, size, out_path, device):
     """Style mixing: each row source with the chosen levels taken from each column source."""
     device = resolve_device(device)
     G = load_generator(network, device)
     if latent_paths:
-        ws = ws_from_source(G, None, latent_paths, class_idx, truncation_psi, device)
+        ws = ws_for(G, seeds=None, latents=latent_paths, classes=class_idx, device=device, **truncation)
         missing = sorted({i for i in rows + cols if i >= len(ws)})
         if missing:
             raise PolyinrError(f"the --latent files hold {len(ws)} latents; there is no latent {missing}")
         row_ws, col_ws = ws[rows], ws[cols]
     else:
-        row_ws = ws_from_source(G, rows, None, class_idx, truncation_psi, device)
-        col_ws = ws_from_source(G, cols, None, class_idx, truncation_psi, device)
+        row_ws = ws_for(G, seeds=rows, latents=None, classes=class_idx, device=device, **truncation)
+        col_ws = ws_for(G, seeds=cols, latents=None, classes=class_idx, device=device, **truncation)
     path = save_image(style_mix_figure(G, row_ws, col_ws, levels, _grid(G, window, size)), out_path)
     click.echo(f"wrote {path} ({len(rows)} rows x {len(cols)} columns, levels {levels} from the columns)")
 
@@ -144,17 +145,17 @@ def mix(network, rows, cols, levels, latent_paths, class_idx, truncation_psi, wi
 @network_option
 @one_sample_options
 @class_option
-@trunc_option
+@trunc_options
 @window_option
 @size_option
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True, help="Output image file.")
 @device_option
-def heatmap(network, seed, latent_path, class_idx, truncation_psi, window, size, out_path, device):
+def heatmap(network, seed, latent_path, class_idx, truncation, window, size, out_path, device):
     """What each Poly-INR level contributes at each pixel, as a labelled figure."""
     device = resolve_device(device)
     G = load_generator(network, device)
     seeds, latents = ([seed] if seed is not None else None), ([latent_path] if latent_path else None)
-    ws = one_sample(ws_from_source(G, seeds, latents, class_idx, truncation_psi, device))
+    ws = one_sample(ws_for(G, seeds=seeds, latents=latents, classes=class_idx, device=device, **truncation))
     path = save_image(heatmap_figure(level_maps(G, ws, _grid(G, window, size))), out_path)
     click.echo(f"wrote {path}")
 
@@ -177,18 +178,27 @@ def _inversion_options(command):
 
 def _report(inversion, out_dir) -> None:
     click.echo(f"PSNR {inversion.psnr:.2f} dB (perceptual distance: {inversion.perceptual})")
+    if inversion.tuned_psnr is not None:
+        click.echo(f"PSNR after pivotal tuning {inversion.tuned_psnr:.2f} dB")
     click.echo(f"wrote {', '.join(p.name for p in inversion.files.values())} to {out_dir}")
 
 
 @main.command()
 @_inversion_options
-def invert(network, image_path, class_idx, space, num_steps, perceptual, out_dir, device):
-    """Find the latent that reproduces a real image (writes latent, reconstruction, progress video)."""
+@click.option("--pti", is_flag=True, help="Then pivotal tuning: fine-tune the generator around the latent.")
+@click.option("--pti-steps", type=click.IntRange(min=1), default=350, help="Pivotal tuning steps (with --pti).")
+@click.pass_context
+def invert(ctx, network, image_path, class_idx, space, num_steps, perceptual, out_dir, device, pti, pti_steps):
+    """Find the latent that reproduces a real image (writes latent, reconstruction, progress video); with --pti
+    also the generator fine-tuned around it (tuned/, beside the latent)."""
+    if not pti and _given(ctx, ["pti_steps"]):
+        raise PolyinrError("--pti-steps sets the length of pivotal tuning: add --pti")
     device = resolve_device(device)
     G = load_generator(network, device)
-    with progress_bar(num_steps + 1, "invert", unit="step") as bar:
+    pti_steps = pti_steps if pti else 0
+    with progress_bar(num_steps + 1 + pti_steps, "invert", unit="step") as bar:
         inversion = invert_image(G, image_path, out_dir, class_idx, space, num_steps, perceptual, device,
-                                 on_step=lambda state: bar.update(1))  # fmt: skip
+                                 on_step=lambda state: bar.update(1), pti_steps=pti_steps)  # fmt: skip
     _report(inversion, out_dir)
 
 

@@ -11,7 +11,7 @@ import json
 
 import click
 
-from polyinr.cli import main
+from polyinr.cli.group import main
 from polyinr.discriminators import list_discriminators
 from polyinr.errors import UnusedSetting
 from polyinr.progress import progress_bar
@@ -25,18 +25,24 @@ DISC_FLAGS = {"pretrained": "--features-pretrained", "backbones": "--backbones",
 
 
 class TrainingProgress:
-    """The training progress bar (kimg, images/s, ETA, losses), drawn from the first tick on."""
+    """The training progress bar (kimg, images/s, ETA, losses): it moves with every step, and each tick adds
+    the losses. It never runs past 100 % or backwards, whatever the batch and ``--kimg``."""
 
     def __init__(self, desc: str) -> None:
         self.desc = desc
         self.bar = None
 
-    def on_tick(self, tick) -> None:
-        kimg, total = round(tick.cur_nimg / 1000, 3), round(tick.total_nimg / 1000, 3)
-        if self.bar is None:  # rate and ETA are measured from the first tick on
+    def on_step(self, cur_nimg: int, total_nimg: int) -> None:
+        total, kimg = round(total_nimg / 1000, 3), round(min(cur_nimg, total_nimg) / 1000, 3)
+        if self.bar is None:  # rate and ETA are measured from the first step this process makes
             self.bar = progress_bar(total=total, initial=kimg, desc=self.desc, unit="kimg")
         self.bar.total = total
-        self.bar.update(min(kimg, total) - self.bar.n)
+        if kimg > self.bar.n:
+            self.bar.update(kimg - self.bar.n)
+            self.bar.n = kimg  # exact: float increments must not drift past the total
+
+    def on_tick(self, tick) -> None:
+        self.on_step(tick.cur_nimg, tick.total_nimg)
         losses = {k.removeprefix("Loss/"): f"{v:.3g}" for k, v in tick.stats.items() if k.startswith("Loss/")}
         ips = tick.stats.get("Timing/images_per_sec", 0.0)
         self.bar.set_postfix({"res": tick.stage.resolution, "img/s": f"{ips:.0f}", **losses})
@@ -73,8 +79,12 @@ class TrainingProgress:
 @click.option("--dlr", type=float, default=None, help="Discriminator learning rate.")
 @click.option("--gamma", type=float, default=None, help="R1 weight (nonsaturating loss).")
 @click.option("--ema-kimg", type=float, default=None, help="G EMA half-life in kimg.  [default: batch·10/32]")
-@click.option("--blur-sigma", type=float, default=None, help="Initial sigma of the D-input blur (hinge loss).")
-@click.option("--blur-fade-kimg", type=float, default=None, help="kimg over which the blur fades out (hinge loss).")
+@click.option("--blur-sigma", type=float, default=None, help="Initial sigma of the D-input blur.")
+@click.option("--blur-fade-kimg", type=float, default=None, help="kimg over which the blur fades out.")
+@click.option("--aug", default=None, type=click.Choice(["noaug", "ada", "fixed"]), help="D-input augmentation (ADA).")
+@click.option("--p", "aug_p", type=float, default=None, help="Augmentation probability (initial for ada).")
+@click.option("--target", "ada_target", type=float, default=None, help="ADA target for E[sign D(real)].")
+@click.option("--augpipe", default=None, type=click.Choice(["bgc", "bg", "c"]), help="Augmentation transforms.")
 @click.option("--cls-weight", type=float, default=None, help="Classifier guidance weight, 0 = off (hinge loss).")
 @click.option("--class-embeddings", default=None, metavar="FILE", help="Pretrained class table (embed-classes).")
 @click.option(
@@ -101,9 +111,10 @@ class TrainingProgress:
 @click.option("--compile", is_flag=True, default=None, help="torch.compile G's synthesis and D (CUDA).")
 @click.option("--desc", default=None, help="Extra words for the run directory name.")
 @click.option("--channels", type=int, default=None, help="Generator width n (overrides the preset).")
+@click.option("--head-only", is_flag=True, help="Grown models (stylegan-xl): each stage trains only its new layers.")
 @click.option("-n", "--dry-run", is_flag=True, help="Print the resolved configuration and exit.")
 def train(cond, mirror, recipe, preset, gamma, blur_sigma, blur_fade_kimg, cls_weight, features_pretrained, backbones,
-          features_weights, metrics, resume, channels, dry_run, **flags):  # fmt: skip
+          features_weights, metrics, resume, channels, head_only, dry_run, **flags):  # fmt: skip
     """Train a generator; running the same command again resumes it."""
     loss_options = {"gamma": gamma, "blur_sigma": blur_sigma, "blur_fade_kimg": blur_fade_kimg,
                     "cls_weight": cls_weight}  # fmt: skip
@@ -122,7 +133,7 @@ def train(cond, mirror, recipe, preset, gamma, blur_sigma, blur_fade_kimg, cls_w
     try:
         options = resolve_options(
             recipe, preset=preset, cond=cond, mirror=mirror, loss_options=loss_options, disc_options=disc_options,
-            model_overrides={"channels": channels} if channels else None, **flags,
+            model_overrides=_model_overrides(channels, head_only), **flags,
         )  # fmt: skip
     except UnusedSetting as e:
         raise click.ClickException(_unused_flag_message(e)) from None
@@ -132,11 +143,19 @@ def train(cond, mirror, recipe, preset, gamma, blur_sigma, blur_fade_kimg, cls_w
         click.echo(json.dumps({"training": options.to_json(), **resolved_run(options)}, indent=2, sort_keys=True))
         return
     from polyinr.discriminators.feature_networks import WeightsUnavailable
+    from polyinr.metrics import evaluate_snapshot
     from polyinr.training.loop import training_loop
 
     progress = TrainingProgress("train")
     try:
-        run_dir = training_loop(options, resume=resume, on_tick=progress.on_tick, on_message=progress.on_message)
+        run_dir = training_loop(
+            options,
+            resume=resume,
+            on_tick=progress.on_tick,
+            on_message=progress.on_message,
+            evaluate=evaluate_snapshot,
+            on_step=progress.on_step,
+        )
     except WeightsUnavailable as e:
         if e.name not in options.disc_options.get("backbones", ()):
             raise
@@ -144,6 +163,12 @@ def train(cond, mirror, recipe, preset, gamma, blur_sigma, blur_fade_kimg, cls_w
     finally:
         progress.close()
     click.echo(f"run directory: {run_dir}")
+
+
+def _model_overrides(channels: int | None, head_only: bool) -> dict | None:
+    """The generator settings given as flags (None: none)."""
+    overrides = {**({"channels": channels} if channels else {}), **({"train_head_only": True} if head_only else {})}
+    return overrides or None
 
 
 def _unused_flag_message(error: UnusedSetting) -> str:

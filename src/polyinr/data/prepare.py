@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from polyinr.checkpoint import atomic_write
+from polyinr.atomic import atomic_write
 from polyinr.data.images import TRANSFORMS, threaded_map
 from polyinr.data.sources import UNREADABLE, DatasetError, FileSource, open_source, reason, select, warn_skipped
 

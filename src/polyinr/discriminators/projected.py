@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from polyinr.discriminators.augment import diff_augment, parse_policy
 from polyinr.discriminators.base import Discriminator
 from polyinr.discriminators.feature_networks import (
     INTERP_SIZE,
@@ -44,7 +45,6 @@ from polyinr.discriminators.feature_networks import (
 from polyinr.discriminators.registry import register_discriminator
 from polyinr.errors import PolyinrError
 from polyinr.models.layers import LRELU_SLOPE, EqualizedLinear
-from polyinr.training.augment import diff_augment, parse_policy
 
 AUTHORS_BACKBONES = ("tf_efficientnet_lite0", "deit_base_distilled_patch16_224")
 VIT_PYRAMID_DIVISORS = (8, 4, 2, 1)  # a ViT's reassembled maps have embed_dim / these channels (96 … 768)

@@ -23,12 +23,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from polyinr.discriminators.augment import diff_augment, parse_policy
 from polyinr.discriminators.base import Discriminator
 from polyinr.discriminators.registry import register_discriminator
 from polyinr.errors import PolyinrError
 from polyinr.models.layers import LRELU_GAIN, LRELU_SLOPE, EqualizedLinear
 from polyinr.models.mapping import normalize_2nd_moment
-from polyinr.training.augment import diff_augment, parse_policy
 
 MAPPING_LAYERS = 2  # lrelu layers from the class embedding to cmap
 MAPPING_LR_MULTIPLIER = 0.01  # StyleGAN2-ADA's value for the discriminator's label mapping

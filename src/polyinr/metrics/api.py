@@ -19,6 +19,7 @@ import json
 import math
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,9 @@ import torch
 from polyinr._version import __version__
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
-from polyinr.metrics.sampling import Progress, iterate_ws, sample_labels, to_uint8_images
+from polyinr.image_io import quantize_rgb
+from polyinr.metrics.sampling import Progress, sample_labels
+from polyinr.sampling import iter_ws
 
 _N = r"(\d+(?:\.\d+)?)k"
 _PATTERNS: tuple[tuple[str, str], ...] = (
@@ -232,10 +235,10 @@ def _feature_metric(
 
     gen = maths.FeatureStats(capture_moments=not capture_all, capture_all=capture_all)
     grid = Grid.frame(resolution)
-    for ws in iterate_ws(G, spec.num_gen, batch_size, device, labels, seed):
+    for ws in iter_ws(G, range(seed, seed + spec.num_gen), labels, device=device, batch_size=batch_size):
         images = render_zoomed_out(G, ws, resolution, spec.scale) if spec.kind == "scaleinv_fid" else \
             G.synthesize(ws, grid)  # fmt: skip
-        gen.append(detector(to_uint8_images(images), (feature,))[feature])
+        gen.append(detector(quantize_rgb(images), (feature,))[feature])
         if on_progress is not None:
             on_progress("generated images", gen.num_items, spec.num_gen)
     if spec.kind == "is":
@@ -280,8 +283,8 @@ def _space_metric(
     labels = np.arange(spec.num_gen) % G.num_classes if G.num_classes else None  # an equal number of each class
     grid = Grid.frame(dataset.resolution)
     gen = []
-    for ws in iterate_ws(G, spec.num_gen, batch_size, device, labels, seed):
-        images = to_uint8_images(G.synthesize(ws, grid))
+    for ws in iter_ws(G, range(seed, seed + spec.num_gen), labels, device=device, batch_size=batch_size):
+        images = quantize_rgb(G.synthesize(ws, grid))
         gen.append(detector(images, ("logits",))["logits"].argmax(1).cpu() if spec.kind == "cas" else
                    detector.input_vectors(images).cpu())  # fmt: skip
         if on_progress is not None:
@@ -301,6 +304,21 @@ def _space_metric(
 
 
 # ---------------------------------------------------------------------------- results
+
+
+def evaluate_snapshot(
+    names: Sequence[str], G: Any, dataset: Any, run_dir: str | Path, snapshot: Path, device: torch.device | str
+) -> dict[str, dict[str, float]]:
+    """Compute the metrics ``names`` of a new training snapshot's generator ``G`` on the training ``dataset``.
+
+    Each result is appended to ``run_dir/metric-<name>.jsonl`` as it is computed (see
+    :func:`append_metric_result`); returns the results by name. The training loop's ``evaluate`` hook.
+    """
+    results = {}
+    for name in names:
+        results[name] = compute_metric(name, G, dataset, device=device)
+        append_metric_result(run_dir, name, results[name], snapshot.name)
+    return results
 
 
 def append_metric_result(

@@ -17,7 +17,9 @@ import torch.nn.functional as F
 
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
-from polyinr.metrics.sampling import Progress, dataset_batches, iterate_ws, subset_indices, to_uint8_images
+from polyinr.image_io import quantize_rgb
+from polyinr.metrics.sampling import Progress, dataset_batches, subset_indices
+from polyinr.sampling import iter_ws
 
 
 def small_gray(images: torch.Tensor, image_size: int) -> np.ndarray:
@@ -73,8 +75,8 @@ def classification_accuracy_score(
     gen_labels = np.arange(num_samples) % G.num_classes
     grid = Grid.frame(dataset.resolution)
     predictions = []
-    for ws in iterate_ws(G, num_samples, batch_size, device, gen_labels, seed):
-        predictions.append(classifier.predict(small_gray(to_uint8_images(G.synthesize(ws, grid)), image_size)))
+    for ws in iter_ws(G, range(seed, seed + num_samples), gen_labels, device=device, batch_size=batch_size):
+        predictions.append(classifier.predict(small_gray(quantize_rgb(G.synthesize(ws, grid)), image_size)))
         if on_progress is not None:
             on_progress("generated images", sum(map(len, predictions)), num_samples)
     return {"cas": float(np.mean(np.concatenate(predictions) == gen_labels)),

@@ -33,7 +33,8 @@ import torch.nn.functional as F
 
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
-from polyinr.metrics.sampling import Progress, iterate_ws
+from polyinr.metrics.sampling import Progress
+from polyinr.sampling import iter_ws
 
 GROUP_SIZE = 4
 KINDS = ("eqt_int", "eqt_frac", "eqr")
@@ -228,7 +229,7 @@ def equivariance_psnr(
     err_sum = torch.zeros((), dtype=torch.float64)
     mask_sum = torch.zeros((), dtype=torch.float64)
     done = 0
-    for ws in iterate_ws(G, num_samples, GROUP_SIZE, device, labels, seed):
+    for ws in iter_ws(G, range(seed, seed + num_samples), labels, device=device, batch_size=GROUP_SIZE):
         orig = G.synthesize(ws, base).float()
         if kind == "eqr":
             angle = float(rng.uniform(-1, 1)) * rotate_max * math.pi

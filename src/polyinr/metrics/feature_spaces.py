@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from safetensors import SafetensorError, safe_open
 from torch import nn
 
-from polyinr.checkpoint import atomic_save_tensors
+from polyinr.atomic import atomic_save_tensors
 from polyinr.errors import PolyinrError
 from polyinr.metrics.features import Detector, cache_dir
 

@@ -1,7 +1,8 @@
-"""Images for the metrics: seeded generator samples and real-data batches, both as uint8 ``[B, 3, H, W]``.
+"""Samples for the metrics: the labels of generated samples, and real-data batches.
 
 Generated sample ``i`` of a metric uses seed ``seed + i`` for its latent (StyleGAN's seed convention, so a
-sample is the same at any batch size) and, for class-conditional generators, the ``i``-th label drawn from
+sample is the same at any batch size; mapped by :func:`polyinr.sampling.iter_ws`) and, for
+class-conditional generators, the ``i``-th label drawn from
 ``np.random.default_rng(seed)``: from the dataset's label distribution (``'dataset'``, StyleGAN3) or uniform
 over the classes (``'uniform'``, StyleGAN-XL).
 """
@@ -15,17 +16,9 @@ import numpy as np
 import torch
 
 from polyinr.errors import PolyinrError
-from polyinr.seeds import latents_from_seeds
-from polyinr.tools.render import quantize
 
 LABEL_SAMPLING = ("dataset", "uniform")
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
-
-
-def to_uint8_images(images: torch.Tensor) -> torch.Tensor:
-    """Images ``[B, C, H, W]`` in ``[-1, 1]`` → uint8 ``[B, 3, H, W]`` on the same device (grayscale repeated)."""
-    images = quantize(images)
-    return images.repeat(1, 3, 1, 1) if images.shape[1] == 1 else images
 
 
 def sample_labels(num_classes: int, count: int, label_sampling: str, dataset: Any, seed: int) -> np.ndarray | None:
@@ -44,17 +37,6 @@ def sample_labels(num_classes: int, count: int, label_sampling: str, dataset: An
         raise PolyinrError(f"the dataset has {dataset.num_classes} classes, the generator {num_classes}")
     p = np.asarray(dataset.label_distribution(), dtype=np.float64)
     return rng.choice(num_classes, size=count, p=p / p.sum())
-
-
-def iterate_ws(
-    G: Any, count: int, batch_size: int, device: torch.device | str, labels: np.ndarray | None, seed: int
-) -> Iterator[torch.Tensor]:
-    """``ws [b, num_ws, w_dim]`` batches of samples ``0..count-1`` (seeds ``seed + i``), truncation psi 1."""
-    for start in range(0, count, batch_size):
-        stop = min(start + batch_size, count)
-        z = latents_from_seeds(range(seed + start, seed + stop), G.z_dim).to(device)
-        c = None if labels is None else torch.from_numpy(labels[start:stop]).to(device)
-        yield G.mapping(z, c)
 
 
 def dataset_batches(

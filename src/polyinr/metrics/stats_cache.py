@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from safetensors import SafetensorError, safe_open
 
-from polyinr.checkpoint import atomic_save_tensors
+from polyinr.atomic import atomic_save_tensors
 from polyinr.metrics.features import Detector, cache_dir
 from polyinr.metrics.fid import FeatureStats
 from polyinr.metrics.sampling import Progress, dataset_batches, subset_indices

@@ -15,14 +15,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from polyinr.checkpoint import load_generator
+from polyinr.checkpoint import latest_snapshot, load_generator
 from polyinr.data.datasets import open_dataset
 from polyinr.grid import Grid
-from polyinr.metrics import compute_metric
-from polyinr.tools.render import image_grid, render_ws, save_image, seed_ws
+from polyinr.image_io import image_grid, save_image
+from polyinr.metrics import compute_metric, evaluate_snapshot
+from polyinr.sampling import ws_for
+from polyinr.tools.render import render_ws
 from polyinr.training.loop import TickReport, training_loop
 from polyinr.training.options import resolve_options
-from polyinr.training.snapshot import latest_snapshot
 
 SAMPLES_PER_CLASS = 8
 DEMO_RESOLUTION = 16  # the scans are 8×8: 16² shows them whole and trains fast on two cores
@@ -34,7 +35,7 @@ def render_showcase(G, grid: Grid, seeds_per_class: int = SAMPLES_PER_CLASS) -> 
     """One row per class (or one row of seeds when unconditional), rendered on ``grid``: ``[H, W, 3]``."""
     rows = []
     for class_idx in range(G.num_classes) if G.num_classes else [None]:
-        rows.extend(render_ws(G, seed_ws(G, list(range(seeds_per_class)), class_idx), grid))
+        rows.extend(render_ws(G, ws_for(G, seeds=range(seeds_per_class), classes=class_idx), grid))
     return image_grid(rows, seeds_per_class, len(rows) // seeds_per_class)
 
 
@@ -48,7 +49,7 @@ def real_vs_generated(G, dataset, grid: Grid, per_side: int = SAMPLES_PER_CLASS)
     for class_idx in range(G.num_classes):
         real_idx = np.flatnonzero(dataset.labels == class_idx)[:per_side]
         reals = [dataset[int(i)][0].permute(1, 2, 0).numpy() for i in real_idx]
-        fakes = list(render_ws(G, seed_ws(G, list(range(per_side)), class_idx), grid))
+        fakes = list(render_ws(G, ws_for(G, seeds=range(per_side), classes=class_idx), grid))
         blank, gap = np.zeros_like(fakes[0]), np.full_like(fakes[0], 128)
         rows.extend(reals + [blank] * (per_side - len(reals)) + [gap] + fakes)
     return image_grid(rows, 2 * per_side + 1, G.num_classes)
@@ -73,6 +74,7 @@ def quality_line(results: dict[str, float]) -> str:
 def run_demo(
     outdir: str | Path, kimg: float | None = None, resume: str = "auto",
     on_tick: Callable[[TickReport], None] | None = None, on_message: Callable[[str], None] | None = None,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Train (or resume) the demo run, write the pictures and measure it.
 
@@ -82,7 +84,8 @@ def run_demo(
     options = resolve_options(
         "cpu", data="builtin:digits", cond=True, resolution=DEMO_RESOLUTION, outdir=str(outdir), kimg=kimg, workers=0
     )
-    run_dir = training_loop(options, resume=resume, on_tick=on_tick, on_message=on_message)
+    run_dir = training_loop(options, resume=resume, on_tick=on_tick, on_message=on_message, evaluate=evaluate_snapshot,
+                            on_step=on_step)  # fmt: skip
     G = load_generator(latest_snapshot(run_dir))
     R = G.img_resolution
     paths = {

@@ -22,8 +22,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
+from polyinr.image_io import to_uint8
 from polyinr.models.generator import CapabilityMissing, Generator, LevelMaps
-from polyinr.tools.render import to_uint8
 
 INTERPOLATIONS = ("lerp", "slerp")
 

@@ -1,4 +1,4 @@
-"""Grids → images: seeded batches, image grids, and tiled renders streamed to disk at any size.
+"""Grids → images: seeded batches and tiled renders streamed to disk at any size.
 
 A tiled render cuts one big :class:`~polyinr.grid.Grid` into tiles whose pixels are exactly the big grid's,
 renders one strip of tiles at a time and streams the rows into a PNG, so peak memory is bounded by the strip
@@ -7,53 +7,33 @@ renders one strip of tiles at a time and streams the rows into a PNG, so peak me
 
 from __future__ import annotations
 
-import os
-import struct
-import zlib
+import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
+from polyinr.image_io import PngStreamWriter, check_memory, prepare_image_output, save_image, to_uint8
 from polyinr.models.generator import Generator
-from polyinr.seeds import latents_from_seeds
+from polyinr.sampling import iter_ws
 
 
-def quantize(images: torch.Tensor) -> torch.Tensor:
-    """Images ``[B, C, H, W]`` in ``[-1, 1]`` → uint8 ``[B, C, H, W]`` on their device (``x·127.5 + 128``)."""
-    return (images.detach().float() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+def moved_frame(resolution: int, translate: tuple[float, float] = (0.0, 0.0), rotate: float = 0.0) -> Grid:
+    """The frame at ``resolution`` with its content moved by ``translate = (x, y)`` image sizes (right, down)
+    and rotated by ``rotate`` degrees about its centre: StyleGAN3's ``gen_images.py --translate --rotate``.
 
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """Images ``[B, 3, H, W]`` in ``[-1, 1]`` → uint8 ``[B, H, W, 3]`` NumPy arrays, for saving."""
-    return quantize(images).permute(0, 2, 3, 1).cpu().numpy()
-
-
-def labels_for(G: Generator, class_idx: int | None, count: int, device: torch.device | str) -> torch.Tensor | None:
-    """Class indices ``[count]`` for a conditional ``G``; None for an unconditional one; clear errors."""
-    if G.num_classes == 0:
-        if class_idx is not None:
-            raise PolyinrError("this generator is unconditional: drop --class")
-        return None
-    if class_idx is None:
-        raise PolyinrError(f"this generator is class-conditional: give --class (0..{G.num_classes - 1})")
-    if not 0 <= class_idx < G.num_classes:
-        raise PolyinrError(f"unknown class {class_idx}: this generator has classes 0..{G.num_classes - 1}")
-    return torch.full((count,), class_idx, dtype=torch.long, device=device)
-
-
-@torch.no_grad()
-def seed_ws(
-    G: Generator, seeds: list[int], class_idx: int | None = None, truncation_psi: float = 1.0,
-    device: torch.device | str = "cpu",
-) -> torch.Tensor:  # fmt: skip
-    """``ws [len(seeds), num_ws, w_dim]`` for seeds (StyleGAN's seed → z convention)."""
-    z = latents_from_seeds(seeds, G.z_dim).to(device)
-    return G.mapping(z, labels_for(G, class_idx, len(seeds), device), truncation_psi=truncation_psi)
+    Their image spans ``resolution`` pixels; the frame's pixels are ``1 / (resolution − 1)`` apart, so one image
+    size is ``resolution / (resolution − 1)`` frame units. Their input transform, the inverse of
+    ``make_transform(translate, rotate)``, is this grid's affine map.
+    """
+    if tuple(translate) == (0.0, 0.0) and rotate == 0:
+        return Grid.frame(resolution)
+    scale = resolution / (resolution - 1) if resolution > 1 else 1.0
+    x, y = translate
+    return Grid.frame(resolution).translated(-y * scale, -x * scale).rotated(-math.radians(rotate))
 
 
 @torch.no_grad()
@@ -67,83 +47,9 @@ def generate_images(
     device: torch.device | str = "cpu",
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(seed, image uint8 [H, W, 3])`` for each seed, rendered on ``grid`` in batches."""
-    for start in range(0, len(seeds), batch_size):
-        batch = seeds[start : start + batch_size]
-        yield from zip(batch, render_ws(G, seed_ws(G, batch, class_idx, truncation_psi, device), grid, batch_size))
-
-
-def image_grid(images: list[np.ndarray], cols: int, rows: int) -> np.ndarray:
-    """Lay out ``rows × cols`` images ``[H, W, 3]`` row-major into one ``[rows·H, cols·W, 3]`` image."""
-    if len(images) > cols * rows:
-        raise PolyinrError(f"{len(images)} images do not fit a {cols}x{rows} grid")
-    H, W, C = images[0].shape
-    canvas = np.zeros((rows * H, cols * W, C), dtype=np.uint8)
-    for i, img in enumerate(images):
-        r, c = divmod(i, cols)
-        canvas[r * H : (r + 1) * H, c * W : (c + 1) * W] = img
-    return canvas
-
-
-def save_image(image: np.ndarray, path: str | Path) -> Path:
-    """Save a uint8 ``[H, W, 3]`` image; the format follows the file extension."""
-    path = prepare_output(path)
-    Image.fromarray(image).save(path)
-    return path
-
-
-def prepare_output(path: str | Path) -> Path:
-    """Check that the file ``path`` can be written, creating its directory; a one-line error otherwise."""
-    path = Path(path)
-    if path.is_dir():
-        raise PolyinrError(f"output path {path} is a directory; give a file name")
-    parent = path.parent
-    if not parent.exists():
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise PolyinrError(f"cannot create output directory {parent}: {e.strerror}") from None
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise PolyinrError(f"output directory {parent} is not writable")
-    return path
-
-
-class PngStreamWriter:
-    """Write an RGB8 PNG row strip by row strip, holding only the current strip in memory."""
-
-    def __init__(self, path: str | Path, height: int, width: int, level: int = 6) -> None:
-        self.path, self.height, self.width = Path(path), height, width
-        self.rows_written = 0
-        self._file = open(self.path, "wb")
-        self._zlib = zlib.compressobj(level)
-        self._file.write(b"\x89PNG\r\n\x1a\n")
-        self._chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-
-    def _chunk(self, kind: bytes, data: bytes) -> None:
-        self._file.write(struct.pack(">I", len(data)) + kind + data)
-        self._file.write(struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
-
-    def write_rows(self, rows: np.ndarray) -> None:
-        """Append rows ``uint8 [h, width, 3]``."""
-        if rows.shape[1:] != (self.width, 3) or rows.dtype != np.uint8:
-            raise ValueError(f"rows must be uint8 [h, {self.width}, 3], got {rows.dtype} {rows.shape}")
-        filtered = np.zeros((rows.shape[0], 1 + self.width * 3), dtype=np.uint8)  # filter byte 0 = none
-        filtered[:, 1:] = rows.reshape(rows.shape[0], -1)
-        data = self._zlib.compress(filtered.tobytes())
-        if data:
-            self._chunk(b"IDAT", data)
-        self.rows_written += rows.shape[0]
-
-    def close(self) -> None:
-        if self.rows_written != self.height:
-            self._file.close()
-            raise ValueError(f"PNG has {self.rows_written} of {self.height} rows")
-        self._chunk(b"IDAT", self._zlib.flush())
-        self._chunk(b"IEND", b"")
-        self._file.close()
-
-    def abort(self) -> None:
-        self._file.close()
-        self.path.unlink(missing_ok=True)
+    batches = iter_ws(G, seeds, class_idx, truncation_psi, device=device, batch_size=batch_size)
+    for start, ws in zip(range(0, len(seeds), batch_size), batches):
+        yield from zip(seeds[start : start + batch_size], render_ws(G, ws, grid, batch_size))
 
 
 @torch.no_grad()
@@ -160,7 +66,7 @@ def render_tiled(
     PNG output is streamed strip by strip (memory bounded by ``tile × width``); other formats hold the
     output image. ``on_tile(done, total)`` reports progress. A partial file is removed on failure.
     """
-    out_path = prepare_output(out_path)
+    out_path = prepare_image_output(out_path)
     if ws.shape[0] != 1:
         raise PolyinrError("render_tiled renders one sample at a time")
     H, W = grid.shape
@@ -168,9 +74,16 @@ def render_tiled(
         G.check_grid(grid)  # one tile: the grid itself
     else:
         G.check_tiles(tile, tile)
+    streaming = out_path.suffix.lower() == ".png"
+    float_tile = min(tile, H) * min(tile, W) * 3 * 4 * 4  # a tile's float images and the synthesis' work
+    if streaming:
+        check_memory(min(tile, H) * W * 3 + float_tile, f"a {H}x{W} render in {tile}-pixel tiles",
+                     "give a smaller tile size or render narrower strips")  # fmt: skip
+    else:
+        check_memory(H * W * 3 + float_tile, f"a {H}x{W} {out_path.suffix} image (held whole in memory)",
+                     "write a .png, which is streamed to disk strip by strip, or render a smaller size")  # fmt: skip
     tiles_down, tiles_across = -(-H // tile), -(-W // tile)
     total, done = tiles_down * tiles_across, 0
-    streaming = out_path.suffix.lower() == ".png"
     writer = PngStreamWriter(out_path, H, W) if streaming else None
     canvas = None if streaming else np.zeros((H, W, 3), dtype=np.uint8)
     try:
@@ -191,7 +104,7 @@ def render_tiled(
         if writer is not None:
             writer.close()
         else:
-            Image.fromarray(canvas).save(out_path)
+            save_image(canvas, out_path)  # atomic: a full disk leaves no partial file
     except BaseException:
         if writer is not None:
             writer.abort()

@@ -14,22 +14,25 @@ import json
 import math
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from polyinr.checkpoint import STATE_JSON, latest_snapshot
 from polyinr.data.loading import step_batches
 from polyinr.errors import PolyinrError
+from polyinr.grid import Grid
+from polyinr.image_io import from_uint8, image_grid, save_image, to_uint8
 from polyinr.models.registry import create as create_generator
-from polyinr.seeds import latents_from_seeds
-from polyinr.tools.render import image_grid, save_image, to_uint8
+from polyinr.sampling import sample_inputs
 from polyinr.training import distributed
 from polyinr.training.ema import ema_beta, update_ema
 from polyinr.training.options import TrainingOptions
-from polyinr.training.rundir import RunLog, describe, resolve_run_dir
+from polyinr.training.rundir import RunLog, claim_run_dir, describe
 from polyinr.training.schedule import Stage, stage_at
 from polyinr.training.setup import (
     build_discriminator,
@@ -40,7 +43,7 @@ from polyinr.training.setup import (
     open_run_data,
     stage_data,
 )
-from polyinr.training.snapshot import STATE_JSON, latest_snapshot, load_snapshot, save_snapshot, snapshot_name
+from polyinr.training.snapshot import load_snapshot, save_snapshot, snapshot_name
 from polyinr.training.stats import collect as collect_stats
 from polyinr.training.stats import report
 
@@ -83,11 +86,24 @@ def _batch_indices(num_images: int, seed: int, start: int, count: int) -> np.nda
     return out
 
 
+# (metric names, G_ema, training data, run directory, new snapshot, device) → results by metric name; it also
+# records them in the run directory. polyinr.metrics.evaluate_snapshot is the one the commands pass.
+SnapshotEvaluator = Callable[[Sequence[str], torch.nn.Module, Any, Path, Path, torch.device], dict[str, dict]]
+
+
 def training_loop(
     options: TrainingOptions, resume: str = "auto", on_tick: Callable[[TickReport], None] | None = None,
-    on_message: Callable[[str], None] | None = None,
+    on_message: Callable[[str], None] | None = None, evaluate: SnapshotEvaluator | None = None,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> Path:  # fmt: skip
-    """Train as ``options`` say; return the run directory. ``resume``: 'auto', 'new' or a run directory."""
+    """Train as ``options`` say; return the run directory. ``resume``: 'auto', 'new' or a run directory.
+
+    ``evaluate`` computes ``options.metrics`` at each snapshot (needed when there are metrics to compute).
+    ``on_tick`` gets each tick's report (statistics, snapshot); ``on_step(cur_nimg, total_nimg)`` is called after
+    every step, so a progress display moves even when a tick takes minutes.
+    """
+    if options.metrics and evaluate is None:
+        raise PolyinrError("metrics at snapshots need an evaluator (polyinr.metrics.evaluate_snapshot)")
     # Initialize -------------------------------------------------------------------------------------------
     device = distributed.process_device(options.device)
     if device.type == "cuda":
@@ -113,43 +129,56 @@ def training_loop(
     check_stages(options, dataset, stages)
     total_nimg = stages[-1].end_nimg
 
-    # Run directory ----------------------------------------------------------------------------------------
+    # Run directory: rank 0 claims it (an OS lock for the run's lifetime) and tells the others ------------
     desc = describe(options, dataset.name)
     options_json = options.to_json()
-    run_dir, resuming = (
-        resolve_run_dir(resume, Path(options.outdir), desc, options_json) if rank == 0 else (None, False)
-    )
-    run_dir, resuming = _broadcast_run_dir(run_dir, resuming)
+    context = dict(device=device, rank=rank, world=world, batch_gpu=batch_gpu, rounds=rounds, say=say,
+                   autocast=autocast, dataset=dataset, stages=stages, num_classes=num_classes,
+                   total_nimg=total_nimg, desc=desc, options_json=options_json, on_tick=on_tick, on_step=on_step,
+                   evaluate=evaluate)  # fmt: skip
+    if rank != 0:
+        return _train(options, *_broadcast_run_dir(None, False), **context)
+    with claim_run_dir(resume, Path(options.outdir), desc, options_json) as (run_dir, resuming):
+        _broadcast_run_dir(run_dir, resuming)
+        return _train(options, run_dir, resuming, **context)
+
+
+def _train(
+    options: TrainingOptions, run_dir: Path, resuming: bool, *, device: torch.device, rank: int, world: int,
+    batch_gpu: int, rounds: int, say: Callable[[str], None], autocast: torch.autocast, dataset, stages: list[Stage],
+    num_classes: int, total_nimg: int, desc: str, options_json: dict, on_tick: Callable[[TickReport], None] | None,
+    on_step: Callable[[int, int], None] | None,
+    evaluate: SnapshotEvaluator | None,
+) -> Path:  # fmt: skip
+    """The training proper, in a claimed run directory (see :func:`training_loop`)."""
     log = RunLog(run_dir) if rank == 0 else None
 
     # Networks ---------------------------------------------------------------------------------------------
     class_table = load_class_table(options, num_classes)
+    cur_nimg, step, stage = 0, 0, stages[0]
+    snapshot = latest_snapshot(run_dir) if resuming else None
+    if snapshot is not None:  # the stage the snapshot was trained in (at a stage's end, the next one starts below)
+        saved = json.loads((snapshot / STATE_JSON).read_text(encoding="utf-8"))
+        cur_nimg, stage = saved["cur_nimg"], stages[saved["stage"]]
     torch.manual_seed(options.seed)
-    G = create_generator(options.model, options.preset, **generator_settings(options, num_classes, stages, class_table))
+    G = create_generator(options.model, options.preset,
+                         **generator_settings(options, num_classes, stages, class_table, stage))  # fmt: skip
     if class_table is not None:
         G.mapping.set_class_embeddings(class_table)
-    G = G.to(device).train().requires_grad_(True)
-    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
-    if options.compile:
-        G.synthesis.compile()  # in place: parameter names (and so snapshots) are unchanged
-    cur_nimg, step = 0, 0
-    snapshot = latest_snapshot(run_dir) if resuming else None
-    if snapshot is not None:
-        cur_nimg = json.loads((snapshot / STATE_JSON).read_text(encoding="utf-8"))["cur_nimg"]
-    stage = stage_at(stages, cur_nimg)
+    G, G_ema = _training_copies(G, device, options.compile)
     data = stage_data(options, dataset, stage)
     D = build_discriminator(options, stage, num_classes, class_table, device)
     loss = build_loss(options, G, D, device)
     phases = loss.phases()
     trainable = {
-        "G": [p for p in G.parameters() if p.requires_grad],
+        "G": [p for p in G.parameters() if p.requires_grad],  # those G.trainable_parameters() names
         "D": [p for p in D.parameters() if p.requires_grad],
     }
     optimizers = {net: _adam(trainable[net], options.glr if net == "G" else options.dlr, phases, net) for net in "GD"}
 
     # Resume -----------------------------------------------------------------------------------------------
     if snapshot is not None:
-        counters = load_snapshot(snapshot, {"G": G, "D": D, "G_ema": G_ema}, optimizers)
+        counters = load_snapshot(snapshot, {"G": G, "D": D, "G_ema": G_ema, **loss.state_modules()}, optimizers)
         step = counters["step"]
         say(f"resuming {run_dir} from {snapshot.name} ({cur_nimg / 1000:.3f} kimg)")
     distributed.broadcast_module(G)
@@ -163,8 +192,8 @@ def training_loop(
         for line in _parameter_table({"G": G, "D": D}):
             log.line(line)
     grid_seeds = list(range(min(32, max(8, 4 * max(num_classes, 1)))))
-    grid_z = latents_from_seeds(grid_seeds, G.z_dim).to(device)
-    grid_c = torch.tensor([s % num_classes for s in grid_seeds], device=device) if num_classes else None
+    grid_classes = [s % num_classes for s in grid_seeds] if num_classes else None
+    grid_z, grid_c = sample_inputs(G, grid_seeds, grid_classes, device)
     if log is not None and not (run_dir / "reals.png").exists():
         _save_reals(data, run_dir / "reals.png", len(grid_seeds), options.seed)
         _save_fakes(G_ema, grid_z, grid_c, stage.resolution, run_dir / f"fakes{snapshot_name(cur_nimg)}.png")
@@ -184,9 +213,20 @@ def training_loop(
     batches = _stage_batches(data, options, stage, cur_nimg, share)
     try:
         while cur_nimg < total_nimg:
-            # Stage switch: the same G on a denser grid, a fresh D for the new resolution.
+            # Stage switch: the same G on a denser grid (a grown model: the network grown from the EMA weights,
+            # with fresh optimiser state, as the authors' next stage starts), a fresh D for the new resolution.
             if cur_nimg >= stage.end_nimg:
                 stage = stage_at(stages, cur_nimg)
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(_seed(options.seed, stage.index, 4))  # the new layers' initial weights
+                    grown = G_ema.next_stage(stage.resolution)
+                if grown is not None:
+                    G, G_ema = _training_copies(grown, device, options.compile)
+                    loss.G = G
+                    trainable["G"] = [p for p in G.parameters() if p.requires_grad]
+                    optimizers["G"] = _adam(trainable["G"], options.glr, phases, "G")
+                    distributed.broadcast_module(G)
+                    distributed.broadcast_module(G_ema)
                 data = stage_data(options, dataset, stage)
                 batches.close()
                 batches = _stage_batches(data, options, stage, cur_nimg, share)
@@ -199,7 +239,7 @@ def training_loop(
 
             # One step: this process's share of the global batch.
             images, labels = next(batches)  # [rounds · batch_gpu, 3, R, R] uint8, [rounds · batch_gpu]
-            real_img = images.to(device).float().div(127.5).sub(1).view(rounds, batch_gpu, *images.shape[1:])
+            real_img = from_uint8(images.to(device)).view(rounds, batch_gpu, *images.shape[1:])
             real_c = labels.to(device).view(rounds, batch_gpu) if num_classes else None
             for phase_index, phase in enumerate(phases):
                 if step % phase.interval:
@@ -234,7 +274,10 @@ def training_loop(
             # EMA and progress.
             update_ema(G_ema, G, ema_beta(options.batch, options.resolved_ema_kimg(), cur_nimg, options.ema_rampup))
             cur_nimg += options.batch
+            if on_step is not None and rank == 0:
+                on_step(cur_nimg, total_nimg)  # the caller's progress moves with every step, not only at ticks
             step += 1
+            loss.end_step(step, options.batch)
             stop = _all_agree(stop_requested["flag"], device)
             stage_done = cur_nimg >= stage.end_nimg
             if not (cur_nimg >= tick_start_nimg + options.tick_kimg * 1000 or stage_done or stop):
@@ -258,10 +301,14 @@ def training_loop(
                                         f"last good snapshot: {last_snapshot}")  # fmt: skip
                 if rank == 0:
                     counters = {"step": step, "stage": stage.index, "options": options_json}
-                    new_snapshot = save_snapshot(run_dir, cur_nimg, G_ema, {"G": G, "D": D, "G_ema": G_ema},
-                                                 optimizers, counters, options.keep_snapshots)  # fmt: skip
+                    modules = {"G": G, "D": D, "G_ema": G_ema, **loss.state_modules()}
+                    new_snapshot = save_snapshot(run_dir, cur_nimg, G_ema, modules, optimizers, counters,
+                                                 options.keep_snapshots)  # fmt: skip
                     last_snapshot = new_snapshot
-                    _run_metrics(options, G_ema, data, run_dir, new_snapshot, device, log)
+                    if options.metrics:
+                        results = evaluate(options.metrics, G_ema, data, run_dir, new_snapshot, device)
+                        for name, values in results.items():  # rank 0 keeps the log
+                            log.line(f"metric {name}: " + " ".join(f"{k}={v:.4g}" for k, v in values.items()))
                 distributed.barrier()
                 ticks_since_snap = 0
             if log is not None:
@@ -286,6 +333,18 @@ def training_loop(
 
 
 # ---------------------------------------------------------------------------------------------- helpers
+
+
+def _training_copies(G, device: torch.device, compile_synthesis: bool):
+    """``(G, G_ema)`` on ``device``: G in training mode with only its trainable parameters taking gradients,
+    G_ema a frozen copy in eval mode."""
+    G = G.to(device).train().requires_grad_(False)
+    for p in G.trainable_parameters():
+        p.requires_grad_(True)
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    if compile_synthesis:
+        G.synthesis.compile()  # in place: parameter names (and so snapshots) are unchanged
+    return G, G_ema
 
 
 def _adam(params: list[torch.nn.Parameter], lr: float, phases: list, network: str) -> torch.optim.Adam:
@@ -345,8 +404,6 @@ def _broadcast_run_dir(run_dir: Path | None, resuming: bool) -> tuple[Path, bool
 
 @torch.no_grad()
 def _save_fakes(G_ema, z: torch.Tensor, c: torch.Tensor | None, resolution: int, path: Path) -> None:
-    from polyinr.grid import Grid
-
     images = to_uint8(G_ema(z, c, grid=Grid.frame(resolution)))
     cols = 8
     save_image(image_grid(list(images), cols, -(-len(images) // cols)), path)
@@ -356,15 +413,3 @@ def _save_reals(dataset, path: Path, count: int, seed: int) -> None:
     idx = _batch_indices(len(dataset), seed, 0, min(count, len(dataset)))
     images = [dataset[int(i)][0].permute(1, 2, 0).numpy() for i in idx]
     save_image(image_grid(images, 8, -(-len(images) // 8)), path)
-
-
-def _run_metrics(options, G_ema, dataset, run_dir: Path, snapshot: Path, device, log: RunLog | None) -> None:
-    if not options.metrics:
-        return
-    from polyinr.metrics import append_metric_result, compute_metric
-
-    for name in options.metrics:
-        results = compute_metric(name, G_ema, dataset, device=device)
-        append_metric_result(run_dir, name, results, snapshot.name)
-        if log is not None:
-            log.line(f"metric {name}: " + " ".join(f"{k}={v:.4g}" for k, v in results.items()))

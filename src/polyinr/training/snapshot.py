@@ -7,7 +7,8 @@ parts a module declares (``frozen_state_keys``: the projected discriminator's pr
 MB) are rebuilt with the module, so only their SHA-256 fingerprint is stored and checked on resume. The
 directory is assembled under a temporary name and renamed, then ``checkpoints/latest`` is pointed at it, then
 old snapshots beyond the newest K are removed: a crash or a full disk at any moment leaves the previous
-snapshot intact and pointed to.
+snapshot intact and pointed to. Finding a run's snapshots (``list_snapshots``, ``latest_snapshot``) belongs
+to the checkpoint format, :mod:`polyinr.checkpoint`, so loading never depends on the training package.
 """
 
 from __future__ import annotations
@@ -20,14 +21,18 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
-from polyinr.checkpoint import CheckpointError, atomic_directory, atomic_write_text, write_generator_files
-
-SNAPSHOTS_DIR = "checkpoints"
-LATEST_NAME = "latest"
-STATE_WEIGHTS = "training_state.safetensors"
-STATE_JSON = "training_state.json"
+from polyinr.atomic import WriteError, atomic_directory, atomic_write_text, save_tensor_file
+from polyinr.checkpoint import (
+    LATEST_NAME,
+    SNAPSHOTS_DIR,
+    STATE_JSON,
+    STATE_WEIGHTS,
+    CheckpointError,
+    list_snapshots,
+    read_tensor_file,
+    write_generator_files,
+)
 
 
 def snapshot_name(cur_nimg: int) -> str:
@@ -90,10 +95,14 @@ def save_snapshot(
 
     def fill(tmp: Path) -> None:
         write_generator_files(G_ema, tmp, extra={"training": {"cur_nimg": cur_nimg}})
-        save_file(tensors, str(tmp / STATE_WEIGHTS), metadata={"format": "pt"})
+        save_tensor_file(tensors, tmp / STATE_WEIGHTS)
         (tmp / STATE_JSON).write_text(json.dumps(counters, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
-    path = atomic_directory(root / snapshot_name(cur_nimg), fill)
+    make_room(run_dir, needed=sum(t.numel() * t.element_size() for t in tensors.values()))
+    try:
+        path = atomic_directory(root / snapshot_name(cur_nimg), fill, what="snapshot")
+    except WriteError as e:
+        raise CheckpointError(str(e)) from None
     try:
         atomic_write_text(root / LATEST_NAME, path.name + "\n")
     except OSError as e:
@@ -103,28 +112,39 @@ def save_snapshot(
     return path
 
 
-def is_complete(path: Path) -> bool:
-    return all((path / name).is_file() for name in (STATE_JSON, STATE_WEIGHTS, "config.json", "model.safetensors"))
+def directory_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def list_snapshots(run_dir: Path) -> list[Path]:
-    """Complete snapshot directories of a run, oldest first."""
+def make_room(run_dir: Path, needed: int) -> list[Path]:
+    """Before writing a snapshot of about ``needed`` bytes (plus its generator copy) where the disk is short of
+    space, remove old snapshots, oldest first, never the newest complete one. Returns the removed snapshots."""
+    snapshots = list_snapshots(run_dir)
+    if snapshots:
+        needed = max(needed, directory_bytes(snapshots[-1]))
+    needed = int(needed * 1.1) + (1 << 20)  # the generator copy, JSON, file-system overhead
+    removed = []
+    for old in snapshots[:-1]:
+        if shutil.disk_usage(run_dir).free >= needed:
+            break
+        shutil.rmtree(old, ignore_errors=True)
+        removed.append(old)
+    return removed
+
+
+def clean_interrupted_snapshots(run_dir: Path) -> list[Path]:
+    """Remove the temporaries a killed snapshot write leaves (``checkpoints/.NNNNNN.*.tmp`` and ``.old-*``);
+    call only while holding the run's lock. Returns what was removed."""
     root = run_dir / SNAPSHOTS_DIR
     if not root.is_dir():
         return []
-    found = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and is_complete(p)]
-    return sorted(found, key=lambda p: float(p.name))
-
-
-def latest_snapshot(run_dir: Path) -> Path | None:
-    """The snapshot ``latest`` points to, or the newest complete one if the pointer is missing or stale."""
-    pointer = run_dir / SNAPSHOTS_DIR / LATEST_NAME
-    if pointer.is_file():
-        target = run_dir / SNAPSHOTS_DIR / pointer.read_text(encoding="utf-8").strip()
-        if target.is_dir() and is_complete(target):
-            return target
-    snapshots = list_snapshots(run_dir)
-    return snapshots[-1] if snapshots else None
+    leftovers = [p for p in root.iterdir() if p.name.startswith(".") and (p.name.endswith(".tmp") or ".old-" in p.name)]
+    for path in leftovers:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return leftovers
 
 
 def load_snapshot(
@@ -132,7 +152,7 @@ def load_snapshot(
 ) -> dict[str, Any]:
     """Restore modules, optimizer moments and RNG states from ``path``; return its counters."""
     try:
-        tensors = load_file(str(path / STATE_WEIGHTS))
+        tensors = read_tensor_file(path / STATE_WEIGHTS)
         counters = json.loads((path / STATE_JSON).read_text(encoding="utf-8"))
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"snapshot {path} is unreadable ({e}); remove it to resume from an older one") from None

@@ -13,7 +13,9 @@ from PIL import Image
 from polyinr.checkpoint import CONFIG_NAME, load_generator
 from polyinr.cli import main
 from polyinr.grid import Grid
-from polyinr.tools.render import generate_images, seed_ws, to_uint8
+from polyinr.image_io import to_uint8
+from polyinr.sampling import ws_for
+from polyinr.tools.render import generate_images
 
 
 def run(*args: str, ok: bool = True):
@@ -82,7 +84,7 @@ def test_generate_grid_and_resolution(ckpts, tmp_path):
     image = read_png(tmp_path / "out" / "grid.png")
     assert image.shape == (40, 40, 3) and image[20:, 20:].max() == 0  # 3 images in a 2×2 grid
     G = load_generator(ckpts["uncond"])
-    first = to_uint8(G.synthesis(seed_ws(G, [0]), Grid.frame(20)))[0]
+    first = to_uint8(G.synthesis(ws_for(G, seeds=[0]), Grid.frame(20)))[0]
     assert np.abs(image[:20, :20].astype(int) - first).max() <= 1
 
 
@@ -92,7 +94,7 @@ def test_render_extrapolates_tile_by_tile(ckpts, tmp_path):
                  "--size", "21x30", "--tile", "8", "--out", out, "--device", "cpu")  # fmt: skip
     assert "21x30" in result.output
     G = load_generator(ckpts["uncond"])
-    expected = to_uint8(G.synthesis(seed_ws(G, [5]), Grid.window(-0.5, -1, 1.5, 2, 21, 30)))[0]
+    expected = to_uint8(G.synthesis(ws_for(G, seeds=[5]), Grid.window(-0.5, -1, 1.5, 2, 21, 30)))[0]
     assert np.array_equal(read_png(out), expected)
 
 
@@ -101,7 +103,7 @@ def test_render_extrapolates_tile_by_tile(ckpts, tmp_path):
     [
         (["generate", "--network", "{cond}", "--seeds", "0", "--class", "5", "--outdir", "{tmp}"],
          "unknown class 5", 1),
-        (["generate", "--network", "{cond}", "--seeds", "0", "--outdir", "{tmp}"], "give --class", 1),
+        (["generate", "--network", "{cond}", "--seeds", "0", "--outdir", "{tmp}"], "give a class", 1),
         (["generate", "--network", "{uncond}", "--seeds", "0", "--class", "0", "--outdir", "{tmp}"],
          "unconditional", 1),
         (["generate", "--network", "{uncond}", "--seeds", "7-3", "--outdir", "{tmp}"], "empty", 2),

@@ -15,8 +15,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from polyinr.cli import main
+from polyinr.data.class_embeddings import compute_class_embeddings, load_class_embeddings, save_class_embeddings
 from polyinr.errors import PolyinrError
-from polyinr.tools.class_embeddings import compute_class_embeddings, load_class_embeddings, save_class_embeddings
 
 EFFNET = "tf_efficientnet_lite0"
 

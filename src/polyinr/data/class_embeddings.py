@@ -18,7 +18,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from polyinr.checkpoint import atomic_save_tensors
+from polyinr.atomic import atomic_save_tensors
+from polyinr.checkpoint import load_generator
 from polyinr.discriminators.feature_networks import create_feature_network
 from polyinr.errors import PolyinrError
 
@@ -86,8 +87,6 @@ def load_class_embeddings(path: str | Path) -> torch.Tensor:
     conditional generator checkpoint (e.g. the authors' 1000×320 ImageNet table after ``polyinr convert``)."""
     path = Path(path)
     if path.is_dir():
-        from polyinr.checkpoint import load_generator
-
         G = load_generator(path)
         if G.mapping.embed is None:
             raise PolyinrError(f"{path} is an unconditional generator: it has no class table")

@@ -1,0 +1,44 @@
+"""The ``polyinr`` click group, on which every command module registers its commands."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from polyinr._version import __version__
+from polyinr.errors import PolyinrError
+
+
+class PolyinrGroup(click.Group):
+    """A click group that turns library errors into one-line messages."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except PolyinrError as e:
+            raise click.ClickException(str(e)) from None
+        except FileNotFoundError as e:
+            raise click.ClickException(f"file not found: {e.filename}") from None
+        except PermissionError as e:
+            raise click.ClickException(f"permission denied: {e.filename}") from None
+        except OSError as e:
+            if e.errno == 28:  # ENOSPC
+                raise click.ClickException(f"disk full while writing {e.filename or ''}".strip()) from None
+            raise click.ClickException(f"{e.strerror or e}: {e.filename or ''}".strip()) from None
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=PolyinrGroup, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.version_option(__version__, prog_name="polyinr")
+def main() -> None:
+    """Coordinate-based image generation: Poly-INR and the GANs it is measured against."""
+    logger = logging.getLogger("polyinr")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("warning: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.WARNING)

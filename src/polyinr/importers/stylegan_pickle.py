@@ -1,0 +1,222 @@
+"""Reading the StyleGAN family's pickled networks as data: modules, persistent classes, numpy values.
+
+NVIDIA's StyleGAN2-ADA / StyleGAN3 code, and the code bases forked from it (StyleGAN-XL, Poly-INR, INR-GAN),
+pickle live ``nn.Module`` trees. Classes decorated with ``torch_utils.persistence.persistent_class`` pickle as a
+call ``_reconstruct_persistent_obj(meta)`` whose ``meta`` carries ``class_name``, the object's ``state`` and
+the defining module's source text ``module_src``; other modules pickle as plain objects whose state holds
+``_parameters``, ``_buffers`` and ``_modules``. After :func:`~polyinr.importers.unpickle.restricted_load` both
+are inert :class:`~polyinr.importers.unpickle.StandIn` records, and this module reads them:
+
+- :func:`module_record`, :func:`module_tensors`, :func:`submodule_attrs`: one pickled module's class name and
+  attributes, every parameter and buffer below it by dotted name (like ``state_dict``), a submodule's
+  attributes; ``module_src`` is never looked at, let alone compiled;
+- :func:`plain_number` / :func:`plain_array`: numpy scalars and arrays decoded from their recorded dtype code
+  and bytes (never an object dtype);
+- :func:`inert_tree`: a whole loaded pickle as plain data (dicts, lists, tuples, numbers, strings, CPU
+  tensors) with each object of a foreign class as a :class:`PickledObject` (module, class name, state). Dict
+  subclasses such as ``dnnlib.EasyDict`` become dicts; an ``omegaconf`` config (INR-GAN) stays a
+  :class:`PickledObject` whose ``state['_content']`` holds its nodes, each a record with its value in
+  ``state['_val']``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from polyinr.importers.unpickle import ImporterError, StandIn
+
+PERSISTENT_OBJ = "torch_utils.persistence._reconstruct_persistent_obj"  # StyleGAN's persistent classes
+
+
+def as_dict(value: Any) -> dict[Any, Any]:
+    """A pickled mapping: a real dict, or a stand-in of a dict subclass (e.g. ``dnnlib.EasyDict``); else ``{}``."""
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, StandIn):
+        return value.items
+    return {}
+
+
+_NUMPY_SCALARS = ("numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar")
+_NUMPY_ARRAYS = ("numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct")
+_NUMPY_FROMBUFFER = ("numpy.core.numeric._frombuffer", "numpy._core.numeric._frombuffer")
+_NUMPY_CODES = frozenset(["f2", "f4", "f8", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "b1"])
+
+
+def _numpy_dtype(record: Any) -> np.dtype | None:
+    """A pickled ``numpy.dtype(code, …)`` record of a plain numeric type, with its byte order; else None."""
+    if not (isinstance(record, StandIn) and record.qualname() == "numpy.dtype" and record.args):
+        return None
+    if record.args[0] not in _NUMPY_CODES:
+        return None
+    state = record.state if isinstance(record.state, tuple) else ()
+    order = state[1] if len(state) > 1 and state[1] in ("<", ">") else "="
+    return np.dtype(record.args[0]).newbyteorder(order)
+
+
+def plain_number(value: Any) -> Any:
+    """A pickled numpy scalar record (e.g. StyleGAN's ``weight_gain``, an ``np.float64``) as a Python number.
+
+    Decoded from the recorded dtype code and bytes only; anything else is returned unchanged.
+    """
+    if not (isinstance(value, StandIn) and value.qualname() in _NUMPY_SCALARS and len(value.args) == 2):
+        return value
+    dtype, data = _numpy_dtype(value.args[0]), value.args[1]
+    if dtype is None or not isinstance(data, bytes) or len(data) != dtype.itemsize:
+        return value
+    return np.frombuffer(data, dtype=dtype)[0].item()
+
+
+def plain_array(value: Any) -> Any:
+    """A pickled numpy array record as a CPU tensor (a copy), decoded from dtype code, shape and bytes only.
+
+    Reads both pickle forms: ``_reconstruct(ndarray, …)`` + state ``(version, shape, dtype, fortran, bytes)``
+    (protocols ≤ 4) and ``_frombuffer(bytes, dtype, shape, order)`` (protocol 5). Anything else, object
+    arrays included, is returned unchanged.
+    """
+    if not isinstance(value, StandIn):
+        return value
+    if value.qualname() in _NUMPY_ARRAYS and isinstance(value.state, tuple) and len(value.state) == 5:
+        _, shape, dtype, fortran, data = value.state
+        order = "F" if fortran is True else "C"
+    elif value.qualname() in _NUMPY_FROMBUFFER and len(value.args) == 4:
+        data, dtype, shape, order = value.args
+    else:
+        return value
+    dtype = _numpy_dtype(dtype)
+    if dtype is None or not isinstance(data, (bytes, bytearray)) or order not in ("C", "F"):
+        return value
+    if not (isinstance(shape, tuple) and all(isinstance(n, int) and n >= 0 for n in shape)):
+        return value
+    if len(data) != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
+        return value
+    array = np.frombuffer(bytes(data), dtype=dtype).reshape(shape, order=order)
+    return torch.from_numpy(np.array(array, dtype=dtype.newbyteorder("="), order="C", copy=True))
+
+
+def module_record(obj: Any, path: str) -> tuple[str, dict[str, Any]]:
+    """``(class name, attribute dict)`` of a pickled ``nn.Module``, plain or StyleGAN-persistent.
+
+    A persistent object's ``module_src`` is never looked at, let alone compiled: only its recorded state.
+    ``path`` names ``obj`` in error messages (e.g. ``'G_ema.mapping'``).
+    """
+    if isinstance(obj, StandIn) and obj.qualname() == PERSISTENT_OBJ:
+        meta = obj.args[0] if len(obj.args) == 1 else None
+        if isinstance(meta, dict) and meta.get("type") == "class" and isinstance(meta.get("state"), dict):
+            return str(meta.get("class_name")), meta["state"]
+        raise ImporterError(f"{path} is an unreadable StyleGAN persistent object")
+    if isinstance(obj, StandIn) and isinstance(obj.state, dict) and "_parameters" in obj.state:
+        return obj.qualname(), obj.state
+    found = obj.qualname() if isinstance(obj, StandIn) else type(obj).__name__
+    raise ImporterError(f"{path} is not a torch module (found {found})")
+
+
+def module_tensors(obj: Any, path: str) -> dict[str, torch.Tensor]:
+    """Every parameter and buffer below a pickled module, by dotted name (like ``state_dict``)."""
+    _, state = module_record(obj, path)
+    tensors: dict[str, torch.Tensor] = {}
+    for group in ("_parameters", "_buffers"):
+        for name, value in as_dict(state.get(group)).items():
+            if value is None:
+                continue
+            if not isinstance(value, torch.Tensor):
+                raise ImporterError(f"{path}.{name} is not a tensor")
+            tensors[str(name)] = value
+    for name, child in as_dict(state.get("_modules")).items():
+        if child is not None:
+            tensors.update({f"{name}.{k}": v for k, v in module_tensors(child, f"{path}.{name}").items()})
+    return tensors
+
+
+def submodule_attrs(obj: Any, path: str, dotted: str) -> dict[str, Any]:
+    """The plain attributes of the submodule ``dotted`` (e.g. ``'mapping.fc0'``) of a pickled module."""
+    for part in dotted.split(".") if dotted else []:
+        _, state = module_record(obj, path)
+        obj, path = as_dict(state.get("_modules")).get(part), f"{path}.{part}"
+    return module_record(obj, path)[1]
+
+
+@dataclass
+class PickledObject:
+    """An object of a class that was never imported, as :func:`inert_tree` gives it.
+
+    ``module`` is the defining module's name (``'(persistent)'`` for a StyleGAN persistent class, whose module
+    exists only as the never-read ``module_src``); ``state`` is what ``__setstate__`` would have received (an
+    ``nn.Module``'s ``__dict__``: ``_parameters``, ``_buffers``, ``_modules`` and plain attributes); ``args`` /
+    ``kwargs`` are its constructor arguments; ``items`` / ``elements`` what it was filled with as a mapping /
+    list. Everything inside is already an inert tree.
+    """
+
+    module: str
+    class_name: str
+    state: Any = None
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    items: dict[Any, Any] = field(default_factory=dict)
+    elements: list[Any] = field(default_factory=list)
+
+    @property
+    def qualname(self) -> str:
+        return f"{self.module}.{self.class_name}"
+
+
+def inert_tree(obj: Any) -> Any:
+    """A loaded pickle (:func:`~polyinr.importers.unpickle.restricted_load`) as plain data.
+
+    Dicts, lists, tuples, sets, numbers, strings, bytes and tensors stay as they are (containers rebuilt with
+    converted contents); numpy scalars and arrays become Python numbers and CPU tensors; a stand-in that only
+    holds mapping items (a dict subclass such as ``dnnlib.EasyDict``) becomes a dict; a StyleGAN persistent
+    object becomes the :class:`PickledObject` of its class with its recorded state; any other stand-in becomes
+    a :class:`PickledObject`. Shared objects stay shared and reference cycles are kept.
+    """
+    return _Tree().convert(obj)
+
+
+class _Tree:
+    """One :func:`inert_tree` walk; ``done`` maps ``id(record)`` to its conversion (shared objects, cycles)."""
+
+    def __init__(self) -> None:
+        self.done: dict[int, Any] = {}
+
+    def convert(self, obj: Any) -> Any:
+        if (
+            isinstance(obj, (str, bytes, bytearray, int, float, complex, bool, torch.Tensor, torch.dtype))
+            or obj is None
+        ):
+            return obj
+        if id(obj) in self.done:
+            return self.done[id(obj)]
+        if isinstance(obj, dict):
+            out: Any = type(obj)() if type(obj) is not dict else {}
+            self.done[id(obj)] = out
+            out.update({self.convert(k): self.convert(v) for k, v in obj.items()})
+            return out
+        if isinstance(obj, list):
+            out = self.done[id(obj)] = []
+            out.extend(self.convert(v) for v in obj)
+            return out
+        if isinstance(obj, (tuple, set, frozenset)):
+            return type(obj)(self.convert(v) for v in obj)
+        if not isinstance(obj, StandIn):
+            return obj  # an allow-listed value (slice, storage type, …)
+        plain = plain_array(plain_number(obj))
+        if plain is not obj:
+            return plain
+        if obj.items and not (obj.args or obj.kwargs or obj.state or obj.elements):
+            out = self.done[id(obj)] = {}
+            out.update({self.convert(k): self.convert(v) for k, v in obj.items.items()})
+            return out
+        module, name, args, state = obj.module, obj.name, obj.args, obj.state
+        if obj.qualname() == PERSISTENT_OBJ and len(args) == 1 and isinstance(args[0], dict):
+            module, name = "(persistent)", str(args[0].get("class_name"))
+            args, state = (), args[0].get("state")
+        record = self.done[id(obj)] = PickledObject(module, name)
+        record.state, record.args = self.convert(state), self.convert(tuple(args))
+        record.kwargs = self.convert(dict(obj.kwargs))
+        record.items = {self.convert(k): self.convert(v) for k, v in obj.items.items()}
+        record.elements = [self.convert(v) for v in obj.elements]
+        return record
