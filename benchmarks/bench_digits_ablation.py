@@ -18,7 +18,7 @@ import time
 import numpy as np
 import torch
 
-from polyinr.checkpoint import load_generator
+from polyinr.checkpoint import latest_snapshot, list_snapshots, load_generator
 from polyinr.data.datasets import open_dataset
 from polyinr.grid import Grid
 from polyinr.image_io import quantize_rgb
@@ -29,7 +29,6 @@ from polyinr.sampling import iter_ws
 from polyinr.tools.demo import DEMO_RESOLUTION
 from polyinr.training.loop import training_loop
 from polyinr.training.options import resolve_options
-from polyinr.training.snapshot import latest_snapshot, list_snapshots
 
 AUGMENT = {"diffaug": "color,translation,cutout"}
 # Each variant: options over the `cpu` recipe (loss_options / disc_options merge with the recipe's own settings).
