@@ -5,6 +5,10 @@ augmentations) is drawn from generators seeded by ``(seed, cur_nimg, …)``, so 
 continues bit for bit where an uninterrupted run would be, and two processes see the same samples as one
 process with the same total batch. The GAN specifics live in the loss (``losses.py``): the loop only walks
 its phases. Schedules (resolution stage, EMA, blur) are pure functions of ``cur_nimg``.
+
+Each resolution stage starts as the authors' next super-resolution run does: G continues from the previous
+stage's EMA generator, with fresh Adam moments and a fresh discriminator, and the blur schedule and EMA ramp-up
+count from the stage's first image. A snapshot saved as a stage ends resumes into exactly that start.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from polyinr.training.setup import (
     generator_settings,
     load_class_table,
     open_run_data,
+    optimizer_settings,
     stage_data,
 )
 from polyinr.training.snapshot import load_snapshot, save_snapshot, snapshot_name
@@ -158,13 +163,20 @@ def training_loop(
         "G": [p for p in G.parameters() if p.requires_grad],
         "D": [p for p in D.parameters() if p.requires_grad],
     }
-    optimizers = {net: _adam(trainable[net], options.glr if net == "G" else options.dlr, phases, net) for net in "GD"}
+    adam = optimizer_settings(options)
+    optimizers = {net: _adam(trainable[net], adam[net]) for net in "GD"}
 
     # Resume -----------------------------------------------------------------------------------------------
     if snapshot is not None:
-        counters = load_snapshot(snapshot, {"G": G, "D": D, "G_ema": G_ema}, optimizers)
+        saved_stage = json.loads((snapshot / STATE_JSON).read_text(encoding="utf-8")).get("stage", stage.index)
+        if saved_stage == stage.index:
+            counters = load_snapshot(snapshot, {"G": G, "D": D, "G_ema": G_ema}, optimizers)
+        else:  # saved as its stage ended: this stage starts as it would have (fresh D and Adam, G ← G_ema)
+            counters = load_snapshot(snapshot, {"G": G, "G_ema": G_ema}, {})
+            _start_from_ema(G, G_ema)
         step = counters["step"]
         say(f"resuming {run_dir} from {snapshot.name} ({cur_nimg / 1000:.3f} kimg)")
+    loss.begin_stage(stage.index, stage.start_nimg)
     distributed.broadcast_module(G)
     distributed.broadcast_module(D)
     distributed.broadcast_module(G_ema)
@@ -197,7 +209,8 @@ def training_loop(
     batches = _stage_batches(data, options, stage, cur_nimg, share)
     try:
         while cur_nimg < total_nimg:
-            # Stage switch: the same G on a denser grid, a fresh D for the new resolution.
+            # Stage switch, as the authors' next run: G continues from this stage's G_ema on a denser grid,
+            # with a fresh Adam, a fresh D for the new resolution, and blur and EMA ramp-up restarting.
             if cur_nimg >= stage.end_nimg:
                 stage = stage_at(stages, cur_nimg)
                 data = stage_data(options, dataset, stage)
@@ -206,7 +219,10 @@ def training_loop(
                 D = build_discriminator(options, stage, num_classes, class_table, device)
                 loss.D = D  # the loss (and its guidance classifier, if any) carries on
                 trainable["D"] = [p for p in D.parameters() if p.requires_grad]
-                optimizers["D"] = _adam(trainable["D"], options.dlr, phases, "D")
+                optimizers["D"] = _adam(trainable["D"], adam["D"])
+                _start_from_ema(G, G_ema)
+                optimizers["G"] = _adam(trainable["G"], adam["G"])
+                loss.begin_stage(stage.index, stage.start_nimg)
                 distributed.broadcast_module(D)
                 say(f"stage {stage.index + 1}/{len(stages)}: {stage.resolution}x{stage.resolution}")
 
@@ -245,7 +261,8 @@ def training_loop(
             _set_trainable(trainable, None)
 
             # EMA and progress.
-            update_ema(G_ema, G, ema_beta(options.batch, options.resolved_ema_kimg(), cur_nimg, options.ema_rampup))
+            stage_nimg = cur_nimg - stage.start_nimg  # the EMA ramp-up restarts with every stage
+            update_ema(G_ema, G, ema_beta(options.batch, options.resolved_ema_kimg(), stage_nimg, options.ema_rampup))
             cur_nimg += options.batch
             step += 1
             stop = _all_agree(stop_requested["flag"], device)
@@ -304,11 +321,18 @@ def training_loop(
 # ---------------------------------------------------------------------------------------------- helpers
 
 
-def _adam(params: list[torch.nn.Parameter], lr: float, phases: list, network: str) -> torch.optim.Adam:
-    """Adam (0, 0.99); with lazy regularisation, lr and betas scaled by ``interval / (interval + 1)``."""
-    reg = [p.interval for p in phases if p.network == network and p.name.endswith("reg")]
-    ratio = reg[0] / (reg[0] + 1) if reg else 1.0
-    return torch.optim.Adam(params, lr=lr * ratio, betas=(0.0, 0.99**ratio), eps=1e-8)
+def _adam(params: list[torch.nn.Parameter], settings: dict[str, Any]) -> torch.optim.Adam:
+    """Adam with the effective settings of :func:`~polyinr.training.setup.optimizer_settings`."""
+    return torch.optim.Adam(params, lr=settings["lr"], betas=tuple(settings["betas"]), eps=settings["eps"])
+
+
+@torch.no_grad()
+def _start_from_ema(G: torch.nn.Module, G_ema: torch.nn.Module) -> None:
+    """G's weights and buffers ← G_ema's, in place (the parameters the optimisers hold stay the same objects)."""
+    for p, p_ema in zip(G.parameters(), G_ema.parameters(), strict=True):
+        p.copy_(p_ema)
+    for b, b_ema in zip(G.buffers(), G_ema.buffers(), strict=True):
+        b.copy_(b_ema)
 
 
 def _parameter_table(networks: dict[str, torch.nn.Module]) -> list[str]:

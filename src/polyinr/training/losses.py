@@ -2,8 +2,13 @@
 
 The loop walks the phases of :meth:`GANLoss.phases` (``Gmain``/``Greg``/``Gboth``, ``Dmain``/``Dreg``/``Dboth``)
 and calls :meth:`GANLoss.accumulate_gradients`; a loss that regularises lazily declares the interval, and the
-loop scales that phase's learning rate and betas by ``interval / (interval + 1)`` (StyleGAN2's lazy
-regularisation).
+loop scales that network's learning rate and β2 for it (:func:`adam_settings`, StyleGAN2's lazy
+regularisation). A training option may ask for that scaling without a regularisation phase: the StyleGAN-XL /
+Poly-INR code keeps StyleGAN's intervals (G 4, D 16) with its hinge loss, which has none.
+
+Adversarial terms are averaged per sample and per logit *group* (one group per feature network of a projected
+discriminator, :meth:`~polyinr.discriminators.base.Discriminator.split_logits`) and summed over the groups, as
+the authors' ``loss.py`` does, so every feature network weighs the same whatever its number of logits.
 
 Losses are registered by name with a config dataclass of their settings (:func:`register_loss`), as the
 generators and discriminators are; a setting the chosen loss does not have is refused, never dropped.
@@ -11,8 +16,9 @@ generators and discriminators are; a setting the chosen loss does not have is re
 - :class:`NonSaturatingLoss` (``nonsaturating``): StyleGAN2's logistic loss ``softplus(−D(G(z)))`` /
   ``softplus(D(fake)) + softplus(−D(real))`` with lazy R1 ``γ/2 · ‖∇D(real)‖²`` every 16 D steps.
 - :class:`ProjectedHingeLoss` (``hinge``): StyleGAN-XL's recipe: hinge loss, no R1, the discriminator's inputs
-  blurred by a Gaussian whose sigma fades from ``blur_init_sigma`` to 0 over ``blur_fade_kimg``, and optional
-  classifier guidance ``cls_weight · CE(classifier(G(z, c)), c)`` at resolutions ≥ 32.
+  blurred by a Gaussian whose sigma fades from ``blur_init_sigma`` to 0 over ``blur_fade_kimg`` counted from
+  the first image of each resolution stage (each stage is the authors' next run with a fresh D), and optional
+  classifier guidance in super-resolution stages (every stage after the first), weighted as in StyleGAN-XL.
 """
 
 from __future__ import annotations
@@ -44,6 +50,20 @@ def phases_for(network: str, reg_interval: int | None) -> list[PhaseSpec]:
     return [PhaseSpec(f"{network}main", network, 1), PhaseSpec(f"{network}reg", network, reg_interval)]
 
 
+def adam_settings(lr: float, reg_interval: int | None) -> tuple[float, tuple[float, float]]:
+    """Adam's ``(lr, betas)`` from the nominal ``lr`` and betas (0, 0.99), scaled for lazy regularisation every
+    ``reg_interval`` steps (None: unscaled): ``lr · i/(i+1)`` and ``β2^(i/(i+1))`` (StyleGAN2's training loop)."""
+    ratio = 1.0 if reg_interval is None else reg_interval / (reg_interval + 1)
+    return lr * ratio, (0.0, 0.99**ratio)
+
+
+def group_mean(logits: torch.Tensor, D: nn.Module, fn) -> torch.Tensor:
+    """``Σ_groups mean(fn(group))`` over the discriminator's logit groups (one per feature network)."""
+    split = getattr(D, "split_logits", None)
+    groups = split(logits) if split is not None else [logits]
+    return sum(fn(g).mean() for g in groups)
+
+
 def blur_sigma(cur_nimg: int, init_sigma: float, fade_kimg: float) -> float:
     """Sigma of the discriminator-input blur: ``init_sigma`` fading linearly to 0 over ``fade_kimg``."""
     if fade_kimg <= 0:
@@ -63,7 +83,6 @@ def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(images, taps.view(1, 1, -1, 1).repeat(C, 1, 1, 1), padding=(radius, 0), groups=C)
 
 
-GUIDANCE_MIN_RESOLUTION = 32  # classifier guidance applies only at resolutions ≥ this (it collapses modes below)
 LOSSES: dict[str, type[GANLoss]] = {}  # name → loss class, filled by @register_loss
 
 
@@ -111,9 +130,19 @@ class GANLoss:
 
     def __init__(self, G: nn.Module, D: nn.Module) -> None:
         self.G, self.D = G, D
+        self.stage_index, self.stage_start_nimg = 0, 0
+
+    @classmethod
+    def reg_interval(cls, cfg: Any, network: str) -> int | None:
+        """The interval of ``network``'s ('G' or 'D') lazy regularisation phase under ``cfg``; None = none."""
+        return None
 
     def phases(self) -> list[PhaseSpec]:
         return phases_for("G", None) + phases_for("D", None)
+
+    def begin_stage(self, index: int, start_nimg: int) -> None:
+        """A resolution stage starts (index 0 = the first) at ``start_nimg`` images shown."""
+        self.stage_index, self.stage_start_nimg = index, start_nimg
 
     def run_G(
         self, z: torch.Tensor, c: torch.Tensor | None, resolution: int, update_emas: bool = False
@@ -151,7 +180,7 @@ class NonSaturatingConfig:
 class HingeConfig:
     blur_sigma: float = 0.0  # initial sigma in pixels of the D-input blur; 0 = no blur
     blur_fade_kimg: float = 300.0  # kimg over which the blur fades to 0
-    cls_weight: float = 0.0  # classifier guidance weight; 0 = off (no classifier is built or downloaded)
+    cls_weight: float = 0.0  # StyleGAN-XL's cls_weight (same strength), super-resolution stages only; 0 = off
 
     def __post_init__(self) -> None:
         if self.blur_sigma < 0 or self.blur_fade_kimg < 0 or self.cls_weight < 0:
@@ -167,9 +196,15 @@ class NonSaturatingLoss(GANLoss):
         self.r1_gamma = r1_gamma
         self.r1_interval = r1_interval
 
+    R1_INTERVAL = 16
+
     @classmethod
     def from_config(cls, G: nn.Module, D: nn.Module, cfg: NonSaturatingConfig, device: torch.device):
-        return cls(G, D, r1_gamma=cfg.gamma)
+        return cls(G, D, r1_gamma=cfg.gamma, r1_interval=cls.R1_INTERVAL)
+
+    @classmethod
+    def reg_interval(cls, cfg: NonSaturatingConfig, network: str) -> int | None:
+        return cls.R1_INTERVAL if network == "D" and cfg.gamma > 0 else None
 
     def phases(self) -> list[PhaseSpec]:
         return phases_for("G", None) + phases_for("D", self.r1_interval if self.r1_gamma > 0 else None)
@@ -178,14 +213,16 @@ class NonSaturatingLoss(GANLoss):
         resolution = real_img.shape[-1]
         if phase in ("Gmain", "Gboth"):
             logits = self.run_D(self.run_G(gen_z, gen_c, resolution), gen_c, cur_nimg)
-            loss = F.softplus(-logits).mean()
+            loss = group_mean(logits, self.D, lambda x: F.softplus(-x))
             report("Loss/G/loss", loss)
             loss.mul(gain).backward()
         if phase in ("Dmain", "Dboth"):
             fake = self.run_G(gen_z, gen_c, resolution, update_emas=True).detach()
             fake_logits = self.run_D(fake, gen_c, cur_nimg)
             real_logits = self.run_D(real_img, real_c, cur_nimg)
-            loss = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
+            loss = group_mean(fake_logits, self.D, F.softplus) + group_mean(
+                real_logits, self.D, lambda x: F.softplus(-x)
+            )
             report("Loss/scores/fake", fake_logits)
             report("Loss/scores/real", real_logits)
             report("Loss/D/loss", loss)
@@ -203,7 +240,14 @@ class NonSaturatingLoss(GANLoss):
 
 @register_loss("hinge", HingeConfig)
 class ProjectedHingeLoss(GANLoss):
-    """StyleGAN-XL: hinge loss, blurred discriminator inputs, optional classifier guidance; no R1."""
+    """StyleGAN-XL: hinge loss, blurred discriminator inputs, optional classifier guidance; no R1.
+
+    Guidance strength: the authors' adversarial term sums the per-sample means over the micro-batch (their
+    ``logits += tensor`` extends a list sample by sample) while their guidance term is a batch mean, so their
+    ``cls_weight`` weighs guidance ``1/batch_gpu`` as much against the adversarial term as the same number in
+    a per-sample-mean loss. Ours averages over samples, so it applies ``cls_weight / batch_gpu`` (the
+    micro-batch's size): the same relative strength as their run with the same micro-batch.
+    """
 
     def __init__(
         self,
@@ -212,15 +256,13 @@ class ProjectedHingeLoss(GANLoss):
         blur_init_sigma: float = 2.0,  # pixels; 0 = no blur
         blur_fade_kimg: float = 300.0,  # kimg over which the blur fades to 0
         classifier: nn.Module | None = None,  # frozen classifier for guidance; None = off
-        cls_weight: float = 0.0,  # weight of the guidance term
-        cls_min_resolution: int = GUIDANCE_MIN_RESOLUTION,  # guidance only at resolutions ≥ this
+        cls_weight: float = 0.0,  # StyleGAN-XL's cls_weight (see the class docstring)
     ) -> None:
         super().__init__(G, D)
         self.blur_init_sigma = blur_init_sigma
         self.blur_fade_kimg = blur_fade_kimg
         self.classifier = classifier
         self.cls_weight = cls_weight
-        self.cls_min_resolution = cls_min_resolution
 
     @classmethod
     def from_config(cls, G: nn.Module, D: nn.Module, cfg: HingeConfig, device: torch.device):
@@ -233,25 +275,27 @@ class ProjectedHingeLoss(GANLoss):
                    cls_weight=cfg.cls_weight)  # fmt: skip
 
     def run_D(self, images, c, cur_nimg):
-        sigma = blur_sigma(cur_nimg, self.blur_init_sigma, self.blur_fade_kimg)
+        sigma = blur_sigma(cur_nimg - self.stage_start_nimg, self.blur_init_sigma, self.blur_fade_kimg)
         return self.D(gaussian_blur(images, sigma), c)
 
     def accumulate_gradients(self, phase, real_img, real_c, gen_z, gen_c, gain, cur_nimg):
         resolution = real_img.shape[-1]
         if phase in ("Gmain", "Gboth"):
             fake = self.run_G(gen_z, gen_c, resolution)
-            loss = -self.run_D(fake, gen_c, cur_nimg).mean()
+            loss = group_mean(self.run_D(fake, gen_c, cur_nimg), self.D, torch.neg)
             report("Loss/G/loss", loss)
-            if self.classifier is not None and gen_c is not None and resolution >= self.cls_min_resolution:
+            if self.classifier is not None and gen_c is not None and self.stage_index > 0:
                 guidance = F.cross_entropy(self.classifier(fake), gen_c)
                 report("Loss/G/guidance", guidance)
-                loss = loss + self.cls_weight * guidance
+                loss = loss + (self.cls_weight / len(gen_z)) * guidance
             loss.mul(gain).backward()
         if phase in ("Dmain", "Dboth"):
             fake = self.run_G(gen_z, gen_c, resolution, update_emas=True).detach()
             fake_logits = self.run_D(fake, gen_c, cur_nimg)
             real_logits = self.run_D(real_img, real_c, cur_nimg)
-            loss = F.relu(1 + fake_logits).mean() + F.relu(1 - real_logits).mean()
+            loss = group_mean(fake_logits, self.D, lambda x: F.relu(1 + x)) + group_mean(
+                real_logits, self.D, lambda x: F.relu(1 - x)
+            )
             report("Loss/scores/fake", fake_logits)
             report("Loss/scores/real", real_logits)
             report("Loss/D/loss", loss)
