@@ -95,7 +95,7 @@ def test_guidance_is_refused_without_a_super_resolution_stage(tmp_path):
 
     options = resolve_options("cpu", loss="hinge", disc="projected", cond=True, resolution=16, kimg=0.01,
                               loss_options={"cls_weight": 1.0}, outdir=str(tmp_path), device="cpu")  # fmt: skip
-    with pytest.raises(PolyinrError, match=r"guidance applies in super-resolution stages .* but this run has one stage"):
+    with pytest.raises(PolyinrError, match=r"guidance applies in super-resolution stages .* one stage"):
         training_loop(options)
     assert not list(tmp_path.iterdir())  # refused before a run directory exists
 
