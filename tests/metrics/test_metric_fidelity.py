@@ -30,3 +30,17 @@ def test_equivariance_of_a_conditional_model_runs_without_data(tmp_path):
                                        "--device", "cpu"])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "classes are sampled uniformly" in result.output and "eqt0.004k_int" in result.output
+
+
+def test_equivariance_of_an_imported_grid_compares_both_sides_on_the_same_coordinates():
+    from polyinr.metrics.equivariance import equivariance_psnr
+
+    torch.manual_seed(0)
+    G = create("poly-inr", "cpu", img_resolution=16, stored_grid=True, channels=16, num_levels=3).eval()
+    uniform = equivariance_psnr(G, "eqt_int", 4, seed=1)
+    with torch.no_grad():  # a 0.1-pixel jitter of the stored grid: the model itself is unchanged
+        G.synthesis.input_grid += torch.randn(G.synthesis.input_grid.shape) * 0.1 / 15
+    assert equivariance_psnr(G, "eqt_int", 4, seed=1) == uniform == float("inf")
+    assert G.synthesis.input_grid is not None  # the view left the model's own grid in place
+    view = G.uniform_coordinates()
+    assert view.synthesis.input_grid is None and view.synthesis.levels is G.synthesis.levels

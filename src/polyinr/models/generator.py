@@ -247,6 +247,16 @@ class Generator(nn.Module):
         """The ws indices style mixing may exchange between samples, or None when the model cannot mix."""
         return None
 
+    def uniform_coordinates(self) -> Generator:
+        """This generator painting every grid, its native frame included, on the grid's uniform coordinates.
+
+        A model that keeps its own input coordinates for the native frame (an imported or learned grid) uses
+        them there and uniform coordinates on every other grid; it returns a view of itself (same weights)
+        without them, so that renders of the frame and of its transforms share one coordinate system (the
+        equivariance metrics). Others return themselves.
+        """
+        return self
+
     def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
         """Write the checkpoint directory ``path`` (``config.json`` + ``model.safetensors``), atomically."""
         from polyinr.checkpoint import save_generator
