@@ -2,8 +2,9 @@
 
 Generators paint in ``[-1, 1]``; a pixel value ``x`` becomes the byte ``clamp(x·127.5 + 128, 0, 255)``
 truncated, and a byte ``b`` becomes ``b / 127.5 - 1`` (the StyleGAN family's conventions). Images on disk and
-NumPy images are ``uint8 [H, W, 3]``. :class:`PngStreamWriter` writes a PNG strip by strip, so an image of any
-size needs only one strip in memory (the tiled renders of ``tools/render.py``).
+NumPy images are ``uint8 [H, W, 3]``. :class:`PngEncoder` encodes a PNG strip by strip, so an image of any size
+needs only one strip in memory: :class:`PngStreamWriter` writes it to a file (the tiled renders of
+``tools/render.py``), the viewer streams it over HTTP (its exports).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from polyinr.atomic import atomic_write
 from polyinr.errors import PolyinrError
 
 
@@ -36,8 +38,19 @@ def from_uint8(pixels: torch.Tensor) -> torch.Tensor:
     return pixels.float().div(127.5).sub(1)
 
 
+class NonFinitePixels(PolyinrError):
+    """A render produced NaN or infinite pixels, which would silently become black."""
+
+
 def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """Images ``[B, 3, H, W]`` in ``[-1, 1]`` → uint8 ``[B, H, W, 3]`` NumPy arrays, for saving."""
+    """Images ``[B, 3, H, W]`` in ``[-1, 1]`` → uint8 ``[B, H, W, 3]`` NumPy arrays, for saving.
+
+    Raises :class:`NonFinitePixels` rather than writing NaN or infinite pixels as black.
+    """
+    if not torch.isfinite(images).all():
+        bad = int((~torch.isfinite(images)).sum())
+        raise NonFinitePixels(f"the generator produced {bad:,} non-finite pixel values (NaN or infinity): its weights "
+                              "or the window's coordinates are out of range; nothing was written")  # fmt: skip
     return quantize(images).permute(0, 2, 3, 1).cpu().numpy()
 
 
@@ -55,13 +68,33 @@ def image_grid(images: list[np.ndarray], cols: int, rows: int) -> np.ndarray:
 
 def save_image(image: np.ndarray, path: str | Path) -> Path:
     """Save a uint8 ``[H, W, 3]`` image; the format follows the file extension."""
-    path = prepare_output(path)
-    Image.fromarray(image).save(path)
-    return path
+    path = prepare_image_output(path)
+    fmt = image_format(path)
+    # Written under a temporary name and renamed: a full disk leaves no partial or empty file behind.
+    return atomic_write(path, lambda tmp: Image.fromarray(image).save(tmp, format=fmt))
+
+
+def image_format(path: str | Path) -> str:
+    """The PIL format an image file name asks for (``'PNG'`` for ``x.png``); a one-line error for others."""
+    suffix = Path(path).suffix.lower()
+    fmt = Image.registered_extensions().get(suffix)
+    if fmt is None or fmt not in Image.SAVE:
+        raise PolyinrError(f"cannot write {suffix or 'extension-less'} images ({Path(path).name}); use .png, .jpg, "
+                           ".webp, .bmp or .tif")  # fmt: skip
+    return fmt
+
+
+def prepare_image_output(path: str | Path) -> Path:
+    """:func:`prepare_output` for an image file, whose name must ask for a format PIL writes."""
+    if Path(path).is_dir():
+        return prepare_output(path)  # the one-line "is a directory" error
+    image_format(path)
+    return prepare_output(path)
 
 
 def prepare_output(path: str | Path) -> Path:
-    """Check that the file ``path`` can be written, creating its directory; a one-line error otherwise."""
+    """Check, before any work, that the file ``path`` can be written (a writable directory, created if
+    needed); a one-line error otherwise."""
     path = Path(path)
     if path.is_dir():
         raise PolyinrError(f"output path {path} is a directory; give a file name")
@@ -76,40 +109,88 @@ def prepare_output(path: str | Path) -> Path:
     return path
 
 
-class PngStreamWriter:
-    """Write an RGB8 PNG row strip by row strip, holding only the current strip in memory."""
+class PngEncoder:
+    """An RGB8 PNG as bytes, strip by strip: :meth:`header`, then :meth:`rows` for each strip, then :meth:`end`.
 
-    def __init__(self, path: str | Path, height: int, width: int, level: int = 6) -> None:
-        self.path, self.height, self.width = Path(path), height, width
-        self.rows_written = 0
-        self._file = open(self.path, "wb")
+    Holds only the compressor's state, so a PNG of any size streams to a file or over the network.
+    """
+
+    def __init__(self, height: int, width: int, level: int = 6) -> None:
+        self.height, self.width = height, width
+        self.rows_encoded = 0
         self._zlib = zlib.compressobj(level)
-        self._file.write(b"\x89PNG\r\n\x1a\n")
-        self._chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
 
-    def _chunk(self, kind: bytes, data: bytes) -> None:
-        self._file.write(struct.pack(">I", len(data)) + kind + data)
-        self._file.write(struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    @staticmethod
+    def _chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
-    def write_rows(self, rows: np.ndarray) -> None:
-        """Append rows ``uint8 [h, width, 3]``."""
+    def header(self) -> bytes:
+        """The signature and the ``IHDR`` chunk."""
+        return b"\x89PNG\r\n\x1a\n" + self._chunk(
+            b"IHDR", struct.pack(">IIBBBBB", self.width, self.height, 8, 2, 0, 0, 0)
+        )
+
+    def rows(self, rows: np.ndarray) -> bytes:
+        """The next rows ``uint8 [h, width, 3]`` as ``IDAT`` bytes (possibly none yet: zlib buffers)."""
         if rows.shape[1:] != (self.width, 3) or rows.dtype != np.uint8:
             raise ValueError(f"rows must be uint8 [h, {self.width}, 3], got {rows.dtype} {rows.shape}")
         filtered = np.zeros((rows.shape[0], 1 + self.width * 3), dtype=np.uint8)  # filter byte 0 = none
         filtered[:, 1:] = rows.reshape(rows.shape[0], -1)
         data = self._zlib.compress(filtered.tobytes())
-        if data:
-            self._chunk(b"IDAT", data)
-        self.rows_written += rows.shape[0]
+        self.rows_encoded += rows.shape[0]
+        return self._chunk(b"IDAT", data) if data else b""
+
+    def end(self) -> bytes:
+        """The last ``IDAT`` and ``IEND``; every row must have been given."""
+        if self.rows_encoded != self.height:
+            raise ValueError(f"PNG has {self.rows_encoded} of {self.height} rows")
+        return self._chunk(b"IDAT", self._zlib.flush()) + self._chunk(b"IEND", b"")
+
+
+class PngStreamWriter:
+    """Write an RGB8 PNG row strip by row strip to a file, holding only the current strip in memory."""
+
+    def __init__(self, path: str | Path, height: int, width: int, level: int = 6) -> None:
+        self.path, self.height, self.width = Path(path), height, width
+        self._encoder = PngEncoder(height, width, level)
+        self._file = open(self.path, "wb")
+        self._file.write(self._encoder.header())
+
+    @property
+    def rows_written(self) -> int:
+        return self._encoder.rows_encoded
+
+    def write_rows(self, rows: np.ndarray) -> None:
+        """Append rows ``uint8 [h, width, 3]``."""
+        self._file.write(self._encoder.rows(rows))
 
     def close(self) -> None:
-        if self.rows_written != self.height:
+        try:
+            self._file.write(self._encoder.end())
+        finally:
             self._file.close()
-            raise ValueError(f"PNG has {self.rows_written} of {self.height} rows")
-        self._chunk(b"IDAT", self._zlib.flush())
-        self._chunk(b"IEND", b"")
-        self._file.close()
 
     def abort(self) -> None:
         self._file.close()
         self.path.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------- memory
+
+
+def memory_limit() -> int:
+    """Bytes an output may hold in memory here: half of the machine's physical memory."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+
+
+def check_memory(nbytes: int, what: str, way_round: str) -> None:
+    """Refuse, before any work, an output that would need more than :func:`memory_limit`; one line naming the
+    need, the limit and ``way_round``."""
+    limit = memory_limit()
+    if nbytes > limit:
+        raise PolyinrError(f"{what} needs about {_gib(nbytes)} of memory, over this machine's limit of "
+                           f"{_gib(limit)}: {way_round}")  # fmt: skip
+
+
+def _gib(nbytes: int) -> str:
+    return f"{nbytes / 2**30:,.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:,.0f} MiB"

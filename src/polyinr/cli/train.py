@@ -25,18 +25,24 @@ DISC_FLAGS = {"pretrained": "--features-pretrained", "backbones": "--backbones",
 
 
 class TrainingProgress:
-    """The training progress bar (kimg, images/s, ETA, losses), drawn from the first tick on."""
+    """The training progress bar (kimg, images/s, ETA, losses): it moves with every step, and each tick adds
+    the losses. It never runs past 100 % or backwards, whatever the batch and ``--kimg``."""
 
     def __init__(self, desc: str) -> None:
         self.desc = desc
         self.bar = None
 
-    def on_tick(self, tick) -> None:
-        kimg, total = round(tick.cur_nimg / 1000, 3), round(tick.total_nimg / 1000, 3)
-        if self.bar is None:  # rate and ETA are measured from the first tick on
+    def on_step(self, cur_nimg: int, total_nimg: int) -> None:
+        total, kimg = round(total_nimg / 1000, 3), round(min(cur_nimg, total_nimg) / 1000, 3)
+        if self.bar is None:  # rate and ETA are measured from the first step this process makes
             self.bar = progress_bar(total=total, initial=kimg, desc=self.desc, unit="kimg")
         self.bar.total = total
-        self.bar.update(min(kimg, total) - self.bar.n)
+        if kimg > self.bar.n:
+            self.bar.update(kimg - self.bar.n)
+            self.bar.n = kimg  # exact: float increments must not drift past the total
+
+    def on_tick(self, tick) -> None:
+        self.on_step(tick.cur_nimg, tick.total_nimg)
         losses = {k.removeprefix("Loss/"): f"{v:.3g}" for k, v in tick.stats.items() if k.startswith("Loss/")}
         ips = tick.stats.get("Timing/images_per_sec", 0.0)
         self.bar.set_postfix({"res": tick.stage.resolution, "img/s": f"{ips:.0f}", **losses})
@@ -77,8 +83,12 @@ class TrainingProgress:
               help="Scale D's Adam lr/beta2 for lazy regularisation every N steps (authors' recipe: 16).")  # fmt: skip
 @click.option("--gamma", type=float, default=None, help="R1 weight (nonsaturating loss).")
 @click.option("--ema-kimg", type=float, default=None, help="G EMA half-life in kimg.  [default: batch·10/32]")
-@click.option("--blur-sigma", type=float, default=None, help="Initial sigma of the D-input blur (hinge loss).")
-@click.option("--blur-fade-kimg", type=float, default=None, help="kimg over which the blur fades out (hinge loss).")
+@click.option("--blur-sigma", type=float, default=None, help="Initial sigma of the D-input blur.")
+@click.option("--blur-fade-kimg", type=float, default=None, help="kimg over which the blur fades out.")
+@click.option("--aug", default=None, type=click.Choice(["noaug", "ada", "fixed"]), help="D-input augmentation (ADA).")
+@click.option("--p", "aug_p", type=float, default=None, help="Augmentation probability (initial for ada).")
+@click.option("--target", "ada_target", type=float, default=None, help="ADA target for E[sign D(real)].")
+@click.option("--augpipe", default=None, type=click.Choice(["bgc", "bg", "c"]), help="Augmentation transforms.")
 @click.option("--cls-weight", type=float, default=None, help="Classifier guidance weight, 0 = off (hinge loss).")
 @click.option("--class-embeddings", default=None, metavar="FILE",
               help="Pretrained class table (embed-classes), or a converted conditional checkpoint.")  # fmt: skip
@@ -108,9 +118,10 @@ class TrainingProgress:
 @click.option("--compile", is_flag=True, default=None, help="torch.compile G's synthesis and D (CUDA).")
 @click.option("--desc", default=None, help="Extra words for the run directory name.")
 @click.option("--channels", type=int, default=None, help="Generator width n (overrides the preset).")
+@click.option("--head-only", is_flag=True, help="Grown models (stylegan-xl): each stage trains only its new layers.")
 @click.option("-n", "--dry-run", is_flag=True, help="Print the resolved configuration and exit.")
 def train(cond, mirror, recipe, preset, gamma, blur_sigma, blur_fade_kimg, cls_weight, features_pretrained, backbones,
-          features_weights, metrics, resume, channels, dry_run, **flags):  # fmt: skip
+          features_weights, metrics, resume, channels, head_only, dry_run, **flags):  # fmt: skip
     """Train a generator; running the same command again resumes it."""
     loss_options = {"gamma": gamma, "blur_sigma": blur_sigma, "blur_fade_kimg": blur_fade_kimg,
                     "cls_weight": cls_weight}  # fmt: skip
@@ -129,7 +140,7 @@ def train(cond, mirror, recipe, preset, gamma, blur_sigma, blur_fade_kimg, cls_w
     try:
         options = resolve_options(
             recipe, preset=preset, cond=cond, mirror=mirror, loss_options=loss_options, disc_options=disc_options,
-            model_overrides={"channels": channels} if channels else None, **flags,
+            model_overrides=_model_overrides(channels, head_only), **flags,
         )  # fmt: skip
     except UnusedSetting as e:
         raise click.ClickException(_unused_flag_message(e)) from None
@@ -151,7 +162,12 @@ def train(cond, mirror, recipe, preset, gamma, blur_sigma, blur_fade_kimg, cls_w
     progress = TrainingProgress("train")
     try:
         run_dir = training_loop(
-            options, resume=resume, on_tick=progress.on_tick, on_message=progress.on_message, evaluate=evaluate_snapshot
+            options,
+            resume=resume,
+            on_tick=progress.on_tick,
+            on_message=progress.on_message,
+            evaluate=evaluate_snapshot,
+            on_step=progress.on_step,
         )
     except ClassTableMissing as e:
         raise click.ClickException(_class_table_message(e)) from None
@@ -169,6 +185,12 @@ def _class_table_message(error: Exception) -> str:
     return (f"{error}: run `polyinr embed-classes --data DATA --out TABLE.safetensors`, or `polyinr convert` an "
             f"authors' checkpoint and give its directory, then --class-embeddings TABLE (--pretrained-classes false "
             f"trains randomly initialised tables)")  # fmt: skip
+
+
+def _model_overrides(channels: int | None, head_only: bool) -> dict | None:
+    """The generator settings given as flags (None: none)."""
+    overrides = {**({"channels": channels} if channels else {}), **({"train_head_only": True} if head_only else {})}
+    return overrides or None
 
 
 def _unused_flag_message(error: UnusedSetting) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from polyinr.checkpoint import check_checkpoint_target
 from polyinr.importers.unpickle import ImporterError
 from polyinr.models.generator import Generator
 
@@ -89,15 +90,19 @@ class Conversion:
         return [*self.notes, f"wrote {self.output} ({G.model_name}, {G.parameter_count():,} parameters)"]
 
 
-def convert_checkpoint(source: str, in_path: str | Path, out_dir: str | Path, **options: Any) -> Conversion:
+def convert_checkpoint(
+    source: str, in_path: str | Path, out_dir: str | Path, overwrite: bool = False, **options: Any
+) -> Conversion:
     """Convert ``in_path``, a checkpoint of format ``source`` (a converter's name or alias), into ``out_dir``.
 
-    ``options`` go to the converter. Nothing is written unless the conversion succeeds.
+    ``options`` go to the converter. ``out_dir`` is checked before any work (an existing checkpoint there is
+    replaced only when ``overwrite``); nothing is written unless the conversion succeeds.
     """
     converter = get_converter(source)
+    check_checkpoint_target(out_dir, overwrite)
     result = converter.convert(Path(in_path), **options)
     if not isinstance(result, Converted):
         result = Converted(result)
     imported = {"converter": converter.name, "file": Path(in_path).name, **result.provenance}
-    output = result.generator.save(out_dir, extra={"imported_from": imported})
+    output = result.generator.save(out_dir, extra={"imported_from": imported}, overwrite=overwrite)
     return Conversion(converter.name, result.generator, output, result.lines)

@@ -13,12 +13,19 @@ the authors' ``loss.py`` does, so every feature network weighs the same whatever
 Losses are registered by name with a config dataclass of their settings (:func:`register_loss`), as the
 generators and discriminators are; a setting the chosen loss does not have is refused, never dropped.
 
+Every loss sees D through :meth:`GANLoss.run_D`, as StyleGAN3 does: the images (real or fake) are blurred by a
+Gaussian whose sigma fades from ``blur_sigma`` to 0 over ``blur_fade_kimg`` (0 = no blur) counted from the first
+image of each resolution stage (every stage starts with a fresh D, as the authors' next run), then augmented by an
+optional :class:`~polyinr.discriminators.ada.AdaptiveAugment` (ADA), which also counts the signs of the real
+logits; :meth:`GANLoss.end_step` lets it adjust its probability after each step, and
+:meth:`GANLoss.state_modules` names its state for snapshots.
+
 - :class:`NonSaturatingLoss` (``nonsaturating``): StyleGAN2's logistic loss ``softplus(−D(G(z)))`` /
-  ``softplus(D(fake)) + softplus(−D(real))`` with lazy R1 ``γ/2 · ‖∇D(real)‖²`` every 16 D steps.
-- :class:`ProjectedHingeLoss` (``hinge``): StyleGAN-XL's recipe: hinge loss, no R1, the discriminator's inputs
-  blurred by a Gaussian whose sigma fades from ``blur_init_sigma`` to 0 over ``blur_fade_kimg`` counted from
-  the first image of each resolution stage (each stage is the authors' next run with a fresh D), and optional
-  classifier guidance in super-resolution stages (every stage after the first), weighted as in StyleGAN-XL.
+  ``softplus(D(fake)) + softplus(−D(real))`` with lazy R1 ``γ/2 · ‖∇D(real)‖²`` every 16 D steps (StyleGAN2/3;
+  config R also blurs D's inputs).
+- :class:`ProjectedHingeLoss` (``hinge``): StyleGAN-XL's recipe: hinge loss, no R1, blurred D inputs, and
+  optional classifier guidance in super-resolution stages (every stage after the first), weighted as in
+  StyleGAN-XL.
 """
 
 from __future__ import annotations
@@ -32,7 +39,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from polyinr.discriminators.ada import AdaptiveAugment
 from polyinr.errors import PolyinrError, UnusedSetting
+from polyinr.training import distributed
 from polyinr.training.stats import report
 
 
@@ -117,19 +126,35 @@ def resolve_loss_config(name: str, **settings: Any) -> Any:
     return get_loss(name).config_cls(**settings)
 
 
-def create_loss(name: str, G: nn.Module, D: nn.Module, device: torch.device, **settings: Any) -> GANLoss:
-    """The loss ``name`` over ``G`` and ``D`` with ``settings`` (fields of its config)."""
-    return get_loss(name).from_config(G, D, resolve_loss_config(name, **settings), device)
+def create_loss(
+    name: str, G: nn.Module, D: nn.Module, device: torch.device, augment: AdaptiveAugment | None = None,
+    **settings: Any,
+) -> GANLoss:  # fmt: skip
+    """The loss ``name`` over ``G`` and ``D`` with ``settings`` (fields of its config), augmenting D's inputs
+    with ``augment`` (None: no augmentation)."""
+    loss = get_loss(name).from_config(G, D, resolve_loss_config(name, **settings), device)
+    loss.augment = augment
+    return loss
 
 
 class GANLoss:
-    """Base: holds G and D, renders fakes on the stage's grid, and names its phases."""
+    """Base: holds G and D, renders fakes on the stage's grid, blurs and augments D's inputs, names its phases."""
 
     loss_name: str
     config_cls: type
 
-    def __init__(self, G: nn.Module, D: nn.Module) -> None:
+    def __init__(
+        self,
+        G: nn.Module,
+        D: nn.Module,
+        blur_init_sigma: float = 0.0,  # pixels; 0 = no blur
+        blur_fade_kimg: float = 0.0,  # kimg over which the blur fades to 0
+        augment: AdaptiveAugment | None = None,  # ADA on D's inputs; None = none
+    ) -> None:
         self.G, self.D = G, D
+        self.blur_init_sigma = blur_init_sigma
+        self.blur_fade_kimg = blur_fade_kimg
+        self.augment = augment
         self.stage_index, self.stage_start_nimg = 0, 0
 
     @classmethod
@@ -137,22 +162,43 @@ class GANLoss:
         """The interval of ``network``'s ('G' or 'D') lazy regularisation phase under ``cfg``; None = none."""
         return None
 
-    def phases(self) -> list[PhaseSpec]:
-        return phases_for("G", None) + phases_for("D", None)
-
     def begin_stage(self, index: int, start_nimg: int) -> None:
         """A resolution stage starts (index 0 = the first) at ``start_nimg`` images shown."""
         self.stage_index, self.stage_start_nimg = index, start_nimg
+
+    def state_modules(self) -> dict[str, nn.Module]:
+        """Modules whose state a snapshot keeps beside G and D (the augmentation's probability)."""
+        return {} if self.augment is None else {"augment": self.augment}
+
+    def end_step(self, step: int, batch_size: int) -> None:
+        """After training step ``step`` (counted from 1) of ``batch_size`` images: let ADA adjust ``p``."""
+        if self.augment is not None:
+            self.augment.end_step(step, batch_size, distributed.all_reduce_sum)
+            report("Progress/augment", float(self.augment.p))
+
+    def phases(self) -> list[PhaseSpec]:
+        return phases_for("G", None) + phases_for("D", None)
 
     def run_G(
         self, z: torch.Tensor, c: torch.Tensor | None, resolution: int, update_emas: bool = False
     ) -> torch.Tensor:
         """Fakes ``[B, 3, R, R]`` on the training grid of ``resolution``."""
         ws = self.G.mapping(z, c, update_emas=update_emas)
-        return self.G.synthesize(ws, self.G.training_grid(resolution))
+        extra = {"update_emas": update_emas} if self.G.synthesis_emas else {}  # StyleGAN3's magnitude averages
+        return self.G.synthesize(ws, self.G.training_grid(resolution), **extra)
 
-    def run_D(self, images: torch.Tensor, c: torch.Tensor | None, cur_nimg: int) -> torch.Tensor:
-        return self.D(images, c)
+    def run_D(self, images: torch.Tensor, c: torch.Tensor | None, cur_nimg: int, real: bool = False) -> torch.Tensor:
+        """D's logits for ``images [B, 3, R, R]``, blurred and augmented; ``real``: count their signs for ADA."""
+        sigma = blur_sigma(cur_nimg - self.stage_start_nimg, self.blur_init_sigma, self.blur_fade_kimg)
+        images = gaussian_blur(images, sigma)
+        if self.augment is not None:
+            images = self.augment(images)
+        logits = self.D(images, c)
+        if real:
+            report("Loss/signs/real", logits.sign())
+            if self.augment is not None:
+                self.augment.observe_real(logits)
+        return logits
 
     def accumulate_gradients(
         self,
@@ -169,11 +215,15 @@ class GANLoss:
 
 @dataclass(frozen=True)
 class NonSaturatingConfig:
-    gamma: float = 1.0  # R1 weight γ on the reals; 0 = no R1 (and no Dreg phase)
+    gamma: float | None = 1.0  # R1 weight γ on the reals; 0 = no R1 (no Dreg phase); None = 2·(R/256)² at R²
+    blur_sigma: float = 0.0  # initial sigma in pixels of the D-input blur (StyleGAN3-R: 10); 0 = no blur
+    blur_fade_kimg: float = 0.0  # kimg over which the blur fades to 0 (StyleGAN3-R: batch·200/32)
 
     def __post_init__(self) -> None:
-        if self.gamma < 0:
+        if self.gamma is not None and self.gamma < 0:
             raise PolyinrError(f"the R1 weight gamma must be ≥ 0, got {self.gamma}")
+        if self.blur_sigma < 0 or self.blur_fade_kimg < 0:
+            raise PolyinrError("the blur sigma and its fade length must be ≥ 0")
 
 
 @dataclass(frozen=True)
@@ -189,10 +239,20 @@ class HingeConfig:
 
 @register_loss("nonsaturating", NonSaturatingConfig)
 class NonSaturatingLoss(GANLoss):
-    """StyleGAN2's logistic loss with lazy R1 on the reals (``gamma`` = 0 disables R1)."""
+    """StyleGAN2's logistic loss with lazy R1 on the reals (``gamma`` = 0 disables R1; None scales it with the
+    stage's resolution R as NVIDIA's recommended StyleGAN3 settings do: ``2·(R/256)²``)."""
 
-    def __init__(self, G: nn.Module, D: nn.Module, r1_gamma: float = 1.0, r1_interval: int = 16) -> None:
-        super().__init__(G, D)
+    def __init__(
+        self,
+        G: nn.Module,
+        D: nn.Module,
+        r1_gamma: float | None = 1.0,
+        r1_interval: int = 16,
+        blur_init_sigma: float = 0.0,
+        blur_fade_kimg: float = 0.0,
+        augment: AdaptiveAugment | None = None,
+    ) -> None:
+        super().__init__(G, D, blur_init_sigma, blur_fade_kimg, augment)
         self.r1_gamma = r1_gamma
         self.r1_interval = r1_interval
 
@@ -200,14 +260,19 @@ class NonSaturatingLoss(GANLoss):
 
     @classmethod
     def from_config(cls, G: nn.Module, D: nn.Module, cfg: NonSaturatingConfig, device: torch.device):
-        return cls(G, D, r1_gamma=cfg.gamma, r1_interval=cls.R1_INTERVAL)
+        return cls(G, D, r1_gamma=cfg.gamma, r1_interval=cls.R1_INTERVAL, blur_init_sigma=cfg.blur_sigma,
+                   blur_fade_kimg=cfg.blur_fade_kimg)  # fmt: skip
 
     @classmethod
     def reg_interval(cls, cfg: NonSaturatingConfig, network: str) -> int | None:
-        return cls.R1_INTERVAL if network == "D" and cfg.gamma > 0 else None
+        return cls.R1_INTERVAL if network == "D" and cfg.gamma != 0 else None
 
     def phases(self) -> list[PhaseSpec]:
-        return phases_for("G", None) + phases_for("D", self.r1_interval if self.r1_gamma > 0 else None)
+        return phases_for("G", None) + phases_for("D", self.r1_interval if self.r1_gamma != 0 else None)
+
+    def gamma_at(self, resolution: int) -> float:
+        """R1's weight at a stage of ``resolution``² images."""
+        return 2.0 * (resolution / 256) ** 2 if self.r1_gamma is None else self.r1_gamma
 
     def accumulate_gradients(self, phase, real_img, real_c, gen_z, gen_c, gain, cur_nimg):
         resolution = real_img.shape[-1]
@@ -219,7 +284,7 @@ class NonSaturatingLoss(GANLoss):
         if phase in ("Dmain", "Dboth"):
             fake = self.run_G(gen_z, gen_c, resolution, update_emas=True).detach()
             fake_logits = self.run_D(fake, gen_c, cur_nimg)
-            real_logits = self.run_D(real_img, real_c, cur_nimg)
+            real_logits = self.run_D(real_img, real_c, cur_nimg, real=True)
             loss = group_mean(fake_logits, self.D, F.softplus) + group_mean(
                 real_logits, self.D, lambda x: F.softplus(-x)
             )
@@ -227,12 +292,12 @@ class NonSaturatingLoss(GANLoss):
             report("Loss/scores/real", real_logits)
             report("Loss/D/loss", loss)
             loss.mul(gain).backward()
-        if phase in ("Dreg", "Dboth") and self.r1_gamma > 0:
+        if phase in ("Dreg", "Dboth") and self.r1_gamma != 0:
             real = real_img.detach().requires_grad_(True)
-            logits = self.run_D(real, real_c, cur_nimg)
+            logits = self.run_D(real, real_c, cur_nimg, real=True)
             (grad,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
             penalty = grad.square().sum(dim=[1, 2, 3])  # [B]
-            loss = penalty.mean() * (self.r1_gamma / 2)
+            loss = penalty.mean() * (self.gamma_at(resolution) / 2)
             report("Loss/r1_penalty", penalty)
             report("Loss/D/reg", loss)
             loss.mul(gain).backward()
@@ -246,7 +311,8 @@ class ProjectedHingeLoss(GANLoss):
     ``logits += tensor`` extends a list sample by sample) while their guidance term is a batch mean, so their
     ``cls_weight`` weighs guidance ``1/batch_gpu`` as much against the adversarial term as the same number in
     a per-sample-mean loss. Ours averages over samples, so it applies ``cls_weight / batch_gpu`` (the
-    micro-batch's size): the same relative strength as their run with the same micro-batch.
+    micro-batch's size): the same relative strength as their run with the same micro-batch. Guidance applies
+    in super-resolution stages only (every stage after the first), as theirs.
     """
 
     def __init__(
@@ -257,10 +323,9 @@ class ProjectedHingeLoss(GANLoss):
         blur_fade_kimg: float = 300.0,  # kimg over which the blur fades to 0
         classifier: nn.Module | None = None,  # frozen classifier for guidance; None = off
         cls_weight: float = 0.0,  # StyleGAN-XL's cls_weight (see the class docstring)
+        augment: AdaptiveAugment | None = None,
     ) -> None:
-        super().__init__(G, D)
-        self.blur_init_sigma = blur_init_sigma
-        self.blur_fade_kimg = blur_fade_kimg
+        super().__init__(G, D, blur_init_sigma, blur_fade_kimg, augment)
         self.classifier = classifier
         self.cls_weight = cls_weight
 
@@ -273,10 +338,6 @@ class ProjectedHingeLoss(GANLoss):
             classifier = guidance.build_guidance_classifier(device)
         return cls(G, D, blur_init_sigma=cfg.blur_sigma, blur_fade_kimg=cfg.blur_fade_kimg, classifier=classifier,
                    cls_weight=cfg.cls_weight)  # fmt: skip
-
-    def run_D(self, images, c, cur_nimg):
-        sigma = blur_sigma(cur_nimg - self.stage_start_nimg, self.blur_init_sigma, self.blur_fade_kimg)
-        return self.D(gaussian_blur(images, sigma), c)
 
     def accumulate_gradients(self, phase, real_img, real_c, gen_z, gen_c, gain, cur_nimg):
         resolution = real_img.shape[-1]
@@ -292,7 +353,7 @@ class ProjectedHingeLoss(GANLoss):
         if phase in ("Dmain", "Dboth"):
             fake = self.run_G(gen_z, gen_c, resolution, update_emas=True).detach()
             fake_logits = self.run_D(fake, gen_c, cur_nimg)
-            real_logits = self.run_D(real_img, real_c, cur_nimg)
+            real_logits = self.run_D(real_img, real_c, cur_nimg, real=True)
             loss = group_mean(fake_logits, self.D, lambda x: F.relu(1 + x)) + group_mean(
                 real_logits, self.D, lambda x: F.relu(1 - x)
             )
