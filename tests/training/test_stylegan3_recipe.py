@@ -63,7 +63,9 @@ def test_stylegan3_r_recipe_trains_through_the_loop(tmp_path):
 def test_stylegan_xl_recipe_pairs_with_the_grown_model():
     options = resolve_options("stylegan-xl", model="stylegan-xl")
     assert options.preset == "imagenet" and options.loss == "hinge" and options.disc == "projected"
-    assert options.glr == pytest.approx(0.002) and options.dlr == pytest.approx(0.002 * 16 / 17)
+    adam = optimizer_settings(options)  # XL's nominal 0.0025 / 0.002, scaled for the intervals G 4, D 16
+    assert adam["G"]["lr"] == pytest.approx(0.002) and adam["D"]["lr"] == pytest.approx(0.002 * 16 / 17)
+    assert adam["G"]["betas"][1] == pytest.approx(0.99**0.8) and options.batch_gpu == 8
     assert options.schedule.startswith("16:") and options.loss_options["blur_sigma"] == 2.0
 
 
