@@ -90,7 +90,7 @@ class TrainingProgress:
 @click.option("--target", "ada_target", type=float, default=None, help="ADA target for E[sign D(real)].")
 @click.option("--augpipe", default=None, type=click.Choice(["bgc", "bg", "c"]), help="Augmentation transforms.")
 @click.option("--cls-weight", type=float, default=None,
-              help="Classifier guidance as StyleGAN-XL's cls_weight, after the first stage; 0 = off (hinge).")  # fmt: skip
+              help="Guidance as StyleGAN-XL's cls_weight, after the first stage; 0 = off (hinge).")  # fmt: skip
 @click.option("--class-embeddings", default=None, metavar="FILE",
               help="Pretrained class table (embed-classes), or a converted conditional checkpoint.")  # fmt: skip
 @click.option("--pretrained-classes", type=click.BOOL, default=None, metavar="BOOL",
