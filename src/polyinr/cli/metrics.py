@@ -70,6 +70,8 @@ def metrics(network, metric_spec, data, mirror, resolution, label_sampling, seed
 
         dataset = open_dataset(data, resolution=resolution or G.img_resolution, cond=G.num_classes > 0,
                                mirror=mirror)  # fmt: skip
+    if dataset is None and G.num_classes and label_sampling == "dataset":
+        click.echo(f"no --data: the {G.num_classes} classes are sampled uniformly")
     run_dir = find_run_dir(network)
     width = max(len(name) for name in names) + len("_precision")
     click.echo(f"{'metric':<{width}}  {'value':>12}  {'time':>8}  detector")

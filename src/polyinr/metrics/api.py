@@ -3,7 +3,8 @@
 Names follow NVIDIA's tools, with the number of generated images ``N`` in thousands (a decimal such as ``0.1``
 is allowed for quick checks): ``fid{N}k_full``, ``kid{N}k_full``, ``is{N}k``, ``pr{N}k{K}_full`` (K = neighbourhood
 size), ``sfid{N}k_full``, ``rfid{N}k_full``, ``eqt{N}k_int``, ``eqt{N}k_frac``, ``eqr{N}k``,
-``scaleinv_fid{N}k_S{S}`` (S = integer zoom-out factor) and ``cas`` / ``cas{N}k`` (10k samples by default).
+``scaleinv_fid{N}k_S{S}`` (S = integer zoom-out factor; InfinityGAN's bilinear shrink), ``scaleinv_box_fid{N}k_S{S}``
+(the same with a box-filter shrink) and ``cas`` / ``cas{N}k`` (10k samples by default).
 ``_full`` compares with every real image (KID: at most 1M, precision/recall: at most 200k, as StyleGAN3).
 
 On the built-in datasets the same computations run in an offline feature space (a small network trained on that
@@ -46,13 +47,14 @@ _PATTERNS: tuple[tuple[str, str], ...] = (
     ("eqt_frac", rf"eqt{_N}_frac"),
     ("eqr", rf"eqr{_N}"),
     ("scaleinv_fid", rf"scaleinv_fid{_N}_S(\d+)"),
+    ("scaleinv_box_fid", rf"scaleinv_box_fid{_N}_S(\d+)"),
     ("cas", rf"cas(?:{_N})?"),
 )
 _SPACE_PATTERN = r"(fid|kid|pr|cas|div)(?:(\d+(?:\.\d+)?)k(\d+)?)?_([a-z][a-z0-9]*)"
 VALID_FORMS = (
     "fid{N}k_full, kid{N}k_full, is{N}k, pr{N}k{K}_full, sfid{N}k_full, rfid{N}k_full, eqt{N}k_int, eqt{N}k_frac, "
-    "eqr{N}k, scaleinv_fid{N}k_S{S}, cas, cas{N}k (N in thousands, e.g. 50 or 0.1); in a built-in dataset's "
-    "feature space: fid_S, kid_S, pr_S, cas_S, div_S (S = digits or shapes; fid{N}k_S, pr{N}k{K}_S)"
+    "eqr{N}k, scaleinv_fid{N}k_S{S}, scaleinv_box_fid{N}k_S{S}, cas, cas{N}k (N in thousands, e.g. 50 or 0.1); in a "
+    "built-in dataset's feature space: fid_S, kid_S, pr_S, cas_S, div_S (S = digits or shapes; fid{N}k_S, pr{N}k{K}_S)"
 )
 SPACE_DEFAULT_SAMPLES = 2_000
 CAS_DEFAULT_SAMPLES = 10_000
@@ -65,6 +67,7 @@ _FEATURE_METRICS: dict[str, tuple[str, str, str | None, int | None]] = {
     "sfid": ("inception", "spatial", "moments", None),
     "rfid": ("inception-random", "pool", "moments", None),
     "scaleinv_fid": ("inception", "pool", "moments", None),
+    "scaleinv_box_fid": ("inception", "pool", "moments", None),
     "kid": ("inception", "pool", "all", KID_MAX_REAL),
     "pr": ("vgg16", "vgg16_fc2", "all", PR_MAX_REAL),
     "is": ("inception", "logits", None, None),
@@ -74,7 +77,7 @@ _FEATURE_METRICS: dict[str, tuple[str, str, str | None, int | None]] = {
 @dataclass(frozen=True)
 class MetricSpec:
     name: str  # as written, e.g. 'fid50k_full'
-    kind: str  # 'fid', 'kid', 'is', 'pr', 'sfid', 'rfid', 'eqt_int', 'eqt_frac', 'eqr', 'scaleinv_fid', 'cas'
+    kind: str  # 'fid', 'kid', 'is', 'pr', 'sfid', 'rfid', 'eqt_int', 'eqt_frac', 'eqr', 'scaleinv_fid', …
     num_gen: int  # generated images
     nhood: int = 3  # precision/recall neighbourhood size
     scale: int = 1  # ScaleInv FID zoom-out factor
@@ -108,7 +111,7 @@ def parse_metric(name: str) -> MetricSpec:
             if int(groups[1]) < 1:
                 raise PolyinrError(f"metric {name!r}: the neighbourhood size must be at least 1")
             return MetricSpec(name, kind, num_gen, nhood=int(groups[1]))
-        if kind == "scaleinv_fid":
+        if kind in ("scaleinv_fid", "scaleinv_box_fid"):
             if int(groups[1]) < 1:
                 raise PolyinrError(f"metric {name!r}: the scale must be at least 1")
             return MetricSpec(name, kind, num_gen, scale=int(groups[1]))
@@ -177,7 +180,8 @@ def compute_metric(
     """Compute metric ``name`` of generator ``G`` (on ``device``, not modified) against ``dataset``.
 
     ``dataset`` (see :mod:`polyinr.data.datasets`) gives the real images, their resolution (generated images are
-    rendered at it) and the label distribution; it may be None for IS and the equivariance metrics.
+    rendered at it) and the label distribution; it may be None for IS and the equivariance metrics, and a
+    class-conditional generator then samples its classes uniformly.
     ``on_progress(stage, done, total)`` reports progress. Generated sample ``i`` uses seed ``seed + i`` and a
     label drawn as ``label_sampling`` says (``'dataset'`` distribution, StyleGAN3; or ``'uniform'``,
     StyleGAN-XL). ``detectors`` replaces the named detectors (``'inception'``, ``'inception-random'``,
@@ -203,6 +207,8 @@ def compute_metric(
                                             batch_size=batch_size, num_workers=num_workers,
                                             on_progress=on_progress)  # fmt: skip
         return {name: cas["cas"], f"{name}_real": cas["cas_real"]}
+    if dataset is None and not spec.needs_real_data and G.num_classes:
+        label_sampling = "uniform"  # nothing gives a label distribution: every class equally (StyleGAN-XL's way)
     labels = sample_labels(G.num_classes, spec.num_gen, label_sampling, dataset, seed)
     if spec.kind in ("eqt_int", "eqt_frac", "eqr"):
         from polyinr.metrics.equivariance import equivariance_psnr
@@ -236,8 +242,11 @@ def _feature_metric(
     gen = maths.FeatureStats(capture_moments=not capture_all, capture_all=capture_all)
     grid = Grid.frame(resolution)
     for ws in iter_ws(G, range(seed, seed + spec.num_gen), labels, device=device, batch_size=batch_size):
-        images = render_zoomed_out(G, ws, resolution, spec.scale) if spec.kind == "scaleinv_fid" else \
-            G.synthesize(ws, grid)  # fmt: skip
+        if spec.kind in ("scaleinv_fid", "scaleinv_box_fid"):
+            resize = "box" if spec.kind == "scaleinv_box_fid" else "bilinear"
+            images = render_zoomed_out(G, ws, resolution, spec.scale, resize)
+        else:
+            images = G.synthesize(ws, grid)
         gen.append(detector(quantize_rgb(images), (feature,))[feature])
         if on_progress is not None:
             on_progress("generated images", gen.num_items, spec.num_gen)
@@ -311,9 +320,13 @@ def evaluate_snapshot(
 ) -> dict[str, dict[str, float]]:
     """Compute the metrics ``names`` of a new training snapshot's generator ``G`` on the training ``dataset``.
 
-    Each result is appended to ``run_dir/metric-<name>.jsonl`` as it is computed (see
-    :func:`append_metric_result`); returns the results by name. The training loop's ``evaluate`` hook.
+    The reals are the training images without their x-flipped copies, whatever the run's mirroring: the
+    ``_full`` metrics compare with the dataset itself, as StyleGAN's ``calc_metrics`` does by default. Each
+    result is appended to ``run_dir/metric-<name>.jsonl`` as it is computed (see :func:`append_metric_result`);
+    returns the results by name. The training loop's ``evaluate`` hook.
     """
+    if dataset is not None and hasattr(dataset, "unmirrored"):
+        dataset = dataset.unmirrored()
     results = {}
     for name in names:
         results[name] = compute_metric(name, G, dataset, device=device)

@@ -20,6 +20,7 @@ upsampling or noise, so the synthesis renders on any :class:`~polyinr.grid.Grid`
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import torch
@@ -228,6 +229,17 @@ class PolyINRGenerator(Generator):
     def style_mixing_range(self) -> range:
         """Every level's ``w`` can come from another sample."""
         return range(self.cfg.num_levels)
+
+    def uniform_coordinates(self) -> PolyINRGenerator:
+        """Without a stored input grid: itself; with one, a view (same weights) rendering the native frame on
+        its uniform coordinates too."""
+        if self.synthesis.input_grid is None:
+            return self
+        synthesis = copy.copy(self.synthesis)
+        synthesis._buffers = {**synthesis._buffers, "input_grid": None}
+        view = copy.copy(self)
+        view._modules = {**view._modules, "synthesis": synthesis}
+        return view
 
     @torch.no_grad()
     def level_heatmaps(self, ws: torch.Tensor, grid: Grid | None = None, pixel_chunk: int = 4096) -> LevelMaps:
