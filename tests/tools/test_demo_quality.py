@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from conftest import make_tiny
 
+from conftest import make_tiny
 from polyinr.data.datasets import open_dataset
 from polyinr.grid import Grid
 from polyinr.tools.demo import quality_line, real_vs_generated
