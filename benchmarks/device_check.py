@@ -237,7 +237,8 @@ def training(report: Report, result: dict[str, Any], work: Path) -> None:
         outdir = work / f"train{R}-{label.replace(' + ', '-')}"
         cmd = train_command(outdir, "--recipe", "imagenet", "--data", "builtin:shapes", "--cond", "true",
                             "--resolution", str(R), "--batch", "32", "--kimg", "0.64", "--tick", "0.128",
-                            "--snap", "100", "--features-pretrained", "false", "--workers", "2",
+                            "--snap", "100", "--features-pretrained", "false", "--pretrained-classes", "false",
+                            "--workers", "2",
                             *flags)  # fmt: skip
         begun = time.perf_counter()
         try:
