@@ -5,17 +5,28 @@ checkpoint file (through :func:`~polyinr.importers.unpickle.restricted_load` whe
 our generator, eval mode, with the converted weights; it returns a :class:`Converted` when it has more to say
 (what it read, what it dropped, what it measured). :func:`convert_checkpoint` calls it, writes the checkpoint
 and records where it came from in ``config.json`` under ``imported_from``.
+
+A converter builds its generator with :func:`build_generator`, which first builds it on the meta device (no
+memory) and refuses sizes read from the file that would make the generator's weights far larger than the
+weights the file holds (:func:`stored_bytes`): a pickle's shapes and attributes never decide an allocation
+unchecked.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from polyinr.importers.unpickle import ImporterError
 from polyinr.models.generator import Generator
+from polyinr.models.registry import create
+
+WEIGHTS_SLACK = 1 << 26  # bytes a converted generator may hold beyond WEIGHTS_PER_FILE_BYTE × its source's
+WEIGHTS_PER_FILE_BYTE = 4  # e.g. float16 weights become float32, plus buffers computed from the config
 
 ConvertFunction = Callable[..., "Generator | Converted"]
 
@@ -75,6 +86,52 @@ def get_converter(name: str) -> Converter:
     return _CONVERTERS[name]
 
 
+def generator_bytes(generator: torch.nn.Module) -> int:
+    """Bytes of a generator's parameters and buffers (it may live on the meta device)."""
+    tensors = [*generator.parameters(), *generator.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def stored_bytes(tensors: Iterable[torch.Tensor]) -> int:
+    """Bytes of the storages (each counted once) that ``tensors`` view: the weights a file actually holds."""
+    storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}
+    return sum(storages.values())
+
+
+def build_generator(model: str, source_bytes: int, **config: Any) -> Generator:
+    """Our generator ``model`` with a ``config`` read from a file, randomly initialised (for its weights).
+
+    ``source_bytes`` is the size of the weights it is converted from (:func:`stored_bytes`). The generator is
+    built on the meta device first: more than ``WEIGHTS_PER_FILE_BYTE`` bytes of weights per source byte (plus
+    ``WEIGHTS_SLACK``) is refused with an :class:`ImporterError` before any memory is allocated, as is a
+    config count beyond that many bytes.
+    """
+    limit = WEIGHTS_PER_FILE_BYTE * source_bytes + WEIGHTS_SLACK
+    big = [(k, v) for k, v in _leaves(config) if type(v) is int and v > limit]
+    if big:  # a count this large could not even be built on the meta device in reasonable time
+        raise ImporterError(f"the {model} the file describes has {big[0][0]}={big[0][1]:,}, an impossible size")
+    with torch.device("meta"):
+        probe = create(model, **config)
+    nbytes = generator_bytes(probe)
+    if nbytes > limit:
+        raise ImporterError(
+            f"the {model} the file describes ({_describe(config)}) would hold {nbytes / 2**30:,.1f} GiB of "
+            f"weights, far more than the {source_bytes / 2**20:,.1f} MiB of weights in the file"
+        )
+    return create(model, **config)
+
+
+def _leaves(config: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    items: list[tuple[str, Any]] = []
+    for key, value in config.items():
+        items += _leaves(value, f"{prefix}{key}.") if isinstance(value, dict) else [(f"{prefix}{key}", value)]
+    return items
+
+
+def _describe(config: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in _leaves(config) if type(v) is int)[:200]
+
+
 @dataclass(frozen=True)
 class Conversion:
     """What :func:`convert_checkpoint` did; :meth:`lines` is the text the command line prints."""
@@ -92,10 +149,14 @@ class Conversion:
 def convert_checkpoint(source: str, in_path: str | Path, out_dir: str | Path, **options: Any) -> Conversion:
     """Convert ``in_path``, a checkpoint of format ``source`` (a converter's name or alias), into ``out_dir``.
 
-    ``options`` go to the converter. Nothing is written unless the conversion succeeds.
+    ``options`` go to the converter. Nothing is written unless the conversion succeeds. A file nested too
+    deeply for any reader is an :class:`ImporterError` too (never a ``RecursionError``).
     """
     converter = get_converter(source)
-    result = converter.convert(Path(in_path), **options)
+    try:
+        result = converter.convert(Path(in_path), **options)
+    except RecursionError:
+        raise ImporterError(f"cannot convert {in_path}: it nests objects too deeply to read") from None
     if not isinstance(result, Converted):
         result = Converted(result)
     imported = {"converter": converter.name, "file": Path(in_path).name, **result.provenance}

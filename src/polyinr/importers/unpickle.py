@@ -12,13 +12,21 @@ with an unpickler that
 - refuses, with a one-line :class:`UnsafePickleError` naming the global, a pickle that calls something that
   could run code or touch the system (``os.system``, ``builtins.eval``, ``subprocess.Popen``, …).
 
-Every storage is rebuilt on the CPU, whatever device the file names.
+Every storage is rebuilt on the CPU, whatever device the file names. The work and memory of a read are bounded
+by the size of the file (pickle bombs are refused with one line): no length a pickle or archive claims is
+allocated before it is checked against the bytes actually present; tuples (which Python hashes recursively and
+without a depth guard) may neither nest deeper than :data:`MAX_TUPLE_DEPTH` nor expand, shared parts counted
+each time, beyond the file's size; and a tensor's size, stride and offset must lie within the storage present,
+without claiming more elements than it holds (beyond :data:`MAX_VIEW_ELEMENTS`).
 """
 
 from __future__ import annotations
 
 import io
+import math
+import os
 import pickle
+import struct
 import zipfile
 from collections import OrderedDict
 from collections.abc import Callable
@@ -36,6 +44,11 @@ class ImporterError(PolyinrError):
 
 class UnsafePickleError(ImporterError):
     """A pickle asks to call something that could run code; it was refused and nothing was run."""
+
+
+MAX_TUPLE_DEPTH = 64  # tuples nested deeper are refused (hashing one recurses in C, with no guard)
+MAX_VIEW_ELEMENTS = 1 << 24  # a tensor may claim more elements than its storage holds (stride 0) up to this
+MAX_TENSOR_DIMS = 64  # torch's own limit
 
 
 def _first_line(error: BaseException) -> str:
@@ -144,7 +157,7 @@ def _is_dangerous(module: str, name: str) -> bool:
 
 def _check_ints(value: Any, what: str) -> tuple[int, ...]:
     if not isinstance(value, (tuple, list)) or not all(isinstance(v, int) and v >= 0 for v in value):
-        raise ImporterError(f"tensor {what} must be non-negative integers, got {value!r}")
+        raise ImporterError(f"tensor {what} must be non-negative integers, got {value!r:.80}")
     return tuple(value)
 
 
@@ -163,9 +176,33 @@ def _rebuild_tensor(
     if not isinstance(storage_offset, int) or storage_offset < 0:
         raise ImporterError(f"tensor storage offset must be a non-negative integer, got {storage_offset!r}")
     size, stride = _check_ints(size, "size"), _check_ints(stride, "stride")
-    if len(size) != len(stride):
-        raise ImporterError(f"tensor size {size} and stride {stride} differ in length")
+    if len(size) != len(stride) or len(size) > MAX_TENSOR_DIMS:
+        raise ImporterError(
+            f"tensor size {size!s:.80} and stride {stride!s:.80} differ in length or have over "
+            f"{MAX_TENSOR_DIMS} dimensions"
+        )
+    _check_view(storage._size(), storage_offset, size, stride)
     return torch._utils._rebuild_tensor(storage, storage_offset, size, stride)
+
+
+def _check_view(available: int, offset: int, size: tuple[int, ...], stride: tuple[int, ...]) -> None:
+    """A view ``size`` / ``stride`` at ``offset`` must lie within a storage of ``available`` elements and not
+    claim more elements than it holds beyond :data:`MAX_VIEW_ELEMENTS` (a stride-0 view is never materialised
+    bigger than that)."""
+    numel = math.prod(size)
+    if numel == 0:
+        return
+    end = offset + sum((n - 1) * s for n, s in zip(size, stride, strict=True)) + 1
+    if end > available:
+        raise ImporterError(
+            f"a tensor of size {list(size)} (stride {list(stride)}, offset {offset}) reaches element {end} of a "
+            f"storage of {available}"
+        )
+    if numel > max(available, MAX_VIEW_ELEMENTS):
+        raise ImporterError(
+            f"a tensor of size {list(size)} claims {numel:,} elements over a storage of {available:,} "
+            f"(a stride-0 view larger than {MAX_VIEW_ELEMENTS:,} elements)"
+        )
 
 
 def _rebuild_parameter(data: Any, requires_grad: Any = False, backward_hooks: Any = None, state: Any = None):
@@ -195,6 +232,13 @@ def _load_from_bytes(data: Any) -> torch.storage.TypedStorage:
     if not isinstance(storage, torch.storage.TypedStorage):
         raise ImporterError(f"a tensor's data holds {type(storage).__name__}, not a storage")
     return storage
+
+
+def _slice(*args: Any) -> slice:
+    """``builtins.slice`` of integers or None only (a slice hashes its members)."""
+    if not 1 <= len(args) <= 3 or not all(a is None or type(a) is int for a in args):
+        raise ImporterError("a slice in the pickle holds something other than integers")
+    return slice(*args)
 
 
 def _codecs_encode(text: Any, encoding: Any = "utf-8") -> bytes:
@@ -252,7 +296,7 @@ _SAFE_GLOBALS: dict[tuple[str, str], Any] = {
     ("collections", "OrderedDict"): OrderedDict,
     ("builtins", "set"): set,
     ("builtins", "frozenset"): frozenset,
-    ("builtins", "slice"): slice,
+    ("builtins", "slice"): _Allowed(_slice),
     ("builtins", "complex"): complex,
     ("builtins", "bytearray"): bytearray,
     ("_codecs", "encode"): _Allowed(_codecs_encode),
@@ -271,13 +315,61 @@ _COMPAT_MODULES = {"__builtin__": "builtins", "copy_reg": "copyreg"}  # Python 2
 # ---------------------------------------------------------------------------- the unpickler
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
-    """A pickle reader that resolves only :data:`_SAFE_GLOBALS`; every other global is a :class:`StandIn`."""
+class _Budget:
+    """A binary file that refuses a read beyond its remaining bytes before anything is allocated for it."""
 
-    def __init__(self, file: BinaryIO, read_record: Callable[[str], bytes] | None = None) -> None:
-        super().__init__(file)
-        self._read_record = read_record  # storage bytes by key, for torch zip archives
+    def __init__(self, file: BinaryIO, size: int) -> None:
+        self.file, self.left = file, size
+
+    def read(self, n: int = -1) -> bytes:
+        if n > self.left:
+            raise ImporterError(f"it claims {n:,} bytes where only {self.left:,} remain")
+        data = self.file.read(n)
+        self.left -= len(data)
+        return data
+
+    def readline(self) -> bytes:
+        line = self.file.readline()
+        self.left -= len(line)
+        return line
+
+
+_TUPLE_OPCODES = (pickle.TUPLE, pickle.TUPLE1, pickle.TUPLE2, pickle.TUPLE3)
+
+
+class _RestrictedUnpickler(pickle._Unpickler):  # the Python unpickler: its opcodes can be checked one by one
+    """A pickle reader that resolves only :data:`_SAFE_GLOBALS`; every other global is a :class:`StandIn`.
+
+    ``file`` holds ``size`` bytes: no length the pickle claims beyond them is read, and no tuple may expand
+    beyond ``size`` elements (shared parts counted each time) or nest deeper than :data:`MAX_TUPLE_DEPTH`.
+    """
+
+    dispatch: ClassVar[dict[int, Callable[..., None]]] = dict(pickle._Unpickler.dispatch)
+
+    def __init__(self, file: BinaryIO, size: int, read_record: Callable[[str, int], bytes] | None = None) -> None:
+        super().__init__(_Budget(file, size))
+        self._read_record = read_record  # storage bytes by key and expected length, for torch zip archives
         self._stand_ins: dict[tuple[str, str], type[StandIn]] = {}
+        self._max_tuple = max(size, 1 << 16)
+        self._tuples: dict[int, tuple[tuple[Any, ...], int, int]] = {}  # id → (tuple, expanded size, depth)
+
+    def _check_tuple(self) -> None:
+        """After a tuple opcode: its expanded size and depth, from those of the tuples it holds."""
+        t = self.stack[-1]
+        size, depth = len(t), 1
+        for item in t:
+            if type(item) is tuple and item:
+                _, item_size, item_depth = self._tuples.get(id(item), (item, len(item), 1))
+                size, depth = size + item_size, max(depth, item_depth + 1)
+        if depth > MAX_TUPLE_DEPTH:
+            raise ImporterError(f"it nests tuples more than {MAX_TUPLE_DEPTH} deep")
+        if size > self._max_tuple:
+            raise ImporterError(f"a tuple in it expands to over {self._max_tuple:,} elements (shared over and over)")
+        self._tuples[id(t)] = (t, size, depth)  # the tuple is kept alive, so its id stays its own
+
+    def _load_bytearray8(self) -> None:
+        (n,) = struct.unpack("<Q", self.read(8))
+        self.append(bytearray(self.read(n)))  # read (and checked) before any allocation
 
     def find_class(self, module: str, name: str) -> Any:
         module = _COMPAT_MODULES.get(module, module)
@@ -299,30 +391,50 @@ class _RestrictedUnpickler(pickle.Unpickler):
         _, storage_type, key, _location, numel = pid
         if not isinstance(storage_type, _StorageType) or not isinstance(key, str) or not isinstance(numel, int):
             raise ImporterError(f"it has a malformed storage reference {pid!r:.80}")
-        data = self._read_record(key)
         itemsize = torch.empty((), dtype=storage_type.dtype).element_size()
-        if len(data) != numel * itemsize:
-            raise ImporterError(f"storage {key} holds {len(data)} bytes, expected {numel * itemsize}")
+        data = self._read_record(key, numel * itemsize)
         untyped = torch.UntypedStorage.from_buffer(data, dtype=torch.uint8) if data else torch.UntypedStorage(0)
         return torch.storage.TypedStorage(wrap_storage=untyped, dtype=storage_type.dtype, _internal=True)
 
 
-def _load_zip(f: BinaryIO) -> Any:
-    """A ``torch.save`` zip archive: ``*/data.pkl`` read restrictedly, storages from ``*/data/<key>``."""
+def _wrap_tuple_opcode(load: Callable[[_RestrictedUnpickler], None]) -> Callable[[_RestrictedUnpickler], None]:
+    def checked(self: _RestrictedUnpickler) -> None:
+        load(self)
+        self._check_tuple()
+
+    return checked
+
+
+for _opcode in _TUPLE_OPCODES:
+    _RestrictedUnpickler.dispatch[_opcode[0]] = _wrap_tuple_opcode(pickle._Unpickler.dispatch[_opcode[0]])
+_RestrictedUnpickler.dispatch[pickle.BYTEARRAY8[0]] = _RestrictedUnpickler._load_bytearray8
+
+
+def _load_zip(f: BinaryIO, size: int) -> Any:
+    """A ``torch.save`` zip archive: ``*/data.pkl`` read restrictedly, storages from ``*/data/<key>``.
+
+    The archive's entries may not unpack to more than twice the archive's ``size`` (plus a MiB) in all.
+    """
     with zipfile.ZipFile(f) as archive:
         names = [n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
         if len(names) != 1:
             raise ImporterError("it is a zip file but not a torch archive (no single data.pkl)")
+        unpacked = sum(info.file_size for info in archive.infolist())
+        if unpacked > 2 * size + (1 << 20):
+            raise ImporterError(f"its entries unpack to {unpacked:,} bytes, far more than the archive's {size:,}")
         prefix = names[0][: -len("data.pkl")]
 
-        def read_record(key: str) -> bytes:
+        def read_record(key: str, nbytes: int) -> bytes:
             try:
-                return archive.read(f"{prefix}data/{key}")
+                info = archive.getinfo(f"{prefix}data/{key}")
             except KeyError:
                 raise ImporterError(f"its storage {key!r} is missing from the archive") from None
+            if info.file_size != nbytes:
+                raise ImporterError(f"storage {key} holds {info.file_size:,} bytes, expected {nbytes:,}")
+            return archive.read(info)
 
         with archive.open(names[0]) as data:
-            return _RestrictedUnpickler(data, read_record).load()
+            return _RestrictedUnpickler(data, archive.getinfo(names[0]).file_size, read_record).load()
 
 
 def restricted_load(path: str | Path) -> Any:
@@ -330,7 +442,9 @@ def restricted_load(path: str | Path) -> Any:
 
     Tensors come back as CPU tensors (parameters as plain tensors); objects of any class the allow-list does
     not name come back as :class:`StandIn` records. Raises :class:`UnsafePickleError` for a pickle that calls
-    something dangerous and :class:`ImporterError` for a missing, truncated or non-pickle file, in one line.
+    something dangerous and :class:`ImporterError` for a missing, truncated or non-pickle file or a pickle
+    bomb (lengths beyond the file, tuples nested or shared beyond bounds, tensor views beyond their storage),
+    in one line. Time and memory are bounded by the file's size.
     """
     path = Path(path)
     if not path.is_file():
@@ -339,18 +453,23 @@ def restricted_load(path: str | Path) -> Any:
         with open(path, "rb") as f:
             head = f.read(4)
             f.seek(0)
+            size = os.fstat(f.fileno()).st_size
             if head.startswith(b"PK\x03\x04"):
-                return _load_zip(f)
+                return _load_zip(f, size)
             if not head:
                 raise ImporterError("the file is empty")
             if head[0] != 0x80 or head[1:2] > b"\x05":
                 raise ImporterError(f"it is not a pickle (it starts with {head!r})")
-            return _RestrictedUnpickler(f).load()
+            return _RestrictedUnpickler(f, size).load()
     except UnsafePickleError as e:
         raise UnsafePickleError(f"refused {path}: {e}; nothing from it was run") from None
     except ImporterError as e:
         raise ImporterError(f"cannot read {path}: {e}") from None
     except OSError as e:
         raise ImporterError(f"cannot read {path}: {e.strerror or e}") from None
+    except RecursionError:
+        raise ImporterError(f"cannot read {path}: it nests objects too deeply to read") from None
+    except MemoryError:
+        raise ImporterError(f"cannot read {path}: it needs more memory than is available") from None
     except Exception as e:  # any failure to decode untrusted bytes means the file is damaged
         raise ImporterError(f"cannot read {path}: truncated or corrupt pickle ({_first_line(e)})") from None
