@@ -14,13 +14,16 @@ import select
 import signal
 import struct
 import time
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable
 
 import pytest
 import torch
+from click.testing import CliRunner
 from torch import nn
 
+from polyinr.cli import main
 from polyinr.errors import PolyinrError
 from polyinr.importers import ImporterError, convert_checkpoint, inert_tree, module_tensors, restricted_load
 from polyinr.importers.registry import build_generator
@@ -166,6 +169,13 @@ class _Reduce:
         return self.func, self.args
 
 
+def _typed_storage(t: torch.Tensor):
+    """``t.storage()``: deprecated, and still how pickles hold storages by value."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return t.storage()
+
+
 # ---------------------------------------------------------------------------- the bombs
 
 
@@ -241,14 +251,27 @@ def test_stride_zero_view_over_a_tiny_storage_is_refused(tmp_path):
 
 
 def test_view_beyond_its_storage_is_refused(tmp_path):
-    with pytest.warns(UserWarning):  # TypedStorage is deprecated, and still how old pickles hold tensors
-        storage = torch.zeros(4).storage()
+    storage = _typed_storage(torch.zeros(4))
     beyond = _Reduce(torch._utils._rebuild_tensor_v2, (storage, 2, (4,), (1,), False, OrderedDict()))
     path = _write(tmp_path, pickle.dumps({"w": beyond}, protocol=4))
     _assert_one_line_error(lambda: restricted_load(path), "reaches element 6 of a storage of 4")
     strided = _Reduce(torch._utils._rebuild_tensor_v2, (storage, 0, (2, 10**12), (1, 10**6), False, OrderedDict()))
     path = _write(tmp_path, pickle.dumps({"w": strided}, protocol=4), "strided.pkl")
     _assert_one_line_error(lambda: restricted_load(path), "reaches element")
+
+
+def test_storage_blob_claiming_more_than_it_holds_is_refused_before_allocating(tmp_path):
+    storage = _typed_storage(torch.zeros(2))
+    data = io.BytesIO()
+    torch.save(storage, data, _use_new_zipfile_serialization=False)  # the blob _load_from_bytes reads
+    blob, n = data.getvalue(), 10**11  # 400 GB claimed, in the persistent id and in the size header
+    bad = blob.replace(b"cpuq\x03K\x02Ntq", b"cpuq\x03\x8a\x05" + n.to_bytes(5, "little") + b"Ntq")
+    bad = bad[:-16] + n.to_bytes(8, "little") + bad[-8:]
+    assert bad != blob
+    path = _write(tmp_path, pickle.dumps({"s": _Reduce(torch.storage._load_from_bytes, (bad,))}, protocol=4))
+    _assert_one_line_error(lambda: restricted_load(path), "claims 100,000,000,000 elements but holds 8 bytes")
+    good = _write(tmp_path, pickle.dumps({"s": _Reduce(torch.storage._load_from_bytes, (blob,))}), "good.pkl")
+    assert restricted_load(good)["s"].size() == 2
 
 
 @pytest.mark.parametrize("opcode", [b"\x8e", b"\x96", b"\x8d"], ids=["BINBYTES8", "BYTEARRAY8", "BINUNICODE8"])
@@ -277,7 +300,10 @@ def test_absurd_sizes_from_tensor_shapes_are_refused_before_the_model_is_built(a
     assert not (tmp_path / "out").exists()
 
 
-def test_bomb_errors_are_library_errors(tmp_path):
+def test_bomb_errors_are_library_errors_and_one_line_on_the_command_line(tmp_path):
     path = _write(tmp_path, _snapshot(_self_containing_module()))
     with pytest.raises(PolyinrError, match="contains itself"):
         convert_checkpoint(SOURCE, path, tmp_path / "out")
+    result = CliRunner().invoke(main, ["convert", "--from", SOURCE, str(path), str(tmp_path / "out")])
+    assert result.exit_code != 0 and "contains itself" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output

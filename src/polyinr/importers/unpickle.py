@@ -5,8 +5,8 @@ authors' ``dill`` snapshots even carry functions and code objects). :func:`restr
 with an unpickler that
 
 - resolves for real only an allow-list: the torch tensor/parameter/storage rebuild functions (wrapped, with
-  their arguments checked; storage bytes are read by ``torch.load(weights_only=True)``), torch dtypes and a
-  few harmless builtins (``collections.OrderedDict``, ``set``, …);
+  their arguments checked; a storage pickled by value is parsed here, its pickles read restrictedly), torch
+  dtypes and a few harmless builtins (``collections.OrderedDict``, ``set``, …);
 - turns every other global into an inert :class:`StandIn` that only records its constructor arguments and
   state: nothing is imported, no source text is compiled, no code or function object is created;
 - refuses, with a one-line :class:`UnsafePickleError` naming the global, a pickle that calls something that
@@ -221,17 +221,49 @@ def _rebuild_from_type(func: Any, new_type: Any, args: Any, state: Any) -> torch
     return func(*args)
 
 
+_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # torch's legacy (non-zip) serialization
+_LEGACY_PROTOCOL = 1001
+
+
 def _load_from_bytes(data: Any) -> torch.storage.TypedStorage:
-    """``torch.storage._load_from_bytes``: a ``torch.save``'d storage, read by torch's weights-only loader."""
+    """``torch.storage._load_from_bytes``: a storage in torch's legacy ``torch.save`` format, read here.
+
+    The blob is four pickles (magic number, protocol, system info, the storage as a persistent id
+    ``('storage', type, key, location, numel, None)``), a pickled list of keys, then the storage's element
+    count (int64) and its bytes. Each pickle is read by the restricted unpickler, and the count must match
+    the bytes actually present before anything is allocated.
+    """
     if not isinstance(data, (bytes, bytearray)):
         raise ImporterError(f"storage data is not bytes but {type(data).__name__}")
     try:
-        storage = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise UnsafePickleError(f"a tensor's data is not a plain torch storage ({_first_line(e)})") from None
-    if not isinstance(storage, torch.storage.TypedStorage):
-        raise ImporterError(f"a tensor's data holds {type(storage).__name__}, not a storage")
-    return storage
+        return _legacy_storage(io.BytesIO(data), len(data))
+    except UnsafePickleError as e:
+        raise UnsafePickleError(f"a tensor's data is not a plain torch storage ({e})") from None
+    except ImporterError as e:
+        raise ImporterError(f"a tensor's data is not a plain torch storage ({e})") from None
+
+
+def _legacy_storage(f: io.BytesIO, size: int) -> torch.storage.TypedStorage:
+    def next_pickle() -> Any:
+        return _LegacyStorageUnpickler(f, size - f.tell()).load()
+
+    magic, protocol, info = next_pickle(), next_pickle(), next_pickle()
+    if magic != _LEGACY_MAGIC or protocol != _LEGACY_PROTOCOL:
+        raise ImporterError("it lacks torch's magic number")
+    if not (isinstance(info, dict) and info.get("little_endian") is True):
+        raise ImporterError("it is not little-endian")
+    ref, keys = next_pickle(), next_pickle()
+    if not isinstance(ref, _LegacyRef) or keys != [ref.key]:
+        raise ImporterError("it holds something other than one storage")
+    header = f.read(8)
+    if len(header) != 8:
+        raise ImporterError("it ends before its storage's size")
+    (numel,) = struct.unpack("<q", header)
+    nbytes = numel * ref.itemsize
+    if numel != ref.numel or nbytes != size - f.tell():
+        raise ImporterError(f"it claims {ref.numel:,} elements but holds {max(size - f.tell(), 0):,} bytes")
+    untyped = torch.UntypedStorage.from_buffer(f.read(), dtype=torch.uint8) if nbytes else torch.UntypedStorage(0)
+    return torch.storage.TypedStorage(wrap_storage=untyped, dtype=ref.dtype, _internal=True)
 
 
 def _slice(*args: Any) -> slice:
@@ -395,6 +427,26 @@ class _RestrictedUnpickler(pickle._Unpickler):  # the Python unpickler: its opco
         data = self._read_record(key, numel * itemsize)
         untyped = torch.UntypedStorage.from_buffer(data, dtype=torch.uint8) if data else torch.UntypedStorage(0)
         return torch.storage.TypedStorage(wrap_storage=untyped, dtype=storage_type.dtype, _internal=True)
+
+
+class _LegacyRef:
+    """A storage reference in torch's legacy format, checked; its bytes follow the pickles."""
+
+    def __init__(self, dtype: torch.dtype, key: str, numel: int) -> None:
+        self.dtype, self.key, self.numel = dtype, key, numel
+        self.itemsize = torch.empty((), dtype=dtype).element_size()
+
+
+class _LegacyStorageUnpickler(_RestrictedUnpickler):
+    """The pickles of a legacy storage blob: the persistent id is recorded, not resolved."""
+
+    def persistent_load(self, pid: Any) -> _LegacyRef:
+        if not (isinstance(pid, tuple) and len(pid) == 6 and pid[0] == "storage" and pid[5] is None):
+            raise ImporterError(f"it has an unknown persistent id {pid!r:.60}")
+        _, storage_type, key, _location, numel, _ = pid
+        if not (isinstance(storage_type, _StorageType) and isinstance(key, str) and type(numel) is int and numel >= 0):
+            raise ImporterError(f"it has a malformed storage reference {pid!r:.80}")
+        return _LegacyRef(storage_type.dtype, key, numel)
 
 
 def _wrap_tuple_opcode(load: Callable[[_RestrictedUnpickler], None]) -> Callable[[_RestrictedUnpickler], None]:
