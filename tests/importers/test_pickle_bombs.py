@@ -223,10 +223,36 @@ def test_deeply_chained_tuple_as_dict_key_is_refused_while_unpickling(tmp_path):
     _assert_one_line_error(lambda: restricted_load(path), "tuples more than")
 
 
-def test_shared_tuples_within_bounds_still_load(tmp_path):
-    path = _write(tmp_path, PROTO + b"}" + _shared_tuples(8) + b"K\x01s.")
+def test_tuple_key_hashed_over_and_over_is_refused(tmp_path):
+    # t_12 expands to 8190 elements (within the file's bound as a value), then is inserted 200000 times as a key
+    inserts = (_get(12) + b"K\x01s") * 200_000
+    path = _write(tmp_path, PROTO + _shared_tuples(12) + _put(99) + b"0}" + inserts + b".")
+    _assert_one_line_error(lambda: restricted_load(path), "used as a key")
+    as_value = _write(tmp_path, PROTO + b"]" + _shared_tuples(12) + b"a.", "value.pkl")
+    assert len(restricted_load(as_value)[0]) == 2
+
+
+@pytest.mark.parametrize("build", ["set", "frozenset", "OrderedDict"])
+def test_large_tuple_keys_are_refused_in_collections_built_by_call(tmp_path, build):
+    module = "collections" if build == "OrderedDict" else "builtins"
+    key = _shared_tuples(12) + (b"K\x01\x86" if build == "OrderedDict" else b"")  # (t_12, 1) as a pair
+    call = f"c{module}\n{build}\n".encode() + b"]" + key + b"a\x85R."  # build([key])
+    path = _write(tmp_path, PROTO + call)
+    _assert_one_line_error(lambda: restricted_load(path), "used as a key")
+
+
+def test_small_tuple_keys_and_collections_still_load(tmp_path):
+    path = _write(tmp_path, PROTO + b"}" + _shared_tuples(6) + b"K\x01s.")
     (key,) = restricted_load(path)
     assert len(key) == 2 and key[0] is key[1]
+    obj = {"s": {(1, 2), 3}, "f": frozenset({(1, (2,))}), "od": OrderedDict([((1, 2), "a")]), "b": bytearray(b"x")}
+    for protocol in (2, 4):
+        assert restricted_load(_write(tmp_path, pickle.dumps(obj, protocol=protocol), f"ok{protocol}.pkl")) == obj
+
+
+def test_bytearray_of_a_size_is_refused(tmp_path):
+    path = _write(tmp_path, PROTO + b"cbuiltins\nbytearray\n\x8a\x06" + (1 << 40).to_bytes(6, "little") + b"\x85R.")
+    _assert_one_line_error(lambda: restricted_load(path), "bytearray")
 
 
 def test_deeply_nested_values_are_refused_by_the_readers(tmp_path):

@@ -49,6 +49,22 @@ class UnsafePickleError(ImporterError):
 MAX_TUPLE_DEPTH = 64  # tuples nested deeper are refused (hashing one recurses in C, with no guard)
 MAX_VIEW_ELEMENTS = 1 << 24  # a tensor may claim more elements than its storage holds (stride 0) up to this
 MAX_TENSOR_DIMS = 64  # torch's own limit
+MAX_KEY_SIZE = 256  # a tuple used as a dict key or set member may hold at most this many elements, nested
+
+
+def _check_keys(keys: Any) -> None:
+    """Dict keys and set members must be cheap to hash: a tuple key (hashed recursively, every time it is
+    inserted) may hold at most :data:`MAX_KEY_SIZE` elements counting nested tuples; each check is bounded."""
+    for key in keys:
+        if type(key) is not tuple:
+            continue
+        left, todo = MAX_KEY_SIZE, [key]
+        while todo:
+            items = todo.pop()
+            left -= len(items)
+            if left < 0:
+                raise ImporterError(f"a tuple used as a key holds over {MAX_KEY_SIZE} elements (nested or shared)")
+            todo.extend(item for item in items if type(item) is tuple)
 
 
 def _first_line(error: BaseException) -> str:
@@ -273,6 +289,44 @@ def _slice(*args: Any) -> slice:
     return slice(*args)
 
 
+def _items(args: tuple[Any, ...], pairs: bool) -> list[Any]:
+    """The one iterable argument of a set / frozenset / OrderedDict call, as a list (keys checked)."""
+    if len(args) > 1:
+        raise ImporterError(f"a pickled collection is built from {len(args)} arguments")
+    items = list(args[0]) if args else []
+    if pairs:
+        if isinstance(args[0] if args else None, dict):
+            return list(args[0].items())
+        if not all(isinstance(p, (tuple, list)) and len(p) == 2 for p in items):
+            raise ImporterError("a pickled OrderedDict is built from something other than pairs")
+    _check_keys([p[0] for p in items] if pairs else items)
+    return items
+
+
+def _ordered_dict(*args: Any) -> OrderedDict:
+    """``collections.OrderedDict`` (empty, or from pairs / a dict) with its keys checked."""
+    return OrderedDict(_items(args, pairs=True))
+
+
+def _set(*args: Any) -> set:
+    return set(_items(args, pairs=False))
+
+
+def _frozenset(*args: Any) -> frozenset:
+    return frozenset(_items(args, pairs=False))
+
+
+def _bytearray(*args: Any) -> bytearray:
+    """``builtins.bytearray`` of bytes, or of latin-1 text as protocol 2 writes it; never of a size."""
+    if not args:
+        return bytearray()
+    if len(args) == 1 and isinstance(args[0], (bytes, bytearray)):
+        return bytearray(args[0])
+    if len(args) == 2 and isinstance(args[0], str) and args[1] in ("latin1", "latin-1"):
+        return bytearray(args[0], "latin-1")
+    raise ImporterError("a pickled bytearray is built from something other than bytes")
+
+
 def _codecs_encode(text: Any, encoding: Any = "utf-8") -> bytes:
     """``_codecs.encode`` as protocol-2 pickles use it for bytes: latin-1 text only."""
     if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
@@ -325,12 +379,12 @@ _DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.in
            torch.int8, torch.uint8, torch.bool)  # fmt: skip
 
 _SAFE_GLOBALS: dict[tuple[str, str], Any] = {
-    ("collections", "OrderedDict"): OrderedDict,
-    ("builtins", "set"): set,
-    ("builtins", "frozenset"): frozenset,
+    ("collections", "OrderedDict"): _Allowed(_ordered_dict),
+    ("builtins", "set"): _Allowed(_set),
+    ("builtins", "frozenset"): _Allowed(_frozenset),
     ("builtins", "slice"): _Allowed(_slice),
     ("builtins", "complex"): complex,
-    ("builtins", "bytearray"): bytearray,
+    ("builtins", "bytearray"): _Allowed(_bytearray),
     ("_codecs", "encode"): _Allowed(_codecs_encode),
     ("torch._utils", "_rebuild_tensor_v2"): _Allowed(_rebuild_tensor),
     ("torch._utils", "_rebuild_parameter"): _Allowed(_rebuild_parameter),
@@ -457,6 +511,24 @@ def _wrap_tuple_opcode(load: Callable[[_RestrictedUnpickler], None]) -> Callable
     return checked
 
 
+def _check_keys_first(
+    load: Callable[[_RestrictedUnpickler], None], keys: Callable[[_RestrictedUnpickler], Any]
+) -> Callable[[_RestrictedUnpickler], None]:
+    def checked(self: _RestrictedUnpickler) -> None:
+        _check_keys(keys(self))
+        load(self)
+
+    return checked
+
+
+_KEYS_OF = {
+    pickle.SETITEM: lambda u: u.stack[-2:-1],  # …, dict, key, value
+    pickle.SETITEMS: lambda u: u.stack[0::2],  # after MARK: key, value, key, value, …
+    pickle.ADDITEMS: lambda u: u.stack,  # after MARK: the members
+    pickle.FROZENSET: lambda u: u.stack,
+}
+for _opcode, _keys in _KEYS_OF.items():
+    _RestrictedUnpickler.dispatch[_opcode[0]] = _check_keys_first(pickle._Unpickler.dispatch[_opcode[0]], _keys)
 for _opcode in _TUPLE_OPCODES:
     _RestrictedUnpickler.dispatch[_opcode[0]] = _wrap_tuple_opcode(pickle._Unpickler.dispatch[_opcode[0]])
 _RestrictedUnpickler.dispatch[pickle.BYTEARRAY8[0]] = _RestrictedUnpickler._load_bytearray8
