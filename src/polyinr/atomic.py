@@ -7,8 +7,10 @@ umask), not ``mkstemp``'s owner-only ones.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import save_file
 
 from polyinr.errors import PolyinrError
@@ -82,7 +85,7 @@ def atomic_save_tensors(
 ) -> Path:
     """Write a safetensors file atomically (tensors are made contiguous and moved to CPU)."""
     flat = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    return atomic_write(path, lambda p: save_file(flat, str(p), metadata={"format": "pt", **(metadata or {})}))
+    return atomic_write(path, lambda p: save_tensor_file(flat, p, metadata))
 
 
 def atomic_directory(path: str | Path, fill: Callable[[Path], None], what: str = "directory") -> Path:
@@ -102,6 +105,8 @@ def atomic_directory(path: str | Path, fill: Callable[[Path], None], what: str =
         os.chmod(tmp, 0o777 & ~_UMASK)
         fill(tmp)
         for f in tmp.iterdir():
+            if f.is_file():
+                os.chmod(f, 0o666 & ~_UMASK)  # the usual permissions, whatever the writing library chose
             with open(f, "rb+") as fh:
                 os.fsync(fh.fileno())
         _fsync_dir(tmp)
@@ -119,3 +124,14 @@ def atomic_directory(path: str | Path, fill: Callable[[Path], None], what: str =
         raise
     shutil.rmtree(old, ignore_errors=True)
     return path
+
+
+def save_tensor_file(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
+    """``safetensors`` ``save_file`` whose I/O failures (a full disk above all) are ``OSError``s with their errno,
+    so every write path reports them in one line and removes its partial output."""
+    try:
+        save_file(tensors, str(path), metadata={"format": "pt", **(metadata or {})})
+    except SafetensorError as e:
+        code = re.search(r"code: (\d+)", str(e))
+        number = int(code.group(1)) if code else errno.EIO
+        raise OSError(number, os.strerror(number) if code else str(e), str(path)) from None

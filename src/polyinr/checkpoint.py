@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import re
+import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, load_file
 
 from polyinr._version import __version__
-from polyinr.atomic import WriteError, atomic_directory
+from polyinr.atomic import WriteError, atomic_directory, save_tensor_file
 from polyinr.errors import PolyinrError
 from polyinr.models.generator import Generator
-from polyinr.models.registry import build_config, get_entry
+from polyinr.models.registry import build_config, check_config_values, get_entry, state_bytes
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -34,6 +37,19 @@ V1_MAPPING_FIELDS = {"z_dim": "z_dim", "w_dim": "w_dim", "num_classes": "num_cla
 
 class CheckpointError(PolyinrError):
     """A checkpoint is missing, truncated, of another kind, or cannot be written."""
+
+
+class CheckpointExists(CheckpointError):
+    """A checkpoint is already where a new one was to be written, and replacing it was not asked for."""
+
+
+# ---------------------------------------------------------------------------- tensor files
+
+
+def read_tensor_file(path: Path) -> dict[str, torch.Tensor]:
+    """Every tensor of a safetensors file, read into memory (no memory map keeps the file's space in use after
+    it is deleted)."""
+    return {key: value.clone() for key, value in load(path.read_bytes()).items()}  # owned, writable memory
 
 
 # ---------------------------------------------------------------------------- generators
@@ -54,16 +70,63 @@ def write_generator_files(G: torch.nn.Module, directory: Path, extra: dict[str, 
         **(extra or {}),
     }
     state = {k: v.detach().cpu().contiguous() for k, v in G.state_dict().items()}
-    save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt", "model": G.model_name})
+    save_tensor_file(state, directory / WEIGHTS_NAME, metadata={"model": G.model_name})
     (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-def save_generator(G: torch.nn.Module, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
-    """Save generator ``G`` as a checkpoint directory at ``path``, atomically."""
+def check_checkpoint_target(path: str | Path, overwrite: bool = False) -> str:
+    """Whether a checkpoint may be written at ``path``, before any work: ``'new'`` (nothing there), ``'empty'``
+    (an empty directory, filled in place) or ``'replace'`` (a polyinr checkpoint, replaced only when
+    ``overwrite``). A file, a training run directory or any other non-empty directory is refused in one line:
+    writing a checkpoint never deletes what a user had."""
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return "new"
+    if not path.is_dir():
+        raise CheckpointError(f"{path} exists and is not a directory; choose another place for the checkpoint")
+    if (path / SNAPSHOTS_DIR).is_dir() or (path / "training_options.json").exists():
+        raise CheckpointError(f"{path} is a training run directory; a checkpoint is never written over one")
+    entries = list(path.iterdir())
+    if not entries:
+        return "empty"
+    if not (path / CONFIG_NAME).is_file() or not {e.name for e in entries} <= {CONFIG_NAME, WEIGHTS_NAME}:
+        raise CheckpointError(f"{path} is not empty and is not a polyinr checkpoint; choose an empty or new "
+                              "directory")  # fmt: skip
+    if not overwrite:
+        raise CheckpointExists(f"{path} already holds a polyinr checkpoint")
+    return "replace"
+
+
+def save_generator(
+    G: torch.nn.Module, path: str | Path, extra: dict[str, Any] | None = None, overwrite: bool = False
+) -> Path:
+    """Save generator ``G`` as a checkpoint directory at ``path``, atomically (see
+    :func:`check_checkpoint_target` for what may be there already)."""
+    path = Path(path)
+    target = check_checkpoint_target(path, overwrite)
     try:
-        return atomic_directory(path, lambda tmp: write_generator_files(G, tmp, extra), what="checkpoint")
+        if target == "new" or (target == "replace" and not _holds_cwd(path)):
+            return atomic_directory(path, lambda tmp: write_generator_files(G, tmp, extra), what="checkpoint")
+        # An empty directory, or one the process stands in ('.'), keeps its identity: the files are written
+        # beside it and moved in, one atomic rename each.
+        staged = atomic_directory(path.resolve().parent / f".{path.resolve().name}.staged-{os.getpid()}",
+                                  lambda tmp: write_generator_files(G, tmp, extra), what="checkpoint")  # fmt: skip
+        try:
+            for name in (WEIGHTS_NAME, CONFIG_NAME):
+                os.replace(staged / name, path / name)
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)
+        return path
     except WriteError as e:
         raise CheckpointError(str(e)) from None
+    except OSError as e:
+        raise CheckpointError(f"cannot write checkpoint {path}: {e.strerror or e}") from None
+
+
+def _holds_cwd(path: Path) -> bool:
+    """True when ``path`` is the working directory or one of its parents (it cannot be swapped away)."""
+    here, there = Path.cwd().resolve(), path.resolve()
+    return here == there or there in here.parents
 
 
 def read_config(path: str | Path) -> dict[str, Any]:
@@ -98,6 +161,7 @@ def read_config(path: str | Path) -> dict[str, Any]:
 
 SNAPSHOTS_DIR = "checkpoints"  # <run>/checkpoints/<snapshot name>/
 LATEST_NAME = "latest"  # <run>/checkpoints/latest: a text file naming the newest snapshot
+SNAPSHOT_NAME = re.compile(r"\d{6}(\.\d{3})?")  # kimg[.rest]; anything else in checkpoints/ is the user's
 STATE_WEIGHTS = "training_state.safetensors"  # a snapshot's training state (written by training/snapshot.py)
 STATE_JSON = "training_state.json"
 
@@ -112,7 +176,7 @@ def list_snapshots(run_dir: Path) -> list[Path]:
     root = run_dir / SNAPSHOTS_DIR
     if not root.is_dir():
         return []
-    found = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and is_complete(p)]
+    found = [p for p in root.iterdir() if SNAPSHOT_NAME.fullmatch(p.name) and p.is_dir() and is_complete(p)]
     return sorted(found, key=lambda p: float(p.name))
 
 
@@ -120,8 +184,9 @@ def latest_snapshot(run_dir: Path) -> Path | None:
     """The snapshot ``latest`` points to, or the newest complete one if the pointer is missing or stale."""
     pointer = run_dir / SNAPSHOTS_DIR / LATEST_NAME
     if pointer.is_file():
-        target = run_dir / SNAPSHOTS_DIR / pointer.read_text(encoding="utf-8").strip()
-        if target.is_dir() and is_complete(target):
+        name = pointer.read_text(encoding="utf-8", errors="replace").strip()
+        target = run_dir / SNAPSHOTS_DIR / name
+        if SNAPSHOT_NAME.fullmatch(name) and target.is_dir() and is_complete(target):
             return target
     snapshots = list_snapshots(run_dir)
     return snapshots[-1] if snapshots else None
@@ -157,13 +222,19 @@ def load_generator(path: str | Path, device: torch.device | str = "cpu", expect_
     unknown = sorted(set(values) - fields)
     if unknown:
         raise CheckpointError(f"{path} was written by a newer polyinr: unknown {name} settings {unknown}")
-    try:
-        G = entry.generator_cls(build_config(entry.config_cls, values))
-    except (TypeError, ValueError, PolyinrError) as e:
-        raise CheckpointError(f"{path}: invalid {name} config: {e}") from None
     weights = path / WEIGHTS_NAME
     if not weights.is_file():
         raise CheckpointError(f"{path} has no {WEIGHTS_NAME}")
+    try:  # validated against the weights actually present before anything is allocated
+        cfg = build_config(entry.config_cls, values)
+        check_config_values(cfg)
+        implied = state_bytes(entry.generator_cls, cfg)
+        if implied > weights.stat().st_size:
+            raise PolyinrError(f"{WEIGHTS_NAME} is truncated or corrupt, or the config is wrong: it holds "
+                               f"{weights.stat().st_size:,} bytes where the config implies {implied:,}")  # fmt: skip
+        G = entry.generator_cls(cfg)
+    except (TypeError, ValueError, PolyinrError) as e:
+        raise CheckpointError(f"{path}: invalid {name} config: {e}") from None
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as e:

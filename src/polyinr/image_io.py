@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from polyinr.atomic import atomic_write
 from polyinr.errors import PolyinrError
 
 
@@ -36,8 +37,19 @@ def from_uint8(pixels: torch.Tensor) -> torch.Tensor:
     return pixels.float().div(127.5).sub(1)
 
 
+class NonFinitePixels(PolyinrError):
+    """A render produced NaN or infinite pixels, which would silently become black."""
+
+
 def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """Images ``[B, 3, H, W]`` in ``[-1, 1]`` → uint8 ``[B, H, W, 3]`` NumPy arrays, for saving."""
+    """Images ``[B, 3, H, W]`` in ``[-1, 1]`` → uint8 ``[B, H, W, 3]`` NumPy arrays, for saving.
+
+    Raises :class:`NonFinitePixels` rather than writing NaN or infinite pixels as black.
+    """
+    if not torch.isfinite(images).all():
+        bad = int((~torch.isfinite(images)).sum())
+        raise NonFinitePixels(f"the generator produced {bad:,} non-finite pixel values (NaN or infinity): its weights "
+                              "or the window's coordinates are out of range; nothing was written")  # fmt: skip
     return quantize(images).permute(0, 2, 3, 1).cpu().numpy()
 
 
@@ -55,13 +67,33 @@ def image_grid(images: list[np.ndarray], cols: int, rows: int) -> np.ndarray:
 
 def save_image(image: np.ndarray, path: str | Path) -> Path:
     """Save a uint8 ``[H, W, 3]`` image; the format follows the file extension."""
-    path = prepare_output(path)
-    Image.fromarray(image).save(path)
-    return path
+    path = prepare_image_output(path)
+    fmt = image_format(path)
+    # Written under a temporary name and renamed: a full disk leaves no partial or empty file behind.
+    return atomic_write(path, lambda tmp: Image.fromarray(image).save(tmp, format=fmt))
+
+
+def image_format(path: str | Path) -> str:
+    """The PIL format an image file name asks for (``'PNG'`` for ``x.png``); a one-line error for others."""
+    suffix = Path(path).suffix.lower()
+    fmt = Image.registered_extensions().get(suffix)
+    if fmt is None or fmt not in Image.SAVE:
+        raise PolyinrError(f"cannot write {suffix or 'extension-less'} images ({Path(path).name}); use .png, .jpg, "
+                           ".webp, .bmp or .tif")  # fmt: skip
+    return fmt
+
+
+def prepare_image_output(path: str | Path) -> Path:
+    """:func:`prepare_output` for an image file, whose name must ask for a format PIL writes."""
+    if Path(path).is_dir():
+        return prepare_output(path)  # the one-line "is a directory" error
+    image_format(path)
+    return prepare_output(path)
 
 
 def prepare_output(path: str | Path) -> Path:
-    """Check that the file ``path`` can be written, creating its directory; a one-line error otherwise."""
+    """Check, before any work, that the file ``path`` can be written (a writable directory, created if
+    needed); a one-line error otherwise."""
     path = Path(path)
     if path.is_dir():
         raise PolyinrError(f"output path {path} is a directory; give a file name")
@@ -113,3 +145,24 @@ class PngStreamWriter:
     def abort(self) -> None:
         self._file.close()
         self.path.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------- memory
+
+
+def memory_limit() -> int:
+    """Bytes an output may hold in memory here: half of the machine's physical memory."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+
+
+def check_memory(nbytes: int, what: str, way_round: str) -> None:
+    """Refuse, before any work, an output that would need more than :func:`memory_limit`; one line naming the
+    need, the limit and ``way_round``."""
+    limit = memory_limit()
+    if nbytes > limit:
+        raise PolyinrError(f"{what} needs about {_gib(nbytes)} of memory, over this machine's limit of "
+                           f"{_gib(limit)}: {way_round}")  # fmt: skip
+
+
+def _gib(nbytes: int) -> str:
+    return f"{nbytes / 2**30:,.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:,.0f} MiB"

@@ -42,9 +42,54 @@ def latents_from_seeds(seeds: Iterable[int], z_dim: int) -> torch.Tensor:
     return torch.from_numpy(np.concatenate(rows)).float()
 
 
-def parse_range_list(text: str, what: str = "seeds") -> list[int]:
-    """Parse ``'0,3-7'`` into ``[0, 3, 4, 5, 6, 7]``; a one-line error for ``'7-3'``, negatives or junk."""
-    values: list[int] = []
+MAX_SEED = 2**32 - 1  # numpy's RandomState seeds are 32-bit
+
+
+class RangeList(Sequence[int]):
+    """The integers of a list of inclusive ranges, in order, without materialising them (``0-10000000`` is
+    ten million seeds in a few bytes); slicing materialises only the slice."""
+
+    def __init__(self, ranges: Sequence[range]) -> None:
+        self.ranges = list(ranges)
+        self._starts = np.cumsum([0, *(len(r) for r in self.ranges)])
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        block = int(np.searchsorted(self._starts, index, side="right")) - 1
+        return self.ranges[block][index - int(self._starts[block])]
+
+    def __iter__(self) -> Iterator[int]:
+        for r in self.ranges:
+            yield from r
+
+    def __add__(self, other: Sequence[int]) -> RangeList:
+        other_ranges = other.ranges if isinstance(other, RangeList) else [range(v, v + 1) for v in other]
+        return RangeList([*self.ranges, *other_ranges])
+
+    def __radd__(self, other: Sequence[int]) -> RangeList:
+        return RangeList([range(v, v + 1) for v in other]) + self
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (list, RangeList)):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"RangeList({self.ranges!r})"
+
+
+def parse_range_list(text: str, what: str = "seeds", maximum: int = MAX_SEED) -> RangeList:
+    """Parse ``'0,3-7'`` into the integers ``0, 3, 4, 5, 6, 7`` (a lazy :class:`RangeList`); a one-line error
+    for ``'7-3'``, negatives, values above ``maximum`` or junk."""
+    values: list[range] = []
     for part in str(text).split(","):
         part = part.strip()
         if not part:
@@ -59,8 +104,10 @@ def parse_range_list(text: str, what: str = "seeds") -> list[int]:
             raise PolyinrError(f"{what} must look like '0,3-7', got {text!r}") from None
         if hi < lo:
             raise PolyinrError(f"{what} range {part!r} is empty: its end is before its start")
-        values.extend(range(lo, hi + 1))
-    return values
+        if hi > maximum:
+            raise PolyinrError(f"{what} must be at most {maximum:,}, got {hi:,}")
+        values.append(range(lo, hi + 1))
+    return RangeList(values)
 
 
 # ---------------------------------------------------------------------------- classes, z, ws
@@ -108,8 +155,8 @@ def iter_ws(
     device: torch.device | str = "cpu",
     batch_size: int = 64,
 ) -> Iterator[torch.Tensor]:
-    """``ws [b, num_ws, w_dim]`` for the seeds, ``batch_size`` at a time, in order (see :func:`ws_for`)."""
-    seeds = list(seeds)
+    """``ws [b, num_ws, w_dim]`` for the seeds, ``batch_size`` at a time, in order (see :func:`ws_for`); only
+    the current batch is ever mapped, so millions of seeds stream in bounded memory."""
     labels = labels_for(G, classes, len(seeds), "cpu")
     for start in range(0, len(seeds), batch_size):
         stop = min(start + batch_size, len(seeds))

@@ -174,10 +174,10 @@ def test_source_errors(tmp_path):
 
 def test_resolution_inference(tmp_path):
     Image.new("RGB", (6, 4)).save(tmp_path / "wide.png")
-    with pytest.raises(DatasetError, match=r"a non-square size \(6x4\); give a resolution"):
+    with pytest.raises(DatasetError, match=r"a non-square size \(e.g. wide.png is 6x4\); give a resolution"):
         open_dataset(str(tmp_path))
     Image.new("RGB", (5, 5)).save(tmp_path / "sq.png")
-    with pytest.raises(DatasetError, match=r"different sizes \(5x5 and 6x4\)"):
+    with pytest.raises(DatasetError, match=r"different sizes \(e.g. sq.png is 5x5, most are 6x4\)"):
         open_dataset(str(tmp_path))
     assert open_dataset(str(tmp_path), resolution=3).resolution == 3
 

@@ -72,8 +72,8 @@ def test_exif_orientation_is_applied():
 
 
 def test_is_image_name_any_case():
-    assert all(is_image_name(n) for n in ["a.png", "b.JPG", "c.JpEg", "d.webp", "e.BMP"])
-    assert not any(is_image_name(n) for n in ["dataset.json", "x.gif", "png"])
+    assert all(is_image_name(n) for n in ["a.png", "b.JPG", "c.JpEg", "d.webp", "e.BMP", "f.gif"])
+    assert not any(is_image_name(n) for n in ["dataset.json", "x.svg", "png"])
 
 
 def test_center_crop_takes_the_middle_square():

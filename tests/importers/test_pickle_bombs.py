@@ -27,6 +27,7 @@ from polyinr.cli import main
 from polyinr.errors import PolyinrError
 from polyinr.importers import ImporterError, convert_checkpoint, inert_tree, module_tensors, restricted_load
 from polyinr.importers.registry import build_generator
+from polyinr.models.registry import resolve_config
 
 DEADLINE_S = 60.0  # far above the few seconds any case needs, even on a loaded machine
 SOURCE = "poly-inr"
@@ -307,22 +308,25 @@ def test_lengths_beyond_the_file_are_refused_before_reading(tmp_path, opcode):
 
 
 def test_build_generator_checks_on_the_meta_device_first():  # first: the children below inherit meta's imports
-    with pytest.raises(ImporterError, match="an impossible size"):
-        build_generator("poly-inr", 1000, channels=10**12, num_levels=2, img_resolution=8)
+    def cfg(channels):
+        return resolve_config("poly-inr", channels=channels, num_levels=2, img_resolution=8)
+
+    with pytest.raises(ImporterError, match="impossible"):
+        build_generator("poly-inr", cfg(10**12), 1000)
     with pytest.raises(ImporterError, match="GiB of weights"):
-        build_generator("poly-inr", 1000, channels=100_000, num_levels=2, img_resolution=8)
-    G = build_generator("poly-inr", 1000, channels=8, num_levels=2, img_resolution=8)
+        build_generator("poly-inr", cfg(60_000), 1000)
+    G = build_generator("poly-inr", cfg(8), 1000)
     assert isinstance(G, nn.Module) and next(G.parameters()).device.type == "cpu"
 
 
 def test_absurd_sizes_from_tensor_shapes_are_refused_before_the_model_is_built(authors, tmp_path):
-    G = authors.generator(0, n=8)  # zero-element tensors may carry any shape: here n = 10**6
-    G.synthesis.fc0_0.weight = nn.Parameter(torch.empty(10**6, 0))
-    G.synthesis.to_rgb.weight = nn.Parameter(torch.empty(0, 10**6, 1, 1))
-    G.synthesis.z_dim1, G.synthesis.nc = 10**6, 0  # the recorded attributes agree: the file is consistent
+    G = authors.generator(0, n=8)  # zero-element tensors may carry any shape: here n = 60000
+    G.synthesis.fc0_0.weight = nn.Parameter(torch.empty(60000, 0))
+    G.synthesis.to_rgb.weight = nn.Parameter(torch.empty(0, 60000, 1, 1))
+    G.synthesis.z_dim1, G.synthesis.nc = 60000, 0  # the recorded attributes agree: the file is consistent
     path = authors.write(authors.snapshot(G, discriminator=False), writer="pickle")
     message = _assert_one_line_error(_convert(path, tmp_path / "out"), "GiB of weights")
-    assert "channels=1000000" in message
+    assert "channels=60000" in message
     assert not (tmp_path / "out").exists()
 
 

@@ -150,24 +150,29 @@ def test_nan_stops_the_run_and_keeps_the_last_good_snapshot(tmp_path, monkeypatc
 
 
 def test_full_disk_during_snapshot_keeps_previous_and_says_so(tmp_path, monkeypatch):
-    from polyinr.training import snapshot
+    from safetensors import SafetensorError
 
-    original = snapshot.save_file
+    from polyinr import atomic as checkpoint
+
+    original = checkpoint.save_file
     calls = {"n": 0}
 
-    def fail_second(*args, **kwargs):
+    def fail_after_first_snapshot(*args, **kwargs):  # a snapshot writes two tensor files
         calls["n"] += 1
-        if calls["n"] >= 2:
-            raise OSError(28, "No space left on device")
+        if calls["n"] > 2:
+            raise SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: '
+                                  '"No space left on device" })')  # fmt: skip
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(snapshot, "save_file", fail_second)
+    monkeypatch.setattr(checkpoint, "save_file", fail_after_first_snapshot)
     result = CliRunner().invoke(main, ["train", "--outdir", str(tmp_path), *TINY])
     assert result.exit_code == 1
     assert "No space left on device" in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()[-1]) > 0
     run_dir = next(tmp_path.iterdir())
     assert latest_snapshot(run_dir) is not None
     polyinr.load(latest_snapshot(run_dir))
+    assert not [p for p in (run_dir / "checkpoints").iterdir() if p.name.startswith(".")]  # no partial output
 
 
 def test_progressive_schedule_switches_stage_and_data_resolution(tmp_path):

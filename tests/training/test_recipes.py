@@ -19,11 +19,17 @@ from polyinr.training.recipes import RECIPES, pair_recipe_and_preset
 @pytest.mark.parametrize("recipe", sorted(RECIPES))
 def test_every_recipe_resolves_with_every_loss_and_discriminator(recipe):
     assert set(RECIPES[recipe].losses) <= set(LOSSES) and set(RECIPES[recipe].discs) <= set(list_discriminators())
+    chosen = RECIPES[recipe]
+    preset = None if chosen.size == "cpu" or recipe in ("imagenet", "ffhq") else "ffhq"  # a poly-inr paper preset
+    if recipe == "stylegan-xl":
+        preset = "imagenet"
     for loss in LOSSES:
         for disc in list_discriminators():
-            options = resolve_options(recipe, loss=loss, disc=disc)
-            assert options.loss_options == RECIPES[recipe].losses.get(loss, {})  # never another loss's settings
-            assert options.disc_options == RECIPES[recipe].discs.get(disc, {})
+            options = resolve_options(recipe, preset=preset, loss=loss, disc=disc)
+            scaled = chosen.batch_scaled(options.batch).get("losses", {}) if chosen.batch_scaled else {}
+            expected = {**chosen.losses.get(loss, {}), **scaled.get(loss, {})}
+            assert options.loss_options == expected  # never another loss's settings
+            assert options.disc_options == chosen.discs.get(disc, {})
 
 
 @pytest.fixture
@@ -74,7 +80,7 @@ def _train(*args: str):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--blur-sigma", "2"], "--blur-sigma does not apply to the nonsaturating loss; it applies with --loss hinge"),
+        (["--cls-weight", "1"], "--cls-weight does not apply to the nonsaturating loss; it applies with --loss hinge"),
         (["--recipe", "imagenet", "--gamma", "10"],
          "--gamma does not apply to the hinge loss; it applies with --loss nonsaturating"),
         (["--backbones", "tf_efficientnet_lite0"],

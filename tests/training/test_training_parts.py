@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from safetensors import SafetensorError
 from torch import nn
 
 import polyinr
@@ -148,8 +149,10 @@ def test_snapshot_round_trip_is_exact(tmp_path):
     assert torch.equal(torch.rand(3), expected_rng)  # RNG state restored
     for a, b in zip(D.state_dict().values(), D2.state_dict().values()):
         assert torch.equal(a, b)
-    for s1, s2 in zip(opt.state_dict()["state"].values(), opt2.state_dict()["state"].values()):
-        assert all(torch.equal(torch.as_tensor(s1[k]), torch.as_tensor(s2[k])) for k in s1)
+    saved_state, loaded_state = opt.state_dict()["state"], opt2.state_dict()["state"]
+    assert saved_state.keys() == loaded_state.keys()
+    for index, slots in saved_state.items():
+        assert all(torch.equal(torch.as_tensor(v), torch.as_tensor(loaded_state[index][k])) for k, v in slots.items())
 
 
 def test_snapshots_keep_newest_and_pointer_falls_back(tmp_path):
@@ -166,10 +169,11 @@ def test_failed_snapshot_write_keeps_previous(tmp_path, monkeypatch):
     G, D, opt = _snapshot_parts()
     first = save_snapshot(tmp_path, 1000, G, {"D": D}, {"D": opt}, {"step": 1}, keep=3)
 
-    def disk_full(*args, **kwargs):
-        raise OSError(28, "No space left on device")
+    def disk_full(*args, **kwargs):  # what safetensors raises on a full disk
+        raise SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No '
+                              'space left on device" })')  # fmt: skip
 
-    monkeypatch.setattr("polyinr.training.snapshot.save_file", disk_full)
+    monkeypatch.setattr("polyinr.atomic.save_file", disk_full)
     with pytest.raises(CheckpointError, match="No space left"):
         save_snapshot(tmp_path, 2000, G, {"D": D}, {"D": opt}, {"step": 2}, keep=3)
     assert latest_snapshot(tmp_path) == first

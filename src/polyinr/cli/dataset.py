@@ -25,7 +25,7 @@ def dataset(source, dest, resolution, transform, max_images):
     height, width = resolution
     if height != width:
         raise click.BadParameter(
-            f"only square resolutions are supported, got {width}x{height}", param_hint="--resolution"
+            f"only square resolutions are supported, got {height}x{width}", param_hint="--resolution"
         )
 
     bar = None

@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 import functools
+import itertools
 from pathlib import Path
 
 import click
 import torch
 
-from polyinr.checkpoint import load_generator
+from polyinr.checkpoint import check_checkpoint_target, load_generator
 from polyinr.cli.group import main
-from polyinr.cli.options import RangeList, Size, Window, device_option, resolve_device
+from polyinr.cli.options import (
+    FiniteFloat,
+    FloatPair,
+    RangeList,
+    Size,
+    Window,
+    device_option,
+    replace_hint,
+    resolve_device,
+)
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
-from polyinr.image_io import image_grid, save_image
+from polyinr.image_io import check_memory, image_grid, prepare_image_output, save_image
 from polyinr.models.registry import flatten_config, get_entry, list_models
 from polyinr.progress import progress_bar
-from polyinr.sampling import one_sample, ws_for
-from polyinr.tools.render import render_tiled, render_ws
+from polyinr.sampling import iter_ws, one_sample, ws_for
+from polyinr.tools.render import moved_frame, render_tiled, render_ws
 
 network_option = click.option("--network", "network", required=True, metavar="CKPT",
                               help="Checkpoint directory (config.json + model.safetensors).")  # fmt: skip
@@ -34,7 +44,7 @@ def trunc_options(command):
         truncation = {"truncation_psi": truncation_psi, "truncation_cutoff": truncation_cutoff}
         return command(*args, truncation=truncation, **kwargs)
 
-    psi = click.option("--trunc", "truncation_psi", type=float, default=1.0, metavar="PSI",
+    psi = click.option("--trunc", "truncation_psi", type=FiniteFloat(), default=1.0, metavar="PSI",
                        help="Truncation psi (1 = none, 0 = the class's average w).")  # fmt: skip
     cutoff = click.option("--trunc-cutoff", "truncation_cutoff", type=click.IntRange(min=0), default=None,
                           metavar="N", help="Truncate only the first N ws (default: all).")  # fmt: skip
@@ -63,6 +73,10 @@ latents_option = click.option("--latent", "latent_paths", type=click.Path(dir_ok
 @class_option
 @trunc_options
 @click.option("--resolution", type=int, default=None, help="Render the frame at this resolution (default: native).")
+@click.option("--translate", type=FloatPair(), default=(0.0, 0.0), metavar="X,Y",
+              help="Move the content X image widths right and Y heights down (StyleGAN3's convention).")  # fmt: skip
+@click.option("--rotate", type=FiniteFloat(), default=0.0, metavar="DEG",
+              help="Rotate the content by DEG degrees about the centre (StyleGAN3's convention).")  # fmt: skip
 @click.option(
     "--grid",
     "grid_size",
@@ -74,31 +88,49 @@ latents_option = click.option("--latent", "latent_paths", type=click.Path(dir_ok
 @click.option("--outdir", type=click.Path(file_okay=False), required=True, help="Where to write the images.")
 @click.option("--batch", "batch_size", type=click.IntRange(min=1), default=8, help="Images rendered at once.")
 @device_option
-def generate(network, seeds, latent_paths, class_idx, truncation, resolution, grid_size, outdir, batch_size,
-             device):  # fmt: skip
+def generate(network, seeds, latent_paths, class_idx, truncation, resolution, translate, rotate, grid_size, outdir,
+             batch_size, device):  # fmt: skip
     """Render images from seeds or latent files into OUTDIR (seed0000.png / latent0000.png, or one --grid image)."""
     device = resolve_device(device)
     G = load_generator(network, device)
     if resolution is not None and resolution <= 0:
         raise PolyinrError(f"--resolution must be positive, got {resolution}")
-    grid = Grid.frame(resolution or G.img_resolution)
-    ws = ws_for(G, seeds=seeds, latents=latent_paths, classes=class_idx, device=device, **truncation)
-    names = [f"seed{seed:04d}" for seed in seeds] if seeds else [f"latent{i:04d}" for i in range(len(ws))]
-    outdir = Path(outdir)
-    images = []
-    with progress_bar(len(ws), "generate", unit="img") as bar:
-        for name, image in zip(names, render_ws(G, ws, grid, batch_size)):
-            if grid_size is None:
-                save_image(image, outdir / f"{name}.png")
-            else:
-                images.append(image)
-            bar.update(1)
+    grid = G.check_grid(moved_frame(resolution or G.img_resolution, translate, rotate))
+    H, W = grid.shape
+    if seeds and latent_paths:
+        raise PolyinrError("give seeds or latent files, not both")
+    if seeds:  # mapped batch by batch as they are rendered: millions of seeds stream in bounded memory
+        count, names = len(seeds), (f"seed{seed:04d}" for seed in seeds)
+        batches = iter_ws(G, seeds, class_idx, device=device, batch_size=batch_size, **truncation)
+    else:
+        ws = ws_for(G, latents=latent_paths, classes=class_idx, device=device, **truncation)
+        count, names = len(ws), (f"latent{i:04d}" for i in range(len(ws)))
+        batches = (ws[i : i + batch_size] for i in range(0, len(ws), batch_size))
+    at_once = min(batch_size, count)
+    check_memory(at_once * H * W * 3 * 4 * 4, f"rendering {at_once} {H}x{W} images at once",
+                 "use polyinr render (tiled, PNG streamed to disk), a smaller --resolution or --batch")  # fmt: skip
     if grid_size is not None:
         cols, rows = grid_size
+        if count > cols * rows:
+            raise PolyinrError(f"{count} images do not fit a {cols}x{rows} grid")
+        check_memory(cols * rows * H * W * 3, f"a {cols}x{rows} grid of {H}x{W} images",
+                     "a smaller --grid or --resolution")  # fmt: skip
+    outdir = Path(outdir)
+    prepare_image_output(outdir / "grid.png")
+    images = []
+    with progress_bar(count, "generate", unit="img") as bar:
+        for ws in batches:
+            for name, image in zip(list(itertools.islice(names, len(ws))), render_ws(G, ws, grid, batch_size)):
+                if grid_size is None:
+                    save_image(image, outdir / f"{name}.png")
+                else:
+                    images.append(image)
+                bar.update(1)
+    if grid_size is not None:
         path = save_image(image_grid(images, cols, rows), outdir / "grid.png")
         click.echo(f"wrote {path}")
     else:
-        click.echo(f"wrote {len(ws)} images to {outdir}")
+        click.echo(f"wrote {count} images to {outdir}")
 
 
 @main.command()
@@ -185,12 +217,16 @@ def _list_training_parts() -> None:
 @click.option("--classes", "num_classes", type=click.IntRange(min=0), default=None, help="Number of classes.")
 @click.option("--resolution", "img_resolution", type=click.IntRange(min=2), default=None, help="Native resolution.")
 @click.option("--seed", type=int, default=0, help="Seed of the random initialisation.")
+@click.option("--force", is_flag=True, help="Replace a polyinr checkpoint already at OUT_DIR (nothing else is ever "
+              "replaced).")  # fmt: skip
 @click.argument("out", metavar="OUT_DIR")
-def create(model, preset, num_classes, img_resolution, seed, out):
+def create(model, preset, num_classes, img_resolution, seed, out, force):
     """Create a randomly initialised model and save it as a checkpoint."""
     from polyinr.models.registry import create as create_model
 
-    torch.manual_seed(seed)
-    G = create_model(model, preset, num_classes=num_classes, img_resolution=img_resolution)
-    path = G.save(out)
+    with replace_hint():
+        check_checkpoint_target(out, overwrite=force)
+        torch.manual_seed(seed)
+        G = create_model(model, preset, num_classes=num_classes, img_resolution=img_resolution)
+        path = G.save(out, overwrite=force)
     click.echo(f"wrote {path} ({G.model_name}, {G.parameter_count():,} parameters)")

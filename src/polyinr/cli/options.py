@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 
 import click
 
+from polyinr.checkpoint import CheckpointExists
 from polyinr.device import resolve_device  # noqa: F401  (re-exported for commands)
 from polyinr.errors import PolyinrError
 from polyinr.grid import parse_window
+from polyinr.sampling import RangeList as SeedRanges
 from polyinr.sampling import parse_range_list
 
 
@@ -18,7 +22,7 @@ class RangeList(click.ParamType):
     name = "RANGES"
 
     def convert(self, value, param, ctx):
-        if isinstance(value, list):
+        if isinstance(value, (list, SeedRanges)):
             return value
         try:
             return parse_range_list(value, what=param.name if param else "values")
@@ -38,6 +42,24 @@ class Window(click.ParamType):
             return parse_window(value)
         except PolyinrError as e:
             self.fail(str(e), param, ctx)
+
+
+class FiniteFloat(click.ParamType):
+    """A finite number: ``nan`` and ``inf`` are refused (they would silently render black)."""
+
+    name = "NUMBER"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float):
+            number = value
+        else:
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                self.fail(f"expected a number, got {value!r}", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"expected a finite number, got {value!r}", param, ctx)
+        return number
 
 
 class FloatPair(click.ParamType):
@@ -79,3 +101,12 @@ class Size(click.ParamType):
 
 device_option = click.option("--device", default="auto", metavar="DEVICE",
                              help="cpu, cuda, cuda:N, or auto (CUDA when available).")  # fmt: skip
+
+
+@contextlib.contextmanager
+def replace_hint() -> Iterator[None]:
+    """Name the flag that replaces an existing checkpoint when the library refuses to."""
+    try:
+        yield
+    except CheckpointExists as e:
+        raise click.ClickException(f"{e}; add --force to replace it") from None

@@ -177,18 +177,27 @@ def _inversion_options(command):
 
 def _report(inversion, out_dir) -> None:
     click.echo(f"PSNR {inversion.psnr:.2f} dB (perceptual distance: {inversion.perceptual})")
+    if inversion.tuned_psnr is not None:
+        click.echo(f"PSNR after pivotal tuning {inversion.tuned_psnr:.2f} dB")
     click.echo(f"wrote {', '.join(p.name for p in inversion.files.values())} to {out_dir}")
 
 
 @main.command()
 @_inversion_options
-def invert(network, image_path, class_idx, space, num_steps, perceptual, out_dir, device):
-    """Find the latent that reproduces a real image (writes latent, reconstruction, progress video)."""
+@click.option("--pti", is_flag=True, help="Then pivotal tuning: fine-tune the generator around the latent.")
+@click.option("--pti-steps", type=click.IntRange(min=1), default=350, help="Pivotal tuning steps (with --pti).")
+@click.pass_context
+def invert(ctx, network, image_path, class_idx, space, num_steps, perceptual, out_dir, device, pti, pti_steps):
+    """Find the latent that reproduces a real image (writes latent, reconstruction, progress video); with --pti
+    also the generator fine-tuned around it (tuned/, beside the latent)."""
+    if not pti and _given(ctx, ["pti_steps"]):
+        raise PolyinrError("--pti-steps sets the length of pivotal tuning: add --pti")
     device = resolve_device(device)
     G = load_generator(network, device)
-    with progress_bar(num_steps + 1, "invert", unit="step") as bar:
+    pti_steps = pti_steps if pti else 0
+    with progress_bar(num_steps + 1 + pti_steps, "invert", unit="step") as bar:
         inversion = invert_image(G, image_path, out_dir, class_idx, space, num_steps, perceptual, device,
-                                 on_step=lambda state: bar.update(1))  # fmt: skip
+                                 on_step=lambda state: bar.update(1), pti_steps=pti_steps)  # fmt: skip
     _report(inversion, out_dir)
 
 

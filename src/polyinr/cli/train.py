@@ -73,8 +73,12 @@ class TrainingProgress:
 @click.option("--dlr", type=float, default=None, help="Discriminator learning rate.")
 @click.option("--gamma", type=float, default=None, help="R1 weight (nonsaturating loss).")
 @click.option("--ema-kimg", type=float, default=None, help="G EMA half-life in kimg.  [default: batch·10/32]")
-@click.option("--blur-sigma", type=float, default=None, help="Initial sigma of the D-input blur (hinge loss).")
-@click.option("--blur-fade-kimg", type=float, default=None, help="kimg over which the blur fades out (hinge loss).")
+@click.option("--blur-sigma", type=float, default=None, help="Initial sigma of the D-input blur.")
+@click.option("--blur-fade-kimg", type=float, default=None, help="kimg over which the blur fades out.")
+@click.option("--aug", default=None, type=click.Choice(["noaug", "ada", "fixed"]), help="D-input augmentation (ADA).")
+@click.option("--p", "aug_p", type=float, default=None, help="Augmentation probability (initial for ada).")
+@click.option("--target", "ada_target", type=float, default=None, help="ADA target for E[sign D(real)].")
+@click.option("--augpipe", default=None, type=click.Choice(["bgc", "bg", "c"]), help="Augmentation transforms.")
 @click.option("--cls-weight", type=float, default=None, help="Classifier guidance weight, 0 = off (hinge loss).")
 @click.option("--class-embeddings", default=None, metavar="FILE", help="Pretrained class table (embed-classes).")
 @click.option(
@@ -101,9 +105,10 @@ class TrainingProgress:
 @click.option("--compile", is_flag=True, default=None, help="torch.compile G's synthesis and D (CUDA).")
 @click.option("--desc", default=None, help="Extra words for the run directory name.")
 @click.option("--channels", type=int, default=None, help="Generator width n (overrides the preset).")
+@click.option("--head-only", is_flag=True, help="Grown models (stylegan-xl): each stage trains only its new layers.")
 @click.option("-n", "--dry-run", is_flag=True, help="Print the resolved configuration and exit.")
 def train(cond, mirror, recipe, preset, gamma, blur_sigma, blur_fade_kimg, cls_weight, features_pretrained, backbones,
-          features_weights, metrics, resume, channels, dry_run, **flags):  # fmt: skip
+          features_weights, metrics, resume, channels, head_only, dry_run, **flags):  # fmt: skip
     """Train a generator; running the same command again resumes it."""
     loss_options = {"gamma": gamma, "blur_sigma": blur_sigma, "blur_fade_kimg": blur_fade_kimg,
                     "cls_weight": cls_weight}  # fmt: skip
@@ -122,7 +127,7 @@ def train(cond, mirror, recipe, preset, gamma, blur_sigma, blur_fade_kimg, cls_w
     try:
         options = resolve_options(
             recipe, preset=preset, cond=cond, mirror=mirror, loss_options=loss_options, disc_options=disc_options,
-            model_overrides={"channels": channels} if channels else None, **flags,
+            model_overrides=_model_overrides(channels, head_only), **flags,
         )  # fmt: skip
     except UnusedSetting as e:
         raise click.ClickException(_unused_flag_message(e)) from None
@@ -147,6 +152,12 @@ def train(cond, mirror, recipe, preset, gamma, blur_sigma, blur_fade_kimg, cls_w
     finally:
         progress.close()
     click.echo(f"run directory: {run_dir}")
+
+
+def _model_overrides(channels: int | None, head_only: bool) -> dict | None:
+    """The generator settings given as flags (None: none)."""
+    overrides = {**({"channels": channels} if channels else {}), **({"train_head_only": True} if head_only else {})}
+    return overrides or None
 
 
 def _unused_flag_message(error: UnusedSetting) -> str:

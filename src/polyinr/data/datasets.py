@@ -20,6 +20,7 @@ import hashlib
 import json
 import operator
 import os
+from collections import Counter
 
 import numpy as np
 import torch
@@ -164,7 +165,7 @@ class ImageDataset(torch.utils.data.Dataset):
                 "pipeline": _PIPELINE_VERSION}  # fmt: skip
         h.update(json.dumps(head, sort_keys=True).encode())
         for key in self._keys:
-            h.update(self._source.stamp(key).encode() + b"\0")
+            h.update(self._source.stamp(key).encode("utf-8", "surrogateescape") + b"\0")
         if self.labels is not None:
             h.update(self.labels.astype("<i8").tobytes())
         return h.hexdigest()
@@ -194,13 +195,19 @@ def _scan(source: FileSource, keys: list[str], labels: np.ndarray | None):
     return [keys[i] for i in keep], (None if labels is None else labels[keep]), sizes, skipped
 
 
-def _native_resolution(where: str, sizes: list[tuple[int, int]]) -> int:
-    distinct = sorted(set(sizes))
-    if len(distinct) == 1 and distinct[0][0] == distinct[0][1]:
-        return distinct[0][0]
-    examples = " and ".join(f"{w}x{h}" for w, h in distinct[:2])
-    what = "different sizes" if len(distinct) > 1 else "a non-square size"
-    raise DatasetError(f"{where} has images of {what} ({examples}); give a resolution to crop and resize to")
+def _native_resolution(where: str, keys: list[str], sizes: list[tuple[int, int]]) -> int:
+    """The one square size of every image; otherwise a one-line error naming a file of the rarest size."""
+    counts = Counter(sizes)
+    if len(counts) == 1 and sizes[0][0] == sizes[0][1]:
+        return sizes[0][0]
+    rare = min(counts, key=lambda size: (counts[size], size))
+    odd = keys[sizes.index(rare)]
+    if len(counts) > 1:
+        common = max((size for size in counts if size != rare), key=lambda size: (counts[size], size))
+        raise DatasetError(f"{where} has images of different sizes (e.g. {odd} is {rare[0]}x{rare[1]}, most are "
+                           f"{common[0]}x{common[1]}); give a resolution to crop and resize to")  # fmt: skip
+    raise DatasetError(f"{where} has images of a non-square size (e.g. {odd} is {rare[0]}x{rare[1]}); give a "
+                       "resolution to crop and resize to")  # fmt: skip
 
 
 def open_dataset(
@@ -230,6 +237,6 @@ def open_dataset(
         if not keys:
             warn_skipped(src.where, skipped)
             raise DatasetError(f"{src.where} has no readable images")
-        resolution = resolution or _native_resolution(src.where, sizes)
+        resolution = resolution or _native_resolution(src.where, keys, sizes)
         source_resolution = min(min(size) for size in sizes)
     return ImageDataset(src, keys, labels, num_classes, resolution, mirror, skipped, source_resolution)

@@ -17,7 +17,7 @@ from typing import BinaryIO, TypeVar
 import numpy as np
 from PIL import Image, ImageOps
 
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp"})
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"})
 TRANSFORMS = ("center-crop", "center-crop-wide", "resize")
 
 _SIXTEEN_BIT_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N"})
@@ -28,13 +28,15 @@ U = TypeVar("U")
 
 
 def is_image_name(name: str) -> bool:
-    """True for names ending in png, jpg, jpeg, webp or bmp (any case)."""
+    """True for names ending in png, jpg, jpeg, webp, bmp or gif (any case)."""
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
 def image_size(fp: BinaryIO) -> tuple[int, int]:
     """``(width, height)`` from the file's header, without decoding the pixels; raises if unreadable."""
     with Image.open(fp) as img:
+        if getattr(img, "n_frames", 1) > 1:
+            raise ValueError(f"an animated image ({img.n_frames} frames); a dataset image has one")
         return img.size
 
 
@@ -45,6 +47,8 @@ def decode_rgb(fp: BinaryIO) -> Image.Image:
     CMYK images become RGB; transparent pixels are composited on white.
     """
     with Image.open(fp) as img:
+        if getattr(img, "n_frames", 1) > 1:
+            raise ValueError(f"an animated image ({img.n_frames} frames); a dataset image has one")
         img.load()
         img = ImageOps.exif_transpose(img)
     if img.mode in _SIXTEEN_BIT_MODES:

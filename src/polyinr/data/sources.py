@@ -28,6 +28,7 @@ from polyinr.errors import PolyinrError
 logger = logging.getLogger("polyinr")
 
 LABELS_NAME = "dataset.json"
+MAX_CLASSES = 100_000  # a class id above this is a broken label file, not a dataset (ImageNet-21k has 21,841)
 BUILTIN_PREFIX = "builtin:"
 
 # What a broken, truncated or non-image file raises while PIL (or zipfile) reads it.
@@ -213,6 +214,8 @@ def _labels_from_json(source: FileSource, raw: bytes) -> dict[str, int] | None:
         meta = json.loads(raw)
     except ValueError as e:
         raise DatasetError(f"{where} is not valid JSON ({e})") from None
+    except RecursionError:
+        raise DatasetError(f"{where} is nested too deeply to be a label file") from None
     if not isinstance(meta, dict) or "labels" not in meta:
         raise DatasetError(f'{where} must be {{"labels": [["path.png", class], ...]}} or {{"labels": null}}')
     entries = meta["labels"]
@@ -228,6 +231,9 @@ def _labels_from_json(source: FileSource, raw: bytes) -> dict[str, int] | None:
         if isinstance(label, bool) or not isinstance(label, int) or label < 0:
             raise DatasetError(f"{where}: the label of {path} must be a non-negative integer class, "
                                f"got {json.dumps(label)[:80]}")  # fmt: skip
+        if label >= MAX_CLASSES:
+            raise DatasetError(f"{where}: the label of {path} is {label}; class ids must be below {MAX_CLASSES:,} "
+                               "(number the classes 0, 1, 2, …)")  # fmt: skip
         table[path.replace("\\", "/")] = label
     return table
 
@@ -259,7 +265,11 @@ def find_labels(source: Source, required: bool) -> tuple[np.ndarray | None, int]
             raise DatasetError(f"{LABELS_NAME} labels only {len(names) - len(unlabelled)} of the {len(names)} "
                                f"images in {source.where}; {unlabelled[0]} has no label")  # fmt: skip
         labels = np.array([table[n] for n in names], dtype=np.int64)
-        return labels, int(labels.max()) + 1
+        num_classes = int(labels.max()) + 1
+        if num_classes > max(len(names), 1000):
+            raise DatasetError(f"{LABELS_NAME} in {source.where} uses class id {num_classes - 1} for {len(names)} "
+                               "images: number the classes densely from 0")  # fmt: skip
+        return labels, num_classes
     classes = sorted({n.split("/")[0] for n in names if "/" in n})
     loose = [n for n in names if "/" not in n]
     if classes and not loose and (required or len(classes) >= 2):

@@ -14,7 +14,8 @@
   ``convert(path: Path, **options) -> Generator | Converted``; :func:`convert_checkpoint` runs one and writes
   the checkpoint (``polyinr convert --from NAME IN OUT``).
 - one module per source format: :mod:`~polyinr.importers.poly_inr` (``poly-inr``, alias
-  ``poly-inr-official``).
+  ``poly-inr-official``), :mod:`~polyinr.importers.stylegan3` (``stylegan3``, NVIDIA's pickles),
+  :mod:`~polyinr.importers.stylegan_xl` (``stylegan-xl``, the StyleGAN-XL authors' pickles).
 
 Adding a format is one module ``importers/<model>.py``: read the file with :func:`restricted_load` (a pickle of
 live modules: :func:`module_tensors` / :func:`inert_tree`; a ``torch.save`` state dict comes back as a dict
@@ -24,7 +25,7 @@ below so it registers.
 """
 
 # Converters, one module per source format: importing a module registers its converter.
-from polyinr.importers import poly_inr  # noqa: F401
+from polyinr.importers import poly_inr, stylegan3, stylegan_xl  # noqa: F401
 from polyinr.importers.poly_inr import PolyINRReport, poly_inr_from_snapshot
 from polyinr.importers.registry import (
     Conversion,

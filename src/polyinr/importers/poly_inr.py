@@ -24,6 +24,7 @@ from polyinr.importers.registry import Converted, build_generator, register_conv
 from polyinr.importers.stylegan_pickle import as_dict, module_record, module_tensors, plain_number, submodule_attrs
 from polyinr.importers.unpickle import ImporterError, restricted_load
 from polyinr.models.poly_inr import PolyINRGenerator
+from polyinr.models.registry import resolve_config
 
 NAME = "poly-inr"  # the converter's name; "poly-inr-official" is accepted too
 
@@ -173,9 +174,9 @@ def poly_inr_from_snapshot(snapshot: Any) -> tuple[PolyINRGenerator, PolyINRRepo
     mapping_cfg = dict(z_dim=z_dim, w_dim=w_dim, num_classes=num_classes, embed_dim=embed_dim,
                        num_layers=mapping_layers,
                        lr_multiplier=float(lr_multiplier), w_avg_beta=float(w_avg_beta))  # fmt: skip
-    G = build_generator("poly-inr", stored_bytes(theirs.values()), channels=n, num_levels=num_levels,
-                        img_resolution=resolution, img_channels=to_rgb.shape[0], stored_grid=True,
-                        mapping=mapping_cfg)  # fmt: skip
+    cfg = resolve_config("poly-inr", channels=n, num_levels=num_levels, img_resolution=resolution,
+                         img_channels=to_rgb.shape[0], stored_grid=True, mapping=mapping_cfg)  # fmt: skip
+    G = build_generator("poly-inr", cfg, stored_bytes(theirs.values()))
     ours = G.state_dict()
 
     # Their names → ours; anything left over on either side, or of another shape, is an error.

@@ -14,6 +14,7 @@ unchecked.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +22,11 @@ from typing import Any
 
 import torch
 
+from polyinr.checkpoint import check_checkpoint_target
+from polyinr.errors import PolyinrError
 from polyinr.importers.unpickle import ImporterError
 from polyinr.models.generator import Generator
-from polyinr.models.registry import create
+from polyinr.models.registry import check_config_values, flatten_config, get_entry, state_bytes
 
 WEIGHTS_SLACK = 1 << 26  # bytes a converted generator may hold beyond WEIGHTS_PER_FILE_BYTE × its source's
 WEIGHTS_PER_FILE_BYTE = 4  # e.g. float16 weights become float32, plus buffers computed from the config
@@ -86,50 +89,36 @@ def get_converter(name: str) -> Converter:
     return _CONVERTERS[name]
 
 
-def generator_bytes(generator: torch.nn.Module) -> int:
-    """Bytes of a generator's parameters and buffers (it may live on the meta device)."""
-    tensors = [*generator.parameters(), *generator.buffers()]
-    return sum(t.numel() * t.element_size() for t in tensors)
-
-
 def stored_bytes(tensors: Iterable[torch.Tensor]) -> int:
     """Bytes of the storages (each counted once) that ``tensors`` view: the weights a file actually holds."""
     storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}
     return sum(storages.values())
 
 
-def build_generator(model: str, source_bytes: int, **config: Any) -> Generator:
-    """Our generator ``model`` with a ``config`` read from a file, randomly initialised (for its weights).
+def build_generator(model: str, cfg: Any, source_bytes: int) -> Generator:
+    """Our generator ``model`` with a config ``cfg`` read from a file, randomly initialised (for its weights).
 
-    ``source_bytes`` is the size of the weights it is converted from (:func:`stored_bytes`). The generator is
-    built on the meta device first: more than ``WEIGHTS_PER_FILE_BYTE`` bytes of weights per source byte (plus
-    ``WEIGHTS_SLACK``) is refused with an :class:`ImporterError` before any memory is allocated, as is a
-    config count beyond that many bytes.
+    ``source_bytes`` is the size of the weights it is converted from (:func:`stored_bytes`). The config's
+    values are checked first (:func:`~polyinr.models.registry.check_config_values`), then the generator is
+    built on the meta device (:func:`~polyinr.models.registry.state_bytes`): more than
+    ``WEIGHTS_PER_FILE_BYTE`` bytes of weights per source byte (plus ``WEIGHTS_SLACK``) is refused with an
+    :class:`ImporterError` before any memory is allocated.
     """
+    try:
+        check_config_values(cfg)
+        nbytes = state_bytes(get_entry(model).generator_cls, cfg)
+    except ImporterError:
+        raise
+    except PolyinrError as e:
+        raise ImporterError(f"the {model} the file describes is impossible: {e}") from None
     limit = WEIGHTS_PER_FILE_BYTE * source_bytes + WEIGHTS_SLACK
-    big = [(k, v) for k, v in _leaves(config) if type(v) is int and v > limit]
-    if big:  # a count this large could not even be built on the meta device in reasonable time
-        raise ImporterError(f"the {model} the file describes has {big[0][0]}={big[0][1]:,}, an impossible size")
-    with torch.device("meta"):
-        probe = create(model, **config)
-    nbytes = generator_bytes(probe)
     if nbytes > limit:
+        described = ", ".join(f"{k}={v}" for k, v in flatten_config(dataclasses.asdict(cfg)) if type(v) is int)
         raise ImporterError(
-            f"the {model} the file describes ({_describe(config)}) would hold {nbytes / 2**30:,.1f} GiB of "
+            f"the {model} the file describes ({described[:160]}) would hold {nbytes / 2**30:,.1f} GiB of "
             f"weights, far more than the {source_bytes / 2**20:,.1f} MiB of weights in the file"
         )
-    return create(model, **config)
-
-
-def _leaves(config: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    items: list[tuple[str, Any]] = []
-    for key, value in config.items():
-        items += _leaves(value, f"{prefix}{key}.") if isinstance(value, dict) else [(f"{prefix}{key}", value)]
-    return items
-
-
-def _describe(config: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in _leaves(config) if type(v) is int)[:200]
+    return get_entry(model).generator_cls(cfg)
 
 
 @dataclass(frozen=True)
@@ -146,13 +135,17 @@ class Conversion:
         return [*self.notes, f"wrote {self.output} ({G.model_name}, {G.parameter_count():,} parameters)"]
 
 
-def convert_checkpoint(source: str, in_path: str | Path, out_dir: str | Path, **options: Any) -> Conversion:
+def convert_checkpoint(
+    source: str, in_path: str | Path, out_dir: str | Path, overwrite: bool = False, **options: Any
+) -> Conversion:
     """Convert ``in_path``, a checkpoint of format ``source`` (a converter's name or alias), into ``out_dir``.
 
-    ``options`` go to the converter. Nothing is written unless the conversion succeeds. A file nested too
+    ``options`` go to the converter. ``out_dir`` is checked before any work (an existing checkpoint there is
+    replaced only when ``overwrite``); nothing is written unless the conversion succeeds. A file nested too
     deeply for any reader is an :class:`ImporterError` too (never a ``RecursionError``).
     """
     converter = get_converter(source)
+    check_checkpoint_target(out_dir, overwrite)
     try:
         result = converter.convert(Path(in_path), **options)
     except RecursionError:
@@ -160,5 +153,5 @@ def convert_checkpoint(source: str, in_path: str | Path, out_dir: str | Path, **
     if not isinstance(result, Converted):
         result = Converted(result)
     imported = {"converter": converter.name, "file": Path(in_path).name, **result.provenance}
-    output = result.generator.save(out_dir, extra={"imported_from": imported})
+    output = result.generator.save(out_dir, extra={"imported_from": imported}, overwrite=overwrite)
     return Conversion(converter.name, result.generator, output, result.lines)

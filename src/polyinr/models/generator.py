@@ -145,6 +145,7 @@ class Generator(nn.Module):
     model_name: ClassVar[str]  # set by @register
     grid_support: ClassVar[GridSupport] = CONTINUOUS
     tile_multiple: ClassVar[int] = 1  # tile sizes and offsets must be multiples of this many pixels
+    synthesis_emas: ClassVar[bool] = False  # the synthesis keeps running averages training updates (update_emas)
     mapping: nn.Module
     synthesis: nn.Module
 
@@ -247,8 +248,26 @@ class Generator(nn.Module):
         """The ws indices style mixing may exchange between samples, or None when the model cannot mix."""
         return None
 
-    def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
-        """Write the checkpoint directory ``path`` (``config.json`` + ``model.safetensors``), atomically."""
+    # ------------------------------------------------------------------ training stages
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """The parameters training updates (all of them unless the model freezes some)."""
+        return list(self.parameters())
+
+    @classmethod
+    def stage_settings(cls, resolutions: list[int], stage: int) -> dict[str, Any]:
+        """Config fields of the network that trains stage ``stage`` of a run whose stages render
+        ``resolutions``: by default one network renders every stage's grid at the last stage's resolution."""
+        return {"img_resolution": max(resolutions)}
+
+    def next_stage(self, resolution: int) -> Generator | None:
+        """The network the next stage (at ``resolution``) trains, built from this one, or None when this one
+        carries on (the same weights on a denser grid). Progressively grown models return a grown copy."""
+        return None
+
+    def save(self, path: str | Path, extra: dict[str, Any] | None = None, overwrite: bool = False) -> Path:
+        """Write the checkpoint directory ``path`` (``config.json`` + ``model.safetensors``), atomically; an
+        existing checkpoint there is replaced only when ``overwrite``, anything else there is never touched."""
         from polyinr.checkpoint import save_generator
 
-        return save_generator(self, path, extra=extra)
+        return save_generator(self, path, extra=extra, overwrite=overwrite)

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import torch
 
 from polyinr.errors import PolyinrError
 
@@ -166,3 +170,46 @@ def create(name: str, preset: str | None = None, **overrides: Any):
     """Build a randomly initialised generator: ``create('poly-inr', preset='cpu', num_classes=10)``."""
     cfg = resolve_config(name, preset, **overrides)
     return get_entry(name).generator_cls(cfg)
+
+
+# ---------------------------------------------------------------------------- configs from untrusted files
+
+MAX_CONFIG_INT = 2**16  # no size of any model here comes near (the largest is StyleGAN3's channel base 65536)
+
+
+def check_config_values(cfg: Any, prefix: str = "") -> None:
+    """Refuse, before anything is built, a config whose values have the wrong type or an absurd size (a
+    corrupt or hostile ``config.json``): each field must have its default's type, numbers must be finite and
+    integers at most :data:`MAX_CONFIG_INT` in magnitude."""
+    for f in dataclasses.fields(cfg):
+        value, name = getattr(cfg, f.name), f"{prefix}{f.name}"
+        has_factory = f.default_factory is not dataclasses.MISSING  # type: ignore[misc]
+        default = f.default_factory() if has_factory else f.default  # type: ignore[misc]
+        if dataclasses.is_dataclass(default):
+            check_config_values(value, f"{name}.")
+            continue
+        kind = type(default)
+        if kind is bool and not isinstance(value, bool):
+            raise PolyinrError(f"setting {name} must be true or false, got {value!r}")
+        if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+            raise PolyinrError(f"setting {name} must be an integer, got {value!r}")
+        if kind is float and (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+        ):
+            raise PolyinrError(f"setting {name} must be a finite number, got {value!r}")
+        if kind is str and not isinstance(value, str):
+            raise PolyinrError(f"setting {name} must be text, got {value!r}")
+        if kind is int and abs(value) > MAX_CONFIG_INT:
+            raise PolyinrError(f"setting {name} = {value:,} is beyond any model's size (at most {MAX_CONFIG_INT:,})")
+
+
+def state_bytes(generator_cls: type, cfg: Any) -> int:
+    """Bytes of the state dict ``generator_cls(cfg)`` would hold, computed on the meta device (nothing is
+    allocated); a config that cannot be built is a one-line error."""
+    try:
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. zero-element tensors of a degenerate config
+            G = generator_cls(cfg)
+    except (TypeError, ValueError, RuntimeError, OverflowError, ZeroDivisionError) as e:
+        raise PolyinrError(f"the config cannot be built: {' '.join(str(e).split())[:200]}") from None
+    return sum(t.numel() * t.element_size() for t in G.state_dict().values())

@@ -7,6 +7,7 @@ renders one strip of tiles at a time and streams the rows into a PNG, so peak me
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,9 +17,24 @@ from PIL import Image
 
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
-from polyinr.image_io import PngStreamWriter, prepare_output, to_uint8
+from polyinr.image_io import PngStreamWriter, check_memory, prepare_image_output, to_uint8
 from polyinr.models.generator import Generator
 from polyinr.sampling import iter_ws
+
+
+def moved_frame(resolution: int, translate: tuple[float, float] = (0.0, 0.0), rotate: float = 0.0) -> Grid:
+    """The frame at ``resolution`` with its content moved by ``translate = (x, y)`` image sizes (right, down)
+    and rotated by ``rotate`` degrees about its centre: StyleGAN3's ``gen_images.py --translate --rotate``.
+
+    Their image spans ``resolution`` pixels; the frame's pixels are ``1 / (resolution − 1)`` apart, so one image
+    size is ``resolution / (resolution − 1)`` frame units. Their input transform, the inverse of
+    ``make_transform(translate, rotate)``, is this grid's affine map.
+    """
+    if tuple(translate) == (0.0, 0.0) and rotate == 0:
+        return Grid.frame(resolution)
+    scale = resolution / (resolution - 1) if resolution > 1 else 1.0
+    x, y = translate
+    return Grid.frame(resolution).translated(-y * scale, -x * scale).rotated(-math.radians(rotate))
 
 
 @torch.no_grad()
@@ -51,7 +67,7 @@ def render_tiled(
     PNG output is streamed strip by strip (memory bounded by ``tile × width``); other formats hold the
     output image. ``on_tile(done, total)`` reports progress. A partial file is removed on failure.
     """
-    out_path = prepare_output(out_path)
+    out_path = prepare_image_output(out_path)
     if ws.shape[0] != 1:
         raise PolyinrError("render_tiled renders one sample at a time")
     H, W = grid.shape
@@ -59,9 +75,16 @@ def render_tiled(
         G.check_grid(grid)  # one tile: the grid itself
     else:
         G.check_tiles(tile, tile)
+    streaming = out_path.suffix.lower() == ".png"
+    float_tile = min(tile, H) * min(tile, W) * 3 * 4 * 4  # a tile's float images and the synthesis' work
+    if streaming:
+        check_memory(min(tile, H) * W * 3 + float_tile, f"a {H}x{W} render in {tile}-pixel tiles",
+                     "give a smaller tile size or render narrower strips")  # fmt: skip
+    else:
+        check_memory(H * W * 3 + float_tile, f"a {H}x{W} {out_path.suffix} image (held whole in memory)",
+                     "write a .png, which is streamed to disk strip by strip, or render a smaller size")  # fmt: skip
     tiles_down, tiles_across = -(-H // tile), -(-W // tile)
     total, done = tiles_down * tiles_across, 0
-    streaming = out_path.suffix.lower() == ".png"
     writer = PngStreamWriter(out_path, H, W) if streaming else None
     canvas = None if streaming else np.zeros((H, W, 3), dtype=np.uint8)
     try:

@@ -32,7 +32,7 @@ from polyinr.sampling import sample_inputs
 from polyinr.training import distributed
 from polyinr.training.ema import ema_beta, update_ema
 from polyinr.training.options import TrainingOptions
-from polyinr.training.rundir import RunLog, describe, resolve_run_dir
+from polyinr.training.rundir import RunLog, claim_run_dir, describe
 from polyinr.training.schedule import Stage, stage_at
 from polyinr.training.setup import (
     build_discriminator,
@@ -126,43 +126,55 @@ def training_loop(
     check_stages(options, dataset, stages)
     total_nimg = stages[-1].end_nimg
 
-    # Run directory ----------------------------------------------------------------------------------------
+    # Run directory: rank 0 claims it (an OS lock for the run's lifetime) and tells the others ------------
     desc = describe(options, dataset.name)
     options_json = options.to_json()
-    run_dir, resuming = (
-        resolve_run_dir(resume, Path(options.outdir), desc, options_json) if rank == 0 else (None, False)
-    )
-    run_dir, resuming = _broadcast_run_dir(run_dir, resuming)
+    context = dict(device=device, rank=rank, world=world, batch_gpu=batch_gpu, rounds=rounds, say=say,
+                   autocast=autocast, dataset=dataset, stages=stages, num_classes=num_classes,
+                   total_nimg=total_nimg, desc=desc, options_json=options_json, on_tick=on_tick,
+                   evaluate=evaluate)  # fmt: skip
+    if rank != 0:
+        return _train(options, *_broadcast_run_dir(None, False), **context)
+    with claim_run_dir(resume, Path(options.outdir), desc, options_json) as (run_dir, resuming):
+        _broadcast_run_dir(run_dir, resuming)
+        return _train(options, run_dir, resuming, **context)
+
+
+def _train(
+    options: TrainingOptions, run_dir: Path, resuming: bool, *, device: torch.device, rank: int, world: int,
+    batch_gpu: int, rounds: int, say: Callable[[str], None], autocast: torch.autocast, dataset, stages: list[Stage],
+    num_classes: int, total_nimg: int, desc: str, options_json: dict, on_tick: Callable[[TickReport], None] | None,
+    evaluate: SnapshotEvaluator | None,
+) -> Path:  # fmt: skip
+    """The training proper, in a claimed run directory (see :func:`training_loop`)."""
     log = RunLog(run_dir) if rank == 0 else None
 
     # Networks ---------------------------------------------------------------------------------------------
     class_table = load_class_table(options, num_classes)
+    cur_nimg, step, stage = 0, 0, stages[0]
+    snapshot = latest_snapshot(run_dir) if resuming else None
+    if snapshot is not None:  # the stage the snapshot was trained in (at a stage's end, the next one starts below)
+        saved = json.loads((snapshot / STATE_JSON).read_text(encoding="utf-8"))
+        cur_nimg, stage = saved["cur_nimg"], stages[saved["stage"]]
     torch.manual_seed(options.seed)
-    G = create_generator(options.model, options.preset, **generator_settings(options, num_classes, stages, class_table))
+    G = create_generator(options.model, options.preset,
+                         **generator_settings(options, num_classes, stages, class_table, stage))  # fmt: skip
     if class_table is not None:
         G.mapping.set_class_embeddings(class_table)
-    G = G.to(device).train().requires_grad_(True)
-    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
-    if options.compile:
-        G.synthesis.compile()  # in place: parameter names (and so snapshots) are unchanged
-    cur_nimg, step = 0, 0
-    snapshot = latest_snapshot(run_dir) if resuming else None
-    if snapshot is not None:
-        cur_nimg = json.loads((snapshot / STATE_JSON).read_text(encoding="utf-8"))["cur_nimg"]
-    stage = stage_at(stages, cur_nimg)
+    G, G_ema = _training_copies(G, device, options.compile)
     data = stage_data(options, dataset, stage)
     D = build_discriminator(options, stage, num_classes, class_table, device)
     loss = build_loss(options, G, D, device)
     phases = loss.phases()
     trainable = {
-        "G": [p for p in G.parameters() if p.requires_grad],
+        "G": [p for p in G.parameters() if p.requires_grad],  # those G.trainable_parameters() names
         "D": [p for p in D.parameters() if p.requires_grad],
     }
     optimizers = {net: _adam(trainable[net], options.glr if net == "G" else options.dlr, phases, net) for net in "GD"}
 
     # Resume -----------------------------------------------------------------------------------------------
     if snapshot is not None:
-        counters = load_snapshot(snapshot, {"G": G, "D": D, "G_ema": G_ema}, optimizers)
+        counters = load_snapshot(snapshot, {"G": G, "D": D, "G_ema": G_ema, **loss.state_modules()}, optimizers)
         step = counters["step"]
         say(f"resuming {run_dir} from {snapshot.name} ({cur_nimg / 1000:.3f} kimg)")
     distributed.broadcast_module(G)
@@ -197,9 +209,20 @@ def training_loop(
     batches = _stage_batches(data, options, stage, cur_nimg, share)
     try:
         while cur_nimg < total_nimg:
-            # Stage switch: the same G on a denser grid, a fresh D for the new resolution.
+            # Stage switch: the same G on a denser grid (a grown model: the network grown from the EMA weights,
+            # with fresh optimiser state, as the authors' next stage starts), a fresh D for the new resolution.
             if cur_nimg >= stage.end_nimg:
                 stage = stage_at(stages, cur_nimg)
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(_seed(options.seed, stage.index, 4))  # the new layers' initial weights
+                    grown = G_ema.next_stage(stage.resolution)
+                if grown is not None:
+                    G, G_ema = _training_copies(grown, device, options.compile)
+                    loss.G = G
+                    trainable["G"] = [p for p in G.parameters() if p.requires_grad]
+                    optimizers["G"] = _adam(trainable["G"], options.glr, phases, "G")
+                    distributed.broadcast_module(G)
+                    distributed.broadcast_module(G_ema)
                 data = stage_data(options, dataset, stage)
                 batches.close()
                 batches = _stage_batches(data, options, stage, cur_nimg, share)
@@ -248,6 +271,7 @@ def training_loop(
             update_ema(G_ema, G, ema_beta(options.batch, options.resolved_ema_kimg(), cur_nimg, options.ema_rampup))
             cur_nimg += options.batch
             step += 1
+            loss.end_step(step, options.batch)
             stop = _all_agree(stop_requested["flag"], device)
             stage_done = cur_nimg >= stage.end_nimg
             if not (cur_nimg >= tick_start_nimg + options.tick_kimg * 1000 or stage_done or stop):
@@ -271,8 +295,9 @@ def training_loop(
                                         f"last good snapshot: {last_snapshot}")  # fmt: skip
                 if rank == 0:
                     counters = {"step": step, "stage": stage.index, "options": options_json}
-                    new_snapshot = save_snapshot(run_dir, cur_nimg, G_ema, {"G": G, "D": D, "G_ema": G_ema},
-                                                 optimizers, counters, options.keep_snapshots)  # fmt: skip
+                    modules = {"G": G, "D": D, "G_ema": G_ema, **loss.state_modules()}
+                    new_snapshot = save_snapshot(run_dir, cur_nimg, G_ema, modules, optimizers, counters,
+                                                 options.keep_snapshots)  # fmt: skip
                     last_snapshot = new_snapshot
                     if options.metrics:
                         results = evaluate(options.metrics, G_ema, data, run_dir, new_snapshot, device)
@@ -302,6 +327,18 @@ def training_loop(
 
 
 # ---------------------------------------------------------------------------------------------- helpers
+
+
+def _training_copies(G, device: torch.device, compile_synthesis: bool):
+    """``(G, G_ema)`` on ``device``: G in training mode with only its trainable parameters taking gradients,
+    G_ema a frozen copy in eval mode."""
+    G = G.to(device).train().requires_grad_(False)
+    for p in G.trainable_parameters():
+        p.requires_grad_(True)
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    if compile_synthesis:
+        G.synthesis.compile()  # in place: parameter names (and so snapshots) are unchanged
+    return G, G_ema
 
 
 def _adam(params: list[torch.nn.Parameter], lr: float, phases: list, network: str) -> torch.optim.Adam:

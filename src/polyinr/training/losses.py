@@ -8,11 +8,17 @@ regularisation).
 Losses are registered by name with a config dataclass of their settings (:func:`register_loss`), as the
 generators and discriminators are; a setting the chosen loss does not have is refused, never dropped.
 
+Every loss sees D through :meth:`GANLoss.run_D`, as StyleGAN3 does: the images (real or fake) are blurred by a
+Gaussian whose sigma fades from ``blur_sigma`` to 0 over ``blur_fade_kimg`` (0 = no blur), then augmented by an
+optional :class:`~polyinr.discriminators.ada.AdaptiveAugment` (ADA), which also counts the signs of the real
+logits; :meth:`GANLoss.end_step` lets it adjust its probability after each step, and
+:meth:`GANLoss.state_modules` names its state for snapshots.
+
 - :class:`NonSaturatingLoss` (``nonsaturating``): StyleGAN2's logistic loss ``softplus(−D(G(z)))`` /
-  ``softplus(D(fake)) + softplus(−D(real))`` with lazy R1 ``γ/2 · ‖∇D(real)‖²`` every 16 D steps.
-- :class:`ProjectedHingeLoss` (``hinge``): StyleGAN-XL's recipe: hinge loss, no R1, the discriminator's inputs
-  blurred by a Gaussian whose sigma fades from ``blur_init_sigma`` to 0 over ``blur_fade_kimg``, and optional
-  classifier guidance ``cls_weight · CE(classifier(G(z, c)), c)`` at resolutions ≥ 32.
+  ``softplus(D(fake)) + softplus(−D(real))`` with lazy R1 ``γ/2 · ‖∇D(real)‖²`` every 16 D steps (StyleGAN2/3;
+  config R also blurs D's inputs).
+- :class:`ProjectedHingeLoss` (``hinge``): StyleGAN-XL's recipe: hinge loss, no R1, blurred D inputs, and
+  optional classifier guidance ``cls_weight · CE(classifier(G(z, c)), c)`` at resolutions ≥ 32.
 """
 
 from __future__ import annotations
@@ -26,7 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from polyinr.discriminators.ada import AdaptiveAugment
 from polyinr.errors import PolyinrError, UnusedSetting
+from polyinr.training import distributed
 from polyinr.training.stats import report
 
 
@@ -98,19 +106,45 @@ def resolve_loss_config(name: str, **settings: Any) -> Any:
     return get_loss(name).config_cls(**settings)
 
 
-def create_loss(name: str, G: nn.Module, D: nn.Module, device: torch.device, **settings: Any) -> GANLoss:
-    """The loss ``name`` over ``G`` and ``D`` with ``settings`` (fields of its config)."""
-    return get_loss(name).from_config(G, D, resolve_loss_config(name, **settings), device)
+def create_loss(
+    name: str, G: nn.Module, D: nn.Module, device: torch.device, augment: AdaptiveAugment | None = None,
+    **settings: Any,
+) -> GANLoss:  # fmt: skip
+    """The loss ``name`` over ``G`` and ``D`` with ``settings`` (fields of its config), augmenting D's inputs
+    with ``augment`` (None: no augmentation)."""
+    loss = get_loss(name).from_config(G, D, resolve_loss_config(name, **settings), device)
+    loss.augment = augment
+    return loss
 
 
 class GANLoss:
-    """Base: holds G and D, renders fakes on the stage's grid, and names its phases."""
+    """Base: holds G and D, renders fakes on the stage's grid, blurs and augments D's inputs, names its phases."""
 
     loss_name: str
     config_cls: type
 
-    def __init__(self, G: nn.Module, D: nn.Module) -> None:
+    def __init__(
+        self,
+        G: nn.Module,
+        D: nn.Module,
+        blur_init_sigma: float = 0.0,  # pixels; 0 = no blur
+        blur_fade_kimg: float = 0.0,  # kimg over which the blur fades to 0
+        augment: AdaptiveAugment | None = None,  # ADA on D's inputs; None = none
+    ) -> None:
         self.G, self.D = G, D
+        self.blur_init_sigma = blur_init_sigma
+        self.blur_fade_kimg = blur_fade_kimg
+        self.augment = augment
+
+    def state_modules(self) -> dict[str, nn.Module]:
+        """Modules whose state a snapshot keeps beside G and D (the augmentation's probability)."""
+        return {} if self.augment is None else {"augment": self.augment}
+
+    def end_step(self, step: int, batch_size: int) -> None:
+        """After training step ``step`` (counted from 1) of ``batch_size`` images: let ADA adjust ``p``."""
+        if self.augment is not None:
+            self.augment.end_step(step, batch_size, distributed.all_reduce_sum)
+            report("Progress/augment", float(self.augment.p))
 
     def phases(self) -> list[PhaseSpec]:
         return phases_for("G", None) + phases_for("D", None)
@@ -120,10 +154,20 @@ class GANLoss:
     ) -> torch.Tensor:
         """Fakes ``[B, 3, R, R]`` on the training grid of ``resolution``."""
         ws = self.G.mapping(z, c, update_emas=update_emas)
-        return self.G.synthesize(ws, self.G.training_grid(resolution))
+        extra = {"update_emas": update_emas} if self.G.synthesis_emas else {}  # StyleGAN3's magnitude averages
+        return self.G.synthesize(ws, self.G.training_grid(resolution), **extra)
 
-    def run_D(self, images: torch.Tensor, c: torch.Tensor | None, cur_nimg: int) -> torch.Tensor:
-        return self.D(images, c)
+    def run_D(self, images: torch.Tensor, c: torch.Tensor | None, cur_nimg: int, real: bool = False) -> torch.Tensor:
+        """D's logits for ``images [B, 3, R, R]``, blurred and augmented; ``real``: count their signs for ADA."""
+        images = gaussian_blur(images, blur_sigma(cur_nimg, self.blur_init_sigma, self.blur_fade_kimg))
+        if self.augment is not None:
+            images = self.augment(images)
+        logits = self.D(images, c)
+        if real:
+            report("Loss/signs/real", logits.sign())
+            if self.augment is not None:
+                self.augment.observe_real(logits)
+        return logits
 
     def accumulate_gradients(
         self,
@@ -140,11 +184,15 @@ class GANLoss:
 
 @dataclass(frozen=True)
 class NonSaturatingConfig:
-    gamma: float = 1.0  # R1 weight γ on the reals; 0 = no R1 (and no Dreg phase)
+    gamma: float | None = 1.0  # R1 weight γ on the reals; 0 = no R1 (no Dreg phase); None = 2·(R/256)² at R²
+    blur_sigma: float = 0.0  # initial sigma in pixels of the D-input blur (StyleGAN3-R: 10); 0 = no blur
+    blur_fade_kimg: float = 0.0  # kimg over which the blur fades to 0 (StyleGAN3-R: batch·200/32)
 
     def __post_init__(self) -> None:
-        if self.gamma < 0:
+        if self.gamma is not None and self.gamma < 0:
             raise PolyinrError(f"the R1 weight gamma must be ≥ 0, got {self.gamma}")
+        if self.blur_sigma < 0 or self.blur_fade_kimg < 0:
+            raise PolyinrError("the blur sigma and its fade length must be ≥ 0")
 
 
 @dataclass(frozen=True)
@@ -160,19 +208,33 @@ class HingeConfig:
 
 @register_loss("nonsaturating", NonSaturatingConfig)
 class NonSaturatingLoss(GANLoss):
-    """StyleGAN2's logistic loss with lazy R1 on the reals (``gamma`` = 0 disables R1)."""
+    """StyleGAN2's logistic loss with lazy R1 on the reals (``gamma`` = 0 disables R1; None scales it with the
+    stage's resolution R as NVIDIA's recommended StyleGAN3 settings do: ``2·(R/256)²``)."""
 
-    def __init__(self, G: nn.Module, D: nn.Module, r1_gamma: float = 1.0, r1_interval: int = 16) -> None:
-        super().__init__(G, D)
+    def __init__(
+        self,
+        G: nn.Module,
+        D: nn.Module,
+        r1_gamma: float | None = 1.0,
+        r1_interval: int = 16,
+        blur_init_sigma: float = 0.0,
+        blur_fade_kimg: float = 0.0,
+        augment: AdaptiveAugment | None = None,
+    ) -> None:
+        super().__init__(G, D, blur_init_sigma, blur_fade_kimg, augment)
         self.r1_gamma = r1_gamma
         self.r1_interval = r1_interval
 
     @classmethod
     def from_config(cls, G: nn.Module, D: nn.Module, cfg: NonSaturatingConfig, device: torch.device):
-        return cls(G, D, r1_gamma=cfg.gamma)
+        return cls(G, D, r1_gamma=cfg.gamma, blur_init_sigma=cfg.blur_sigma, blur_fade_kimg=cfg.blur_fade_kimg)
 
     def phases(self) -> list[PhaseSpec]:
-        return phases_for("G", None) + phases_for("D", self.r1_interval if self.r1_gamma > 0 else None)
+        return phases_for("G", None) + phases_for("D", self.r1_interval if self.r1_gamma != 0 else None)
+
+    def gamma_at(self, resolution: int) -> float:
+        """R1's weight at a stage of ``resolution``² images."""
+        return 2.0 * (resolution / 256) ** 2 if self.r1_gamma is None else self.r1_gamma
 
     def accumulate_gradients(self, phase, real_img, real_c, gen_z, gen_c, gain, cur_nimg):
         resolution = real_img.shape[-1]
@@ -184,18 +246,18 @@ class NonSaturatingLoss(GANLoss):
         if phase in ("Dmain", "Dboth"):
             fake = self.run_G(gen_z, gen_c, resolution, update_emas=True).detach()
             fake_logits = self.run_D(fake, gen_c, cur_nimg)
-            real_logits = self.run_D(real_img, real_c, cur_nimg)
+            real_logits = self.run_D(real_img, real_c, cur_nimg, real=True)
             loss = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
             report("Loss/scores/fake", fake_logits)
             report("Loss/scores/real", real_logits)
             report("Loss/D/loss", loss)
             loss.mul(gain).backward()
-        if phase in ("Dreg", "Dboth") and self.r1_gamma > 0:
+        if phase in ("Dreg", "Dboth") and self.r1_gamma != 0:
             real = real_img.detach().requires_grad_(True)
-            logits = self.run_D(real, real_c, cur_nimg)
+            logits = self.run_D(real, real_c, cur_nimg, real=True)
             (grad,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
             penalty = grad.square().sum(dim=[1, 2, 3])  # [B]
-            loss = penalty.mean() * (self.r1_gamma / 2)
+            loss = penalty.mean() * (self.gamma_at(resolution) / 2)
             report("Loss/r1_penalty", penalty)
             report("Loss/D/reg", loss)
             loss.mul(gain).backward()
@@ -214,10 +276,9 @@ class ProjectedHingeLoss(GANLoss):
         classifier: nn.Module | None = None,  # frozen classifier for guidance; None = off
         cls_weight: float = 0.0,  # weight of the guidance term
         cls_min_resolution: int = GUIDANCE_MIN_RESOLUTION,  # guidance only at resolutions ≥ this
+        augment: AdaptiveAugment | None = None,
     ) -> None:
-        super().__init__(G, D)
-        self.blur_init_sigma = blur_init_sigma
-        self.blur_fade_kimg = blur_fade_kimg
+        super().__init__(G, D, blur_init_sigma, blur_fade_kimg, augment)
         self.classifier = classifier
         self.cls_weight = cls_weight
         self.cls_min_resolution = cls_min_resolution
@@ -231,10 +292,6 @@ class ProjectedHingeLoss(GANLoss):
             classifier = guidance.build_guidance_classifier(device)
         return cls(G, D, blur_init_sigma=cfg.blur_sigma, blur_fade_kimg=cfg.blur_fade_kimg, classifier=classifier,
                    cls_weight=cfg.cls_weight)  # fmt: skip
-
-    def run_D(self, images, c, cur_nimg):
-        sigma = blur_sigma(cur_nimg, self.blur_init_sigma, self.blur_fade_kimg)
-        return self.D(gaussian_blur(images, sigma), c)
 
     def accumulate_gradients(self, phase, real_img, real_c, gen_z, gen_c, gain, cur_nimg):
         resolution = real_img.shape[-1]
@@ -250,7 +307,7 @@ class ProjectedHingeLoss(GANLoss):
         if phase in ("Dmain", "Dboth"):
             fake = self.run_G(gen_z, gen_c, resolution, update_emas=True).detach()
             fake_logits = self.run_D(fake, gen_c, cur_nimg)
-            real_logits = self.run_D(real_img, real_c, cur_nimg)
+            real_logits = self.run_D(real_img, real_c, cur_nimg, real=True)
             loss = F.relu(1 + fake_logits).mean() + F.relu(1 - real_logits).mean()
             report("Loss/scores/fake", fake_logits)
             report("Loss/scores/real", real_logits)

@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from polyinr.discriminators.ada import PIPELINES
 from polyinr.discriminators.registry import check_discriminator_settings
 from polyinr.errors import PolyinrError
 from polyinr.training.losses import resolve_loss_config
@@ -37,6 +38,12 @@ class TrainingOptions:
     # Loss.
     loss: str = "nonsaturating"  # registered loss (training/losses.py)
     loss_options: dict[str, Any] = field(default_factory=dict)  # settings of `loss` (fields of its config)
+    # Augmentation of D's inputs (StyleGAN2-ADA's pipeline), with any loss: 'noaug', 'ada' or 'fixed'.
+    aug: str = "noaug"
+    aug_p: float = 0.0  # augmentation probability at the start ('ada') or throughout ('fixed')
+    ada_target: float = 0.6  # ADA's target for E[sign D(real)]
+    ada_kimg: float = 500.0  # ADA's speed: p can move by 1 in this many kimg
+    augpipe: str = "bgc"  # transforms: bgc (blit, geometric, colour), bg or c
     # Optimisation.
     batch: int = 32  # total batch over all processes and micro-batches
     batch_gpu: int | None = None  # micro-batch per process; None = batch / processes
@@ -107,11 +114,25 @@ def resolve_options(
     values.update({key: value for key, value in overrides.items() if value is not None})
     given_loss = {k: v for k, v in (loss_options or {}).items() if v is not None}
     given_disc = {k: v for k, v in (disc_options or {}).items() if v is not None}
-    values["loss_options"] = {**chosen.losses.get(values["loss"], {}), **given_loss}
+    scaled = chosen.batch_scaled(values["batch"]) if chosen.batch_scaled else {}
+    values["loss_options"] = {**chosen.losses.get(values["loss"], {}),
+                              **scaled.get("losses", {}).get(values["loss"], {}), **given_loss}  # fmt: skip
+    if scaled.get("model"):
+        recipe_fields = _model_fields(model, preset, scaled["model"])
+        values["model_overrides"] = {**recipe_fields, **(values.get("model_overrides") or {})}
     values["disc_options"] = {**chosen.discs.get(values["disc"], {}), **given_disc}
     options = TrainingOptions(**values)
     validate(options)
     return options
+
+
+def _model_fields(model: str, preset: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``settings`` that are fields of the ``model``'s config (a recipe's model settings apply to
+    the generators that have them)."""
+    from polyinr.models.registry import resolve_config
+
+    config = resolve_config(model, preset)
+    return {k: v for k, v in settings.items() if k in {f.name for f in dataclasses.fields(config)}}
 
 
 def validate(options: TrainingOptions) -> None:
@@ -131,6 +152,12 @@ def validate(options: TrainingOptions) -> None:
         raise PolyinrError(f"the number of data-loading workers must be ≥ 0, got {options.workers}")
     if (options.bf16 or options.tf32 or options.compile) and options.device == "cpu":
         raise PolyinrError("bf16, TF32 and torch.compile are CUDA speed-ups; this run is on the CPU")
+    if options.aug not in ("noaug", "ada", "fixed"):
+        raise PolyinrError(f"unknown augmentation {options.aug!r}; use noaug, ada or fixed")
+    if options.augpipe not in PIPELINES:
+        raise PolyinrError(f"unknown augmentation pipeline {options.augpipe!r}; pipelines: {', '.join(PIPELINES)}")
+    if not options.aug_p >= 0 or not options.ada_kimg > 0 or not -1 <= options.ada_target <= 1:
+        raise PolyinrError("the augmentation probability must be ≥ 0, the ADA target in [-1, 1] and ada_kimg > 0")
     loss = resolve_loss_config(options.loss, **options.loss_options)
     check_discriminator_settings(options.disc, options.disc_options)
     if getattr(loss, "cls_weight", 0) > 0 and not options.cond:

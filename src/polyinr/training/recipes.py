@@ -13,6 +13,7 @@ recipe has none — never the settings of the one it replaces.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,9 @@ class Recipe:
     options: dict[str, Any] = field(default_factory=dict)  # fields of TrainingOptions (lr, batch, schedule, …)
     losses: dict[str, dict[str, Any]] = field(default_factory=dict)  # loss name → its settings in this recipe
     discs: dict[str, dict[str, Any]] = field(default_factory=dict)  # discriminator name → its settings
+    # Settings that scale with the total batch size, as NVIDIA's train.py derives them: batch → {"losses": {loss
+    # name: settings}, "model": generator config fields}. Model fields apply to generators that have them.
+    batch_scaled: Callable[[int], dict[str, dict[str, Any]]] | None = None
 
 
 RECIPES: dict[str, Recipe] = {}
@@ -136,4 +140,55 @@ register_recipe(Recipe(
         # One small backbone (timm's pretrained weights unless a weights file or random features are asked for).
         "projected": {"backbones": ["tf_efficientnet_lite0"], "diffaug": AUTHORS_DIFFAUG, "interp224": False},
     },
+))  # fmt: skip
+
+
+# StyleGAN3 (NVIDIA's train.py, configs T and R): StyleGAN2's residual D (channel base 32768, at most 512,
+# minibatch-std groups of 4), non-saturating loss with lazy R1 every 16 steps, Adam (0, 0.99) at 0.0025 / 0.002
+# (scaled for lazy regularisation by the loop), EMA half-life batch·10/32 kimg, ADA toward r_t = 0.6, and each
+# synthesis layer's magnitude EMA at beta 0.5^(batch/20000). R1's gamma is left to the stage's resolution R
+# (gamma None = 2·(R/256)², NVIDIA's recommended 0.5 / 2 / 8 / 32 at 128² / 256² / 512² / 1024²); set it per
+# dataset with --gamma. Config R also blurs D's inputs: sigma 10 fading over batch·200/32 kimg.
+def _stylegan3_scaled(batch: int) -> dict[str, dict[str, Any]]:
+    return {"model": {"magnitude_ema_beta": 0.5 ** (batch / 20000)}}
+
+
+def _stylegan3_r_scaled(batch: int) -> dict[str, dict[str, Any]]:
+    return {**_stylegan3_scaled(batch), "losses": {"nonsaturating": {"blur_fade_kimg": batch * 200 / 32}}}
+
+
+_SG3_OPTIONS = dict(glr=0.0025, dlr=0.002, batch=32, kimg=25000.0, tick_kimg=4.0, snap_ticks=50, aug="ada",
+                    ada_target=0.6, ada_kimg=500.0)  # fmt: skip
+_SG3_DISC = {"residual": {"channel_base": 32768, "channel_max": 512, "mbstd_group": 4}}
+
+register_recipe(Recipe(
+    name="stylegan3", size=PAPER, loss="nonsaturating", disc="residual",
+    summary="StyleGAN3-T's (NVIDIA): residual D, non-saturating + lazy R1 (gamma by resolution), ADA, batch 32",
+    options=_SG3_OPTIONS,
+    losses={"nonsaturating": {"gamma": None}},
+    discs=_SG3_DISC,
+    batch_scaled=_stylegan3_scaled,
+))  # fmt: skip
+
+register_recipe(Recipe(
+    name="stylegan3-r", size=PAPER, loss="nonsaturating", disc="residual",
+    summary="StyleGAN3-R's: the stylegan3 recipe plus D-input blur sigma 10 fading over batch·200/32 kimg",
+    options=_SG3_OPTIONS,
+    losses={"nonsaturating": {"gamma": None, "blur_sigma": 10.0}},
+    discs=_SG3_DISC,
+    batch_scaled=_stylegan3_r_scaled,
+))  # fmt: skip
+
+# StyleGAN-XL's own recipe: the projected recipe above (hinge loss, two frozen backbones, DiffAugment, blur 2
+# over 300 kimg, no R1, no classifier guidance by default) with XL's learning rates as their loop applies them:
+# 0.0025 · 4/5 for G and 0.002 · 16/17 for D (their lazy-regularisation scaling; our Adam keeps β2 = 0.99 where
+# theirs is 0.99^0.8 / 0.99^(16/17)). A 16² stem grown stage by stage (each doubling a stage of the model's
+# growth); batch 64 as in their README's examples. Stage lengths are not published; these are ours.
+register_recipe(Recipe(
+    name="stylegan-xl", size=PAPER, loss="hinge", disc="projected",
+    summary="StyleGAN-XL's: projected D, hinge, blur, a 16² stem grown 16 → 256 (grown models: stylegan-xl)",
+    options=dict(glr=0.0025 * 4 / 5, dlr=0.002 * 16 / 17, batch=64, mirror=True,
+                 schedule="16:10000,32:5000,64:5000,128:5000,256:5000", tick_kimg=4.0, snap_ticks=50),
+    losses={"hinge": _AUTHORS_HINGE},
+    discs={"projected": _AUTHORS_PROJECTED},
 ))  # fmt: skip

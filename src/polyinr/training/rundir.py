@@ -7,17 +7,25 @@ snapshot is continued.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import re
+import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from polyinr.atomic import atomic_write_json
 from polyinr.checkpoint import latest_snapshot
 from polyinr.errors import PolyinrError
+from polyinr.training.snapshot import clean_interrupted_snapshots
 
 OPTIONS_NAME = "training_options.json"
+LOCK_NAME = ".lock"
+RUN_NAME = re.compile(r"(\d{5})-.+")
 # Options that may change between a run and its continuation.
 RESUMABLE_CHANGES = {"kimg", "schedule", "tick_kimg", "snap_ticks", "keep_snapshots", "workers", "metrics",
                      "device", "outdir", "desc"}  # fmt: skip
@@ -55,15 +63,72 @@ def find_resumable(outdir: Path, desc: str, options_json: dict[str, Any]) -> Pat
 
 
 def new_run_dir(outdir: Path, desc: str) -> Path:
-    """Create ``<outdir>/NNNNN-desc`` with the next free number."""
+    """Create ``<outdir>/NNNNN-desc`` with the next free number (atomic: a number taken by a process starting
+    at the same moment is skipped)."""
     try:
         outdir.mkdir(parents=True, exist_ok=True)
+        numbers = [int(m.group(1)) for p in outdir.iterdir() if (m := RUN_NAME.fullmatch(p.name))]
+        number = max(numbers, default=-1) + 1
+        while True:
+            run = outdir / f"{number:05d}-{desc}"
+            try:
+                run.mkdir()
+                return run
+            except FileExistsError:
+                number += 1
     except OSError as e:
-        raise PolyinrError(f"cannot create output directory {outdir}: {e.strerror or e}") from None
-    numbers = [int(m.group(1)) for p in outdir.iterdir() if (m := re.match(r"(\d{5})-", p.name))]
-    run = outdir / f"{max(numbers, default=-1) + 1:05d}-{desc}"
-    run.mkdir()
-    return run
+        raise PolyinrError(f"cannot create a run directory in {outdir}: {e.strerror or e}") from None
+
+
+class RunLock:
+    """An exclusive OS lock on a run directory (``<run>/.lock``, holding the owner's PID).
+
+    ``flock`` locks belong to the open file, so the operating system releases them when the process dies,
+    however it dies: a killed run never leaves a stale lock.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        path = run_dir / LOCK_NAME
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise PolyinrError(f"run {run_dir} is being trained by another process (PID {holder}); wait for it to "
+                               "finish or start a new run") from None  # fmt: skip
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+@contextlib.contextmanager
+def claim_run_dir(resume: str, outdir: Path, desc: str, options_json: dict[str, Any]) -> Iterator[tuple[Path, bool]]:
+    """Resolve the run directory (:func:`resolve_run_dir`), lock it for this process and yield
+    ``(run_dir, resuming)``; snapshot temporaries left by a killed run are removed first. When training a new
+    run fails before its first snapshot, its directory is removed again (no empty runs are left behind)."""
+    run_dir, resuming = resolve_run_dir(resume, outdir, desc, options_json)
+    try:
+        lock = RunLock(run_dir)
+    except BaseException:
+        if not resuming:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    try:
+        clean_interrupted_snapshots(run_dir)
+        yield run_dir, resuming
+    except BaseException:
+        if not resuming and latest_snapshot(run_dir) is None:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    finally:
+        lock.release()
 
 
 def resolve_run_dir(resume: str, outdir: Path, desc: str, options_json: dict[str, Any]) -> tuple[Path, bool]:

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from polyinr.data.class_embeddings import load_class_embeddings
+from polyinr.discriminators.ada import PIPELINES, AdaptiveAugment
 from polyinr.errors import PolyinrError
 from polyinr.training.losses import GUIDANCE_MIN_RESOLUTION, GANLoss, create_loss, resolve_loss_config
 from polyinr.training.options import TrainingOptions
@@ -117,11 +118,17 @@ def build_discriminator(
 
 
 def generator_settings(
-    options: TrainingOptions, num_classes: int, stages: list[Stage], class_table: torch.Tensor | None
-) -> dict[str, Any]:
-    """The overrides of the generator's preset for this run: the data's classes, the last stage's resolution,
-    the pretrained class table's width, then the explicit ``model_overrides``."""
-    settings: dict[str, Any] = {"num_classes": num_classes, "img_resolution": max(s.resolution for s in stages)}
+    options: TrainingOptions, num_classes: int, stages: list[Stage], class_table: torch.Tensor | None,
+    stage: Stage | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """The overrides of the generator's preset for ``stage`` of this run (None: the last): the data's classes,
+    the generator's settings for the stage (by default the last stage's resolution; grown models: the
+    network of that stage), the pretrained class table's width, then the explicit ``model_overrides``."""
+    from polyinr.models.registry import get_entry
+
+    index = stages[-1].index if stage is None else stage.index
+    sizes = get_entry(options.model).generator_cls.stage_settings([s.resolution for s in stages], index)
+    settings: dict[str, Any] = {"num_classes": num_classes, **sizes}
     if class_table is not None:
         settings["embed_dim"] = class_table.shape[1]
     return {**settings, **options.model_overrides}
@@ -156,6 +163,16 @@ def resolved_run(options: TrainingOptions) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def build_augment(options: TrainingOptions, device: torch.device) -> AdaptiveAugment | None:
+    """The ADA pipeline the options ask for (None for 'noaug'; 'fixed' keeps p at ``aug_p``)."""
+    if options.aug == "noaug":
+        return None
+    target = options.ada_target if options.aug == "ada" else None
+    augment = AdaptiveAugment(PIPELINES[options.augpipe], p=options.aug_p, target=target, kimg=options.ada_kimg)
+    return augment.to(device)
+
+
 def build_loss(options: TrainingOptions, G: torch.nn.Module, D: torch.nn.Module, device: torch.device) -> GANLoss:
-    """The run's loss over ``G`` and ``D`` (a guidance classifier is built only when its weight is > 0)."""
-    return create_loss(options.loss, G, D, device, **options.loss_options)
+    """The run's loss over ``G`` and ``D`` (a guidance classifier is built only when its weight is > 0), with
+    the run's augmentation of D's inputs."""
+    return create_loss(options.loss, G, D, device, build_augment(options, device), **options.loss_options)

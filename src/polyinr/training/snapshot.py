@@ -21,9 +21,8 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
-from polyinr.atomic import WriteError, atomic_directory, atomic_write_text
+from polyinr.atomic import WriteError, atomic_directory, atomic_write_text, save_tensor_file
 from polyinr.checkpoint import (
     LATEST_NAME,
     SNAPSHOTS_DIR,
@@ -31,6 +30,7 @@ from polyinr.checkpoint import (
     STATE_WEIGHTS,
     CheckpointError,
     list_snapshots,
+    read_tensor_file,
     write_generator_files,
 )
 
@@ -95,9 +95,10 @@ def save_snapshot(
 
     def fill(tmp: Path) -> None:
         write_generator_files(G_ema, tmp, extra={"training": {"cur_nimg": cur_nimg}})
-        save_file(tensors, str(tmp / STATE_WEIGHTS), metadata={"format": "pt"})
+        save_tensor_file(tensors, tmp / STATE_WEIGHTS)
         (tmp / STATE_JSON).write_text(json.dumps(counters, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
+    make_room(run_dir, needed=sum(t.numel() * t.element_size() for t in tensors.values()))
     try:
         path = atomic_directory(root / snapshot_name(cur_nimg), fill, what="snapshot")
     except WriteError as e:
@@ -111,12 +112,47 @@ def save_snapshot(
     return path
 
 
+def directory_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def make_room(run_dir: Path, needed: int) -> list[Path]:
+    """Before writing a snapshot of about ``needed`` bytes (plus its generator copy) where the disk is short of
+    space, remove old snapshots, oldest first, never the newest complete one. Returns the removed snapshots."""
+    snapshots = list_snapshots(run_dir)
+    if snapshots:
+        needed = max(needed, directory_bytes(snapshots[-1]))
+    needed = int(needed * 1.1) + (1 << 20)  # the generator copy, JSON, file-system overhead
+    removed = []
+    for old in snapshots[:-1]:
+        if shutil.disk_usage(run_dir).free >= needed:
+            break
+        shutil.rmtree(old, ignore_errors=True)
+        removed.append(old)
+    return removed
+
+
+def clean_interrupted_snapshots(run_dir: Path) -> list[Path]:
+    """Remove the temporaries a killed snapshot write leaves (``checkpoints/.NNNNNN.*.tmp`` and ``.old-*``);
+    call only while holding the run's lock. Returns what was removed."""
+    root = run_dir / SNAPSHOTS_DIR
+    if not root.is_dir():
+        return []
+    leftovers = [p for p in root.iterdir() if p.name.startswith(".") and (p.name.endswith(".tmp") or ".old-" in p.name)]
+    for path in leftovers:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return leftovers
+
+
 def load_snapshot(
     path: Path, modules: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer]
 ) -> dict[str, Any]:
     """Restore modules, optimizer moments and RNG states from ``path``; return its counters."""
     try:
-        tensors = load_file(str(path / STATE_WEIGHTS))
+        tensors = read_tensor_file(path / STATE_WEIGHTS)
         counters = json.loads((path / STATE_JSON).read_text(encoding="utf-8"))
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"snapshot {path} is unreadable ({e}); remove it to resume from an older one") from None

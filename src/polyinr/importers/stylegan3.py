@@ -1,0 +1,190 @@
+"""NVIDIA's StyleGAN3 pickles (``training/networks_stylegan3.py``, configs T and R) → our StyleGAN3 generators.
+
+A released network (``stylegan3-t-ffhq-1024x1024.pkl`` & co.) and a training snapshot are both a ``pickle`` of a
+dict with ``G``, ``D``, ``G_ema``, ``augment_pipe`` and ``training_set_kwargs``, whose modules are StyleGAN
+persistent classes carrying their source text (``module_src``). The restricted unpickler reads it without
+importing or running any of it; this converter then reads ``G_ema``'s tensors and recorded settings:
+
+- the synthesis layers are named ``L{index}_{size}_{channels}`` and keep their names here, so every size and
+  channel count comes from the names and shapes; the layer schedule rebuilt from the settings must reproduce
+  every name, and its filters must equal their ``up_filter`` / ``down_filter`` buffers, or the file is refused;
+- the mapping's ``fc{i}`` become our mapping's layers; a conditional mapping's linear class embedding
+  (``embed``, one-hot → ``w_dim``) becomes our class table: row ``c`` holds that class's embedding passed
+  through the inverse of our projection's leaky ReLU, and the projection is the identity, so our mapping
+  computes exactly their normalised embedding; their single ``w_avg`` becomes every class's.
+
+Rendering then gives their images: same seed (``np.random.RandomState(seed).randn``), class, truncation, and
+``--translate`` / ``--rotate`` (their ``transform`` = our grid, :func:`~polyinr.models.stylegan3.grid_from_transform`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from polyinr.importers.registry import Converted, build_generator, register_converter, stored_bytes
+from polyinr.importers.stylegan_pickle import module_record, module_tensors, plain_number, submodule_attrs
+from polyinr.importers.unpickle import ImporterError, restricted_load
+from polyinr.models.generator import Generator
+from polyinr.models.layers import LRELU_GAIN, LRELU_SLOPE
+from polyinr.models.registry import resolve_config
+from polyinr.models.stylegan3 import StyleGAN3Config
+
+_LAYER = re.compile(r"synthesis\.(L(\d+)_(\d+)_(\d+))\.weight")
+_FILTER_TOLERANCE = 1e-6
+
+
+def _number(attrs: dict[str, Any], name: str, default: Any) -> Any:
+    value = plain_number(attrs.get(name, default))
+    return default if value is None or not isinstance(value, (int, float, bool)) else value
+
+
+def _init_kwargs(attrs: dict[str, Any]) -> dict[str, Any]:
+    """A persistent module's recorded constructor keywords (plain numbers only)."""
+    kwargs = attrs.get("_init_kwargs")
+    if not isinstance(kwargs, dict):
+        return {}
+    return {k: plain_number(v) for k, v in kwargs.items() if isinstance(plain_number(v), (int, float, bool))}
+
+
+def _need(tensors: dict[str, torch.Tensor], key: str, ndim: int) -> torch.Tensor:
+    if key not in tensors:
+        raise ImporterError(f"G_ema does not look like a StyleGAN3 generator: it has no {key}")
+    if tensors[key].ndim != ndim:
+        raise ImporterError(f"G_ema: {key} has shape {tuple(tensors[key].shape)}, expected {ndim} dimensions")
+    return tensors[key]
+
+
+def stylegan3_config(src: Any, theirs: dict[str, torch.Tensor]) -> tuple[str, StyleGAN3Config]:
+    """Our model name and config for NVIDIA's ``G_ema`` (its record and tensors)."""
+    layers = sorted((int(m[2]), m[1], int(m[3]), int(m[4])) for k in theirs if (m := _LAYER.fullmatch(k)))
+    if not layers or [i for i, *_ in layers] != list(range(len(layers))):
+        raise ImporterError("G_ema does not look like a StyleGAN3 generator: no synthesis layers L0_…, L1_…, …")
+    num_layers = len(layers) - 1
+    _, first_name, _, _ = layers[0]
+    _, _, img_resolution, img_channels = layers[-1]
+    conv_kernel = _need(theirs, f"synthesis.{first_name}.weight", 4).shape[-1]
+    radial = theirs.get(f"synthesis.{first_name}.down_filter", torch.zeros(1)).ndim == 2
+    synthesis = submodule_attrs(src, "G_ema", "synthesis")
+    layer0 = submodule_attrs(src, "G_ema", f"synthesis.{first_name}")
+    recorded = _init_kwargs(synthesis)
+    channels = [c for *_, c in layers[:-1]]
+    channel_max = int(recorded.get("channel_max", max(channels)))
+    channel_base = int(recorded.get("channel_base", channels[-1] * img_resolution))  # critical layers: base / res
+
+    fc = sorted(int(m[1]) for k in theirs if (m := re.fullmatch(r"mapping\.fc(\d+)\.weight", k)))
+    if fc != list(range(len(fc))) or not fc:
+        raise ImporterError("G_ema's mapping has no fc0, fc1, … layers")
+    w_dim = _need(theirs, f"mapping.fc{fc[-1]}.weight", 2).shape[0]
+    num_classes = _need(theirs, "mapping.embed.weight", 2).shape[1] if "mapping.embed.weight" in theirs else 0
+    z_dim = _need(theirs, "mapping.fc0.weight", 2).shape[1] - (w_dim if num_classes else 0)
+    if num_classes and z_dim != w_dim:
+        raise ImporterError(f"a conditional G_ema with z_dim {z_dim} != w_dim {w_dim} has no counterpart here")
+    mapping = submodule_attrs(src, "G_ema", "mapping")
+    fc0 = submodule_attrs(src, "G_ema", "mapping.fc0")
+
+    name = "stylegan3-r" if radial else "stylegan3-t"
+    overrides = {
+        "mapping.z_dim": z_dim, "mapping.w_dim": w_dim, "mapping.num_classes": num_classes,
+        "mapping.embed_dim": z_dim, "mapping.num_layers": len(fc),
+        "mapping.lr_multiplier": float(_number(fc0, "bias_gain", 0.01)),
+        "mapping.w_avg_beta": float(_number(mapping, "w_avg_beta", 0.998)),
+        "img_resolution": img_resolution, "img_channels": img_channels, "channel_base": channel_base,
+        "channel_max": channel_max, "num_layers": num_layers,
+        "num_critical": int(_number(synthesis, "num_critical", 2)),
+        "margin_size": int(_number(synthesis, "margin_size", 10)),
+        "output_scale": float(_number(synthesis, "output_scale", 0.25)),
+        "first_cutoff": float(recorded.get("first_cutoff", 2.0)),
+        "first_stopband": float(recorded.get("first_stopband", 2**2.1)),
+        "last_stopband_rel": float(recorded.get("last_stopband_rel", 2**0.3)),
+        "conv_kernel": conv_kernel, "use_radial_filters": radial,
+        "filter_size": int(recorded.get("filter_size", 6)),
+        "lrelu_upsampling": int(recorded.get("lrelu_upsampling", 2)),
+        "conv_clamp": float(_number(layer0, "conv_clamp", 256)),
+        "magnitude_ema_beta": float(_number(layer0, "magnitude_ema_beta", 0.999)),
+    }  # fmt: skip
+    return name, resolve_config(name, **overrides)
+
+
+def _class_table(weight: torch.Tensor, bias: torch.Tensor, weight_gain: float) -> torch.Tensor:
+    """Their embedding of each one-hot class ``[C, w_dim]``, pre-imaged through our projection's lrelu·√2."""
+    y = weight.t() * weight_gain + bias  # [C, w_dim]: one-hot row c selects column c
+    y = y / LRELU_GAIN
+    return torch.where(y >= 0, y, y / LRELU_SLOPE)
+
+
+def stylegan3_from_pickle(data: Any) -> tuple[Generator, list[str]]:
+    """Our generator from NVIDIA's pickle (as :func:`restricted_load` returns it), plus notes on what was dropped."""
+    if not isinstance(data, dict) or "G_ema" not in data:
+        found = sorted(map(str, data)) if isinstance(data, dict) else type(data).__name__
+        raise ImporterError(f"not a StyleGAN3 network pickle: expected a dict with G_ema, found {found}")
+    src = data["G_ema"]
+    source_class, _ = module_record(src, "G_ema")
+    theirs = module_tensors(src, "G_ema")
+    name, cfg = stylegan3_config(src, theirs)
+    G = build_generator(name, cfg, stored_bytes(theirs.values()))
+    ours = G.state_dict()
+    notes: list[str] = []
+
+    # The schedule rebuilt from the settings must be theirs, filters included.
+    expected = {f"synthesis.{n}.weight" for n in G.synthesis.layer_names}
+    found = {k for k in theirs if _LAYER.fullmatch(k)}
+    if expected != found:
+        raise ImporterError(f"G_ema's layers {sorted(found)[:3]}… are not the StyleGAN3 schedule of its settings "
+                            f"({sorted(expected)[:3]}…)")  # fmt: skip
+    for layer_name, layer in zip(G.synthesis.layer_names, G.synthesis.layers()):
+        for buffer in ("up_filter", "down_filter"):
+            mine, key = getattr(layer, buffer), f"synthesis.{layer_name}.{buffer}"
+            theirs_f = theirs.get(key)
+            same = (mine is None and theirs_f is None) or (
+                mine is not None and theirs_f is not None and mine.shape == theirs_f.shape
+                and float((mine - theirs_f.float()).abs().max()) <= _FILTER_TOLERANCE)  # fmt: skip
+            if not same:
+                raise ImporterError(f"G_ema's {key} differs from the filter its layer's settings design")
+
+    state: dict[str, torch.Tensor] = {}
+    for key, value in theirs.items():
+        if key.endswith((".up_filter", ".down_filter")):
+            continue
+        if key == "synthesis.input.transform":
+            if not torch.equal(value.float(), torch.eye(3)):
+                notes.append("synthesis.input.transform (a user transform left in the pickle; grids set it here)")
+            continue
+        if m := re.fullmatch(r"mapping\.fc(\d+)\.(weight|bias)", key):
+            state[f"mapping.layers.{m[1]}.{m[2]}"] = value
+        elif key == "mapping.w_avg":
+            state["mapping.w_avg"] = value.reshape(1, -1).expand(max(cfg.num_classes, 1), -1).clone()
+        elif key.startswith("mapping.embed."):
+            continue  # below
+        elif key in ours:
+            state[key] = value
+        else:
+            raise ImporterError(f"G_ema has {key}, which StyleGAN3 {name} does not")
+    if cfg.num_classes:
+        embed = submodule_attrs(src, "G_ema", "mapping.embed")
+        gain = float(_number(embed, "weight_gain", 1 / math.sqrt(cfg.num_classes)))
+        bias = theirs["mapping.embed.bias"] * float(_number(embed, "bias_gain", 1.0))
+        state["mapping.embed.weight"] = _class_table(theirs["mapping.embed.weight"], bias, gain)
+        proj = G.mapping.embed_proj
+        state["mapping.embed_proj.weight"] = torch.eye(cfg.z_dim) / proj.weight_gain
+        state["mapping.embed_proj.bias"] = torch.zeros(cfg.z_dim)
+    missing = sorted(set(ours) - set(state))
+    wrong = sorted(k for k, v in state.items() if k in ours and v.shape != ours[k].shape)
+    if missing or wrong:
+        raise ImporterError(f"G_ema does not match StyleGAN3 {name}: missing {missing[:4]}, mis-shaped {wrong[:4]}")
+    G.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    G.eval().requires_grad_(False)
+    notes.insert(0, f"read {source_class} as {name}: {cfg.img_resolution}x{cfg.img_resolution}, "
+                    f"{cfg.num_classes or 'no'} classes, {G.parameter_count():,} parameters")  # fmt: skip
+    return G, notes
+
+
+@register_converter("stylegan3", help="NVIDIA's StyleGAN3 network pickle (.pkl; configs T and R)")
+def convert(path: Path) -> Converted:
+    """NVIDIA's ``*.pkl`` (released network or training snapshot) → our generator (their ``G_ema``)."""
+    G, notes = stylegan3_from_pickle(restricted_load(path))
+    return Converted(G, tuple(notes))

@@ -1,0 +1,189 @@
+"""The StyleGAN-XL authors' pickles (``training/networks_stylegan3_resetting.py``) → our StyleGAN-XL generator.
+
+A snapshot (``network-snapshot.pkl``, ``best_model.pkl``) or a released network is a ``dill`` pickle of a dict
+with ``G_ema`` (beside ``G``, ``D``, ``training_set_kwargs``, ``progress``); the generator is a stem
+``Generator`` or a ``SuperresGenerator`` grown from one, all StyleGAN persistent classes carrying their source
+text. The restricted unpickler reads it without importing or running any of it; this converter then reads
+``G_ema``'s tensors and recorded settings:
+
+- the stem's settings are its synthesis' constructor arguments (``_init_kwargs``: stem resolution, channel base
+  and maximum, number of layers, filter settings); a grown network's ``head_layers`` and last growth factor
+  are the ``SuperresGenerator``'s; the earlier growth factors are those whose schedule
+  (:func:`~polyinr.models.stylegan_xl.xl_schedule`) reproduces every layer name (``L{index}_{size}_{channels}``),
+  and every rebuilt filter must equal the pickle's ``up_filter`` / ``down_filter``, or the file is refused;
+- the mapping (``fc{i}``, the 320-wide class table ``embed``, ``embed_proj``, per-class ``w_avg``) maps one to
+  one onto ours; an unconditional network's class table (loaded by their code even when unused) is dropped.
+
+Rendering then gives their images for the same seed, class, truncation and ``--translate`` / ``--rotate``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from polyinr.importers.registry import Converted, build_generator, register_converter, stored_bytes
+from polyinr.importers.stylegan_pickle import module_record, module_tensors, plain_number, submodule_attrs
+from polyinr.importers.unpickle import ImporterError, restricted_load
+from polyinr.models.registry import resolve_config
+from polyinr.models.stylegan_xl import UP_FACTORS, StyleGANXL, StyleGANXLConfig, xl_schedule
+
+_LAYER = re.compile(r"synthesis\.(L(\d+)_(\d+)_(\d+))\.weight")
+_FILTER_TOLERANCE = 1e-6
+
+
+def _kwargs(attrs: dict[str, Any]) -> dict[str, Any]:
+    """A persistent module's recorded constructor keywords, numbers decoded (other values left out)."""
+    kwargs = attrs.get("_init_kwargs")
+    if not isinstance(kwargs, dict):
+        return {}
+    values = {k: plain_number(v) for k, v in kwargs.items()}
+    return {k: v for k, v in values.items() if isinstance(v, (int, float, bool))}
+
+
+def _number(attrs: dict[str, Any], name: str, default: Any) -> Any:
+    value = plain_number(attrs.get(name, default))
+    return value if isinstance(value, (int, float, bool)) else default
+
+
+def _need(tensors: dict[str, torch.Tensor], key: str, ndim: int) -> torch.Tensor:
+    if key not in tensors or tensors[key].ndim != ndim:
+        found = tuple(tensors[key].shape) if key in tensors else "nothing"
+        raise ImporterError(f"G_ema does not look like a StyleGAN-XL generator: {key} is {found}")
+    return tensors[key]
+
+
+def stylegan_xl_config(src: Any, theirs: dict[str, torch.Tensor]) -> StyleGANXLConfig:
+    """Our config for the authors' ``G_ema`` (its record and tensors)."""
+    source_class, root = module_record(src, "G_ema")
+    layers = sorted((int(m[2]), m[1], int(m[3]), int(m[4])) for k in theirs if (m := _LAYER.fullmatch(k)))
+    if not layers:
+        raise ImporterError("G_ema does not look like a StyleGAN-XL generator: no synthesis layers L0_…")
+    names = [name for _, name, _, _ in layers]
+    _, _, img_resolution, img_channels = layers[-1]
+    synthesis = _kwargs(submodule_attrs(src, "G_ema", "synthesis"))
+    stem_resolution = int(synthesis.get("img_resolution", img_resolution))
+    num_layers = int(synthesis.get("num_layers", 14))
+    first = f"synthesis.{names[0]}"
+    conv_kernel = _need(theirs, f"{first}.weight", 4).shape[-1]
+    radial = theirs.get(f"{first}.down_filter", torch.zeros(1)).ndim == 2
+    layer0 = submodule_attrs(src, "G_ema", f"synthesis.{names[0]}")
+
+    fc = sorted(int(m[1]) for k in theirs if (m := re.fullmatch(r"mapping\.fc(\d+)\.weight", k)))
+    if not fc or fc != list(range(len(fc))):
+        raise ImporterError("G_ema's mapping has no fc0, fc1, … layers")
+    mapping = submodule_attrs(src, "G_ema", "mapping")
+    num_classes = int(_number(mapping, "c_dim", 0))
+    w_dim = _need(theirs, f"mapping.fc{fc[-1]}.weight", 2).shape[0]
+    z_dim = _need(theirs, "mapping.fc0.weight", 2).shape[1] // (2 if num_classes else 1)
+    embed_dim = theirs["mapping.embed.weight"].shape[1] if "mapping.embed.weight" in theirs else 320
+    fc0 = submodule_attrs(src, "G_ema", "mapping.fc0")
+
+    head_layers, up_factors_options = 7, [()]
+    if stem_resolution != img_resolution:
+        grown = _kwargs(root)
+        head_layers = int(grown.get("head_layers", _number(root, "head_layers", 7)))
+        last_factor = int(grown.get("up_factor", _number(root, "up_factor", 2)))
+        kept = num_layers - int(synthesis.get("num_critical", 2))
+        per_stage, last_stage = head_layers - 2, head_layers + 1  # layers a stage keeps / the last stage adds
+        stages, rest = divmod(len(names) - kept - last_stage, per_stage)
+        if rest or stages < 0:
+            raise ImporterError(f"{source_class}'s {len(names)} layers are not a {stem_resolution}x{stem_resolution} "
+                                f"stem of {num_layers} layers grown by heads of {head_layers}")  # fmt: skip
+        up_factors_options = [(*f, last_factor) for f in itertools.product(UP_FACTORS, repeat=stages)
+                              if stem_resolution * math.prod(f) * last_factor == img_resolution]  # fmt: skip
+    overrides = {
+        "mapping.z_dim": z_dim, "mapping.w_dim": w_dim, "mapping.num_classes": num_classes,
+        "mapping.embed_dim": embed_dim, "mapping.num_layers": len(fc),
+        "mapping.lr_multiplier": float(_number(fc0, "bias_gain", 0.01)),
+        "mapping.w_avg_beta": float(_number(mapping, "w_avg_beta", 0.998)),
+        "stem_resolution": stem_resolution, "img_resolution": img_resolution, "img_channels": img_channels,
+        "head_layers": head_layers, "num_layers": num_layers,
+        "channel_base": int(synthesis.get("channel_base", 32768)),
+        "channel_max": int(synthesis.get("channel_max", 512)),
+        "num_critical": int(synthesis.get("num_critical", 2)), "margin_size": int(synthesis.get("margin_size", 10)),
+        "output_scale": float(synthesis.get("output_scale", 0.25)),
+        "first_cutoff": float(synthesis.get("first_cutoff", 2.0)),
+        "first_stopband": float(synthesis.get("first_stopband", 2**2.1)),
+        "last_stopband_rel": float(synthesis.get("last_stopband_rel", 2**0.3)),
+        "conv_kernel": conv_kernel, "use_radial_filters": radial,
+        "filter_size": int(synthesis.get("filter_size", 6)),
+        "lrelu_upsampling": int(synthesis.get("lrelu_upsampling", 2)),
+        "conv_clamp": float(_number(layer0, "conv_clamp", 256)),
+    }  # fmt: skip
+    for up_factors in up_factors_options:
+        cfg = resolve_config("stylegan-xl", **overrides, up_factors=up_factors)
+        if [s.name for s in xl_schedule(cfg)] == names:
+            return cfg
+    raise ImporterError(f"G_ema's layers {names[:2]}…{names[-1:]} are not a StyleGAN-XL schedule of its settings "
+                        f"({stem_resolution}x{stem_resolution} stem of {num_layers} layers, heads of "
+                        f"{head_layers}, {img_resolution}x{img_resolution} output)")  # fmt: skip
+
+
+def stylegan_xl_from_pickle(data: Any) -> tuple[StyleGANXL, list[str]]:
+    """Our generator from the authors' pickle (as :func:`restricted_load` returns it), plus notes."""
+    if not isinstance(data, dict) or "G_ema" not in data:
+        found = sorted(map(str, data)) if isinstance(data, dict) else type(data).__name__
+        raise ImporterError(f"not a StyleGAN-XL network pickle: expected a dict with G_ema, found {found}")
+    src = data["G_ema"]
+    source_class, _ = module_record(src, "G_ema")
+    theirs = module_tensors(src, "G_ema")
+    cfg = stylegan_xl_config(src, theirs)
+    G = build_generator("stylegan-xl", cfg, stored_bytes(theirs.values()))
+    ours = G.state_dict()
+    notes: list[str] = []
+    for name, layer in zip(G.synthesis.layer_names, G.synthesis.layers(), strict=True):
+        for buffer in ("up_filter", "down_filter"):
+            mine, key = getattr(layer, buffer), f"synthesis.{name}.{buffer}"
+            found = theirs.get(key)
+            same = (mine is None and found is None) or (
+                mine is not None and found is not None and mine.shape == found.shape
+                and float((mine - found.float()).abs().max()) <= _FILTER_TOLERANCE)  # fmt: skip
+            if not same:
+                raise ImporterError(f"G_ema's {key} differs from the filter its layer's settings design")
+
+    state: dict[str, torch.Tensor] = {}
+    C = cfg.num_classes
+    for key, value in theirs.items():
+        if key.endswith((".up_filter", ".down_filter")):
+            continue
+        if key == "synthesis.input.transform":
+            if not torch.equal(value.float(), torch.eye(3)):
+                notes.append("dropped synthesis.input.transform (a user transform left in the pickle; grids set it)")
+        elif m := re.fullmatch(r"mapping\.fc(\d+)\.(weight|bias)", key):
+            state[f"mapping.layers.{m[1]}.{m[2]}"] = value
+        elif key == "mapping.w_avg":
+            state["mapping.w_avg"] = value.reshape(max(C, 1), -1)
+        elif key == "mapping.embed.weight":
+            if not C:
+                notes.append(f"dropped the unused class table mapping.embed ({tuple(value.shape)}; unconditional)")
+            elif value.shape[0] < C:
+                raise ImporterError(f"G_ema's class table has {value.shape[0]} rows for {C} classes")
+            else:
+                state[key] = value[:C]
+        elif key in ours:
+            state[key] = value
+        else:
+            raise ImporterError(f"G_ema has {key}, which our StyleGAN-XL does not")
+    missing = sorted(set(ours) - set(state))
+    wrong = sorted(k for k, v in state.items() if v.shape != ours[k].shape)
+    if missing or wrong:
+        raise ImporterError(f"G_ema does not match StyleGAN-XL: missing {missing[:4]}, mis-shaped {wrong[:4]}")
+    G.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    G.eval().requires_grad_(False)
+    grown = f", grown {cfg.stem_resolution} → {cfg.img_resolution} by {list(cfg.up_factors)}" if cfg.up_factors else ""
+    notes.insert(0, f"read {source_class} as stylegan-xl: {cfg.img_resolution}x{cfg.img_resolution}{grown}, "
+                    f"{C or 'no'} classes, {G.parameter_count():,} parameters")  # fmt: skip
+    return G, notes
+
+
+@register_converter("stylegan-xl", help="the StyleGAN-XL authors' network pickle (.pkl, dill; stem or grown)")
+def convert(path: Path) -> Converted:
+    """The authors' ``*.pkl`` (released network or training snapshot) → our generator (their ``G_ema``)."""
+    G, notes = stylegan_xl_from_pickle(restricted_load(path))
+    return Converted(G, tuple(notes))
