@@ -15,6 +15,7 @@ import signal
 import struct
 import time
 import warnings
+import zipfile
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -299,6 +300,17 @@ def test_storage_blob_claiming_more_than_it_holds_is_refused_before_allocating(t
     _assert_one_line_error(lambda: restricted_load(path), "claims 100,000,000,000 elements but holds 8 bytes")
     good = _write(tmp_path, pickle.dumps({"s": _Reduce(torch.storage._load_from_bytes, (blob,))}), "good.pkl")
     assert restricted_load(good)["s"].size() == 2
+
+
+def test_zip_entries_unpacking_far_beyond_the_archive_are_refused(tmp_path):
+    data = io.BytesIO()
+    torch.save({"w": torch.zeros(2)}, data)
+    path = tmp_path / "bomb.pt"
+    with zipfile.ZipFile(io.BytesIO(data.getvalue())) as source, zipfile.ZipFile(path, "w") as bomb:
+        for info in source.infolist():
+            bomb.writestr(info.filename, source.read(info), zipfile.ZIP_DEFLATED)
+        bomb.writestr("archive/data/padding", bytes(1 << 25), zipfile.ZIP_DEFLATED)  # 32 MiB of zeros, ~32 KiB
+    _assert_one_line_error(lambda: restricted_load(path), "unpack to")
 
 
 @pytest.mark.parametrize("opcode", [b"\x8e", b"\x96", b"\x8d"], ids=["BINBYTES8", "BYTEARRAY8", "BINUNICODE8"])

@@ -37,7 +37,7 @@ from polyinr.importers.unpickle import ImporterError, StandIn
 
 PERSISTENT_OBJ = "torch_utils.persistence._reconstruct_persistent_obj"  # StyleGAN's persistent classes
 MAX_MODULE_DEPTH = 64  # submodules nested deeper are refused (real networks nest under 10)
-MAX_NESTING = 100  # containers and records nested deeper in inert_tree are refused
+MAX_NESTING = 150  # containers and records nested deeper in inert_tree are refused
 MAX_TENSOR_NAMES = 1 << 18  # names module_tensors may produce in all, shared submodules counted each time
 
 
