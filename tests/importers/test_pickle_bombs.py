@@ -26,7 +26,14 @@ from torch import nn
 
 from polyinr.cli import main
 from polyinr.errors import PolyinrError
-from polyinr.importers import ImporterError, convert_checkpoint, inert_tree, module_tensors, restricted_load
+from polyinr.importers import (
+    ImporterError,
+    convert_checkpoint,
+    describe,
+    inert_tree,
+    module_tensors,
+    restricted_load,
+)
 from polyinr.importers.registry import build_generator
 from polyinr.models.registry import resolve_config
 
@@ -317,6 +324,22 @@ def test_zip_entries_unpacking_far_beyond_the_archive_are_refused(tmp_path):
 def test_lengths_beyond_the_file_are_refused_before_reading(tmp_path, opcode):
     path = _write(tmp_path, b"\x80\x05" + opcode + struct.pack("<Q", 1 << 50) + b"tiny.")
     _assert_one_line_error(lambda: restricted_load(path), "bytes where only")
+
+
+def test_recorded_attribute_shared_exponentially_is_described_briefly(authors, tmp_path):
+    G = authors.generator(0, n=8)
+    dag: list = [1]
+    for _ in range(60):  # printing it in full would take 2**60 steps
+        dag = [dag, dag]
+    G.mapping.z_dim = dag
+    path = authors.write(authors.snapshot(G, discriminator=False), writer="pickle")
+    _assert_one_line_error(_convert(path, tmp_path / "out"), "z_dim is [a list, a list], but the tensors say 16")
+
+
+def test_describe_is_short_for_any_value():
+    assert describe((3, "a", None)) == "(3, 'a', None)" and describe(2**4000) == "an integer of 4,001 bits"
+    assert describe("x" * 1000).endswith("…") and len(describe(list(range(100)))) <= 60
+    assert describe(torch.zeros(2, 3)) == "a tensor of shape [2, 3]"
 
 
 def test_build_generator_checks_on_the_meta_device_first():  # first: the children below inherit meta's imports

@@ -22,7 +22,7 @@ import torch
 from polyinr.grid import Grid
 from polyinr.importers.registry import Converted, build_generator, register_converter, stored_bytes
 from polyinr.importers.stylegan_pickle import as_dict, module_record, module_tensors, plain_number, submodule_attrs
-from polyinr.importers.unpickle import ImporterError, restricted_load
+from polyinr.importers.unpickle import ImporterError, describe, restricted_load
 from polyinr.models.poly_inr import PolyINRGenerator
 from polyinr.models.registry import resolve_config
 
@@ -105,7 +105,7 @@ def _check_attr(attrs: dict[str, Any], name: str, expected: Any, where: str) -> 
     else:
         ok = value == expected
     if not ok:
-        raise ImporterError(f"{where}.{name} is {value!r}, but the tensors say {expected!r}")
+        raise ImporterError(f"{where}.{name} is {describe(value)}, but the tensors say {expected!r}")
 
 
 def _snapshot_info(snapshot: dict[str, Any]) -> tuple[int | None, bool | None, float | None]:

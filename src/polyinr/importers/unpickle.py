@@ -67,6 +67,35 @@ def _check_keys(keys: Any) -> None:
             todo.extend(item for item in items if type(item) is tuple)
 
 
+def describe(value: Any, limit: int = 60) -> str:
+    """A short text for an untrusted value in an error message, in time bounded by ``limit``.
+
+    Never a full ``repr``: a pickled structure that shares its parts prints in exponential time, and one
+    nested deeply enough recurses without end. Scalars and flat sequences of them print as Python would.
+    """
+    if value is None or isinstance(value, (bool, float, complex)):
+        text = repr(value)
+    elif isinstance(value, int):
+        text = repr(value) if value.bit_length() <= 128 else f"an integer of {value.bit_length():,} bits"
+    elif isinstance(value, (str, bytes, bytearray)):
+        text = repr(value[: limit + 1])
+    elif isinstance(value, (tuple, list)):
+        inner = ", ".join(_describe_item(v) for v in value[:8]) + (", …" if len(value) > 8 else "")
+        text = f"({inner}{',' if len(value) == 1 else ''})" if isinstance(value, tuple) else f"[{inner}]"
+    elif isinstance(value, torch.Tensor):
+        text = f"a tensor of shape {list(value.shape)}"
+    elif isinstance(value, StandIn):
+        text = f"<stand-in {type(value).module[:limit]}.{type(value).name[:limit]}>"
+    else:
+        text = f"a {type(value).__name__}"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _describe_item(value: Any) -> str:
+    flat = value is None or isinstance(value, (bool, int, float, str))
+    return describe(value, 20) if flat else f"a {type(value).__name__}"
+
+
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
@@ -173,7 +202,7 @@ def _is_dangerous(module: str, name: str) -> bool:
 
 def _check_ints(value: Any, what: str) -> tuple[int, ...]:
     if not isinstance(value, (tuple, list)) or not all(isinstance(v, int) and v >= 0 for v in value):
-        raise ImporterError(f"tensor {what} must be non-negative integers, got {value!r:.80}")
+        raise ImporterError(f"tensor {what} must be non-negative integers, got {describe(value)}")
     return tuple(value)
 
 
@@ -188,9 +217,9 @@ def _rebuild_tensor(
 ) -> torch.Tensor:
     """``torch._utils._rebuild_tensor_v2`` with its arguments checked; hooks and metadata are dropped."""
     if not isinstance(storage, torch.storage.TypedStorage):
-        raise ImporterError(f"tensor data is not a torch storage but {storage!r}")
+        raise ImporterError(f"tensor data is not a torch storage but {describe(storage)}")
     if not isinstance(storage_offset, int) or storage_offset < 0:
-        raise ImporterError(f"tensor storage offset must be a non-negative integer, got {storage_offset!r}")
+        raise ImporterError(f"tensor storage offset must be a non-negative integer, got {describe(storage_offset)}")
     size, stride = _check_ints(size, "size"), _check_ints(stride, "stride")
     if len(size) != len(stride) or len(size) > MAX_TENSOR_DIMS:
         raise ImporterError(
@@ -224,14 +253,14 @@ def _check_view(available: int, offset: int, size: tuple[int, ...], stride: tupl
 def _rebuild_parameter(data: Any, requires_grad: Any = False, backward_hooks: Any = None, state: Any = None):
     """``torch._utils._rebuild_parameter(_with_state)``: the parameter's data as a plain tensor."""
     if not isinstance(data, torch.Tensor):
-        raise ImporterError(f"parameter data is not a tensor but {data!r}")
+        raise ImporterError(f"parameter data is not a tensor but {describe(data)}")
     return data
 
 
 def _rebuild_from_type(func: Any, new_type: Any, args: Any, state: Any) -> torch.Tensor:
     """``torch._tensor._rebuild_from_type_v2`` (a tensor carrying Python attributes): the plain tensor."""
     if not (isinstance(func, _Allowed) and func.func in (_rebuild_tensor, _rebuild_parameter)):
-        raise ImporterError(f"unexpected tensor rebuild {func!r:.60}")
+        raise ImporterError(f"unexpected tensor rebuild {describe(func)}")
     if not isinstance(args, tuple):
         raise ImporterError("malformed tensor rebuild arguments")
     return func(*args)
@@ -330,7 +359,7 @@ def _bytearray(*args: Any) -> bytearray:
 def _codecs_encode(text: Any, encoding: Any = "utf-8") -> bytes:
     """``_codecs.encode`` as protocol-2 pickles use it for bytes: latin-1 text only."""
     if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
-        raise ImporterError(f"unexpected _codecs.encode({type(text).__name__}, {encoding!r}) in the pickle")
+        raise ImporterError(f"unexpected _codecs.encode({type(text).__name__}, {describe(encoding)}) in the pickle")
     return text.encode("latin1")
 
 
@@ -473,10 +502,10 @@ class _RestrictedUnpickler(pickle._Unpickler):  # the Python unpickler: its opco
         if self._read_record is None:
             raise ImporterError("it refers to external storages (persistent ids) but is not a torch zip archive")
         if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
-            raise ImporterError(f"it has an unknown persistent id {pid!r:.60}")
+            raise ImporterError(f"it has an unknown persistent id {describe(pid)}")
         _, storage_type, key, _location, numel = pid
         if not isinstance(storage_type, _StorageType) or not isinstance(key, str) or not isinstance(numel, int):
-            raise ImporterError(f"it has a malformed storage reference {pid!r:.80}")
+            raise ImporterError(f"it has a malformed storage reference {describe(pid, 80)}")
         itemsize = torch.empty((), dtype=storage_type.dtype).element_size()
         data = self._read_record(key, numel * itemsize)
         untyped = torch.UntypedStorage.from_buffer(data, dtype=torch.uint8) if data else torch.UntypedStorage(0)
@@ -496,10 +525,10 @@ class _LegacyStorageUnpickler(_RestrictedUnpickler):
 
     def persistent_load(self, pid: Any) -> _LegacyRef:
         if not (isinstance(pid, tuple) and len(pid) == 6 and pid[0] == "storage" and pid[5] is None):
-            raise ImporterError(f"it has an unknown persistent id {pid!r:.60}")
+            raise ImporterError(f"it has an unknown persistent id {describe(pid)}")
         _, storage_type, key, _location, numel, _ = pid
         if not (isinstance(storage_type, _StorageType) and isinstance(key, str) and type(numel) is int and numel >= 0):
-            raise ImporterError(f"it has a malformed storage reference {pid!r:.80}")
+            raise ImporterError(f"it has a malformed storage reference {describe(pid, 80)}")
         return _LegacyRef(storage_type.dtype, key, numel)
 
 
@@ -552,7 +581,7 @@ def _load_zip(f: BinaryIO, size: int) -> Any:
             try:
                 info = archive.getinfo(f"{prefix}data/{key}")
             except KeyError:
-                raise ImporterError(f"its storage {key!r} is missing from the archive") from None
+                raise ImporterError(f"its storage {describe(key)} is missing from the archive") from None
             if info.file_size != nbytes:
                 raise ImporterError(f"storage {key} holds {info.file_size:,} bytes, expected {nbytes:,}")
             return archive.read(info)
