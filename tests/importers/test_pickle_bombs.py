@@ -336,6 +336,13 @@ def test_recorded_attribute_shared_exponentially_is_described_briefly(authors, t
     _assert_one_line_error(_convert(path, tmp_path / "out"), "z_dim is [a list, a list], but the tensors say 16")
 
 
+def test_values_no_converter_check_foresaw_are_one_line(authors, tmp_path):
+    G = authors.generator(0, n=8)
+    G.mapping.fc0.bias_gain = "fast"  # float('fast') inside the converter
+    path = authors.write(authors.snapshot(G, discriminator=False), writer="pickle")
+    _assert_one_line_error(_convert(path, tmp_path / "out"), "holds values poly-inr cannot use")
+
+
 def test_describe_is_short_for_any_value():
     assert describe((3, "a", None)) == "(3, 'a', None)" and describe(2**4000) == "an integer of 4,001 bits"
     assert describe("x" * 1000).endswith("…") and len(describe(list(range(100)))) <= 60

@@ -141,15 +141,22 @@ def convert_checkpoint(
     """Convert ``in_path``, a checkpoint of format ``source`` (a converter's name or alias), into ``out_dir``.
 
     ``options`` go to the converter. ``out_dir`` is checked before any work (an existing checkpoint there is
-    replaced only when ``overwrite``); nothing is written unless the conversion succeeds. A file nested too
-    deeply for any reader is an :class:`ImporterError` too (never a ``RecursionError``).
+    replaced only when ``overwrite``); nothing is written unless the conversion succeeds. Whatever a converter
+    fails with on the file's values (a ``RecursionError`` included) is an :class:`ImporterError`, in one line.
     """
     converter = get_converter(source)
     check_checkpoint_target(out_dir, overwrite)
     try:
         result = converter.convert(Path(in_path), **options)
+    except PolyinrError:
+        raise
     except RecursionError:
         raise ImporterError(f"cannot convert {in_path}: it nests objects too deeply to read") from None
+    except Exception as e:  # a value of the file no converter check foresaw (an infinite float, a zero size, …)
+        detail = " ".join(str(e).split())[:120] or type(e).__name__
+        raise ImporterError(
+            f"cannot convert {in_path}: it holds values {converter.name} cannot use ({detail})"
+        ) from None
     if not isinstance(result, Converted):
         result = Converted(result)
     imported = {"converter": converter.name, "file": Path(in_path).name, **result.provenance}

@@ -58,6 +58,9 @@ def _need(tensors: dict[str, torch.Tensor], key: str, ndim: int) -> torch.Tensor
     return tensors[key]
 
 
+_MAX_STAGES = 10  # growth stages searched for (the authors grow 16² to 1024² in 6)
+
+
 def stylegan_xl_config(src: Any, theirs: dict[str, torch.Tensor]) -> StyleGANXLConfig:
     """Our config for the authors' ``G_ema`` (its record and tensors)."""
     source_class, root = module_record(src, "G_ema")
@@ -91,8 +94,8 @@ def stylegan_xl_config(src: Any, theirs: dict[str, torch.Tensor]) -> StyleGANXLC
         last_factor = int(grown.get("up_factor", _number(root, "up_factor", 2)))
         kept = num_layers - int(synthesis.get("num_critical", 2))
         per_stage, last_stage = head_layers - 2, head_layers + 1  # layers a stage keeps / the last stage adds
-        stages, rest = divmod(len(names) - kept - last_stage, per_stage)
-        if rest or stages < 0:
+        stages, rest = divmod(len(names) - kept - last_stage, max(per_stage, 1))
+        if rest or stages < 0 or per_stage < 1 or stages > _MAX_STAGES:  # the search below is |UP_FACTORS|**stages
             raise ImporterError(f"{source_class}'s {len(names)} layers are not a {stem_resolution}x{stem_resolution} "
                                 f"stem of {num_layers} layers grown by heads of {head_layers}")  # fmt: skip
         up_factors_options = [(*f, last_factor) for f in itertools.product(UP_FACTORS, repeat=stages)
