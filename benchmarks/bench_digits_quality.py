@@ -29,10 +29,11 @@ def main() -> None:
     parser.add_argument("--kimg", type=float, default=None, help="training length (default: the cpu preset's)")
     parser.add_argument("--outdir", default="/tmp/polyinr-quality")
     parser.add_argument("--samples", type=int, default=2000, help="generated samples scored")
+    parser.add_argument("--model", default="poly-inr", help="registered generator, trained from its cpu preset")
     args = parser.parse_args()
 
-    options = resolve_options("cpu", data="builtin:digits", cond=True, resolution=DEMO_RESOLUTION, outdir=args.outdir,
-                              kimg=args.kimg, workers=0)  # fmt: skip
+    options = resolve_options("cpu", model=args.model, data="builtin:digits", cond=True, resolution=DEMO_RESOLUTION,
+                              outdir=args.outdir, kimg=args.kimg, workers=0)  # fmt: skip
     start = time.time()
     run_dir = training_loop(options, resume="new")
     seconds = time.time() - start
@@ -43,6 +44,7 @@ def main() -> None:
         scores = classification_accuracy_score(G, dataset.with_resolution(G.img_resolution), args.samples)
         rows.append({"kimg": float(snapshot.name), **scores})
     result = {
+        "model": args.model,
         "kimg": options.kimg,
         "train_seconds": round(seconds, 1),
         "train_images_per_sec": round(options.kimg * 1000 / seconds, 1),

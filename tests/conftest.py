@@ -1,4 +1,19 @@
-"""Tiny randomly initialised Poly-INR generators shared by the core tests."""
+"""Tiny randomly initialised Poly-INR generators, shared by every test folder (``G``, ``G_cond``, ``ws``).
+
+``tests/`` mirrors ``src/polyinr/``:
+
+- ``tests/<package>/`` holds the tests of ``src/polyinr/<package>/`` (``models/``, ``importers/``,
+  ``discriminators/``, ``data/``, ``training/``, ``metrics/``, ``tools/``, ``serve/``, ``cli/``);
+- ``tests/test_<module>*.py`` at the top holds the tests of a top-level module ``src/polyinr/<module>.py``
+  (``test_grid.py``, ``test_atomic.py``, ``test_image_io.py``, ``test_sampling.py``, ``test_checkpoint*.py``),
+  beside the tests that span the whole package (``test_import_graph.py``, ``test_error_messages.py``,
+  ``test_careless_values.py``);
+- ``tests/contract/`` runs the generator contract over every registered model.
+
+A command's tests sit with the library package it drives when they share its fixtures
+(``tools/test_tools_cli.py``, ``metrics/test_metrics_cli.py``, ``importers/``' ``convert`` tests), and in
+``tests/cli/`` otherwise. Test file names are unique across folders (the folders are not packages).
+"""
 
 from __future__ import annotations
 

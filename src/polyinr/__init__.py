@@ -4,6 +4,8 @@ import polyinr
 G = polyinr.create("poly-inr", preset="cpu", num_classes=10)
 z = polyinr.latents_from_seeds([0, 1], G.z_dim)
 img = G(z, torch.tensor([3, 3]), grid=polyinr.Grid.window(0, 0, 1, 2, 64, 128))  # [2, 3, 64, 128]
+ws = polyinr.ws_for(G, seeds=[0, 1], classes=3, truncation_psi=0.7)  # the one seeds → ws path
+img = G.synthesize(ws, polyinr.Grid.frame(64))  # [2, 3, 64, 64]
 G.save("my-model"); G = polyinr.load("my-model")
 """
 

@@ -2,8 +2,9 @@
 
 Generators paint in ``[-1, 1]``; a pixel value ``x`` becomes the byte ``clamp(x·127.5 + 128, 0, 255)``
 truncated, and a byte ``b`` becomes ``b / 127.5 - 1`` (the StyleGAN family's conventions). Images on disk and
-NumPy images are ``uint8 [H, W, 3]``. :class:`PngStreamWriter` writes a PNG strip by strip, so an image of any
-size needs only one strip in memory (the tiled renders of ``tools/render.py``).
+NumPy images are ``uint8 [H, W, 3]``. :class:`PngEncoder` encodes a PNG strip by strip, so an image of any size
+needs only one strip in memory: :class:`PngStreamWriter` writes it to a file (the tiled renders of
+``tools/render.py``), the viewer streams it over HTTP (its exports).
 """
 
 from __future__ import annotations
@@ -108,39 +109,66 @@ def prepare_output(path: str | Path) -> Path:
     return path
 
 
-class PngStreamWriter:
-    """Write an RGB8 PNG row strip by row strip, holding only the current strip in memory."""
+class PngEncoder:
+    """An RGB8 PNG as bytes, strip by strip: :meth:`header`, then :meth:`rows` for each strip, then :meth:`end`.
 
-    def __init__(self, path: str | Path, height: int, width: int, level: int = 6) -> None:
-        self.path, self.height, self.width = Path(path), height, width
-        self.rows_written = 0
-        self._file = open(self.path, "wb")
+    Holds only the compressor's state, so a PNG of any size streams to a file or over the network.
+    """
+
+    def __init__(self, height: int, width: int, level: int = 6) -> None:
+        self.height, self.width = height, width
+        self.rows_encoded = 0
         self._zlib = zlib.compressobj(level)
-        self._file.write(b"\x89PNG\r\n\x1a\n")
-        self._chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
 
-    def _chunk(self, kind: bytes, data: bytes) -> None:
-        self._file.write(struct.pack(">I", len(data)) + kind + data)
-        self._file.write(struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    @staticmethod
+    def _chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
-    def write_rows(self, rows: np.ndarray) -> None:
-        """Append rows ``uint8 [h, width, 3]``."""
+    def header(self) -> bytes:
+        """The signature and the ``IHDR`` chunk."""
+        return b"\x89PNG\r\n\x1a\n" + self._chunk(
+            b"IHDR", struct.pack(">IIBBBBB", self.width, self.height, 8, 2, 0, 0, 0)
+        )
+
+    def rows(self, rows: np.ndarray) -> bytes:
+        """The next rows ``uint8 [h, width, 3]`` as ``IDAT`` bytes (possibly none yet: zlib buffers)."""
         if rows.shape[1:] != (self.width, 3) or rows.dtype != np.uint8:
             raise ValueError(f"rows must be uint8 [h, {self.width}, 3], got {rows.dtype} {rows.shape}")
         filtered = np.zeros((rows.shape[0], 1 + self.width * 3), dtype=np.uint8)  # filter byte 0 = none
         filtered[:, 1:] = rows.reshape(rows.shape[0], -1)
         data = self._zlib.compress(filtered.tobytes())
-        if data:
-            self._chunk(b"IDAT", data)
-        self.rows_written += rows.shape[0]
+        self.rows_encoded += rows.shape[0]
+        return self._chunk(b"IDAT", data) if data else b""
+
+    def end(self) -> bytes:
+        """The last ``IDAT`` and ``IEND``; every row must have been given."""
+        if self.rows_encoded != self.height:
+            raise ValueError(f"PNG has {self.rows_encoded} of {self.height} rows")
+        return self._chunk(b"IDAT", self._zlib.flush()) + self._chunk(b"IEND", b"")
+
+
+class PngStreamWriter:
+    """Write an RGB8 PNG row strip by row strip to a file, holding only the current strip in memory."""
+
+    def __init__(self, path: str | Path, height: int, width: int, level: int = 6) -> None:
+        self.path, self.height, self.width = Path(path), height, width
+        self._encoder = PngEncoder(height, width, level)
+        self._file = open(self.path, "wb")
+        self._file.write(self._encoder.header())
+
+    @property
+    def rows_written(self) -> int:
+        return self._encoder.rows_encoded
+
+    def write_rows(self, rows: np.ndarray) -> None:
+        """Append rows ``uint8 [h, width, 3]``."""
+        self._file.write(self._encoder.rows(rows))
 
     def close(self) -> None:
-        if self.rows_written != self.height:
+        try:
+            self._file.write(self._encoder.end())
+        finally:
             self._file.close()
-            raise ValueError(f"PNG has {self.rows_written} of {self.height} rows")
-        self._chunk(b"IDAT", self._zlib.flush())
-        self._chunk(b"IEND", b"")
-        self._file.close()
 
     def abort(self) -> None:
         self._file.close()

@@ -132,3 +132,22 @@ def test_bad_videos_are_errors(tmp_path):
     with pytest.raises(PolyinrError, match="no frames"):
         write_video([], tmp_path / "x.gif")
     assert not list(tmp_path.iterdir())  # nothing half-written is left behind
+
+
+def test_walks_in_inr_parameter_space(tiny_G):
+    """INR-GAN: keys are rendered exactly; in between, the per-layer modulated weights are interpolated, which
+    is not the w walk (a weight is not linear in w after the FMM product and the demodulation)."""
+    from polyinr.models.generator import CapabilityMissing
+    from polyinr.models.registry import create
+
+    torch.manual_seed(0)
+    G = create("inr-gan", "cpu")
+    keys = walk_keys(ws_for(G, seeds=[0, 1]), 1)  # [2, 1, L, D]
+    inr = list(latent_walk(G, keys, frames_per_step=4, space="inr", loop=False))
+    w = list(latent_walk(G, keys, frames_per_step=4, space="w", loop=False))
+    assert len(inr) == 5
+    for k in (0, 4):
+        np.testing.assert_array_equal(inr[k], w[k])  # the keys themselves
+    assert np.abs(inr[2].astype(int) - w[2].astype(int)).max() > 2
+    with pytest.raises(CapabilityMissing, match=r"^poly-inr has no per-image INR parameters"):
+        next(latent_walk(tiny_G, walk_keys(ws_for(tiny_G, seeds=[0, 1]), 1), frames_per_step=2, space="inr"))

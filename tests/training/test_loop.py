@@ -50,7 +50,9 @@ def _train_cli(outdir: Path, *extra: str) -> subprocess.Popen:
 
 
 def test_train_end_to_end_writes_a_run(tmp_path):
-    run_dir = training_loop(_tiny_options(tmp_path))
+    steps = []
+    run_dir = training_loop(_tiny_options(tmp_path), on_step=lambda cur, total: steps.append((cur, total)))
+    assert steps == [(8 * i, 64) for i in range(1, 9)]  # the caller hears of every step
     for name in ("training_options.json", "log.txt", "stats.jsonl", "reals.png", "fakes000000.png"):
         assert (run_dir / name).is_file(), name
     assert len(list(run_dir.glob("fakes*.png"))) == 5  # at the start and every tick

@@ -18,7 +18,14 @@ def demo(outdir, kimg, resume):
 
     progress = TrainingProgress("train digits")
     try:
-        paths = run_demo(outdir, kimg=kimg, resume=resume, on_tick=progress.on_tick, on_message=progress.on_message)
+        paths = run_demo(
+            outdir,
+            kimg=kimg,
+            resume=resume,
+            on_tick=progress.on_tick,
+            on_message=progress.on_message,
+            on_step=progress.on_step,
+        )
     finally:
         progress.close()
     click.echo(f"run directory:            {paths['run']}")

@@ -58,7 +58,8 @@ WALK_OPTIONS = ("space", "kind", "frames_per_step", "loop")
 @latents_option
 @class_option
 @trunc_options
-@click.option("--space", type=click.Choice(["z", "w"]), default="w", help="Walk: interpolate in Z or in W.")
+@click.option("--space", type=click.Choice(["z", "w", "inr"]), default="w",
+              help="Walk: interpolate in Z, in W, or the INR parameters the ws give (INR-GAN).")  # fmt: skip
 @click.option("--kind", type=click.Choice(INTERPOLATIONS), default="lerp", help="Walk: linear or spherical.")
 @click.option("--frames-per-step", type=click.IntRange(min=1), default=60, help="Walk: frames from key to key.")
 @click.option("--loop/--no-loop", default=True, help="Walk: return from the last key to the first.")
@@ -105,7 +106,7 @@ def video(ctx, network, seeds, latent_paths, class_idx, truncation, space, kind,
         else:
             ws = ws_for(G, seeds=seeds, latents=latent_paths, classes=class_idx, device=device, **truncation)
             keys = walk_keys(ws, cols * rows)
-            images = latent_walk(G, keys, frames_per_step, kind, loop, "w", grid=grid, cols=cols)
+            images = latent_walk(G, keys, frames_per_step, kind, loop, space, grid=grid, cols=cols)
         total = num_path_frames(len(keys), frames_per_step, loop)
     count = write_video(_with_bar(images, total, "video"), out_path, fps)
     click.echo(f"wrote {out_path} ({count} frames, {count / fps:.1f} s)")

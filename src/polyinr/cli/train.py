@@ -25,18 +25,24 @@ DISC_FLAGS = {"pretrained": "--features-pretrained", "backbones": "--backbones",
 
 
 class TrainingProgress:
-    """The training progress bar (kimg, images/s, ETA, losses), drawn from the first tick on."""
+    """The training progress bar (kimg, images/s, ETA, losses): it moves with every step, and each tick adds
+    the losses. It never runs past 100 % or backwards, whatever the batch and ``--kimg``."""
 
     def __init__(self, desc: str) -> None:
         self.desc = desc
         self.bar = None
 
-    def on_tick(self, tick) -> None:
-        kimg, total = round(tick.cur_nimg / 1000, 3), round(tick.total_nimg / 1000, 3)
-        if self.bar is None:  # rate and ETA are measured from the first tick on
+    def on_step(self, cur_nimg: int, total_nimg: int) -> None:
+        total, kimg = round(total_nimg / 1000, 3), round(min(cur_nimg, total_nimg) / 1000, 3)
+        if self.bar is None:  # rate and ETA are measured from the first step this process makes
             self.bar = progress_bar(total=total, initial=kimg, desc=self.desc, unit="kimg")
         self.bar.total = total
-        self.bar.update(min(kimg, total) - self.bar.n)
+        if kimg > self.bar.n:
+            self.bar.update(kimg - self.bar.n)
+            self.bar.n = kimg  # exact: float increments must not drift past the total
+
+    def on_tick(self, tick) -> None:
+        self.on_step(tick.cur_nimg, tick.total_nimg)
         losses = {k.removeprefix("Loss/"): f"{v:.3g}" for k, v in tick.stats.items() if k.startswith("Loss/")}
         ips = tick.stats.get("Timing/images_per_sec", 0.0)
         self.bar.set_postfix({"res": tick.stage.resolution, "img/s": f"{ips:.0f}", **losses})
@@ -143,7 +149,12 @@ def train(cond, mirror, recipe, preset, gamma, blur_sigma, blur_fade_kimg, cls_w
     progress = TrainingProgress("train")
     try:
         run_dir = training_loop(
-            options, resume=resume, on_tick=progress.on_tick, on_message=progress.on_message, evaluate=evaluate_snapshot
+            options,
+            resume=resume,
+            on_tick=progress.on_tick,
+            on_message=progress.on_message,
+            evaluate=evaluate_snapshot,
+            on_step=progress.on_step,
         )
     except WeightsUnavailable as e:
         if e.name not in options.disc_options.get("backbones", ()):

@@ -14,8 +14,9 @@
   ``convert(path: Path, **options) -> Generator | Converted``; :func:`convert_checkpoint` runs one and writes
   the checkpoint (``polyinr convert --from NAME IN OUT``).
 - one module per source format: :mod:`~polyinr.importers.poly_inr` (``poly-inr``, alias
-  ``poly-inr-official``), :mod:`~polyinr.importers.stylegan3` (``stylegan3``, NVIDIA's pickles),
-  :mod:`~polyinr.importers.stylegan_xl` (``stylegan-xl``, the StyleGAN-XL authors' pickles).
+  ``poly-inr-official``), :mod:`~polyinr.importers.inr_gan` (``inr-gan``, the INR-GAN authors' pickles),
+  :mod:`~polyinr.importers.stylegan3` (``stylegan3``, NVIDIA's pickles), :mod:`~polyinr.importers.stylegan_xl`
+  (``stylegan-xl``, the StyleGAN-XL authors' pickles).
 
 Adding a format is one module ``importers/<model>.py``: read the file with :func:`restricted_load` (a pickle of
 live modules: :func:`module_tensors` / :func:`inert_tree`; a ``torch.save`` state dict comes back as a dict
@@ -25,7 +26,7 @@ below so it registers.
 """
 
 # Converters, one module per source format: importing a module registers its converter.
-from polyinr.importers import poly_inr, stylegan3, stylegan_xl  # noqa: F401
+from polyinr.importers import inr_gan, poly_inr, stylegan3, stylegan_xl  # noqa: F401
 from polyinr.importers.poly_inr import PolyINRReport, poly_inr_from_snapshot
 from polyinr.importers.registry import (
     Conversion,

@@ -271,9 +271,10 @@ _LEGACY_PROTOCOL = 1001
 
 
 def _load_from_bytes(data: Any) -> torch.storage.TypedStorage:
-    """``torch.storage._load_from_bytes``: a storage in torch's legacy ``torch.save`` format, read here.
+    """``torch.storage._load_from_bytes``: a storage in torch's legacy ``torch.save`` format, read here (or
+    in its zip format, read as :func:`restricted_load` reads a zip archive).
 
-    The blob is four pickles (magic number, protocol, system info, the storage as a persistent id
+    A legacy blob is four pickles (magic number, protocol, system info, the storage as a persistent id
     ``('storage', type, key, location, numel, None)``), a pickled list of keys, then the storage's element
     count (int64) and its bytes. Each pickle is read by the restricted unpickler, and the count must match
     the bytes actually present before anything is allocated.
@@ -281,6 +282,11 @@ def _load_from_bytes(data: Any) -> torch.storage.TypedStorage:
     if not isinstance(data, (bytes, bytearray)):
         raise ImporterError(f"storage data is not bytes but {type(data).__name__}")
     try:
+        if bytes(data[:4]) == b"PK\x03\x04":  # written by torch.save's default (zip) format instead
+            storage = _load_zip(io.BytesIO(data), len(data))
+            if not isinstance(storage, torch.storage.TypedStorage):
+                raise ImporterError(f"it holds {describe(storage)}, not a storage")
+            return storage
         return _legacy_storage(io.BytesIO(data), len(data))
     except UnsafePickleError as e:
         raise UnsafePickleError(f"a tensor's data is not a plain torch storage ({e})") from None

@@ -248,6 +248,14 @@ class Generator(nn.Module):
         """The ws indices style mixing may exchange between samples, or None when the model cannot mix."""
         return None
 
+    def inr_parameters(self, ws: torch.Tensor) -> torch.Tensor:
+        """Each sample's own INR parameters ``[B, D]`` (a hypernetwork's output), for walks in parameter space."""
+        raise CapabilityMissing(f"{self.model_name} has no per-image INR parameters")
+
+    def synthesize_inr(self, params: torch.Tensor, grid: Grid | None = None) -> torch.Tensor:
+        """Render INR parameters ``[B, D]`` from :meth:`inr_parameters` on ``grid`` → ``[B, C, H, W]``."""
+        raise CapabilityMissing(f"{self.model_name} has no per-image INR parameters")
+
     # ------------------------------------------------------------------ training stages
 
     def trainable_parameters(self) -> list[nn.Parameter]:

@@ -43,12 +43,7 @@ def register(name: str, config_cls: type, presets: dict[str, dict[str, Any]] | N
     return decorate
 
 
-def _ensure_models_imported() -> None:
-    import polyinr.models  # noqa: F401  (imports every model module, which registers it)
-
-
 def get_entry(name: str) -> ModelEntry:
-    _ensure_models_imported()
     if name not in _MODELS:
         raise PolyinrError(f"unknown model {name!r}; known models: {', '.join(sorted(_MODELS))}")
     return _MODELS[name]
@@ -56,7 +51,6 @@ def get_entry(name: str) -> ModelEntry:
 
 def list_models(pattern: str = "*") -> list[str]:
     """Registered model names matching an fnmatch ``pattern``."""
-    _ensure_models_imported()
     return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
 
 

@@ -37,13 +37,15 @@ def render_showcase(G, grid: Grid, seeds_per_class: int = SAMPLES_PER_CLASS) -> 
 def run_demo(
     outdir: str | Path, kimg: float | None = None, resume: str = "auto",
     on_tick: Callable[[TickReport], None] | None = None, on_message: Callable[[str], None] | None = None,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> dict[str, Path]:  # fmt: skip
     """Train (or resume) the demo run, then write the three pictures; returns their paths and the run."""
     outdir = Path(outdir)
     options = resolve_options(
         "cpu", data="builtin:digits", cond=True, resolution=DEMO_RESOLUTION, outdir=str(outdir), kimg=kimg, workers=0
     )
-    run_dir = training_loop(options, resume=resume, on_tick=on_tick, on_message=on_message, evaluate=evaluate_snapshot)
+    run_dir = training_loop(options, resume=resume, on_tick=on_tick, on_message=on_message, evaluate=evaluate_snapshot,
+                            on_step=on_step)  # fmt: skip
     G = load_generator(latest_snapshot(run_dir))
     R = G.img_resolution
     paths = {

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
-from polyinr.image_io import PngStreamWriter, check_memory, prepare_image_output, to_uint8
+from polyinr.image_io import PngStreamWriter, check_memory, prepare_image_output, save_image, to_uint8
 from polyinr.models.generator import Generator
 from polyinr.sampling import iter_ws
 
@@ -105,7 +104,7 @@ def render_tiled(
         if writer is not None:
             writer.close()
         else:
-            Image.fromarray(canvas).save(out_path)
+            save_image(canvas, out_path)  # atomic: a full disk leaves no partial file
     except BaseException:
         if writer is not None:
             writer.abort()

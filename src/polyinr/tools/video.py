@@ -64,20 +64,26 @@ def latent_walk(
     """Frames uint8 ``[rows·H, cols·W, 3]`` of ``N = cols·rows`` walks side by side.
 
     ``keys [K, N, z_dim]`` (``space='z'``: mapped each frame with ``class_idx`` and truncation, of the first
-    ``truncation_cutoff`` ws when given) or
-    ``keys [K, N, num_ws, w_dim]`` (``space='w'``: ws, used as they are). See
-    :func:`~polyinr.tools.edit.interpolation_path` for the frame count and the loop.
+    ``truncation_cutoff`` ws when given) or ``keys [K, N, num_ws, w_dim]`` (``space='w'``: ws, used as they are;
+    ``space='inr'``: each key's INR parameters are interpolated instead, for models that have them, e.g.
+    INR-GAN's per-layer modulated weights). See :func:`~polyinr.tools.edit.interpolation_path` for the frame
+    count and the loop.
     """
     if space == "z":
         if keys.ndim != 3 or keys.shape[2] != G.z_dim:
             raise PolyinrError(f"z keys must be [K, N, {G.z_dim}], got {tuple(keys.shape)}")
         labels = labels_for(G, class_idx, keys.shape[1], keys.device)
-    elif space == "w":
+    elif space in ("w", "inr"):
         if keys.ndim != 4 or keys.shape[2:] != (G.num_ws, G.w_dim):
             raise PolyinrError(f"w keys must be [K, N, {G.num_ws}, {G.w_dim}], got {tuple(keys.shape)}")
     else:
-        raise PolyinrError(f"unknown latent space {space!r}; use z or w")
+        raise PolyinrError(f"unknown latent space {space!r}; use z, w or inr")
     cols, rows = _cells(keys.shape[1], cols)
+    if space == "inr":
+        params = torch.stack([G.inr_parameters(ws) for ws in keys])  # [K, N, D]
+        for latent in interpolation_path(params, frames_per_step, kind, loop):
+            yield image_grid(list(to_uint8(G.synthesize_inr(latent, grid))), cols, rows)
+        return
     for latent in interpolation_path(keys, frames_per_step, kind, loop):
         ws = (
             G.mapping(latent, labels, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)

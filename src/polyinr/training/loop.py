@@ -94,10 +94,13 @@ SnapshotEvaluator = Callable[[Sequence[str], torch.nn.Module, Any, Path, Path, t
 def training_loop(
     options: TrainingOptions, resume: str = "auto", on_tick: Callable[[TickReport], None] | None = None,
     on_message: Callable[[str], None] | None = None, evaluate: SnapshotEvaluator | None = None,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> Path:  # fmt: skip
     """Train as ``options`` say; return the run directory. ``resume``: 'auto', 'new' or a run directory.
 
     ``evaluate`` computes ``options.metrics`` at each snapshot (needed when there are metrics to compute).
+    ``on_tick`` gets each tick's report (statistics, snapshot); ``on_step(cur_nimg, total_nimg)`` is called after
+    every step, so a progress display moves even when a tick takes minutes.
     """
     if options.metrics and evaluate is None:
         raise PolyinrError("metrics at snapshots need an evaluator (polyinr.metrics.evaluate_snapshot)")
@@ -131,7 +134,7 @@ def training_loop(
     options_json = options.to_json()
     context = dict(device=device, rank=rank, world=world, batch_gpu=batch_gpu, rounds=rounds, say=say,
                    autocast=autocast, dataset=dataset, stages=stages, num_classes=num_classes,
-                   total_nimg=total_nimg, desc=desc, options_json=options_json, on_tick=on_tick,
+                   total_nimg=total_nimg, desc=desc, options_json=options_json, on_tick=on_tick, on_step=on_step,
                    evaluate=evaluate)  # fmt: skip
     if rank != 0:
         return _train(options, *_broadcast_run_dir(None, False), **context)
@@ -144,6 +147,7 @@ def _train(
     options: TrainingOptions, run_dir: Path, resuming: bool, *, device: torch.device, rank: int, world: int,
     batch_gpu: int, rounds: int, say: Callable[[str], None], autocast: torch.autocast, dataset, stages: list[Stage],
     num_classes: int, total_nimg: int, desc: str, options_json: dict, on_tick: Callable[[TickReport], None] | None,
+    on_step: Callable[[int, int], None] | None,
     evaluate: SnapshotEvaluator | None,
 ) -> Path:  # fmt: skip
     """The training proper, in a claimed run directory (see :func:`training_loop`)."""
@@ -270,6 +274,8 @@ def _train(
             # EMA and progress.
             update_ema(G_ema, G, ema_beta(options.batch, options.resolved_ema_kimg(), cur_nimg, options.ema_rampup))
             cur_nimg += options.batch
+            if on_step is not None and rank == 0:
+                on_step(cur_nimg, total_nimg)  # the caller's progress moves with every step, not only at ticks
             step += 1
             loss.end_step(step, options.batch)
             stop = _all_agree(stop_requested["flag"], device)

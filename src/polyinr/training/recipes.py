@@ -142,6 +142,16 @@ register_recipe(Recipe(
     },
 ))  # fmt: skip
 
+register_recipe(Recipe(
+    name="inr-gan", size=PAPER, loss="nonsaturating", disc="residual",
+    summary="INR-GAN's (StyleGAN2-ADA's, no augmentation as released): residual D, R1 γ 10, x-flips, batch 64",
+    # configs/main.yml + inr-gan.yml over StyleGAN2-ADA's cfg=auto at 256²: lr 0.0025 for both networks, Adam
+    # (0, 0.99), EMA 20 kimg with ramp-up 0.05, minibatch-std groups of 4, D fmaps 1, no path length, no mixing.
+    options=dict(glr=0.0025, dlr=0.0025, batch=64, mirror=True, kimg=25000.0, tick_kimg=4.0, snap_ticks=100),
+    losses={"nonsaturating": {"gamma": 10.0}},
+    discs={"residual": {"channel_base": 32768, "channel_max": 512, "mbstd_group": 4}},
+))  # fmt: skip
+
 
 # StyleGAN3 (NVIDIA's train.py, configs T and R): StyleGAN2's residual D (channel base 32768, at most 512,
 # minibatch-std groups of 4), non-saturating loss with lazy R1 every 16 steps, Adam (0, 0.99) at 0.0025 / 0.002

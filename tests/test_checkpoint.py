@@ -1,4 +1,4 @@
-"""Checkpoints: bit-exact round trips, atomic writes, and one-line errors for every bad input."""
+"""Checkpoints: bit-exact round trips, saves that never half-write, and one-line errors for every bad input."""
 
 from __future__ import annotations
 
@@ -7,11 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 import polyinr
 from polyinr import atomic
-from polyinr.atomic import atomic_directory, atomic_save_tensors, atomic_write, atomic_write_json
 from polyinr.checkpoint import (
     CONFIG_NAME,
     FORMAT_VERSION,
@@ -89,40 +87,6 @@ def test_failed_save_leaves_the_old_checkpoint_intact(G, G_cond, saved, monkeypa
     assert {p.name: p.read_bytes() for p in saved.iterdir()} == before
     assert leftovers(saved.parent) == []
     assert load_generator(saved).num_classes == G_cond.num_classes
-
-
-def test_atomic_file_writes(tmp_path):
-    path = tmp_path / "state.json"
-    atomic_write_json(path, {"b": 1, "a": [1, 2]})
-    assert path.read_text() == '{\n  "a": [\n    1,\n    2\n  ],\n  "b": 1\n}\n'
-
-    def crash(tmp: Path) -> None:
-        tmp.write_text("half")
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        atomic_write(path, crash)
-    assert json.loads(path.read_text()) == {"a": [1, 2], "b": 1}
-    assert leftovers(tmp_path) == []
-    tensors = {"x": torch.arange(6.0).view(2, 3).t(), "y": torch.ones(2, dtype=torch.int64)}
-    atomic_save_tensors(tmp_path / "t.safetensors", tensors, metadata={"step": "3"})
-    back = load_file(str(tmp_path / "t.safetensors"))
-    assert torch.equal(back["x"], tensors["x"]) and torch.equal(back["y"], tensors["y"])
-
-
-def test_atomic_directory_failure_keeps_the_old_directory(tmp_path):
-    path = tmp_path / "run"
-    atomic_directory(path, lambda d: (d / "a.txt").write_text("old"))
-
-    def fill(d: Path) -> None:
-        (d / "a.txt").write_text("new")
-        raise ValueError("boom")
-
-    with pytest.raises(ValueError):
-        atomic_directory(path, fill)
-    assert (path / "a.txt").read_text() == "old" and leftovers(tmp_path) == []
-    atomic_directory(path, lambda d: (d / "b.txt").write_text("new"))
-    assert sorted(p.name for p in path.iterdir()) == ["b.txt"]
 
 
 def edit_config(path: Path, **changes) -> None:

@@ -1,0 +1,150 @@
+"""Viewer tile latency and the speed-up of batching, over real HTTP (uvicorn + httpx).
+
+Poly-INR ``cpu`` preset (random weights: the cost per pixel is the trained model's), 256² PNG tiles. A client
+behaves like a browser tab: it loads views of 4 × 3 neighbouring tiles with at most 6 requests in flight (a
+browser's connections per host), then pans to a fresh view; every tile is new (no cache hits). Each client has
+its own seed, so only a client's own neighbouring tiles can share a synthesis call.
+
+Two servers run in this process on the same generator: ``batched`` (up to 16 tiles per synthesis call, the
+accelerators' default) and ``one tile per call`` (the CPU default); their rounds alternate. Reported per mode and
+client count: tile latency p50 / p95 (request sent → response read) and throughput (tiles / wall second), best and
+median of the rounds.
+
+
+    python benchmarks/bench_serve.py --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import threading
+import time
+
+import httpx
+import torch
+
+import polyinr
+from polyinr.serve.app import Network, bind, create_app, make_server, server_url
+
+VIEW_ROWS, VIEW_COLS, IN_FLIGHT, TILE = 3, 4, 6, 256
+
+
+def start_server(G, max_batch_pixels: int):
+    app = create_app([Network("cpu", G)], max_batch_pixels=max_batch_pixels, cache_bytes=1 << 20)
+    sock = bind("127.0.0.1", 0)
+    server = make_server(app)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    return server, thread, server_url(sock, "127.0.0.1", None), app
+
+
+async def client(http: httpx.AsyncClient, url: str, seed: int, views: int, origin: int, latencies: list[float]):
+    limit = asyncio.Semaphore(IN_FLIGHT)
+
+    async def one(row: int, col: int) -> None:
+        async with limit:
+            start = time.perf_counter()
+            params = {"seed": seed, "level": 3, "row": row, "col": col, "size": TILE, "format": "png"}
+            r = await http.get(url + "api/tile", params=params)
+            r.raise_for_status()
+            latencies.append(time.perf_counter() - start)
+
+    for v in range(views):
+        top, left = origin, origin + v * VIEW_COLS  # pan one view to the right
+        await asyncio.gather(*(one(top + r, left + c) for r in range(VIEW_ROWS) for c in range(VIEW_COLS)))
+
+
+async def measure(url: str, clients: int, views: int, origin: int) -> tuple[list[float], float]:
+    latencies: list[float] = []
+    async with httpx.AsyncClient(timeout=600, limits=httpx.Limits(max_connections=IN_FLIGHT * clients)) as http:
+        start = time.perf_counter()
+        await asyncio.gather(*(client(http, url, 1000 + i, views, origin, latencies) for i in range(clients)))
+        wall = time.perf_counter() - start
+    return latencies, wall
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def synthesis_only(G, rounds: int) -> None:
+    """The merge alone, without HTTP: 6 neighbouring tiles one call each vs one 2 × 3 call, interleaved."""
+    from polyinr.serve.tiles import tiling_for
+
+    tiling = tiling_for(G)
+    ws = G.mapping(torch.randn(1, G.z_dim), None)
+    calls = {
+        "6 tiles, one call each": lambda: [G.synthesize(ws, tiling.grid(3, r, c, TILE)) for r in range(2)
+                                           for c in range(3)],
+        "6 tiles, one 2x3 call": lambda: G.synthesize(ws, tiling.span(3, 0, 0, 2, 3, TILE)),
+    }  # fmt: skip
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    with torch.no_grad():
+        for _ in range(rounds):
+            for name, call in calls.items():
+                start = time.perf_counter()
+                call()
+                times[name].append(time.perf_counter() - start)
+    for name, values in times.items():
+        print(f"synthesis, {name}: best {min(values) * 1000:.0f} ms, median {statistics.median(values) * 1000:.0f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--clients", default="1,16")
+    parser.add_argument("--views", type=int, default=2, help="views each client loads per round (1 client)")
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"load average at start: {os.getloadavg()}  torch threads {torch.get_num_threads()}")
+    torch.manual_seed(0)
+    G = polyinr.create("poly-inr", preset="cpu").eval().requires_grad_(False)
+    modes = {"batched": 16 * TILE * TILE, "one tile per call": TILE * TILE}
+    servers = {name: start_server(G, budget) for name, budget in modes.items()}
+    counts = [int(c) for c in args.clients.split(",")]
+    results: dict[tuple[str, int], list[tuple[list[float], float]]] = {}
+    batches: dict[tuple[str, int], list[int]] = {}
+    origin = 0
+    for r in range(args.rounds):
+        for clients in counts:
+            views = args.views if clients == 1 else 1
+            for name in modes if r % 2 == 0 else reversed(modes):
+                origin += 1000  # fresh tiles: nothing comes from the cache
+                _, _, url, app = servers[name]
+                sizes = app.state.networks[0].renderer.stats.batch_sizes
+                before = len(sizes)
+                results.setdefault((name, clients), []).append(asyncio.run(measure(url, clients, views, origin)))
+                batches.setdefault((name, clients), []).extend(sizes[before:])
+    print("\n| clients | mode | tiles/round | p50 latency | p95 latency | throughput best / median (tiles/s) |"
+          " mean batch |\n|---|---|---|---|---|---|---|")  # fmt: skip
+    speedups = {}
+    for clients in counts:
+        for name in modes:
+            rounds = results[(name, clients)]
+            lat = [x for latencies, _ in rounds for x in latencies]
+            rates = [len(latencies) / wall for latencies, wall in rounds]
+            sizes = batches[(name, clients)]
+            speedups.setdefault(clients, {})[name] = statistics.median(rates)
+            print(f"| {clients} | {name} | {len(rounds[0][0])} | {pct(lat, 0.5) * 1000:.0f} ms | "
+                  f"{pct(lat, 0.95) * 1000:.0f} ms | {max(rates):.1f} / {statistics.median(rates):.1f} | "
+                  f"{statistics.mean(sizes):.2f} |")  # fmt: skip
+    for clients, rates in speedups.items():
+        print(f"batching speed-up, {clients} client(s), median throughput: "
+              f"{rates['batched'] / rates['one tile per call']:.2f}x")  # fmt: skip
+    synthesis_only(G, max(3, args.rounds))
+    print(f"load average at end: {os.getloadavg()}")
+    for server, thread, _, _ in servers.values():
+        server.should_exit = True
+        thread.join(10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""Tiny Poly-INR checkpoints for the viewer tests, with pictures that vary across the plane."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from polyinr.models.registry import create
+
+TINY = dict(channels=16, num_levels=3, z_dim=8, w_dim=16, embed_dim=8, img_resolution=16)
+
+
+def make_tiny(num_classes: int = 0, seed: int = 0):
+    """A tiny Poly-INR whose level-0 grid spans several units, so tiles show structure, not a flat colour."""
+    torch.manual_seed(seed)
+    G = create("poly-inr", **TINY, num_classes=num_classes).eval().requires_grad_(False)
+    with torch.no_grad():
+        for i, level in enumerate(G.synthesis.levels):
+            level.grid_matrix.weight.mul_(0.1)
+            level.grid_matrix.bias.copy_(torch.tensor([1.0, 0.0, 0.0, 1.0]) * (6.0 if i == 0 else 1.0))
+        G.synthesis.to_rgb.weight.mul_(0.5)
+        G.synthesis.to_rgb.bias.zero_()
+    return G
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(tmp_path_factory) -> Path:
+    return make_tiny().save(tmp_path_factory.mktemp("serve") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def cond_ckpt(tmp_path_factory) -> Path:
+    return make_tiny(num_classes=3, seed=1).save(tmp_path_factory.mktemp("serve") / "cond")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread():
+    """Tiny networks run many times faster on one thread, above all on a machine shared with others."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
