@@ -31,6 +31,7 @@ from polyinr.importers import (
     convert_checkpoint,
     describe,
     inert_tree,
+    list_converters,
     module_tensors,
     restricted_load,
 )
@@ -370,6 +371,22 @@ def test_absurd_sizes_from_tensor_shapes_are_refused_before_the_model_is_built(a
     message = _assert_one_line_error(_convert(path, tmp_path / "out"), "GiB of weights")
     assert "channels=60000" in message
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("converter", [c.name for c in list_converters()])
+def test_every_converter_refuses_the_module_bombs(tmp_path, converter):
+    shared = _Block({"weight": torch.zeros(2)})
+    for _ in range(48):
+        shared = _Block(modules={"a": shared, "b": shared})
+    bombs = {
+        "contains itself": _snapshot(_self_containing_module()),
+        "deep": _snapshot(_nested_modules(5000)),
+        "shares submodules": pickle.dumps({"G_ema": shared}, protocol=4),
+        "tuple": _snapshot(b"}" + _shared_tuples(62) + b"K\x01s"),
+    }
+    for i, (words, data) in enumerate(bombs.items()):
+        path = _write(tmp_path, data, f"bomb{i}.pkl")
+        _assert_one_line_error(lambda p=path: convert_checkpoint(converter, p, tmp_path / "out"), words)
 
 
 def test_bomb_errors_are_library_errors_and_one_line_on_the_command_line(tmp_path):
