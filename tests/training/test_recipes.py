@@ -20,7 +20,8 @@ from polyinr.training.recipes import RECIPES, pair_recipe_and_preset
 def test_every_recipe_resolves_with_every_loss_and_discriminator(recipe):
     assert set(RECIPES[recipe].losses) <= set(LOSSES) and set(RECIPES[recipe].discs) <= set(list_discriminators())
     chosen = RECIPES[recipe]
-    preset = None if chosen.size == "cpu" or recipe in ("imagenet", "ffhq") else "ffhq"  # a poly-inr paper preset
+    own_model = "model" in chosen.options  # a recipe for one model (infinitygan) pairs with that model's preset
+    preset = None if chosen.size == "cpu" or recipe in ("imagenet", "ffhq") or own_model else "ffhq"  # poly-inr's
     if recipe == "stylegan-xl":
         preset = "imagenet"
     for loss in LOSSES:
@@ -82,7 +83,7 @@ def _train(*args: str):
     [
         (["--cls-weight", "1"], "--cls-weight does not apply to the nonsaturating loss; it applies with --loss hinge"),
         (["--recipe", "imagenet", "--gamma", "10"],
-         "--gamma does not apply to the hinge loss; it applies with --loss nonsaturating"),
+         "--gamma does not apply to the hinge loss; it applies with --loss infinitygan or --loss nonsaturating"),
         (["--backbones", "tf_efficientnet_lite0"],
          "--backbones does not apply to the residual discriminator; it applies with --disc projected"),
         (["--recipe", "imagenet", "--cls-weight", "1"], "classifier guidance needs class labels"),

@@ -35,22 +35,23 @@ MAPPING_LR_MULTIPLIER = 0.01  # StyleGAN2-ADA's value for the discriminator's la
 
 @dataclass(frozen=True)
 class ResidualDiscriminatorConfig:
-    img_resolution: int = 32  # input size H = W in pixels, a power of two ≥ 8; filled from the data
+    img_resolution: int = 32  # input size H = W in pixels, ≥ 8; filled from the data (see ResidualDiscriminator)
     num_classes: int = 0  # 0 = unconditional; filled from the data
     channel_base: int = 4096  # channels at resolution r = min(channel_base // r, channel_max)
     channel_max: int = 512  # upper bound on the channels of any layer
     mbstd_group: int = 4  # samples per minibatch-stddev group (the largest divisor of the batch ≤ this)
     embed_dim: int = 320  # width of the class table (320 fits EfficientNet-lite0 class embeddings)
+    aux_outputs: int = 0  # extra regression outputs (InfinityGAN's patch position) from the epilogue; 0 = none
 
     def __post_init__(self) -> None:
         R = self.img_resolution
-        if R < 8 or R & (R - 1):
-            raise PolyinrError(f"the residual discriminator needs a power-of-two resolution ≥ 8, got {R}")
+        if R < 8:
+            raise PolyinrError(f"the residual discriminator needs a resolution ≥ 8, got {R}")
         if self.channel_base < R or self.channel_max < 1:
             raise PolyinrError(f"channel_base must be ≥ the resolution ({R}) and channel_max ≥ 1, "
                                f"got {self.channel_base} and {self.channel_max}")  # fmt: skip
-        if self.mbstd_group < 1 or self.embed_dim < 1 or self.num_classes < 0:
-            raise PolyinrError("mbstd_group and embed_dim must be ≥ 1 and num_classes ≥ 0")
+        if self.mbstd_group < 1 or self.embed_dim < 1 or self.num_classes < 0 or self.aux_outputs < 0:
+            raise PolyinrError("mbstd_group and embed_dim must be ≥ 1, num_classes and aux_outputs ≥ 0")
 
 
 class Blur(nn.Module):
@@ -142,11 +143,16 @@ def minibatch_std(x: torch.Tensor, group_size: int) -> torch.Tensor:
 
 @register_discriminator("residual", ResidualDiscriminatorConfig)
 class ResidualDiscriminator(Discriminator):
-    """StyleGAN2's residual discriminator: ``images [B, 3, R, R], labels [B] | None → logits [B, 1]``."""
+    """StyleGAN2's residual discriminator: ``images [B, 3, R, R], labels [B] | None → logits [B, 1]``.
+
+    The network runs at the power of two nearest R; other sizes (InfinityGAN's odd patches) are resized to it
+    bilinearly first.
+    """
 
     def __init__(self, cfg: ResidualDiscriminatorConfig) -> None:
         super().__init__(cfg)
-        R = cfg.img_resolution
+        R = 2 ** round(math.log2(cfg.img_resolution))  # the network's resolution: the nearest power of two
+        self.net_resolution = R
         resolutions = [2**i for i in range(int(math.log2(R)), 1, -1)]  # R, R/2, …, 4
 
         def channels(res: int) -> int:
@@ -161,6 +167,10 @@ class ResidualDiscriminator(Discriminator):
         self.epilogue_fc = EqualizedLinear(C * 4 * 4, C, activation="lrelu")
         self.cmap_dim = C if cfg.num_classes > 0 else 0
         self.out = EqualizedLinear(C, self.cmap_dim or 1)
+        self.aux = None  # the authors' InfinityGAN `coord_linear`: two layers from the flattened epilogue features
+        if cfg.aux_outputs > 0:
+            self.aux = nn.Sequential(EqualizedLinear(C * 4 * 4, C, activation="lrelu"),
+                                     EqualizedLinear(C, cfg.aux_outputs))  # fmt: skip
         if cfg.num_classes > 0:
             self.embed = nn.Embedding(cfg.num_classes, cfg.embed_dim)  # [num_classes, embed_dim]
             self.label_mapping = nn.Sequential(*(
@@ -178,17 +188,27 @@ class ResidualDiscriminator(Discriminator):
         with torch.no_grad():
             self.embed.weight.copy_(table)
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """``images [B, 3, R, R]`` in ``[-1, 1]``, ``labels [B]`` (conditional only) → ``logits [B, 1]``."""
+    def forward(
+        self, images: torch.Tensor, labels: torch.Tensor | None = None, aux: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """``images [B, 3, R, R]`` in ``[-1, 1]``, ``labels [B]`` (conditional only) → ``logits [B, 1]``; with
+        ``aux`` also the auxiliary predictions ``[B, aux_outputs]``."""
         labels = self.check_inputs(images, labels)
+        if self.net_resolution != self.cfg.img_resolution:  # e.g. InfinityGAN's odd patch sizes (101 → 128)
+            images = F.interpolate(images, size=self.net_resolution, mode="bilinear", align_corners=False,
+                                   antialias=self.net_resolution < self.cfg.img_resolution)  # fmt: skip
         x = self.from_rgb(images)  # [B, C_R, R, R]
         for block in self.blocks.values():
             x = block(x)  # halves the resolution
         x = minibatch_std(x, self.cfg.mbstd_group)  # [B, C + 1, 4, 4]
-        x = self.epilogue_conv(x)  # [B, C, 4, 4]
-        x = self.epilogue_fc(x.flatten(1))  # [B, C]
+        features = self.epilogue_conv(x).flatten(1)  # [B, C·4·4]
+        x = self.epilogue_fc(features)  # [B, C]
         x = self.out(x)  # [B, cmap_dim or 1]
         if self.embed is not None:
             cmap = self.label_mapping(normalize_2nd_moment(self.embed(labels)))  # [B, cmap_dim]
             x = (x * cmap).sum(dim=1, keepdim=True) / math.sqrt(self.cmap_dim)  # [B, 1]
+        if aux:
+            if self.aux is None:
+                raise PolyinrError("this discriminator has no auxiliary outputs (aux_outputs = 0)")
+            return x, self.aux(features)
         return x

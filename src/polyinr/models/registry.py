@@ -128,9 +128,8 @@ def resolve_config(name: str, preset: str | None = None, **overrides: Any) -> An
             raise PolyinrError(f"unknown preset {preset!r} for {name}; presets: {known}")
         values = _deep_copy(entry.presets[preset])
     for key, value in _dotted(overrides).items():
-        path = _resolve_key(name, entry.config_cls, key)
-        if value is not None:
-            _set_path(values, path, value)
+        if value is not None:  # None = not given, even for a setting this model does not have
+            _set_path(values, _resolve_key(name, entry.config_cls, key), value)
     return build_config(entry.config_cls, values)
 
 

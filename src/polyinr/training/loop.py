@@ -25,7 +25,6 @@ import torch
 from polyinr.checkpoint import STATE_JSON, latest_snapshot
 from polyinr.data.loading import step_batches
 from polyinr.errors import PolyinrError
-from polyinr.grid import Grid
 from polyinr.image_io import from_uint8, image_grid, save_image, to_uint8
 from polyinr.models.registry import create as create_generator
 from polyinr.sampling import sample_inputs
@@ -167,7 +166,7 @@ def _train(
         G.mapping.set_class_embeddings(class_table)
     G, G_ema = _training_copies(G, device, options.compile)
     data = stage_data(options, dataset, stage)
-    D = build_discriminator(options, stage, num_classes, class_table, device)
+    D = build_discriminator(options, stage, num_classes, class_table, device, G)
     loss = build_loss(options, G, D, device)
     phases = loss.phases()
     trainable = {
@@ -230,7 +229,7 @@ def _train(
                 data = stage_data(options, dataset, stage)
                 batches.close()
                 batches = _stage_batches(data, options, stage, cur_nimg, share)
-                D = build_discriminator(options, stage, num_classes, class_table, device)
+                D = build_discriminator(options, stage, num_classes, class_table, device, G)
                 loss.D = D  # the loss (and its guidance classifier, if any) carries on
                 trainable["D"] = [p for p in D.parameters() if p.requires_grad]
                 optimizers["D"] = _adam(trainable["D"], options.dlr, phases, "D")
@@ -404,7 +403,7 @@ def _broadcast_run_dir(run_dir: Path | None, resuming: bool) -> tuple[Path, bool
 
 @torch.no_grad()
 def _save_fakes(G_ema, z: torch.Tensor, c: torch.Tensor | None, resolution: int, path: Path) -> None:
-    images = to_uint8(G_ema(z, c, grid=Grid.frame(resolution)))
+    images = to_uint8(G_ema(z, c, grid=G_ema.training_grid(resolution)))
     cols = 8
     save_image(image_grid(list(images), cols, -(-len(images) // cols)), path)
 

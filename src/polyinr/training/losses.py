@@ -313,3 +313,165 @@ class ProjectedHingeLoss(GANLoss):
             report("Loss/scores/real", real_logits)
             report("Loss/D/loss", loss)
             loss.mul(gain).backward()
+
+
+# ---------------------------------------------------------------------------------------------- InfinityGAN
+
+
+def mode_seeking_loss(features: torch.Tensor, latents: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """The mode-seeking diversity loss over pairs ``(2i, 2i + 1)`` of a batch: ``1 / (d(x) / d(z) + eps)``.
+
+    ``d`` is the mean absolute difference within each pair (``features [B, …]``: the structure synthesizer's
+    output; ``latents [B, …]``: the local latents). A true distance ratio: the authors' released angular form
+    divides two *similarities* (inverted) and gives NaNs; this one is finite even on identical inputs (``eps``
+    in both denominators) and falls as the images of different latents move apart.
+    """
+    B = (len(features) // 2) * 2
+    x_dist = (features[0:B:2] - features[1:B:2]).abs().mean()
+    z_dist = (latents[0:B:2] - latents[1:B:2]).abs().mean()
+    return 1 / (x_dist / (z_dist + eps) + eps)
+
+
+@dataclass(frozen=True)
+class InfinityGANLossConfig:
+    gamma: float = 10.0  # R1 weight on the real patches, applied lazily every 16 D steps
+    pl_weight: float = 2.0  # path length regularisation weight, every 4 G steps; 0 = off
+    coord_weight: float = 1.0  # vertical-position loss (L1; D on real and fake, G on fake); 0 = off
+    diversity_weight: float = 1.0  # mode-seeking diversity loss on the structure; 0 = off
+    mixing: float = 0.9  # probability of style mixing
+    upsample: float = 197 / 128  # resize-then-crop: reals are upsampled by this before a patch is cut
+
+    def __post_init__(self) -> None:
+        if min(self.gamma, self.pl_weight, self.coord_weight, self.diversity_weight, self.mixing) < 0 or \
+                self.mixing > 1 or self.upsample < 1:  # fmt: skip
+            raise PolyinrError("InfinityGAN loss weights must be ≥ 0, mixing in [0, 1] and upsample ≥ 1")
+
+
+@register_loss("infinitygan", InfinityGANLossConfig)
+class InfinityGANLoss(GANLoss):
+    """The InfinityGAN authors' losses (``train.py``, ``models/losses.py``) on patches cut from the reals.
+
+    Reals ``[B, 3, F, F]`` (the data's resolution) are upsampled by ``upsample`` (128 → 197 in the paper), a
+    random patch of the generator's size is cut and flipped at random; its label is its vertical position in
+    ``[-1, 1]``. Fakes are the generator's patches at random positions of its coordinate space
+    (:func:`~polyinr.models.infinity_gan.training_canvas`), in pairs sharing the global latent and coordinates.
+    Non-saturating loss, lazy R1 (every 16), path length (every 4, half batch), the vertical-position L1 through
+    the discriminator's auxiliary output, the mode-seeking diversity loss, style mixing.
+    """
+
+    R1_INTERVAL, PL_INTERVAL, PL_DECAY, PL_SHRINK = 16, 4, 0.01, 2
+
+    def __init__(self, G: nn.Module, D: nn.Module, cfg: InfinityGANLossConfig) -> None:
+        super().__init__(G, D)
+        if getattr(getattr(D, "cfg", None), "aux_outputs", 0) < 1:
+            raise PolyinrError("the infinitygan loss needs a discriminator with a position output "
+                               "(the residual discriminator with aux_outputs = 1)")  # fmt: skip
+        self.cfg = cfg
+        self.pl_mean = torch.zeros([])
+
+    @classmethod
+    def from_config(cls, G: nn.Module, D: nn.Module, cfg: InfinityGANLossConfig, device: torch.device):
+        return cls(G, D, cfg)
+
+    def phases(self) -> list[PhaseSpec]:
+        return phases_for("G", self.PL_INTERVAL if self.cfg.pl_weight > 0 else None) + phases_for(
+            "D", self.R1_INTERVAL if self.cfg.gamma > 0 else None
+        )
+
+    def crop_reals(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Random patches ``[B, 3, R, R]`` of the upsampled reals, randomly flipped, and their vertical
+        positions ``[B]`` in ``[-1, 1]``."""
+        B, _, F_, _ = images.shape
+        R = self.G.img_resolution
+        full = max(R, round(F_ * self.cfg.upsample))
+        if full != F_:
+            images = F.interpolate(images, size=full, mode="bilinear", align_corners=False)
+        top = torch.randint(0, full - R + 1, (B,))
+        left = torch.randint(0, full - R + 1, (B,))
+        patches = torch.stack([images[i, :, t : t + R, l : l + R] for i, (t, l) in enumerate(zip(top, left))])
+        flip = torch.rand(B) < 0.5
+        patches = torch.where(flip.view(B, 1, 1, 1).to(patches.device), patches.flip(3), patches)
+        labels = top.float() / max(full - R, 1) * 2 - 1
+        return patches, labels.to(images.device)
+
+    def make_fakes(
+        self, z: torch.Tensor, c: torch.Tensor | None, update_emas: bool = False, ws_grad: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Paired fakes: images ``[B, 3, R, R]``, their positions ``[B]``, ``ws``, the structure features and
+        the local latents."""
+        from polyinr.models.infinity_gan import training_canvas
+
+        G = self.G
+        z = z.clone()
+        z[1::2] = z[0::2][: len(z) // 2]  # pairs share the global latent (the authors' setup_paired_inputs)
+        ws = G.mapping(z, c, update_emas=update_emas)
+        cutoffs = G.style_mixing_range()
+        if self.cfg.mixing > 0 and cutoffs is not None and torch.rand([]) < self.cfg.mixing:
+            z2 = torch.randn_like(z)
+            z2[1::2] = z2[0::2][: len(z) // 2]
+            cutoff = int(torch.randint(cutoffs.start, cutoffs.stop, []))
+            ws = torch.cat([ws[:, :cutoff], G.mapping(z2, c, update_emas=False)[:, cutoff:]], dim=1)
+        if ws_grad:
+            ws = ws.detach().requires_grad_(True)
+        canvas, positions = training_canvas(G.cfg, len(z), paired=True)
+        canvas = canvas.to(ws.device)
+        captured = []
+        hook = G.synthesis.structure.register_forward_hook(lambda m, args, out: captured.append(out))
+        try:
+            images = G.synthesize(ws, None, canvas=canvas)
+        finally:
+            hook.remove()
+        B = len(z)
+        structure = captured[0].view(B, -1)  # one patch per sample (P = 1): [1, B·Dl, n, n] → [B, Dl·n·n]
+        return images, positions.to(images.device), ws, structure, canvas.local.view(B, -1)
+
+    def accumulate_gradients(self, phase, real_img, real_c, gen_z, gen_c, gain, cur_nimg):
+        cfg = self.cfg
+        if phase in ("Gmain", "Gboth"):
+            fake, positions, _, structure, local = self.make_fakes(gen_z, gen_c)
+            logits, predicted = self.D(fake, gen_c, aux=True)
+            loss = F.softplus(-logits).mean()
+            report("Loss/G/loss", loss)
+            if cfg.coord_weight > 0:
+                coord = (predicted[:, 0] - positions).abs().mean()
+                report("Loss/G/coord", coord)
+                loss = loss + cfg.coord_weight * coord
+            if cfg.diversity_weight > 0:
+                diversity = mode_seeking_loss(structure, local)
+                report("Loss/G/diversity", diversity)
+                loss = loss + cfg.diversity_weight * diversity
+            loss.mul(gain).backward()
+        if phase in ("Greg", "Gboth") and cfg.pl_weight > 0:
+            batch = max(2, len(gen_z) // self.PL_SHRINK)
+            fake, _, ws, _, _ = self.make_fakes(gen_z[:batch], None if gen_c is None else gen_c[:batch], ws_grad=True)
+            noise = torch.randn_like(fake) / math.sqrt(fake.shape[2] * fake.shape[3])
+            (grad,) = torch.autograd.grad((fake * noise).sum(), ws, create_graph=True)
+            lengths = grad[:, 1:].square().sum(dim=2).mean(dim=1).sqrt()  # [B] over the styles (not z_g)
+            self.pl_mean = self.pl_mean.to(lengths.device).lerp(lengths.mean().detach(), self.PL_DECAY)
+            penalty = (lengths - self.pl_mean).square()
+            report("Loss/pl_penalty", penalty)
+            (fake[:, 0, 0, 0] * 0 + penalty * cfg.pl_weight).mean().mul(gain).backward()
+        if phase in ("Dmain", "Dboth"):
+            with torch.no_grad():
+                fake, fake_pos, _, _, _ = self.make_fakes(gen_z, gen_c, update_emas=True)
+            real, real_pos = self.crop_reals(real_img)
+            fake_logits, fake_pred = self.D(fake, gen_c, aux=True)
+            real_logits, real_pred = self.D(real, real_c, aux=True)
+            loss = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
+            report("Loss/scores/fake", fake_logits)
+            report("Loss/scores/real", real_logits)
+            report("Loss/D/loss", loss)
+            if cfg.coord_weight > 0:
+                coord = (fake_pred[:, 0] - fake_pos).abs().mean() + (real_pred[:, 0] - real_pos).abs().mean()
+                report("Loss/D/coord", coord)
+                loss = loss + cfg.coord_weight * coord
+            loss.mul(gain).backward()
+        if phase in ("Dreg", "Dboth") and cfg.gamma > 0:
+            real = self.crop_reals(real_img)[0].detach().requires_grad_(True)
+            logits = self.D(real, real_c)
+            (grad,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
+            penalty = grad.square().sum(dim=[1, 2, 3])
+            loss = penalty.mean() * (cfg.gamma / 2)
+            report("Loss/r1_penalty", penalty)
+            report("Loss/D/reg", loss)
+            loss.mul(gain).backward()

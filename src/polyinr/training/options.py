@@ -100,7 +100,8 @@ def resolve_options(
     for key in overrides:
         if key not in fields or key in ("recipe", "preset", "loss_options", "disc_options"):
             raise PolyinrError(f"unknown training option {key!r}")
-    model = overrides.get("model") or TrainingOptions.model
+    model = overrides.get("model") or (get_recipe(recipe).options.get("model") if recipe else None)
+    model = model or TrainingOptions.model  # a recipe made for one model (infinitygan) names it
     recipe, preset = pair_recipe_and_preset(model, recipe, preset)
     chosen = get_recipe(recipe)
     values: dict[str, Any] = {**chosen.options, "recipe": recipe, "preset": preset}

@@ -202,3 +202,28 @@ register_recipe(Recipe(
     losses={"hinge": _AUTHORS_HINGE},
     discs={"projected": _AUTHORS_PROJECTED},
 ))  # fmt: skip
+
+# InfinityGAN (Lin et al. 2022): the authors' InfinityGAN.yaml. Patches of the generator's size are cut from the
+# images (resized to 128, upsampled to 197 in the loss); non-saturating + lazy R1 10, path length 2 every 4, the
+# vertical-position loss through the discriminator's position output, mode-seeking diversity, mixing 0.9,
+# lr 0.002 (the loop applies the lazy-regularisation scaling), batch 16, G EMA 0.5^(32/10000) a step (5 kimg).
+_INFINITYGAN_LOSS = {"gamma": 10.0, "pl_weight": 2.0, "coord_weight": 1.0, "diversity_weight": 1.0, "mixing": 0.9,
+                     "upsample": 197 / 128}  # fmt: skip
+
+register_recipe(Recipe(
+    name="infinitygan", size=PAPER, loss="infinitygan", disc="residual",
+    summary="the InfinityGAN authors' recipe: 101² patches of 197² upsampled photos, position + diversity losses",
+    options=dict(model="infinitygan", glr=0.002, dlr=0.002, batch=16, resolution=128, kimg=12800.0, ema_kimg=5.0,
+                 ema_rampup=None, tick_kimg=4.0, snap_ticks=50),
+    losses={"infinitygan": _INFINITYGAN_LOSS},
+    discs={"residual": {"channel_base": 32768, "channel_max": 512, "aux_outputs": 1}},
+))  # fmt: skip
+
+register_recipe(Recipe(
+    name="infinitygan-cpu", size=CPU, loss="infinitygan", disc="residual",
+    summary="InfinityGAN in minutes on two CPU cores: 37² patches of the built-in photographs",
+    options=dict(model="infinitygan", data="builtin:photos", glr=0.002, dlr=0.002, batch=8, resolution=48,
+                 kimg=20.0, ema_kimg=1.0, ema_rampup=None, tick_kimg=1.0, snap_ticks=5),
+    losses={"infinitygan": _INFINITYGAN_LOSS},
+    discs={"residual": {"channel_base": 1024, "channel_max": 64, "aux_outputs": 1}},
+))  # fmt: skip

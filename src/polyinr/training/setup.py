@@ -98,14 +98,17 @@ def stage_data(options: TrainingOptions, dataset, stage: Stage):
 
 
 def build_discriminator(
-    options: TrainingOptions, stage: Stage, num_classes: int, class_table: torch.Tensor | None, device: torch.device
-) -> torch.nn.Module:
-    """A fresh discriminator for the stage's resolution, seeded by (seed, stage)."""
+    options: TrainingOptions, stage: Stage, num_classes: int, class_table: torch.Tensor | None, device: torch.device,
+    G: torch.nn.Module,
+) -> torch.nn.Module:  # fmt: skip
+    """A fresh discriminator for what ``G`` renders at the stage's resolution (its training grid: the frame at
+    that resolution, or a patch-trained model's patch), seeded by (seed, stage)."""
     from polyinr.discriminators import create_discriminator
 
+    resolution = G.training_grid(stage.resolution).shape[0]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(options.seed * 1000 + 17 + stage.index)
-        D = create_discriminator(options.disc, stage.resolution, num_classes,
+        D = create_discriminator(options.disc, resolution, num_classes,
                                  **_disc_settings(options, num_classes, class_table))  # fmt: skip
     if class_table is not None and num_classes:
         D.set_class_embeddings(class_table)
@@ -144,14 +147,15 @@ def resolved_run(options: TrainingOptions) -> dict[str, Any]:
     """What a run of ``options`` builds, as plain values: the generator's config (every field), the first
     stage's discriminator config, the loss's config and the stages. Opens the data (for its classes and size)."""
     from polyinr.discriminators import get_discriminator
-    from polyinr.models.registry import resolve_config
+    from polyinr.models.registry import get_entry, resolve_config
 
     dataset, stages, num_classes = open_run_data(options)
     class_table = load_class_table(options, num_classes)
     model = resolve_config(options.model, options.preset, **generator_settings(options, num_classes, stages,
                                                                                 class_table))  # fmt: skip
     disc_cls = get_discriminator(options.disc)
-    disc = disc_cls.config_cls(img_resolution=stages[0].resolution, num_classes=num_classes,
+    G = get_entry(options.model).generator_cls(model)
+    disc = disc_cls.config_cls(img_resolution=G.training_grid(stages[0].resolution).shape[0], num_classes=num_classes,
                                **_disc_settings(options, num_classes, class_table))  # fmt: skip
     return {
         "generator": {"model": options.model, "preset": options.preset, "config": dataclasses.asdict(model)},
