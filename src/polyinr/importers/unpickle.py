@@ -268,6 +268,7 @@ def _rebuild_from_type(func: Any, new_type: Any, args: Any, state: Any) -> torch
 
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # torch's legacy (non-zip) serialization
 _LEGACY_PROTOCOL = 1001
+_LEGACY_HEAD = b"\x80\x02\x8a\x0a" + _LEGACY_MAGIC.to_bytes(10, "little")[:8]  # its first pickle's first bytes
 
 
 def _load_from_bytes(data: Any) -> torch.storage.TypedStorage:
@@ -294,27 +295,53 @@ def _load_from_bytes(data: Any) -> torch.storage.TypedStorage:
         raise ImporterError(f"a tensor's data is not a plain torch storage ({e})") from None
 
 
-def _legacy_storage(f: io.BytesIO, size: int) -> torch.storage.TypedStorage:
-    def next_pickle() -> Any:
-        return _LegacyStorageUnpickler(f, size - f.tell()).load()
+def _legacy_storage(f: BinaryIO, size: int) -> torch.storage.TypedStorage:
+    storage = _load_legacy(f, size)
+    if not isinstance(storage, torch.storage.TypedStorage):
+        raise ImporterError(f"it holds {describe(storage)}, not a storage")
+    return storage
+
+
+def _load_legacy(f: BinaryIO, size: int) -> Any:
+    """A file in torch's legacy ``torch.save`` format: four pickles (magic number, protocol, system info, the
+    object, whose storages are persistent ids ``('storage', type, key, location, numel, None)``), a pickled
+    list of keys, then each storage's element count (int64) and bytes.
+
+    The object is read twice: first with storages on the meta device (nothing allocated) to learn what they
+    claim, then, once every claim has matched the bytes actually present, with the real storages.
+    """
+
+    def next_pickle(storages: dict[str, Any] | None = None) -> Any:
+        return _LegacyStorageUnpickler(f, size - f.tell(), storages).load()
 
     magic, protocol, info = next_pickle(), next_pickle(), next_pickle()
     if magic != _LEGACY_MAGIC or protocol != _LEGACY_PROTOCOL:
         raise ImporterError("it lacks torch's magic number")
     if not (isinstance(info, dict) and info.get("little_endian") is True):
         raise ImporterError("it is not little-endian")
-    ref, keys = next_pickle(), next_pickle()
-    if not isinstance(ref, _LegacyRef) or keys != [ref.key]:
-        raise ImporterError("it holds something other than one storage")
-    header = f.read(8)
-    if len(header) != 8:
-        raise ImporterError("it ends before its storage's size")
-    (numel,) = struct.unpack("<q", header)
-    nbytes = numel * ref.itemsize
-    if numel != ref.numel or nbytes != size - f.tell():
-        raise ImporterError(f"it claims {ref.numel:,} elements but holds {max(size - f.tell(), 0):,} bytes")
-    untyped = torch.UntypedStorage.from_buffer(f.read(), dtype=torch.uint8) if nbytes else torch.UntypedStorage(0)
-    return torch.storage.TypedStorage(wrap_storage=untyped, dtype=ref.dtype, _internal=True)
+    start, claimed = f.tell(), {}
+    next_pickle(claimed)  # storages on the meta device: claims only
+    keys = next_pickle()
+    if not (isinstance(keys, list) and sorted(map(str, keys)) == sorted(claimed)):
+        raise ImporterError("its list of storages does not match the storages it uses")
+    storages = {}
+    for key in keys:
+        header = f.read(8)
+        if len(header) != 8:
+            raise ImporterError("it ends before a storage's size")
+        (numel,) = struct.unpack("<q", header)
+        storage = claimed[key]
+        nbytes = storage._untyped_storage.nbytes()
+        if numel != storage._size() or nbytes > size - f.tell():
+            raise ImporterError(
+                f"storage {describe(key)} claims {storage._size():,} elements but the file holds "
+                f"{max(size - f.tell(), 0):,} more bytes"
+            )
+        data = f.read(nbytes)
+        untyped = torch.UntypedStorage.from_buffer(data, dtype=torch.uint8) if nbytes else torch.UntypedStorage(0)
+        storages[key] = torch.storage.TypedStorage(wrap_storage=untyped, dtype=storage.dtype, _internal=True)
+    f.seek(start)
+    return next_pickle(storages)
 
 
 def _slice(*args: Any) -> slice:
@@ -518,24 +545,34 @@ class _RestrictedUnpickler(pickle._Unpickler):  # the Python unpickler: its opco
         return torch.storage.TypedStorage(wrap_storage=untyped, dtype=storage_type.dtype, _internal=True)
 
 
-class _LegacyRef:
-    """A storage reference in torch's legacy format, checked; its bytes follow the pickles."""
-
-    def __init__(self, dtype: torch.dtype, key: str, numel: int) -> None:
-        self.dtype, self.key, self.numel = dtype, key, numel
-        self.itemsize = torch.empty((), dtype=dtype).element_size()
-
-
 class _LegacyStorageUnpickler(_RestrictedUnpickler):
-    """The pickles of a legacy storage blob: the persistent id is recorded, not resolved."""
+    """A pickle of torch's legacy format. With ``storages`` None, persistent ids are not allowed; with a dict
+    that is empty, each becomes a storage on the meta device recorded there (a claim, nothing allocated);
+    otherwise each is looked up in it (real storages whose claims were checked)."""
 
-    def persistent_load(self, pid: Any) -> _LegacyRef:
+    def __init__(self, file: BinaryIO, size: int, storages: dict[str, Any] | None) -> None:
+        super().__init__(file, size)
+        self._storages = storages
+        self._claiming = storages is not None and not storages
+
+    def persistent_load(self, pid: Any) -> torch.storage.TypedStorage:
+        if self._storages is None:
+            raise ImporterError("it has a persistent id where none belongs")
         if not (isinstance(pid, tuple) and len(pid) == 6 and pid[0] == "storage" and pid[5] is None):
             raise ImporterError(f"it has an unknown persistent id {describe(pid)}")
         _, storage_type, key, _location, numel, _ = pid
         if not (isinstance(storage_type, _StorageType) and isinstance(key, str) and type(numel) is int and numel >= 0):
             raise ImporterError(f"it has a malformed storage reference {describe(pid, 80)}")
-        return _LegacyRef(storage_type.dtype, key, numel)
+        if self._claiming and key not in self._storages:
+            itemsize = torch.empty((), dtype=storage_type.dtype).element_size()
+            untyped = torch.UntypedStorage(numel * itemsize, device="meta")
+            self._storages[key] = torch.storage.TypedStorage(
+                wrap_storage=untyped, dtype=storage_type.dtype, _internal=True
+            )
+        storage = self._storages.get(key)
+        if storage is None or storage.dtype != storage_type.dtype or storage._size() != numel:
+            raise ImporterError(f"storage {describe(key)} is referred to inconsistently")
+        return storage
 
 
 def _wrap_tuple_opcode(load: Callable[[_RestrictedUnpickler], None]) -> Callable[[_RestrictedUnpickler], None]:
@@ -615,6 +652,10 @@ def restricted_load(path: str | Path) -> Any:
             size = os.fstat(f.fileno()).st_size
             if head.startswith(b"PK\x03\x04"):
                 return _load_zip(f, size)
+            if f.read(12) == _LEGACY_HEAD:
+                f.seek(0)
+                return _load_legacy(f, size)
+            f.seek(0)
             if not head:
                 raise ImporterError("the file is empty")
             if head[0] != 0x80 or head[1:2] > b"\x05":
