@@ -48,7 +48,7 @@ from polyinr.importers.stylegan_pickle import (
     plain_number,
     submodule_attrs,
 )
-from polyinr.importers.unpickle import ImporterError, StandIn, UnsafePickleError, restricted_load
+from polyinr.importers.unpickle import ImporterError, StandIn, UnsafePickleError, describe, restricted_load
 
 __all__ = [
     "Conversion",
@@ -61,6 +61,7 @@ __all__ = [
     "UnsafePickleError",
     "convert_checkpoint",
     "converter_names",
+    "describe",
     "get_converter",
     "inert_tree",
     "list_converters",

@@ -3,8 +3,8 @@
 Their ``train.py`` writes ``torch.save({iter, best_fid, g, d, g_ema, g_optim, d_optim, mean_path_lengths})``
 (torch's zip format, PyTorch 1.6) to ``logs/<exp>/ckpt/inter_*.pth.tar`` / ``best_fid.pth.tar``: state dicts and
 optimizer states, no modules, no source and no config. The file is read by the restricted unpickler (nothing in
-it is imported or run); a file in torch's older sequential format (a magic number first) is read by
-``torch.load(weights_only=True)``, which admits only tensors and plain containers. ``g_ema`` is converted.
+it is imported or run), as is a file in torch's older sequential format (a magic number first). ``g_ema`` is
+converted.
 The architecture comes from the tensor shapes (latent sizes, layer counts, kernel, channels); the sizes that
 shapes cannot tell (the texture input size and the coordinate settings) come from the paper's defaults or from
 their model YAML (or a JSON file) with a ``train_params`` section, named by the user.
@@ -20,9 +20,9 @@ from typing import Any
 import torch
 
 from polyinr.errors import PolyinrError
-from polyinr.importers.registry import Converted, register_converter
+from polyinr.importers.registry import Converted, build_generator, register_converter, stored_bytes
 from polyinr.importers.unpickle import ImporterError, restricted_load
-from polyinr.models.infinity_gan import InfinityGANConfig, InfinityGANGenerator
+from polyinr.models.infinity_gan import InfinityGANConfig
 from polyinr.models.mapping import MappingConfig
 
 SS = "structure_synthesizer.implicit_model.conv_stack"
@@ -131,29 +131,16 @@ def our_state(state: dict[str, torch.Tensor], cfg: InfinityGANConfig) -> dict[st
     return out
 
 
-LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # the first pickle of torch.save's pre-zip format
-
-
-def _load(path: Path) -> Any:
-    obj = restricted_load(path)
-    if isinstance(obj, int) and obj == LEGACY_MAGIC:
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # anything but tensors and plain containers is refused by weights_only
-            raise ImporterError(f"cannot read {path}: {str(e).splitlines()[0]}") from None
-    return obj
-
-
 @register_converter("infinitygan", help="the InfinityGAN authors' *.pth.tar (g_ema; sizes from the tensor shapes, "
                     "the rest from their model YAML when a config file is given)")  # fmt: skip
 def convert(path: Path, config: str | Path | None = None) -> Converted:
     """Read ``path`` without running code from it and build our generator from its ``g_ema``."""
-    checkpoint = _load(Path(path))
+    checkpoint = restricted_load(Path(path))
     state = _state(checkpoint, Path(path))
     settings = read_train_params(config) if config is not None else {}
     try:
         cfg = config_from_state(state, **settings)
-        G = InfinityGANGenerator(cfg)
+        G = build_generator("infinitygan", cfg, stored_bytes(state.values()))
     except PolyinrError as e:
         raise ImporterError(f"{path}: {e}") from None
     weights = our_state(dict(state), cfg)
