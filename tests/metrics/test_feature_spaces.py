@@ -129,7 +129,9 @@ def test_metrics_command_on_a_digits_checkpoint_without_data(tiny_space, tmp_pat
         main, ["metrics", "--network", str(tmp_path / "g"), "--metrics", names, "--device", "cpu"]
     )
     assert result.exit_code == 0, result.output
-    rows = {line.split()[0]: float(line.split()[1]) for line in result.stdout.splitlines()[1:]}
+    table = result.stdout.splitlines()
+    header = next(i for i, line in enumerate(table) if line.split()[:2] == ["metric", "value"])
+    rows = {line.split()[0]: float(line.split()[1]) for line in table[header + 1 :]}
     assert set(rows) == {"fid0.05k_digits", "pr0.05k_digits_precision", "pr0.05k_digits_recall", "cas0.05k_digits"}
     assert rows["fid0.05k_digits"] > 0 and "lenet-digits" in result.stdout
 

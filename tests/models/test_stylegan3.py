@@ -195,6 +195,9 @@ class _ControlGenerator(nn.Module):
     def synthesize(self, ws: torch.Tensor, grid: Grid | None = None) -> torch.Tensor:
         return self.synthesis(ws, grid)
 
+    def uniform_coordinates(self) -> _ControlGenerator:
+        return self  # no stored grid: already on uniform coordinates
+
 
 @pytest.mark.slow
 def test_eq_t_of_a_random_stylegan3_t_is_far_above_a_stylegan2_like_control():
