@@ -5,11 +5,29 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from polyinr.cli import main
 from polyinr.errors import PolyinrError
+from polyinr.metrics.features import Detector
 from polyinr.tools import compare as cmp
+
+
+class TinyDetector(Detector):
+    """A random conv net on 8×8 box-averaged images (stands in for Inception: no weights, fast)."""
+
+    provides = ("pool",)
+
+    def __init__(self, name: str, seed: int = 0) -> None:
+        super().__init__()
+        self.name = name
+        self.register_buffer("conv", torch.randn(6, 3, 3, 3, generator=torch.Generator().manual_seed(seed)) / 3)
+
+    def forward(self, images, features=("pool",)):
+        x = torch.nn.functional.adaptive_avg_pool2d(images.float() / 127.5 - 1, 8)
+        return {"pool": torch.tanh(torch.nn.functional.conv2d(x, self.conv, padding=1)).mean(dim=(2, 3))}
+
 
 TINY = dict(data="builtin:digits", models=("poly-inr", "inr-gan"), kimg=0.032, batch=16, resolution=16,
             snap_kimg=0.016, metrics=("rfid0.02k_full", "fid0.02k_full", "eqt0.01k_int", "eqr0.01k"),
@@ -25,18 +43,19 @@ def _cache(tmp_path, monkeypatch):
 def test_complete_report_and_resume_after_a_crash(tmp_path):
     settings = cmp.CompareSettings(**TINY)
     out = tmp_path / "cmp"
+    tiny = {"inception": TinyDetector("tiny-a"), "inception-random": TinyDetector("tiny-b", seed=1)}
 
     def crash_inr_gan(model, cur, total):
         if model == "inr-gan":
             raise KeyboardInterrupt  # a kill in the middle of the second model's training
 
     with pytest.raises(KeyboardInterrupt):
-        list(cmp.run_comparison(settings, out, on_step=crash_inr_gan))
+        list(cmp.run_comparison(settings, out, on_step=crash_inr_gan, detectors=tiny))
     first = cmp.finished_run(out, settings, "poly-inr")
     assert first is not None and cmp.finished_run(out, settings, "inr-gan") is None
     stats_before = (first / "stats.jsonl").read_text()
 
-    events = list(cmp.run_comparison(settings, out, command="test"))
+    events = list(cmp.run_comparison(settings, out, command="test", detectors=tiny))
     kinds = {(e.kind, e.model) for e in events}
     assert ("skip", "poly-inr") in kinds and ("train", "inr-gan") in kinds
     assert (first / "stats.jsonl").read_text() == stats_before  # the finished model was not trained again
@@ -54,7 +73,7 @@ def test_complete_report_and_resume_after_a_crash(tmp_path):
     assert "| multiply-adds / pixel |" in md and "MP/s" in md and "img/s" in md
     assert (out / "curve.png").is_file() and (out / "speed_quality.png").is_file()
 
-    again = list(cmp.run_comparison(settings, out))  # everything cached: nothing trains
+    again = list(cmp.run_comparison(settings, out, detectors=tiny))  # everything cached: nothing trains
     assert not any(e.kind == "train" for e in again)
 
 

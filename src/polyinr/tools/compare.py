@@ -192,6 +192,7 @@ def train_model(
     outdir: Path,
     on_step: Callable[[int, int], None] | None = None,
     on_message: Callable[[str], None] | None = None,
+    detectors: dict[str, Any] | None = None,
 ) -> tuple[Path, bool]:
     """Train ``model`` (or continue its unfinished run); ``(run directory, trained now)``. A finished run is
     returned without training."""
@@ -203,7 +204,7 @@ def train_model(
         return done, False
     folder = model_dir(outdir, model)
     options = training_options(settings, model, folder, (settings.curve_metric,) if settings.curve_metric else ())
-    evaluator = _SnapshotMetric(settings.device)
+    evaluator = _SnapshotMetric(detectors)
     run_dir = training_loop(options, resume="auto", on_step=on_step, on_message=on_message, evaluate=evaluator)
     snapshot = latest_snapshot(run_dir)
     reached = json.loads((snapshot / STATE_JSON).read_text(encoding="utf-8"))["cur_nimg"] if snapshot else 0
@@ -219,17 +220,17 @@ class _SnapshotMetric:
     """The training loop's evaluator: the curve metric at each snapshot, with offline detectors only (a metric
     whose detector is missing is skipped, as in the final table)."""
 
-    def __init__(self, device: str) -> None:
-        self.device = device
+    def __init__(self, detectors: dict[str, Any] | None) -> None:
+        self.detectors = detectors
 
     def __call__(self, names, G, dataset, run_dir, snapshot, device) -> dict[str, dict]:
         from polyinr.metrics import append_metric_result, compute_metric
 
         results = {}
         for name in names:
-            if detector_unavailable(name) is not None:
+            if detector_unavailable(name, self.detectors) is not None:
                 continue
-            results[name] = compute_metric(name, G, dataset, device=device, download=False)
+            results[name] = compute_metric(name, G, dataset, device=device, download=False, detectors=self.detectors)
             append_metric_result(run_dir, name, results[name], snapshot.name)
         return results
 
@@ -252,13 +253,14 @@ def train_in_processes(argv_for: Callable[[str], list[str]], models: Sequence[st
 # ------------------------------------------------------------------------------------------------ measuring
 
 
-def detector_unavailable(metric: str) -> str | None:
-    """Why ``metric``'s detector cannot be used without a download, or None when it can (or needs none)."""
+def detector_unavailable(metric: str, detectors: dict[str, Any] | None = None) -> str | None:
+    """Why ``metric``'s detector cannot be used without a download, or None when it can (or needs none, or is
+    among the given ``detectors``)."""
     from polyinr.metrics.api import _FEATURE_METRICS, parse_metric
     from polyinr.metrics.features import find_weights
 
     spec = parse_metric(metric)
-    if spec.kind not in _FEATURE_METRICS or _FEATURE_METRICS[spec.kind][0] == "inception-random":
+    if spec.kind not in _FEATURE_METRICS or _FEATURE_METRICS[spec.kind][0] in ("inception-random", *(detectors or {})):
         return None
     try:
         find_weights(_FEATURE_METRICS[spec.kind][0], download=False)
@@ -383,21 +385,24 @@ def training_speed(run_dir: Path) -> Cell:
     return Cell(round(statistics.median(values), 2), "img/s", f"median of {len(values)} ticks")
 
 
-def metric_cells(names: Sequence[str], G: Any, dataset: Any, device: torch.device) -> dict[str, Cell]:
-    """Each metric's value(s), or why it is not computed (a detector missing offline, a refused grid)."""
-    from polyinr.metrics import compute_metric, metric_detector
+def metric_cells(
+    names: Sequence[str], G: Any, dataset: Any, device: torch.device, detectors: dict[str, Any] | None = None
+) -> dict[str, Cell]:
+    """Each metric's value(s), or why it is not computed (a detector missing offline, a refused grid).
+    ``detectors`` replaces named detectors (see :func:`~polyinr.metrics.compute_metric`)."""
+    from polyinr.metrics import compute_metric
     from polyinr.models.generator import GridRefused
 
     cells: dict[str, Cell] = {}
     for name in names:
-        missing = detector_unavailable(name)
+        missing = detector_unavailable(name, detectors)
         if missing is not None:
             cells[name] = Cell(None, note=missing)
             continue
-        detector = metric_detector(name)
+        detector = _detector_name(name, detectors)
         unit = "dB" if name.startswith("eq") else ""
         try:
-            values = compute_metric(name, G, dataset, device=device, download=False)
+            values = compute_metric(name, G, dataset, device=device, download=False, detectors=detectors)
         except GridRefused as e:
             cells[name] = Cell(None, note=str(e))
             continue
@@ -406,8 +411,23 @@ def metric_cells(names: Sequence[str], G: Any, dataset: Any, device: torch.devic
     return cells
 
 
+def _detector_name(metric: str, detectors: dict[str, Any] | None) -> str:
+    from polyinr.metrics import metric_detector
+    from polyinr.metrics.api import _FEATURE_METRICS, parse_metric
+
+    kind = parse_metric(metric).kind
+    if kind in _FEATURE_METRICS and _FEATURE_METRICS[kind][0] in (detectors or {}):
+        return getattr(detectors[_FEATURE_METRICS[kind][0]], "name", _FEATURE_METRICS[kind][0])
+    return metric_detector(metric)
+
+
 def evaluate_model(
-    settings: CompareSettings, model: str, run_dir: Path, outdir: Path, on_message: Callable[[str], None] | None = None
+    settings: CompareSettings,
+    model: str,
+    run_dir: Path,
+    outdir: Path,
+    on_message: Callable[[str], None] | None = None,
+    detectors: dict[str, Any] | None = None,
 ) -> dict[str, Cell]:
     """Every cell of ``model``'s row (cached in ``runs/<model>/evaluation.json`` for the same settings)."""
     from polyinr.checkpoint import latest_snapshot, load_generator
@@ -432,7 +452,7 @@ def evaluate_model(
         "train_speed": training_speed(run_dir),
     }
     say(f"{model}: metrics")
-    cells.update(metric_cells(settings.metrics, G, dataset, device))
+    cells.update(metric_cells(settings.metrics, G, dataset, device, detectors))
     say(f"{model}: rendering speed")
     R = G.img_resolution
     for label, factor in (("render_1x", 1), ("render_4x", 4)):
@@ -635,9 +655,11 @@ def run_comparison(
     train: bool = True,
     evaluate: bool = True,
     on_step: Callable[[str, int, int], None] | None = None,
+    detectors: dict[str, Any] | None = None,
 ) -> Iterator[Event]:
     """Train (``train``) and measure (``evaluate``, writing the report) every model of ``settings``; yields
-    :class:`Event` s as it goes. ``on_step(model, cur_nimg, total_nimg)`` follows each training step."""
+    :class:`Event` s as it goes. ``on_step(model, cur_nimg, total_nimg)`` follows each training step;
+    ``detectors`` replaces named feature detectors (e.g. small random networks in tests)."""
     settings = check_settings(settings)
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
@@ -648,7 +670,9 @@ def run_comparison(
             done = finished_run(outdir, settings, model)
             yield Event("skip" if done else "train", model, "already trained" if done else "training")
             step = None if on_step is None else (lambda cur, total, m=model: on_step(m, cur, total))
-            runs[model], _ = train_model(settings, model, outdir, on_step=step, on_message=messages.append)
+            runs[model], _ = train_model(
+                settings, model, outdir, on_step=step, on_message=messages.append, detectors=detectors
+            )
             while messages:
                 yield Event("message", model, messages.pop(0))
         else:
@@ -661,7 +685,7 @@ def run_comparison(
     rows, training = {}, {}
     for model in settings.models:
         yield Event("evaluate", model, "measuring")
-        rows[model] = evaluate_model(settings, model, runs[model], outdir, on_message=messages.append)
+        rows[model] = evaluate_model(settings, model, runs[model], outdir, messages.append, detectors)
         while messages:
             yield Event("message", model, messages.pop(0))
         options = json.loads((runs[model] / "training_options.json").read_text(encoding="utf-8"))
