@@ -105,3 +105,16 @@ def test_native_recipe_is_the_longest_recipe_name_the_model_begins_with():
     assert cmp.native_recipe("stylegan3-r", "paper-256") == "stylegan3-r"
     assert cmp.native_recipe("poly-inr", "ffhq") == "ffhq"
     assert cmp.native_recipe("inr-gan", "cpu") == "cpu"
+
+
+@pytest.mark.slow
+def test_parallel_trains_one_model_per_process_then_reports(tmp_path):
+    out = tmp_path / "par"
+    args = ["compare", "--data", "builtin:digits", "--models", "poly-inr,inr-gan", "--kimg", "0.016", "--batch", "16",
+            "--resolution", "16", "--outdir", str(out), "--metrics", "eqt0.01k_int", "--seeds", "0-1",
+            "--big-render", "32", "--parallel"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert (out / "logs" / "poly-inr.log").is_file() and (out / "logs" / "inr-gan.log").is_file()
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["models"]) == {"poly-inr", "inr-gan"} and "--parallel" in report["command"]

@@ -11,6 +11,16 @@ from polyinr.cli.group import main
 from polyinr.errors import PolyinrError
 
 
+def _flags(params: dict, skip: tuple[str, ...]) -> list[str]:
+    """The command line that gives ``params`` (flags set to None or False left out)."""
+    args: list[str] = []
+    for name, value in params.items():
+        if name in skip or value is None or value is False:
+            continue
+        args += [f"--{name.replace('_', '-')}"] + ([] if value is True else [str(value)])
+    return args
+
+
 def _names(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
@@ -55,18 +65,14 @@ def compare(data, models, preset, kimg, outdir, metrics, seeds, native_recipes, 
         native_recipes=native_recipes, recipe=recipe, resolution=resolution, batch=batch, cond=cond,
         snap_kimg=snap_kimg, big_render=big_render, workers=workers, device=device,
     ))  # fmt: skip
-    argv = sys.argv[1:]
-    command = "polyinr " + shlex.join(argv)
+    params = click.get_current_context().params
+    command = "polyinr compare " + shlex.join(_flags(params, skip=("train_only",)))
     if parallel:
+        from pathlib import Path
 
         def argv_for(model: str) -> list[str]:
-            rest = [a for a in argv if a != "--parallel"]
-            i = rest.index("--models")
-            return [sys.executable, "-m", "polyinr", *rest[:i], "--models", model, *rest[i + 2 :], "--train-only"]
-
-        if "--models" not in argv:
-            raise PolyinrError("--parallel needs --models given as a separate argument")
-        from pathlib import Path
+            rest = _flags({**params, "models": model}, skip=("parallel", "train_only"))
+            return [sys.executable, "-m", "polyinr", "compare", *rest, "--train-only"]
 
         codes = train_in_processes(argv_for, settings.models, Path(outdir) / "logs")
         failed = [m for m, code in codes.items() if code != 0]
