@@ -37,8 +37,6 @@ PACKAGE_LAYER = len(LAYERS)  # polyinr/__init__.py, the public facade, may impor
 # runs ``a/__init__.py`` (which imports every entry) first.
 KNOWN_EDGES = {
     ("polyinr.models.generator", "polyinr.checkpoint"): "Generator.save() calls checkpoint.save_generator (upward)",
-    ("polyinr.models.registry", "polyinr.models"): "the registry imports its package to register every model",
-    ("polyinr.discriminators.registry", "polyinr.discriminators"): "the registry imports its package, as above",
 }
 
 

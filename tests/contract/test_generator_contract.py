@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import polyinr
-from polyinr.discriminators import create_discriminator
+from polyinr.discriminators import create_discriminator, list_discriminators
 from polyinr.grid import Grid
 from polyinr.models.generator import FRAME, CapabilityMissing, GridRefused
 from polyinr.models.registry import list_models
@@ -124,24 +124,26 @@ def test_optional_capabilities_answer_or_refuse_clearly(G):
         assert maps.features.shape[0] == 1 and torch.isfinite(maps.features).all()
 
 
-def _residual(R):
-    return create_discriminator("residual", R, NUM_CLASSES, channel_base=256, channel_max=32, embed_dim=8), (
-        lambda G, D: NonSaturatingLoss(G, D, r1_gamma=1.0, r1_interval=1)
-    )
+# Tiny settings and the loss each registered discriminator trains with; a new discriminator must be added here.
+DISCRIMINATORS = {
+    "residual": (dict(channel_base=256, channel_max=32, embed_dim=8),
+                 lambda G, D: NonSaturatingLoss(G, D, r1_gamma=1.0, r1_interval=1)),
+    "projected": (dict(backbones=["tf_efficientnet_lite0"], pretrained=False, interp224=False, embed_dim=8),
+                  lambda G, D: ProjectedHingeLoss(G, D, blur_init_sigma=1.0)),
+}  # fmt: skip
 
 
-def _projected(R):
-    D = create_discriminator("projected", R, NUM_CLASSES, backbones=["tf_efficientnet_lite0"], pretrained=False,
-                             interp224=False, embed_dim=8)  # fmt: skip
-    return D, (lambda G, D: ProjectedHingeLoss(G, D, blur_init_sigma=1.0))
+def test_every_registered_discriminator_has_tiny_settings_here():
+    assert sorted(DISCRIMINATORS) == list_discriminators()
 
 
-@pytest.mark.parametrize("make_disc", [_residual, _projected], ids=["residual", "projected"])
-def test_one_training_step_with_each_discriminator(G, make_disc):
+@pytest.mark.parametrize("disc", sorted(DISCRIMINATORS))
+def test_one_training_step_with_each_discriminator(G, disc):
     torch.manual_seed(1)
     model = polyinr.create(G.model_name, "cpu", num_classes=NUM_CLASSES).train()
     R = model.img_resolution
-    D, make_loss = make_disc(R)
+    settings, make_loss = DISCRIMINATORS[disc]
+    D = create_discriminator(disc, R, NUM_CLASSES, **settings)
     loss = make_loss(model, D)
     real = torch.rand(2, 3, R, R) * 2 - 1
     real_c = torch.tensor([0, 2])

@@ -1,4 +1,4 @@
-"""builtin:digits and builtin:shapes: sizes, labels, determinism, and shapes as a continuous function."""
+"""builtin:digits, shapes and photos: sizes, labels, determinism, and shapes as a continuous function."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from polyinr.data.builtin import SHAPE_CLASSES, render_shape
+from polyinr.data.builtin import SHAPE_CLASSES, Photos, render_shape
 from polyinr.data.datasets import open_dataset
 from polyinr.grid import Grid
 
@@ -84,3 +84,13 @@ def test_render_shape_on_any_window():
     window = Grid.window(-0.5, -0.5, 1.5, 1.5, 9, 9)  # extrapolation beyond the frame
     inner = render_shape(3, Grid.window(0, 0, 1, 1, 5, 5))
     assert np.array_equal(render_shape(3, window)[2:7, 2:7], inner)
+
+
+def test_photos_are_real_photographs_at_any_resolution():
+    ds = open_dataset("builtin:photos", resolution=24)
+    assert len(ds) == 156 and ds.resolution == 24
+    photos = Photos()
+    a, b = photos.render(0, 24), photos.render(0, 24)
+    assert a.shape == (24, 24, 3) and a.dtype == np.uint8 and np.array_equal(a, b)
+    assert a.std() > 10  # a photograph, not a flat colour
+    assert set(photos.labels.tolist()) == {0, 1}

@@ -35,10 +35,18 @@ def test_channel_options_set_the_widths():
     assert wide.from_rgb.weight.shape[0] == 32 and wide.epilogue_conv.weight.shape[0] == 64
 
 
-@pytest.mark.parametrize("R", [4, 12, 48])
+@pytest.mark.parametrize("R", [2, 4, 7])
 def test_bad_resolution(R):
-    with pytest.raises(PolyinrError, match="power-of-two resolution ≥ 8"):
+    with pytest.raises(PolyinrError, match="resolution ≥ 8"):
         residual(R)
+
+
+def test_other_sizes_run_at_the_nearest_power_of_two():
+    D = residual(37)  # InfinityGAN's cpu patch
+    assert D.net_resolution == 32
+    images = torch.randn(2, 3, 37, 37, requires_grad=True)
+    D(images).sum().backward()
+    assert images.grad is not None and torch.isfinite(images.grad).all()
 
 
 def test_wrong_image_size_is_a_clear_error():
@@ -108,3 +116,40 @@ def test_registry_errors_are_one_line():
     assert str(e.value) == "unknown discriminator 'stylegan9'; discriminators: projected, residual"
     with pytest.raises(PolyinrError, match="does not use 'channels'; its settings: channel_base, channel_max"):
         create_discriminator("residual", 16, 0, channels=3)
+
+
+def test_diffaug_augments_every_input_differentiably():
+    torch.manual_seed(0)
+    plain = create_discriminator("residual", 16, 0, channel_base=256, channel_max=16)
+    augmented = create_discriminator("residual", 16, 0, channel_base=256, channel_max=16, diffaug="translation,cutout")
+    augmented.load_state_dict(plain.state_dict())
+    x = torch.rand(4, 3, 16, 16, requires_grad=True) * 2 - 1
+    torch.manual_seed(1)
+    out = augmented(x)
+    assert not torch.allclose(out, plain(x))  # the same weights see shifted, cut-out images
+    torch.manual_seed(1)
+    assert torch.equal(out, augmented(x))  # the draws follow the global RNG
+    (grad,) = torch.autograd.grad(out.sum(), x)
+    assert grad.abs().sum() > 0
+    with pytest.raises(PolyinrError, match="unknown DiffAugment policy 'flip'"):
+        create_discriminator("residual", 16, 0, diffaug="flip")
+
+
+def test_class_minibatch_std_sees_the_spread_within_each_class():
+    from polyinr.discriminators.residual import class_minibatch_std
+
+    labels = torch.tensor([0, 1, 0, 1, 2])
+    prototypes = torch.randn(3, 2, 4, 4)[labels]  # one image per class: no spread within a class
+    assert torch.allclose(class_minibatch_std(prototypes, labels, 3)[:, -1], torch.full((5, 4, 4), 1e-4))
+    varied = prototypes + torch.randn(5, 2, 4, 4)
+    out = class_minibatch_std(varied, labels, 3)[:, -1, 0, 0]  # [B]
+    expected = (varied[[0, 2]].std(dim=0, unbiased=False).square() + 1e-8).sqrt().mean()
+    assert torch.allclose(out[[0, 2]], expected.expand(2)) and out[4] == pytest.approx(1e-4)
+    D = create_discriminator("residual", 8, 3, channel_base=64, channel_max=8, mbstd_by_class=True)
+    assert D(torch.randn(5, 3, 8, 8), labels).shape == (5, 1)
+    torch.manual_seed(0)
+    plain = create_discriminator("residual", 8, 0, channel_base=64, channel_max=8)
+    torch.manual_seed(0)
+    by_class = create_discriminator("residual", 8, 0, channel_base=64, channel_max=8, mbstd_by_class=True)
+    x = torch.randn(4, 3, 8, 8)
+    assert torch.equal(plain(x), by_class(x))  # unconditional: the usual groups

@@ -10,17 +10,15 @@ import them would fail.
 
 from __future__ import annotations
 
-import contextlib
 import pathlib
 import pickle
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from foreign_modules import installed, name_classes
 from torch import nn
 
 SLOPE = 0.2
@@ -191,30 +189,12 @@ AUTHOR_MODULES = {
     "pg_modules": {},
     "pg_modules.discriminator": dict(ProjectedDiscriminator=ProjectedDiscriminator),
 }
-for _module, _names in AUTHOR_MODULES.items():
-    for _name, _obj in _names.items():
-        _obj.__module__, _obj.__qualname__ = _module, _name
+name_classes(AUTHOR_MODULES)
 
 
-@contextlib.contextmanager
 def authors_modules():
     """The authors' module names in ``sys.modules``, only for the duration of a pickling step."""
-    saved = {name: sys.modules.get(name) for name in AUTHOR_MODULES}
-    for name, attrs in AUTHOR_MODULES.items():
-        module = types.ModuleType(name)
-        module.__dict__.update(attrs)
-        sys.modules[name] = module
-        parent, _, child = name.rpartition(".")
-        if parent:
-            setattr(sys.modules[parent], child, module)
-    try:
-        yield
-    finally:
-        for name, old in saved.items():
-            if old is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = old
+    return installed(AUTHOR_MODULES)
 
 
 class Authors:

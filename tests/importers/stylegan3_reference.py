@@ -13,16 +13,14 @@ operation, with their module and parameter names and their constructor arguments
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import sys
-import types
 
 import numpy as np
 import scipy.signal
 import scipy.special
 import torch
 import torch.nn.functional as F
+from foreign_modules import installed, name_classes
 from torch import nn
 
 PERSISTENT_VERSION = 6
@@ -394,27 +392,9 @@ NVIDIA_MODULES = {
     "torch_utils": {},
     "torch_utils.persistence": dict(_reconstruct_persistent_obj=_reconstruct_persistent_obj),
 }  # fmt: skip
-for _module, _names in NVIDIA_MODULES.items():
-    for _name, _obj in _names.items():
-        _obj.__module__, _obj.__qualname__ = _module, _name
+name_classes(NVIDIA_MODULES)
 
 
-@contextlib.contextmanager
 def nvidia_modules():
     """NVIDIA's module names in ``sys.modules``, only while a pickle is written."""
-    saved = {name: sys.modules.get(name) for name in NVIDIA_MODULES}
-    for name, attrs in NVIDIA_MODULES.items():
-        module = types.ModuleType(name)
-        module.__dict__.update(attrs)
-        sys.modules[name] = module
-        parent, _, child = name.rpartition(".")
-        if parent:
-            setattr(sys.modules[parent], child, module)
-    try:
-        yield
-    finally:
-        for name, old in saved.items():
-            if old is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = old
+    return installed(NVIDIA_MODULES)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import stylegan3_reference as nv
 import torch
+from foreign_modules import name_classes
 from torch import nn
 
 
@@ -151,7 +152,5 @@ XL_MODULES = {
     "pg_modules": {},
     "pg_modules.discriminator": dict(ProjectedDiscriminator=ProjectedDiscriminator),
 }  # fmt: skip
-for _module, _names in XL_MODULES.items():
-    for _name, _obj in _names.items():
-        _obj.__module__, _obj.__qualname__ = _module, _name
+name_classes(XL_MODULES)
 nv.NVIDIA_MODULES.update(XL_MODULES)

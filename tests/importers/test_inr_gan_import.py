@@ -9,12 +9,9 @@ written. Our converted generator must give their image within 1/255 for the same
 
 from __future__ import annotations
 
-import contextlib
 import io
 import math
 import pickle
-import sys
-import types
 import typing
 from pathlib import Path
 
@@ -22,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from foreign_modules import installed, name_classes
 from torch import nn
 
 from polyinr.importers import ImporterError, UnsafePickleError, convert_checkpoint, restricted_load
@@ -384,30 +382,12 @@ AUTHOR_MODULES = {
     "dnnlib": {},
     "dnnlib.util": dict(EasyDict=EasyDict),
 }  # fmt: skip
-for _module, _names in AUTHOR_MODULES.items():
-    for _name, _obj in _names.items():
-        _obj.__module__, _obj.__qualname__ = _module, _name
+name_classes(AUTHOR_MODULES)
 
 
-@contextlib.contextmanager
 def authors_modules():
     """The authors' module names in ``sys.modules``, only while a snapshot is written."""
-    saved = {name: sys.modules.get(name) for name in AUTHOR_MODULES}
-    for name, attrs in AUTHOR_MODULES.items():
-        module = types.ModuleType(name)
-        module.__dict__.update(attrs)
-        sys.modules[name] = module
-        parent, _, child = name.rpartition(".")
-        if parent:
-            setattr(sys.modules[parent], child, module)
-    try:
-        yield
-    finally:
-        for name, old in saved.items():
-            if old is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = old
+    return installed(AUTHOR_MODULES)
 
 
 class _CudaStorage:

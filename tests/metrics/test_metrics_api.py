@@ -40,6 +40,7 @@ from polyinr.sampling import latents_from_seeds
         ("eqt50k_frac", "eqt_frac", 50000, {}),
         ("eqr50k", "eqr", 50000, {}),
         ("scaleinv_fid10k_S4", "scaleinv_fid", 10000, {"scale": 4}),
+        ("scaleinv_box_fid10k_S2", "scaleinv_box_fid", 10000, {"scale": 2}),
         ("cas", "cas", 10000, {}),
         ("cas0.5k", "cas", 500, {}),
     ],

@@ -1,4 +1,5 @@
-"""ScaleInv FID rendering: the zoomed-out grid and its strip-by-strip box downsampling."""
+"""ScaleInv FID rendering: the zoomed-out grid, InfinityGAN's bilinear shrink, and the strip-by-strip box
+downsampling of scaleinv_box_fid."""
 
 from __future__ import annotations
 
@@ -27,9 +28,20 @@ def test_strips_give_the_same_image_as_pooling_the_full_render():
     G = FieldGenerator(resolution=8)
     ws = G.mapping(torch.randn(2, G.z_dim))
     full = F.avg_pool2d(G.synthesis(ws, zoomed_out_grid(8, 3)), 3)
-    strips = render_zoomed_out(G, ws, 8, 3, max_pixels=2 * 24 * 3 * 2)  # two blocks of rows per strip
+    strips = render_zoomed_out(G, ws, 8, 3, "box", max_pixels=2 * 24 * 3 * 2)  # two blocks of rows per strip
     assert strips.shape == (2, 3, 8, 8)
     torch.testing.assert_close(strips, full)
+
+
+def test_scaleinv_fid_shrinks_as_infinitygans_evaluation():
+    G = FieldGenerator(resolution=8)
+    ws = G.mapping(torch.randn(2, G.z_dim))
+    render = G.synthesis(ws, zoomed_out_grid(8, 3))  # [2, 3, 24, 24]
+    expected = F.interpolate(render, size=(8, 8), mode="bilinear", align_corners=True, antialias=False)
+    got = render_zoomed_out(G, ws, 8, 3, max_pixels=2 * 24 * 3 * 2)  # the default: InfinityGAN's
+    torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(got[..., 0, 0], render[..., 0, 0])  # corners aligned: the corner pixel itself
+    assert not torch.allclose(got, F.avg_pool2d(render, 3))
 
 
 def test_bad_scales_are_errors():

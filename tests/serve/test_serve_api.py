@@ -345,8 +345,10 @@ def test_every_registered_model_is_served_by_its_grid_support(name):
     with TestClient(create_app([Network(name, G)])) as c:
         entry = c.get("/api/models").json()["models"][0]
         assert entry["support"] == G.grid_support.kind and (entry["levels"] is None) == (not G.grid_support.tiles)
-        r = c.get("/api/frame", params={"seed": 1, "dr": 0.1, "angle": 20, "format": "png"})
-        grid = Grid.frame(G.img_resolution).translated(0.1, 0.0).rotated(math.radians(20))
+        # A canvas model moves by whole pixels of its lattice and does not rotate (the generator contract).
+        dr, angle = (3 / (G.img_resolution - 1), 0) if G.grid_support.kind == "canvas" else (0.1, 20)
+        r = c.get("/api/frame", params={"seed": 1, "dr": dr, "angle": angle, "format": "png"})
+        grid = Grid.frame(G.img_resolution).translated(dr, 0.0).rotated(math.radians(angle))
         assert np.array_equal(pixels(r.content), to_uint8(G.synthesize(ws_for(G, seeds=[1]), grid))[0])
         tile = c.get("/api/tile", params={"seed": 1, "level": 0, "row": 0, "col": 0, "size": 64, "format": "png"})
         assert tile.status_code == (200 if G.grid_support.tiles else 400)

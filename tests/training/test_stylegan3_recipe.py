@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 from safetensors.torch import load_file
 
 import polyinr
 from polyinr.checkpoint import STATE_WEIGHTS, latest_snapshot
-from polyinr.training.loop import _adam, training_loop
+from polyinr.training.loop import training_loop
 from polyinr.training.losses import NonSaturatingLoss
 from polyinr.training.options import resolve_options
+from polyinr.training.setup import optimizer_settings
 
 
 def test_stylegan3_recipes_hold_nvidias_settings():
@@ -39,12 +39,10 @@ def test_r1_gamma_follows_the_resolution_unless_given():
 
 
 def test_lazy_regularisation_scales_d_only():
-    loss = NonSaturatingLoss(None, None, r1_gamma=None)
-    params = [torch.nn.Parameter(torch.zeros(1))]
-    G_opt, D_opt = _adam(params, 0.0025, loss.phases(), "G"), _adam(params, 0.002, loss.phases(), "D")
-    assert G_opt.defaults["lr"] == 0.0025 and G_opt.defaults["betas"] == (0.0, 0.99)
-    assert D_opt.defaults["lr"] == pytest.approx(0.002 * 16 / 17)
-    assert D_opt.defaults["betas"][1] == pytest.approx(0.99 ** (16 / 17))
+    adam = optimizer_settings(resolve_options("stylegan3", preset="ffhq", loss_options={"gamma": None}))
+    assert adam["G"]["lr"] == 0.0025 and adam["G"]["betas"] == [0.0, 0.99]
+    assert adam["D"]["lr"] == pytest.approx(0.002 * 16 / 17)
+    assert adam["D"]["betas"][1] == pytest.approx(0.99 ** (16 / 17))
 
 
 def test_stylegan3_r_recipe_trains_through_the_loop(tmp_path):
@@ -65,7 +63,9 @@ def test_stylegan3_r_recipe_trains_through_the_loop(tmp_path):
 def test_stylegan_xl_recipe_pairs_with_the_grown_model():
     options = resolve_options("stylegan-xl", model="stylegan-xl")
     assert options.preset == "imagenet" and options.loss == "hinge" and options.disc == "projected"
-    assert options.glr == pytest.approx(0.002) and options.dlr == pytest.approx(0.002 * 16 / 17)
+    adam = optimizer_settings(options)  # XL's nominal 0.0025 / 0.002, scaled for the intervals G 4, D 16
+    assert adam["G"]["lr"] == pytest.approx(0.002) and adam["D"]["lr"] == pytest.approx(0.002 * 16 / 17)
+    assert adam["G"]["betas"][1] == pytest.approx(0.99**0.8) and options.batch_gpu == 8
     assert options.schedule.startswith("16:") and options.loss_options["blur_sigma"] == 2.0
 
 

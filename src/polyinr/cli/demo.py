@@ -13,8 +13,8 @@ from polyinr.cli.train import TrainingProgress
 @click.option("--kimg", type=float, default=None, help="Training length in thousands of images.  [default: preset]")
 @click.option("--resume", default="auto", show_default=True, help="auto (continue a matching run), new, or a run.")
 def demo(outdir, kimg, resume):
-    """Train the CPU preset on the built-in digits for a few minutes, then render it three ways."""
-    from polyinr.tools.demo import run_demo
+    """Train the CPU preset on the built-in digits for a few minutes, render it three ways, measure its quality."""
+    from polyinr.tools.demo import quality_line, run_demo
 
     progress = TrainingProgress("train digits")
     try:
@@ -33,3 +33,5 @@ def demo(outdir, kimg, resume):
     click.echo(f"samples (training grid):  {paths['samples']}")
     click.echo(f"4x denser grid:           {paths['dense']}")
     click.echo(f"beyond the borders:       {paths['extrapolation']}")
+    click.echo(f"real vs generated:        {paths['real_vs_generated']}")
+    click.echo(f"quality:                  {quality_line(paths['quality'])}")

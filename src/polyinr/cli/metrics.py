@@ -43,7 +43,9 @@ class StageBars:
 @network_option
 @click.option("--metrics", "metric_spec", default="fid50k_full", metavar="LIST",
               help="Comma-separated metrics, e.g. fid50k_full,kid50k_full,pr50k3_full,eqt50k_int,eqr50k,"
-                   "scaleinv_fid10k_S4,cas (N in thousands: fid0.1k_full = 100 images).")  # fmt: skip
+                   "scaleinv_fid10k_S4,cas (N in thousands: fid0.1k_full = 100 images); in a built-in dataset's "
+                   "own feature space (no --data needed): fid_digits,kid_digits,pr_digits,div_digits,"
+                   "cas_digits.")  # fmt: skip
 @click.option("--data", default=None, metavar="DATA",
               help="Real images: folder, dataset zip or builtin:NAME (for metrics against real data).")  # fmt: skip
 @click.option("--mirror", type=bool, default=False, metavar="BOOL", help="Add x-flipped copies of the real images.")
@@ -68,6 +70,8 @@ def metrics(network, metric_spec, data, mirror, resolution, label_sampling, seed
 
         dataset = open_dataset(data, resolution=resolution or G.img_resolution, cond=G.num_classes > 0,
                                mirror=mirror)  # fmt: skip
+    if dataset is None and G.num_classes and label_sampling == "dataset":
+        click.echo(f"no --data: the {G.num_classes} classes are sampled uniformly")
     run_dir = find_run_dir(network)
     width = max(len(name) for name in names) + len("_precision")
     click.echo(f"{'metric':<{width}}  {'value':>12}  {'time':>8}  detector")

@@ -27,12 +27,22 @@ from polyinr.image_io import check_memory, image_grid, prepare_image_output, sav
 from polyinr.models.registry import flatten_config, get_entry, list_models
 from polyinr.progress import progress_bar
 from polyinr.sampling import iter_ws, one_sample, ws_for
+from polyinr.tools.canvas import (
+    draw_canvas_latents,
+    is_canvas_file,
+    load_canvas_latents,
+    render_canvas_file,
+    save_canvas_latents,
+)
 from polyinr.tools.render import moved_frame, render_tiled, render_ws
 
 network_option = click.option("--network", "network", required=True, metavar="CKPT",
                               help="Checkpoint directory (config.json + model.safetensors).")  # fmt: skip
 class_option = click.option("--class", "class_idx", type=int, default=None, metavar="K",
                             help="Class label, for class-conditional models.")  # fmt: skip
+
+
+NO_TRUNCATION = {"truncation_psi": 1.0, "truncation_cutoff": None}  # the defaults of --trunc / --trunc-cutoff
 
 
 def trunc_options(command):
@@ -95,6 +105,9 @@ def generate(network, seeds, latent_paths, class_idx, truncation, resolution, tr
     G = load_generator(network, device)
     if resolution is not None and resolution <= 0:
         raise PolyinrError(f"--resolution must be positive, got {resolution}")
+    if latent_paths and any(is_canvas_file(p) for p in latent_paths):
+        _generate_canvases(G, latent_paths, seeds, class_idx, truncation, resolution, grid_size, Path(outdir), device)
+        return
     grid = G.check_grid(moved_frame(resolution or G.img_resolution, translate, rotate))
     H, W = grid.shape
     if seeds and latent_paths:
@@ -133,6 +146,41 @@ def generate(network, seeds, latent_paths, class_idx, truncation, resolution, tr
         click.echo(f"wrote {count} images to {outdir}")
 
 
+def _generate_canvases(G, latent_paths, seeds, class_idx, truncation, resolution, grid_size, outdir, device):
+    """Each canvas latent file rendered whole, as ``latentNNNN.png``."""
+    if seeds or not all(is_canvas_file(p) for p in latent_paths):
+        raise PolyinrError("canvas latent files render on their own: give only canvas files to --latent")
+    if class_idx is not None or truncation != NO_TRUNCATION or resolution is not None or grid_size is not None:
+        raise PolyinrError("--class, --trunc, --resolution and --grid do not apply to canvas latent files")
+    with progress_bar(len(latent_paths), "generate", unit="canvas") as bar:
+        for i, path in enumerate(latent_paths):
+            image = render_canvas_file(G, load_canvas_latents(path, G, device))
+            save_image(image, outdir / f"latent{i:04d}.png")
+            bar.update(1)
+    click.echo(f"wrote {len(latent_paths)} canvases to {outdir}")
+
+
+def render_grid(G, window, size, default_size=None) -> Grid:
+    """The grid ``render`` paints: ``window`` (frame units) at ``size`` pixels.
+
+    A canvas model paints its pixel lattice (pixel ``i`` at ``i / (R − 1)``): without a window the lattice from
+    pixel (0, 0), and without a size the window's own pixels (or ``default_size``, a latent file's canvas).
+    """
+    if G.grid_support.kind != "canvas":
+        if size is None:
+            raise PolyinrError("give --size HxW")
+        return Grid.window(*(window or (0.0, 0.0, 1.0, 1.0)), *size)
+    step = 1.0 / (G.img_resolution - 1)
+    if window is None:
+        size = size or default_size
+        if size is None:
+            raise PolyinrError("give --size HxW (or --window)")
+        return Grid.window(0.0, 0.0, (size[0] - 1) * step, (size[1] - 1) * step, *size)
+    top, left, bottom, right = window
+    size = size or (round((bottom - top) / step) + 1, round((right - left) / step) + 1)
+    return Grid.window(*window, *size)
+
+
 @main.command()
 @network_option
 @one_sample_options
@@ -141,25 +189,42 @@ def generate(network, seeds, latent_paths, class_idx, truncation, resolution, tr
 @click.option(
     "--window",
     type=Window(),
-    default="0,0,1,1",
-    help="Window of the plane, top,left,bottom,right; "
-    "the training frame is 0,0,1,1 (beyond it extrapolates, inside it zooms).",
+    default=None,
+    help="Window of the plane, top,left,bottom,right; the training frame is 0,0,1,1 (the default; beyond it "
+    "extrapolates, inside it zooms). Canvas models: a window of the pixel lattice, pixel i at i/(R-1).",
 )
-@click.option("--size", type=Size(), required=True, help="Output pixels, HxW.")
+@click.option("--size", type=Size(), default=None,
+              help="Output pixels, HxW (canvas models: default the window's or the latent file's).")  # fmt: skip
 @click.option("--tile", type=click.IntRange(min=1), default=512, help="Tile edge in pixels (bounds memory).")
+@click.option("--save-latent", "save_latent", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Canvas models with --seed: also write every random input of this render to FILE.")  # fmt: skip
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True, help="Output image file.")
 @device_option
-def render(network, seed, latent_path, class_idx, truncation, window, size, tile, out_path, device):
+def render(network, seed, latent_path, class_idx, truncation, window, size, tile, save_latent, out_path, device):
     """Render one sample on any window of the plane at any size, tile by tile."""
     device = resolve_device(device)
     G = load_generator(network, device)
-    grid = Grid.window(*window, *size)
-    seeds, latents = ([seed] if seed is not None else None), ([latent_path] if latent_path else None)
-    ws = one_sample(ws_for(G, seeds=seeds, latents=latents, classes=class_idx, device=device, **truncation))
-    total = (-(-size[0] // tile)) * (-(-size[1] // tile))
+    kwargs, default_size = {}, None
+    if latent_path and is_canvas_file(latent_path):
+        if class_idx is not None or truncation != NO_TRUNCATION:
+            raise PolyinrError("--class and --trunc do not apply to a canvas latent file")
+        latents = load_canvas_latents(latent_path, G, device)
+        ws, kwargs, default_size = latents.ws(G), {"canvas": latents.canvas(G)}, latents.pixel_shape(G)
+    else:
+        seeds, latents = ([seed] if seed is not None else None), ([latent_path] if latent_path else None)
+        ws = one_sample(ws_for(G, seeds=seeds, latents=latents, classes=class_idx, device=device, **truncation))
+    grid = render_grid(G, window, size, default_size)
+    if save_latent is not None:
+        if G.grid_support.kind != "canvas" or seed is None:
+            raise PolyinrError("--save-latent writes the canvas of a canvas model's --seed render")
+        save_canvas_latents(save_latent, draw_canvas_latents(G, seed, grid, device), G)
+        click.echo(f"wrote {save_latent}")
+    H, W = grid.shape
+    total = (-(-H // tile)) * (-(-W // tile))
     with progress_bar(total, "render", unit="tile") as bar:
-        path = render_tiled(G, ws, grid, out_path, tile=tile, on_tile=lambda done, _: bar.update(done - bar.n))
-    click.echo(f"wrote {path} ({size[0]}x{size[1]})")
+        path = render_tiled(G, ws, grid, out_path, tile=tile, on_tile=lambda done, _: bar.update(done - bar.n),
+                            **kwargs)  # fmt: skip
+    click.echo(f"wrote {path} ({H}x{W})")
 
 
 @main.command()

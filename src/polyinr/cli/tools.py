@@ -1,4 +1,5 @@
-"""Continuous-image tools: ``video``, ``mix``, ``heatmap``, ``invert``, ``outpaint``.
+"""Continuous-image tools: ``video``, ``mix``, ``heatmap``, ``invert``, ``outpaint``; InfinityGAN canvases: ``fuse``,
+``outpaint-canvas``, ``inbetween``.
 
 The demonstrations of the Poly-INR paper as commands; every output is a picture or a video. Latents come
 from seeds or from latent files (``--latent``, written by ``invert``).
@@ -90,7 +91,8 @@ def video(ctx, network, seeds, latent_paths, class_idx, truncation, space, kind,
             raise PolyinrError(
                 f"a flight shows one sample per cell: give {cols * rows} seeds or latents, not {len(ws)}"
             )
-        grids = flight_grids(window, grid.shape, frames, pan or (0.0, 0.0), 1.0 if zoom is None else zoom)
+        lattice = 1.0 / (G.img_resolution - 1) if G.grid_support.kind == "canvas" else None
+        grids = flight_grids(window, grid.shape, frames, pan or (0.0, 0.0), 1.0 if zoom is None else zoom, lattice)
         images, total = flight(G, ws, grids, cols), frames
     else:
         if _given(ctx, ["frames"]):
@@ -216,3 +218,140 @@ def outpaint_cmd(network, image_path, class_idx, space, num_steps, perceptual, o
         inversion = outpaint(G, image_path, out_dir, window, size, class_idx, space, num_steps, perceptual, device,
                              on_step=lambda state: bar.update(1))  # fmt: skip
     _report(inversion, out_dir)
+
+
+def _parse_style(text: str) -> tuple[int, float, float]:
+    seed, sep, where = text.partition("@")
+    parts = where.split(",")
+    try:
+        if not sep or len(parts) != 2:
+            raise ValueError
+        return int(seed), float(parts[0]), float(parts[1])
+    except ValueError:
+        raise PolyinrError(f"a style is SEED@ROW,COL (lattice pixels), got {text!r}") from None
+
+
+@main.command()
+@network_option
+@click.option("--styles", "style_specs", multiple=True, required=True, metavar="SEED@ROW,COL",
+              help="Styles: the global latent of SEED centred at lattice pixel ROW,COL (repeatable).")  # fmt: skip
+@click.option("--size", type=Size(), required=True, metavar="HxW", help="Output pixels (the lattice from 0,0).")
+@click.option("--blur", type=click.IntRange(min=1), default=255, help="Side of the box blur between styles, pixels.")
+@click.option("--tile", type=click.IntRange(min=1), default=512, help="Tile edge in pixels (bounds memory).")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True, help="Output image file.")
+@device_option
+def fuse(network, style_specs, size, blur, tile, out_path, device):
+    """Spatial style fusion (InfinityGAN): several styles placed on one canvas, blended by proximity."""
+    from polyinr.models.infinity_gan import StyleFusion
+    from polyinr.tools.render import render_tiled
+
+    device = resolve_device(device)
+    G = load_generator(network, device)
+    if G.grid_support.kind != "canvas":
+        raise PolyinrError(f"{G.model_name} has no canvas to fuse styles on (InfinityGAN has)")
+    styles = [_parse_style(s) for spec in style_specs for s in spec.split()]
+    ws = ws_for(G, seeds=[seed for seed, _, _ in styles], device=device)
+    fusion = StyleFusion(ws, [(row, col) for _, row, col in styles], blur=blur)
+    step = 1.0 / (G.img_resolution - 1)
+    grid = Grid.window(0.0, 0.0, (size[0] - 1) * step, (size[1] - 1) * step, *size)
+    total = (-(-size[0] // tile)) * (-(-size[1] // tile))
+    with progress_bar(total, "fuse", unit="tile") as bar:
+        path = render_tiled(G, ws[:1], grid, out_path, tile=tile, on_tile=lambda done, _: bar.update(done - bar.n),
+                            fusion=fusion)  # fmt: skip
+    click.echo(f"wrote {path} ({size[0]}x{size[1]}, {len(styles)} styles)")
+
+
+def _image_at_height(path: str, height: int, device):
+    """An image file as ``[1, 3, height, width]`` in ``[-1, 1]``, its aspect ratio kept."""
+    from PIL import Image, UnidentifiedImageError
+
+    from polyinr.tools.invert import ImageFileError, load_image
+
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+    except (FileNotFoundError, UnidentifiedImageError, OSError) as e:
+        raise ImageFileError(f"{path} is not an image Pillow can read ({type(e).__name__})") from None
+    return load_image(path, (height, max(1, round(height * w / h))), device)
+
+
+def _canvas_options(command):
+    for option in reversed([
+        network_option,
+        click.option("--height", type=click.IntRange(min=2), default=None,
+                     help="Height of the image(s) on the canvas, pixels (default: the model's patch)."),
+        click.option("--steps", "num_steps", type=click.IntRange(min=1), default=1000, help="Optimisation steps."),
+        click.option("--perceptual", type=click.Choice(PERCEPTUAL), default="auto",
+                     help="Perceptual distance: LPIPS when available offline, else a Laplacian-pyramid L1."),
+        click.option("--seed", type=click.IntRange(min=0), default=0, help="Seed of the starting canvas."),
+        click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Output directory."),
+        device_option,
+    ]):  # fmt: skip
+        command = option(command)
+    return command
+
+
+def _invert_with_bar(G, placements, size, num_steps, perceptual, seed, device, blur=255):
+    from polyinr.tools.canvas_edit import invert_canvas
+
+    with progress_bar(num_steps, "invert", unit="step") as bar:
+        return invert_canvas(G, placements, size, num_steps, perceptual, seed, blur, device,
+                             on_step=lambda step, loss: bar.update(1))  # fmt: skip
+
+
+@main.command("outpaint-canvas")
+@_canvas_options
+@click.option("--image", "image_path", required=True, metavar="FILE", help="The image to extend (PNG, JPEG, …).")
+@click.option("--extend", type=RangeList(), default=None, metavar="T,L,B,R",
+              help="Pixels added above, left, below, right (default: 0,0,0 and twice the image's width).")  # fmt: skip
+def outpaint_canvas(network, height, num_steps, perceptual, seed, out_dir, device, image_path, extend):
+    """InfinityGAN outpainting: invert an image into a canvas, then render the canvas around it."""
+    from pathlib import Path
+
+    from polyinr.image_io import to_uint8
+    from polyinr.tools.canvas import save_canvas_latents
+    from polyinr.tools.canvas_edit import Placement
+
+    device = resolve_device(device)
+    G = load_generator(network, device)
+    image = _image_at_height(image_path, height or G.img_resolution, device)
+    h, w = image.shape[2:]
+    if extend is not None and len(extend) != 4:
+        raise PolyinrError(f"--extend takes four numbers T,L,B,R, got {len(extend)}")
+    top, left, bottom, right = extend or (0, 0, 0, 2 * w)
+    result = _invert_with_bar(G, [Placement(image, top, left)], (top + h + bottom, left + w + right), num_steps,
+                              perceptual, seed, device)  # fmt: skip
+    out = Path(out_dir)
+    save_image(to_uint8(image)[0], out / "input.png")
+    save_image(to_uint8(result.image)[0], out / "outpainted.png")
+    save_canvas_latents(out / "canvas.safetensors", result.latents, G)
+    click.echo(f"PSNR of the input region {result.psnr[0]:.2f} dB (perceptual distance: {result.perceptual})")
+    click.echo(f"wrote input.png, outpainted.png, canvas.safetensors to {out}")
+
+
+@main.command()
+@_canvas_options
+@click.option("--left", "left_path", required=True, metavar="FILE", help="The image on the left.")
+@click.option("--right", "right_path", required=True, metavar="FILE", help="The image on the right.")
+@click.option("--gap", type=click.IntRange(min=0), default=None, help="Pixels between them (default: 2× height).")
+@click.option("--blur", type=click.IntRange(min=1), default=255, help="Box blur between the two styles, pixels.")
+def inbetween(network, height, num_steps, perceptual, seed, out_dir, device, left_path, right_path, gap, blur):
+    """InfinityGAN inbetweening: two images on one canvas, the landscape between them synthesised."""
+    from pathlib import Path
+
+    from polyinr.image_io import to_uint8
+    from polyinr.tools.canvas_edit import Placement
+
+    device = resolve_device(device)
+    G = load_generator(network, device)
+    height = height or G.img_resolution
+    a, b = _image_at_height(left_path, height, device), _image_at_height(right_path, height, device)
+    gap = 2 * height if gap is None else gap
+    placements = [Placement(a, 0, 0), Placement(b, 0, a.shape[3] + gap)]
+    size = (height, a.shape[3] + gap + b.shape[3])
+    result = _invert_with_bar(G, placements, size, num_steps, perceptual, seed, device, blur)
+    out = Path(out_dir)
+    save_image(to_uint8(result.image)[0], out / "inbetween.png")
+    click.echo(f"PSNR of the two images {result.psnr[0]:.2f} / {result.psnr[1]:.2f} dB "
+               f"(perceptual distance: {result.perceptual})")  # fmt: skip
+    click.echo(f"wrote {out / 'inbetween.png'} ({size[0]}x{size[1]})")

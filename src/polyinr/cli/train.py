@@ -75,8 +75,12 @@ class TrainingProgress:
 @click.option("--resolution", type=int, default=None, help="Training resolution (without --schedule).")
 @click.option("--batch", type=int, default=None, help="Total batch size.")
 @click.option("--batch-gpu", type=int, default=None, help="Micro-batch per process (gradient accumulation).")
-@click.option("--glr", type=float, default=None, help="Generator learning rate.")
-@click.option("--dlr", type=float, default=None, help="Discriminator learning rate.")
+@click.option("--glr", type=float, default=None, help="Generator learning rate (nominal; -n shows Adam's).")
+@click.option("--dlr", type=float, default=None, help="Discriminator learning rate (nominal; -n shows Adam's).")
+@click.option("--g-reg-interval", type=click.IntRange(min=1), default=None,
+              help="Scale G's Adam lr/beta2 for lazy regularisation every N steps (authors' recipe: 4).")  # fmt: skip
+@click.option("--d-reg-interval", type=click.IntRange(min=1), default=None,
+              help="Scale D's Adam lr/beta2 for lazy regularisation every N steps (authors' recipe: 16).")  # fmt: skip
 @click.option("--gamma", type=float, default=None, help="R1 weight (nonsaturating loss).")
 @click.option("--ema-kimg", type=float, default=None, help="G EMA half-life in kimg.  [default: batch·10/32]")
 @click.option("--blur-sigma", type=float, default=None, help="Initial sigma of the D-input blur.")
@@ -85,8 +89,12 @@ class TrainingProgress:
 @click.option("--p", "aug_p", type=float, default=None, help="Augmentation probability (initial for ada).")
 @click.option("--target", "ada_target", type=float, default=None, help="ADA target for E[sign D(real)].")
 @click.option("--augpipe", default=None, type=click.Choice(["bgc", "bg", "c"]), help="Augmentation transforms.")
-@click.option("--cls-weight", type=float, default=None, help="Classifier guidance weight, 0 = off (hinge loss).")
-@click.option("--class-embeddings", default=None, metavar="FILE", help="Pretrained class table (embed-classes).")
+@click.option("--cls-weight", type=float, default=None,
+              help="Guidance as StyleGAN-XL's cls_weight, after the first stage; 0 = off (hinge).")  # fmt: skip
+@click.option("--class-embeddings", default=None, metavar="FILE",
+              help="Pretrained class table (embed-classes), or a converted conditional checkpoint.")  # fmt: skip
+@click.option("--pretrained-classes", type=click.BOOL, default=None, metavar="BOOL",
+              help="Require --class-embeddings when conditional (imagenet recipe: true).")  # fmt: skip
 @click.option(
     "--features-pretrained", type=click.BOOL, default=None, metavar="BOOL", help="Projected D: pretrained backbones."
 )
@@ -137,10 +145,16 @@ def train(cond, mirror, recipe, preset, gamma, blur_sigma, blur_fade_kimg, cls_w
         )  # fmt: skip
     except UnusedSetting as e:
         raise click.ClickException(_unused_flag_message(e)) from None
+    from polyinr.training.setup import ClassTableMissing
+
     if dry_run:
         from polyinr.training.setup import resolved_run
 
-        click.echo(json.dumps({"training": options.to_json(), **resolved_run(options)}, indent=2, sort_keys=True))
+        try:
+            resolved = resolved_run(options)
+        except ClassTableMissing as e:
+            raise click.ClickException(_class_table_message(e)) from None
+        click.echo(json.dumps({"training": options.to_json(), **resolved}, indent=2, sort_keys=True))
         return
     from polyinr.discriminators.feature_networks import WeightsUnavailable
     from polyinr.metrics import evaluate_snapshot
@@ -156,6 +170,8 @@ def train(cond, mirror, recipe, preset, gamma, blur_sigma, blur_fade_kimg, cls_w
             evaluate=evaluate_snapshot,
             on_step=progress.on_step,
         )
+    except ClassTableMissing as e:
+        raise click.ClickException(_class_table_message(e)) from None
     except WeightsUnavailable as e:
         if e.name not in options.disc_options.get("backbones", ()):
             raise
@@ -163,6 +179,13 @@ def train(cond, mirror, recipe, preset, gamma, blur_sigma, blur_fade_kimg, cls_w
     finally:
         progress.close()
     click.echo(f"run directory: {run_dir}")
+
+
+def _class_table_message(error: Exception) -> str:
+    """The missing-class-table error with both ways of getting one, in the command line's words."""
+    return (f"{error}: run `polyinr embed-classes --data DATA --out TABLE.safetensors`, or `polyinr convert` an "
+            f"authors' checkpoint and give its directory, then --class-embeddings TABLE (--pretrained-classes false "
+            f"trains randomly initialised tables)")  # fmt: skip
 
 
 def _model_overrides(channels: int | None, head_only: bool) -> dict | None:

@@ -1,6 +1,6 @@
-"""Built-in datasets that need no download: ``builtin:digits`` and ``builtin:shapes``.
+"""Built-in datasets that need no download: ``builtin:digits``, ``builtin:shapes`` and ``builtin:photos``.
 
-Both are small, class-labelled and render at any resolution, so a model trains on CPU in minutes:
+All are small, class-labelled and render at any resolution, so a model trains on CPU in minutes:
 
 - ``digits``: scikit-learn's ``load_digits()``: 1,797 real 8×8 scans of handwritten digits (16 grey levels,
   classes 0–9), white strokes on black as in the data, upscaled smoothly (bicubic) and repeated to RGB.
@@ -8,6 +8,8 @@ Both are small, class-labelled and render at any resolution, so a model trains o
   gradient background. Each image is a continuous function of the plane, defined analytically in frame units
   with smooth anti-aliased edges; :func:`render_shape` samples it on any :class:`~polyinr.grid.Grid`, so the
   item at resolution R is exactly ``render_shape(i, Grid.frame(R))``.
+- ``photos``: 156 overlapping square crops of the two real photographs scikit-learn ships (a Chinese temple
+  in a landscape, a flower), for models such as InfinityGAN that train on patches of photographs.
 """
 
 from __future__ import annotations
@@ -154,4 +156,41 @@ class Shapes:
         return _paint(self._params[index], Grid.frame(resolution))
 
 
-BUILTINS = {"digits": Digits, "shapes": Shapes}
+# ---------------------------------------------------------------------------- photos
+
+PHOTO_CROP = 256  # side of each square crop, pixels of the photograph
+PHOTO_STRIDE = 32  # pixels between crops
+
+
+class Photos:
+    """Real photographs shipped with scikit-learn (``load_sample_images``: ``china.jpg`` and ``flower.jpg``,
+    427×640 each, read from the installed package): every 256×256 crop at a 32-pixel stride (156 crops),
+    resized to the requested resolution (Lanczos). Labels: the photograph (0 china, 1 flower)."""
+
+    name = "photos"
+    version = 1
+    num_classes = 2
+
+    def __init__(self) -> None:
+        from sklearn.datasets import load_sample_images  # bundled with scikit-learn: no download
+
+        self._photos = [np.asarray(img, dtype=np.uint8) for img in load_sample_images().images]  # [H, W, 3]
+        self._crops = [
+            (p, r, c)
+            for p, photo in enumerate(self._photos)
+            for r in range(0, photo.shape[0] - PHOTO_CROP + 1, PHOTO_STRIDE)
+            for c in range(0, photo.shape[1] - PHOTO_CROP + 1, PHOTO_STRIDE)
+        ]
+        self.labels = np.array([p for p, _, _ in self._crops], dtype=np.int64)  # [N]
+
+    def __len__(self) -> int:
+        return len(self._crops)
+
+    def render(self, index: int, resolution: int) -> np.ndarray:
+        """Crop ``index`` resized to uint8 ``[R, R, 3]``."""
+        p, r, c = self._crops[index]
+        crop = Image.fromarray(self._photos[p][r : r + PHOTO_CROP, c : c + PHOTO_CROP])
+        return np.asarray(crop.resize((resolution, resolution), Image.LANCZOS))
+
+
+BUILTINS = {"digits": Digits, "shapes": Shapes, "photos": Photos}

@@ -158,6 +158,13 @@ class ImageDataset(torch.utils.data.Dataset):
         return ImageDataset(self._source, self._keys, self._raw_labels, self.num_classes, resolution, self.mirror,
                             source_resolution=self.source_resolution)  # fmt: skip
 
+    def unmirrored(self) -> ImageDataset:
+        """The same images without the x-flipped copies (the metrics' ``_full`` reference set)."""
+        if not self.mirror:
+            return self
+        return ImageDataset(self._source, self._keys, self._raw_labels, self.num_classes, self.resolution, False,
+                            source_resolution=self.source_resolution)  # fmt: skip
+
     def _content_hash(self) -> str:
         """SHA-256 hex digest of which files (names, sizes, zip CRCs or mtimes), labels, resolution and mirror."""
         h = hashlib.sha256()

@@ -48,6 +48,10 @@ class Discriminator(nn.Module):
                 keys.update(f"{prefix}.{key}" if prefix else key for key in module.state_dict())
         return keys
 
+    def split_logits(self, logits: torch.Tensor) -> list[torch.Tensor]:
+        """``logits [B, K]`` → the groups the losses average separately and then sum (default: one group)."""
+        return [logits]
+
     def check_inputs(self, images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
         """Validate ``images [B, 3, R, R]``; return the labels as class indices ``[B]`` on the images' device."""
         R = self.img_resolution

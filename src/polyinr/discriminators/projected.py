@@ -10,15 +10,21 @@ network (a *branch*; the authors use ``tf_efficientnet_lite0`` and ``deit_base_d
    14×14 maps are first reassembled into a pyramid at 4×, 2×, 1×, ½× by random 1×1 convs followed by a
    transposed conv (×4, ×2), nothing, or a stride-2 3×3 conv (×½), to ``embed_dim · (⅛, ¼, ½, 1)`` channels;
 4. random, frozen mixing: cross-channel (1×1 convs to 64, 128, 256, 512 channels) and cross-scale, top-down
-   from the coarsest map: add the coarser fused map, upsample ×2 (bilinear), 1×1 conv — giving maps of
-   64, 64, 128, 256 channels at twice each stage's resolution (112, 56, 28, 14 for a 224 input);
+   from the coarsest map: add the coarser fused map, upsample ×2 (bilinear, ``align_corners=True`` as the
+   authors' ``FeatureFusionBlock``), 1×1 conv — giving maps of 64, 64, 128, 256 channels at twice each stage's
+   resolution (112, 56, 28, 14 for a 224 input);
 5. one small trainable discriminator per map: spectral-normalised 4×4 stride-2 convs, BatchNorm and
-   LeakyReLU(0.2) down to 8×8 or less, then a spectral-normalised 4×4 conv to a patch logit map. A
+   LeakyReLU(0.2), then a spectral-normalised 4×4 conv to a patch logit map. The number of stride-2 convs
+   and their widths are those that bring the map the network gives for a ``HEAD_NOMINAL_RESOLUTION`` (256)
+   input down to 8×8 — the authors size their heads from a 256² probe whatever the image size — so larger
+   inputs keep the authors' depth and give larger logit maps (13×13 at 512²). A
    conditional head outputs ``cmap_dim = 64`` channels instead and projects them onto its class embedding
    (its own table ``[num_classes, embed_dim]``, started from a pretrained one by :meth:`set_class_embeddings`,
    through an lrelu layer ``embed_dim → 64``): ``logit = Σ_c h_c · cmap_c / √64``.
 
-The logits of every head of every branch are flattened and concatenated: ``[B, K]``. Only the heads and
+The logits of every head of every branch are flattened and concatenated: ``[B, K]``;
+:meth:`ProjectedDiscriminator.split_logits` cuts them back into one group per branch, which the losses
+average separately and sum (the authors' weighting: every feature network counts the same). Only the heads and
 their class tables / projections are trainable; the feature networks and random projections are frozen and
 stay in eval mode.
 """
@@ -50,7 +56,8 @@ AUTHORS_BACKBONES = ("tf_efficientnet_lite0", "deit_base_distilled_patch16_224")
 VIT_PYRAMID_DIVISORS = (8, 4, 2, 1)  # a ViT's reassembled maps have embed_dim / these channels (96 … 768)
 MIXING_CHANNELS = (64, 128, 256, 512)  # cross-channel mixing, finest stage first
 CMAP_DIM = 64  # channels a conditional head projects onto its class embedding
-HEAD_END_SIZE = 8  # heads downsample until their map is at most this size
+HEAD_END_SIZE = 8  # heads downsample the map of a nominal input until it is at most this size
+HEAD_NOMINAL_RESOLUTION = 256  # heads are sized from the maps of an input this large (the authors' calc_dims)
 HEAD_CHANNELS = {4: 512, 8: 512, 16: 256, 32: 128, 64: 64, 128: 64, 256: 32, 512: 16, 1024: 8}  # by map size
 
 
@@ -117,9 +124,9 @@ class RandomProjection(FrozenModule):
             if out:
                 fused = out[-1]
                 if fused.shape[-2:] != x.shape[-2:]:  # odd stage sizes: the coarser map is one pixel off
-                    fused = F.interpolate(fused, size=x.shape[-2:], mode="bilinear", align_corners=False)
+                    fused = F.interpolate(fused, size=x.shape[-2:], mode="bilinear", align_corners=True)
                 x = x + fused
-            x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)  # [B, ·, 2·H_k, 2·W_k]
+            x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)  # [B, ·, 2·H_k, 2·W_k]
             out.append(conv(x))
         return out[::-1]
 
@@ -148,6 +155,7 @@ class PatchHead(nn.Module):
     """Trainable discriminator of one feature map ``[B, C, S, S]`` → patch logits ``[B, 1, S', S']``."""
 
     def __init__(self, in_channels: int, size: int, num_classes: int, embed_dim: int) -> None:
+        """``size``: the nominal map size the head's depth and widths are taken from (halved down to 8)."""
         super().__init__()
         layers: list[nn.Module] = []
         channels = in_channels
@@ -180,17 +188,22 @@ class FeatureBranch(nn.Module):
         self.projection = RandomProjection(features.channels, features.is_vit)
         self.resize = resize
         self.diffaug = diffaug
-        with torch.no_grad():  # the maps' sizes decide each head's depth
-            probe = torch.zeros(1, 3, img_resolution, img_resolution)
+        with torch.no_grad():  # the maps' sizes at the nominal input decide each head's depth
+            nominal = min(img_resolution, HEAD_NOMINAL_RESOLUTION)  # smaller unresized inputs: their own size
+            probe = torch.zeros(1, 3, nominal, nominal)
             maps = self.projection(features(features.prepare(probe, resize)))
         self.heads = nn.ModuleList(PatchHead(m.shape[1], m.shape[-1], num_classes, embed_dim) for m in maps)
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        """``images [B, 3, R, R]`` in ``[-1, 1]`` → logits ``[B, K_branch]``."""
+    def head_maps(self, images: torch.Tensor, labels: torch.Tensor | None) -> list[torch.Tensor]:
+        """``images [B, 3, R, R]`` in ``[-1, 1]`` → each head's logit map ``[B, 1, S_k, S_k]``."""
         x = diff_augment(images, self.diffaug)
         x = self.features.prepare((x + 1) / 2, self.resize)
         maps = self.projection(self.features(x))
-        return torch.cat([head(m, labels).flatten(1) for head, m in zip(self.heads, maps)], dim=1)
+        return [head(m, labels) for head, m in zip(self.heads, maps)]
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """``images [B, 3, R, R]`` in ``[-1, 1]`` → logits ``[B, K_branch]``."""
+        return torch.cat([m.flatten(1) for m in self.head_maps(images, labels)], dim=1)
 
 
 @register_discriminator("projected", ProjectedDiscriminatorConfig)
@@ -206,6 +219,14 @@ class ProjectedDiscriminator(Discriminator):
                           resize, cfg.diffaug, cfg.num_classes, cfg.embed_dim)
             for name in cfg.backbones
         )  # fmt: skip
+        self.branch_widths: list[int] = []  # logits per branch, K_b, known after the first forward
+
+    def split_logits(self, logits: torch.Tensor) -> list[torch.Tensor]:
+        """``logits [B, K]`` → one ``[B, K_b]`` per feature network."""
+        widths = self.branch_widths
+        if sum(widths) != logits.shape[1]:
+            raise PolyinrError(f"{logits.shape[1]} logits do not split into this discriminator's branches {widths}")
+        return list(torch.split(logits, widths, dim=1))
 
     def set_class_embeddings(self, table: torch.Tensor) -> None:
         """Start every head's class table from a pretrained one, ``[num_classes, embed_dim]``."""
@@ -218,4 +239,6 @@ class ProjectedDiscriminator(Discriminator):
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """``images [B, 3, R, R]`` in ``[-1, 1]``, ``labels [B]`` (conditional only) → ``logits [B, K]``."""
         labels = self.check_inputs(images, labels)
-        return torch.cat([branch(images, labels) for branch in self.branches], dim=1)
+        logits = [branch(images, labels) for branch in self.branches]
+        self.branch_widths = [x.shape[1] for x in logits]
+        return torch.cat(logits, dim=1)

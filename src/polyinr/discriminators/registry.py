@@ -30,19 +30,13 @@ def register_discriminator(name: str, config_cls: type):
     return decorate
 
 
-def _ensure_discriminators_imported() -> None:
-    import polyinr.discriminators  # noqa: F401  (imports every discriminator module, which registers it)
-
-
 def list_discriminators() -> list[str]:
     """Registered discriminator names, sorted."""
-    _ensure_discriminators_imported()
     return sorted(DISCRIMINATORS)
 
 
 def get_discriminator(name: str) -> type:
     """The registered class ``name``; a one-line error names the known ones."""
-    _ensure_discriminators_imported()
     if name not in DISCRIMINATORS:
         raise PolyinrError(f"unknown discriminator {name!r}; discriminators: {', '.join(sorted(DISCRIMINATORS))}")
     return DISCRIMINATORS[name]

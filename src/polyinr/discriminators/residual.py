@@ -1,17 +1,17 @@
 """StyleGAN2's residual discriminator (Karras et al., CVPR 2020; conditioning as in StyleGAN2-ADA, 2020).
 
-Needs no pretrained weights. ``FromRGB`` (1×1 conv) at the input resolution, then one residual block per
-halving down to 4×4::
+Needs no pretrained weights. Inputs may first pass through DiffAugment (``diffaug``, off by default).
+``FromRGB`` (1×1 conv) at the input resolution, then one residual block per halving down to 4×4::
 
     x ← (skip(x) + conv1↓(conv0(x))) · √½      skip: 1×1 conv ↓, no bias;  conv0, conv1: 3×3 conv + lrelu
 
 Each 2× downsampling blurs with the ``[1, 3, 3, 1]`` filter and takes a stride-2 convolution. The 4×4
-epilogue appends the minibatch standard deviation (groups of ``mbstd_group`` samples, one channel), then a
-3×3 conv, a fully connected layer and the output layer. Channels at resolution ``r`` are
-``min(channel_base // r, channel_max)``. Every layer has an equalised learning rate and lrelu layers a gain
-of √2. A conditional discriminator maps the label through its class table (``[num_classes, embed_dim]``,
-normalised) and two lrelu layers to ``cmap [B, cmap_dim]`` (``cmap_dim`` = the 4×4 channels) and projects:
-``logit = (out · cmap).sum() / √cmap_dim``.
+epilogue appends the minibatch standard deviation (groups of ``mbstd_group`` samples, or of one class with
+``mbstd_by_class``; one channel), then a 3×3 conv, a fully connected layer and the output layer. Channels at
+resolution ``r`` are ``min(channel_base // r, channel_max)``. Every layer has an equalised learning rate and
+lrelu layers a gain of √2. A conditional discriminator maps the label through its class table
+(``[num_classes, embed_dim]``, normalised) and two lrelu layers to ``cmap [B, cmap_dim]`` (``cmap_dim`` = the
+4×4 channels) and projects: ``logit = (out · cmap).sum() / √cmap_dim``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from polyinr.discriminators.augment import diff_augment, parse_policy
 from polyinr.discriminators.base import Discriminator
 from polyinr.discriminators.registry import register_discriminator
 from polyinr.errors import PolyinrError
@@ -35,22 +36,26 @@ MAPPING_LR_MULTIPLIER = 0.01  # StyleGAN2-ADA's value for the discriminator's la
 
 @dataclass(frozen=True)
 class ResidualDiscriminatorConfig:
-    img_resolution: int = 32  # input size H = W in pixels, a power of two ≥ 8; filled from the data
+    img_resolution: int = 32  # input size H = W in pixels, ≥ 8; filled from the data (see ResidualDiscriminator)
     num_classes: int = 0  # 0 = unconditional; filled from the data
     channel_base: int = 4096  # channels at resolution r = min(channel_base // r, channel_max)
     channel_max: int = 512  # upper bound on the channels of any layer
     mbstd_group: int = 4  # samples per minibatch-stddev group (the largest divisor of the batch ≤ this)
     embed_dim: int = 320  # width of the class table (320 fits EfficientNet-lite0 class embeddings)
+    aux_outputs: int = 0  # extra regression outputs (InfinityGAN's patch position) from the epilogue; 0 = none
+    diffaug: str | None = None  # DiffAugment policy applied to every input (real and generated); None = none
+    mbstd_by_class: bool = False  # conditional D: one stddev group per class of the batch (unconditional: unused)
 
     def __post_init__(self) -> None:
+        parse_policy(self.diffaug)
         R = self.img_resolution
-        if R < 8 or R & (R - 1):
-            raise PolyinrError(f"the residual discriminator needs a power-of-two resolution ≥ 8, got {R}")
+        if R < 8:
+            raise PolyinrError(f"the residual discriminator needs a resolution ≥ 8, got {R}")
         if self.channel_base < R or self.channel_max < 1:
             raise PolyinrError(f"channel_base must be ≥ the resolution ({R}) and channel_max ≥ 1, "
                                f"got {self.channel_base} and {self.channel_max}")  # fmt: skip
-        if self.mbstd_group < 1 or self.embed_dim < 1 or self.num_classes < 0:
-            raise PolyinrError("mbstd_group and embed_dim must be ≥ 1 and num_classes ≥ 0")
+        if self.mbstd_group < 1 or self.embed_dim < 1 or self.num_classes < 0 or self.aux_outputs < 0:
+            raise PolyinrError("mbstd_group and embed_dim must be ≥ 1, num_classes and aux_outputs ≥ 0")
 
 
 class Blur(nn.Module):
@@ -140,13 +145,36 @@ def minibatch_std(x: torch.Tensor, group_size: int) -> torch.Tensor:
     return torch.cat([x, y.repeat(G, 1, H, W)], dim=1)  # [B, C + 1, H, W]
 
 
+def class_minibatch_std(x: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """:func:`minibatch_std` with one group per class: ``[B, C, H, W]``, labels ``[B]`` → ``[B, C + 1, H, W]``.
+
+    The new channel of sample ``i`` is the mean over channels and pixels of the per-feature standard deviation
+    over the batch's samples of ``i``'s class (0 + ε for a class seen once). Groups of mixed classes show the
+    spread between classes, which a generator drawing one prototype per class matches; groups of one class
+    show the spread within it, which such a generator lacks.
+    """
+    B, C, H, W = x.shape
+    one_hot = F.one_hot(labels, num_classes).to(x.dtype)  # [B, K]
+    count = one_hot.sum(dim=0).clamp(min=1)[:, None]  # [K, 1]
+    flat = x.reshape(B, C * H * W)
+    mean = one_hot.T @ flat / count  # [K, C·H·W]
+    var = one_hot.T @ (flat - mean[labels]).square() / count  # [K, C·H·W]
+    std = var.add(1e-8).sqrt().mean(dim=1)  # [K]
+    return torch.cat([x, std[labels].reshape(B, 1, 1, 1).expand(B, 1, H, W)], dim=1)  # [B, C + 1, H, W]
+
+
 @register_discriminator("residual", ResidualDiscriminatorConfig)
 class ResidualDiscriminator(Discriminator):
-    """StyleGAN2's residual discriminator: ``images [B, 3, R, R], labels [B] | None → logits [B, 1]``."""
+    """StyleGAN2's residual discriminator: ``images [B, 3, R, R], labels [B] | None → logits [B, 1]``.
+
+    The network runs at the power of two nearest R; other sizes (InfinityGAN's odd patches) are resized to it
+    bilinearly first.
+    """
 
     def __init__(self, cfg: ResidualDiscriminatorConfig) -> None:
         super().__init__(cfg)
-        R = cfg.img_resolution
+        R = 2 ** round(math.log2(cfg.img_resolution))  # the network's resolution: the nearest power of two
+        self.net_resolution = R
         resolutions = [2**i for i in range(int(math.log2(R)), 1, -1)]  # R, R/2, …, 4
 
         def channels(res: int) -> int:
@@ -161,6 +189,10 @@ class ResidualDiscriminator(Discriminator):
         self.epilogue_fc = EqualizedLinear(C * 4 * 4, C, activation="lrelu")
         self.cmap_dim = C if cfg.num_classes > 0 else 0
         self.out = EqualizedLinear(C, self.cmap_dim or 1)
+        self.aux = None  # the authors' InfinityGAN `coord_linear`: two layers from the flattened epilogue features
+        if cfg.aux_outputs > 0:
+            self.aux = nn.Sequential(EqualizedLinear(C * 4 * 4, C, activation="lrelu"),
+                                     EqualizedLinear(C, cfg.aux_outputs))  # fmt: skip
         if cfg.num_classes > 0:
             self.embed = nn.Embedding(cfg.num_classes, cfg.embed_dim)  # [num_classes, embed_dim]
             self.label_mapping = nn.Sequential(*(
@@ -178,17 +210,30 @@ class ResidualDiscriminator(Discriminator):
         with torch.no_grad():
             self.embed.weight.copy_(table)
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """``images [B, 3, R, R]`` in ``[-1, 1]``, ``labels [B]`` (conditional only) → ``logits [B, 1]``."""
+    def forward(
+        self, images: torch.Tensor, labels: torch.Tensor | None = None, aux: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """``images [B, 3, R, R]`` in ``[-1, 1]``, ``labels [B]`` (conditional only) → ``logits [B, 1]``; with
+        ``aux`` also the auxiliary predictions ``[B, aux_outputs]``."""
         labels = self.check_inputs(images, labels)
-        x = self.from_rgb(images)  # [B, C_R, R, R]
+        if self.net_resolution != self.cfg.img_resolution:  # e.g. InfinityGAN's odd patch sizes (101 → 128)
+            images = F.interpolate(images, size=self.net_resolution, mode="bilinear", align_corners=False,
+                                   antialias=self.net_resolution < self.cfg.img_resolution)  # fmt: skip
+        x = self.from_rgb(diff_augment(images, self.cfg.diffaug))  # [B, C_R, R, R]
         for block in self.blocks.values():
             x = block(x)  # halves the resolution
-        x = minibatch_std(x, self.cfg.mbstd_group)  # [B, C + 1, 4, 4]
-        x = self.epilogue_conv(x)  # [B, C, 4, 4]
-        x = self.epilogue_fc(x.flatten(1))  # [B, C]
+        if self.cfg.mbstd_by_class and labels is not None:
+            x = class_minibatch_std(x, labels, self.cfg.num_classes)  # [B, C + 1, 4, 4]
+        else:
+            x = minibatch_std(x, self.cfg.mbstd_group)  # [B, C + 1, 4, 4]
+        features = self.epilogue_conv(x).flatten(1)  # [B, C·4·4]
+        x = self.epilogue_fc(features)  # [B, C]
         x = self.out(x)  # [B, cmap_dim or 1]
         if self.embed is not None:
             cmap = self.label_mapping(normalize_2nd_moment(self.embed(labels)))  # [B, cmap_dim]
             x = (x * cmap).sum(dim=1, keepdim=True) / math.sqrt(self.cmap_dim)  # [B, 1]
+        if aux:
+            if self.aux is None:
+                raise PolyinrError("this discriminator has no auxiliary outputs (aux_outputs = 0)")
+            return x, self.aux(features)
         return x

@@ -16,7 +16,8 @@
 - one module per source format: :mod:`~polyinr.importers.poly_inr` (``poly-inr``, alias
   ``poly-inr-official``), :mod:`~polyinr.importers.inr_gan` (``inr-gan``, the INR-GAN authors' pickles),
   :mod:`~polyinr.importers.stylegan3` (``stylegan3``, NVIDIA's pickles), :mod:`~polyinr.importers.stylegan_xl`
-  (``stylegan-xl``, the StyleGAN-XL authors' pickles).
+  (``stylegan-xl``, the StyleGAN-XL authors' pickles), :mod:`~polyinr.importers.infinity_gan` (``infinitygan``,
+  the InfinityGAN authors' ``*.pth.tar``).
 
 Adding a format is one module ``importers/<model>.py``: read the file with :func:`restricted_load` (a pickle of
 live modules: :func:`module_tensors` / :func:`inert_tree`; a ``torch.save`` state dict comes back as a dict
@@ -26,7 +27,7 @@ below so it registers.
 """
 
 # Converters, one module per source format: importing a module registers its converter.
-from polyinr.importers import inr_gan, poly_inr, stylegan3, stylegan_xl  # noqa: F401
+from polyinr.importers import infinity_gan, inr_gan, poly_inr, stylegan3, stylegan_xl  # noqa: F401
 from polyinr.importers.poly_inr import PolyINRReport, poly_inr_from_snapshot
 from polyinr.importers.registry import (
     Conversion,
@@ -47,7 +48,7 @@ from polyinr.importers.stylegan_pickle import (
     plain_number,
     submodule_attrs,
 )
-from polyinr.importers.unpickle import ImporterError, StandIn, UnsafePickleError, restricted_load
+from polyinr.importers.unpickle import ImporterError, StandIn, UnsafePickleError, describe, restricted_load
 
 __all__ = [
     "Conversion",
@@ -60,6 +61,7 @@ __all__ = [
     "UnsafePickleError",
     "convert_checkpoint",
     "converter_names",
+    "describe",
     "get_converter",
     "inert_tree",
     "list_converters",

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from polyinr.importers.registry import Converted, register_converter
+from polyinr.importers.registry import Converted, build_generator, register_converter, stored_bytes
 from polyinr.importers.stylegan_pickle import (
     PickledObject,
     as_dict,
@@ -230,7 +230,7 @@ def inr_gan_from_snapshot(snapshot: Any) -> tuple[InrGanGenerator, list[str], di
         upsampling=mode, instance_norm=instance_norm, fmm="demod", fmm_rank=rank,
         conv_clamp=None if clamp is None else float(clamp), **_structure(theirs, R, n0),
     )  # fmt: skip
-    G = InrGanGenerator(InrGanConfig(**fields))
+    G = build_generator("inr-gan", InrGanConfig(**fields), stored_bytes(theirs.values()))
     ours = G.state_dict()
 
     # Their names → ours; anything left over, missing or mis-shaped is an error.

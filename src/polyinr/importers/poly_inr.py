@@ -20,11 +20,11 @@ from typing import Any
 import torch
 
 from polyinr.grid import Grid
-from polyinr.importers.registry import Converted, register_converter
+from polyinr.importers.registry import Converted, build_generator, register_converter, stored_bytes
 from polyinr.importers.stylegan_pickle import as_dict, module_record, module_tensors, plain_number, submodule_attrs
-from polyinr.importers.unpickle import ImporterError, restricted_load
+from polyinr.importers.unpickle import ImporterError, describe, restricted_load
 from polyinr.models.poly_inr import PolyINRGenerator
-from polyinr.models.registry import create
+from polyinr.models.registry import resolve_config
 
 NAME = "poly-inr"  # the converter's name; "poly-inr-official" is accepted too
 
@@ -105,7 +105,7 @@ def _check_attr(attrs: dict[str, Any], name: str, expected: Any, where: str) -> 
     else:
         ok = value == expected
     if not ok:
-        raise ImporterError(f"{where}.{name} is {value!r}, but the tensors say {expected!r}")
+        raise ImporterError(f"{where}.{name} is {describe(value)}, but the tensors say {expected!r}")
 
 
 def _snapshot_info(snapshot: dict[str, Any]) -> tuple[int | None, bool | None, float | None]:
@@ -174,8 +174,9 @@ def poly_inr_from_snapshot(snapshot: Any) -> tuple[PolyINRGenerator, PolyINRRepo
     mapping_cfg = dict(z_dim=z_dim, w_dim=w_dim, num_classes=num_classes, embed_dim=embed_dim,
                        num_layers=mapping_layers,
                        lr_multiplier=float(lr_multiplier), w_avg_beta=float(w_avg_beta))  # fmt: skip
-    G = create("poly-inr", channels=n, num_levels=num_levels, img_resolution=resolution, img_channels=to_rgb.shape[0],
-               stored_grid=True, mapping=mapping_cfg)  # fmt: skip
+    cfg = resolve_config("poly-inr", channels=n, num_levels=num_levels, img_resolution=resolution,
+                         img_channels=to_rgb.shape[0], stored_grid=True, mapping=mapping_cfg)  # fmt: skip
+    G = build_generator("poly-inr", cfg, stored_bytes(theirs.values()))
     ours = G.state_dict()
 
     # Their names → ours; anything left over on either side, or of another shape, is an error.

@@ -26,12 +26,12 @@ from typing import Any
 
 import torch
 
-from polyinr.importers.registry import Converted, register_converter
+from polyinr.importers.registry import Converted, build_generator, register_converter, stored_bytes
 from polyinr.importers.stylegan_pickle import module_record, module_tensors, plain_number, submodule_attrs
 from polyinr.importers.unpickle import ImporterError, restricted_load
 from polyinr.models.generator import Generator
 from polyinr.models.layers import LRELU_GAIN, LRELU_SLOPE
-from polyinr.models.registry import get_entry, resolve_config
+from polyinr.models.registry import resolve_config
 from polyinr.models.stylegan3 import StyleGAN3Config
 
 _LAYER = re.compile(r"synthesis\.(L(\d+)_(\d+)_(\d+))\.weight")
@@ -126,7 +126,7 @@ def stylegan3_from_pickle(data: Any) -> tuple[Generator, list[str]]:
     source_class, _ = module_record(src, "G_ema")
     theirs = module_tensors(src, "G_ema")
     name, cfg = stylegan3_config(src, theirs)
-    G = get_entry(name).generator_cls(cfg)
+    G = build_generator(name, cfg, stored_bytes(theirs.values()))
     ours = G.state_dict()
     notes: list[str] = []
 

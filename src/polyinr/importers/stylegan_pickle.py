@@ -17,10 +17,16 @@ are inert :class:`~polyinr.importers.unpickle.StandIn` records, and this module 
   subclasses such as ``dnnlib.EasyDict`` become dicts; an ``omegaconf`` config (INR-GAN) stays a
   :class:`PickledObject` whose ``state['_content']`` holds its nodes, each a record with its value in
   ``state['_val']``.
+
+Every walk is bounded, whatever the pickle holds: each object is visited once (shared parts and reference
+cycles cost nothing extra; a module that contains itself is refused), modules may nest at most
+:data:`MAX_MODULE_DEPTH` deep and other values :data:`MAX_NESTING` deep, and a module tree whose shared
+submodules would name more than :data:`MAX_TENSOR_NAMES` tensors is refused, each in one line.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +36,9 @@ import torch
 from polyinr.importers.unpickle import ImporterError, StandIn
 
 PERSISTENT_OBJ = "torch_utils.persistence._reconstruct_persistent_obj"  # StyleGAN's persistent classes
+MAX_MODULE_DEPTH = 64  # submodules nested deeper are refused (real networks nest under 10)
+MAX_NESTING = 150  # containers and records nested deeper in inert_tree are refused
+MAX_TENSOR_NAMES = 1 << 18  # names module_tensors may produce in all, shared submodules counted each time
 
 
 def as_dict(value: Any) -> dict[Any, Any]:
@@ -90,9 +99,9 @@ def plain_array(value: Any) -> Any:
     dtype = _numpy_dtype(dtype)
     if dtype is None or not isinstance(data, (bytes, bytearray)) or order not in ("C", "F"):
         return value
-    if not (isinstance(shape, tuple) and all(isinstance(n, int) and n >= 0 for n in shape)):
+    if not (isinstance(shape, tuple) and all(type(n) is int and n >= 0 for n in shape)):
         return value
-    if len(data) != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
+    if len(data) != math.prod(shape) * dtype.itemsize:
         return value
     array = np.frombuffer(bytes(data), dtype=dtype).reshape(shape, order=order)
     return torch.from_numpy(np.array(array, dtype=dtype.newbyteorder("="), order="C", copy=True))
@@ -106,8 +115,13 @@ def module_record(obj: Any, path: str) -> tuple[str, dict[str, Any]]:
     """
     if isinstance(obj, StandIn) and obj.qualname() == PERSISTENT_OBJ:
         meta = obj.args[0] if len(obj.args) == 1 else None
-        if isinstance(meta, dict) and meta.get("type") == "class" and isinstance(meta.get("state"), dict):
-            return str(meta.get("class_name")), meta["state"]
+        if (
+            isinstance(meta, dict)
+            and meta.get("type") == "class"
+            and isinstance(meta.get("state"), dict)
+            and isinstance(meta.get("class_name"), str)
+        ):
+            return meta["class_name"], meta["state"]
         raise ImporterError(f"{path} is an unreadable StyleGAN persistent object")
     if isinstance(obj, StandIn) and isinstance(obj.state, dict) and "_parameters" in obj.state:
         return obj.qualname(), obj.state
@@ -116,20 +130,62 @@ def module_record(obj: Any, path: str) -> tuple[str, dict[str, Any]]:
 
 
 def module_tensors(obj: Any, path: str) -> dict[str, torch.Tensor]:
-    """Every parameter and buffer below a pickled module, by dotted name (like ``state_dict``)."""
-    _, state = module_record(obj, path)
-    tensors: dict[str, torch.Tensor] = {}
-    for group in ("_parameters", "_buffers"):
-        for name, value in as_dict(state.get(group)).items():
-            if value is None:
+    """Every parameter and buffer below a pickled module, by dotted name (like ``state_dict``).
+
+    A submodule shared by several parents is read once and its tensors named under each of them; a module
+    that contains itself, nesting deeper than :data:`MAX_MODULE_DEPTH` or more than :data:`MAX_TENSOR_NAMES`
+    names in all is an :class:`ImporterError`.
+    """
+    return _ModuleWalk().tensors(obj, path, 0)
+
+
+class _ModuleWalk:
+    """One :func:`module_tensors` walk: each module's tensors computed once (by id), names counted."""
+
+    def __init__(self) -> None:
+        self.done: dict[int, tuple[Any, dict[str, torch.Tensor]]] = {}  # id → (module, its tensors)
+        self.open: set[int] = set()  # the modules on the current path
+        self.names = 0
+
+    def tensors(self, obj: Any, path: str, depth: int) -> dict[str, torch.Tensor]:
+        if id(obj) in self.done:
+            return self.done[id(obj)][1]
+        if id(obj) in self.open:
+            raise ImporterError(f"{path} contains itself (a module that is its own submodule)")
+        if depth > MAX_MODULE_DEPTH:
+            raise ImporterError(f"{path.split('.')[0]} nests modules more than {MAX_MODULE_DEPTH} deep")
+        _, state = module_record(obj, path)
+        self.open.add(id(obj))
+        tensors: dict[str, torch.Tensor] = {}
+        for group in ("_parameters", "_buffers"):
+            for name, value in as_dict(state.get(group)).items():
+                if value is None:
+                    continue
+                if not isinstance(value, torch.Tensor):
+                    raise ImporterError(f"{path}.{_name(name, path)} is not a tensor")
+                tensors[_name(name, path)] = value
+        for name, child in as_dict(state.get("_modules")).items():
+            if child is None:
                 continue
-            if not isinstance(value, torch.Tensor):
-                raise ImporterError(f"{path}.{name} is not a tensor")
-            tensors[str(name)] = value
-    for name, child in as_dict(state.get("_modules")).items():
-        if child is not None:
-            tensors.update({f"{name}.{k}": v for k, v in module_tensors(child, f"{path}.{name}").items()})
-    return tensors
+            name = _name(name, path)
+            below = self.tensors(child, f"{path}.{name}", depth + 1)
+            self.names += len(below)
+            if self.names > MAX_TENSOR_NAMES:
+                raise ImporterError(
+                    f"{path.split('.')[0]} shares submodules so often that it would name over "
+                    f"{MAX_TENSOR_NAMES:,} tensors"
+                )
+            tensors.update({f"{name}.{k}": v for k, v in below.items()})
+        self.open.discard(id(obj))
+        self.done[id(obj)] = (obj, tensors)
+        return tensors
+
+
+def _name(name: Any, path: str) -> str:
+    """A parameter or submodule name: a string (or a number) only."""
+    if isinstance(name, (str, int)) and not isinstance(name, bool):
+        return str(name)
+    raise ImporterError(f"{path} has a member named by a {type(name).__name__}, not a string")
 
 
 def submodule_attrs(obj: Any, path: str, dotted: str) -> dict[str, Any]:
@@ -171,7 +227,8 @@ def inert_tree(obj: Any) -> Any:
     converted contents); numpy scalars and arrays become Python numbers and CPU tensors; a stand-in that only
     holds mapping items (a dict subclass such as ``dnnlib.EasyDict``) becomes a dict; a StyleGAN persistent
     object becomes the :class:`PickledObject` of its class with its recorded state; any other stand-in becomes
-    a :class:`PickledObject`. Shared objects stay shared and reference cycles are kept.
+    a :class:`PickledObject`. Shared objects stay shared and reference cycles are kept; each object is
+    converted once. Nesting deeper than :data:`MAX_NESTING` is an :class:`ImporterError`.
     """
     return _Tree().convert(obj)
 
@@ -181,6 +238,8 @@ class _Tree:
 
     def __init__(self) -> None:
         self.done: dict[int, Any] = {}
+        self.keep: list[Any] = []  # converted originals, kept alive so that their ids stay theirs
+        self.depth = 0
 
     def convert(self, obj: Any) -> Any:
         if (
@@ -190,6 +249,18 @@ class _Tree:
             return obj
         if id(obj) in self.done:
             return self.done[id(obj)]
+        if self.depth >= MAX_NESTING:
+            raise ImporterError(f"the pickle nests values more than {MAX_NESTING} deep")
+        self.depth += 1
+        try:
+            out = self._convert(obj)
+        finally:
+            self.depth -= 1
+        self.keep.append(obj)
+        self.done[id(obj)] = out
+        return out
+
+    def _convert(self, obj: Any) -> Any:
         if isinstance(obj, dict):
             out: Any = type(obj)() if type(obj) is not dict else {}
             self.done[id(obj)] = out
@@ -212,7 +283,8 @@ class _Tree:
             return out
         module, name, args, state = obj.module, obj.name, obj.args, obj.state
         if obj.qualname() == PERSISTENT_OBJ and len(args) == 1 and isinstance(args[0], dict):
-            module, name = "(persistent)", str(args[0].get("class_name"))
+            class_name = args[0].get("class_name")
+            module, name = "(persistent)", class_name if isinstance(class_name, str) else "(unnamed)"
             args, state = (), args[0].get("state")
         record = self.done[id(obj)] = PickledObject(module, name)
         record.state, record.args = self.convert(state), self.convert(tuple(args))

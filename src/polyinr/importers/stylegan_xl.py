@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from polyinr.importers.registry import Converted, register_converter
+from polyinr.importers.registry import Converted, build_generator, register_converter, stored_bytes
 from polyinr.importers.stylegan_pickle import module_record, module_tensors, plain_number, submodule_attrs
 from polyinr.importers.unpickle import ImporterError, restricted_load
 from polyinr.models.registry import resolve_config
@@ -56,6 +56,9 @@ def _need(tensors: dict[str, torch.Tensor], key: str, ndim: int) -> torch.Tensor
         found = tuple(tensors[key].shape) if key in tensors else "nothing"
         raise ImporterError(f"G_ema does not look like a StyleGAN-XL generator: {key} is {found}")
     return tensors[key]
+
+
+_MAX_STAGES = 10  # growth stages searched for (the authors grow 16² to 1024² in 6)
 
 
 def stylegan_xl_config(src: Any, theirs: dict[str, torch.Tensor]) -> StyleGANXLConfig:
@@ -91,8 +94,8 @@ def stylegan_xl_config(src: Any, theirs: dict[str, torch.Tensor]) -> StyleGANXLC
         last_factor = int(grown.get("up_factor", _number(root, "up_factor", 2)))
         kept = num_layers - int(synthesis.get("num_critical", 2))
         per_stage, last_stage = head_layers - 2, head_layers + 1  # layers a stage keeps / the last stage adds
-        stages, rest = divmod(len(names) - kept - last_stage, per_stage)
-        if rest or stages < 0:
+        stages, rest = divmod(len(names) - kept - last_stage, max(per_stage, 1))
+        if rest or stages < 0 or per_stage < 1 or stages > _MAX_STAGES:  # the search below is |UP_FACTORS|**stages
             raise ImporterError(f"{source_class}'s {len(names)} layers are not a {stem_resolution}x{stem_resolution} "
                                 f"stem of {num_layers} layers grown by heads of {head_layers}")  # fmt: skip
         up_factors_options = [(*f, last_factor) for f in itertools.product(UP_FACTORS, repeat=stages)
@@ -134,7 +137,7 @@ def stylegan_xl_from_pickle(data: Any) -> tuple[StyleGANXL, list[str]]:
     source_class, _ = module_record(src, "G_ema")
     theirs = module_tensors(src, "G_ema")
     cfg = stylegan_xl_config(src, theirs)
-    G = StyleGANXL(cfg)
+    G = build_generator("stylegan-xl", cfg, stored_bytes(theirs.values()))
     ours = G.state_dict()
     notes: list[str] = []
     for name, layer in zip(G.synthesis.layer_names, G.synthesis.layers(), strict=True):

@@ -3,8 +3,15 @@
 Names follow NVIDIA's tools, with the number of generated images ``N`` in thousands (a decimal such as ``0.1``
 is allowed for quick checks): ``fid{N}k_full``, ``kid{N}k_full``, ``is{N}k``, ``pr{N}k{K}_full`` (K = neighbourhood
 size), ``sfid{N}k_full``, ``rfid{N}k_full``, ``eqt{N}k_int``, ``eqt{N}k_frac``, ``eqr{N}k``,
-``scaleinv_fid{N}k_S{S}`` (S = integer zoom-out factor) and ``cas`` / ``cas{N}k`` (10k samples by default).
+``scaleinv_fid{N}k_S{S}`` (S = integer zoom-out factor; InfinityGAN's bilinear shrink), ``scaleinv_box_fid{N}k_S{S}``
+(the same with a box-filter shrink) and ``cas`` / ``cas{N}k`` (10k samples by default).
 ``_full`` compares with every real image (KID: at most 1M, precision/recall: at most 200k, as StyleGAN3).
+
+On the built-in datasets the same computations run in an offline feature space (a small network trained on that
+dataset's real images, :mod:`polyinr.metrics.feature_spaces`), named by the space instead of ``_full``:
+``fid_digits``, ``kid_digits``, ``pr_digits`` (k = 3), ``cas_digits`` (recognised by the space's classifier) and
+``div_digits`` (within-class diversity vs real, :mod:`polyinr.metrics.diversity`), 2k samples unless a count is
+given (``fid10k_digits``, ``pr2k5_digits``). Without a dataset they compare with the built-in data itself.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from polyinr._version import __version__
@@ -39,12 +47,16 @@ _PATTERNS: tuple[tuple[str, str], ...] = (
     ("eqt_frac", rf"eqt{_N}_frac"),
     ("eqr", rf"eqr{_N}"),
     ("scaleinv_fid", rf"scaleinv_fid{_N}_S(\d+)"),
+    ("scaleinv_box_fid", rf"scaleinv_box_fid{_N}_S(\d+)"),
     ("cas", rf"cas(?:{_N})?"),
 )
+_SPACE_PATTERN = r"(fid|kid|pr|cas|div)(?:(\d+(?:\.\d+)?)k(\d+)?)?_([a-z][a-z0-9]*)"
 VALID_FORMS = (
     "fid{N}k_full, kid{N}k_full, is{N}k, pr{N}k{K}_full, sfid{N}k_full, rfid{N}k_full, eqt{N}k_int, eqt{N}k_frac, "
-    "eqr{N}k, scaleinv_fid{N}k_S{S}, cas, cas{N}k (N in thousands, e.g. 50 or 0.1)"
+    "eqr{N}k, scaleinv_fid{N}k_S{S}, scaleinv_box_fid{N}k_S{S}, cas, cas{N}k (N in thousands, e.g. 50 or 0.1); in a "
+    "built-in dataset's feature space: fid_S, kid_S, pr_S, cas_S, div_S (S = digits or shapes; fid{N}k_S, pr{N}k{K}_S)"
 )
+SPACE_DEFAULT_SAMPLES = 2_000
 CAS_DEFAULT_SAMPLES = 10_000
 KID_MAX_REAL, PR_MAX_REAL = 1_000_000, 200_000
 KID_SUBSETS, KID_SUBSET_SIZE, IS_SPLITS = 100, 1000, 10
@@ -55,6 +67,7 @@ _FEATURE_METRICS: dict[str, tuple[str, str, str | None, int | None]] = {
     "sfid": ("inception", "spatial", "moments", None),
     "rfid": ("inception-random", "pool", "moments", None),
     "scaleinv_fid": ("inception", "pool", "moments", None),
+    "scaleinv_box_fid": ("inception", "pool", "moments", None),
     "kid": ("inception", "pool", "all", KID_MAX_REAL),
     "pr": ("vgg16", "vgg16_fc2", "all", PR_MAX_REAL),
     "is": ("inception", "logits", None, None),
@@ -64,13 +77,16 @@ _FEATURE_METRICS: dict[str, tuple[str, str, str | None, int | None]] = {
 @dataclass(frozen=True)
 class MetricSpec:
     name: str  # as written, e.g. 'fid50k_full'
-    kind: str  # 'fid', 'kid', 'is', 'pr', 'sfid', 'rfid', 'eqt_int', 'eqt_frac', 'eqr', 'scaleinv_fid', 'cas'
+    kind: str  # 'fid', 'kid', 'is', 'pr', 'sfid', 'rfid', 'eqt_int', 'eqt_frac', 'eqr', 'scaleinv_fid', …
     num_gen: int  # generated images
     nhood: int = 3  # precision/recall neighbourhood size
     scale: int = 1  # ScaleInv FID zoom-out factor
+    space: str | None = None  # offline feature space (a built-in dataset's name); None = the standard detectors
 
     @property
     def needs_real_data(self) -> bool:
+        if self.space is not None:
+            return False  # the built-in data itself when no dataset is given
         return self.kind == "cas" or (self.kind in _FEATURE_METRICS and _FEATURE_METRICS[self.kind][2] is not None)
 
 
@@ -95,11 +111,23 @@ def parse_metric(name: str) -> MetricSpec:
             if int(groups[1]) < 1:
                 raise PolyinrError(f"metric {name!r}: the neighbourhood size must be at least 1")
             return MetricSpec(name, kind, num_gen, nhood=int(groups[1]))
-        if kind == "scaleinv_fid":
+        if kind in ("scaleinv_fid", "scaleinv_box_fid"):
             if int(groups[1]) < 1:
                 raise PolyinrError(f"metric {name!r}: the scale must be at least 1")
             return MetricSpec(name, kind, num_gen, scale=int(groups[1]))
         return MetricSpec(name, kind, num_gen)
+    match = re.fullmatch(_SPACE_PATTERN, name)
+    if match is not None:
+        from polyinr.metrics.feature_spaces import RECIPES
+
+        kind, thousands, nhood, space = match.groups()
+        if space not in RECIPES:
+            raise PolyinrError(f"unknown metric {name!r}: no feature space {space!r} (the built-in datasets "
+                               f"{', '.join(sorted(RECIPES))} have one); valid metrics: {VALID_FORMS}")  # fmt: skip
+        if nhood is not None and (kind != "pr" or int(nhood) < 1):
+            raise PolyinrError(f"metric {name!r}: only pr takes a neighbourhood size, and it must be at least 1")
+        num_gen = _count(thousands, name) if thousands else SPACE_DEFAULT_SAMPLES
+        return MetricSpec(name, kind, num_gen, nhood=int(nhood) if nhood else 3, space=space)
     raise PolyinrError(f"unknown metric {name!r}; valid metrics: {VALID_FORMS}")
 
 
@@ -119,6 +147,10 @@ def parse_metrics(spec: str) -> list[str]:
 def metric_detector(name: str) -> str:
     """The feature network (and weights file) metric ``name`` uses, or ``'none'``."""
     spec = parse_metric(name)
+    if spec.space is not None:
+        from polyinr.metrics.feature_spaces import describe_space
+
+        return describe_space(spec.space)
     if spec.kind not in _FEATURE_METRICS:
         return "none"
     from polyinr.metrics.features import detector_description
@@ -148,7 +180,8 @@ def compute_metric(
     """Compute metric ``name`` of generator ``G`` (on ``device``, not modified) against ``dataset``.
 
     ``dataset`` (see :mod:`polyinr.data.datasets`) gives the real images, their resolution (generated images are
-    rendered at it) and the label distribution; it may be None for IS and the equivariance metrics.
+    rendered at it) and the label distribution; it may be None for IS and the equivariance metrics, and a
+    class-conditional generator then samples its classes uniformly.
     ``on_progress(stage, done, total)`` reports progress. Generated sample ``i`` uses seed ``seed + i`` and a
     label drawn as ``label_sampling`` says (``'dataset'`` distribution, StyleGAN3; or ``'uniform'``,
     StyleGAN-XL). ``detectors`` replaces the named detectors (``'inception'``, ``'inception-random'``,
@@ -162,6 +195,9 @@ def compute_metric(
     device = torch.device(device)
     if batch_size < 1:
         raise PolyinrError(f"batch size must be positive, got {batch_size}")
+    if spec.space is not None:
+        return _space_metric(spec, G, dataset, device, batch_size, num_workers, on_progress, label_sampling, seed,
+                             detectors or {}, use_cache)  # fmt: skip
     if spec.needs_real_data and dataset is None:
         raise PolyinrError(f"metric {name} compares with real images: give a dataset")
     if spec.kind == "cas":
@@ -171,28 +207,34 @@ def compute_metric(
                                             batch_size=batch_size, num_workers=num_workers,
                                             on_progress=on_progress)  # fmt: skip
         return {name: cas["cas"], f"{name}_real": cas["cas_real"]}
+    if dataset is None and not spec.needs_real_data and G.num_classes:
+        label_sampling = "uniform"  # nothing gives a label distribution: every class equally (StyleGAN-XL's way)
     labels = sample_labels(G.num_classes, spec.num_gen, label_sampling, dataset, seed)
     if spec.kind in ("eqt_int", "eqt_frac", "eqr"):
         from polyinr.metrics.equivariance import equivariance_psnr
 
         return {name: equivariance_psnr(G, spec.kind, spec.num_gen, labels, device, seed, on_progress=on_progress)}
-    return _feature_metric(spec, G, dataset, device, batch_size, num_workers, on_progress, labels, seed,
-                           detectors or {}, use_cache, download)  # fmt: skip
+    from polyinr.metrics.features import load_detector
+
+    detector_name, feature, keep, max_real = _FEATURE_METRICS[spec.kind]
+    detectors = detectors or {}
+    detector = (
+        detectors[detector_name] if detector_name in detectors else load_detector(detector_name, device, download)
+    )
+    return _feature_metric(spec, G, dataset, device, batch_size, num_workers, on_progress, labels, seed, detector,
+                           feature, keep, max_real, use_cache)  # fmt: skip
 
 
 def _feature_metric(
     spec: MetricSpec, G: Any, dataset: Any, device: torch.device, batch_size: int, num_workers: int,
-    on_progress: Progress | None, labels: Any, seed: int, detectors: dict[str, Any], use_cache: bool, download: bool,
+    on_progress: Progress | None, labels: Any, seed: int, detector: Any, feature: str, keep: str | None,
+    max_real: int | None, use_cache: bool,
 ) -> dict[str, float]:  # fmt: skip
+    """FID / KID / precision-recall / IS of ``G``'s samples in ``detector``'s ``feature`` space."""
     from polyinr.metrics import fid as maths
-    from polyinr.metrics.features import load_detector
     from polyinr.metrics.scale_inv import render_zoomed_out
     from polyinr.metrics.stats_cache import real_feature_stats
 
-    detector_name, feature, keep, max_real = _FEATURE_METRICS[spec.kind]
-    detector = (
-        detectors[detector_name] if detector_name in detectors else load_detector(detector_name, device, download)
-    )
     detector.check((feature,))
     resolution = dataset.resolution if dataset is not None else G.img_resolution
     capture_all = keep == "all" or spec.kind == "is"
@@ -200,8 +242,11 @@ def _feature_metric(
     gen = maths.FeatureStats(capture_moments=not capture_all, capture_all=capture_all)
     grid = Grid.frame(resolution)
     for ws in iter_ws(G, range(seed, seed + spec.num_gen), labels, device=device, batch_size=batch_size):
-        images = render_zoomed_out(G, ws, resolution, spec.scale) if spec.kind == "scaleinv_fid" else \
-            G.synthesize(ws, grid)  # fmt: skip
+        if spec.kind in ("scaleinv_fid", "scaleinv_box_fid"):
+            resize = "box" if spec.kind == "scaleinv_box_fid" else "bilinear"
+            images = render_zoomed_out(G, ws, resolution, spec.scale, resize)
+        else:
+            images = G.synthesize(ws, grid)
         gen.append(detector(quantize_rgb(images), (feature,))[feature])
         if on_progress is not None:
             on_progress("generated images", gen.num_items, spec.num_gen)
@@ -222,6 +267,51 @@ def _feature_metric(
     return {spec.name: maths.frechet_distance(*gen.mean_cov(), *real.mean_cov())}
 
 
+def _space_metric(
+    spec: MetricSpec, G: Any, dataset: Any, device: torch.device, batch_size: int, num_workers: int,
+    on_progress: Progress | None, label_sampling: str, seed: int, detectors: dict[str, Any], use_cache: bool,
+) -> dict[str, float]:  # fmt: skip
+    """A metric in a built-in dataset's feature space (``spec.space``); ``dataset`` None = that built-in data."""
+    from polyinr.metrics.feature_spaces import load_feature_space
+
+    if dataset is None:
+        from polyinr.data.datasets import open_dataset
+
+        dataset = open_dataset(f"builtin:{spec.space}", resolution=G.img_resolution, cond=G.num_classes > 0)
+    key = f"space:{spec.space}"
+    detector = detectors[key] if key in detectors else load_feature_space(spec.space, device, use_cache)
+    if spec.kind in ("fid", "kid", "pr"):
+        labels = sample_labels(G.num_classes, spec.num_gen, label_sampling, dataset, seed)
+        keep = "moments" if spec.kind == "fid" else "all"
+        return _feature_metric(spec, G, dataset, device, batch_size, num_workers, on_progress, labels, seed,
+                               detector, "features", keep, None, use_cache)  # fmt: skip
+    if G.num_classes and getattr(dataset, "num_classes", 0) != G.num_classes:
+        raise PolyinrError(f"metric {spec.name} needs labelled data with the generator's {G.num_classes} classes")
+    if spec.kind == "cas" and G.num_classes == 0:
+        raise PolyinrError(f"metric {spec.name} needs a class-conditional generator")
+    labels = np.arange(spec.num_gen) % G.num_classes if G.num_classes else None  # an equal number of each class
+    grid = Grid.frame(dataset.resolution)
+    gen = []
+    for ws in iter_ws(G, range(seed, seed + spec.num_gen), labels, device=device, batch_size=batch_size):
+        images = quantize_rgb(G.synthesize(ws, grid))
+        gen.append(detector(images, ("logits",))["logits"].argmax(1).cpu() if spec.kind == "cas" else
+                   detector.input_vectors(images).cpu())  # fmt: skip
+        if on_progress is not None:
+            on_progress("generated images", sum(map(len, gen)), spec.num_gen)
+    if spec.kind == "cas":
+        return {spec.name: float((torch.cat(gen).numpy() == labels).mean())}
+    from polyinr.metrics.diversity import class_diversity
+    from polyinr.metrics.sampling import dataset_batches
+
+    real, real_labels = [], []
+    for images, y in dataset_batches(dataset, np.arange(len(dataset)), batch_size, num_workers):
+        real.append(detector.input_vectors(images.to(device)).cpu())
+        real_labels.append(y.numpy())
+    ratios = class_diversity(torch.cat(gen), labels, torch.cat(real), np.concatenate(real_labels), G.num_classes)
+    return {spec.name: float(np.mean(list(ratios.values()))), f"{spec.name}_min": min(ratios.values()),
+            **{f"{spec.name}_class{k}": v for k, v in ratios.items()}}  # fmt: skip
+
+
 # ---------------------------------------------------------------------------- results
 
 
@@ -230,9 +320,13 @@ def evaluate_snapshot(
 ) -> dict[str, dict[str, float]]:
     """Compute the metrics ``names`` of a new training snapshot's generator ``G`` on the training ``dataset``.
 
-    Each result is appended to ``run_dir/metric-<name>.jsonl`` as it is computed (see
-    :func:`append_metric_result`); returns the results by name. The training loop's ``evaluate`` hook.
+    The reals are the training images without their x-flipped copies, whatever the run's mirroring: the
+    ``_full`` metrics compare with the dataset itself, as StyleGAN's ``calc_metrics`` does by default. Each
+    result is appended to ``run_dir/metric-<name>.jsonl`` as it is computed (see :func:`append_metric_result`);
+    returns the results by name. The training loop's ``evaluate`` hook.
     """
+    if dataset is not None and hasattr(dataset, "unmirrored"):
+        dataset = dataset.unmirrored()
     results = {}
     for name in names:
         results[name] = compute_metric(name, G, dataset, device=device)

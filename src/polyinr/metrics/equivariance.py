@@ -14,6 +14,11 @@ in ``[-1, 1]`` (dynamic range 2). The definitions are StyleGAN3's ``metrics/equi
 
 One transform is drawn per group of :data:`GROUP_SIZE` samples, as StyleGAN3 does (its batch of 4).
 
+Both sides are rendered on the grids' uniform coordinates (:meth:`Generator.uniform_coordinates`): a model
+that stores its own coordinates for the native frame (an imported or learned grid) would otherwise render the
+untransformed side on them and the transformed side on uniform ones, and the metric would measure the
+difference between the two grids instead of the model's equivariance.
+
 The "input transform" is an affine map of the pixel grid (:meth:`~polyinr.grid.Grid.translated`,
 :meth:`~polyinr.grid.Grid.rotated`), so the metrics apply to every generator that renders on a transformed
 :class:`~polyinr.grid.Grid`. StyleGAN3's matrix ``M`` acts on (x, y) = (column, row) and shows the image at
@@ -222,6 +227,7 @@ def equivariance_psnr(
     """
     if kind not in KINDS:
         raise PolyinrError(f"unknown equivariance metric {kind!r}; use one of {', '.join(KINDS)}")
+    G = G.uniform_coordinates()  # the frame and its transforms on one coordinate system (not a stored grid)
     R = G.img_resolution
     base = Grid.frame(R)
     step = base.row_step  # frame units per pixel

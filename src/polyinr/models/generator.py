@@ -248,6 +248,16 @@ class Generator(nn.Module):
         """The ws indices style mixing may exchange between samples, or None when the model cannot mix."""
         return None
 
+    def uniform_coordinates(self) -> Generator:
+        """This generator painting every grid, its native frame included, on the grid's uniform coordinates.
+
+        A model that keeps its own input coordinates for the native frame (an imported or learned grid) uses
+        them there and uniform coordinates on every other grid; it returns a view of itself (same weights)
+        without them, so that renders of the frame and of its transforms share one coordinate system (the
+        equivariance metrics). Others return themselves.
+        """
+        return self
+
     def inr_parameters(self, ws: torch.Tensor) -> torch.Tensor:
         """Each sample's own INR parameters ``[B, D]`` (a hypernetwork's output), for walks in parameter space."""
         raise CapabilityMissing(f"{self.model_name} has no per-image INR parameters")

@@ -20,6 +20,7 @@ upsampling or noise, so the synthesis renders on any :class:`~polyinr.grid.Grid`
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import torch
@@ -201,8 +202,10 @@ PRESETS = {
     # The paper's FFHQ width (n 512), unconditional.
     "ffhq": dict(channels=512, num_levels=10, img_resolution=256, init="authors",
                  mapping=dict(z_dim=64, w_dim=512, num_classes=0)),
-    # Small enough to train for minutes on 2 CPU cores.
-    "cpu": dict(channels=64, num_levels=6, img_resolution=16, mapping=dict(z_dim=32, w_dim=128, embed_dim=32)),
+    # Small enough to train for minutes on 2 CPU cores. The mapping learns at the full learning rate: at 0.1 the
+    # classes took three times longer to appear (benchmarks/RESULTS.md, issue 12).
+    "cpu": dict(channels=64, num_levels=6, img_resolution=16,
+                mapping=dict(z_dim=32, w_dim=128, embed_dim=32, lr_multiplier=1.0)),
 }  # fmt: skip
 
 
@@ -226,6 +229,17 @@ class PolyINRGenerator(Generator):
     def style_mixing_range(self) -> range:
         """Every level's ``w`` can come from another sample."""
         return range(self.cfg.num_levels)
+
+    def uniform_coordinates(self) -> PolyINRGenerator:
+        """Without a stored input grid: itself; with one, a view (same weights) rendering the native frame on
+        its uniform coordinates too."""
+        if self.synthesis.input_grid is None:
+            return self
+        synthesis = copy.copy(self.synthesis)
+        synthesis._buffers = {**synthesis._buffers, "input_grid": None}
+        view = copy.copy(self)
+        view._modules = {**view._modules, "synthesis": synthesis}
+        return view
 
     @torch.no_grad()
     def level_heatmaps(self, ws: torch.Tensor, grid: Grid | None = None, pixel_chunk: int = 4096) -> LevelMaps:

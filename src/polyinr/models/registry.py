@@ -43,12 +43,7 @@ def register(name: str, config_cls: type, presets: dict[str, dict[str, Any]] | N
     return decorate
 
 
-def _ensure_models_imported() -> None:
-    import polyinr.models  # noqa: F401  (imports every model module, which registers it)
-
-
 def get_entry(name: str) -> ModelEntry:
-    _ensure_models_imported()
     if name not in _MODELS:
         raise PolyinrError(f"unknown model {name!r}; known models: {', '.join(sorted(_MODELS))}")
     return _MODELS[name]
@@ -56,7 +51,6 @@ def get_entry(name: str) -> ModelEntry:
 
 def list_models(pattern: str = "*") -> list[str]:
     """Registered model names matching an fnmatch ``pattern``."""
-    _ensure_models_imported()
     return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
 
 
@@ -134,9 +128,8 @@ def resolve_config(name: str, preset: str | None = None, **overrides: Any) -> An
             raise PolyinrError(f"unknown preset {preset!r} for {name}; presets: {known}")
         values = _deep_copy(entry.presets[preset])
     for key, value in _dotted(overrides).items():
-        path = _resolve_key(name, entry.config_cls, key)
-        if value is not None:
-            _set_path(values, path, value)
+        if value is not None:  # None = not given, even for a setting this model does not have
+            _set_path(values, _resolve_key(name, entry.config_cls, key), value)
     return build_config(entry.config_cls, values)
 
 

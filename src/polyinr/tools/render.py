@@ -10,14 +10,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
-from polyinr.image_io import PngStreamWriter, check_memory, prepare_image_output, to_uint8
+from polyinr.image_io import PngStreamWriter, check_memory, prepare_image_output, save_image, to_uint8
 from polyinr.models.generator import Generator
 from polyinr.sampling import iter_ws
 
@@ -61,11 +61,13 @@ def render_tiled(
     out_path: str | Path,
     tile: int = 512,
     on_tile: Callable[[int, int], None] | None = None,
+    **synthesis_kwargs: Any,
 ) -> Path:
     """Render one sample ``ws [1, num_ws, w_dim]`` on ``grid`` tile by tile into ``out_path``.
 
     PNG output is streamed strip by strip (memory bounded by ``tile × width``); other formats hold the
     output image. ``on_tile(done, total)`` reports progress. A partial file is removed on failure.
+    ``synthesis_kwargs`` go to every tile's synthesis (e.g. a canvas model's ``canvas``).
     """
     out_path = prepare_image_output(out_path)
     if ws.shape[0] != 1:
@@ -94,7 +96,7 @@ def render_tiled(
             for c in range(0, W, tile):
                 w = min(tile, W - c)
                 part = grid if (h, w) == (H, W) else grid.crop((r, r + h), (c, c + w))
-                strip[:, c : c + w] = to_uint8(G.synthesize(ws, part))[0]
+                strip[:, c : c + w] = to_uint8(G.synthesize(ws, part, **synthesis_kwargs))[0]
                 done += 1
                 if on_tile is not None:
                     on_tile(done, total)
@@ -105,7 +107,7 @@ def render_tiled(
         if writer is not None:
             writer.close()
         else:
-            Image.fromarray(canvas).save(out_path)
+            save_image(canvas, out_path)  # atomic: a full disk leaves no partial file
     except BaseException:
         if writer is not None:
             writer.abort()

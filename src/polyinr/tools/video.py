@@ -99,13 +99,17 @@ def flight_grids(
     frames: int,
     pan: tuple[float, float] = (0.0, 0.0),
     zoom: float = 1.0,
+    lattice: float | None = None,
 ) -> list[Grid]:
     """The windows of a camera flight, one :class:`Grid` of ``size`` (H, W) per frame.
 
     The window's centre travels ``pan`` (rows, cols, in frame units) in a straight line and its size changes
     geometrically from ``window``'s to ``zoom`` times it (``zoom`` < 1 zooms in), so the motion looks steady.
-    Frame 0 is ``window``; the last frame is the end of the flight.
+    Frame 0 is ``window``; the last frame is the end of the flight. ``lattice``: the pixel spacing of a canvas
+    model, whose windows move by whole pixels only (each frame's window snapped to it; no zoom).
     """
+    if lattice is not None and zoom != 1:
+        raise PolyinrError("a canvas model's flight pans over its canvas; it cannot zoom")
     if frames < 2:
         raise PolyinrError(f"a flight needs at least 2 frames, got {frames}")
     if not (math.isfinite(zoom) and zoom > 0):
@@ -117,6 +121,10 @@ def flight_grids(
     for i in range(frames):
         t = i / (frames - 1)
         r, c, s = center_r + t * pan[0], center_c + t * pan[1], zoom**t
+        if lattice is not None:
+            r0, c0 = round((r - half_h) / lattice) * lattice, round((c - half_w) / lattice) * lattice
+            grids.append(Grid.window(r0, c0, r0 + (size[0] - 1) * lattice, c0 + (size[1] - 1) * lattice, *size))
+            continue
         grids.append(Grid.window(r - s * half_h, c - s * half_w, r + s * half_h, c + s * half_w, *size))
     return grids
 

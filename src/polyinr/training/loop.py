@@ -5,6 +5,10 @@ augmentations) is drawn from generators seeded by ``(seed, cur_nimg, …)``, so 
 continues bit for bit where an uninterrupted run would be, and two processes see the same samples as one
 process with the same total batch. The GAN specifics live in the loss (``losses.py``): the loop only walks
 its phases. Schedules (resolution stage, EMA, blur) are pure functions of ``cur_nimg``.
+
+Each resolution stage starts as the authors' next super-resolution run does: G continues from the previous
+stage's EMA generator, with fresh Adam moments and a fresh discriminator, and the blur schedule and EMA ramp-up
+count from the stage's first image.
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ import torch
 from polyinr.checkpoint import STATE_JSON, latest_snapshot
 from polyinr.data.loading import step_batches
 from polyinr.errors import PolyinrError
-from polyinr.grid import Grid
 from polyinr.image_io import from_uint8, image_grid, save_image, to_uint8
 from polyinr.models.registry import create as create_generator
 from polyinr.sampling import sample_inputs
@@ -41,6 +44,7 @@ from polyinr.training.setup import (
     generator_settings,
     load_class_table,
     open_run_data,
+    optimizer_settings,
     stage_data,
 )
 from polyinr.training.snapshot import load_snapshot, save_snapshot, snapshot_name
@@ -167,14 +171,16 @@ def _train(
         G.mapping.set_class_embeddings(class_table)
     G, G_ema = _training_copies(G, device, options.compile)
     data = stage_data(options, dataset, stage)
-    D = build_discriminator(options, stage, num_classes, class_table, device)
+    D = build_discriminator(options, stage, num_classes, class_table, device, G)
     loss = build_loss(options, G, D, device)
     phases = loss.phases()
     trainable = {
         "G": [p for p in G.parameters() if p.requires_grad],  # those G.trainable_parameters() names
         "D": [p for p in D.parameters() if p.requires_grad],
     }
-    optimizers = {net: _adam(trainable[net], options.glr if net == "G" else options.dlr, phases, net) for net in "GD"}
+    adam = optimizer_settings(options)
+    optimizers = {net: _adam(trainable[net], adam[net]) for net in "GD"}
+    loss.begin_stage(stage.index, stage.start_nimg)
 
     # Resume -----------------------------------------------------------------------------------------------
     if snapshot is not None:
@@ -213,8 +219,9 @@ def _train(
     batches = _stage_batches(data, options, stage, cur_nimg, share)
     try:
         while cur_nimg < total_nimg:
-            # Stage switch: the same G on a denser grid (a grown model: the network grown from the EMA weights,
-            # with fresh optimiser state, as the authors' next stage starts), a fresh D for the new resolution.
+            # Stage switch, as the authors' next run starts: G continues from this stage's G_ema (on a denser
+            # grid, or a grown model: the network grown from it) with fresh Adam moments, a fresh D for the new
+            # resolution, and the blur and the EMA ramp-up restarting.
             if cur_nimg >= stage.end_nimg:
                 stage = stage_at(stages, cur_nimg)
                 with torch.random.fork_rng(devices=[]):
@@ -224,16 +231,19 @@ def _train(
                     G, G_ema = _training_copies(grown, device, options.compile)
                     loss.G = G
                     trainable["G"] = [p for p in G.parameters() if p.requires_grad]
-                    optimizers["G"] = _adam(trainable["G"], options.glr, phases, "G")
                     distributed.broadcast_module(G)
                     distributed.broadcast_module(G_ema)
+                else:
+                    _start_from_ema(G, G_ema)
+                optimizers["G"] = _adam(trainable["G"], adam["G"])
+                loss.begin_stage(stage.index, stage.start_nimg)
                 data = stage_data(options, dataset, stage)
                 batches.close()
                 batches = _stage_batches(data, options, stage, cur_nimg, share)
-                D = build_discriminator(options, stage, num_classes, class_table, device)
+                D = build_discriminator(options, stage, num_classes, class_table, device, G)
                 loss.D = D  # the loss (and its guidance classifier, if any) carries on
                 trainable["D"] = [p for p in D.parameters() if p.requires_grad]
-                optimizers["D"] = _adam(trainable["D"], options.dlr, phases, "D")
+                optimizers["D"] = _adam(trainable["D"], adam["D"])
                 distributed.broadcast_module(D)
                 say(f"stage {stage.index + 1}/{len(stages)}: {stage.resolution}x{stage.resolution}")
 
@@ -272,7 +282,8 @@ def _train(
             _set_trainable(trainable, None)
 
             # EMA and progress.
-            update_ema(G_ema, G, ema_beta(options.batch, options.resolved_ema_kimg(), cur_nimg, options.ema_rampup))
+            stage_nimg = cur_nimg - stage.start_nimg  # the EMA ramp-up restarts with every stage
+            update_ema(G_ema, G, ema_beta(options.batch, options.resolved_ema_kimg(), stage_nimg, options.ema_rampup))
             cur_nimg += options.batch
             if on_step is not None and rank == 0:
                 on_step(cur_nimg, total_nimg)  # the caller's progress moves with every step, not only at ticks
@@ -347,11 +358,18 @@ def _training_copies(G, device: torch.device, compile_synthesis: bool):
     return G, G_ema
 
 
-def _adam(params: list[torch.nn.Parameter], lr: float, phases: list, network: str) -> torch.optim.Adam:
-    """Adam (0, 0.99); with lazy regularisation, lr and betas scaled by ``interval / (interval + 1)``."""
-    reg = [p.interval for p in phases if p.network == network and p.name.endswith("reg")]
-    ratio = reg[0] / (reg[0] + 1) if reg else 1.0
-    return torch.optim.Adam(params, lr=lr * ratio, betas=(0.0, 0.99**ratio), eps=1e-8)
+def _adam(params: list[torch.nn.Parameter], settings: dict[str, Any]) -> torch.optim.Adam:
+    """Adam with the effective settings of :func:`~polyinr.training.setup.optimizer_settings`."""
+    return torch.optim.Adam(params, lr=settings["lr"], betas=tuple(settings["betas"]), eps=settings["eps"])
+
+
+@torch.no_grad()
+def _start_from_ema(G: torch.nn.Module, G_ema: torch.nn.Module) -> None:
+    """G's weights and buffers ← G_ema's, in place (the parameters the optimisers hold stay the same objects)."""
+    for p, p_ema in zip(G.parameters(), G_ema.parameters(), strict=True):
+        p.copy_(p_ema)
+    for b, b_ema in zip(G.buffers(), G_ema.buffers(), strict=True):
+        b.copy_(b_ema)
 
 
 def _parameter_table(networks: dict[str, torch.nn.Module]) -> list[str]:
@@ -404,7 +422,7 @@ def _broadcast_run_dir(run_dir: Path | None, resuming: bool) -> tuple[Path, bool
 
 @torch.no_grad()
 def _save_fakes(G_ema, z: torch.Tensor, c: torch.Tensor | None, resolution: int, path: Path) -> None:
-    images = to_uint8(G_ema(z, c, grid=Grid.frame(resolution)))
+    images = to_uint8(G_ema(z, c, grid=G_ema.training_grid(resolution)))
     cols = 8
     save_image(image_grid(list(images), cols, -(-len(images) // cols)), path)
 

@@ -2,14 +2,20 @@
 
 The loop walks the phases of :meth:`GANLoss.phases` (``Gmain``/``Greg``/``Gboth``, ``Dmain``/``Dreg``/``Dboth``)
 and calls :meth:`GANLoss.accumulate_gradients`; a loss that regularises lazily declares the interval, and the
-loop scales that phase's learning rate and betas by ``interval / (interval + 1)`` (StyleGAN2's lazy
-regularisation).
+loop scales that network's learning rate and β2 for it (:func:`adam_settings`, StyleGAN2's lazy
+regularisation). A training option may ask for that scaling without a regularisation phase: the StyleGAN-XL /
+Poly-INR code keeps StyleGAN's intervals (G 4, D 16) with its hinge loss, which has none.
+
+Adversarial terms are averaged per sample and per logit *group* (one group per feature network of a projected
+discriminator, :meth:`~polyinr.discriminators.base.Discriminator.split_logits`) and summed over the groups, as
+the authors' ``loss.py`` does, so every feature network weighs the same whatever its number of logits.
 
 Losses are registered by name with a config dataclass of their settings (:func:`register_loss`), as the
 generators and discriminators are; a setting the chosen loss does not have is refused, never dropped.
 
 Every loss sees D through :meth:`GANLoss.run_D`, as StyleGAN3 does: the images (real or fake) are blurred by a
-Gaussian whose sigma fades from ``blur_sigma`` to 0 over ``blur_fade_kimg`` (0 = no blur), then augmented by an
+Gaussian whose sigma fades from ``blur_sigma`` to 0 over ``blur_fade_kimg`` (0 = no blur) counted from the first
+image of each resolution stage (every stage starts with a fresh D, as the authors' next run), then augmented by an
 optional :class:`~polyinr.discriminators.ada.AdaptiveAugment` (ADA), which also counts the signs of the real
 logits; :meth:`GANLoss.end_step` lets it adjust its probability after each step, and
 :meth:`GANLoss.state_modules` names its state for snapshots.
@@ -18,7 +24,8 @@ logits; :meth:`GANLoss.end_step` lets it adjust its probability after each step,
   ``softplus(D(fake)) + softplus(−D(real))`` with lazy R1 ``γ/2 · ‖∇D(real)‖²`` every 16 D steps (StyleGAN2/3;
   config R also blurs D's inputs).
 - :class:`ProjectedHingeLoss` (``hinge``): StyleGAN-XL's recipe: hinge loss, no R1, blurred D inputs, and
-  optional classifier guidance ``cls_weight · CE(classifier(G(z, c)), c)`` at resolutions ≥ 32.
+  optional classifier guidance in super-resolution stages (every stage after the first), weighted as in
+  StyleGAN-XL.
 """
 
 from __future__ import annotations
@@ -52,6 +59,20 @@ def phases_for(network: str, reg_interval: int | None) -> list[PhaseSpec]:
     return [PhaseSpec(f"{network}main", network, 1), PhaseSpec(f"{network}reg", network, reg_interval)]
 
 
+def adam_settings(lr: float, reg_interval: int | None) -> tuple[float, tuple[float, float]]:
+    """Adam's ``(lr, betas)`` from the nominal ``lr`` and betas (0, 0.99), scaled for lazy regularisation every
+    ``reg_interval`` steps (None: unscaled): ``lr · i/(i+1)`` and ``β2^(i/(i+1))`` (StyleGAN2's training loop)."""
+    ratio = 1.0 if reg_interval is None else reg_interval / (reg_interval + 1)
+    return lr * ratio, (0.0, 0.99**ratio)
+
+
+def group_mean(logits: torch.Tensor, D: nn.Module, fn) -> torch.Tensor:
+    """``Σ_groups mean(fn(group))`` over the discriminator's logit groups (one per feature network)."""
+    split = getattr(D, "split_logits", None)
+    groups = split(logits) if split is not None else [logits]
+    return sum(fn(g).mean() for g in groups)
+
+
 def blur_sigma(cur_nimg: int, init_sigma: float, fade_kimg: float) -> float:
     """Sigma of the discriminator-input blur: ``init_sigma`` fading linearly to 0 over ``fade_kimg``."""
     if fade_kimg <= 0:
@@ -71,7 +92,6 @@ def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(images, taps.view(1, 1, -1, 1).repeat(C, 1, 1, 1), padding=(radius, 0), groups=C)
 
 
-GUIDANCE_MIN_RESOLUTION = 32  # classifier guidance applies only at resolutions ≥ this (it collapses modes below)
 LOSSES: dict[str, type[GANLoss]] = {}  # name → loss class, filled by @register_loss
 
 
@@ -135,6 +155,16 @@ class GANLoss:
         self.blur_init_sigma = blur_init_sigma
         self.blur_fade_kimg = blur_fade_kimg
         self.augment = augment
+        self.stage_index, self.stage_start_nimg = 0, 0
+
+    @classmethod
+    def reg_interval(cls, cfg: Any, network: str) -> int | None:
+        """The interval of ``network``'s ('G' or 'D') lazy regularisation phase under ``cfg``; None = none."""
+        return None
+
+    def begin_stage(self, index: int, start_nimg: int) -> None:
+        """A resolution stage starts (index 0 = the first) at ``start_nimg`` images shown."""
+        self.stage_index, self.stage_start_nimg = index, start_nimg
 
     def state_modules(self) -> dict[str, nn.Module]:
         """Modules whose state a snapshot keeps beside G and D (the augmentation's probability)."""
@@ -159,7 +189,8 @@ class GANLoss:
 
     def run_D(self, images: torch.Tensor, c: torch.Tensor | None, cur_nimg: int, real: bool = False) -> torch.Tensor:
         """D's logits for ``images [B, 3, R, R]``, blurred and augmented; ``real``: count their signs for ADA."""
-        images = gaussian_blur(images, blur_sigma(cur_nimg, self.blur_init_sigma, self.blur_fade_kimg))
+        sigma = blur_sigma(cur_nimg - self.stage_start_nimg, self.blur_init_sigma, self.blur_fade_kimg)
+        images = gaussian_blur(images, sigma)
         if self.augment is not None:
             images = self.augment(images)
         logits = self.D(images, c)
@@ -199,7 +230,7 @@ class NonSaturatingConfig:
 class HingeConfig:
     blur_sigma: float = 0.0  # initial sigma in pixels of the D-input blur; 0 = no blur
     blur_fade_kimg: float = 300.0  # kimg over which the blur fades to 0
-    cls_weight: float = 0.0  # classifier guidance weight; 0 = off (no classifier is built or downloaded)
+    cls_weight: float = 0.0  # StyleGAN-XL's cls_weight (same strength), super-resolution stages only; 0 = off
 
     def __post_init__(self) -> None:
         if self.blur_sigma < 0 or self.blur_fade_kimg < 0 or self.cls_weight < 0:
@@ -225,9 +256,16 @@ class NonSaturatingLoss(GANLoss):
         self.r1_gamma = r1_gamma
         self.r1_interval = r1_interval
 
+    R1_INTERVAL = 16
+
     @classmethod
     def from_config(cls, G: nn.Module, D: nn.Module, cfg: NonSaturatingConfig, device: torch.device):
-        return cls(G, D, r1_gamma=cfg.gamma, blur_init_sigma=cfg.blur_sigma, blur_fade_kimg=cfg.blur_fade_kimg)
+        return cls(G, D, r1_gamma=cfg.gamma, r1_interval=cls.R1_INTERVAL, blur_init_sigma=cfg.blur_sigma,
+                   blur_fade_kimg=cfg.blur_fade_kimg)  # fmt: skip
+
+    @classmethod
+    def reg_interval(cls, cfg: NonSaturatingConfig, network: str) -> int | None:
+        return cls.R1_INTERVAL if network == "D" and cfg.gamma != 0 else None
 
     def phases(self) -> list[PhaseSpec]:
         return phases_for("G", None) + phases_for("D", self.r1_interval if self.r1_gamma != 0 else None)
@@ -240,14 +278,16 @@ class NonSaturatingLoss(GANLoss):
         resolution = real_img.shape[-1]
         if phase in ("Gmain", "Gboth"):
             logits = self.run_D(self.run_G(gen_z, gen_c, resolution), gen_c, cur_nimg)
-            loss = F.softplus(-logits).mean()
+            loss = group_mean(logits, self.D, lambda x: F.softplus(-x))
             report("Loss/G/loss", loss)
             loss.mul(gain).backward()
         if phase in ("Dmain", "Dboth"):
             fake = self.run_G(gen_z, gen_c, resolution, update_emas=True).detach()
             fake_logits = self.run_D(fake, gen_c, cur_nimg)
             real_logits = self.run_D(real_img, real_c, cur_nimg, real=True)
-            loss = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
+            loss = group_mean(fake_logits, self.D, F.softplus) + group_mean(
+                real_logits, self.D, lambda x: F.softplus(-x)
+            )
             report("Loss/scores/fake", fake_logits)
             report("Loss/scores/real", real_logits)
             report("Loss/D/loss", loss)
@@ -265,7 +305,15 @@ class NonSaturatingLoss(GANLoss):
 
 @register_loss("hinge", HingeConfig)
 class ProjectedHingeLoss(GANLoss):
-    """StyleGAN-XL: hinge loss, blurred discriminator inputs, optional classifier guidance; no R1."""
+    """StyleGAN-XL: hinge loss, blurred discriminator inputs, optional classifier guidance; no R1.
+
+    Guidance strength: the authors' adversarial term sums the per-sample means over the micro-batch (their
+    ``logits += tensor`` extends a list sample by sample) while their guidance term is a batch mean, so their
+    ``cls_weight`` weighs guidance ``1/batch_gpu`` as much against the adversarial term as the same number in
+    a per-sample-mean loss. Ours averages over samples, so it applies ``cls_weight / batch_gpu`` (the
+    micro-batch's size): the same relative strength as their run with the same micro-batch. Guidance applies
+    in super-resolution stages only (every stage after the first), as theirs.
+    """
 
     def __init__(
         self,
@@ -274,14 +322,12 @@ class ProjectedHingeLoss(GANLoss):
         blur_init_sigma: float = 2.0,  # pixels; 0 = no blur
         blur_fade_kimg: float = 300.0,  # kimg over which the blur fades to 0
         classifier: nn.Module | None = None,  # frozen classifier for guidance; None = off
-        cls_weight: float = 0.0,  # weight of the guidance term
-        cls_min_resolution: int = GUIDANCE_MIN_RESOLUTION,  # guidance only at resolutions ≥ this
+        cls_weight: float = 0.0,  # StyleGAN-XL's cls_weight (see the class docstring)
         augment: AdaptiveAugment | None = None,
     ) -> None:
         super().__init__(G, D, blur_init_sigma, blur_fade_kimg, augment)
         self.classifier = classifier
         self.cls_weight = cls_weight
-        self.cls_min_resolution = cls_min_resolution
 
     @classmethod
     def from_config(cls, G: nn.Module, D: nn.Module, cfg: HingeConfig, device: torch.device):
@@ -297,19 +343,183 @@ class ProjectedHingeLoss(GANLoss):
         resolution = real_img.shape[-1]
         if phase in ("Gmain", "Gboth"):
             fake = self.run_G(gen_z, gen_c, resolution)
-            loss = -self.run_D(fake, gen_c, cur_nimg).mean()
+            loss = group_mean(self.run_D(fake, gen_c, cur_nimg), self.D, torch.neg)
             report("Loss/G/loss", loss)
-            if self.classifier is not None and gen_c is not None and resolution >= self.cls_min_resolution:
+            if self.classifier is not None and gen_c is not None and self.stage_index > 0:
                 guidance = F.cross_entropy(self.classifier(fake), gen_c)
                 report("Loss/G/guidance", guidance)
-                loss = loss + self.cls_weight * guidance
+                loss = loss + (self.cls_weight / len(gen_z)) * guidance
             loss.mul(gain).backward()
         if phase in ("Dmain", "Dboth"):
             fake = self.run_G(gen_z, gen_c, resolution, update_emas=True).detach()
             fake_logits = self.run_D(fake, gen_c, cur_nimg)
             real_logits = self.run_D(real_img, real_c, cur_nimg, real=True)
-            loss = F.relu(1 + fake_logits).mean() + F.relu(1 - real_logits).mean()
+            loss = group_mean(fake_logits, self.D, lambda x: F.relu(1 + x)) + group_mean(
+                real_logits, self.D, lambda x: F.relu(1 - x)
+            )
             report("Loss/scores/fake", fake_logits)
             report("Loss/scores/real", real_logits)
             report("Loss/D/loss", loss)
+            loss.mul(gain).backward()
+
+
+# ---------------------------------------------------------------------------------------------- InfinityGAN
+
+
+def mode_seeking_loss(features: torch.Tensor, latents: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """The mode-seeking diversity loss over pairs ``(2i, 2i + 1)`` of a batch: ``1 / (d(x) / d(z) + eps)``.
+
+    ``d`` is the mean absolute difference within each pair (``features [B, …]``: the structure synthesizer's
+    output; ``latents [B, …]``: the local latents). A true distance ratio: the authors' released angular form
+    divides two *similarities* (inverted) and gives NaNs; this one is finite even on identical inputs (``eps``
+    in both denominators) and falls as the images of different latents move apart.
+    """
+    B = (len(features) // 2) * 2
+    x_dist = (features[0:B:2] - features[1:B:2]).abs().mean()
+    z_dist = (latents[0:B:2] - latents[1:B:2]).abs().mean()
+    return 1 / (x_dist / (z_dist + eps) + eps)
+
+
+@dataclass(frozen=True)
+class InfinityGANLossConfig:
+    gamma: float = 10.0  # R1 weight on the real patches, applied lazily every 16 D steps
+    pl_weight: float = 2.0  # path length regularisation weight, every 4 G steps; 0 = off
+    coord_weight: float = 1.0  # vertical-position loss (L1; D on real and fake, G on fake); 0 = off
+    diversity_weight: float = 1.0  # mode-seeking diversity loss on the structure; 0 = off
+    mixing: float = 0.9  # probability of style mixing
+    upsample: float = 197 / 128  # resize-then-crop: reals are upsampled by this before a patch is cut
+
+    def __post_init__(self) -> None:
+        if min(self.gamma, self.pl_weight, self.coord_weight, self.diversity_weight, self.mixing) < 0 or \
+                self.mixing > 1 or self.upsample < 1:  # fmt: skip
+            raise PolyinrError("InfinityGAN loss weights must be ≥ 0, mixing in [0, 1] and upsample ≥ 1")
+
+
+@register_loss("infinitygan", InfinityGANLossConfig)
+class InfinityGANLoss(GANLoss):
+    """The InfinityGAN authors' losses (``train.py``, ``models/losses.py``) on patches cut from the reals.
+
+    Reals ``[B, 3, F, F]`` (the data's resolution) are upsampled by ``upsample`` (128 → 197 in the paper), a
+    random patch of the generator's size is cut and flipped at random; its label is its vertical position in
+    ``[-1, 1]``. Fakes are the generator's patches at random positions of its coordinate space
+    (:func:`~polyinr.models.infinity_gan.training_canvas`), in pairs sharing the global latent and coordinates.
+    Non-saturating loss, lazy R1 (every 16), path length (every 4, half batch), the vertical-position L1 through
+    the discriminator's auxiliary output, the mode-seeking diversity loss, style mixing.
+    """
+
+    R1_INTERVAL, PL_INTERVAL, PL_DECAY, PL_SHRINK = 16, 4, 0.01, 2
+
+    def __init__(self, G: nn.Module, D: nn.Module, cfg: InfinityGANLossConfig) -> None:
+        super().__init__(G, D)
+        if getattr(getattr(D, "cfg", None), "aux_outputs", 0) < 1:
+            raise PolyinrError("the infinitygan loss needs a discriminator with a position output "
+                               "(the residual discriminator with aux_outputs = 1)")  # fmt: skip
+        self.cfg = cfg
+        self.pl_mean = torch.zeros([])
+
+    @classmethod
+    def from_config(cls, G: nn.Module, D: nn.Module, cfg: InfinityGANLossConfig, device: torch.device):
+        return cls(G, D, cfg)
+
+    def phases(self) -> list[PhaseSpec]:
+        return phases_for("G", self.PL_INTERVAL if self.cfg.pl_weight > 0 else None) + phases_for(
+            "D", self.R1_INTERVAL if self.cfg.gamma > 0 else None
+        )
+
+    def crop_reals(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Random patches ``[B, 3, R, R]`` of the upsampled reals, randomly flipped, and their vertical
+        positions ``[B]`` in ``[-1, 1]``."""
+        B, _, F_, _ = images.shape
+        R = self.G.img_resolution
+        full = max(R, round(F_ * self.cfg.upsample))
+        if full != F_:
+            images = F.interpolate(images, size=full, mode="bilinear", align_corners=False)
+        top = torch.randint(0, full - R + 1, (B,))
+        left = torch.randint(0, full - R + 1, (B,))
+        patches = torch.stack([images[i, :, t : t + R, l : l + R] for i, (t, l) in enumerate(zip(top, left))])
+        flip = torch.rand(B) < 0.5
+        patches = torch.where(flip.view(B, 1, 1, 1).to(patches.device), patches.flip(3), patches)
+        labels = top.float() / max(full - R, 1) * 2 - 1
+        return patches, labels.to(images.device)
+
+    def make_fakes(
+        self, z: torch.Tensor, c: torch.Tensor | None, update_emas: bool = False, ws_grad: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Paired fakes: images ``[B, 3, R, R]``, their positions ``[B]``, ``ws``, the structure features and
+        the local latents."""
+        from polyinr.models.infinity_gan import training_canvas
+
+        G = self.G
+        z = z.clone()
+        z[1::2] = z[0::2][: len(z) // 2]  # pairs share the global latent (the authors' setup_paired_inputs)
+        ws = G.mapping(z, c, update_emas=update_emas)
+        cutoffs = G.style_mixing_range()
+        if self.cfg.mixing > 0 and cutoffs is not None and torch.rand([]) < self.cfg.mixing:
+            z2 = torch.randn_like(z)
+            z2[1::2] = z2[0::2][: len(z) // 2]
+            cutoff = int(torch.randint(cutoffs.start, cutoffs.stop, []))
+            ws = torch.cat([ws[:, :cutoff], G.mapping(z2, c, update_emas=False)[:, cutoff:]], dim=1)
+        if ws_grad:
+            ws = ws.detach().requires_grad_(True)
+        canvas, positions = training_canvas(G.cfg, len(z), paired=True)
+        canvas = canvas.to(ws.device)
+        captured = []
+        hook = G.synthesis.structure.register_forward_hook(lambda m, args, out: captured.append(out))
+        try:
+            images = G.synthesize(ws, None, canvas=canvas)
+        finally:
+            hook.remove()
+        B = len(z)
+        structure = captured[0].view(B, -1)  # one patch per sample (P = 1): [1, B·Dl, n, n] → [B, Dl·n·n]
+        return images, positions.to(images.device), ws, structure, canvas.local.view(B, -1)
+
+    def accumulate_gradients(self, phase, real_img, real_c, gen_z, gen_c, gain, cur_nimg):
+        cfg = self.cfg
+        if phase in ("Gmain", "Gboth"):
+            fake, positions, _, structure, local = self.make_fakes(gen_z, gen_c)
+            logits, predicted = self.D(fake, gen_c, aux=True)
+            loss = F.softplus(-logits).mean()
+            report("Loss/G/loss", loss)
+            if cfg.coord_weight > 0:
+                coord = (predicted[:, 0] - positions).abs().mean()
+                report("Loss/G/coord", coord)
+                loss = loss + cfg.coord_weight * coord
+            if cfg.diversity_weight > 0:
+                diversity = mode_seeking_loss(structure, local)
+                report("Loss/G/diversity", diversity)
+                loss = loss + cfg.diversity_weight * diversity
+            loss.mul(gain).backward()
+        if phase in ("Greg", "Gboth") and cfg.pl_weight > 0:
+            batch = max(2, len(gen_z) // self.PL_SHRINK)
+            fake, _, ws, _, _ = self.make_fakes(gen_z[:batch], None if gen_c is None else gen_c[:batch], ws_grad=True)
+            noise = torch.randn_like(fake) / math.sqrt(fake.shape[2] * fake.shape[3])
+            (grad,) = torch.autograd.grad((fake * noise).sum(), ws, create_graph=True)
+            lengths = grad[:, 1:].square().sum(dim=2).mean(dim=1).sqrt()  # [B] over the styles (not z_g)
+            self.pl_mean = self.pl_mean.to(lengths.device).lerp(lengths.mean().detach(), self.PL_DECAY)
+            penalty = (lengths - self.pl_mean).square()
+            report("Loss/pl_penalty", penalty)
+            (fake[:, 0, 0, 0] * 0 + penalty * cfg.pl_weight).mean().mul(gain).backward()
+        if phase in ("Dmain", "Dboth"):
+            with torch.no_grad():
+                fake, fake_pos, _, _, _ = self.make_fakes(gen_z, gen_c, update_emas=True)
+            real, real_pos = self.crop_reals(real_img)
+            fake_logits, fake_pred = self.D(fake, gen_c, aux=True)
+            real_logits, real_pred = self.D(real, real_c, aux=True)
+            loss = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
+            report("Loss/scores/fake", fake_logits)
+            report("Loss/scores/real", real_logits)
+            report("Loss/D/loss", loss)
+            if cfg.coord_weight > 0:
+                coord = (fake_pred[:, 0] - fake_pos).abs().mean() + (real_pred[:, 0] - real_pos).abs().mean()
+                report("Loss/D/coord", coord)
+                loss = loss + cfg.coord_weight * coord
+            loss.mul(gain).backward()
+        if phase in ("Dreg", "Dboth") and cfg.gamma > 0:
+            real = self.crop_reals(real_img)[0].detach().requires_grad_(True)
+            logits = self.D(real, real_c)
+            (grad,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
+            penalty = grad.square().sum(dim=[1, 2, 3])
+            loss = penalty.mean() * (cfg.gamma / 2)
+            report("Loss/r1_penalty", penalty)
+            report("Loss/D/reg", loss)
             loss.mul(gain).backward()

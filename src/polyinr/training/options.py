@@ -35,6 +35,7 @@ class TrainingOptions:
     disc: str = "residual"  # registered discriminator
     disc_options: dict[str, Any] = field(default_factory=dict)  # settings of `disc` (fields of its config)
     class_embeddings: str | None = None  # safetensors table to start G's and D's class tables from
+    pretrained_classes: bool = False  # a conditional run needs `class_embeddings` (no random class tables)
     # Loss.
     loss: str = "nonsaturating"  # registered loss (training/losses.py)
     loss_options: dict[str, Any] = field(default_factory=dict)  # settings of `loss` (fields of its config)
@@ -47,8 +48,13 @@ class TrainingOptions:
     # Optimisation.
     batch: int = 32  # total batch over all processes and micro-batches
     batch_gpu: int | None = None  # micro-batch per process; None = batch / processes
-    glr: float = 0.0025  # generator learning rate
-    dlr: float = 0.0025  # discriminator learning rate
+    glr: float = 0.0025  # generator learning rate (nominal: before any lazy-regularisation scaling)
+    dlr: float = 0.0025  # discriminator learning rate (nominal)
+    # Lazy-regularisation intervals Adam's lr and β2 are scaled for (lr·i/(i+1), β2^(i/(i+1))) even when the loss
+    # has no regularisation phase, as the StyleGAN-XL / Poly-INR code does with its hinge loss (G 4, D 16);
+    # None = only for the loss's own regularisation phases (e.g. R1 every 16 D steps).
+    g_reg_interval: int | None = None
+    d_reg_interval: int | None = None
     ema_kimg: float | None = None  # G EMA half-life in kimg; None = batch·10/32
     ema_rampup: float | None = 0.05  # StyleGAN's EMA ramp-up; None = off
     # Duration: a schedule of (resolution, kimg) stages; else one stage of `kimg` at `resolution`.
@@ -100,7 +106,8 @@ def resolve_options(
     for key in overrides:
         if key not in fields or key in ("recipe", "preset", "loss_options", "disc_options"):
             raise PolyinrError(f"unknown training option {key!r}")
-    model = overrides.get("model") or TrainingOptions.model
+    model = overrides.get("model") or (get_recipe(recipe).options.get("model") if recipe else None)
+    model = model or TrainingOptions.model  # a recipe made for one model (infinitygan) names it
     recipe, preset = pair_recipe_and_preset(model, recipe, preset)
     chosen = get_recipe(recipe)
     values: dict[str, Any] = {**chosen.options, "recipe": recipe, "preset": preset}
@@ -148,6 +155,9 @@ def validate(options: TrainingOptions) -> None:
         raise PolyinrError(f"the training duration must be positive, got {options.kimg} kimg")
     if options.tick_kimg <= 0 or options.snap_ticks <= 0 or options.keep_snapshots <= 0:
         raise PolyinrError("the tick length, snapshot interval and number of kept snapshots must be positive")
+    for interval in (options.g_reg_interval, options.d_reg_interval):
+        if interval is not None and interval < 1:
+            raise PolyinrError(f"a lazy-regularisation interval must be ≥ 1, got {interval}")
     if options.workers < 0:
         raise PolyinrError(f"the number of data-loading workers must be ≥ 0, got {options.workers}")
     if (options.bf16 or options.tf32 or options.compile) and options.device == "cpu":

@@ -37,6 +37,7 @@ class Recipe:
     # Settings that scale with the total batch size, as NVIDIA's train.py derives them: batch → {"losses": {loss
     # name: settings}, "model": generator config fields}. Model fields apply to generators that have them.
     batch_scaled: Callable[[int], dict[str, dict[str, Any]]] | None = None
+    notes: tuple[str, ...] = ()  # how it relates to the authors' code (shown by `polyinr train -n`)
 
 
 RECIPES: dict[str, Recipe] = {}
@@ -110,24 +111,41 @@ def pair_recipe_and_preset(model: str, recipe: str | None, preset: str | None) -
 
 _AUTHORS_PROJECTED = {"backbones": list(AUTHORS_BACKBONES), "diffaug": AUTHORS_DIFFAUG}
 _AUTHORS_HINGE = {"blur_sigma": 2.0, "blur_fade_kimg": 300.0, "cls_weight": 0.0}
+# What the Poly-INR authors' train.py / training_loop.py effectively ran: their hard-coded lr G 1e-4, D 2e-4
+# with StyleGAN's lazy-regularisation intervals kept (G 4, D 16) although the hinge loss has no regularisation
+# phase, so Adam runs at G 8e-5, β2 0.99^0.8 ≈ 0.99196 and D ≈ 1.882e-4, β2 0.99^(16/17) ≈ 0.99059; batch 64
+# in micro-batches of 8 (--batch 64 --batch-gpu 8: the discriminator's BatchNorm sees 8 samples).
+_AUTHORS_OPTIMISATION = dict(glr=1e-4, dlr=2e-4, g_reg_interval=4, d_reg_interval=16, batch=64, batch_gpu=8)
+_AUTHORS_NOTES = (
+    "Adam as the authors' code effectively ran: nominal lr G 1e-4, D 2e-4, scaled for the lazy-regularisation "
+    "intervals G 4, D 16 their loop keeps although the hinge loss has no regularisation phase",
+    "batch 64 in micro-batches of 8 (gradient accumulation): D's BatchNorm statistics cover 8 samples, as theirs",
+    "every resolution stage starts as their next run: fresh D, blur restarting, fresh Adam, EMA ramp-up restarting",
+    "stage lengths after the 32x32 stem are not published: ours",
+    "differs: each stage starts from the previous stage's last G_ema (theirs: the snapshot with the best FID)",
+    "differs: the input grid stays uniform (their grid is an nn.Parameter their loop trains, per stage)",
+)
 
 register_recipe(Recipe(
     name="imagenet", size=PAPER, loss="hinge", disc="projected",
     summary="the Poly-INR authors' ImageNet recipe (StyleGAN-XL's): projected D, hinge, blur, 32 → 512",
     # Stage lengths after the 32² stem are not published; these are ours.
-    options=dict(glr=1e-4, dlr=2e-4, batch=64, mirror=True, schedule="32:10000,64:5000,128:5000,256:2500,512:2500",
-                 tick_kimg=4.0, snap_ticks=50),
+    options=dict(**_AUTHORS_OPTIMISATION, mirror=True, schedule="32:10000,64:5000,128:5000,256:2500,512:2500",
+                 tick_kimg=4.0, snap_ticks=50, pretrained_classes=True),
     losses={"hinge": _AUTHORS_HINGE},
     discs={"projected": _AUTHORS_PROJECTED},
+    notes=(*_AUTHORS_NOTES, "conditional runs start G's and D's class tables from the pretrained 1000x320 "
+                            "EfficientNet-lite0 class embeddings"),
 ))  # fmt: skip
 
 register_recipe(Recipe(
     name="ffhq", size=PAPER, loss="hinge", disc="projected",
     summary="the imagenet recipe for unconditional faces, 32 → 256",
-    options=dict(glr=1e-4, dlr=2e-4, batch=64, mirror=True, schedule="32:10000,64:5000,128:5000,256:5000",
+    options=dict(**_AUTHORS_OPTIMISATION, mirror=True, schedule="32:10000,64:5000,128:5000,256:5000",
                  tick_kimg=4.0, snap_ticks=50),
     losses={"hinge": _AUTHORS_HINGE},
     discs={"projected": _AUTHORS_PROJECTED},
+    notes=_AUTHORS_NOTES,
 ))  # fmt: skip
 
 register_recipe(Recipe(
@@ -191,14 +209,39 @@ register_recipe(Recipe(
 
 # StyleGAN-XL's own recipe: the projected recipe above (hinge loss, two frozen backbones, DiffAugment, blur 2
 # over 300 kimg, no R1, no classifier guidance by default) with XL's learning rates as their loop applies them:
-# 0.0025 · 4/5 for G and 0.002 · 16/17 for D (their lazy-regularisation scaling; our Adam keeps β2 = 0.99 where
-# theirs is 0.99^0.8 / 0.99^(16/17)). A 16² stem grown stage by stage (each doubling a stage of the model's
-# growth); batch 64 as in their README's examples. Stage lengths are not published; these are ours.
+# nominal G 0.0025, D 0.002 scaled for the lazy-regularisation intervals G 4, D 16 (lr 0.002 / ≈ 0.00188, β2
+# 0.99^0.8 / 0.99^(16/17)). A 16² stem grown stage by stage (each doubling a stage of the model's growth);
+# batch 64 in micro-batches of 8 as in their README's examples. Stage lengths are not published; these are ours.
 register_recipe(Recipe(
     name="stylegan-xl", size=PAPER, loss="hinge", disc="projected",
     summary="StyleGAN-XL's: projected D, hinge, blur, a 16² stem grown 16 → 256 (grown models: stylegan-xl)",
-    options=dict(glr=0.0025 * 4 / 5, dlr=0.002 * 16 / 17, batch=64, mirror=True,
+    options=dict(glr=0.0025, dlr=0.002, g_reg_interval=4, d_reg_interval=16, batch=64, batch_gpu=8, mirror=True,
                  schedule="16:10000,32:5000,64:5000,128:5000,256:5000", tick_kimg=4.0, snap_ticks=50),
     losses={"hinge": _AUTHORS_HINGE},
     discs={"projected": _AUTHORS_PROJECTED},
+))  # fmt: skip
+
+# InfinityGAN (Lin et al. 2022): the authors' InfinityGAN.yaml. Patches of the generator's size are cut from the
+# images (resized to 128, upsampled to 197 in the loss); non-saturating + lazy R1 10, path length 2 every 4, the
+# vertical-position loss through the discriminator's position output, mode-seeking diversity, mixing 0.9,
+# lr 0.002 (the loop applies the lazy-regularisation scaling), batch 16, G EMA 0.5^(32/10000) a step (5 kimg).
+_INFINITYGAN_LOSS = {"gamma": 10.0, "pl_weight": 2.0, "coord_weight": 1.0, "diversity_weight": 1.0, "mixing": 0.9,
+                     "upsample": 197 / 128}  # fmt: skip
+
+register_recipe(Recipe(
+    name="infinitygan", size=PAPER, loss="infinitygan", disc="residual",
+    summary="the InfinityGAN authors' recipe: 101² patches of 197² upsampled photos, position + diversity losses",
+    options=dict(model="infinitygan", glr=0.002, dlr=0.002, batch=16, resolution=128, kimg=12800.0, ema_kimg=5.0,
+                 ema_rampup=None, tick_kimg=4.0, snap_ticks=50),
+    losses={"infinitygan": _INFINITYGAN_LOSS},
+    discs={"residual": {"channel_base": 32768, "channel_max": 512, "aux_outputs": 1}},
+))  # fmt: skip
+
+register_recipe(Recipe(
+    name="infinitygan-cpu", size=CPU, loss="infinitygan", disc="residual",
+    summary="InfinityGAN in minutes on two CPU cores: 37² patches of the built-in photographs",
+    options=dict(model="infinitygan", data="builtin:photos", glr=0.002, dlr=0.002, batch=8, resolution=48,
+                 kimg=20.0, ema_kimg=1.0, ema_rampup=None, tick_kimg=1.0, snap_ticks=5),
+    losses={"infinitygan": _INFINITYGAN_LOSS},
+    discs={"residual": {"channel_base": 1024, "channel_max": 64, "aux_outputs": 1}},
 ))  # fmt: skip

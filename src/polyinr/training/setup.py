@@ -12,11 +12,12 @@ import torch
 from polyinr.data.class_embeddings import load_class_embeddings
 from polyinr.discriminators.ada import PIPELINES, AdaptiveAugment
 from polyinr.errors import PolyinrError
-from polyinr.training.losses import GUIDANCE_MIN_RESOLUTION, GANLoss, create_loss, resolve_loss_config
+from polyinr.training.losses import GANLoss, adam_settings, create_loss, get_loss, resolve_loss_config
 from polyinr.training.options import TrainingOptions
 from polyinr.training.schedule import Stage, build_stages, parse_schedule
 
 __all__ = [
+    "ClassTableMissing",
     "build_discriminator",
     "build_loss",
     "check_stages",
@@ -24,9 +25,14 @@ __all__ = [
     "load_class_table",
     "open_run_data",
     "open_training_data",
+    "optimizer_settings",
     "resolved_run",
     "stage_data",
 ]
+
+
+class ClassTableMissing(PolyinrError):
+    """The recipe starts class tables from pretrained embeddings, and none were given."""
 
 
 STAGE_TEMPLATE = "{res}"  # in --data: one dataset per stage, e.g. imagenet{res}.zip (the authors' layout)
@@ -59,6 +65,12 @@ def open_run_data(options: TrainingOptions):
 def load_class_table(options: TrainingOptions, num_classes: int) -> torch.Tensor | None:
     """The pretrained class table ``[num_classes, E]`` that G's mapping and D start from (None: learned)."""
     if options.class_embeddings is None:
+        if options.pretrained_classes and num_classes:
+            raise ClassTableMissing(
+                f"the {options.recipe} recipe starts G's and D's class tables from pretrained class embeddings "
+                f"({num_classes} classes) and none were given: compute them from the data, or take the table of "
+                f"a converted authors' checkpoint"
+            )
         return None
     table = load_class_embeddings(options.class_embeddings)
     if table.shape[0] != num_classes:
@@ -70,9 +82,9 @@ def load_class_table(options: TrainingOptions, num_classes: int) -> torch.Tensor
 def check_stages(options: TrainingOptions, dataset, stages: list[Stage]) -> None:
     """Before anything trains: every stage's data exists, none would train on upsampled images, and classifier
     guidance, when asked for, applies somewhere."""
-    if options.loss_options.get("cls_weight", 0) > 0 and max(s.resolution for s in stages) < GUIDANCE_MIN_RESOLUTION:
-        raise PolyinrError(f"classifier guidance applies at resolutions ≥ {GUIDANCE_MIN_RESOLUTION}, but this run "
-                           f"trains at most at {max(s.resolution for s in stages)}")  # fmt: skip
+    if options.loss_options.get("cls_weight", 0) > 0 and len(stages) < 2:
+        raise PolyinrError("classifier guidance applies in super-resolution stages (after the first, as in "
+                           "StyleGAN-XL), but this run has one stage")  # fmt: skip
     for stage in stages:
         if STAGE_TEMPLATE in options.data:
             path = Path(options.data.replace(STAGE_TEMPLATE, str(stage.resolution)))
@@ -98,14 +110,17 @@ def stage_data(options: TrainingOptions, dataset, stage: Stage):
 
 
 def build_discriminator(
-    options: TrainingOptions, stage: Stage, num_classes: int, class_table: torch.Tensor | None, device: torch.device
-) -> torch.nn.Module:
-    """A fresh discriminator for the stage's resolution, seeded by (seed, stage)."""
+    options: TrainingOptions, stage: Stage, num_classes: int, class_table: torch.Tensor | None, device: torch.device,
+    G: torch.nn.Module,
+) -> torch.nn.Module:  # fmt: skip
+    """A fresh discriminator for what ``G`` renders at the stage's resolution (its training grid: the frame at
+    that resolution, or a patch-trained model's patch), seeded by (seed, stage)."""
     from polyinr.discriminators import create_discriminator
 
+    resolution = G.training_grid(stage.resolution).shape[0]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(options.seed * 1000 + 17 + stage.index)
-        D = create_discriminator(options.disc, stage.resolution, num_classes,
+        D = create_discriminator(options.disc, resolution, num_classes,
                                  **_disc_settings(options, num_classes, class_table))  # fmt: skip
     if class_table is not None and num_classes:
         D.set_class_embeddings(class_table)
@@ -140,25 +155,41 @@ def _disc_settings(options: TrainingOptions, num_classes: int, class_table: torc
     return {**options.disc_options, **width}
 
 
+def optimizer_settings(options: TrainingOptions) -> dict[str, dict[str, Any]]:
+    """Adam's effective settings per network ``{'G': {lr, betas, eps, reg_interval}, 'D': …}``: the nominal
+    lr scaled for the loss's lazy-regularisation interval, or the options' interval when one is set."""
+    loss_cls, cfg = get_loss(options.loss), resolve_loss_config(options.loss, **options.loss_options)
+    out = {}
+    for net, lr, interval in (("G", options.glr, options.g_reg_interval), ("D", options.dlr, options.d_reg_interval)):
+        interval = interval or loss_cls.reg_interval(cfg, net)
+        effective_lr, betas = adam_settings(lr, interval)
+        out[net] = {"lr": effective_lr, "betas": list(betas), "eps": 1e-8, "nominal_lr": lr, "reg_interval": interval}
+    return out
+
+
 def resolved_run(options: TrainingOptions) -> dict[str, Any]:
     """What a run of ``options`` builds, as plain values: the generator's config (every field), the first
     stage's discriminator config, the loss's config and the stages. Opens the data (for its classes and size)."""
     from polyinr.discriminators import get_discriminator
-    from polyinr.models.registry import resolve_config
+    from polyinr.models.registry import get_entry, resolve_config
+    from polyinr.training.recipes import get_recipe
 
     dataset, stages, num_classes = open_run_data(options)
     class_table = load_class_table(options, num_classes)
     model = resolve_config(options.model, options.preset, **generator_settings(options, num_classes, stages,
                                                                                 class_table))  # fmt: skip
     disc_cls = get_discriminator(options.disc)
-    disc = disc_cls.config_cls(img_resolution=stages[0].resolution, num_classes=num_classes,
+    G = get_entry(options.model).generator_cls(model)
+    disc = disc_cls.config_cls(img_resolution=G.training_grid(stages[0].resolution).shape[0], num_classes=num_classes,
                                **_disc_settings(options, num_classes, class_table))  # fmt: skip
     return {
         "generator": {"model": options.model, "preset": options.preset, "config": dataclasses.asdict(model)},
         "discriminator": {"name": options.disc, "config": dataclasses.asdict(disc)},
         "loss": {"name": options.loss, "config": dataclasses.asdict(resolve_loss_config(options.loss,
                                                                                         **options.loss_options))},
+        "optimizer": optimizer_settings(options),
         "stages": [{"resolution": s.resolution, "kimg": (s.end_nimg - s.start_nimg) / 1000} for s in stages],
+        "recipe_notes": list(get_recipe(options.recipe).notes),
         "data": {"images": len(dataset), "classes": num_classes, "resolution": dataset.resolution},
     }  # fmt: skip
 

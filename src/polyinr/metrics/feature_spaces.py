@@ -1,0 +1,278 @@
+"""Offline feature spaces for the built-in datasets: a small LeNet per dataset, trained on its real images.
+
+FID, KID, precision/recall and IS need Inception or VGG16 weights, which cannot always be downloaded; and on
+8×8 digits an ImageNet network sees little anyway. As MNIST work measures FID with a LeNet, each built-in
+dataset (``digits``, ``shapes``) gets a small classifier trained on its own real images, deterministically
+(one CPU thread, seeded initialisation and order), the first time it is needed. Its penultimate activations
+(``features``, 128-d after ReLU) are the space in which ``fid_digits``, ``kid_digits``, ``pr_digits`` … are
+measured through the same code as the standard metrics; its class scores (``logits``) give ``cas_digits``.
+Numbers in these spaces compare with each other, never with Inception figures.
+
+The trained network is cached in ``<cache>/feature-spaces/<name>.safetensors`` with its recipe (the dataclass
+below plus the data's content hash) and a fingerprint (SHA-256 of the weights) in the metadata. A file whose
+recipe differs (a new recipe, changed data) or whose weights do not match their fingerprint is stale: it is
+retrained and replaced. The fingerprint names the detector, so cached real-data statistics follow the weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors import SafetensorError, safe_open
+from torch import nn
+
+from polyinr.atomic import atomic_save_tensors
+from polyinr.errors import PolyinrError
+from polyinr.metrics.features import Detector, cache_dir
+
+log = logging.getLogger("polyinr")
+
+
+@dataclass(frozen=True)
+class FeatureSpaceRecipe:
+    """How a feature network is built and trained; every field is part of the cache's identity."""
+
+    dataset: str  # built-in dataset name (polyinr.data.builtin)
+    input_size: int  # the network sees images area-resized to input_size² (a power of two ≥ 8)
+    channels: int  # 1 = grey (mean of R, G, B), 3 = colour
+    width: int = 32  # channels of the first convolution block; doubled at each next block
+    feature_dim: int = 128  # width of the penultimate layer: the feature space
+    render_resolution: int = 32  # real images are rendered at this size before the area resize
+    epochs: int = 20  # passes over the training split
+    batch: int = 64  # images per step
+    lr: float = 1e-3  # Adam learning rate
+    held_out: float = 0.2  # fraction of images kept out of training (stratified), for the reported accuracy
+    seed: int = 0  # initialisation, split and order
+    version: int = 1  # bump when the training code changes
+
+
+RECIPES: dict[str, FeatureSpaceRecipe] = {
+    "digits": FeatureSpaceRecipe("digits", input_size=8, channels=1),
+    "shapes": FeatureSpaceRecipe("shapes", input_size=16, channels=3),
+}
+
+
+def check_space(name: str) -> FeatureSpaceRecipe:
+    """The recipe of feature space ``name``; an unknown name → a one-line error listing the known ones."""
+    if name not in RECIPES:
+        raise PolyinrError(f"unknown feature space {name!r}: feature spaces exist for the built-in datasets "
+                           f"{', '.join(sorted(RECIPES))}")  # fmt: skip
+    return RECIPES[name]
+
+
+class LeNet(nn.Module):
+    """Convolution blocks (two 3×3 conv + ReLU, 2×2 max-pool) down to 4×4, then FC → features → class scores.
+
+    ``x [B, channels, S, S]`` in ``[-1, 1]`` → ``features [B, feature_dim]``, ``logits [B, num_classes]``.
+    """
+
+    def __init__(self, recipe: FeatureSpaceRecipe, num_classes: int) -> None:
+        super().__init__()
+        blocks, c_in, c_out, size = [], recipe.channels, recipe.width, recipe.input_size
+        while size > 4:
+            blocks += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(), nn.Conv2d(c_out, c_out, 3, padding=1),
+                       nn.ReLU(), nn.MaxPool2d(2)]  # fmt: skip
+            c_in, c_out, size = c_out, 2 * c_out, size // 2
+        self.conv = nn.Sequential(*blocks)
+        self.fc = nn.Linear(c_in * 4 * 4, recipe.feature_dim)
+        self.head = nn.Linear(recipe.feature_dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = F.relu(self.fc(self.conv(x).flatten(1)))  # [B, feature_dim]
+        return features, self.head(features)
+
+
+def network_input(images: torch.Tensor, recipe: FeatureSpaceRecipe) -> torch.Tensor:
+    """uint8 ``[B, 3, H, W]`` → float ``[B, channels, S, S]`` in ``[-1, 1]`` (grey = channel mean; area resize)."""
+    x = images.float() / 127.5 - 1
+    if recipe.channels == 1:
+        x = x.mean(dim=1, keepdim=True)
+    return F.adaptive_avg_pool2d(x, recipe.input_size)
+
+
+class FeatureSpaceDetector(Detector):
+    """A trained :class:`LeNet` as a metrics detector: ``features`` and ``logits`` of uint8 images."""
+
+    provides = ("features", "logits")
+
+    def __init__(self, recipe: FeatureSpaceRecipe, net: LeNet, fingerprint: str, held_out_accuracy: float) -> None:
+        super().__init__()
+        self.recipe, self.net = recipe, net
+        self.fingerprint, self.held_out_accuracy = fingerprint, held_out_accuracy
+        self.name = f"lenet-{recipe.dataset}-{fingerprint[:16]}"
+
+    def forward(self, images: torch.Tensor, features: tuple[str, ...] = ("features",)) -> dict[str, torch.Tensor]:
+        self.check(features)
+        feats, logits = self.net(network_input(images, self.recipe))
+        out = {"features": feats, "logits": logits}
+        return {f: out[f].float() for f in features}
+
+    def input_vectors(self, images: torch.Tensor) -> torch.Tensor:
+        """What the network sees, flattened: uint8 ``[B, 3, H, W]`` → ``[B, channels·S²]`` (diversity's space)."""
+        return network_input(images, self.recipe).flatten(1)
+
+
+# ---------------------------------------------------------------------------- training
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run on one CPU thread (the same reductions in the same order every time), then restore the count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _real_data(recipe: FeatureSpaceRecipe) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """The dataset's images as the network sees them ``[N, channels, S, S]``, labels ``[N]``, content hash."""
+    from polyinr.data.datasets import open_dataset
+
+    dataset = open_dataset(f"builtin:{recipe.dataset}", resolution=recipe.render_resolution, cond=True)
+    images = torch.stack([dataset[i][0] for i in range(len(dataset))])  # uint8 [N, 3, R, R]
+    return network_input(images, recipe), torch.as_tensor(dataset.labels), dataset.content_hash
+
+
+def _split(labels: np.ndarray, held_out: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified train / held-out indices: per class, a seeded shuffle, the first ``held_out`` part held out."""
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for k in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == k))
+        cut = round(held_out * len(idx))
+        test.append(idx[:cut])
+        train.append(idx[cut:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+
+
+def train_feature_net(recipe: FeatureSpaceRecipe) -> tuple[dict[str, torch.Tensor], dict[str, object]]:
+    """Train the recipe's network on its dataset: ``(state dict, info)``, the same weights on every call.
+
+    ``info`` holds the data's content hash and the accuracy on the held-out images.
+    """
+    x, y, content_hash = _real_data(recipe)
+    num_classes = int(y.max()) + 1
+    train_idx, test_idx = _split(y.numpy(), recipe.held_out, recipe.seed)
+    with _one_thread(), torch.random.fork_rng(devices=[]), torch.enable_grad():
+        torch.manual_seed(recipe.seed)
+        net = LeNet(recipe, num_classes)
+        optimizer = torch.optim.Adam(net.parameters(), lr=recipe.lr)
+        order = torch.Generator().manual_seed(recipe.seed)
+        xt, yt = x[train_idx], y[train_idx]
+        for _ in range(recipe.epochs):
+            for batch in torch.randperm(len(xt), generator=order).split(recipe.batch):
+                loss = F.cross_entropy(net(xt[batch])[1], yt[batch])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+        net.eval()
+        with torch.no_grad():
+            accuracy = float((net(x[test_idx])[1].argmax(1) == y[test_idx]).double().mean()) if len(test_idx) else 1.0
+    state = {k: v.detach().clone().contiguous() for k, v in net.state_dict().items()}
+    return state, {"content_hash": content_hash, "held_out_accuracy": accuracy, "num_classes": num_classes}
+
+
+def fingerprint(state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over the weights' names, shapes and bytes (in name order)."""
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        tensor = state[key].detach().cpu().contiguous()
+        digest.update(f"{key}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+        digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------------- cache
+
+
+def cache_path(name: str) -> Path:
+    return cache_dir() / "feature-spaces" / f"{name}.safetensors"
+
+
+def recipe_json(recipe: FeatureSpaceRecipe, content_hash: str) -> str:
+    return json.dumps({**dataclasses.asdict(recipe), "content_hash": content_hash}, sort_keys=True)
+
+
+def _read_cache(path: Path, expected_recipe: str) -> tuple[dict[str, torch.Tensor], dict] | None:
+    """The cached weights and metadata, or None (with a note of why) when missing, stale or corrupt."""
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            names = f.keys()
+            state = {k: f.get_tensor(k) for k in names}
+    except (SafetensorError, OSError, ValueError) as e:
+        log.warning("feature space cache %s is unreadable (%s): retraining it", path, e)
+        return None
+    if meta.get("recipe") != expected_recipe:
+        log.warning("feature space cache %s was trained with another recipe or other data: retraining it", path)
+        return None
+    if fingerprint(state) != meta.get("fingerprint"):
+        log.warning("feature space cache %s does not match its fingerprint: retraining it", path)
+        return None
+    return state, meta
+
+
+_LOADED: dict[tuple[str, str], FeatureSpaceDetector] = {}
+
+
+def load_feature_space(name: str, device: torch.device | str = "cpu", use_cache: bool = True) -> FeatureSpaceDetector:
+    """Feature space ``name``'s detector on ``device``: from the user cache, else trained now (seconds) and cached."""
+    recipe = check_space(name)
+    key = (name, str(torch.device(device)))
+    if use_cache and key in _LOADED:
+        return _LOADED[key]
+    from polyinr.data.datasets import open_dataset
+
+    content_hash = open_dataset(f"builtin:{recipe.dataset}", resolution=recipe.render_resolution,
+                                cond=True).content_hash  # fmt: skip
+    expected = recipe_json(recipe, content_hash)
+    path = cache_path(name)
+    cached = _read_cache(path, expected) if use_cache else None
+    if cached is not None:
+        state, meta = cached
+        accuracy, fp = float(meta["held_out_accuracy"]), meta["fingerprint"]
+        num_classes = int(meta["num_classes"])
+    else:
+        state, info = train_feature_net(recipe)
+        accuracy, num_classes, fp = float(info["held_out_accuracy"]), int(info["num_classes"]), fingerprint(state)
+        if use_cache:
+            meta = {"recipe": expected, "fingerprint": fp, "held_out_accuracy": repr(accuracy),
+                    "num_classes": str(num_classes)}  # fmt: skip
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                atomic_save_tensors(path, state, metadata=meta)
+            except OSError as e:
+                log.warning("could not cache the %s feature space in %s: %s", name, path, e.strerror or e)
+    net = LeNet(recipe, num_classes)
+    net.load_state_dict(state)
+    detector = FeatureSpaceDetector(recipe, net, fp, accuracy).to(device).eval().requires_grad_(False)
+    if use_cache:
+        _LOADED[key] = detector
+    return detector
+
+
+def describe_space(name: str) -> str:
+    """One line for reports: which network, its fingerprint when cached, its held-out accuracy."""
+    recipe = check_space(name)
+    path = cache_path(name)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        return (f"lenet-{recipe.dataset} (trained on builtin:{recipe.dataset}, fingerprint "
+                f"{meta['fingerprint'][:16]}, held-out accuracy {float(meta['held_out_accuracy']):.3f})")  # fmt: skip
+    except (SafetensorError, OSError, ValueError, KeyError):
+        return f"lenet-{recipe.dataset} (trained on builtin:{recipe.dataset} when first used)"

@@ -1,0 +1,150 @@
+"""Offline feature spaces (a LeNet per built-in dataset), the metrics measured in them, and within-class diversity."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from polyinr.cli import main
+from polyinr.data.datasets import open_dataset
+from polyinr.errors import PolyinrError
+from polyinr.metrics import compute_metric, feature_spaces, parse_metric
+from polyinr.metrics.diversity import class_diversity
+from polyinr.models.registry import create
+
+# One epoch on 8×8 renders: the real recipe's code path in about a second.
+TINY = dataclasses.replace(feature_spaces.RECIPES["digits"], epochs=1, render_resolution=8)
+
+
+@pytest.fixture
+def tiny_space(monkeypatch):
+    monkeypatch.setitem(feature_spaces.RECIPES, "digits", TINY)
+    monkeypatch.setattr(feature_spaces, "_LOADED", {})
+    return TINY
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return open_dataset("builtin:digits", resolution=8, cond=True)
+
+
+class Replay:
+    """A stand-in generator whose samples are given images ``[N, 3, R, R]`` in [-1, 1], in order."""
+
+    z_dim, num_ws = 4, 1
+
+    def __init__(self, images: torch.Tensor, num_classes: int = 0) -> None:
+        self.images, self.num_classes, self.img_resolution = images, num_classes, images.shape[-1]
+        self.next = 0
+
+    def mapping(self, z, c=None, **truncation):
+        idx = torch.arange(self.next, self.next + len(z)) % len(self.images)
+        self.next += len(z)
+        return idx.float().view(-1, 1, 1)  # "ws" [B, 1, 1]: which image
+
+    def synthesize(self, ws, grid=None):
+        return self.images[ws.view(-1).long()]
+
+
+def real_images(dataset) -> torch.Tensor:
+    return torch.stack([dataset[i][0] for i in range(len(dataset))]).float() / 127.5 - 1  # [N, 3, R, R]
+
+
+def test_training_is_deterministic(tiny_space):
+    first, info = feature_spaces.train_feature_net(tiny_space)
+    second, _ = feature_spaces.train_feature_net(tiny_space)
+    assert feature_spaces.fingerprint(first) == feature_spaces.fingerprint(second)
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert info["held_out_accuracy"] > 0.5  # one epoch already recognises most digits
+
+
+def test_fid_of_the_real_digits_is_zero_against_themselves_and_large_against_noise(tiny_space, digits):
+    unlabelled = open_dataset("builtin:digits", resolution=8)
+    reals = real_images(unlabelled)
+    n = f"{len(reals) / 1000}k"
+    same = compute_metric(f"fid{n}_digits", Replay(reals), unlabelled)[f"fid{n}_digits"]
+    noise = torch.rand(reals.shape, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    far = compute_metric(f"fid{n}_digits", Replay(noise), unlabelled)[f"fid{n}_digits"]
+    assert abs(same) < 1e-6 and far > 1000 * max(abs(same), 1e-3)
+    pr = compute_metric(f"pr{n}_digits", Replay(reals), unlabelled)
+    assert pr[f"pr{n}_digits_precision"] == 1.0 and pr[f"pr{n}_digits_recall"] == 1.0
+
+
+def test_the_cache_is_reused_and_a_stale_one_retrained(tiny_space, monkeypatch, isolated_cache):
+    first = feature_spaces.load_feature_space("digits")
+    path = feature_spaces.cache_path("digits")
+    assert path.is_file() and path.is_relative_to(isolated_cache)
+    monkeypatch.setattr(feature_spaces, "_LOADED", {})
+    monkeypatch.setattr(feature_spaces, "train_feature_net", lambda recipe: pytest.fail("retrained a good cache"))
+    assert feature_spaces.load_feature_space("digits").name == first.name  # the name carries the fingerprint
+    monkeypatch.undo()
+    changed = dataclasses.replace(TINY, seed=1)  # another recipe: the cached weights are stale
+    monkeypatch.setitem(feature_spaces.RECIPES, "digits", changed)
+    monkeypatch.setattr(feature_spaces, "_LOADED", {})
+    assert feature_spaces.load_feature_space("digits").name != first.name
+    path.write_bytes(path.read_bytes()[:-8] + b"\0" * 8)  # corrupt weights no longer match the fingerprint
+    monkeypatch.setattr(feature_spaces, "_LOADED", {})
+    assert feature_spaces.load_feature_space("digits").fingerprint == feature_spaces.fingerprint(
+        feature_spaces.train_feature_net(changed)[0]
+    )
+
+
+def test_diversity_is_zero_for_identical_images_and_one_for_the_real_data(digits):
+    reals = torch.from_numpy(np.stack([digits[i][0].float().numpy().ravel() for i in range(len(digits))]))
+    labels = digits.labels
+    assert class_diversity(reals, labels, reals, labels, 10) == pytest.approx(dict.fromkeys(range(10), 1.0))
+    same = reals[:1].repeat(50, 1)
+    assert class_diversity(same, np.zeros(50, int), reals, labels, 10) == {0: 0.0}
+
+
+def test_diversity_metric_on_a_collapsed_generator(tiny_space, digits):
+    one_per_class = torch.stack([real_images(digits)[int(np.flatnonzero(digits.labels == k)[0])] for k in range(10)])
+    collapsed = Replay(one_per_class, num_classes=10)  # sample i is image i mod 10, asked for class i mod 10
+    result = compute_metric("div0.1k_digits", collapsed, digits)
+    assert result["div0.1k_digits"] == 0.0 and result["div0.1k_digits_class3"] == 0.0
+    assert compute_metric("cas0.1k_digits", Replay(one_per_class, 10), digits)["cas0.1k_digits"] >= 0.8
+
+
+def test_names_refuse_unknown_feature_spaces_with_one_line():
+    spec = parse_metric("pr_digits")
+    assert (spec.kind, spec.space, spec.num_gen, spec.nhood) == ("pr", "digits", 2000, 3)
+    for name in ("fid_cifar", "kid_full", "div_imagenet"):
+        with pytest.raises(PolyinrError, match="no feature space") as err:
+            parse_metric(name)
+        assert "\n" not in str(err.value)
+    result = CliRunner().invoke(main, ["metrics", "--network", "nowhere", "--metrics", "fid_cifar"])
+    assert result.exit_code == 1 and result.output.count("\n") == 1 and "no feature space 'cifar'" in result.output
+
+
+def test_metrics_command_on_a_digits_checkpoint_without_data(tiny_space, tmp_path):
+    torch.manual_seed(0)
+    create("poly-inr", "cpu", num_classes=10, img_resolution=8).save(tmp_path / "g")
+    names = "fid0.05k_digits,pr0.05k_digits,cas0.05k_digits"
+    result = CliRunner().invoke(
+        main, ["metrics", "--network", str(tmp_path / "g"), "--metrics", names, "--device", "cpu"]
+    )
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: float(line.split()[1]) for line in result.stdout.splitlines()[1:]}
+    assert set(rows) == {"fid0.05k_digits", "pr0.05k_digits_precision", "pr0.05k_digits_recall", "cas0.05k_digits"}
+    assert rows["fid0.05k_digits"] > 0 and "lenet-digits" in result.stdout
+
+
+def test_training_with_metrics_logs_the_digits_space_figures(tiny_space, tmp_path):
+    from polyinr.metrics import evaluate_snapshot
+    from polyinr.training.loop import training_loop
+    from polyinr.training.options import resolve_options
+
+    names = ("div0.02k_digits", "fid0.02k_digits")
+    options = resolve_options("cpu", data="builtin:digits", cond=True, resolution=8, batch=8, kimg=0.016,
+                              tick_kimg=0.016, workers=0, device="cpu", outdir=str(tmp_path),
+                              model_overrides={"channels": 16}, metrics=names)  # fmt: skip
+    run_dir = training_loop(options, evaluate=evaluate_snapshot)
+    for name in names:
+        line = json.loads((run_dir / f"metric-{name}.jsonl").read_text())
+        assert line["results"][name] > 0 and line["detector"].startswith("lenet-digits")
+    assert "metric fid0.02k_digits: fid0.02k_digits=" in (run_dir / "log.txt").read_text()

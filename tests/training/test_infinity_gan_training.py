@@ -1,0 +1,67 @@
+"""InfinityGAN training: the diversity loss, patches cut from the reals, the position head, one short run."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import torch
+
+import polyinr
+from polyinr.checkpoint import latest_snapshot
+from polyinr.discriminators import create_discriminator
+from polyinr.models.infinity_gan import training_canvas
+from polyinr.training.loop import training_loop
+from polyinr.training.losses import InfinityGANLoss, InfinityGANLossConfig, mode_seeking_loss
+from polyinr.training.options import resolve_options
+
+TINY = {"z_dim": 16, "w_dim": 16, "num_layers": 2, "local_latent_dim": 8, "structure_layers": 1,
+        "structure_kernel": 3, "ts_input_size": 7, "ts_channels": [16, 8]}  # fmt: skip
+
+
+def test_diversity_loss_is_finite_on_identical_inputs():
+    same = torch.randn(4, 5, 3, 3)
+    same[1::2] = same[0::2]
+    features = same.clone().requires_grad_(True)
+    loss = mode_seeking_loss(features, same)  # identical images from identical latents
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(features.grad).all()
+    zero = torch.zeros(2, 3)
+    assert torch.isfinite(mode_seeking_loss(zero, zero))
+
+
+def test_diversity_loss_falls_as_images_of_different_latents_move_apart():
+    latents = torch.randn(2, 8)
+    base = torch.randn(1, 8)
+    losses = [float(mode_seeking_loss(torch.cat([base, base + d]), latents)) for d in (0.01, 0.1, 1.0)]
+    assert losses[0] > losses[1] > losses[2]
+    features = torch.cat([base, base + 0.1]).requires_grad_(True)
+    mode_seeking_loss(features, latents).backward()
+    step = features - 0.1 * features.grad  # a descent step pushes the pair apart
+    assert (step[0] - step[1]).abs().mean() > (features[0] - features[1]).abs().mean()
+
+
+def test_training_patches_and_positions():
+    G = polyinr.create("infinitygan", **TINY)
+    canvas, positions = training_canvas(G.cfg, 6, torch.Generator().manual_seed(0), paired=True)
+    assert positions.min() >= -1 and positions.max() <= 1
+    assert torch.equal(canvas.coords_tensor[0], canvas.coords_tensor[1])
+    assert not torch.equal(canvas.local[0], canvas.local[1])
+    D = create_discriminator("residual", G.img_resolution, 0, channel_base=64, channel_max=16, aux_outputs=1)
+    loss = InfinityGANLoss(G, D, InfinityGANLossConfig())
+    patches, labels = loss.crop_reals(torch.rand(3, 3, 24, 24))
+    assert patches.shape == (3, 3, 13, 13) and labels.abs().max() <= 1
+    logits, predicted = D(patches, None, aux=True)
+    assert logits.shape == (3, 1) and predicted.shape == (3, 1)
+
+
+def test_a_short_run_of_the_cpu_recipe(tmp_path):
+    options = resolve_options("infinitygan-cpu", model="infinitygan", batch=4, kimg=0.008, tick_kimg=0.008,
+                              snap_ticks=1, workers=0, device="cpu", outdir=str(tmp_path), seed=1,
+                              model_overrides=TINY)  # fmt: skip
+    run_dir = training_loop(options, resume="new")
+    stats = [json.loads(line) for line in (run_dir / "stats.jsonl").read_text().splitlines()]
+    for key in ("Loss/G/coord", "Loss/G/diversity", "Loss/D/coord", "Loss/r1_penalty", "Loss/pl_penalty"):
+        assert key in stats[-1] and math.isfinite(stats[-1][key]), key
+    G = polyinr.load(latest_snapshot(run_dir))
+    assert G.img_resolution == 13 and (run_dir / "fakes000000.png").is_file()

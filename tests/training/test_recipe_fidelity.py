@@ -1,0 +1,143 @@
+"""The imagenet / ffhq recipes as the authors' code effectively ran (issue 11): effective Adam settings, micro-
+batches of 8, the class-table requirement, and each resolution stage starting as the authors' next run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+from safetensors.torch import load_file
+
+import polyinr
+from polyinr.checkpoint import STATE_WEIGHTS, list_snapshots
+from polyinr.cli import main
+from polyinr.discriminators import create_discriminator
+from polyinr.training.loop import training_loop
+from polyinr.training.losses import ProjectedHingeLoss, gaussian_blur
+from polyinr.training.options import resolve_options
+from polyinr.training.setup import ClassTableMissing, load_class_table
+from polyinr.training.snapshot import snapshot_name
+
+
+def test_dry_run_prints_the_effective_adam_settings_of_the_authors_recipe():
+    result = CliRunner().invoke(main, ["train", "--recipe", "imagenet", "-n"])
+    assert result.exit_code == 0, result.output
+    resolved = json.loads(result.output)
+    G, D = resolved["optimizer"]["G"], resolved["optimizer"]["D"]
+    assert G["lr"] == pytest.approx(8e-5) and G["betas"] == pytest.approx([0.0, 0.99**0.8])
+    assert D["lr"] == pytest.approx(2e-4 * 16 / 17) and D["betas"] == pytest.approx([0.0, 0.99 ** (16 / 17)])
+    assert G["betas"][1] == pytest.approx(0.99199, abs=1e-5) and D["betas"][1] == pytest.approx(0.99059, abs=1e-5)
+    assert (G["reg_interval"], D["reg_interval"]) == (4, 16) and resolved["training"]["batch_gpu"] == 8
+    assert any("lazy-regularisation" in note for note in resolved["recipe_notes"])
+
+
+def test_the_cpu_recipe_scales_only_for_its_own_r1_phase():
+    from polyinr.training.setup import optimizer_settings
+
+    adam = optimizer_settings(resolve_options("cpu"))
+    assert adam["G"]["lr"] == 0.0025 and adam["G"]["betas"] == [0.0, 0.99]
+    assert adam["D"]["lr"] == pytest.approx(0.0025 * 16 / 17)  # R1 every 16 D steps
+
+
+def _tiny_projected_d(seed=0):
+    torch.manual_seed(seed)
+    return create_discriminator("projected", 32, 0, backbones=["tf_efficientnet_lite0"], pretrained=False,
+                                diffaug=None, interp224=False)  # fmt: skip
+
+
+def _accumulated_grads(G, D, z, real, batch_gpu):
+    """The loop's accumulation: the loss of each micro-batch with gain 1/rounds, for G's and D's phases."""
+    loss = ProjectedHingeLoss(G, D, blur_init_sigma=0)
+    grads = {}
+    for phase, net in (("Gboth", G), ("Dboth", D)):
+        net.zero_grad(set_to_none=True)
+        rounds = len(z) // batch_gpu
+        for r in range(rounds):
+            part = slice(r * batch_gpu, (r + 1) * batch_gpu)
+            loss.accumulate_gradients(phase, real[part], None, z[part], None, gain=1 / rounds, cur_nimg=0)
+        grads[phase] = torch.cat([p.grad.flatten() for p in net.parameters() if p.grad is not None])
+    return grads
+
+
+@pytest.mark.slow
+def test_micro_batches_of_8_equal_one_whole_batch_except_for_batchnorm_statistics():
+    assert resolve_options("imagenet").batch_gpu == 8 and resolve_options("ffhq").batch_gpu == 8
+    torch.manual_seed(0)
+    G = polyinr.create("poly-inr", preset="cpu", channels=16, num_levels=2, img_resolution=32)
+    g = torch.Generator().manual_seed(1)
+    z, real = torch.randn(32, G.z_dim, generator=g), torch.rand(32, 3, 32, 32, generator=g) * 2 - 1
+    D = _tiny_projected_d()
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in D.modules())
+    D.eval()  # fixed BatchNorm statistics: accumulation is exact
+    split, whole = _accumulated_grads(G, D, z, real, 8), _accumulated_grads(G, D, z, real, 32)
+    for phase in ("Gboth", "Dboth"):
+        torch.testing.assert_close(split[phase], whole[phase], rtol=1e-3, atol=1e-6)
+    D.train()  # batch statistics over 8 vs 32 samples: the only difference
+    split, whole = _accumulated_grads(G, D, z, real, 8), _accumulated_grads(G, D, z, real, 32)
+    assert not torch.allclose(split["Dboth"], whole["Dboth"], rtol=1e-3, atol=1e-6)
+
+
+def test_the_imagenet_recipe_refuses_random_class_tables_naming_both_ways_to_get_one(tmp_path):
+    options = resolve_options("imagenet", data="builtin:digits", cond=True)
+    with pytest.raises(ClassTableMissing, match="pretrained class embeddings") as info:
+        load_class_table(options, 10)
+    assert "\n" not in str(info.value)
+    assert load_class_table(resolve_options("imagenet", pretrained_classes=False), 10) is None
+    result = CliRunner().invoke(main, ["train", "--recipe", "imagenet", "--cond", "true", "-n"])
+    assert result.exit_code != 0 and len(result.output.strip().splitlines()) == 1, result.output
+    assert "polyinr embed-classes" in result.output and "polyinr convert" in result.output
+
+
+class _Echo(torch.nn.Module):
+    def forward(self, x, c):
+        return x.flatten(1)
+
+
+def test_the_blur_restarts_at_the_first_image_of_every_stage():
+    torch.manual_seed(0)
+    loss = ProjectedHingeLoss(None, _Echo(), blur_init_sigma=2.0, blur_fade_kimg=300)
+    x = torch.randn(1, 3, 16, 16)
+    loss.begin_stage(1, 5_000_000)  # stage 2 starts after 5000 kimg of stage 1
+    torch.testing.assert_close(loss.run_D(x, None, 5_000_000), gaussian_blur(x, 2.0).flatten(1))
+    torch.testing.assert_close(loss.run_D(x, None, 5_150_000), gaussian_blur(x, 1.0).flatten(1))
+
+
+@pytest.mark.slow
+def test_each_stage_starts_from_the_previous_g_ema_and_resumes_exactly_across_the_switch(tmp_path, monkeypatch):
+    values = dict(data="builtin:digits", schedule="8:0.016,16:0.016", batch=8, tick_kimg=0.008, snap_ticks=1,
+                  keep_snapshots=10, workers=0, device="cpu", seed=3, model_overrides={"channels": 16})  # fmt: skip
+    starts = {}
+    from polyinr.training import losses
+
+    base_begin = losses.GANLoss.begin_stage
+
+    def remember(self, index, start_nimg):
+        starts[index] = {k: v.clone() for k, v in self.G.state_dict().items()}
+        base_begin(self, index, start_nimg)
+
+    monkeypatch.setattr(losses.GANLoss, "begin_stage", remember)
+    run_dir = training_loop(resolve_options("cpu", outdir=str(tmp_path / "a"), **values))
+    end_of_stage_1 = next(s for s in list_snapshots(run_dir) if s.name == snapshot_name(16))
+    saved = load_file(str(end_of_stage_1 / STATE_WEIGHTS))
+    g_ema = {k[len("G_ema/") :]: v for k, v in saved.items() if k.startswith("G_ema/")}
+    assert set(starts) == {0, 1}
+    assert all(torch.equal(starts[1][k], g_ema[k]) for k in g_ema)  # stage 2's G is stage 1's G_ema
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_stage_end(tick):
+        if tick.cur_nimg == 16:
+            raise Stop
+
+    options = resolve_options("cpu", outdir=str(tmp_path / "b"), **values)
+    with pytest.raises(Stop):
+        training_loop(options, on_tick=stop_at_stage_end)
+    resumed = training_loop(options)  # continues across the switch
+    expected = load_file(str(list_snapshots(run_dir)[-1] / STATE_WEIGHTS))
+    got = load_file(str(list_snapshots(resumed)[-1] / STATE_WEIGHTS))
+    for key in expected:
+        if not key.startswith("rng/"):
+            assert torch.equal(expected[key], got[key]), f"{key} differs after resuming across the stage switch"
