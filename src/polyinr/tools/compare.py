@@ -262,10 +262,11 @@ def detector_unavailable(metric: str, detectors: dict[str, Any] | None = None) -
     spec = parse_metric(metric)
     if spec.kind not in _FEATURE_METRICS or _FEATURE_METRICS[spec.kind][0] in ("inception-random", *(detectors or {})):
         return None
+    detector = _FEATURE_METRICS[spec.kind][0]
     try:
-        find_weights(_FEATURE_METRICS[spec.kind][0], download=False)
-    except PolyinrError as e:
-        return f"detector weights not available offline ({str(e).split(';')[0]})"
+        find_weights(detector, download=False)
+    except PolyinrError:
+        return f"not computed: the {detector} detector's weights are not available offline (no downloads)"
     return None
 
 
@@ -451,9 +452,9 @@ def evaluate_model(
         "macs_per_pixel": macs_cell(G),
         "train_speed": training_speed(run_dir),
     }
-    say(f"{model}: metrics")
+    say("metrics")
     cells.update(metric_cells(settings.metrics, G, dataset, device, detectors))
-    say(f"{model}: rendering speed")
+    say("rendering speed")
     R = G.img_resolution
     for label, factor in (("render_1x", 1), ("render_4x", 4)):
         grid = Grid.frame(R * factor)
@@ -464,9 +465,9 @@ def evaluate_model(
             continue
         cells[label] = Cell(round(render_speed(G, grid, 8 if factor == 1 else 2, device), 3), "MP/s",
                             f"{R * factor}² renders")  # fmt: skip
-    say(f"{model}: {settings.big_render}² render")
+    say(f"{settings.big_render}² render")
     cells["big_render_memory"] = big_render_memory(G, snapshot, settings.big_render, device, folder)
-    say(f"{model}: sample sheet")
+    say("sample sheet")
     sheet = outdir / f"samples-{model}.png"
     notes = sample_sheet(G, settings.seeds, sheet, device)
     cells["sample_sheet"] = Cell(sheet.name, "", "; ".join(notes) if notes else None)
