@@ -118,3 +118,13 @@ def test_parallel_trains_one_model_per_process_then_reports(tmp_path):
     assert (out / "logs" / "poly-inr.log").is_file() and (out / "logs" / "inr-gan.log").is_file()
     report = json.loads((out / "report.json").read_text())
     assert set(report["models"]) == {"poly-inr", "inr-gan"} and "--parallel" in report["command"]
+
+
+@pytest.mark.parametrize(("model", "refused"), [("poly-inr", 0), ("infinitygan", 1), ("stylegan3-t", 2)])
+def test_sample_sheet_rows_follow_the_grid_contract(tmp_path, model, refused):
+    from polyinr.models.registry import create
+
+    G = create(model, "cpu").eval()
+    notes = cmp.sample_sheet(G, [0, 1], tmp_path / "sheet.png", torch.device("cpu"))
+    assert len(notes) == refused and all(model in note for note in notes)  # the contract's one-line reason
+    assert (tmp_path / "sheet.png").is_file()

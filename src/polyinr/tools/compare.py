@@ -481,10 +481,11 @@ def evaluate_model(
 
 def sheet_grids(R: int) -> list[tuple[str, Grid]]:
     """The rows of a sample sheet: the native frame, 4× denser (4R² pixels over the same frame) and 2× wider
-    (the frame's pixel spacing over twice its width, centred)."""
-    half = (2 * R - 1) / (R - 1) / 2
+    (2R columns at the frame's pixel spacing, starting R//2 pixels left of the frame: on the pixel lattice)."""
+    step = 1.0 / (R - 1)
+    left = -(R // 2) * step
     return [("native", Grid.frame(R)), ("4x denser", Grid.frame(4 * R)),
-            ("2x wider", Grid.window(0.0, 0.5 - half, 1.0, 0.5 + half, R, 2 * R))]  # fmt: skip
+            ("2x wider", Grid.window(0.0, left, 1.0, left + (2 * R - 1) * step, R, 2 * R))]  # fmt: skip
 
 
 @torch.no_grad()
@@ -558,7 +559,8 @@ def write_plots(outdir: Path, curves: dict[str, list[tuple[float, float]]], metr
     ax.set_xlabel("training images shown (kimg)")
     ax.set_ylabel(metric)
     ax.set_title(f"{metric} over training")
-    ax.legend()
+    if ax.lines:
+        ax.legend()
     fig.tight_layout()
     fig.savefig(outdir / "curve.png", dpi=100)
     plt.close(fig)
