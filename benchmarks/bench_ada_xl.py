@@ -49,7 +49,8 @@ def augmentation(rounds: int) -> None:
 def xl_training(kimg: float) -> None:
     with tempfile.TemporaryDirectory() as outdir:
         options = resolve_options("cpu", model="stylegan-xl", data="builtin:digits", schedule=f"16:{kimg},32:{kimg}",
-                                  tick_kimg=kimg / 2, snap_ticks=100, workers=0, device="cpu", outdir=outdir)  # fmt: skip
+                                  tick_kimg=kimg / 2, snap_ticks=100, workers=0, device="cpu",
+                                  outdir=outdir)  # fmt: skip
         run_dir = training_loop(options)
         for line in (run_dir / "stats.jsonl").read_text().splitlines():
             stats = json.loads(line)

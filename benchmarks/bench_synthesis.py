@@ -33,7 +33,7 @@ from polyinr.models.registry import create
 def reference_synthesis(synthesis: PolyINRSynthesis, ws: torch.Tensor, resolution: int) -> torch.Tensor:
     """The authors' forward pass: ``ws [B, L, w_dim]`` → ``[B, 3, R, R]``, the whole grid at once, out of place."""
     B, n = ws.shape[0], synthesis.cfg.channels
-    a = torch.arange(resolution, dtype=torch.float32) / (resolution - 1)
+    a = torch.arange(resolution, dtype=torch.float32, device=ws.device) / (resolution - 1)
     grid = torch.stack(torch.meshgrid(a, a, indexing="ij"), dim=-1).view(1, -1, 2).repeat(B, 1, 1)  # [B, P, 2]
     x = None
     for i, level in enumerate(synthesis.levels):

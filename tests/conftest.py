@@ -23,6 +23,16 @@ import torch
 from polyinr.models.registry import create
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the ``cuda``-marked tests on a machine without a CUDA device."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if item.get_closest_marker("cuda") is not None:
+            item.add_marker(skip)
+
+
 def tiny_generator(seed: int = 0, **overrides):
     """A small Poly-INR (n 32, 4 levels, 8² native) in eval mode, gradients off; overrides go to the config."""
     torch.manual_seed(seed)

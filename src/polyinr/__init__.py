@@ -9,6 +9,14 @@ img = G.synthesize(ws, polyinr.Grid.frame(64))  # [2, 3, 64, 64]
 G.save("my-model"); G = polyinr.load("my-model")
 """
 
+import os
+
+# OpenMP threads that spin while waiting for descheduled siblings collapse training on a shared CPU (2 threads
+# on a loaded 2-core machine: ~20x slower than with passive waiting, benchmarks/RESULTS.md "Shared CPUs").
+# OpenMP reads this when torch loads it, so it takes effect when polyinr is imported before torch (the CLI
+# always is); a value the user set is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from polyinr._version import __version__
 from polyinr.checkpoint import load_generator as load
 from polyinr.errors import PolyinrError

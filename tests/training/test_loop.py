@@ -60,6 +60,7 @@ def test_train_end_to_end_writes_a_run(tmp_path):
     stats = [json.loads(line) for line in (run_dir / "stats.jsonl").read_text().splitlines()]
     assert len(stats) == 4 and stats[-1]["kimg"] == pytest.approx(0.064)
     assert all("Loss/G/loss" in s and "Loss/D/loss" in s for s in stats)
+    assert all(0.0 <= s["Timing/data_wait_frac"] <= 1.0 for s in stats)  # share of step time waiting for data
     assert len(list_snapshots(run_dir)) == 3  # keep the newest 3 of 4
     G = polyinr.load(latest_snapshot(run_dir))  # the EMA generator is a normal checkpoint
     assert G.num_classes == 10 and G.img_resolution == 8

@@ -41,14 +41,20 @@ def step_batches(
     end_nimg: int,
     step_nimg: int,
     workers: int = 0,
+    pin_memory: bool = False,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """``(images uint8 [N, 3, R, R], labels int64 [N])`` for each step from ``start_nimg`` (inclusive) to
     ``end_nimg`` (exclusive), ``N`` = the number of indices ``indices_at(nimg)`` names, read by ``workers``
-    processes (0 = this one)."""
+    processes (0 = this one), which read the next batches while the training step runs.
+
+    ``pin_memory`` (for a CUDA device) returns the batches in page-locked memory, so the copy to the GPU can
+    be issued with ``non_blocking=True`` and overlap the step's work.
+    """
     loader = DataLoader(
         dataset,
         batch_sampler=StepIndices(indices_at, start_nimg, end_nimg, step_nimg),
         num_workers=workers,
         prefetch_factor=PREFETCH_BATCHES if workers > 0 else None,
+        pin_memory=pin_memory,
     )
     yield from loader

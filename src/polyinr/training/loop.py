@@ -216,7 +216,8 @@ def _train(
     ticks_since_snap = 0
     last_snapshot = snapshot
     share = (rounds, world, batch_gpu, rank)
-    batches = _stage_batches(data, options, stage, cur_nimg, share)
+    batches = _stage_batches(data, options, stage, cur_nimg, share, device)
+    data_wait = 0.0  # seconds this tick spent waiting for batches
     try:
         while cur_nimg < total_nimg:
             # Stage switch, as the authors' next run starts: G continues from this stage's G_ema (on a denser
@@ -239,7 +240,7 @@ def _train(
                 loss.begin_stage(stage.index, stage.start_nimg)
                 data = stage_data(options, dataset, stage)
                 batches.close()
-                batches = _stage_batches(data, options, stage, cur_nimg, share)
+                batches = _stage_batches(data, options, stage, cur_nimg, share, device)
                 D = build_discriminator(options, stage, num_classes, class_table, device, G)
                 loss.D = D  # the loss (and its guidance classifier, if any) carries on
                 trainable["D"] = [p for p in D.parameters() if p.requires_grad]
@@ -248,9 +249,11 @@ def _train(
                 say(f"stage {stage.index + 1}/{len(stages)}: {stage.resolution}x{stage.resolution}")
 
             # One step: this process's share of the global batch.
+            wait_start = time.perf_counter()
             images, labels = next(batches)  # [rounds · batch_gpu, 3, R, R] uint8, [rounds · batch_gpu]
-            real_img = from_uint8(images.to(device)).view(rounds, batch_gpu, *images.shape[1:])
-            real_c = labels.to(device).view(rounds, batch_gpu) if num_classes else None
+            data_wait += time.perf_counter() - wait_start
+            real_img = from_uint8(images.to(device, non_blocking=True)).view(rounds, batch_gpu, *images.shape[1:])
+            real_c = labels.to(device, non_blocking=True).view(rounds, batch_gpu) if num_classes else None
             for phase_index, phase in enumerate(phases):
                 if step % phase.interval:
                     continue
@@ -298,6 +301,9 @@ def _train(
             elapsed = time.time() - tick_start_time
             report("Progress/kimg", cur_nimg / 1000)
             report("Timing/images_per_sec", (cur_nimg - tick_start_nimg) / max(elapsed, 1e-9))
+            report("Timing/data_wait_frac", min(1.0, data_wait / max(elapsed, 1e-9)))
+            if device.type == "cuda":
+                report("Resources/peak_gpu_mem_gib", torch.cuda.max_memory_allocated(device) / 2**30)
             stats = collect_stats()
             bad = [k for k, v in stats.items() if not math.isfinite(v)]
             if bad:
@@ -330,7 +336,7 @@ def _train(
                 )
             if on_tick is not None and rank == 0:
                 on_tick(TickReport(cur_nimg, total_nimg, stage, stats, new_snapshot))
-            tick_start_nimg, tick_start_time = cur_nimg, time.time()
+            tick_start_nimg, tick_start_time, data_wait = cur_nimg, time.time(), 0.0
             if stop:
                 say(f"stopped by signal; snapshot saved at {last_snapshot}")
                 break
@@ -390,16 +396,20 @@ def _set_trainable(trainable: dict[str, list[torch.nn.Parameter]], network: str 
             p.requires_grad_(network is None or name == network)
 
 
-def _stage_batches(data, options: TrainingOptions, stage: Stage, cur_nimg: int, share: tuple[int, int, int, int]):
+def _stage_batches(
+    data, options: TrainingOptions, stage: Stage, cur_nimg: int, share: tuple[int, int, int, int], device: torch.device
+):
     """This process's images and labels of each step from ``cur_nimg`` to the stage's end, loaded by
-    ``options.workers`` processes: ``share = (rounds, world, batch_gpu, rank)`` picks its part of the batch."""
+    ``options.workers`` processes (in pinned memory for a CUDA ``device``): ``share = (rounds, world, batch_gpu,
+    rank)`` picks its part of the batch."""
     rounds, world, batch_gpu, rank = share
 
     def indices_at(nimg: int) -> np.ndarray:  # [rounds, batch_gpu]
         idx = _batch_indices(len(data), options.seed, nimg, options.batch)
         return idx.reshape(rounds, world, batch_gpu)[:, rank]
 
-    return step_batches(data, indices_at, cur_nimg, stage.end_nimg, options.batch, options.workers)
+    return step_batches(data, indices_at, cur_nimg, stage.end_nimg, options.batch, options.workers,
+                        pin_memory=device.type == "cuda")  # fmt: skip
 
 
 def _all_agree(flag: bool, device: torch.device) -> bool:
