@@ -6,6 +6,7 @@ with exit code 1, never a traceback.
 """
 
 # Command modules register themselves on `main` when imported (explicit imports; click lists them sorted).
+from polyinr.cli import compare as _compare  # noqa: F401
 from polyinr.cli import convert as _convert  # noqa: F401
 from polyinr.cli import dataset as _dataset  # noqa: F401
 from polyinr.cli import demo as _demo  # noqa: F401
