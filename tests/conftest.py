@@ -33,6 +33,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="session")
+def session_cache_dir(tmp_path_factory) -> str:
+    return str(tmp_path_factory.mktemp("polyinr-cache"))
+
+
+@pytest.fixture(autouse=True)
+def isolated_user_cache(session_cache_dir, monkeypatch) -> None:
+    """No test writes into the user's cache (feature spaces, dataset statistics): one temporary cache per run,
+    shared by the tests so a feature space is trained once (folders may isolate further)."""
+    monkeypatch.setenv("POLYINR_CACHE_DIR", session_cache_dir)
+
+
 def tiny_generator(seed: int = 0, **overrides):
     """A small Poly-INR (n 32, 4 levels, 8² native) in eval mode, gradients off; overrides go to the config."""
     torch.manual_seed(seed)
