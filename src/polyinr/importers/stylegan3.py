@@ -27,28 +27,21 @@ from typing import Any
 import torch
 
 from polyinr.importers.registry import Converted, build_generator, register_converter, stored_bytes
-from polyinr.importers.stylegan_pickle import module_record, module_tensors, plain_number, submodule_attrs
+from polyinr.importers.stylegan_pickle import (
+    module_record,
+    module_tensors,
+    recorded_init_kwargs,
+    recorded_number,
+    submodule_attrs,
+)
 from polyinr.importers.unpickle import ImporterError, restricted_load
 from polyinr.models.generator import Generator
 from polyinr.models.layers import LRELU_GAIN, LRELU_SLOPE
 from polyinr.models.registry import resolve_config
 from polyinr.models.stylegan3 import StyleGAN3Config
 
-_LAYER = re.compile(r"synthesis\.(L(\d+)_(\d+)_(\d+))\.weight")
+LAYER_KEY = re.compile(r"synthesis\.(L(\d+)_(\d+)_(\d+))\.weight")  # e.g. synthesis.L0_36_512.weight (XL too)
 _FILTER_TOLERANCE = 1e-6
-
-
-def _number(attrs: dict[str, Any], name: str, default: Any) -> Any:
-    value = plain_number(attrs.get(name, default))
-    return default if value is None or not isinstance(value, (int, float, bool)) else value
-
-
-def _init_kwargs(attrs: dict[str, Any]) -> dict[str, Any]:
-    """A persistent module's recorded constructor keywords (plain numbers only)."""
-    kwargs = attrs.get("_init_kwargs")
-    if not isinstance(kwargs, dict):
-        return {}
-    return {k: plain_number(v) for k, v in kwargs.items() if isinstance(plain_number(v), (int, float, bool))}
 
 
 def _need(tensors: dict[str, torch.Tensor], key: str, ndim: int) -> torch.Tensor:
@@ -61,7 +54,7 @@ def _need(tensors: dict[str, torch.Tensor], key: str, ndim: int) -> torch.Tensor
 
 def stylegan3_config(src: Any, theirs: dict[str, torch.Tensor]) -> tuple[str, StyleGAN3Config]:
     """Our model name and config for NVIDIA's ``G_ema`` (its record and tensors)."""
-    layers = sorted((int(m[2]), m[1], int(m[3]), int(m[4])) for k in theirs if (m := _LAYER.fullmatch(k)))
+    layers = sorted((int(m[2]), m[1], int(m[3]), int(m[4])) for k in theirs if (m := LAYER_KEY.fullmatch(k)))
     if not layers or [i for i, *_ in layers] != list(range(len(layers))):
         raise ImporterError("G_ema does not look like a StyleGAN3 generator: no synthesis layers L0_…, L1_…, …")
     num_layers = len(layers) - 1
@@ -71,7 +64,7 @@ def stylegan3_config(src: Any, theirs: dict[str, torch.Tensor]) -> tuple[str, St
     radial = theirs.get(f"synthesis.{first_name}.down_filter", torch.zeros(1)).ndim == 2
     synthesis = submodule_attrs(src, "G_ema", "synthesis")
     layer0 = submodule_attrs(src, "G_ema", f"synthesis.{first_name}")
-    recorded = _init_kwargs(synthesis)
+    recorded = recorded_init_kwargs(synthesis)
     channels = [c for *_, c in layers[:-1]]
     channel_max = int(recorded.get("channel_max", max(channels)))
     channel_base = int(recorded.get("channel_base", channels[-1] * img_resolution))  # critical layers: base / res
@@ -91,23 +84,37 @@ def stylegan3_config(src: Any, theirs: dict[str, torch.Tensor]) -> tuple[str, St
     overrides = {
         "mapping.z_dim": z_dim, "mapping.w_dim": w_dim, "mapping.num_classes": num_classes,
         "mapping.embed_dim": z_dim, "mapping.num_layers": len(fc),
-        "mapping.lr_multiplier": float(_number(fc0, "bias_gain", 0.01)),
-        "mapping.w_avg_beta": float(_number(mapping, "w_avg_beta", 0.998)),
+        "mapping.lr_multiplier": float(recorded_number(fc0, "bias_gain", 0.01)),
+        "mapping.w_avg_beta": float(recorded_number(mapping, "w_avg_beta", 0.998)),
         "img_resolution": img_resolution, "img_channels": img_channels, "channel_base": channel_base,
         "channel_max": channel_max, "num_layers": num_layers,
-        "num_critical": int(_number(synthesis, "num_critical", 2)),
-        "margin_size": int(_number(synthesis, "margin_size", 10)),
-        "output_scale": float(_number(synthesis, "output_scale", 0.25)),
+        "num_critical": int(recorded_number(synthesis, "num_critical", 2)),
+        "margin_size": int(recorded_number(synthesis, "margin_size", 10)),
+        "output_scale": float(recorded_number(synthesis, "output_scale", 0.25)),
         "first_cutoff": float(recorded.get("first_cutoff", 2.0)),
         "first_stopband": float(recorded.get("first_stopband", 2**2.1)),
         "last_stopband_rel": float(recorded.get("last_stopband_rel", 2**0.3)),
         "conv_kernel": conv_kernel, "use_radial_filters": radial,
         "filter_size": int(recorded.get("filter_size", 6)),
         "lrelu_upsampling": int(recorded.get("lrelu_upsampling", 2)),
-        "conv_clamp": float(_number(layer0, "conv_clamp", 256)),
-        "magnitude_ema_beta": float(_number(layer0, "magnitude_ema_beta", 0.999)),
+        "conv_clamp": float(recorded_number(layer0, "conv_clamp", 256)),
+        "magnitude_ema_beta": float(recorded_number(layer0, "magnitude_ema_beta", 0.999)),
     }  # fmt: skip
     return name, resolve_config(name, **overrides)
+
+
+def check_filters(G: Generator, theirs: dict[str, torch.Tensor]) -> None:
+    """Every layer's ``up_filter`` / ``down_filter`` in ``theirs`` must be the one our schedule designs for it
+    (within :data:`_FILTER_TOLERANCE`): the settings read from the pickle are then the ones it was built with."""
+    for layer_name, layer in zip(G.synthesis.layer_names, G.synthesis.layers(), strict=True):
+        for buffer in ("up_filter", "down_filter"):
+            mine, key = getattr(layer, buffer), f"synthesis.{layer_name}.{buffer}"
+            found = theirs.get(key)
+            same = (mine is None and found is None) or (
+                mine is not None and found is not None and mine.shape == found.shape
+                and float((mine - found.float()).abs().max()) <= _FILTER_TOLERANCE)  # fmt: skip
+            if not same:
+                raise ImporterError(f"G_ema's {key} differs from the filter its layer's settings design")
 
 
 def _class_table(weight: torch.Tensor, bias: torch.Tensor, weight_gain: float) -> torch.Tensor:
@@ -132,19 +139,11 @@ def stylegan3_from_pickle(data: Any) -> tuple[Generator, list[str]]:
 
     # The schedule rebuilt from the settings must be theirs, filters included.
     expected = {f"synthesis.{n}.weight" for n in G.synthesis.layer_names}
-    found = {k for k in theirs if _LAYER.fullmatch(k)}
+    found = {k for k in theirs if LAYER_KEY.fullmatch(k)}
     if expected != found:
         raise ImporterError(f"G_ema's layers {sorted(found)[:3]}… are not the StyleGAN3 schedule of its settings "
                             f"({sorted(expected)[:3]}…)")  # fmt: skip
-    for layer_name, layer in zip(G.synthesis.layer_names, G.synthesis.layers()):
-        for buffer in ("up_filter", "down_filter"):
-            mine, key = getattr(layer, buffer), f"synthesis.{layer_name}.{buffer}"
-            theirs_f = theirs.get(key)
-            same = (mine is None and theirs_f is None) or (
-                mine is not None and theirs_f is not None and mine.shape == theirs_f.shape
-                and float((mine - theirs_f.float()).abs().max()) <= _FILTER_TOLERANCE)  # fmt: skip
-            if not same:
-                raise ImporterError(f"G_ema's {key} differs from the filter its layer's settings design")
+    check_filters(G, theirs)
 
     state: dict[str, torch.Tensor] = {}
     for key, value in theirs.items():
@@ -166,8 +165,8 @@ def stylegan3_from_pickle(data: Any) -> tuple[Generator, list[str]]:
             raise ImporterError(f"G_ema has {key}, which StyleGAN3 {name} does not")
     if cfg.num_classes:
         embed = submodule_attrs(src, "G_ema", "mapping.embed")
-        gain = float(_number(embed, "weight_gain", 1 / math.sqrt(cfg.num_classes)))
-        bias = theirs["mapping.embed.bias"] * float(_number(embed, "bias_gain", 1.0))
+        gain = float(recorded_number(embed, "weight_gain", 1 / math.sqrt(cfg.num_classes)))
+        bias = theirs["mapping.embed.bias"] * float(recorded_number(embed, "bias_gain", 1.0))
         state["mapping.embed.weight"] = _class_table(theirs["mapping.embed.weight"], bias, gain)
         proj = G.mapping.embed_proj
         state["mapping.embed_proj.weight"] = torch.eye(cfg.z_dim) / proj.weight_gain

@@ -80,6 +80,21 @@ def plain_number(value: Any) -> Any:
     return np.frombuffer(data, dtype=dtype)[0].item()
 
 
+def recorded_init_kwargs(attrs: dict[str, Any]) -> dict[str, Any]:
+    """A persistent module's recorded constructor keywords (``_init_kwargs``), numbers decoded, others left out."""
+    kwargs = attrs.get("_init_kwargs")
+    if not isinstance(kwargs, dict):
+        return {}
+    values = {k: plain_number(v) for k, v in kwargs.items()}
+    return {k: v for k, v in values.items() if isinstance(v, (int, float, bool))}
+
+
+def recorded_number(attrs: dict[str, Any], name: str, default: Any) -> Any:
+    """A number a module recorded under ``name`` (numpy scalars decoded), or ``default`` when it recorded none."""
+    value = plain_number(attrs.get(name, default))
+    return value if isinstance(value, (int, float, bool)) else default
+
+
 def plain_array(value: Any) -> Any:
     """A pickled numpy array record as a CPU tensor (a copy), decoded from dtype code, shape and bytes only.
 

@@ -28,27 +28,17 @@ from typing import Any
 import torch
 
 from polyinr.importers.registry import Converted, build_generator, register_converter, stored_bytes
-from polyinr.importers.stylegan_pickle import module_record, module_tensors, plain_number, submodule_attrs
+from polyinr.importers.stylegan3 import LAYER_KEY, check_filters
+from polyinr.importers.stylegan_pickle import (
+    module_record,
+    module_tensors,
+    recorded_init_kwargs,
+    recorded_number,
+    submodule_attrs,
+)
 from polyinr.importers.unpickle import ImporterError, restricted_load
 from polyinr.models.registry import resolve_config
 from polyinr.models.stylegan_xl import UP_FACTORS, StyleGANXL, StyleGANXLConfig, xl_schedule
-
-_LAYER = re.compile(r"synthesis\.(L(\d+)_(\d+)_(\d+))\.weight")
-_FILTER_TOLERANCE = 1e-6
-
-
-def _kwargs(attrs: dict[str, Any]) -> dict[str, Any]:
-    """A persistent module's recorded constructor keywords, numbers decoded (other values left out)."""
-    kwargs = attrs.get("_init_kwargs")
-    if not isinstance(kwargs, dict):
-        return {}
-    values = {k: plain_number(v) for k, v in kwargs.items()}
-    return {k: v for k, v in values.items() if isinstance(v, (int, float, bool))}
-
-
-def _number(attrs: dict[str, Any], name: str, default: Any) -> Any:
-    value = plain_number(attrs.get(name, default))
-    return value if isinstance(value, (int, float, bool)) else default
 
 
 def _need(tensors: dict[str, torch.Tensor], key: str, ndim: int) -> torch.Tensor:
@@ -64,12 +54,12 @@ _MAX_STAGES = 10  # growth stages searched for (the authors grow 16² to 1024² 
 def stylegan_xl_config(src: Any, theirs: dict[str, torch.Tensor]) -> StyleGANXLConfig:
     """Our config for the authors' ``G_ema`` (its record and tensors)."""
     source_class, root = module_record(src, "G_ema")
-    layers = sorted((int(m[2]), m[1], int(m[3]), int(m[4])) for k in theirs if (m := _LAYER.fullmatch(k)))
+    layers = sorted((int(m[2]), m[1], int(m[3]), int(m[4])) for k in theirs if (m := LAYER_KEY.fullmatch(k)))
     if not layers:
         raise ImporterError("G_ema does not look like a StyleGAN-XL generator: no synthesis layers L0_…")
     names = [name for _, name, _, _ in layers]
     _, _, img_resolution, img_channels = layers[-1]
-    synthesis = _kwargs(submodule_attrs(src, "G_ema", "synthesis"))
+    synthesis = recorded_init_kwargs(submodule_attrs(src, "G_ema", "synthesis"))
     stem_resolution = int(synthesis.get("img_resolution", img_resolution))
     num_layers = int(synthesis.get("num_layers", 14))
     first = f"synthesis.{names[0]}"
@@ -81,7 +71,7 @@ def stylegan_xl_config(src: Any, theirs: dict[str, torch.Tensor]) -> StyleGANXLC
     if not fc or fc != list(range(len(fc))):
         raise ImporterError("G_ema's mapping has no fc0, fc1, … layers")
     mapping = submodule_attrs(src, "G_ema", "mapping")
-    num_classes = int(_number(mapping, "c_dim", 0))
+    num_classes = int(recorded_number(mapping, "c_dim", 0))
     w_dim = _need(theirs, f"mapping.fc{fc[-1]}.weight", 2).shape[0]
     z_dim = _need(theirs, "mapping.fc0.weight", 2).shape[1] // (2 if num_classes else 1)
     embed_dim = theirs["mapping.embed.weight"].shape[1] if "mapping.embed.weight" in theirs else 320
@@ -89,9 +79,9 @@ def stylegan_xl_config(src: Any, theirs: dict[str, torch.Tensor]) -> StyleGANXLC
 
     head_layers, up_factors_options = 7, [()]
     if stem_resolution != img_resolution:
-        grown = _kwargs(root)
-        head_layers = int(grown.get("head_layers", _number(root, "head_layers", 7)))
-        last_factor = int(grown.get("up_factor", _number(root, "up_factor", 2)))
+        grown = recorded_init_kwargs(root)
+        head_layers = int(grown.get("head_layers", recorded_number(root, "head_layers", 7)))
+        last_factor = int(grown.get("up_factor", recorded_number(root, "up_factor", 2)))
         kept = num_layers - int(synthesis.get("num_critical", 2))
         per_stage, last_stage = head_layers - 2, head_layers + 1  # layers a stage keeps / the last stage adds
         stages, rest = divmod(len(names) - kept - last_stage, max(per_stage, 1))
@@ -103,8 +93,8 @@ def stylegan_xl_config(src: Any, theirs: dict[str, torch.Tensor]) -> StyleGANXLC
     overrides = {
         "mapping.z_dim": z_dim, "mapping.w_dim": w_dim, "mapping.num_classes": num_classes,
         "mapping.embed_dim": embed_dim, "mapping.num_layers": len(fc),
-        "mapping.lr_multiplier": float(_number(fc0, "bias_gain", 0.01)),
-        "mapping.w_avg_beta": float(_number(mapping, "w_avg_beta", 0.998)),
+        "mapping.lr_multiplier": float(recorded_number(fc0, "bias_gain", 0.01)),
+        "mapping.w_avg_beta": float(recorded_number(mapping, "w_avg_beta", 0.998)),
         "stem_resolution": stem_resolution, "img_resolution": img_resolution, "img_channels": img_channels,
         "head_layers": head_layers, "num_layers": num_layers,
         "channel_base": int(synthesis.get("channel_base", 32768)),
@@ -117,7 +107,7 @@ def stylegan_xl_config(src: Any, theirs: dict[str, torch.Tensor]) -> StyleGANXLC
         "conv_kernel": conv_kernel, "use_radial_filters": radial,
         "filter_size": int(synthesis.get("filter_size", 6)),
         "lrelu_upsampling": int(synthesis.get("lrelu_upsampling", 2)),
-        "conv_clamp": float(_number(layer0, "conv_clamp", 256)),
+        "conv_clamp": float(recorded_number(layer0, "conv_clamp", 256)),
     }  # fmt: skip
     for up_factors in up_factors_options:
         cfg = resolve_config("stylegan-xl", **overrides, up_factors=up_factors)
@@ -140,15 +130,7 @@ def stylegan_xl_from_pickle(data: Any) -> tuple[StyleGANXL, list[str]]:
     G = build_generator("stylegan-xl", cfg, stored_bytes(theirs.values()))
     ours = G.state_dict()
     notes: list[str] = []
-    for name, layer in zip(G.synthesis.layer_names, G.synthesis.layers(), strict=True):
-        for buffer in ("up_filter", "down_filter"):
-            mine, key = getattr(layer, buffer), f"synthesis.{name}.{buffer}"
-            found = theirs.get(key)
-            same = (mine is None and found is None) or (
-                mine is not None and found is not None and mine.shape == found.shape
-                and float((mine - found.float()).abs().max()) <= _FILTER_TOLERANCE)  # fmt: skip
-            if not same:
-                raise ImporterError(f"G_ema's {key} differs from the filter its layer's settings design")
+    check_filters(G, theirs)
 
     state: dict[str, torch.Tensor] = {}
     C = cfg.num_classes
