@@ -1,0 +1,152 @@
+"""The InfinityGAN authors' generator (``infinitygan_reference``, their code as it runs on the CPU) against ours.
+
+A checkpoint is written as their ``train.py`` writes it (``torch.save`` of state dicts, zip format), converted by
+``polyinr convert --from infinitygan``, and the converted generator renders, from a canvas latent file holding
+the same latents, coordinates and noise, their single patch and their seamless patch-by-patch canvas.
+"""
+
+from __future__ import annotations
+
+import infinitygan_reference as ref
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from safetensors.torch import save_file
+
+import polyinr
+from polyinr.cli import main as cli
+from polyinr.tools.canvas import canvas_grid, load_canvas_latents
+
+TOLERANCE = 1 / 255  # the issue's bound on pixel values in [-1, 1]
+# The paper's layers (4 SS layers of 7×7, 11 texture-input cells, 11→19→17→31→29→55→53→103→101) with few channels.
+SMALL = dict(global_latent_dim=16, local_latent_dim=8, ts_channels=(16, 16, 16, 8))
+
+
+def trained_looking(G: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """Non-default biases and noise strengths (zero at their initialisation), outputs of order 1."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in G.named_parameters():
+            if name.endswith("noise.weight"):
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
+            elif name.endswith("bias"):
+                p.add_(torch.randn(p.shape, generator=gen) * 0.2)
+    return G.eval().requires_grad_(False)
+
+
+def their_checkpoint(path, G: torch.nn.Module) -> None:
+    """``train.py``'s ``torch.save`` at ``save_tick`` / a new best FID (``best_fid`` is numpy's float there)."""
+    g = {k: v + 0.01 for k, v in G.state_dict().items()}  # the non-EMA generator: other weights
+    adam = {
+        "state": {0: {"step": 3000, "exp_avg": torch.zeros(3), "exp_avg_sq": torch.zeros(3)}},
+        "param_groups": [{"lr": 0.002, "betas": (0, 0.99), "eps": 1e-8, "weight_decay": 0, "params": [0]}],
+    }
+    torch.save({"iter": 3000, "best_fid": np.float64(31.4), "g": g, "d": {}, "g_ema": G.state_dict(),
+                "g_optim": adam, "d_optim": adam, "mean_path_lengths": [torch.tensor(0.42)]}, path)  # fmt: skip
+
+
+def convert(tmp_path, G: torch.nn.Module, *extra: str):
+    ckpt = tmp_path / "inter_00003000.pth.tar"
+    their_checkpoint(ckpt, G)
+    result = CliRunner().invoke(cli, ["convert", "--from", "infinitygan", *extra, str(ckpt), str(tmp_path / "G")])
+    assert result.exit_code == 0, result.output
+    return polyinr.load(tmp_path / "G")
+
+
+@pytest.fixture(scope="module")
+def theirs():
+    torch.manual_seed(0)
+    return trained_looking(ref.InfinityGanGenerator(ref.reference_config(**SMALL)), seed=1)
+
+
+@pytest.fixture(scope="module")
+def ours(theirs, tmp_path_factory):
+    return convert(tmp_path_factory.mktemp("ckpt"), theirs)
+
+
+def latent_file(path, global_latent, local_latent, noises, coords=None, inject_index=None):
+    """A canvas latent file (the README's format), written with safetensors alone as a user would."""
+    tensors = {"global_latent": global_latent, "local_latent": local_latent}
+    tensors.update({f"noise.{k}": n for k, n in enumerate(noises)})
+    if coords is not None:
+        tensors["coords"] = coords
+    if inject_index is not None:
+        tensors["inject_index"] = torch.tensor(inject_index, dtype=torch.int64)
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(path))
+    return path
+
+
+@torch.no_grad()
+def render(G, path) -> torch.Tensor:
+    latents = load_canvas_latents(path, G)
+    return G.synthesis(latents.ws(G), canvas_grid(G, latents), canvas=latents.canvas(G))
+
+
+def test_the_stand_in_has_their_checkpoint_keys(theirs):
+    keys = set(theirs.state_dict())
+    ss, ts = "structure_synthesizer.implicit_model.conv_stack", "texture_synthesizer"
+    assert f"{ss}.3.conv.conv.weight" in keys and f"{ss}.3.conv.activate.bias" in keys
+    assert {f"{ts}.mapping.{i}.weight" for i in range(1, 9)} <= keys and f"{ts}.mapping.0.weight" not in keys
+    assert f"{ts}.convs.6.conv.blur.kernel" in keys and f"{ts}.convs.7.conv.blur.kernel" not in keys
+    assert {f"{ts}.to_rgbs.3.upsample.kernel", f"{ts}.const_z.input", f"{ts}.noises.noise_7"} <= keys
+    assert theirs.state_dict()[f"{ss}.0.conv.conv.weight"].shape == (1, 8, 11, 7, 7)
+    assert theirs.state_dict()[f"{ts}.to_rgbs.0.bias"].shape == (1, 3, 1, 1)
+
+
+@pytest.mark.parametrize("inject_index", [None, 4])
+def test_their_single_patch(theirs, ours, tmp_path, inject_index):
+    """``g_ema(global_latent, local_latent, noises)`` on 35² latent cells with the coordinates it makes itself."""
+    torch.manual_seed(2)
+    g = torch.randn(1, 2, 16)  # two slots: mixed from inject_index on, slot 0 everywhere without it
+    local = torch.randn(1, 8, 35, 35)
+    noises = [torch.randn(1, 1, s, s) for s in (19, 17, 31, 29, 55, 53, 103, 101)]
+    with torch.no_grad():
+        expected = theirs(g, local, noises=noises, inject_index=inject_index)
+    got = render(ours, latent_file(tmp_path / "patch.safetensors", g, local, noises, inject_index=inject_index))
+    assert got.shape == expected.shape == (1, 3, 101, 101)
+    assert expected.abs().max() > 0.5  # a picture, not a near-constant
+    assert (got - expected).abs().max() < TOLERANCE
+
+
+def test_their_seamless_canvas(theirs, ours, tmp_path):
+    """``InfiniteGenerationManager`` for a 101×197 target: a 3×4 grid of 101² patches at a 96-pixel stride on a
+    293×389 meta canvas (47×53 latent cells), their noise slices, patches written over the overlaps; our file
+    without coordinates (ours default to their formula over the whole canvas)."""
+    torch.manual_seed(3)
+    manager = ref.InfiniteGeneration(theirs, 101, 197)
+    v = manager.create_vars()
+    assert (manager.num_steps_h, manager.num_steps_w) == (3, 4) and v.local_latent.shape[2:] == (47, 53)
+    expected = manager.generate(v)
+    got = render(ours, latent_file(tmp_path / "canvas.safetensors", v.global_latent, v.local_latent, v.noises))
+    assert got.shape == expected.shape == (1, 3, 293, 389)
+    assert (got - expected).abs().max() < TOLERANCE
+
+
+def test_their_parallel_batching_and_ours_agree(theirs, ours, tmp_path):
+    """Their parallel batching (4 patches a call, 3×3 patches) and our batched patches (3 a call), their
+    coordinates in the file."""
+    torch.manual_seed(4)
+    manager = ref.InfiniteGeneration(theirs, 101, 101, parallel_batch_size=4)
+    v = manager.create_vars()
+    expected = manager.generate(v)
+    path = latent_file(tmp_path / "c.safetensors", v.global_latent, v.local_latent, v.noises, coords=v.meta_coords)
+    latents = load_canvas_latents(path, ours)
+    with torch.no_grad():
+        got = ours.synthesis.render_canvas(latents.ws(ours), latents.canvas(ours), patch_batch=3)
+    assert got.shape == expected.shape == (1, 3, 293, 293)
+    assert (got - expected).abs().max() < TOLERANCE
+
+
+def test_their_197_pixel_model(tmp_path):
+    """Their five-block table (``g_output_res == 197``: ToRGB styles 3, 5, 7, 9, 10), converted and compared."""
+    torch.manual_seed(5)
+    theirs = trained_looking(ref.InfinityGanGenerator(ref.reference_config(**{**SMALL, "ts_channels": (8,) * 5})), 6)
+    ours = convert(tmp_path, theirs)
+    g, local = torch.randn(1, 2, 16), torch.randn(1, 8, 35, 35)
+    noises = [torch.randn(1, 1, s, s) for s in (19, 17, 31, 29, 55, 53, 103, 101, 199, 197)]
+    with torch.no_grad():
+        expected = theirs(g, local, noises=noises, inject_index=9)
+    got = render(ours, latent_file(tmp_path / "patch.safetensors", g, local, noises, inject_index=9))
+    assert got.shape == expected.shape == (1, 3, 197, 197)
+    assert (got - expected).abs().max() < TOLERANCE
