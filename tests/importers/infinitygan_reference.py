@@ -80,7 +80,7 @@ def make_kernel(k) -> torch.Tensor:
 def upfirdn2d(x: torch.Tensor, kernel: torch.Tensor, pad: tuple[int, int] = (0, 0)) -> torch.Tensor:
     """``upfirdn2d_native`` with ``up = down = 1`` (all their ``Blur`` asks for): zero pad, then each channel
     convolved on its own with the flipped kernel (a ``[B·C, 1, H, W]`` batch)."""
-    B, C, H, W = x.shape
+    _, C, H, W = x.shape
     p0, p1 = pad
     out = x.reshape(-1, H, W, 1)
     out = F.pad(out, [0, 0, p0, p1, p0, p1])
@@ -266,7 +266,7 @@ class CoordHandler(nn.Module):
         self.tp = tp
         ss_unfold_size = tp.ss_n_layers * tp.ss_unfold_radius
         self.ss_spatial_size = tp.ts_input_size + 2 * ss_unfold_size
-        self.const_grid_size_y = int(round(self.ss_spatial_size / tp.coord_hori_occupy_ratio))
+        self.const_grid_size_y = round(self.ss_spatial_size / tp.coord_hori_occupy_ratio)
 
     def creat_coord_grid(self, height: int, width: int) -> torch.Tensor:
         """``_creat_coord_grid`` (``coord_init = (0, 0)``): ``[3, height, width]`` indices before tanh / cos /
@@ -432,8 +432,8 @@ class InfinityGanGenerator(nn.Module):
 def sample_global_latent(config, batch_size: int) -> torch.Tensor:
     """``LatentSampler.sample_global_latent(mixing=False)``: ``[B, 2, Dg]`` with the same latent in both slots."""
     dim = config.train_params.global_latent_dim
-    latent_1, latent_2 = torch.randn(batch_size, dim), torch.randn(batch_size, dim)
-    del latent_2  # drawn, then unused without mixing
+    latent_1 = torch.randn(batch_size, dim)
+    torch.randn(batch_size, dim)  # their latent_2, drawn and unused without mixing
     return torch.stack([latent_1, latent_1], 1)
 
 
