@@ -258,7 +258,7 @@ class ToRGB(nn.Module):
 
 
 class CoordHandler(nn.Module):
-    """The test-time branch of ``sample_coord_grid`` (no perturbation, no training start points)."""
+    """``sample_coord_grid``: its test-time branch, and its training branch with the random draws given."""
 
     def __init__(self, config):
         super().__init__()
@@ -289,6 +289,31 @@ class CoordHandler(nn.Module):
         mesh[:, 1] = torch.cos(mesh[:, 1] * np.pi)
         mesh[:, 2] = torch.sin(mesh[:, 2] * np.pi)
         return mesh
+
+    def sample_training_coords(self, x_st: np.ndarray, y_st: np.ndarray, rand: torch.Tensor) -> torch.Tensor:
+        """The training branch of ``sample_coord_grid`` for a patch of ``ss_spatial_size`` cells: the start
+        points of ``sample_xy_st_index`` and the draws ``rand [3, B]`` of ``add_rnd_perturb`` (its
+        ``torch.rand(B)`` for each channel) given. ``_safe_select`` cuts each patch from the constant grid of
+        ``ss_spatial_size + V`` rows and ``const_grid_size_y`` columns, wrapping around horizontally."""
+        tp, size = self.tp, self.ss_spatial_size
+        const_grid = self.creat_coord_grid(size + tp.coord_vert_sample_size, self.const_grid_size_y)
+        grids = []
+        for xx, yy in zip(x_st, y_st):
+            if yy > self.const_grid_size_y - size:
+                remainings = yy + size - self.const_grid_size_y
+                grid = torch.cat([const_grid[:, xx : xx + size, yy:], const_grid[:, xx : xx + size, :remainings]], 2)
+            else:
+                grid = const_grid[:, xx : xx + size, yy : yy + size]
+            grids.append(grid)
+        mesh = torch.stack(grids).contiguous().clone()
+        perturb_range = (
+            abs(const_grid[0, 0, 0].item() - const_grid[0, 1, 0].item()) / 2,
+            abs(const_grid[1, 0, 0].item() - const_grid[1, 0, 1].item()) / 2,
+            abs(const_grid[2, 0, 0].item() - const_grid[2, 0, 1].item()) / 2,
+        )
+        for dim, r in enumerate(perturb_range):
+            mesh[:, dim, :, :] += ((rand[dim] * r * 2) - r)[:, None, None]
+        return self.convert_idx_to_input_coords(mesh)
 
     def sample_coord_grid(self, spatial_latent: torch.Tensor) -> torch.Tensor:
         """``[B, 3, h, w]`` coordinates of a latent canvas ``[B, C, h, w]`` at test time."""

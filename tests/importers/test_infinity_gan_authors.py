@@ -16,6 +16,7 @@ from safetensors.torch import save_file
 
 import polyinr
 from polyinr.cli import main as cli
+from polyinr.models.infinity_gan import training_coords
 from polyinr.tools.canvas import canvas_grid, load_canvas_latents
 
 TOLERANCE = 1 / 255  # the issue's bound on pixel values in [-1, 1]
@@ -150,3 +151,19 @@ def test_their_197_pixel_model(tmp_path):
     got = render(ours, latent_file(tmp_path / "patch.safetensors", g, local, noises, inject_index=9))
     assert got.shape == expected.shape == (1, 3, 197, 197)
     assert (got - expected).abs().max() < TOLERANCE
+
+
+def test_their_training_coordinates():
+    """``CoordHandler`` in training, for the same start points and jitter draws: rows ``x_st`` of their constant
+    grid, columns wrapping around its 140 columns (a patch that wraps repeats one angle), each channel jittered
+    on its own."""
+    cfg = polyinr.create("infinitygan", **{"z_dim": 16, "w_dim": 16, "local_latent_dim": 8}).cfg  # the paper's sizes
+    handler = ref.CoordHandler(ref.reference_config())
+    x_st, y_st = np.array([0, 9, 4, 7, 3]), np.array([0, 139, 105, 106, 120])  # no wrap, wrap (1, 34, 19 columns)
+    rand = torch.rand(3, 5)
+    expected = handler.sample_training_coords(x_st, y_st, rand)
+    got = training_coords(cfg, torch.from_numpy(x_st), torch.from_numpy(y_st), rand.T.double() - 0.5)
+    assert got.shape == expected.shape == (5, 3, 35, 35)
+    assert (got - expected).abs().max() < 1e-5
+    assert torch.equal(got[3, 1:, :, 33], got[3, 1:, :, 34])  # columns 139 and 0 of their grid: one angle
+    assert (got[:, 1] ** 2 + got[:, 2] ** 2 - 1).abs().max() > 1e-3  # cos and sin of two jittered angles
