@@ -201,3 +201,19 @@ def test_generate_writes_their_picture(theirs, ours, tmp_path):
     assert our_png.shape == (manager.meta_height, manager.meta_width, 3)
     diff = np.abs(our_png[top : top + 150, left : left + 101].astype(int) - their_png)
     assert diff.max() <= 1 and (diff == 0).mean() > 0.2
+
+
+def test_their_maps_model_is_refused_in_one_line(theirs, tmp_path):
+    """``InfinityGAN_maps.yaml`` has ``coord_num_dir: 4`` (periodic both ways): 4 coordinate channels, refused."""
+    from polyinr.importers import ImporterError
+    from polyinr.importers.infinity_gan import convert as convert_file
+
+    state = dict(theirs.state_dict())
+    for i in range(4):
+        key = f"structure_synthesizer.implicit_model.conv_stack.{i}.conv.conv"
+        state[f"{key}.weight"] = torch.randn(1, 8, 12, 7, 7)
+        state[f"{key}.modulation.weight"], state[f"{key}.modulation.bias"] = torch.randn(12, 16), torch.ones(12)
+    torch.save({"iter": 0, "g_ema": state}, tmp_path / "maps.pth.tar")
+    with pytest.raises(ImporterError, match="8 latents and 4 coordinates") as e:
+        convert_file(tmp_path / "maps.pth.tar")
+    assert "\n" not in str(e.value)
