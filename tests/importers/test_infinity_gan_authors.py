@@ -20,7 +20,7 @@ from polyinr.cli import main as cli
 from polyinr.models.infinity_gan import training_coords
 from polyinr.tools.canvas import canvas_grid, load_canvas_latents
 
-TOLERANCE = 1 / 255  # the issue's bound on pixel values in [-1, 1]
+TOLERANCE = 1e-4  # on pixels in [-1, 1]: far inside the issue's 1/255, float rounding only (measured ≤ 2e-6)
 # The paper's layers (4 SS layers of 7×7, 11 texture-input cells, 11→19→17→31→29→55→53→103→101) with few channels.
 SMALL = dict(global_latent_dim=16, local_latent_dim=8, ts_channels=(16, 16, 16, 8))
 
@@ -107,7 +107,7 @@ def test_the_stand_in_has_their_checkpoint_keys(theirs):
     assert theirs.state_dict()[f"{ts}.to_rgbs.0.bias"].shape == (1, 3, 1, 1)
 
 
-@pytest.mark.parametrize("inject_index", [None, 4])
+@pytest.mark.parametrize("inject_index", [None, 0, 4])
 def test_their_single_patch(theirs, ours, tmp_path, inject_index):
     """``g_ema(global_latent, local_latent, noises)`` on 35² latent cells with the coordinates it makes itself."""
     torch.manual_seed(2)
