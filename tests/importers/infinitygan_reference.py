@@ -70,8 +70,8 @@ def reference_config(**train_params) -> SimpleNamespace:
 
 
 def make_kernel(k) -> torch.Tensor:
-    """A 1-D list → its outer product, normalised to sum 1."""
-    k = torch.tensor(k, dtype=torch.float32)
+    """A 1-D list → its outer product, normalised to sum 1 (a 2-D kernel: normalised)."""
+    k = torch.as_tensor(k, dtype=torch.float32)
     if k.ndim == 1:
         k = k[None, :] * k[:, None]
     return k / k.sum()
@@ -133,13 +133,20 @@ class Upsample(nn.Module):
 
 
 class Blur(nn.Module):
-    """``Blur(kernel, pad=(0, 0), upsample_factor=2)`` with zero padding: ``upfirdn2d`` with ``kernel · 4``."""
+    """``Blur``: in the up-sampling convs ``kernel=[1,2,1], pad=(0, 0), upsample_factor=2`` (``upfirdn2d`` with
+    ``kernel · 4``); in style fusion an ``int`` kernel size, ``prior="mean"``, ``padding_mode="replicate"`` (a box
+    mean over the replicate-padded map)."""
 
-    def __init__(self, kernel, upsample_factor: int = 2):
+    def __init__(self, kernel, upsample_factor: int = 1, replicate_pad: int = 0):
         super().__init__()
-        self.register_buffer("kernel", make_kernel(kernel) * upsample_factor**2)
+        if isinstance(kernel, int):
+            kernel = torch.ones(kernel, kernel, dtype=torch.float32)  # prior "mean"
+        self.replicate_pad = replicate_pad
+        self.register_buffer("kernel", make_kernel(kernel) * (upsample_factor**2 if upsample_factor > 1 else 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.replicate_pad:
+            x = F.pad(x, (self.replicate_pad,) * 4, mode="replicate")
         return upfirdn2d(x, self.kernel, pad=(0, 0))
 
 
@@ -173,7 +180,26 @@ class ModulatedConv2d(nn.Module):
         pads = self.dirty_rm_size[0] + self.dirty_rm_size[1]
         return in_size * 2 - 1 - pads if self.upsample else in_size - pads
 
+    def calibrate_backward(self, feature: torch.Tensor) -> torch.Tensor:
+        """``calibrate_spatial_shape(direction="backward", padding_mode="replicate")``: a map on this layer's
+        output → on its input (the dirty border replicated back, a transposed conv undone by a bilinear resize
+        with aligned corners)."""
+        _, _, h, w = feature.shape
+        size = (self.calc_in_spatial_size(h), self.calc_in_spatial_size(w))
+        d0, d1 = self.dirty_rm_size
+        if (d0, d1) != (0, 0):
+            feature = F.pad(feature, (d1, d1, d0, d0), mode="replicate")
+        if self.upsample:
+            feature = F.interpolate(feature, size=size, mode="bilinear", align_corners=True)
+        return feature
+
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        if style.ndim == 4:  # a style per pixel (spatial style fusion); a uniform one takes the plain path
+            mean_style = style.mean([2, 3], keepdim=True)
+            if ((style - mean_style) < 1e-8).all():
+                style = mean_style.squeeze()
+        if style.ndim != 2:
+            return self._spatial(x, style)
         B, Cin, H, W = x.shape
         k, Cout = self.kernel_size, self.out_channel
         s = self.modulation(style).view(B, 1, Cin, 1, 1)
@@ -191,6 +217,38 @@ class ModulatedConv2d(nn.Module):
             out = F.conv2d(x.view(1, B * Cin, H, W), weight, padding=self.padding, groups=B)
             out = out.view(B, Cout, out.shape[2], out.shape[3])
         return out
+
+    def _spatial(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        """Their test-time path for a style map ``[B, style_dim, h, w]`` (centre-cropped to the input):
+        ``(x · s) ⊛ W``, demodulated per pixel by the input pixel's style (row by row, as theirs), the
+        demodulation map bilinearly resized (aligned corners) after a transposed conv, cropped after a valid one."""
+        assert style.ndim == 4, f"their code asserts BxCxHxW here, got {tuple(style.shape)}"
+        style = center_crop(style, x)
+        sb, sc, sh, sw = style.shape
+        Cin, Cout, k = self.in_channel, self.out_channel, self.kernel_size
+        style_mod = self.modulation(style.permute(0, 2, 3, 1).reshape(-1, sc))
+        style_mod = style_mod.view(sb, sh, sw, Cin).permute(0, 3, 1, 2)  # [B, Cin, h, w]
+        input_st = style_mod * x
+        weight = self.scale * self.weight  # [1, Cout, Cin, k, k]
+        demod = None
+        if self.demodulate:
+            demod = torch.zeros(sb, Cout, sh, sw)
+            for i in range(sh):
+                style_expand = style_mod[:, :, i, :].view(sb, 1, Cin, sw).pow(2)
+                weight_expand = weight.pow(2).sum([3, 4]).unsqueeze(-1)  # [1, Cout, Cin, 1]
+                demod[:, :, i, :] = torch.rsqrt((weight_expand * style_expand).sum(2) + 1e-8)
+        weight = weight.view(Cout, Cin, k, k)
+        if self.upsample:
+            out = F.conv_transpose2d(input_st, weight.transpose(0, 1).contiguous(), padding=0, stride=2)
+            out = out[:, :, 1:-1, 1:-1]
+            if demod is not None:
+                out = out * F.interpolate(demod, size=out.shape[2:], mode="bilinear", align_corners=True)
+            return self.blur(out).contiguous()
+        out = F.conv2d(input_st, weight, padding=self.padding)
+        if demod is not None and self.padding == 0:
+            d0, d1 = self.dirty_rm_size
+            out = out * demod[:, :, d0:-d0, d1:-d1]
+        return out.contiguous()
 
 
 class NoiseInjection(nn.Module):
@@ -248,6 +306,8 @@ class ToRGB(nn.Module):
         self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
 
     def forward(self, x: torch.Tensor, style: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
+        if style.ndim == 4:
+            style = center_crop(style, x)
         out = self.conv(x, style) + self.bias
         if skip is not None:
             out = out + center_crop(self.upsample(skip), out)
@@ -325,6 +385,15 @@ class CoordHandler(nn.Module):
 # ------------------------------------------------------------------------------------------------ the generator
 
 
+def create_fusion_styles(fusion_map: torch.Tensor, styles: list, config) -> torch.Tensor:
+    """``Σ_i map[:, i] · styles[i]``: ``[B, N, H, W]`` weights and ``N`` styles ``[B, C]`` → ``[B, C, H, W]``."""
+    bs, _, h, w = fusion_map.shape
+    fused = torch.zeros(bs, config.train_params.global_latent_dim, h, w)
+    for i in range(len(styles)):
+        fused += fusion_map[:, i : i + 1] * styles[i].unsqueeze(2).unsqueeze(3)
+    return fused
+
+
 class ConditionalBlock(nn.Module):
     def __init__(self, config):
         super().__init__()
@@ -352,11 +421,15 @@ class ImplicitFunction(nn.Module):
 class StructureSynthesizer(nn.Module):
     def __init__(self, config):
         super().__init__()
+        self.config = config
         self.coord_handler = CoordHandler(config)
         self.implicit_model = ImplicitFunction(config)
 
-    def forward(self, global_latent, local_latent, override_coords=None):
+    def forward(self, global_latent, local_latent, override_coords=None, style_fusion_map=None):
+        """``global_latent [B, Dg]``, or with ``style_fusion_map [B, N, h, w]`` one per style centre."""
         coords = self.coord_handler.sample_coord_grid(local_latent) if override_coords is None else override_coords
+        if style_fusion_map is not None:
+            global_latent = create_fusion_styles(style_fusion_map, global_latent, self.config)
         return self.implicit_model(global_latent, local_latent, coords)
 
 
@@ -364,6 +437,7 @@ class TextureSynthesizer(nn.Module):
     def __init__(self, config):
         super().__init__()
         tp = config.train_params
+        self.config = config
         self.global_latent_dim, self.local_latent_dim = tp.global_latent_dim, tp.local_latent_dim
         self.mapping = nn.Sequential(PixelNorm(), *[
             EqualLinear(tp.global_latent_dim, tp.global_latent_dim, lr_mul=0.01, activation="fused_lrelu")
@@ -403,10 +477,17 @@ class TextureSynthesizer(nn.Module):
             sizes.append(in_size)
         return sizes if return_list else sizes[-1]
 
-    def forward(self, global_latent, structure_latent, noises=None, inject_index=None):
+    def forward(self, global_latent, structure_latent, noises=None, inject_index=None, styles=None,
+                style_fusion_map=None):  # fmt: skip
+        """``styles`` (with ``style_fusion_map``: one map per conv input, its centres' styles ``[B, D]``) replace
+        the mapping of ``global_latent``."""
         if noises is None:
             noises = [None] * self.num_layers
-        if global_latent.ndim == 3:
+        if styles is not None:
+            conv_styles = [create_fusion_styles(m, styles, self.config) for m in style_fusion_map]
+            rgb_styles = [create_fusion_styles(style_fusion_map[sp["src"]], styles, self.config)
+                          for sp in self.to_rgbs_specs]  # fmt: skip
+        elif global_latent.ndim == 3:
             styles = [self.mapping(global_latent[:, i]) for i in range(global_latent.shape[1])]
             if inject_index is None:  # at test time (training draws one)
                 inject_index = self.n_latent
@@ -421,10 +502,11 @@ class TextureSynthesizer(nn.Module):
             styles = self.mapping(global_latent).unsqueeze(1).repeat(1, self.n_latent, 1)
         to_rgb_idx, skip, h = 0, None, structure_latent
         for i, (conv, noise) in enumerate(zip(self.convs, noises)):
-            h = conv(h, styles[:, i], noise=noise)
+            h = conv(h, conv_styles[i] if style_fusion_map is not None else styles[:, i], noise=noise)
             spec = self.to_rgbs_specs[to_rgb_idx]
             if i == spec["src"]:
-                skip = self.to_rgbs[to_rgb_idx](h, styles[:, spec["tgt"]], skip=skip)
+                style = rgb_styles[to_rgb_idx] if style_fusion_map is not None else styles[:, spec["tgt"]]
+                skip = self.to_rgbs[to_rgb_idx](h, style, skip=skip)
                 to_rgb_idx += 1
         return skip
 
@@ -444,11 +526,30 @@ class InfinityGanGenerator(nn.Module):
         sizes = self.texture_synthesizer.calc_out_spatial_size(in_size, return_list=return_list)
         return [int(np.ceil(v)) for v in sizes] if return_list else int(np.ceil(sizes))
 
-    def forward(self, global_latent, local_latent, noises=None, override_coords=None, inject_index=None):
+    def calibrate_backward(self, feature: torch.Tensor) -> tuple[list, list]:
+        """``calibrate_spatial_shape(direction="backward")``: an image-space map → the maps on the input of every
+        SS layer and every texture conv, each list in forward order."""
+        ts = []
+        for conv in self.texture_synthesizer.convs[::-1]:
+            feature = conv.conv.calibrate_backward(feature)
+            ts.append(feature)
+        ss = []
+        for block in self.structure_synthesizer.implicit_model.conv_stack[::-1]:
+            feature = block.conv.conv.calibrate_backward(feature)
+            ss.append(feature)
+        return ss[::-1], ts[::-1]
+
+    def forward(self, global_latent, local_latent, noises=None, override_coords=None, inject_index=None,
+                styles=None, style_fusion_map_ss=None, style_fusion_map_ts=None):  # fmt: skip
         """``global_latent [B, 2, Dg]``, ``local_latent [B, Dl, h, w]`` (the SS margins included), one noise
-        ``[B, 1, H_k, W_k]`` per texture conv → the image (their ``output["gen"]``)."""
-        structure = self.structure_synthesizer(global_latent[:, 0], local_latent, override_coords=override_coords)
-        return self.texture_synthesizer(global_latent, structure, noises=noises, inject_index=inject_index)
+        ``[B, 1, H_k, W_k]`` per texture conv → the image (their ``output["gen"]``). Style fusion: a list of
+        global latents ``[B, Dg]`` and of ``styles [B, D]``, one per centre, and the fusion maps."""
+        structure = self.structure_synthesizer(
+            global_latent if isinstance(global_latent, list) else global_latent[:, 0], local_latent,
+            override_coords=override_coords, style_fusion_map=style_fusion_map_ss,
+        )  # fmt: skip
+        return self.texture_synthesizer(global_latent, structure, noises=noises, inject_index=inject_index,
+                                        styles=styles, style_fusion_map=style_fusion_map_ts)  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------ latent_sampler.py
@@ -566,3 +667,76 @@ class InfiniteGeneration:
         B = v.meta_img.shape[0]
         for i, (_, (x0, x1, y0, y1)) in enumerate(stack):
             v.meta_img[:, :, x0:x1, y0:y1] = patch[i * B : (i + 1) * B]
+
+
+class FusedGeneration(InfiniteGeneration):
+    """``FusedGenerationManager``: spatial style fusion over the meta canvas of a ``height × width`` target.
+
+    ``style_centers`` are fractions of the target (their ``config.task.style_centers``), ``blur_kernel`` the side
+    of their box blur (``blur_type: mean``). The nearest-centre map of the meta canvas (their integer index grid
+    minus the centre, stored back into the integer grid) is box-blurred with replicate padding and calibrated
+    back to every layer's input; each patch slices the maps of its layers.
+    """
+
+    def __init__(self, g_ema: InfinityGanGenerator, height: int, width: int, style_centers, blur_kernel: int):
+        super().__init__(g_ema, height, width)
+        ts = self.config.train_params.ts_input_size
+        self.infeat_sizes_list = np.array(g_ema.calc_in_spatial_size(int(self.outfeat_sizes_list[-1]), True))
+        doubled = np.array(g_ema.calc_in_spatial_size(g_ema.calc_out_spatial_size(2 * ts), True))
+        self.infeat_step_sizes = self.latentspace_step_size * ((doubled - self.infeat_sizes_list) // ts)
+        self.start_pts_mesh_infeats = [self._start_pts(s) for s in self.infeat_step_sizes]
+        pad_h, pad_w = (self.meta_height - height) // 2, (self.meta_width - width) // 2
+        self.meta_style_center_indices = [[c[0] * height + pad_h, c[1] * width + pad_w] for c in style_centers]
+        self.blur = Blur(blur_kernel, replicate_pad=blur_kernel // 2)
+        self.meta_fusion_map_ss, self.meta_fusion_map_ts = self._create_fusion_map(self.meta_style_center_indices)
+
+    def _create_fusion_map(self, centers) -> tuple[torch.Tensor, list]:
+        n, H, W = len(centers), self.meta_height, self.meta_width
+        x_idx = torch.arange(H).reshape(H, 1).repeat(1, W)
+        y_idx = torch.arange(W).reshape(1, W).repeat(H, 1)
+        dist = torch.stack([x_idx, y_idx]).unsqueeze(0).repeat(n, 1, 1, 1)  # int64 [N, 2, H, W]
+        for i, c in enumerate(centers):
+            dist[i, 0] = dist[i, 0] - c[0]  # float differences written into the integer grid (truncated)
+            dist[i, 1] = dist[i, 1] - c[1]
+        nearest = dist.pow(2).sum(1).topk(1, largest=False, dim=0).indices[0]  # [H, W]
+        fusion = torch.zeros(n, H * W)
+        fusion.scatter_(0, nearest.view(1, H * W), 1)
+        fusion = self.blur(fusion.reshape(1, n, H, W))
+        ss, ts = self.g_ema.calibrate_backward(fusion)
+        return ss[0], [*ts, fusion]
+
+    def create_fused_vars(self, styles: list, global_latents: list, batch_size: int = 1) -> SimpleNamespace:
+        """``create_vars`` with the centres' global latents ``[B, 2, Dg]`` and styles ``[B, D]`` given (their
+        ``get_style`` on ``[B, 2, Dg]`` pixel-normalises across the two slots; see the test)."""
+        v = self.create_vars(batch_size)
+        v.global_latent, v.styles = global_latents, styles
+        return v
+
+    @torch.no_grad()
+    def generate(self, v: SimpleNamespace) -> torch.Tensor:
+        ts, u = self.config.train_params.ts_input_size, self.ss_unfold_size
+        B = v.meta_img.shape[0]
+        for ix, iy in itertools.product(range(self.num_steps_h), range(self.num_steps_w)):
+            zx_st, zy_st = (int(t) for t in self.start_pts_mesh_z[ix, iy])
+            zx0, zy0, zx1, zy1 = zx_st - u, zy_st - u, zx_st + ts + u, zy_st + ts + u
+            x_st = [int(m[ix, iy, 0]) for m in self.start_pts_mesh_outfeats]
+            y_st = [int(m[ix, iy, 1]) for m in self.start_pts_mesh_outfeats]
+            sizes = [int(s) for s in self.outfeat_sizes_list]
+            noises = [n[:, :, a : a + s, b : b + s] for n, a, b, s in zip(v.noises, x_st, y_st, sizes)]
+            maps_ts = []
+            for m, mesh, size in zip(self.meta_fusion_map_ts, self.start_pts_mesh_infeats, self.infeat_sizes_list):
+                a, b, size = int(mesh[ix, iy, 0]), int(mesh[ix, iy, 1]), int(size)
+                maps_ts.append(m[:, :, a : a + size, b : b + size].repeat(B, 1, 1, 1))
+            img = (x_st[-1], y_st[-1], sizes[-1])
+            maps_ts.append(self.meta_fusion_map_ts[-1][:, :, img[0] : img[0] + img[2], img[1] : img[1] + img[2]])
+            patch = self.g_ema(
+                global_latent=[g[:, 0] for g in v.global_latent],
+                local_latent=v.local_latent[:, :, zx0:zx1, zy0:zy1],
+                styles=v.styles,
+                override_coords=v.meta_coords[:, :, zx0:zx1, zy0:zy1],
+                noises=noises,
+                style_fusion_map_ss=self.meta_fusion_map_ss[:, :, zx0:zx1, zy0:zy1].repeat(B, 1, 1, 1),
+                style_fusion_map_ts=maps_ts,
+            )
+            v.meta_img[:, :, img[0] : img[0] + img[2], img[1] : img[1] + img[2]] = patch
+        return v.meta_img

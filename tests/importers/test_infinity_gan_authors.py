@@ -17,7 +17,7 @@ from safetensors.torch import save_file
 
 import polyinr
 from polyinr.cli import main as cli
-from polyinr.models.infinity_gan import training_coords
+from polyinr.models.infinity_gan import StyleFusion, TensorCanvas, training_coords
 from polyinr.tools.canvas import canvas_grid, load_canvas_latents
 
 TOLERANCE = 1e-4  # on pixels in [-1, 1]: far inside the issue's 1/255, float rounding only (measured ≤ 2e-6)
@@ -217,3 +217,37 @@ def test_their_maps_model_is_refused_in_one_line(theirs, tmp_path):
     with pytest.raises(ImporterError, match="8 latents and 4 coordinates") as e:
         convert_file(tmp_path / "maps.pth.tar")
     assert "\n" not in str(e.value)
+
+
+def test_their_spatial_style_fusion(theirs, ours):
+    """``FusedGenerationManager`` (two style centres at fractions of a 101×384 target, a 31-pixel box blur) against
+    our ``StyleFusion`` at the same lattice pixels: their per-pixel modulation (demodulation resized or cropped),
+    nearest-centre map blurred and calibrated back to every layer, raw global latents fused in the structure
+    synthesizer, mapped styles in the texture synthesizer. The centres share a row and lie an odd number of
+    columns apart, so their integer distances and tie-breaking match ours, and the map is constant along the
+    canvas edges, where they replicate it.
+
+    Their ``create_vars`` takes each centre's styles from ``get_style`` on the ``[B, 2, Dg]`` global latent: the
+    pixel norm then normalises across the two (equal) slots, ``x / |x|``, and on the CPU the fused lrelu cannot
+    broadcast its bias (on CUDA their kernel indexes it by row). That is their bug, not reproduced: both sides
+    take ``mapping(z)``, the styles their infinite generation uses."""
+    torch.manual_seed(8)
+    manager = ref.FusedGeneration(theirs, 101, 384, [(0.5, 0.25), (0.5, 99 / 128)], blur_kernel=31)
+    assert manager.meta_style_center_indices == [[146.5, 194.0], [146.5, 395.0]]
+    z = [torch.randn(1, 16) for _ in range(2)]
+    with torch.no_grad():
+        styles = [theirs.texture_synthesizer.mapping(zi) for zi in z]
+    v = manager.create_fused_vars(styles, [torch.stack([zi, zi], 1) for zi in z])
+    expected = manager.generate(v)
+    ws = torch.cat([ours.mapping(zi) for zi in z])  # [2, num_ws, w_dim]
+    fusion = StyleFusion(ws, [tuple(c) for c in manager.meta_style_center_indices], blur=31)
+    canvas = TensorCanvas(ours.cfg, v.local_latent, None, v.noises)
+    grid = polyinr.Grid.window(0.0, 0.0, 292 / 100, 580 / 100, 293, 581)  # the whole 293×581 meta canvas
+    with torch.no_grad():
+        got = ours.synthesis(ws[:1], grid, canvas=canvas, fusion=fusion)
+        plain = [ours.synthesis(ws[i : i + 1], grid, canvas=canvas) for i in range(2)]
+    assert got.shape == expected.shape == (1, 3, 293, 581)
+    assert (got - expected).abs().max() < TOLERANCE
+    assert torch.allclose(got[..., :40], plain[0][..., :40], atol=1e-5)  # far from the border: one style
+    assert torch.allclose(got[..., -40:], plain[1][..., -40:], atol=1e-5)
+    assert (got - plain[0]).abs().max() > 0.1 and (got - plain[1]).abs().max() > 0.1
