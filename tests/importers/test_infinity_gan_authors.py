@@ -165,19 +165,31 @@ def test_their_197_pixel_model(tmp_path):
     assert (got - expected).abs().max() < TOLERANCE
 
 
-def test_their_training_coordinates():
+@pytest.mark.parametrize(
+    "settings, x_st, y_st",
+    [
+        ({}, [0, 9, 4, 7, 3], [0, 139, 105, 106, 120]),  # the paper's: 140 columns, wraps from 106 on
+        ({"coord_vert_sample_size": 6, "coord_hori_occupy_ratio": 0.5, "coord_vert_cut_pt": 2},
+         [0, 5, 4, 2, 3], [0, 69, 35, 36, 50]),  # 70 columns, wraps from 36 on
+    ],
+    ids=["paper", "other"],
+)  # fmt: skip
+def test_their_training_coordinates(settings, x_st, y_st):
     """``CoordHandler`` in training, for the same start points and jitter draws: rows ``x_st`` of their constant
-    grid, columns wrapping around its 140 columns (a patch that wraps repeats one angle), each channel jittered
-    on its own."""
-    cfg = polyinr.create("infinitygan", **{"z_dim": 16, "w_dim": 16, "local_latent_dim": 8}).cfg  # the paper's sizes
-    handler = ref.CoordHandler(ref.reference_config())
-    x_st, y_st = np.array([0, 9, 4, 7, 3]), np.array([0, 139, 105, 106, 120])  # no wrap, wrap (1, 34, 19 columns)
+    grid, columns wrapping around it (a patch that wraps repeats one angle), each channel jittered on its own."""
+    ours_settings = {"coord_vert_sample_size": 10, "coord_hori_occupy_ratio": 0.25, "coord_vert_cut": 3.0}
+    for theirs_key, ours_key in (("coord_vert_sample_size",) * 2, ("coord_hori_occupy_ratio",) * 2,
+                                 ("coord_vert_cut_pt", "coord_vert_cut")):  # fmt: skip
+        ours_settings[ours_key] = settings.get(theirs_key, ours_settings[ours_key])
+    cfg = polyinr.create("infinitygan", z_dim=16, w_dim=16, local_latent_dim=8, **ours_settings).cfg
+    handler = ref.CoordHandler(ref.reference_config(**settings))
+    x_st, y_st = np.array(x_st), np.array(y_st)
     rand = torch.rand(3, 5)
     expected = handler.sample_training_coords(x_st, y_st, rand)
     got = training_coords(cfg, torch.from_numpy(x_st), torch.from_numpy(y_st), rand.T.double() - 0.5)
     assert got.shape == expected.shape == (5, 3, 35, 35)
     assert (got - expected).abs().max() < 1e-5
-    assert torch.equal(got[3, 1:, :, 33], got[3, 1:, :, 34])  # columns 139 and 0 of their grid: one angle
+    assert torch.equal(got[3, 1:, :, 33], got[3, 1:, :, 34])  # their grid's last and first columns: one angle
     assert (got[:, 1] ** 2 + got[:, 2] ** 2 - 1).abs().max() > 1e-3  # cos and sin of two jittered angles
 
 
@@ -251,3 +263,19 @@ def test_their_spatial_style_fusion(theirs, ours):
     assert torch.allclose(got[..., :40], plain[0][..., :40], atol=1e-5)  # far from the border: one style
     assert torch.allclose(got[..., -40:], plain[1][..., -40:], atol=1e-5)
     assert (got - plain[0]).abs().max() > 0.1 and (got - plain[1]).abs().max() > 0.1
+
+
+def test_their_coordinate_settings_from_their_yaml(tmp_path):
+    """Other ``coord_*`` settings in their model YAML (read by ``--config``) change their coordinates; ours follow."""
+    coords = dict(coord_vert_sample_size=6, coord_hori_occupy_ratio=0.5, coord_vert_cut_pt=2)
+    torch.manual_seed(9)
+    theirs = trained_looking(ref.InfinityGanGenerator(ref.reference_config(**SMALL, **coords)), seed=10)
+    yaml = tmp_path / "InfinityGAN.yaml"
+    yaml.write_text("train_params:\n  ts_input_size: 11\n" + "".join(f"  {k}: {v}\n" for k, v in coords.items()))
+    ours = convert(tmp_path, theirs, "--config", str(yaml))
+    assert (ours.cfg.hori_period, ours.cfg.coord_vert_cut) == (69, 2)
+    manager = ref.InfiniteGeneration(theirs, 101, 101)
+    v = manager.create_vars()
+    expected = manager.generate(v)
+    got = render(ours, latent_file(tmp_path / "canvas.safetensors", v.global_latent, v.local_latent, v.noises))
+    assert (got - expected).abs().max() < TOLERANCE
