@@ -16,13 +16,16 @@ their module tree, so that ``state_dict()`` has their keys and shapes (the unuse
   the convs ``1, 3, 5, …`` with the styles ``3, 5, …`` (the last one ``n_latent − 1``), the running image
   up-sampled by a one-channel transposed convolution with the same kernel, cropped ``[1:-1]`` and centre-cropped;
 - coordinates at test time: ``CoordHandler._creat_coord_grid`` over the whole latent canvas, then
-  ``convert_idx_to_input_coords`` (tanh, cos π·, sin π·);
+  ``convert_idx_to_input_coords`` (tanh, cos π·, sin π·); in training: start points cut from their constant grid
+  (wrapping around horizontally), each channel jittered by its own draw;
 - :class:`InfiniteGeneration`: their patch-by-patch inference, its step sizes computed as theirs from the layers'
   ``calc_in/out_spatial_size``, the meta canvas ``test_meta_extra_pad = 3`` patches larger than the target,
   per-layer noise slices and the patch written over the canvas (later patches overwrite the overlaps), with
-  their optional parallel batching of patches.
+  their optional parallel batching of patches;
+- :class:`FusedGeneration`: their spatial style fusion (the blurred nearest-centre map of the meta canvas,
+  ``calibrate_spatial_shape`` back to every layer, ``ModulatedConv2d``'s per-pixel style path).
 
-Only what inference needs is here (no losses, no spatial style fusion, no flop counts, no CUDA ops). Their channel
+Only what inference needs is here (no losses, no inversion, no flop counts, no CUDA ops). Their channel
 table (512 channels, ``256·channel_multiplier`` in the last block of the 101² model) is the ``ts_channels`` entry
 of :func:`reference_config`, so that tests can run their layer sizes with a few channels.
 """
