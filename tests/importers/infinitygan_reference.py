@@ -236,10 +236,10 @@ class ModulatedConv2d(nn.Module):
         demod = None
         if self.demodulate:
             demod = torch.zeros(sb, Cout, sh, sw)
-            for i in range(sh):
-                style_expand = style_mod[:, :, i, :].view(sb, 1, Cin, sw).pow(2)
-                weight_expand = weight.pow(2).sum([3, 4]).unsqueeze(-1)  # [1, Cout, Cin, 1]
-                demod[:, :, i, :] = torch.rsqrt((weight_expand * style_expand).sum(2) + 1e-8)
+            energy = weight.pow(2).sum([3, 4]).unsqueeze(-1)  # [1, Cout, Cin, 1]
+            for i in range(sh):  # one row of pixels at a time
+                s2 = style_mod[:, :, i, :].view(sb, 1, Cin, sw).pow(2)
+                demod[:, :, i, :] = torch.rsqrt((energy * s2).sum(2) + 1e-8)
         weight = weight.view(Cout, Cin, k, k)
         if self.upsample:
             out = F.conv_transpose2d(input_st, weight.transpose(0, 1).contiguous(), padding=0, stride=2)
@@ -362,9 +362,9 @@ class CoordHandler(nn.Module):
         const_grid = self.creat_coord_grid(size + tp.coord_vert_sample_size, self.const_grid_size_y)
         grids = []
         for xx, yy in zip(x_st, y_st):
-            if yy > self.const_grid_size_y - size:
-                remainings = yy + size - self.const_grid_size_y
-                grid = torch.cat([const_grid[:, xx : xx + size, yy:], const_grid[:, xx : xx + size, :remainings]], 2)
+            if yy > self.const_grid_size_y - size:  # past the grid's end: continue from its first column
+                wrapped = yy + size - self.const_grid_size_y
+                grid = torch.cat([const_grid[:, xx : xx + size, yy:], const_grid[:, xx : xx + size, :wrapped]], 2)
             else:
                 grid = const_grid[:, xx : xx + size, yy : yy + size]
             grids.append(grid)
