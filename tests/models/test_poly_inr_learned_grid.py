@@ -36,6 +36,7 @@ def test_a_saved_learned_grid_renders_the_native_frame_exactly_and_other_grids_u
         assert torch.equal(loaded.synthesize(ws, grid), uniform.synthesize(ws, grid))  # uniform coordinates
     wide = loaded.synthesize(ws, Grid.window(0, 0, 1, 2, 8, 15))
     assert torch.equal(wide[..., :8], uniform.synthesize(ws))  # the same window off the native frame: uniform
+    assert "native 8x8 frame on its learned input grid" in loaded.describe_grids()
 
 
 def test_the_next_stage_restarts_the_grid_uniform_at_its_resolution(make_generator):

@@ -309,6 +309,14 @@ class PolyINRGenerator(Generator):
         """Every level's ``w`` can come from another sample."""
         return range(self.cfg.num_levels)
 
+    def describe_grids(self) -> str:
+        """Any window at any density; with an input grid (stored or learned), which frame renders on it."""
+        if self.synthesis.input_grid is None:
+            return super().describe_grids()
+        R, kind = self.img_resolution, "learned" if self.cfg.learn_grid else "stored"
+        return (f"any window of the plane at any density; its whole native {R}x{R} frame on its {kind} input grid, "
+                f"every other grid (tiles included) on uniform coordinates")  # fmt: skip
+
     def uniform_coordinates(self) -> PolyINRGenerator:
         """Without an input grid (stored or learned): itself; with one, a view (same weights) rendering the
         native frame on its uniform coordinates too."""
