@@ -125,7 +125,7 @@ _AUTHORS_NOTES = (
     "differs: each stage starts from the previous stage's last G_ema (theirs: the snapshot with the best FID)",
     "the native frame's input grid is learned as their gridt (an nn.Parameter their loop trains with G's Adam at "
     "G's lr and keeps in G_ema), restarting from the uniform grid at each stage's resolution; other windows and "
-    "densities render on uniform coordinates (--no-learn-grid: uniform everywhere)",
+    "densities render on uniform coordinates",
 )
 
 register_recipe(Recipe(
