@@ -70,6 +70,16 @@ UNLABELLED: dict[str, str] = {
 }
 
 
+def builtin_space(data: str | None) -> str | None:
+    """The feature space of data source ``data`` (``'builtin:digits'`` → ``'digits'``), or None when it has none."""
+    from polyinr.data.sources import BUILTIN_PREFIX
+
+    if data is None or not data.startswith(BUILTIN_PREFIX):
+        return None
+    name = data[len(BUILTIN_PREFIX) :]
+    return name if name in RECIPES else None
+
+
 def check_space(name: str) -> FeatureSpaceRecipe:
     """The recipe of feature space ``name``; an unknown name → a one-line error listing the known ones."""
     if name not in RECIPES:
