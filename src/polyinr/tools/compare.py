@@ -171,7 +171,7 @@ def training_options(settings: CompareSettings, model: str, outdir: Path, metric
     options = resolve_options(recipe, preset=preset, model=model, data=settings.data, outdir=str(outdir),
                               kimg=settings.kimg, resolution=settings.resolution, batch=settings.batch,
                               cond=settings.cond, workers=settings.workers, device=settings.device,
-                              seed=settings.seed, metrics=metrics,
+                              seed=settings.seed, metrics=metrics, learn_grid=False,  # uniform grids: like for like
                               model_overrides=settings.model_overrides.get(model) or None)  # fmt: skip
     if settings.snap_kimg is not None:
         options = dataclasses.replace(options, tick_kimg=settings.snap_kimg, snap_ticks=1)
