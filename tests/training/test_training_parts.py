@@ -179,3 +179,24 @@ def test_failed_snapshot_write_keeps_previous(tmp_path, monkeypatch):
     assert latest_snapshot(tmp_path) == first
     assert [p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.startswith(".")] == []
     assert math.isfinite(load_snapshot(first, {"D": D}, {"D": opt})["step"])
+
+
+def test_mode_seeking_term_pairs_one_class_and_adds_its_loss(monkeypatch):
+    torch.manual_seed(0)
+    G = polyinr.create("poly-inr", preset="cpu", channels=16, num_levels=3, img_resolution=8, num_classes=6)
+    D = _TinyD()
+    seen = []
+    monkeypatch.setattr(D, "forward", lambda x, c: seen.append(c) or D.net(x))
+    z, c = torch.randn(6, G.z_dim), torch.tensor([0, 1, 2, 3, 4, 5])
+    plain = NonSaturatingLoss(G, D, r1_gamma=0.0)
+    plain.accumulate_gradients("Gmain", torch.zeros(6, 3, 8, 8), None, z, c, gain=1.0, cur_nimg=0)
+    assert seen[-1].tolist() == c.tolist()  # without the term, the classes are as drawn
+    g_plain = G.mapping.layers[0].weight.grad.clone()
+    G.zero_grad()
+    seeking = NonSaturatingLoss(G, D, r1_gamma=0.0, diversity_weight=1.0)
+    seeking.accumulate_gradients("Gmain", torch.zeros(6, 3, 8, 8), None, z, c, gain=1.0, cur_nimg=0)
+    assert seen[-1].tolist() == [0, 0, 2, 2, 4, 4]  # each pair (2i, 2i + 1) draws one class for G's step
+    assert c.tolist() == [0, 1, 2, 3, 4, 5]  # the caller's labels are not changed
+    assert torch.isfinite(G.mapping.layers[0].weight.grad).all() and not torch.equal(
+        G.mapping.layers[0].weight.grad, g_plain
+    )
