@@ -61,7 +61,8 @@ VARIANTS: dict[str, dict] = {
     "lr_half_ema_short": {"glr": 0.00125, "dlr": 0.00125, "ema_kimg": 1.0},
     "kimg_x2": {},
     "ms1": {"loss_options": {"diversity_weight": 1.0}},
-    "ms0.3": {"loss_options": {"diversity_weight": 0.3}},  # run with --kimg 80: the same recipe, twice the budget
+    "ms0.3": {"loss_options": {"diversity_weight": 0.3}},
+    "ms0.5": {"loss_options": {"diversity_weight": 0.5}},  # run with --kimg 80: the same recipe, twice the budget
 }
 
 
