@@ -74,6 +74,15 @@ _FEATURE_METRICS: dict[str, tuple[str, str, str | None, int | None]] = {
 }
 
 
+# kind → (suffix of the result that ranks snapshots, whether lower is better). Kinds absent have no single better
+# direction: precision against recall, and within-class diversity (1 = as diverse as the reals, either side worse).
+_GOALS: dict[str, tuple[str, bool]] = {
+    **{kind: ("", True) for kind in ("fid", "kid", "sfid", "rfid", "scaleinv_fid", "scaleinv_box_fid")},
+    **{kind: ("", False) for kind in ("eqt_int", "eqt_frac", "eqr", "cas")},  # PSNR in dB, accuracy
+    "is": ("_mean", False),
+}
+
+
 @dataclass(frozen=True)
 class MetricSpec:
     name: str  # as written, e.g. 'fid50k_full'
@@ -142,6 +151,17 @@ def parse_metrics(spec: str) -> list[str]:
         if part not in names:
             names.append(part)
     return names
+
+
+def metric_goal(name: str) -> tuple[str, bool] | None:
+    """``(result key, lower is better)`` by which metric ``name`` ranks training snapshots, or None where no
+    single direction is better (precision/recall, within-class diversity). FID, KID and their variants: the
+    lowest; IS (its mean), EQ-T/EQ-R (dB) and CAS: the highest."""
+    spec = parse_metric(name)
+    if spec.kind not in _GOALS:
+        return None
+    suffix, lower = _GOALS[spec.kind]
+    return f"{spec.name}{suffix}", lower
 
 
 def metric_detector(name: str) -> str:
