@@ -168,7 +168,7 @@ class _ScriptedFid:
     def __call__(self, names, G, data, run_dir, snapshot, device):
         self.calls.append(snapshot.name)
         self.g_ema[snapshot.name] = {k: v.clone() for k, v in G.state_dict().items()}
-        return {"fid_digits": {"fid_digits": _SCRIPTED_FID.get(snapshot.name, 0.5)}}
+        return {"fid_digits": {"results": {"fid_digits": _SCRIPTED_FID.get(snapshot.name, 0.5)}, "detector": "none"}}
 
 
 @pytest.mark.slow

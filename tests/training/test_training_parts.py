@@ -182,7 +182,7 @@ def test_failed_snapshot_write_keeps_previous(tmp_path, monkeypatch):
 
 
 def test_best_snapshot_of_a_stage_ranks_recorded_values_and_keeps_the_first_of_equals(tmp_path):
-    G, D, opt = _snapshot_parts()
+    G, _, _ = _snapshot_parts()
     records = [(0, 3.0), (1, 2.0), (1, float("nan")), (1, 1.0), (1, 1.0), (1, None), (2, 0.1)]  # (stage, fid)
     for i, (stage, fid) in enumerate(records):
         path = save_snapshot(tmp_path, 8 * (i + 1), G, {"G_ema": G}, {}, {"stage": stage}, keep=99)

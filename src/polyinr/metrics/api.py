@@ -337,21 +337,22 @@ def _space_metric(
 
 def evaluate_snapshot(
     names: Sequence[str], G: Any, dataset: Any, run_dir: str | Path, snapshot: Path, device: torch.device | str
-) -> dict[str, dict[str, float]]:
+) -> dict[str, dict[str, Any]]:
     """Compute the metrics ``names`` of a new training snapshot's generator ``G`` on the training ``dataset``.
 
     The reals are the training images without their x-flipped copies, whatever the run's mirroring: the
     ``_full`` metrics compare with the dataset itself, as StyleGAN's ``calc_metrics`` does by default. Each
     result is appended to ``run_dir/metric-<name>.jsonl`` as it is computed (see :func:`append_metric_result`);
-    returns the results by name. The training loop's ``evaluate`` hook.
+    returns, by name, ``{"results": {key: value}, "detector": the feature network}`` (as those lines hold
+    them). The training loop's ``evaluate`` hook.
     """
     if dataset is not None and hasattr(dataset, "unmirrored"):
         dataset = dataset.unmirrored()
-    results = {}
+    records = {}
     for name in names:
-        results[name] = compute_metric(name, G, dataset, device=device)
-        append_metric_result(run_dir, name, results[name], snapshot.name)
-    return results
+        records[name] = {"results": compute_metric(name, G, dataset, device=device), "detector": metric_detector(name)}
+        append_metric_result(run_dir, name, records[name]["results"], snapshot.name, records[name]["detector"])
+    return records
 
 
 def append_metric_result(

@@ -102,8 +102,9 @@ def _batch_indices(num_images: int, seed: int, start: int, count: int) -> np.nda
     return out
 
 
-# (metric names, G_ema, training data, run directory, new snapshot, device) → results by metric name; it also
-# records them in the run directory. polyinr.metrics.evaluate_snapshot is the one the commands pass.
+# (metric names, G_ema, training data, run directory, new snapshot, device) → by metric name, {"results": {key:
+# value}, "detector": the feature network's name, or "none"}; it also records them in the run directory (the
+# metric-<name>.jsonl lines). polyinr.metrics.evaluate_snapshot is the one the commands pass.
 SnapshotEvaluator = Callable[[Sequence[str], torch.nn.Module, Any, Path, Path, torch.device], dict[str, dict]]
 
 
@@ -385,11 +386,14 @@ def _evaluate(
     snapshot: Path, device: torch.device, log: RunLog,
 ) -> None:  # fmt: skip
     """Compute ``metrics`` of ``snapshot``'s G_ema, record them beside it (for choosing a stage's best
-    snapshot) and in the log."""
-    results = evaluate(metrics, G_ema, data, run_dir, snapshot, device)
-    record_metrics(snapshot, results)
-    for name, values in results.items():
-        log.line(f"metric {name}: " + " ".join(f"{k}={v:.4g}" for k, v in values.items()))
+    snapshot) and in the log, each line naming its detector."""
+    records = evaluate(metrics, G_ema, data, run_dir, snapshot, device)
+    record_metrics(snapshot, {name: record["results"] for name, record in records.items()})
+    for name, record in records.items():
+        values = " ".join(f"{k}={v:.4g}" for k, v in record["results"].items())
+        log.line(
+            f"metric {name}: {values}" + ("" if record["detector"] == "none" else f" (detector {record['detector']})")
+        )
 
 
 def _choose_stage_start(
