@@ -208,18 +208,17 @@ class TorchFidelityVGG16(Detector):
 
 
 class TorchScriptDetector(Detector):
-    """NVIDIA's TorchScript detectors (StyleGAN2-ADA / StyleGAN3 metrics), loaded with ``torch.jit.load``.
-
-    Inception: ``pool`` = ``net(x, return_features=True)``; ``logits`` = log of ``net(x, no_output_bias=True)``
-    (its softmax without the output bias). VGG16: ``vgg16_fc2`` = ``net(x, return_features=True)``.
+    """NVIDIA's TorchScript Inception (StyleGAN2-ADA / StyleGAN3 metrics), loaded with ``torch.jit.load``:
+    ``pool`` = ``net(x, return_features=True)``; ``logits`` = log of ``net(x, no_output_bias=True)`` (its softmax
+    without the output bias). (NVIDIA's VGG16 is read without running it: :mod:`polyinr.metrics.nvidia_vgg16`.)
     """
 
-    def __init__(self, name: str, net: torch.jit.ScriptModule, kind: str) -> None:
+    provides = ("pool", "logits")
+
+    def __init__(self, name: str, net: torch.jit.ScriptModule) -> None:
         super().__init__()
         self.name = name
         self.net = net
-        self.kind = kind
-        self.provides = ("pool", "logits") if kind == "inception" else ("vgg16_fc2",)
 
     def forward(self, images: torch.Tensor, features: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
         self.check(features)
@@ -339,7 +338,7 @@ def _build_detector(name: str, download: bool) -> Detector:
 
         return load_nvidia_vgg16(path, sha256_of(path))
     if entry.torchscript:
-        return TorchScriptDetector(f"{name}-nvidia-torchscript", _torchscript(path), name)
+        return TorchScriptDetector(f"{name}-nvidia-torchscript", _torchscript(path))
     if name == "inception":
         return InceptionV3("inception-2015-12-05", _verified_state_dict(path, entry))
     verify_sha256(path, entry.sha256)
