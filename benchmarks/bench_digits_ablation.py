@@ -11,6 +11,7 @@ One JSON line per variant goes to ``--log`` (and stdout), with the load average 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import time
@@ -56,6 +57,11 @@ VARIANTS: dict[str, dict] = {
     },
     "map_lr1_ema0.5": {"model_overrides": {"mapping.lr_multiplier": 1.0}, "ema_kimg": 0.5},
     "map_lr1_diffaug": {"model_overrides": {"mapping.lr_multiplier": 1.0}, "disc_options": AUGMENT},
+    "lr_quarter": {"glr": 0.000625, "dlr": 0.000625},
+    "lr_half_ema_short": {"glr": 0.00125, "dlr": 0.00125, "ema_kimg": 1.0},
+    "kimg_x2": {},
+    "ms1": {"loss_options": {"diversity_weight": 1.0}},
+    "ms0.3": {"loss_options": {"diversity_weight": 0.3}},  # run with --kimg 80: the same recipe, twice the budget
 }
 
 
@@ -73,6 +79,16 @@ def scores(G, dataset, num_per_class: int) -> dict:
     div = class_diversity(gen, labels, torch.cat(real), np.concatenate(real_labels), G.num_classes)
     return {"cas": cas["cas"], "diversity": float(np.mean(list(div.values()))),
             "diversity_min": float(min(div.values()))}  # fmt: skip
+
+
+def raw_generator(snapshot, G_ema):
+    """The snapshot's raw (not averaged) generator weights, from ``training_state.safetensors``."""
+    from safetensors.torch import load_file
+
+    state = load_file(str(snapshot / "training_state.safetensors"))
+    G = copy.deepcopy(G_ema)
+    G.load_state_dict({k[2:]: v for k, v in state.items() if k.startswith("G/")}, strict=False)
+    return G
 
 
 def main() -> None:
@@ -103,12 +119,15 @@ def main() -> None:
         row = {"variant": name, "overrides": overrides, "kimg": args.kimg, "train_s": round(seconds, 1),
                "load_before": [round(x, 2) for x in load_before], "load_after": [round(x, 2) for x in os.getloadavg()],
                "run": str(run_dir), **scores(G, dataset, 100)}  # fmt: skip
+        raw = raw_generator(latest_snapshot(run_dir), G)
+        row["raw_G"] = scores(raw, dataset, 100)
         row["trajectory"] = {s.name: scores(load_generator(s), dataset, 50) for s in list_snapshots(run_dir)[:-1]}
         if args.feature_metrics:
             from polyinr.metrics import compute_metric
 
             for metric in ("fid_digits", "pr_digits"):
                 row.update(compute_metric(metric, G, dataset))
+                row["raw_G"].update(compute_metric(metric, raw, dataset))
         line = json.dumps(row)
         print(line, flush=True)
         with open(args.log, "a") as f:

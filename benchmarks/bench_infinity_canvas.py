@@ -70,6 +70,8 @@ def main() -> None:
     parser.add_argument("--budget-min", type=float, default=15.0, help="skip sizes estimated to take longer")
     parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS (default: torch's)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the batched-patch comparison")
+    parser.add_argument("--preset", default="cpu", help="the InfinityGAN preset rendered (cpu or paper)")
+    parser.add_argument("--no-batched", action="store_true", help="skip the batched-patch comparison")
     parser.add_argument("--keep", default=None, help="write the checkpoint and PNGs here instead of a temp dir")
     args = parser.parse_args()
     env = dict(os.environ)
@@ -79,8 +81,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.keep or tmp)
         work.mkdir(parents=True, exist_ok=True)
-        ckpt = work / "infinitygan-cpu"
-        run_cli(["create", "--model", "infinitygan", "--preset", "cpu", "--seed", "0", str(ckpt)], work / "c.log", env)
+        ckpt = work / f"infinitygan-{args.preset}"
+        run_cli(["create", "--model", "infinitygan", "--preset", args.preset, "--seed", "0", str(ckpt)], work / "c.log",
+                env)  # fmt: skip
         base_wall, base_rss = run_cli(["list"], work / "list.log", env)
         print("| size | pixels | wall s | MP/s | peak RSS | PNG MiB |\n|---|---|---|---|---|---|")
         print(f"| baseline: `polyinr list` | - | {base_wall:.1f} | - | {base_rss / 2**30:.2f} GiB | - |")
@@ -97,7 +100,8 @@ def main() -> None:
             per_pixel = max(wall - base_wall, 1e-3) / (H * W)
             print(f"| {size} | {H * W / 1e6:.1f} M | {wall:.1f} | {H * W / 1e6 / (wall - base_wall):.3f} | "
                   f"{rss / 2**30:.2f} GiB | {out.stat().st_size / 2**20:.1f} |", flush=True)  # fmt: skip
-        batched_speedup(ckpt, args.rounds, args.threads)
+        if not args.no_batched:
+            batched_speedup(ckpt, args.rounds, args.threads)
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
 
 

@@ -8,6 +8,8 @@ discriminator and its loss.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -122,6 +124,13 @@ def test_optional_capabilities_answer_or_refuse_clearly(G):
         assert str(e).startswith(G.model_name) and "\n" not in str(e)
     else:
         assert maps.features.shape[0] == 1 and torch.isfinite(maps.features).all()
+    try:
+        settings = type(G).learned_grid_settings()
+    except CapabilityMissing as e:
+        assert str(e).startswith(G.model_name) and "\n" not in str(e)
+    else:  # config fields of the same model with more parameters: its native frame's coordinates
+        learner = type(G)(dataclasses.replace(G.cfg, **settings))
+        assert learner.parameter_count() == G.parameter_count() + G.img_resolution**2 * 2
 
 
 # Tiny settings and the loss each registered discriminator trains with; a new discriminator must be added here.

@@ -21,9 +21,13 @@ from polyinr.models.registry import create
 TINY = dataclasses.replace(feature_spaces.RECIPES["digits"], epochs=1, render_resolution=8)
 
 
+TINY_PHOTOS = dataclasses.replace(feature_spaces.RECIPES["photos"], epochs=5, input_size=8, render_resolution=8)
+
+
 @pytest.fixture
 def tiny_space(monkeypatch):
     monkeypatch.setitem(feature_spaces.RECIPES, "digits", TINY)
+    monkeypatch.setitem(feature_spaces.RECIPES, "photos", TINY_PHOTOS)
     monkeypatch.setattr(feature_spaces, "_LOADED", {})
     return TINY
 
@@ -63,16 +67,26 @@ def test_training_is_deterministic(tiny_space):
     assert info["held_out_accuracy"] > 0.5  # one epoch already recognises most digits
 
 
-def test_fid_of_the_real_digits_is_zero_against_themselves_and_large_against_noise(tiny_space, digits):
-    unlabelled = open_dataset("builtin:digits", resolution=8)
+@pytest.mark.parametrize("space", ["digits", "photos"])
+def test_fid_of_the_real_data_is_zero_against_itself_and_large_against_noise(tiny_space, space):
+    unlabelled = open_dataset(f"builtin:{space}", resolution=8)
     reals = real_images(unlabelled)
     n = f"{len(reals) / 1000}k"
-    same = compute_metric(f"fid{n}_digits", Replay(reals), unlabelled)[f"fid{n}_digits"]
+    same = compute_metric(f"fid{n}_{space}", Replay(reals), unlabelled)[f"fid{n}_{space}"]
     noise = torch.rand(reals.shape, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    far = compute_metric(f"fid{n}_digits", Replay(noise), unlabelled)[f"fid{n}_digits"]
+    far = compute_metric(f"fid{n}_{space}", Replay(noise), unlabelled)[f"fid{n}_{space}"]
     assert abs(same) < 1e-6 and far > 1000 * max(abs(same), 1e-3)
-    pr = compute_metric(f"pr{n}_digits", Replay(reals), unlabelled)
-    assert pr[f"pr{n}_digits_precision"] == 1.0 and pr[f"pr{n}_digits_recall"] == 1.0
+    pr = compute_metric(f"pr{n}_{space}", Replay(reals), unlabelled)
+    assert pr[f"pr{n}_{space}_precision"] == 1.0 and pr[f"pr{n}_{space}_recall"] == 1.0
+
+
+def test_the_photos_space_learns_which_photograph_a_patch_comes_from(tiny_space):
+    state, info = feature_spaces.train_feature_net(TINY_PHOTOS)
+    assert info["num_classes"] == 2  # china.jpg, flower.jpg
+    assert state["head.weight"].shape == (2, TINY_PHOTOS.feature_dim)
+    assert feature_spaces.fingerprint(state) == feature_spaces.fingerprint(
+        feature_spaces.train_feature_net(TINY_PHOTOS)[0]
+    )
 
 
 def test_the_cache_is_reused_and_a_stale_one_retrained(tiny_space, monkeypatch, isolated_cache):
@@ -119,6 +133,47 @@ def test_names_refuse_unknown_feature_spaces_with_one_line():
         assert "\n" not in str(err.value)
     result = CliRunner().invoke(main, ["metrics", "--network", "nowhere", "--metrics", "fid_cifar"])
     assert result.exit_code == 1 and result.output.count("\n") == 1 and "no feature space 'cifar'" in result.output
+
+
+@pytest.mark.parametrize("name", ["cas_photos", "div_photos", "cas0.1k_photos"])
+def test_photos_refuse_class_metrics_with_one_line(name):
+    with pytest.raises(PolyinrError, match="no labels") as err:
+        parse_metric(name)
+    assert "\n" not in str(err.value) and "fid_photos" in str(err.value)
+
+
+def test_scaleinv_names_in_a_feature_space():
+    for name, num_gen, scale, space in [("scaleinv_fid_S4_digits", 2000, 4, "digits"),
+                                        ("scaleinv_fid10k_S2_photos", 10000, 2, "photos"),
+                                        ("scaleinv_box_fid0.5k_S8_shapes", 500, 8, "shapes")]:  # fmt: skip
+        spec = parse_metric(name)
+        assert (spec.num_gen, spec.scale, spec.space) == (num_gen, scale, space)
+        assert spec.kind == ("scaleinv_box_fid" if "box" in name else "scaleinv_fid")
+    for name, needle in [("scaleinv_fid_S0_digits", "at least 1"), ("scaleinv_fid_S2_cifar", "no feature space"),
+                         ("scaleinv_fid_digits", "unknown metric"), ("scaleinv_S2_x", "unknown metric")]:  # fmt: skip
+        with pytest.raises(PolyinrError, match=needle) as err:
+            parse_metric(name)
+        assert "\n" not in str(err.value)
+
+
+def test_scaleinv_at_one_is_the_spaces_fid_and_wider_fields_differ(tiny_space):
+    torch.manual_seed(0)
+    G = create("poly-inr", "cpu", img_resolution=8).eval()
+    fid = compute_metric("fid0.05k_digits", G, None)["fid0.05k_digits"]
+    at = {
+        s: compute_metric(f"scaleinv_fid0.05k_S{s}_digits", G, None)[f"scaleinv_fid0.05k_S{s}_digits"] for s in (1, 2)
+    }
+    assert at[1] == pytest.approx(fid, rel=1e-9, abs=1e-9)  # the same samples, the same frame
+    assert np.isfinite(at[2]) and at[2] != pytest.approx(fid)  # a wider field, shrunk: other images
+
+
+def test_scaleinv_in_a_feature_space_gives_a_frame_models_reason(tiny_space):
+    from polyinr.models.generator import GridRefused
+
+    G = create("stylegan3-t", "cpu").eval()
+    with pytest.raises(GridRefused, match="stylegan3-t renders its native 32x32 frame") as err:
+        compute_metric("scaleinv_fid0.01k_S2_digits", G, None)
+    assert "\n" not in str(err.value)
 
 
 def test_metrics_command_on_a_digits_checkpoint_without_data(tiny_space, tmp_path):

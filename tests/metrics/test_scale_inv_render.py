@@ -24,6 +24,22 @@ def test_zoomed_out_grid_keeps_the_pixel_spacing_and_centre():
     assert (grid.top + grid.bottom) / 2 == pytest.approx(0.5)
 
 
+@pytest.mark.parametrize(("resolution", "scale"), [(37, 2), (37, 4), (16, 3), (9, 8)])
+def test_zoomed_out_grid_is_on_the_frames_pixel_lattice(resolution, scale):
+    grid, step = zoomed_out_grid(resolution, scale), 1 / (resolution - 1)
+    first = grid.left / step
+    assert first == pytest.approx(round(first)) and grid.top == grid.left  # a whole number of pixels
+    assert abs((grid.left + grid.right) / 2 - 0.5) <= step / 2 + 1e-12  # centred to within half a pixel
+
+
+def test_a_canvas_model_paints_every_zoomed_out_grid():
+    from polyinr.models.registry import create
+
+    G = create("infinitygan", "cpu")  # odd resolution (37): an even S·R is off-centre by half a pixel
+    for scale in (2, 3, 4, 8):
+        assert G.check_grid(zoomed_out_grid(G.img_resolution, scale)).shape == (37 * scale, 37 * scale)
+
+
 def test_strips_give_the_same_image_as_pooling_the_full_render():
     G = FieldGenerator(resolution=8)
     ws = G.mapping(torch.randn(2, G.z_dim))

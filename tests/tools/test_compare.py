@@ -68,6 +68,7 @@ def test_complete_report_and_resume_after_a_crash(tmp_path):
             cell = cells[name]
             assert cell["value"] is not None or cell["note"], (model, name)  # filled, or explained
         assert cells["render_4x"]["value"] > 0 and cells["big_render_memory"]["unit"] == "MiB"
+        assert f"({cmp.SPEED_PIXELS:,} px)" in cells["render_1x"]["note"] and cells["render_1x"]["value"] > 0
         assert (out / f"samples-{model}.png").is_file()
     md = (out / "report.md").read_text()
     assert "| multiply-adds / pixel |" in md and "MP/s" in md and "img/s" in md
@@ -98,6 +99,63 @@ def test_library_refusals():
         cmp.check_settings(cmp.CompareSettings(data="builtin:digits", models=("nope",)))
     with pytest.raises(PolyinrError, match="cpu' or 'paper"):
         cmp.check_settings(cmp.CompareSettings(data="builtin:digits", models=("poly-inr",), preset="big"))
+
+
+@pytest.mark.parametrize(
+    ("data", "cond", "expected"),
+    [
+        ("builtin:digits", True, ("fid_digits", "pr_digits", "cas_digits", "scaleinv_fid_S2_digits",
+                                  "scaleinv_fid_S4_digits")),
+        ("builtin:shapes", False, ("fid_shapes", "pr_shapes", "scaleinv_fid_S2_shapes", "scaleinv_fid_S4_shapes")),
+        ("builtin:photos", True, ("fid_photos", "pr_photos", "scaleinv_fid_S2_photos", "scaleinv_fid_S4_photos")),
+        ("some/folder", False, ("rfid0.5k_full", "fid0.5k_full", "kid0.5k_full", "pr0.5k3_full")),
+    ],
+)  # fmt: skip
+def test_builtin_data_is_measured_in_its_offline_feature_space_by_default(data, cond, expected):
+    settings = cmp.check_settings(cmp.CompareSettings(data=data, models=("poly-inr",), cond=cond))
+    assert settings.metrics == (*expected, "eqt0.05k_int", "eqt0.05k_frac", "eqr0.05k")
+    assert settings.curve_metric == expected[0]
+    offline = [name for name in expected if name.endswith(data.removeprefix("builtin:"))]
+    assert all(cmp.detector_unavailable(name) is None for name in offline)  # no weights to download
+
+
+def test_feature_space_cells_name_their_detector_and_a_frame_model_its_reason(monkeypatch):
+    import dataclasses
+
+    from polyinr.metrics import feature_spaces
+    from polyinr.models.registry import create
+
+    tiny = dataclasses.replace(feature_spaces.RECIPES["digits"], epochs=1, render_resolution=8)
+    monkeypatch.setitem(feature_spaces.RECIPES, "digits", tiny)
+    monkeypatch.setattr(feature_spaces, "_LOADED", {})
+    torch.manual_seed(0)
+    G = create("poly-inr", "cpu", img_resolution=8, channels=16).eval()
+    cells = cmp.metric_cells(["fid0.01k_digits", "scaleinv_fid0.01k_S2_digits"], G, None, torch.device("cpu"))
+    for name in ("fid0.01k_digits", "scaleinv_fid0.01k_S2_digits"):
+        assert cells[name].value > 0 and cells[name].note.startswith("detector lenet-digits (trained on")
+        assert "fingerprint" in cells[name].note
+    frame = create("stylegan3-t", "cpu").eval()
+    refused = cmp.metric_cells(["scaleinv_fid0.01k_S4_digits"], frame, None, torch.device("cpu"))
+    cell = refused["scaleinv_fid0.01k_S4_digits"]
+    assert cell.value is None and cell.note.startswith("stylegan3-t renders its native") and "\n" not in cell.note
+
+
+def test_render_speed_times_the_same_pixels_a_call_at_both_densities():
+    from polyinr.grid import Grid
+    from polyinr.models.registry import create
+
+    torch.manual_seed(0)
+    G = create("poly-inr", "cpu", img_resolution=8, channels=16).eval()
+    device = torch.device("cpu")
+    at_1x = cmp.render_speed(G, Grid.frame(8), device, min_pixels=4096, rounds=2)
+    at_4x = cmp.render_speed(G, Grid.frame(32), device, min_pixels=4096, rounds=2)
+    assert (at_1x.batch, at_4x.batch) == (64, 4)  # 64 renders of 8² and 4 of 32²: 4,096 pixels a call each
+    assert at_1x.pixels_per_call == at_4x.pixels_per_call == 4096
+    assert at_1x.megapixels_per_s > 0 and at_4x.megapixels_per_s > 0
+    assert at_1x.megapixels_per_s == pytest.approx(at_1x.pixels_per_call / at_1x.seconds / 1e6)
+    assert "64 a call (4,096 px)" in at_1x.note(Grid.frame(8))
+    big = cmp.render_speed(G, Grid.frame(80), device, min_pixels=4096, rounds=1)
+    assert (big.batch, big.pixels_per_call) == (1, 6400)  # one render is already enough pixels
 
 
 def test_native_recipe_is_the_longest_recipe_name_the_model_begins_with():

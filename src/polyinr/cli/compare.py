@@ -26,7 +26,9 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 @main.command()
-@click.option("--data", required=True, metavar="PATH", help="Image folder, dataset zip or builtin:digits|shapes.")
+@click.option(
+    "--data", required=True, metavar="PATH", help="Image folder, dataset zip or builtin:digits|shapes|photos."
+)
 @click.option("--models", required=True, metavar="A,B,…", help="Registered generators to compare (polyinr list).")
 @click.option("--preset", type=click.Choice(["cpu", "paper"]), default="cpu", help="Size class of each model's preset.")
 @click.option("--kimg", type=float, required=True, help="Training budget of every model, thousands of images.")
@@ -35,7 +37,9 @@ def _names(text: str) -> tuple[str, ...]:
     "--metrics",
     default=None,
     metavar="LIST",
-    help="Metrics of the table (polyinr metrics names).  [default: small ones for cpu, the papers' for paper]",
+    help="Metrics of the table (polyinr metrics names).  [default: on builtin data, fid_D, pr_D, cas_D (with "
+    "--cond), scaleinv_fid_S2_D, scaleinv_fid_S4_D in its offline feature space D; else small ones for cpu, the "
+    "papers' for paper; then EQ-T, EQ-T_frac, EQ-R]",
 )
 @click.option("--seeds", default=None, metavar="LIST", help="Seeds of the sample sheets, e.g. 0-5.  [default: 0-5]")
 @click.option("--native-recipes", is_flag=True, help="Each model's own training recipe instead of one shared recipe.")

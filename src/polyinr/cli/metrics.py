@@ -45,7 +45,7 @@ class StageBars:
               help="Comma-separated metrics, e.g. fid50k_full,kid50k_full,pr50k3_full,eqt50k_int,eqr50k,"
                    "scaleinv_fid10k_S4,cas (N in thousands: fid0.1k_full = 100 images); in a built-in dataset's "
                    "own feature space (no --data needed): fid_digits,kid_digits,pr_digits,div_digits,"
-                   "cas_digits.")  # fmt: skip
+                   "cas_digits,scaleinv_fid_S4_digits (also _shapes; _photos without cas and div).")  # fmt: skip
 @click.option("--data", default=None, metavar="DATA",
               help="Real images: folder, dataset zip or builtin:NAME (for metrics against real data).")  # fmt: skip
 @click.option("--mirror", type=bool, default=False, metavar="BOOL", help="Add x-flipped copies of the real images.")

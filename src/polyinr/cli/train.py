@@ -14,6 +14,7 @@ import click
 from polyinr.cli.group import main
 from polyinr.discriminators import list_discriminators
 from polyinr.errors import UnusedSetting
+from polyinr.models.generator import CapabilityMissing
 from polyinr.progress import progress_bar
 from polyinr.training.losses import LOSSES, loss_settings
 from polyinr.training.options import resolve_options
@@ -95,6 +96,9 @@ class TrainingProgress:
               help="Pretrained class table (embed-classes), or a converted conditional checkpoint.")  # fmt: skip
 @click.option("--pretrained-classes", type=click.BOOL, default=None, metavar="BOOL",
               help="Require --class-embeddings when conditional (imagenet recipe: true).")  # fmt: skip
+@click.option("--learn-grid/--no-learn-grid", default=None,
+              help="Learn the native frame's input coordinates with G, anew each stage (poly-inr; imagenet and "
+                   "ffhq recipes: on).")  # fmt: skip
 @click.option(
     "--features-pretrained", type=click.BOOL, default=None, metavar="BOOL", help="Projected D: pretrained backbones."
 )
@@ -145,6 +149,8 @@ def train(cond, mirror, recipe, preset, gamma, blur_sigma, blur_fade_kimg, cls_w
         )  # fmt: skip
     except UnusedSetting as e:
         raise click.ClickException(_unused_flag_message(e)) from None
+    except CapabilityMissing as e:  # the only capability the options ask of the model: a learned grid
+        raise click.ClickException(f"--learn-grid does not apply: {e}") from None
     from polyinr.training.setup import ClassTableMissing
 
     if dry_run:

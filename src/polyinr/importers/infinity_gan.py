@@ -85,7 +85,10 @@ def config_from_state(state: dict[str, torch.Tensor], **settings: Any) -> Infini
     except KeyError as e:
         raise ImporterError(f"not an InfinityGAN generator: missing {e.args[0]}") from None
     if in_ch != Dl + 3:
-        raise ImporterError(f"structure synthesizer takes {in_ch} channels, expected {Dl} latents + 3 coordinates")
+        raise ImporterError(
+            f"structure synthesizer takes {in_ch} channels: {Dl} latents and {in_ch - Dl} coordinates; only the "
+            "paper's 3 coordinates (vertical, cos and sin horizontal) are supported"
+        )
     if n_convs % 2 or n_convs == 0:
         raise ImporterError(f"texture synthesizer has {n_convs} convolutions, expected pairs")
     mapping = MappingConfig(z_dim=int(Dg), w_dim=int(Dg), num_layers=n_mlp, lr_multiplier=0.01)

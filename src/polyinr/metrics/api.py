@@ -9,9 +9,12 @@ size), ``sfid{N}k_full``, ``rfid{N}k_full``, ``eqt{N}k_int``, ``eqt{N}k_frac``, 
 
 On the built-in datasets the same computations run in an offline feature space (a small network trained on that
 dataset's real images, :mod:`polyinr.metrics.feature_spaces`), named by the space instead of ``_full``:
-``fid_digits``, ``kid_digits``, ``pr_digits`` (k = 3), ``cas_digits`` (recognised by the space's classifier) and
-``div_digits`` (within-class diversity vs real, :mod:`polyinr.metrics.diversity`), 2k samples unless a count is
-given (``fid10k_digits``, ``pr2k5_digits``). Without a dataset they compare with the built-in data itself.
+``fid_digits``, ``kid_digits``, ``pr_digits`` (k = 3), ``cas_digits`` (recognised by the space's classifier),
+``div_digits`` (within-class diversity vs real, :mod:`polyinr.metrics.diversity`) and ScaleInv FID
+``scaleinv_fid_S4_digits`` / ``scaleinv_box_fid_S4_digits``, 2k samples unless a count is given
+(``fid10k_digits``, ``pr2k5_digits``, ``scaleinv_fid10k_S4_digits``). Without a dataset they compare with the
+built-in data itself. The ``photos`` space has no labels (its classes are the source photographs): no CAS or
+diversity there.
 """
 
 from __future__ import annotations
@@ -51,10 +54,13 @@ _PATTERNS: tuple[tuple[str, str], ...] = (
     ("cas", rf"cas(?:{_N})?"),
 )
 _SPACE_PATTERN = r"(fid|kid|pr|cas|div)(?:(\d+(?:\.\d+)?)k(\d+)?)?_([a-z][a-z0-9]*)"
+_SPACE_SCALEINV_PATTERN = r"(scaleinv_fid|scaleinv_box_fid)(?:(\d+(?:\.\d+)?)k)?_S(\d+)_([a-z][a-z0-9]*)"
 VALID_FORMS = (
     "fid{N}k_full, kid{N}k_full, is{N}k, pr{N}k{K}_full, sfid{N}k_full, rfid{N}k_full, eqt{N}k_int, eqt{N}k_frac, "
     "eqr{N}k, scaleinv_fid{N}k_S{S}, scaleinv_box_fid{N}k_S{S}, cas, cas{N}k (N in thousands, e.g. 50 or 0.1); in a "
-    "built-in dataset's feature space: fid_S, kid_S, pr_S, cas_S, div_S (S = digits or shapes; fid{N}k_S, pr{N}k{K}_S)"
+    "built-in dataset's feature space D (digits, shapes or photos): fid_D, kid_D, pr_D, cas_D, div_D, "
+    "scaleinv_fid_S{S}_D, scaleinv_box_fid_S{S}_D (fid{N}k_D, pr{N}k{K}_D, scaleinv_fid{N}k_S{S}_D; no cas or div "
+    "for photos)"
 )
 SPACE_DEFAULT_SAMPLES = 2_000
 CAS_DEFAULT_SAMPLES = 10_000
@@ -125,19 +131,35 @@ def parse_metric(name: str) -> MetricSpec:
                 raise PolyinrError(f"metric {name!r}: the scale must be at least 1")
             return MetricSpec(name, kind, num_gen, scale=int(groups[1]))
         return MetricSpec(name, kind, num_gen)
+    match = re.fullmatch(_SPACE_SCALEINV_PATTERN, name)
+    if match is not None:
+        kind, thousands, scale, space = match.groups()
+        _check_space(name, kind, space)
+        if int(scale) < 1:
+            raise PolyinrError(f"metric {name!r}: the scale must be at least 1")
+        num_gen = _count(thousands, name) if thousands else SPACE_DEFAULT_SAMPLES
+        return MetricSpec(name, kind, num_gen, scale=int(scale), space=space)
     match = re.fullmatch(_SPACE_PATTERN, name)
     if match is not None:
-        from polyinr.metrics.feature_spaces import RECIPES
-
         kind, thousands, nhood, space = match.groups()
-        if space not in RECIPES:
-            raise PolyinrError(f"unknown metric {name!r}: no feature space {space!r} (the built-in datasets "
-                               f"{', '.join(sorted(RECIPES))} have one); valid metrics: {VALID_FORMS}")  # fmt: skip
+        _check_space(name, kind, space)
         if nhood is not None and (kind != "pr" or int(nhood) < 1):
             raise PolyinrError(f"metric {name!r}: only pr takes a neighbourhood size, and it must be at least 1")
         num_gen = _count(thousands, name) if thousands else SPACE_DEFAULT_SAMPLES
         return MetricSpec(name, kind, num_gen, nhood=int(nhood) if nhood else 3, space=space)
     raise PolyinrError(f"unknown metric {name!r}; valid metrics: {VALID_FORMS}")
+
+
+def _check_space(name: str, kind: str, space: str) -> None:
+    """Refuse, in one line, a feature space that does not exist or a metric its classes cannot give."""
+    from polyinr.metrics.feature_spaces import RECIPES, UNLABELLED
+
+    if space not in RECIPES:
+        raise PolyinrError(f"unknown metric {name!r}: no feature space {space!r} (the built-in datasets "
+                           f"{', '.join(sorted(RECIPES))} have one); valid metrics: {VALID_FORMS}")  # fmt: skip
+    if kind in ("cas", "div") and space in UNLABELLED:
+        raise PolyinrError(f"metric {name!r}: {kind} needs class labels, and {UNLABELLED[space]}; measure "
+                           f"fid_{space}, kid_{space}, pr_{space} or scaleinv_fid_S{{S}}_{space} there")  # fmt: skip
 
 
 def parse_metrics(spec: str) -> list[str]:
@@ -215,6 +237,10 @@ def compute_metric(
     device = torch.device(device)
     if batch_size < 1:
         raise PolyinrError(f"batch size must be positive, got {batch_size}")
+    if spec.kind in ("scaleinv_fid", "scaleinv_box_fid"):  # a model that cannot paint the wider field: say so first
+        from polyinr.metrics.scale_inv import zoomed_out_grid
+
+        G.check_grid(zoomed_out_grid(dataset.resolution if dataset is not None else G.img_resolution, spec.scale))
     if spec.space is not None:
         return _space_metric(spec, G, dataset, device, batch_size, num_workers, on_progress, label_sampling, seed,
                              detectors or {}, use_cache)  # fmt: skip
@@ -300,9 +326,9 @@ def _space_metric(
         dataset = open_dataset(f"builtin:{spec.space}", resolution=G.img_resolution, cond=G.num_classes > 0)
     key = f"space:{spec.space}"
     detector = detectors[key] if key in detectors else load_feature_space(spec.space, device, use_cache)
-    if spec.kind in ("fid", "kid", "pr"):
+    if spec.kind in ("fid", "kid", "pr", "scaleinv_fid", "scaleinv_box_fid"):
         labels = sample_labels(G.num_classes, spec.num_gen, label_sampling, dataset, seed)
-        keep = "moments" if spec.kind == "fid" else "all"
+        keep = "all" if spec.kind in ("kid", "pr") else "moments"
         return _feature_metric(spec, G, dataset, device, batch_size, num_workers, on_progress, labels, seed,
                                detector, "features", keep, None, use_cache)  # fmt: skip
     if G.num_classes and getattr(dataset, "num_classes", 0) != G.num_classes:

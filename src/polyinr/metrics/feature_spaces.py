@@ -2,11 +2,13 @@
 
 FID, KID, precision/recall and IS need Inception or VGG16 weights, which cannot always be downloaded; and on
 8×8 digits an ImageNet network sees little anyway. As MNIST work measures FID with a LeNet, each built-in
-dataset (``digits``, ``shapes``) gets a small classifier trained on its own real images, deterministically
-(one CPU thread, seeded initialisation and order), the first time it is needed. Its penultimate activations
-(``features``, 128-d after ReLU) are the space in which ``fid_digits``, ``kid_digits``, ``pr_digits`` … are
-measured through the same code as the standard metrics; its class scores (``logits``) give ``cas_digits``.
-Numbers in these spaces compare with each other, never with Inception figures.
+dataset (``digits``, ``shapes``, ``photos``) gets a small classifier trained on its own real images,
+deterministically (one CPU thread, seeded initialisation and order), the first time it is needed. Its
+penultimate activations (``features``, 128-d after ReLU) are the space in which ``fid_digits``, ``kid_digits``,
+``pr_digits``, ``scaleinv_fid_S4_digits`` … are measured through the same code as the standard metrics; its class
+scores (``logits``) give ``cas_digits``. The photos have no labels: their network learns to tell which source
+photograph a patch (a crop as the dataset serves it) comes from, and no CAS or diversity is measured in it
+(:data:`UNLABELLED`). Numbers in these spaces compare with each other, never with Inception figures.
 
 The trained network is cached in ``<cache>/feature-spaces/<name>.safetensors`` with its recipe (the dataclass
 below plus the data's content hash) and a fingerprint (SHA-256 of the weights) in the metadata. A file whose
@@ -59,7 +61,23 @@ class FeatureSpaceRecipe:
 RECIPES: dict[str, FeatureSpaceRecipe] = {
     "digits": FeatureSpaceRecipe("digits", input_size=8, channels=1),
     "shapes": FeatureSpaceRecipe("shapes", input_size=16, channels=3),
+    "photos": FeatureSpaceRecipe("photos", input_size=32, channels=3),
 }
+
+# Spaces whose classes are no labels of what an image shows (CAS and within-class diversity are refused in them).
+UNLABELLED: dict[str, str] = {
+    "photos": "the built-in photos have no labels: its classes are the source photographs the patches come from",
+}
+
+
+def builtin_space(data: str | None) -> str | None:
+    """The feature space of data source ``data`` (``'builtin:digits'`` → ``'digits'``), or None when it has none."""
+    from polyinr.data.sources import BUILTIN_PREFIX
+
+    if data is None or not data.startswith(BUILTIN_PREFIX):
+        return None
+    name = data[len(BUILTIN_PREFIX) :]
+    return name if name in RECIPES else None
 
 
 def check_space(name: str) -> FeatureSpaceRecipe:

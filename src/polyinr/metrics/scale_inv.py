@@ -1,6 +1,7 @@
 """ScaleInv FID (Lin et al. 2022, InfinityGAN): render S× the training field of view, shrink it back, FID.
 
-The zoomed-out grid keeps the native pixel spacing and centre and has ``S·R`` pixels a side. It is shrunk to
+The zoomed-out grid keeps the native pixel spacing and has ``S·R`` pixels a side, on the frame's pixel lattice and
+centred on the frame (to within half a pixel when ``(S − 1)·R`` is odd), so canvas models paint it too. It is shrunk to
 ``R × R`` as InfinityGAN's evaluation does (``scaleinv_fid``): ``F.interpolate(bilinear, align_corners=True)``
 without antialiasing, so the numbers compare with theirs. That samples the render at ``R`` points a side and
 blends only the 2×2 pixels around each, so for ``S ≥ 2`` it aliases: fine detail folds into false patterns
@@ -21,14 +22,16 @@ from polyinr.grid import Grid
 
 
 def zoomed_out_grid(resolution: int, scale: int) -> Grid:
-    """``scale·resolution`` pixels a side at the frame's pixel spacing, centred on the frame."""
+    """``scale·resolution`` pixels a side at the frame's pixel spacing, starting ``⌊(scale − 1)·resolution / 2⌋``
+    pixels before the frame's first: on its pixel lattice, centred on it to within half a pixel."""
     if not isinstance(scale, int) or scale < 1:
         raise PolyinrError(f"the ScaleInv FID scale must be a positive integer, got {scale!r}")
     if resolution < 2:
         raise PolyinrError(f"ScaleInv FID needs a resolution of at least 2, got {resolution}")
-    size = scale * resolution
-    half = (size - 1) / (resolution - 1) / 2  # half the window, in frame units
-    return Grid.window(0.5 - half, 0.5 - half, 0.5 + half, 0.5 + half, size, size)
+    size, step = scale * resolution, 1 / (resolution - 1)
+    start = -((scale - 1) * resolution // 2) * step  # frame units, a whole number of pixels before the frame
+    end = start + (size - 1) * step
+    return Grid.window(start, start, end, end, size, size)
 
 
 RESIZES = ("bilinear", "box")  # InfinityGAN's (scaleinv_fid), the S×S box average (scaleinv_box_fid)

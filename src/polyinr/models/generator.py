@@ -9,8 +9,8 @@ place (:meth:`Generator.check_grid`) with a one-line error naming the model and 
 - :data:`FRAME` (StyleGAN3, StyleGAN-XL): the native frame and its rigid motions (translations, rotations);
 - :data:`CANVAS` (InfinityGAN): any window on the model's own pixel lattice, any size, tiled on the lattice.
 
-Optional capabilities (multiply-adds per pixel, per-level heat maps, style-mixing ranges) are methods whose
-base versions say clearly that a model lacks them, so no caller branches on a model's name.
+Optional capabilities (multiply-adds per pixel, per-level heat maps, style-mixing ranges, a learned input grid)
+are methods whose base versions say clearly that a model lacks them, so no caller branches on a model's name.
 """
 
 from __future__ import annotations
@@ -277,6 +277,17 @@ class Generator(nn.Module):
         """Config fields of the network that trains stage ``stage`` of a run whose stages render
         ``resolutions``: by default one network renders every stage's grid at the last stage's resolution."""
         return {"img_resolution": max(resolutions)}
+
+    @classmethod
+    def learned_grid_settings(cls) -> dict[str, Any]:
+        """Config fields of a network that learns its own input coordinates for its native frame, as the
+        Poly-INR authors' trained grid; models without input coordinates to learn raise.
+
+        The learned coordinates belong to the native frame, so a run that learns them trains each stage's
+        network with that stage's frame as its native one (``img_resolution``), and :meth:`next_stage` gives the
+        next stage's network its own coordinates; every other grid stays on uniform coordinates.
+        """
+        raise CapabilityMissing(f"{cls.model_name} has no input grid of per-pixel coordinates to learn")
 
     def next_stage(self, resolution: int) -> Generator | None:
         """The network the next stage (at ``resolution``) trains, built from this one, or None when this one

@@ -366,15 +366,46 @@ class TensorCanvas:
         return self._slice(self.noises[layer], rows, cols, step * self.origin[0], step * self.origin[1])
 
 
+def training_coords(
+    cfg: InfinityGANConfig, x_st: torch.Tensor, y_st: torch.Tensor, jitter: torch.Tensor
+) -> torch.Tensor:
+    """``[B, 3, h, h]`` coordinates of training patches (``h = ts_input_size + 2·margin`` latent cells), as the
+    authors' ``CoordHandler.sample_coord_grid`` makes them in training.
+
+    Patch ``i`` takes rows ``x_st[i] + [0, h)`` of their grid of ``h + V`` rows (:func:`lattice_coords`'s
+    vertical formula, the native patch at ``x_st = V / 2``) and columns ``(y_st[i] + [0, h)) mod (hori_period +
+    1)`` of their grid of ``hori_period + 1`` columns; its first and last columns have the same angle, so a patch
+    that wraps around the period repeats one column, as theirs do. ``jitter [B, 3]`` (cells, in ``[-½, ½)``)
+    moves each channel by its own amount: the cosine and sine channels independently, as their
+    ``add_rnd_perturb`` does.
+    """
+    m, n, V, P = cfg.margin, cfg.ts_input_size, cfg.coord_vert_sample_size, cfg.hori_period
+    B, h = len(x_st), n + 2 * m
+    cells = torch.arange(h, dtype=torch.float64)
+    jitter = jitter.to(torch.float64)
+    rows = cells - m + (x_st.double()[:, None] - V / 2) + jitter[:, :1]  # [B, h] our lattice rows
+    v = torch.tanh(cfg.vert_scale * (rows - (n - 1) / 2))
+    cols = (torch.arange(h)[None] + y_st.long()[:, None]) % (P + 1)  # [B, h] their grid's columns
+    y_cos = math.pi * (2 * (cols + jitter[:, 1:2]) / P - 1)
+    y_sin = math.pi * (2 * (cols + jitter[:, 2:3]) / P - 1)
+    out = torch.stack([
+        v[:, :, None].expand(B, h, h),
+        torch.cos(y_cos)[:, None].expand(B, h, h),
+        torch.sin(y_sin)[:, None].expand(B, h, h),
+    ], dim=1)  # fmt: skip
+    return out.float()
+
+
 def training_canvas(
     cfg: InfinityGANConfig, batch: int, generator: torch.Generator | None = None, paired: bool = False
 ) -> tuple[TensorCanvas, torch.Tensor]:
     """The random inputs of ``batch`` training patches and their vertical positions ``[batch]`` in ``[-1, 1]``.
 
-    As the authors' ``CoordHandler`` in training: each patch starts at one of ``coord_vert_sample_size`` rows
-    (``x_st``) and anywhere in the horizontal period (``y_st``), both jittered by up to half a cell; its label is
-    ``2·x_st / (V − 1) − 1``. Local latents and noise are fresh. ``paired``: samples ``2i`` and ``2i + 1`` share
-    coordinates (the mode-seeking pairs; their local latents differ).
+    As the authors' ``CoordHandler`` in training (:func:`training_coords`): each patch starts at one of
+    ``coord_vert_sample_size`` rows (``x_st``) and at any column of the horizontal period (``y_st``), each
+    coordinate channel jittered by up to half a cell; its label is ``2·x_st / (V − 1) − 1``. Local latents and
+    noise are fresh. ``paired``: samples ``2i`` and ``2i + 1`` share coordinates (the mode-seeking pairs; their
+    local latents differ).
     """
     m, n, V = cfg.margin, cfg.ts_input_size, cfg.coord_vert_sample_size
     h = n + 2 * m
@@ -384,18 +415,14 @@ def training_canvas(
 
     x_st = torch.randint(0, V, (batch,), generator=generator)
     y_st = torch.randint(0, cfg.hori_period + 1, (batch,), generator=generator)
-    jitter = torch.rand(batch, 2, generator=generator, dtype=torch.float64) - 0.5
+    jitter = torch.rand(batch, 3, generator=generator, dtype=torch.float64) - 0.5
     if paired:
         x_st[1::2], y_st[1::2], jitter[1::2] = (
             x_st[0::2][: batch // 2],
             y_st[0::2][: batch // 2],
             jitter[0::2][: batch // 2],
         )
-    cells = torch.arange(-m, n + m, dtype=torch.float64)
-    coords = torch.stack([
-        lattice_coords(cfg, cells + (x_st[i] - V / 2) + jitter[i, 0], cells + y_st[i] + jitter[i, 1])
-        for i in range(batch)
-    ])  # fmt: skip
+    coords = training_coords(cfg, x_st, y_st, jitter)
     sizes = texture_sizes(n, cfg.num_blocks)
     canvas = TensorCanvas(cfg, draw(batch, cfg.local_latent_dim, h, h), coords, [draw(batch, 1, k, k) for k in sizes])
     return canvas, x_st.float() / (V - 1) * 2 - 1

@@ -24,7 +24,8 @@ import copy
 import functools
 import importlib.util
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -47,6 +48,7 @@ class PolyINRConfig:
     img_resolution: int = 32  # native (training) resolution: the default grid
     img_channels: int = 3  # output channels
     stored_grid: bool = False  # True = keep an input grid for the native frame (imported checkpoints)
+    learn_grid: bool = False  # True = that input grid is a parameter training learns (the authors' gridt)
     init: str = "balanced"  # initialisation only (the maths is the same): 'balanced' or 'authors', see PolyLevel
 
 
@@ -184,6 +186,12 @@ class PolyLevel(nn.Module):
         return F.leaky_relu(out, LRELU_SLOPE).clamp(-self.clamp, self.clamp)
 
 
+def uniform_input_grid(resolution: int) -> torch.Tensor:
+    """The native frame's uniform coordinates ``[R·R, 2]`` (row, col), float32: the authors' grid,
+    ``meshgrid(arange(R) / (R − 1))`` in 'ij' order, flattened row-major."""
+    return Grid.frame(resolution).coords().view(-1, 2)
+
+
 class PolyINRSynthesis(nn.Module):
     """``ws [B, num_levels, w_dim]``, grid → images ``[B, img_channels, H, W]``, in chunks of pixels."""
 
@@ -195,9 +203,10 @@ class PolyINRSynthesis(nn.Module):
             for i in range(cfg.num_levels)
         )
         self.to_rgb = nn.Linear(cfg.channels, cfg.img_channels)  # the authors' 1×1 convolution
-        if cfg.stored_grid:
-            frame = Grid.frame(cfg.img_resolution).coords().view(-1, 2)
-            self.register_buffer("input_grid", frame)  # [R·R, 2], replaced by the importer
+        if cfg.learn_grid:  # learned with the other weights from the uniform grid, as the authors' gridt
+            self.input_grid = nn.Parameter(uniform_input_grid(cfg.img_resolution))
+        elif cfg.stored_grid:
+            self.register_buffer("input_grid", uniform_input_grid(cfg.img_resolution))  # replaced by the importer
         else:
             self.input_grid = None
 
@@ -300,16 +309,44 @@ class PolyINRGenerator(Generator):
         """Every level's ``w`` can come from another sample."""
         return range(self.cfg.num_levels)
 
+    def describe_grids(self) -> str:
+        """Any window at any density; with an input grid (stored or learned), which frame renders on it."""
+        if self.synthesis.input_grid is None:
+            return super().describe_grids()
+        R, kind = self.img_resolution, "learned" if self.cfg.learn_grid else "stored"
+        return (f"any window of the plane at any density; its whole native {R}x{R} frame on its {kind} input grid, "
+                f"every other grid (tiles included) on uniform coordinates")  # fmt: skip
+
     def uniform_coordinates(self) -> PolyINRGenerator:
-        """Without a stored input grid: itself; with one, a view (same weights) rendering the native frame on
-        its uniform coordinates too."""
+        """Without an input grid (stored or learned): itself; with one, a view (same weights) rendering the
+        native frame on its uniform coordinates too."""
         if self.synthesis.input_grid is None:
             return self
         synthesis = copy.copy(self.synthesis)
-        synthesis._buffers = {**synthesis._buffers, "input_grid": None}
+        holder = "_parameters" if self.cfg.learn_grid else "_buffers"  # where the module keeps the grid
+        setattr(synthesis, holder, {**getattr(synthesis, holder), "input_grid": None})
         view = copy.copy(self)
         view._modules = {**view._modules, "synthesis": synthesis}
         return view
+
+    @classmethod
+    def learned_grid_settings(cls) -> dict[str, Any]:
+        """The native frame's input coordinates as a parameter, starting from the uniform grid (the authors'
+        ``gridt``, which their loop trains with G's other weights and keeps in G_ema)."""
+        return {"learn_grid": True}
+
+    def next_stage(self, resolution: int) -> PolyINRGenerator | None:
+        """With a learned grid: this network (a copy) whose native frame is ``resolution``, its grid restarting
+        from the uniform one there, as the authors' next run builds a new grid at its resolution (not an
+        interpolation of the last). Otherwise None: the same network carries on, on a denser grid."""
+        if not self.cfg.learn_grid:
+            return None
+        old = self.synthesis.input_grid
+        staged = copy.deepcopy(self)
+        staged.cfg = staged.synthesis.cfg = replace(self.cfg, img_resolution=resolution)
+        grid = uniform_input_grid(resolution).to(old.device)  # [R·R, 2]
+        staged.synthesis.input_grid = nn.Parameter(grid, requires_grad=old.requires_grad)
+        return staged
 
     @torch.no_grad()
     def level_heatmaps(self, ws: torch.Tensor, grid: Grid | None = None, pixel_chunk: int = 4096) -> LevelMaps:

@@ -3,9 +3,12 @@
 :func:`run_comparison` trains each model through :func:`~polyinr.training.loop.training_loop` in its own
 run directory under ``outdir/runs/<model>/`` (a shared recipe by default, or each model's own), then measures
 each trained generator (the EMA weights of its last snapshot) with the same metric code and real statistics:
-quality metrics with the detectors available without a download, equivariance where the grid contract allows,
-parameters, multiply-adds per pixel, training images/s (the run's ``stats.jsonl``), rendering megapixels/s at
-1× and 4× density (4× the pixels per side) and the peak memory of one big render. It writes ``report.md``,
+quality metrics with the detectors available without a download (on the built-in data, by default, FID,
+precision/recall, CAS and ScaleInv FID in that data's offline feature space), equivariance where the grid
+contract allows, parameters, multiply-adds per pixel, training images/s (the run's ``stats.jsonl``), rendering
+megapixels/s at 1× and 4× density (4× the pixels per side; each timed call renders a batch of at least
+:data:`SPEED_PIXELS` pixels, so both densities pay the same per-call overhead) and the peak memory of one big
+render. It writes ``report.md``,
 ``report.json``, PNG plots and sample sheets into ``outdir``. Every cell of the table holds a value with its
 unit, or the one-line reason why there is none.
 
@@ -38,6 +41,8 @@ from polyinr.grid import Grid
 
 CPU, PAPER = "cpu", "paper"
 SPEED_ROUNDS = 3  # timed renders per density (the best is reported)
+SPEED_PIXELS = 1 << 18  # pixels a timed render call paints at least (a batch of small images)
+EVALUATION_VERSION = 2  # bump when a measurement changes: cached evaluations of older versions are redone
 SHEET_SEEDS = 6  # default seeds of the sample sheets
 
 
@@ -49,7 +54,7 @@ class CompareSettings:
     models: tuple[str, ...]
     preset: str = CPU  # 'cpu' or 'paper': the size class of each model's preset
     kimg: float = 10.0  # training budget, thousands of real images shown to D
-    metrics: tuple[str, ...] = ()  # metric names (polyinr.metrics); empty = default_metrics(preset)
+    metrics: tuple[str, ...] = ()  # metric names (polyinr.metrics); empty = default_metrics(preset, data, cond)
     seeds: tuple[int, ...] = tuple(range(SHEET_SEEDS))  # seeds of the sample sheets
     native_recipes: bool = False  # each model's own recipe instead of the shared one
     recipe: str | None = None  # the shared recipe; None = 'cpu' for cpu presets, 'stylegan3' for paper ones
@@ -70,13 +75,25 @@ class CompareSettings:
         return values
 
 
-def default_metrics(preset: str) -> tuple[str, ...]:
-    """The metrics of a comparison when none are named: small sample counts for ``cpu``, the papers' for ``paper``."""
+def default_metrics(preset: str, data: str | None = None, cond: bool = False) -> tuple[str, ...]:
+    """The metrics of a comparison when none are named.
+
+    On a built-in dataset (``builtin:digits``, ``shapes``, ``photos``): FID, precision/recall, CAS (labelled data,
+    class-conditional models) and ScaleInv FID at ×2 and ×4 in that dataset's offline feature space, 2,000
+    samples each. Elsewhere the standard detectors: small sample counts for ``cpu``, the papers' for ``paper``.
+    Then the equivariance metrics (50 samples for ``cpu``, 50k for ``paper``).
+    """
+    from polyinr.metrics.feature_spaces import UNLABELLED, builtin_space
+
+    eq = ("eqt0.05k_int", "eqt0.05k_frac", "eqr0.05k") if preset == CPU else ("eqt50k_int", "eqt50k_frac", "eqr50k")
+    space = builtin_space(data)
+    if space is not None:
+        cas = (f"cas_{space}",) if cond and space not in UNLABELLED else ()
+        return (f"fid_{space}", f"pr_{space}", *cas, f"scaleinv_fid_S2_{space}", f"scaleinv_fid_S4_{space}", *eq)
     if preset == CPU:
-        return ("rfid0.5k_full", "fid0.5k_full", "kid0.5k_full", "pr0.5k3_full", "eqt0.05k_int", "eqt0.05k_frac",
-                "eqr0.05k")  # fmt: skip
-    return ("fid50k_full", "kid50k_full", "rfid50k_full", "pr50k3_full", "eqt50k_int", "eqt50k_frac", "eqr50k",
-            "scaleinv_fid50k_S2", "scaleinv_fid50k_S4")  # fmt: skip
+        return ("rfid0.5k_full", "fid0.5k_full", "kid0.5k_full", "pr0.5k3_full", *eq)
+    return ("fid50k_full", "kid50k_full", "rfid50k_full", "pr50k3_full", *eq, "scaleinv_fid50k_S2",
+            "scaleinv_fid50k_S4")  # fmt: skip
 
 
 def check_settings(settings: CompareSettings) -> CompareSettings:
@@ -98,7 +115,7 @@ def check_settings(settings: CompareSettings) -> CompareSettings:
         raise PolyinrError(f"the training budget must be positive, got {settings.kimg} kimg")
     if settings.big_render < 1:
         raise PolyinrError(f"the big render's size must be positive, got {settings.big_render}")
-    metrics = settings.metrics or default_metrics(settings.preset)
+    metrics = settings.metrics or default_metrics(settings.preset, settings.data, settings.cond)
     for name in metrics:
         parse_metric(name)
     curve = settings.curve_metric
@@ -154,7 +171,7 @@ def training_options(settings: CompareSettings, model: str, outdir: Path, metric
     options = resolve_options(recipe, preset=preset, model=model, data=settings.data, outdir=str(outdir),
                               kimg=settings.kimg, resolution=settings.resolution, batch=settings.batch,
                               cond=settings.cond, workers=settings.workers, device=settings.device,
-                              seed=settings.seed, metrics=metrics,
+                              seed=settings.seed, metrics=metrics, learn_grid=False,  # uniform grids: like for like
                               model_overrides=settings.model_overrides.get(model) or None)  # fmt: skip
     if settings.snap_kimg is not None:
         options = dataclasses.replace(options, tick_kimg=settings.snap_kimg, snap_ticks=1)
@@ -261,6 +278,8 @@ def detector_unavailable(metric: str, detectors: dict[str, Any] | None = None) -
     from polyinr.metrics.features import find_weights
 
     spec = parse_metric(metric)
+    if spec.space is not None:
+        return None  # an offline feature space: trained from the built-in data when first used
     if spec.kind not in _FEATURE_METRICS or _FEATURE_METRICS[spec.kind][0] in ("inception-random", *(detectors or {})):
         return None
     detector = _FEATURE_METRICS[spec.kind][0]
@@ -296,21 +315,41 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+@dataclass(frozen=True)
+class RenderSpeed:
+    """What :func:`render_speed` timed: ``batch`` images of ``grid`` a call, ``pixels_per_call`` in all."""
+
+    megapixels_per_s: float  # pixels_per_call / seconds
+    batch: int
+    pixels_per_call: int
+    seconds: float  # the fastest call
+
+    def note(self, grid: Grid, rounds: int = SPEED_ROUNDS) -> str:
+        return (f"{grid.height}x{grid.width} renders, {self.batch} a call ({self.pixels_per_call:,} px), best of "
+                f"{rounds} calls after a warm-up")  # fmt: skip
+
+
 @torch.no_grad()
-def render_speed(G: Any, grid: Grid, batch: int, device: torch.device) -> float:
-    """Megapixels per second of ``G.synthesize`` on ``grid`` (best of :data:`SPEED_ROUNDS`, after a warm-up)."""
+def render_speed(
+    G: Any, grid: Grid, device: torch.device, min_pixels: int = SPEED_PIXELS, rounds: int = SPEED_ROUNDS
+) -> RenderSpeed:
+    """Megapixels per second of ``G.synthesize`` on ``grid``, for a batch of at least ``min_pixels`` pixels a call
+    (so small renders are not timed by their per-call overhead): the fastest of ``rounds`` calls after a warm-up.
+    The latents are mapped beforehand: only the synthesis is timed."""
     from polyinr.sampling import iter_ws
 
+    batch = max(1, math.ceil(min_pixels / grid.num_pixels))
     ws = next(iter_ws(G, list(range(batch)), None if not G.num_classes else 0, device=device, batch_size=batch))
     G.synthesize(ws, grid)
     best = math.inf
-    for _ in range(SPEED_ROUNDS):
+    for _ in range(rounds):
         _synchronize(device)
         start = time.perf_counter()
         G.synthesize(ws, grid)
         _synchronize(device)
         best = min(best, time.perf_counter() - start)
-    return batch * grid.num_pixels / best / 1e6
+    pixels = batch * grid.num_pixels
+    return RenderSpeed(pixels / best / 1e6, batch, pixels, best)
 
 
 _BIG_RENDER = textwrap.dedent("""
@@ -390,10 +429,10 @@ def training_speed(run_dir: Path) -> Cell:
 def metric_cells(
     names: Sequence[str], G: Any, dataset: Any, device: torch.device, detectors: dict[str, Any] | None = None
 ) -> dict[str, Cell]:
-    """Each metric's value(s), or why it is not computed (a detector missing offline, a refused grid).
-    ``detectors`` replaces named detectors (see :func:`~polyinr.metrics.compute_metric`)."""
+    """Each metric's value(s), or why it is not computed (a detector missing offline, a refused grid, a metric
+    the model or data cannot give). ``detectors`` replaces named detectors (see
+    :func:`~polyinr.metrics.compute_metric`)."""
     from polyinr.metrics import compute_metric
-    from polyinr.models.generator import GridRefused
 
     cells: dict[str, Cell] = {}
     for name in names:
@@ -401,13 +440,13 @@ def metric_cells(
         if missing is not None:
             cells[name] = Cell(None, note=missing)
             continue
-        detector = _detector_name(name, detectors)
         unit = "dB" if name.startswith("eq") else ""
         try:
             values = compute_metric(name, G, dataset, device=device, download=False, detectors=detectors)
-        except GridRefused as e:
+        except PolyinrError as e:  # the grid contract's refusal, or a metric this model or data cannot give
             cells[name] = Cell(None, note=str(e))
             continue
+        detector = _detector_name(name, detectors)  # after the metric: a feature space is trained when first used
         for key, value in values.items():
             cells[key] = Cell(float(value), unit, None if detector == "none" else f"detector {detector}")
     return cells
@@ -417,9 +456,10 @@ def _detector_name(metric: str, detectors: dict[str, Any] | None) -> str:
     from polyinr.metrics import metric_detector
     from polyinr.metrics.api import _FEATURE_METRICS, parse_metric
 
-    kind = parse_metric(metric).kind
-    if kind in _FEATURE_METRICS and _FEATURE_METRICS[kind][0] in (detectors or {}):
-        return getattr(detectors[_FEATURE_METRICS[kind][0]], "name", _FEATURE_METRICS[kind][0])
+    spec = parse_metric(metric)
+    key = f"space:{spec.space}" if spec.space is not None else _FEATURE_METRICS.get(spec.kind, ("none",))[0]
+    if key in (detectors or {}):
+        return getattr(detectors[key], "name", key)
     return metric_detector(metric)
 
 
@@ -438,14 +478,14 @@ def evaluate_model(
 
     folder = model_dir(outdir, model)
     snapshot = latest_snapshot(run_dir)
-    key = {"settings": settings.to_json(), "snapshot": str(snapshot)}
+    key = {"settings": settings.to_json(), "snapshot": str(snapshot), "version": EVALUATION_VERSION}
     cached = _read_json(folder / "evaluation.json")
     if cached is not None and cached.get("key") == key:
         return {name: Cell(**cell) for name, cell in cached["cells"].items()}
     device = torch.device(settings.device)
     G = load_generator(snapshot, device)
     options = training_options(settings, model, folder)
-    dataset = open_training_data(options, G.img_resolution)
+    dataset = open_training_data(options, G.img_resolution).unmirrored()  # the reals the snapshot metrics use
     say = on_message or (lambda _text: None)
     cells: dict[str, Cell] = {
         "resolution": Cell(G.img_resolution, "px", "a side"),
@@ -464,8 +504,8 @@ def evaluate_model(
         except GridRefused as e:
             cells[label] = Cell(None, note=str(e))
             continue
-        cells[label] = Cell(round(render_speed(G, grid, 8 if factor == 1 else 2, device), 3), "MP/s",
-                            f"{R * factor}² renders")  # fmt: skip
+        speed = render_speed(G, grid, device)
+        cells[label] = Cell(round(speed.megapixels_per_s, 3), "MP/s", speed.note(grid))
     say(f"{settings.big_render}² render")
     cells["big_render_memory"] = big_render_memory(G, snapshot, settings.big_render, device, folder)
     say("sample sheet")

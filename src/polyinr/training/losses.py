@@ -95,6 +95,21 @@ def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
 LOSSES: dict[str, type[GANLoss]] = {}  # name → loss class, filled by @register_loss
 
 
+def mode_seeking_loss(features: torch.Tensor, latents: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """The mode-seeking diversity loss over pairs ``(2i, 2i + 1)`` of a batch: ``1 / (d(x) / d(z) + eps)``.
+
+    ``d`` is the mean absolute difference within each pair (``features [B, …]``: images, or InfinityGAN's
+    structure features; ``latents [B, …]``: the latents that differ within a pair). A true distance ratio: the
+    InfinityGAN authors' released angular form divides two *similarities* (inverted) and gives NaNs; this one is
+    finite even on identical inputs (``eps`` in both denominators) and falls as the images of different latents
+    move apart.
+    """
+    B = (len(features) // 2) * 2
+    x_dist = (features[0:B:2] - features[1:B:2]).abs().mean()
+    z_dist = (latents[0:B:2] - latents[1:B:2]).abs().mean()
+    return 1 / (x_dist / (z_dist + eps) + eps)
+
+
 def register_loss(name: str, config_cls: type):
     """Class decorator: register a :class:`GANLoss` subclass as ``name`` with its settings' dataclass."""
 
@@ -218,12 +233,13 @@ class NonSaturatingConfig:
     gamma: float | None = 1.0  # R1 weight γ on the reals; 0 = no R1 (no Dreg phase); None = 2·(R/256)² at R²
     blur_sigma: float = 0.0  # initial sigma in pixels of the D-input blur (StyleGAN3-R: 10); 0 = no blur
     blur_fade_kimg: float = 0.0  # kimg over which the blur fades to 0 (StyleGAN3-R: batch·200/32)
+    diversity_weight: float = 0.0  # mode-seeking loss (MSGAN) on pairs of images of one class; 0 = off
 
     def __post_init__(self) -> None:
         if self.gamma is not None and self.gamma < 0:
             raise PolyinrError(f"the R1 weight gamma must be ≥ 0, got {self.gamma}")
-        if self.blur_sigma < 0 or self.blur_fade_kimg < 0:
-            raise PolyinrError("the blur sigma and its fade length must be ≥ 0")
+        if self.blur_sigma < 0 or self.blur_fade_kimg < 0 or self.diversity_weight < 0:
+            raise PolyinrError("the blur sigma, its fade length and the diversity weight must be ≥ 0")
 
 
 @dataclass(frozen=True)
@@ -251,17 +267,19 @@ class NonSaturatingLoss(GANLoss):
         blur_init_sigma: float = 0.0,
         blur_fade_kimg: float = 0.0,
         augment: AdaptiveAugment | None = None,
+        diversity_weight: float = 0.0,
     ) -> None:
         super().__init__(G, D, blur_init_sigma, blur_fade_kimg, augment)
         self.r1_gamma = r1_gamma
         self.r1_interval = r1_interval
+        self.diversity_weight = diversity_weight
 
     R1_INTERVAL = 16
 
     @classmethod
     def from_config(cls, G: nn.Module, D: nn.Module, cfg: NonSaturatingConfig, device: torch.device):
         return cls(G, D, r1_gamma=cfg.gamma, r1_interval=cls.R1_INTERVAL, blur_init_sigma=cfg.blur_sigma,
-                   blur_fade_kimg=cfg.blur_fade_kimg)  # fmt: skip
+                   blur_fade_kimg=cfg.blur_fade_kimg, diversity_weight=cfg.diversity_weight)  # fmt: skip
 
     @classmethod
     def reg_interval(cls, cfg: NonSaturatingConfig, network: str) -> int | None:
@@ -277,9 +295,17 @@ class NonSaturatingLoss(GANLoss):
     def accumulate_gradients(self, phase, real_img, real_c, gen_z, gen_c, gain, cur_nimg):
         resolution = real_img.shape[-1]
         if phase in ("Gmain", "Gboth"):
-            logits = self.run_D(self.run_G(gen_z, gen_c, resolution), gen_c, cur_nimg)
+            if self.diversity_weight > 0 and gen_c is not None:
+                gen_c = gen_c.clone()
+                gen_c[1::2] = gen_c[0::2][: len(gen_c) // 2]  # each pair (2i, 2i + 1) draws one class
+            fake = self.run_G(gen_z, gen_c, resolution)
+            logits = self.run_D(fake, gen_c, cur_nimg)
             loss = group_mean(logits, self.D, lambda x: F.softplus(-x))
             report("Loss/G/loss", loss)
+            if self.diversity_weight > 0:
+                diversity = mode_seeking_loss(fake.flatten(1), gen_z)
+                report("Loss/G/diversity", diversity)
+                loss = loss + self.diversity_weight * diversity
             loss.mul(gain).backward()
         if phase in ("Dmain", "Dboth"):
             fake = self.run_G(gen_z, gen_c, resolution, update_emas=True).detach()
@@ -364,20 +390,6 @@ class ProjectedHingeLoss(GANLoss):
 
 
 # ---------------------------------------------------------------------------------------------- InfinityGAN
-
-
-def mode_seeking_loss(features: torch.Tensor, latents: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """The mode-seeking diversity loss over pairs ``(2i, 2i + 1)`` of a batch: ``1 / (d(x) / d(z) + eps)``.
-
-    ``d`` is the mean absolute difference within each pair (``features [B, …]``: the structure synthesizer's
-    output; ``latents [B, …]``: the local latents). A true distance ratio: the authors' released angular form
-    divides two *similarities* (inverted) and gives NaNs; this one is finite even on identical inputs (``eps``
-    in both denominators) and falls as the images of different latents move apart.
-    """
-    B = (len(features) // 2) * 2
-    x_dist = (features[0:B:2] - features[1:B:2]).abs().mean()
-    z_dist = (latents[0:B:2] - latents[1:B:2]).abs().mean()
-    return 1 / (x_dist / (z_dist + eps) + eps)
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,10 @@ class TrainingOptions:
     disc_options: dict[str, Any] = field(default_factory=dict)  # settings of `disc` (fields of its config)
     class_embeddings: str | None = None  # safetensors table to start G's and D's class tables from
     pretrained_classes: bool = False  # a conditional run needs `class_embeddings` (no random class tables)
+    # Learn the native frame's input coordinates with G (the Poly-INR authors' gridt), restarting from the uniform
+    # grid at every stage's resolution; models without an input grid refuse it, and a recipe's applies to the
+    # models that have one.
+    learn_grid: bool = False
     # Loss.
     loss: str = "nonsaturating"  # registered loss (training/losses.py)
     loss_options: dict[str, Any] = field(default_factory=dict)  # settings of `loss` (fields of its config)
@@ -119,6 +123,8 @@ def resolve_options(
     if one_stage:
         values.pop("schedule", None)  # an explicit duration or resolution replaces the recipe's schedule
     values.update({key: value for key, value in overrides.items() if value is not None})
+    if values.get("learn_grid") and overrides.get("learn_grid") is None and not learns_grid(model):
+        values["learn_grid"] = False  # the recipe's learned grid applies to the generators that have one
     given_loss = {k: v for k, v in (loss_options or {}).items() if v is not None}
     given_disc = {k: v for k, v in (disc_options or {}).items() if v is not None}
     scaled = chosen.batch_scaled(values["batch"]) if chosen.batch_scaled else {}
@@ -133,6 +139,18 @@ def resolve_options(
     return options
 
 
+def learns_grid(model: str) -> bool:
+    """Whether ``model``'s generator can learn its input grid (it has the capability)."""
+    from polyinr.models.generator import CapabilityMissing
+    from polyinr.models.registry import get_entry
+
+    try:
+        get_entry(model).generator_cls.learned_grid_settings()
+    except CapabilityMissing:
+        return False
+    return True
+
+
 def _model_fields(model: str, preset: str, settings: dict[str, Any]) -> dict[str, Any]:
     """The entries of ``settings`` that are fields of the ``model``'s config (a recipe's model settings apply to
     the generators that have them)."""
@@ -144,6 +162,8 @@ def _model_fields(model: str, preset: str, settings: dict[str, Any]) -> dict[str
 
 def validate(options: TrainingOptions) -> None:
     """One-line errors for inconsistent options, before anything is built."""
+    from polyinr.models.registry import get_entry
+
     if options.batch <= 0:
         raise PolyinrError(f"the batch size must be positive, got {options.batch}")
     if options.batch_gpu is not None and (options.batch_gpu <= 0 or options.batch % options.batch_gpu):
@@ -168,6 +188,8 @@ def validate(options: TrainingOptions) -> None:
         raise PolyinrError(f"unknown augmentation pipeline {options.augpipe!r}; pipelines: {', '.join(PIPELINES)}")
     if not options.aug_p >= 0 or not options.ada_kimg > 0 or not -1 <= options.ada_target <= 1:
         raise PolyinrError("the augmentation probability must be ≥ 0, the ADA target in [-1, 1] and ada_kimg > 0")
+    if options.learn_grid:  # refused in one line by a model without an input grid
+        get_entry(options.model).generator_cls.learned_grid_settings()
     loss = resolve_loss_config(options.loss, **options.loss_options)
     check_discriminator_settings(options.disc, options.disc_options)
     if getattr(loss, "cls_weight", 0) > 0 and not options.cond:

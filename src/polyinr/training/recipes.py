@@ -123,7 +123,9 @@ _AUTHORS_NOTES = (
     "every resolution stage starts as their next run: fresh D, blur restarting, fresh Adam, EMA ramp-up restarting",
     "stage lengths after the 32x32 stem are not published: ours",
     "each stage starts from the previous stage's best G_ema by the first snapshot metric (theirs: FID), else the last",
-    "differs: the input grid stays uniform (their grid is an nn.Parameter their loop trains, per stage)",
+    "the native frame's input grid is learned as their gridt (an nn.Parameter their loop trains with G's Adam at "
+    "G's lr and keeps in G_ema), restarting from the uniform grid at each stage's resolution; other windows and "
+    "densities render on uniform coordinates",
 )
 
 register_recipe(Recipe(
@@ -131,7 +133,7 @@ register_recipe(Recipe(
     summary="the Poly-INR authors' ImageNet recipe (StyleGAN-XL's): projected D, hinge, blur, 32 → 512",
     # Stage lengths after the 32² stem are not published; these are ours.
     options=dict(**_AUTHORS_OPTIMISATION, mirror=True, schedule="32:10000,64:5000,128:5000,256:2500,512:2500",
-                 tick_kimg=4.0, snap_ticks=50, pretrained_classes=True),
+                 tick_kimg=4.0, snap_ticks=50, pretrained_classes=True, learn_grid=True),
     losses={"hinge": _AUTHORS_HINGE},
     discs={"projected": _AUTHORS_PROJECTED},
     notes=(*_AUTHORS_NOTES, "conditional runs start G's and D's class tables from the pretrained 1000x320 "
@@ -142,7 +144,7 @@ register_recipe(Recipe(
     name="ffhq", size=PAPER, loss="hinge", disc="projected",
     summary="the imagenet recipe for unconditional faces, 32 → 256",
     options=dict(**_AUTHORS_OPTIMISATION, mirror=True, schedule="32:10000,64:5000,128:5000,256:5000",
-                 tick_kimg=4.0, snap_ticks=50),
+                 tick_kimg=4.0, snap_ticks=50, learn_grid=True),
     losses={"hinge": _AUTHORS_HINGE},
     discs={"projected": _AUTHORS_PROJECTED},
     notes=_AUTHORS_NOTES,

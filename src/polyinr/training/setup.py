@@ -139,11 +139,15 @@ def generator_settings(
 ) -> dict[str, Any]:  # fmt: skip
     """The overrides of the generator's preset for ``stage`` of this run (None: the last): the data's classes,
     the generator's settings for the stage (by default the last stage's resolution; grown models: the
-    network of that stage), the pretrained class table's width, then the explicit ``model_overrides``."""
+    network of that stage; a learned input grid: the stage's resolution), the pretrained class table's width,
+    then the explicit ``model_overrides``."""
     from polyinr.models.registry import get_entry
 
     index = stages[-1].index if stage is None else stage.index
-    sizes = get_entry(options.model).generator_cls.stage_settings([s.resolution for s in stages], index)
+    generator_cls = get_entry(options.model).generator_cls
+    sizes = generator_cls.stage_settings([s.resolution for s in stages], index)
+    if options.learn_grid:  # the learned grid is the native frame's: the stage's frame is the native one
+        sizes = {**sizes, **generator_cls.learned_grid_settings(), "img_resolution": stages[index].resolution}
     settings: dict[str, Any] = {"num_classes": num_classes, **sizes}
     if class_table is not None:
         settings["embed_dim"] = class_table.shape[1]
