@@ -17,6 +17,7 @@ from polyinr.metrics import (
     compute_metric,
     find_run_dir,
     metric_detector,
+    metric_goal,
     parse_metric,
     parse_metrics,
 )
@@ -170,3 +171,11 @@ def test_metric_detector_names_the_network():
     assert "random" in metric_detector("rfid50k_full")
     assert "not yet downloaded" in metric_detector("fid50k_full")
     assert "vgg16" in metric_detector("pr50k3_full")
+
+
+def test_metric_goal_ranks_by_a_stated_direction_or_not_at_all():
+    assert metric_goal("fid50k_full") == ("fid50k_full", True) and metric_goal("kid_digits") == ("kid_digits", True)
+    assert metric_goal("scaleinv_fid10k_S2") == ("scaleinv_fid10k_S2", True)
+    assert metric_goal("is50k") == ("is50k_mean", False) and metric_goal("eqt50k_int") == ("eqt50k_int", False)
+    assert metric_goal("cas_digits") == ("cas_digits", False)
+    assert metric_goal("pr50k3_full") is None and metric_goal("div_digits") is None

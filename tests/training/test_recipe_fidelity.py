@@ -141,3 +141,90 @@ def test_each_stage_starts_from_the_previous_g_ema_and_resumes_exactly_across_th
     for key in expected:
         if not key.startswith("rng/"):
             assert torch.equal(expected[key], got[key]), f"{key} differs after resuming across the stage switch"
+
+
+def test_the_dry_run_says_which_g_ema_each_stage_starts_from():
+    def rule(*extra):
+        result = CliRunner().invoke(main, ["train", "--recipe", "imagenet", "-n", *extra])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)["stage_start"]
+
+    assert "last G_ema" in rule() and "no metrics" in rule()
+    assert "lowest fid50k_full" in rule("--metrics", "fid50k_full,pr50k3_full")
+    assert "highest is50k_mean" in rule("--metrics", "is50k")
+    assert "last G_ema" in rule("--metrics", "pr50k3_full,fid50k_full")  # precision/recall ranks nothing
+
+
+_SCRIPTED_FID = {snapshot_name(8): 1.0, snapshot_name(16): 2.0}
+
+
+class _ScriptedFid:
+    """A snapshot evaluator whose ``fid_digits`` is set per snapshot (stage 1's best is its first snapshot, not
+    its last); it keeps each evaluated G_ema."""
+
+    def __init__(self):
+        self.g_ema, self.calls = {}, []
+
+    def __call__(self, names, G, data, run_dir, snapshot, device):
+        self.calls.append(snapshot.name)
+        self.g_ema[snapshot.name] = {k: v.clone() for k, v in G.state_dict().items()}
+        return {"fid_digits": {"results": {"fid_digits": _SCRIPTED_FID.get(snapshot.name, 0.5)}, "detector": "none"}}
+
+
+@pytest.mark.slow
+def test_with_metrics_each_stage_starts_from_the_best_snapshot_and_resumes_exactly(tmp_path, monkeypatch):
+    from polyinr.training import losses
+    from polyinr.training.snapshot import METRICS_JSON
+
+    values = dict(data="builtin:digits", schedule="8:0.016,16:0.016", batch=8, tick_kimg=0.008, snap_ticks=1,
+                  keep_snapshots=1, metrics=("fid_digits",), workers=0, device="cpu", seed=3,
+                  model_overrides={"channels": 16})  # fmt: skip
+    starts = {}
+    base_begin = losses.GANLoss.begin_stage
+
+    def remember(self, index, start_nimg):
+        starts[index] = {k: v.clone() for k, v in self.G.state_dict().items()}
+        base_begin(self, index, start_nimg)
+
+    monkeypatch.setattr(losses.GANLoss, "begin_stage", remember)
+    kept = []
+    evaluator = _ScriptedFid()
+    options = resolve_options("cpu", outdir=str(tmp_path / "a"), **values)
+    run_dir = training_loop(options, evaluate=evaluator, on_tick=lambda t: kept.append(
+        [p.name for p in list_snapshots(run_dir_of(tmp_path / "a"))]))  # fmt: skip
+    assert evaluator.calls == [snapshot_name(n) for n in (8, 16, 24, 32)]
+    assert kept[1] == [snapshot_name(8), snapshot_name(16)]  # the stage's best outlives --keep 1 until the stage ends
+    assert kept[2] == [snapshot_name(24)]
+    best, last = evaluator.g_ema[snapshot_name(8)], evaluator.g_ema[snapshot_name(16)]
+    assert any(not torch.equal(best[k], last[k]) for k in best)
+    assert all(torch.equal(starts[1][k], best[k]) for k in best)  # stage 2's G: stage 1's best G_ema
+    log = (run_dir / "log.txt").read_text()
+    assert f"G from the G_ema of snapshot {snapshot_name(8)}, the stage's best by fid_digits = 1" in log
+    stats = [json.loads(line) for line in (run_dir / "stats.jsonl").read_text().splitlines()]
+    assert [s["Progress/stage_start_kimg"] for s in stats if "Progress/stage_start_kimg" in s] == [0.008]
+    counters = json.loads((list_snapshots(run_dir)[-1] / "training_state.json").read_text())
+    assert counters["stage_start"]["snapshot"] == snapshot_name(8) and counters["stage"] == 1
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_stage_end(tick):
+        if tick.cur_nimg == 16:
+            raise Stop
+
+    options = resolve_options("cpu", outdir=str(tmp_path / "b"), **values)
+    with pytest.raises(Stop):
+        training_loop(options, evaluate=_ScriptedFid(), on_tick=stop_at_stage_end)
+    (list_snapshots(run_dir_of(tmp_path / "b"))[-1] / METRICS_JSON).unlink()  # as if killed before evaluating
+    again = _ScriptedFid()
+    resumed = training_loop(options, evaluate=again)  # evaluates the last again, then chooses the first
+    assert again.calls == [snapshot_name(n) for n in (16, 24, 32)]
+    expected = load_file(str(list_snapshots(run_dir)[-1] / STATE_WEIGHTS))
+    got = load_file(str(list_snapshots(resumed)[-1] / STATE_WEIGHTS))
+    for key in expected:
+        if not key.startswith("rng/"):
+            assert torch.equal(expected[key], got[key]), f"{key} differs after resuming across the stage switch"
+
+
+def run_dir_of(outdir):
+    return next(p for p in outdir.iterdir() if p.is_dir())

@@ -16,7 +16,7 @@ from polyinr.training.ema import ema_beta, update_ema
 from polyinr.training.losses import NonSaturatingLoss, ProjectedHingeLoss, blur_sigma, gaussian_blur, phases_for
 from polyinr.training.options import resolve_options
 from polyinr.training.schedule import build_stages, parse_schedule, stage_at
-from polyinr.training.snapshot import load_snapshot, save_snapshot
+from polyinr.training.snapshot import best_snapshot, load_snapshot, record_metrics, save_snapshot
 
 
 def test_ema_beta_half_life_and_rampup():
@@ -200,3 +200,18 @@ def test_mode_seeking_term_pairs_one_class_and_adds_its_loss(monkeypatch):
     assert torch.isfinite(G.mapping.layers[0].weight.grad).all() and not torch.equal(
         G.mapping.layers[0].weight.grad, g_plain
     )
+
+
+def test_best_snapshot_of_a_stage_ranks_recorded_values_and_keeps_the_first_of_equals(tmp_path):
+    G, _, _ = _snapshot_parts()
+    records = [(0, 3.0), (1, 2.0), (1, float("nan")), (1, 1.0), (1, 1.0), (1, None), (2, 0.1)]  # (stage, fid)
+    for i, (stage, fid) in enumerate(records):
+        path = save_snapshot(tmp_path, 8 * (i + 1), G, {"G_ema": G}, {}, {"stage": stage}, keep=99)
+        if fid is not None:
+            record_metrics(path, {"fid": {"fid": fid}})
+    path, value = best_snapshot(tmp_path, 1, "fid", "fid", lower=True)
+    assert (path.name, value) == ("000000.032", 1.0)  # not the NaN, not stage 0's or 2's, the first 1.0
+    assert best_snapshot(tmp_path, 1, "fid", "fid", lower=False)[0].name == "000000.016"
+    assert best_snapshot(tmp_path, 1, "kid", "kid", lower=True) is None  # never recorded: no candidate
+    save_snapshot(tmp_path, 80, G, {"G_ema": G}, {}, {"stage": 1}, keep=1, protect={"000000.032"})
+    assert [p.name for p in list_snapshots(tmp_path)] == ["000000.032", "000000.080"]

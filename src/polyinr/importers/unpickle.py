@@ -22,6 +22,7 @@ without claiming more elements than it holds (beyond :data:`MAX_VIEW_ELEMENTS`).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
@@ -29,7 +30,7 @@ import pickle
 import struct
 import zipfile
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
@@ -645,31 +646,49 @@ def restricted_load(path: str | Path) -> Any:
     path = Path(path)
     if not path.is_file():
         raise ImporterError(f"{path}: {'not a file' if path.exists() else 'no such file'}")
+    with _one_line_errors(str(path)), open(path, "rb") as f:
+        return _load_stream(f, os.fstat(f.fileno()).st_size)
+
+
+def restricted_load_bytes(data: bytes | bytearray, origin: str) -> Any:
+    """:func:`restricted_load` of bytes in memory (e.g. an archive another pickle holds); ``origin`` names
+    them in error messages."""
+    with _one_line_errors(origin):
+        return _load_stream(io.BytesIO(data), len(data))
+
+
+def _load_stream(f: BinaryIO, size: int) -> Any:
+    """A pickle, a torch zip archive or a legacy ``torch.save`` file of ``size`` bytes from ``f``."""
+    head = f.read(4)
+    f.seek(0)
+    if head.startswith(b"PK\x03\x04"):
+        return _load_zip(f, size)
+    if f.read(12) == _LEGACY_HEAD:
+        f.seek(0)
+        return _load_legacy(f, size)
+    f.seek(0)
+    if not head:
+        raise ImporterError("the file is empty")
+    if head[0] != 0x80 or head[1:2] > b"\x05":
+        raise ImporterError(f"it is not a pickle (it starts with {head!r})")
+    return _RestrictedUnpickler(f, size).load()
+
+
+@contextlib.contextmanager
+def _one_line_errors(origin: str) -> Iterator[None]:
+    """Every failure to read ``origin`` as one :class:`ImporterError` line (refusals as
+    :class:`UnsafePickleError`)."""
     try:
-        with open(path, "rb") as f:
-            head = f.read(4)
-            f.seek(0)
-            size = os.fstat(f.fileno()).st_size
-            if head.startswith(b"PK\x03\x04"):
-                return _load_zip(f, size)
-            if f.read(12) == _LEGACY_HEAD:
-                f.seek(0)
-                return _load_legacy(f, size)
-            f.seek(0)
-            if not head:
-                raise ImporterError("the file is empty")
-            if head[0] != 0x80 or head[1:2] > b"\x05":
-                raise ImporterError(f"it is not a pickle (it starts with {head!r})")
-            return _RestrictedUnpickler(f, size).load()
+        yield
     except UnsafePickleError as e:
-        raise UnsafePickleError(f"refused {path}: {e}; nothing from it was run") from None
+        raise UnsafePickleError(f"refused {origin}: {e}; nothing from it was run") from None
     except ImporterError as e:
-        raise ImporterError(f"cannot read {path}: {e}") from None
+        raise ImporterError(f"cannot read {origin}: {e}") from None
     except OSError as e:
-        raise ImporterError(f"cannot read {path}: {e.strerror or e}") from None
+        raise ImporterError(f"cannot read {origin}: {e.strerror or e}") from None
     except RecursionError:
-        raise ImporterError(f"cannot read {path}: it nests objects too deeply to read") from None
+        raise ImporterError(f"cannot read {origin}: it nests objects too deeply to read") from None
     except MemoryError:
-        raise ImporterError(f"cannot read {path}: it needs more memory than is available") from None
+        raise ImporterError(f"cannot read {origin}: it needs more memory than is available") from None
     except Exception as e:  # any failure to decode untrusted bytes means the file is damaged
-        raise ImporterError(f"cannot read {path}: truncated or corrupt pickle ({_first_line(e)})") from None
+        raise ImporterError(f"cannot read {origin}: truncated or corrupt pickle ({_first_line(e)})") from None

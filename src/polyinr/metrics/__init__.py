@@ -12,6 +12,7 @@ from polyinr.metrics.api import (
     evaluate_snapshot,
     find_run_dir,
     metric_detector,
+    metric_goal,
     parse_metric,
     parse_metrics,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "evaluate_snapshot",
     "find_run_dir",
     "metric_detector",
+    "metric_goal",
     "parse_metric",
     "parse_metrics",
 ]

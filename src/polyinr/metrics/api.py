@@ -80,6 +80,15 @@ _FEATURE_METRICS: dict[str, tuple[str, str, str | None, int | None]] = {
 }
 
 
+# kind → (suffix of the result that ranks snapshots, whether lower is better). Kinds absent have no single better
+# direction: precision against recall, and within-class diversity (1 = as diverse as the reals, either side worse).
+_GOALS: dict[str, tuple[str, bool]] = {
+    **{kind: ("", True) for kind in ("fid", "kid", "sfid", "rfid", "scaleinv_fid", "scaleinv_box_fid")},
+    **{kind: ("", False) for kind in ("eqt_int", "eqt_frac", "eqr", "cas")},  # PSNR in dB, accuracy
+    "is": ("_mean", False),
+}
+
+
 @dataclass(frozen=True)
 class MetricSpec:
     name: str  # as written, e.g. 'fid50k_full'
@@ -164,6 +173,17 @@ def parse_metrics(spec: str) -> list[str]:
         if part not in names:
             names.append(part)
     return names
+
+
+def metric_goal(name: str) -> tuple[str, bool] | None:
+    """``(result key, lower is better)`` by which metric ``name`` ranks training snapshots, or None where no
+    single direction is better (precision/recall, within-class diversity). FID, KID and their variants: the
+    lowest; IS (its mean), EQ-T/EQ-R (dB) and CAS: the highest."""
+    spec = parse_metric(name)
+    if spec.kind not in _GOALS:
+        return None
+    suffix, lower = _GOALS[spec.kind]
+    return f"{spec.name}{suffix}", lower
 
 
 def metric_detector(name: str) -> str:
@@ -343,21 +363,22 @@ def _space_metric(
 
 def evaluate_snapshot(
     names: Sequence[str], G: Any, dataset: Any, run_dir: str | Path, snapshot: Path, device: torch.device | str
-) -> dict[str, dict[str, float]]:
+) -> dict[str, dict[str, Any]]:
     """Compute the metrics ``names`` of a new training snapshot's generator ``G`` on the training ``dataset``.
 
     The reals are the training images without their x-flipped copies, whatever the run's mirroring: the
     ``_full`` metrics compare with the dataset itself, as StyleGAN's ``calc_metrics`` does by default. Each
     result is appended to ``run_dir/metric-<name>.jsonl`` as it is computed (see :func:`append_metric_result`);
-    returns the results by name. The training loop's ``evaluate`` hook.
+    returns, by name, ``{"results": {key: value}, "detector": the feature network}`` (as those lines hold
+    them). The training loop's ``evaluate`` hook.
     """
     if dataset is not None and hasattr(dataset, "unmirrored"):
         dataset = dataset.unmirrored()
-    results = {}
+    records = {}
     for name in names:
-        results[name] = compute_metric(name, G, dataset, device=device)
-        append_metric_result(run_dir, name, results[name], snapshot.name)
-    return results
+        records[name] = {"results": compute_metric(name, G, dataset, device=device), "detector": metric_detector(name)}
+        append_metric_result(run_dir, name, records[name]["results"], snapshot.name, records[name]["detector"])
+    return records
 
 
 def append_metric_result(

@@ -12,9 +12,13 @@ Three networks, each resizing its input itself as the reference tools do:
   convolutions and fully connected layer drawn from a CPU generator seeded with :data:`RANDOM_INCEPTION_SEED`,
   identity batch norms. Needs no file; its numbers compare with other polyinr rFIDs, not with StyleGAN-XL's
   (whose random network is a downloaded pickle).
-- ``vgg16``: torchvision's ImageNet VGG16 (``vgg16-397923af.pth``) through torch-fidelity's extractor
-  (TF1-style bilinear resize to 224, fc2 after ReLU, 4096-d) for precision/recall; or NVIDIA's TorchScript
-  ``vgg16.pkl``.
+- ``vgg16``: the feature network of precision/recall (fc2 after ReLU, 4096-d). NVIDIA's VGG16, the standard one
+  (StyleGAN2-ADA's ``vgg16.pt``, sha256-checked, or StyleGAN3's ``vgg16.pkl``), when its file is present: read
+  without running it and computed by our own module (:mod:`polyinr.metrics.nvidia_vgg16`), named
+  ``vgg16-nvidia`` (``vgg16-nvidia-<hash prefix>`` for a file of another hash). Otherwise torchvision's ImageNet
+  VGG16 (``vgg16-397923af.pth``, downloaded when missing) through torch-fidelity's extractor (TF1-style bilinear
+  resize to 224), named ``vgg16-torchvision-397923af``: its numbers do not compare with NVIDIA's network's, so
+  every printed and logged result names its detector.
 
 Our own Inception module reuses torch-fidelity's TensorFlow-compatible blocks and resize: torch-fidelity's
 extractor cannot be built without its weights (rFID), does not expose ``mixed_6/conv`` (sFID), and unpickles its
@@ -65,31 +69,38 @@ def cache_dir() -> Path:
 
 @dataclass(frozen=True)
 class WeightsFile:
-    """A standard detector file: its name, SHA-256 (None = not known, TorchScript only) and download URL."""
+    """A standard detector file: its name, SHA-256 (None = not known, TorchScript only) and where it is published.
+    The detector's first file with ``fetch`` is downloaded when none of its files is found."""
 
     filename: str
     sha256: str | None
     url: str | None
     torchscript: bool  # True = NVIDIA's TorchScript archive, False = a PyTorch state dict
+    fetch: bool = False
 
 
 INCEPTION_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
+NVIDIA_VGG16_SHA256 = "b437eb095feaeb0b83eb3fa11200ebca4548ee39a07fb944a417ddc516cc07c3"
+NVIDIA_VGG16_URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/vgg16.pt"
 VGG16_SHA256 = "397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0"
 
+# Looked for in this order (NVIDIA's VGG16 before torchvision's: the standard precision/recall network first).
 WEIGHTS: dict[str, tuple[WeightsFile, ...]] = {
     "inception": (
         WeightsFile("weights-inception-2015-12-05-6726825d.pth", INCEPTION_SHA256,
                     "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
-                    "weights-inception-2015-12-05-6726825d.pth", torchscript=False),
+                    "weights-inception-2015-12-05-6726825d.pth", torchscript=False, fetch=True),
         WeightsFile("pt_inception-2015-12-05-6726825d.pth", INCEPTION_SHA256, None, torchscript=False),
         WeightsFile("inception-2015-12-05.pkl", None, None, torchscript=True),
     ),
     "vgg16": (
-        WeightsFile("vgg16-397923af.pth", VGG16_SHA256, "https://download.pytorch.org/models/vgg16-397923af.pth",
-                    torchscript=False),
+        WeightsFile("vgg16.pt", NVIDIA_VGG16_SHA256, NVIDIA_VGG16_URL, torchscript=True),
         WeightsFile("vgg16.pkl", None, None, torchscript=True),
+        WeightsFile("vgg16-397923af.pth", VGG16_SHA256, "https://download.pytorch.org/models/vgg16-397923af.pth",
+                    torchscript=False, fetch=True),
     ),
 }  # fmt: skip
+TORCHVISION_VGG16_NAME = "vgg16-torchvision-397923af"
 
 DETECTOR_NAMES = ("inception", "inception-random", "vgg16")
 
@@ -197,18 +208,17 @@ class TorchFidelityVGG16(Detector):
 
 
 class TorchScriptDetector(Detector):
-    """NVIDIA's TorchScript detectors (StyleGAN2-ADA / StyleGAN3 metrics), loaded with ``torch.jit.load``.
-
-    Inception: ``pool`` = ``net(x, return_features=True)``; ``logits`` = log of ``net(x, no_output_bias=True)``
-    (its softmax without the output bias). VGG16: ``vgg16_fc2`` = ``net(x, return_features=True)``.
+    """NVIDIA's TorchScript Inception (StyleGAN2-ADA / StyleGAN3 metrics), loaded with ``torch.jit.load``:
+    ``pool`` = ``net(x, return_features=True)``; ``logits`` = log of ``net(x, no_output_bias=True)`` (its softmax
+    without the output bias). (NVIDIA's VGG16 is read without running it: :mod:`polyinr.metrics.nvidia_vgg16`.)
     """
 
-    def __init__(self, name: str, net: torch.jit.ScriptModule, kind: str) -> None:
+    provides = ("pool", "logits")
+
+    def __init__(self, name: str, net: torch.jit.ScriptModule) -> None:
         super().__init__()
         self.name = name
         self.net = net
-        self.kind = kind
-        self.provides = ("pool", "logits") if kind == "inception" else ("vgg16_fc2",)
 
     def forward(self, images: torch.Tensor, features: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
         self.check(features)
@@ -224,12 +234,19 @@ class TorchScriptDetector(Detector):
 # ---------------------------------------------------------------------------- files
 
 
+_HASHES: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) → SHA-256: a file is hashed once per process
+
+
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _HASHES:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        _HASHES[key] = digest.hexdigest()
+    return _HASHES[key]
 
 
 def search_dirs() -> list[Path]:
@@ -237,20 +254,24 @@ def search_dirs() -> list[Path]:
     return [cache_dir() / "detectors", Path(torch.hub.get_dir()) / "checkpoints"]
 
 
+def _fetched(kind: str) -> WeightsFile:
+    return next(entry for entry in WEIGHTS[kind] if entry.fetch)
+
+
 def _missing_message(kind: str, reason: str) -> str:
-    first = WEIGHTS[kind][0]
-    return (f"the {kind} detector weights are missing ({reason}): put {first.filename} (sha256 {first.sha256}, "
-            f"from {first.url}) in {cache_dir() / 'detectors'}")  # fmt: skip
+    entry = _fetched(kind)
+    text = (f"the {kind} detector weights are missing ({reason}): put {entry.filename} (sha256 {entry.sha256}, "
+            f"from {entry.url}) in {cache_dir() / 'detectors'}")  # fmt: skip
+    preferred = [e for e in WEIGHTS[kind][: WEIGHTS[kind].index(entry)] if e.url]
+    return text + "".join(f", or the standard {e.filename} (from {e.url}), used first when present" for e in preferred)
 
 
 def find_weights(kind: str, download: bool = True) -> tuple[Path, WeightsFile]:
-    """The first standard file of ``kind`` found locally; else download the hash-known one; else a clear error."""
-    for entry in WEIGHTS[kind]:
-        for folder in search_dirs():
-            path = folder / entry.filename
-            if path.is_file():
-                return path, entry
-    entry = WEIGHTS[kind][0]
+    """The first standard file of ``kind`` found locally; else download the one to fetch; else a clear error."""
+    found = _local_weights(kind)
+    if found is not None:
+        return found
+    entry = _fetched(kind)
     if not download:
         raise PolyinrError(_missing_message(kind, "downloads are off"))
     dest = cache_dir() / "detectors" / entry.filename
@@ -260,6 +281,15 @@ def find_weights(kind: str, download: bool = True) -> tuple[Path, WeightsFile]:
     except (urllib.error.URLError, OSError, RuntimeError) as e:
         raise PolyinrError(_missing_message(kind, f"download failed: {getattr(e, 'reason', e)}")) from None
     return dest, entry
+
+
+def _local_weights(kind: str) -> tuple[Path, WeightsFile] | None:
+    for entry in WEIGHTS[kind]:
+        for folder in search_dirs():
+            path = folder / entry.filename
+            if path.is_file():
+                return path, entry
+    return None
 
 
 def _verified_state_dict(path: Path, entry: WeightsFile) -> dict[str, torch.Tensor]:
@@ -303,20 +333,36 @@ def _build_detector(name: str, download: bool) -> Detector:
     if name == "inception-random":
         return InceptionV3(f"inception-v3-random-he-seed{RANDOM_INCEPTION_SEED}", seed=RANDOM_INCEPTION_SEED)
     path, entry = find_weights(name, download)
+    if name == "vgg16" and entry.torchscript:  # read without running it: never torch.jit.load
+        from polyinr.metrics.nvidia_vgg16 import load_nvidia_vgg16
+
+        return load_nvidia_vgg16(path, sha256_of(path))
     if entry.torchscript:
-        return TorchScriptDetector(f"{name}-nvidia-torchscript", _torchscript(path), name)
+        return TorchScriptDetector(f"{name}-nvidia-torchscript", _torchscript(path))
     if name == "inception":
         return InceptionV3("inception-2015-12-05", _verified_state_dict(path, entry))
     verify_sha256(path, entry.sha256)
-    return TorchFidelityVGG16("vgg16-torchvision-397923af", path)
+    return TorchFidelityVGG16(TORCHVISION_VGG16_NAME, path)
+
+
+def _detector_name(kind: str, path: Path, entry: WeightsFile) -> str:
+    """The name ``load_detector(kind)`` gives the detector it builds from ``path`` (``entry``)."""
+    if kind == "vgg16" and entry.torchscript:
+        from polyinr.metrics.nvidia_vgg16 import nvidia_vgg16_name
+
+        return nvidia_vgg16_name(sha256_of(path))
+    if entry.torchscript:
+        return f"{kind}-nvidia-torchscript"
+    return "inception-2015-12-05" if kind == "inception" else TORCHVISION_VGG16_NAME
 
 
 def detector_description(name: str) -> str:
-    """Which network and file ``load_detector(name)`` uses, without loading it (for reports)."""
+    """Which network and file ``load_detector(name)`` uses, without loading it (for reports): the detector's
+    name, then its file."""
     if name == "inception-random":
         return f"inception-v3-random-he-seed{RANDOM_INCEPTION_SEED}"
-    for entry in WEIGHTS[name]:
-        for folder in search_dirs():
-            if (folder / entry.filename).is_file():
-                return f"{name} ({folder / entry.filename})"
-    return f"{name} ({WEIGHTS[name][0].filename}, not yet downloaded)"
+    found = _local_weights(name)
+    if found is not None:
+        return f"{_detector_name(name, *found)} ({found[0]})"
+    entry = _fetched(name)
+    return f"{_detector_name(name, Path(entry.filename), entry)} ({entry.filename}, not yet downloaded)"

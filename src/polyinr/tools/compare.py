@@ -243,13 +243,14 @@ class _SnapshotMetric:
     def __call__(self, names, G, dataset, run_dir, snapshot, device) -> dict[str, dict]:
         from polyinr.metrics import append_metric_result, compute_metric
 
-        results = {}
+        records = {}
         for name in names:
             if detector_unavailable(name, self.detectors) is not None:
                 continue
-            results[name] = compute_metric(name, G, dataset, device=device, download=False, detectors=self.detectors)
-            append_metric_result(run_dir, name, results[name], snapshot.name)
-        return results
+            results = compute_metric(name, G, dataset, device=device, download=False, detectors=self.detectors)
+            records[name] = {"results": results, "detector": _detector_name(name, self.detectors)}
+            append_metric_result(run_dir, name, results, snapshot.name, records[name]["detector"])
+        return records
 
 
 def train_in_processes(argv_for: Callable[[str], list[str]], models: Sequence[str], log_dir: Path) -> dict[str, int]:

@@ -8,7 +8,9 @@ its phases. Schedules (resolution stage, EMA, blur) are pure functions of ``cur_
 
 Each resolution stage starts as the authors' next super-resolution run does: G continues from the previous
 stage's EMA generator, with fresh Adam moments and a fresh discriminator, and the blur schedule and EMA ramp-up
-count from the stage's first image.
+count from the stage's first image. With metrics at snapshots, that EMA generator is the one of the previous
+stage's best snapshot by the first metric (the authors continue from their best-FID ``best_model.pkl``); without
+metrics, or with a first metric that ranks nothing (precision/recall, diversity), it is the stage's last.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from polyinr.training.options import TrainingOptions
 from polyinr.training.rundir import RunLog, claim_run_dir, describe
 from polyinr.training.schedule import Stage, stage_at
 from polyinr.training.setup import (
+    Ranking,
     build_discriminator,
     build_loss,
     check_stages,
@@ -45,9 +48,18 @@ from polyinr.training.setup import (
     load_class_table,
     open_run_data,
     optimizer_settings,
+    snapshot_ranking,
     stage_data,
 )
-from polyinr.training.snapshot import load_snapshot, save_snapshot, snapshot_name
+from polyinr.training.snapshot import (
+    best_snapshot,
+    load_module_state,
+    load_snapshot,
+    record_metrics,
+    recorded_metrics,
+    save_snapshot,
+    snapshot_name,
+)
 from polyinr.training.stats import collect as collect_stats
 from polyinr.training.stats import report
 
@@ -90,8 +102,9 @@ def _batch_indices(num_images: int, seed: int, start: int, count: int) -> np.nda
     return out
 
 
-# (metric names, G_ema, training data, run directory, new snapshot, device) → results by metric name; it also
-# records them in the run directory. polyinr.metrics.evaluate_snapshot is the one the commands pass.
+# (metric names, G_ema, training data, run directory, new snapshot, device) → by metric name, {"results": {key:
+# value}, "detector": the feature network's name, or "none"}; it also records them in the run directory (the
+# metric-<name>.jsonl lines). polyinr.metrics.evaluate_snapshot is the one the commands pass.
 SnapshotEvaluator = Callable[[Sequence[str], torch.nn.Module, Any, Path, Path, torch.device], dict[str, dict]]
 
 
@@ -183,9 +196,11 @@ def _train(
     loss.begin_stage(stage.index, stage.start_nimg)
 
     # Resume -----------------------------------------------------------------------------------------------
+    ranking = snapshot_ranking(options.metrics)
+    stage_start: dict[str, Any] | None = None  # the snapshot this stage's G started from (None: the first stage)
     if snapshot is not None:
         counters = load_snapshot(snapshot, {"G": G, "D": D, "G_ema": G_ema, **loss.state_modules()}, optimizers)
-        step = counters["step"]
+        step, stage_start = counters["step"], counters.get("stage_start")
         say(f"resuming {run_dir} from {snapshot.name} ({cur_nimg / 1000:.3f} kimg)")
     distributed.broadcast_module(G)
     distributed.broadcast_module(D)
@@ -204,6 +219,10 @@ def _train(
         _save_reals(data, run_dir / "reals.png", len(grid_seeds), options.seed)
         _save_fakes(G_ema, grid_z, grid_c, stage.resolution, run_dir / f"fakes{snapshot_name(cur_nimg)}.png")
     label_probs = torch.as_tensor(data.label_distribution()) if num_classes else None
+    if snapshot is not None and options.metrics:  # stopped before its metrics were recorded: compute them now
+        if log is not None and recorded_metrics(snapshot) is None:
+            _evaluate(evaluate, options.metrics, G_ema, data, run_dir, snapshot, device, log)
+        distributed.barrier()
 
     # Signals: SIGINT / SIGTERM finish the step, save a snapshot and stop ---------------------------------
     stop_requested = {"flag": False}
@@ -220,10 +239,14 @@ def _train(
     data_wait = 0.0  # seconds this tick spent waiting for batches
     try:
         while cur_nimg < total_nimg:
-            # Stage switch, as the authors' next run starts: G continues from this stage's G_ema (on a denser
-            # grid, or a grown model: the network grown from it) with fresh Adam moments, a fresh D for the new
-            # resolution, and the blur and the EMA ramp-up restarting.
+            # Stage switch, as the authors' next run starts: G continues from this stage's best (or last) G_ema
+            # (on a denser grid, or a grown model: the network grown from it) with fresh Adam moments, a fresh D
+            # for the new resolution, and the blur and the EMA ramp-up restarting.
             if cur_nimg >= stage.end_nimg:
+                if log is not None:
+                    stage_start = _choose_stage_start(run_dir, stage, ranking, last_snapshot, G_ema)
+                if ranking is not None:
+                    distributed.broadcast_module(G_ema)  # rank 0 may have loaded the best snapshot's
                 stage = stage_at(stages, cur_nimg)
                 with torch.random.fork_rng(devices=[]):
                     torch.manual_seed(_seed(options.seed, stage.index, 4))  # the new layers' initial weights
@@ -246,7 +269,12 @@ def _train(
                 trainable["D"] = [p for p in D.parameters() if p.requires_grad]
                 optimizers["D"] = _adam(trainable["D"], adam["D"])
                 distributed.broadcast_module(D)
-                say(f"stage {stage.index + 1}/{len(stages)}: {stage.resolution}x{stage.resolution}")
+                message = f"stage {stage.index + 1}/{len(stages)}: {stage.resolution}x{stage.resolution}"
+                if log is not None:
+                    message += f", G from {_describe_start(stage_start)}"
+                    log.line(message)
+                    report("Progress/stage_start_kimg", float(stage_start["snapshot"]))
+                say(message)
 
             # One step: this process's share of the global batch.
             wait_start = time.perf_counter()
@@ -317,15 +345,16 @@ def _train(
                     raise TrainingError(f"training diverged: non-finite weight at step {step}; "
                                         f"last good snapshot: {last_snapshot}")  # fmt: skip
                 if rank == 0:
-                    counters = {"step": step, "stage": stage.index, "options": options_json}
+                    counters = {"step": step, "stage": stage.index, "stage_start": stage_start,
+                                "options": options_json}  # fmt: skip
                     modules = {"G": G, "D": D, "G_ema": G_ema, **loss.state_modules()}
+                    best = best_snapshot(run_dir, stage.index, *ranking) if ranking is not None else None
+                    keep = {best[0].name} if best else set()  # the next stage may start from it
                     new_snapshot = save_snapshot(run_dir, cur_nimg, G_ema, modules, optimizers, counters,
-                                                 options.keep_snapshots)  # fmt: skip
+                                                 options.keep_snapshots, protect=keep)  # fmt: skip
                     last_snapshot = new_snapshot
                     if options.metrics:
-                        results = evaluate(options.metrics, G_ema, data, run_dir, new_snapshot, device)
-                        for name, values in results.items():  # rank 0 keeps the log
-                            log.line(f"metric {name}: " + " ".join(f"{k}={v:.4g}" for k, v in values.items()))
+                        _evaluate(evaluate, options.metrics, G_ema, data, run_dir, new_snapshot, device, log)
                 distributed.barrier()
                 ticks_since_snap = 0
             if log is not None:
@@ -350,6 +379,40 @@ def _train(
 
 
 # ---------------------------------------------------------------------------------------------- helpers
+
+
+def _evaluate(
+    evaluate: SnapshotEvaluator, metrics: Sequence[str], G_ema: torch.nn.Module, data, run_dir: Path,
+    snapshot: Path, device: torch.device, log: RunLog,
+) -> None:  # fmt: skip
+    """Compute ``metrics`` of ``snapshot``'s G_ema, record them beside it (for choosing a stage's best
+    snapshot) and in the log, each line naming its detector."""
+    records = evaluate(metrics, G_ema, data, run_dir, snapshot, device)
+    record_metrics(snapshot, {name: record["results"] for name, record in records.items()})
+    for name, record in records.items():
+        values = " ".join(f"{k}={v:.4g}" for k, v in record["results"].items())
+        log.line(
+            f"metric {name}: {values}" + ("" if record["detector"] == "none" else f" (detector {record['detector']})")
+        )
+
+
+def _choose_stage_start(
+    run_dir: Path, stage: Stage, ranking: Ranking | None, last_snapshot: Path | None, G_ema: torch.nn.Module
+) -> dict[str, Any]:
+    """At the end of ``stage`` (rank 0): the snapshot the next stage's G starts from, its G_ema loaded into
+    ``G_ema`` — the stage's best by ``ranking``, else its last (the current G_ema, saved as the stage ended)."""
+    best = best_snapshot(run_dir, stage.index, *ranking) if ranking is not None else None
+    if best is None:
+        return {"snapshot": last_snapshot.name, "metric": None, "key": None, "value": None}
+    path, value = best
+    load_module_state(path, "G_ema", G_ema)
+    return {"snapshot": path.name, "metric": ranking[0], "key": ranking[1], "value": value}
+
+
+def _describe_start(start: dict[str, Any]) -> str:
+    if start["metric"] is None:
+        return f"the last G_ema (snapshot {start['snapshot']})"
+    return f"the G_ema of snapshot {start['snapshot']}, the stage's best by {start['key']} = {start['value']:.6g}"
 
 
 def _training_copies(G, device: torch.device, compile_synthesis: bool):

@@ -122,7 +122,7 @@ _AUTHORS_NOTES = (
     "batch 64 in micro-batches of 8 (gradient accumulation): D's BatchNorm statistics cover 8 samples, as theirs",
     "every resolution stage starts as their next run: fresh D, blur restarting, fresh Adam, EMA ramp-up restarting",
     "stage lengths after the 32x32 stem are not published: ours",
-    "differs: each stage starts from the previous stage's last G_ema (theirs: the snapshot with the best FID)",
+    "each stage starts from the previous stage's best G_ema by the first snapshot metric (theirs: FID), else the last",
     "the native frame's input grid is learned as their gridt (an nn.Parameter their loop trains with G's Adam at "
     "G's lr and keeps in G_ema), restarting from the uniform grid at each stage's resolution; other windows and "
     "densities render on uniform coordinates",

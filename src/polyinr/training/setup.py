@@ -4,6 +4,7 @@ loop's body, and shared with the command line's dry run so that it shows exactly
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +172,33 @@ def optimizer_settings(options: TrainingOptions) -> dict[str, dict[str, Any]]:
     return out
 
 
+# How a stage's snapshots are ranked to start the next stage: (metric, result key, lower is better).
+Ranking = tuple[str, str, bool]
+
+
+def snapshot_ranking(metrics: Sequence[str]) -> Ranking | None:
+    """The ranking of a run with ``metrics`` at its snapshots: by the first metric, when it has a better
+    direction (:func:`polyinr.metrics.metric_goal`); None (each stage starts from the last) otherwise."""
+    if not metrics:
+        return None
+    from polyinr.metrics import metric_goal
+
+    goal = metric_goal(metrics[0])
+    return None if goal is None else (metrics[0], *goal)
+
+
+def stage_start_rule(options: TrainingOptions) -> str:
+    """In words: which G_ema each resolution stage after the first starts from (see :func:`snapshot_ranking`)."""
+    ranking = snapshot_ranking(options.metrics)
+    if ranking is not None:
+        return (f"the G_ema of the previous stage's snapshot with the {'lowest' if ranking[2] else 'highest'} "
+                f"{ranking[1]} (the first metric at snapshots)")  # fmt: skip
+    if options.metrics:
+        return (f"the previous stage's last G_ema ({options.metrics[0]}, the first metric at snapshots, ranks no "
+                f"snapshot better than another)")  # fmt: skip
+    return "the previous stage's last G_ema (no metrics at snapshots to pick its best one by)"
+
+
 def resolved_run(options: TrainingOptions) -> dict[str, Any]:
     """What a run of ``options`` builds, as plain values: the generator's config (every field), the first
     stage's discriminator config, the loss's config and the stages. Opens the data (for its classes and size)."""
@@ -193,6 +221,7 @@ def resolved_run(options: TrainingOptions) -> dict[str, Any]:
                                                                                         **options.loss_options))},
         "optimizer": optimizer_settings(options),
         "stages": [{"resolution": s.resolution, "kimg": (s.end_nimg - s.start_nimg) / 1000} for s in stages],
+        "stage_start": stage_start_rule(options),
         "recipe_notes": list(get_recipe(options.recipe).notes),
         "data": {"images": len(dataset), "classes": num_classes, "resolution": dataset.resolution},
     }  # fmt: skip

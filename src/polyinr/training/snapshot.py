@@ -7,7 +7,9 @@ parts a module declares (``frozen_state_keys``: the projected discriminator's pr
 MB) are rebuilt with the module, so only their SHA-256 fingerprint is stored and checked on resume. The
 directory is assembled under a temporary name and renamed, then ``checkpoints/latest`` is pointed at it, then
 old snapshots beyond the newest K are removed: a crash or a full disk at any moment leaves the previous
-snapshot intact and pointed to. Finding a run's snapshots (``list_snapshots``, ``latest_snapshot``) belongs
+snapshot intact and pointed to. The metrics computed at a snapshot are recorded beside it
+(``training_metrics.json``) so that a stage's best snapshot can be found again, and that snapshot is kept from
+pruning until its stage ends. Finding a run's snapshots (``list_snapshots``, ``latest_snapshot``) belongs
 to the checkpoint format, :mod:`polyinr.checkpoint`, so loading never depends on the training package.
 """
 
@@ -15,14 +17,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shutil
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
 
-from polyinr.atomic import WriteError, atomic_directory, atomic_write_text, save_tensor_file
+from polyinr.atomic import WriteError, atomic_directory, atomic_write_json, atomic_write_text, save_tensor_file
 from polyinr.checkpoint import (
     LATEST_NAME,
     SNAPSHOTS_DIR,
@@ -33,6 +37,8 @@ from polyinr.checkpoint import (
     read_tensor_file,
     write_generator_files,
 )
+
+METRICS_JSON = "training_metrics.json"  # the metrics computed at a snapshot, written after the snapshot
 
 
 def snapshot_name(cur_nimg: int) -> str:
@@ -85,8 +91,10 @@ def save_snapshot(
     optimizers: dict[str, torch.optim.Optimizer],
     counters: dict[str, Any],
     keep: int,
+    protect: Collection[str] = (),
 ) -> Path:
-    """Write a snapshot for ``cur_nimg``, point ``latest`` at it, prune to the newest ``keep``."""
+    """Write a snapshot for ``cur_nimg``, point ``latest`` at it, prune to the newest ``keep`` and the snapshots
+    named in ``protect``."""
     root = run_dir / SNAPSHOTS_DIR
     root.mkdir(parents=True, exist_ok=True)
     tensors = _flatten_state(modules, optimizers)
@@ -98,7 +106,7 @@ def save_snapshot(
         save_tensor_file(tensors, tmp / STATE_WEIGHTS)
         (tmp / STATE_JSON).write_text(json.dumps(counters, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
-    make_room(run_dir, needed=sum(t.numel() * t.element_size() for t in tensors.values()))
+    make_room(run_dir, needed=sum(t.numel() * t.element_size() for t in tensors.values()), protect=protect)
     try:
         path = atomic_directory(root / snapshot_name(cur_nimg), fill, what="snapshot")
     except WriteError as e:
@@ -108,7 +116,8 @@ def save_snapshot(
     except OSError as e:
         raise CheckpointError(f"cannot point {root / LATEST_NAME} at the new snapshot: {e.strerror or e}") from None
     for old in list_snapshots(run_dir)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+        if old.name not in protect:
+            shutil.rmtree(old, ignore_errors=True)
     return path
 
 
@@ -116,9 +125,10 @@ def directory_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def make_room(run_dir: Path, needed: int) -> list[Path]:
+def make_room(run_dir: Path, needed: int, protect: Collection[str] = ()) -> list[Path]:
     """Before writing a snapshot of about ``needed`` bytes (plus its generator copy) where the disk is short of
-    space, remove old snapshots, oldest first, never the newest complete one. Returns the removed snapshots."""
+    space, remove old snapshots, oldest first, never the newest complete one nor those named in ``protect``.
+    Returns the removed snapshots."""
     snapshots = list_snapshots(run_dir)
     if snapshots:
         needed = max(needed, directory_bytes(snapshots[-1]))
@@ -127,6 +137,8 @@ def make_room(run_dir: Path, needed: int) -> list[Path]:
     for old in snapshots[:-1]:
         if shutil.disk_usage(run_dir).free >= needed:
             break
+        if old.name in protect:
+            continue
         shutil.rmtree(old, ignore_errors=True)
         removed.append(old)
     return removed
@@ -157,11 +169,7 @@ def load_snapshot(
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"snapshot {path} is unreadable ({e}); remove it to resume from an older one") from None
     for name, module in modules.items():
-        prefix = f"{name}/"
-        state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-        missing = set(module.state_dict()) - set(state) - _frozen_keys(module)
-        if missing:
-            raise CheckpointError(f"snapshot {path} does not match this run's {name}: missing {sorted(missing)[:3]}")
+        state = _module_state(tensors, name, module, path)
         saved_fingerprint = counters.get("frozen_fingerprints", {}).get(name)
         if frozen_fingerprint(module) != saved_fingerprint:
             raise CheckpointError(
@@ -184,3 +192,60 @@ def load_snapshot(
     if cuda_states and torch.cuda.is_available() and len(cuda_states) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(cuda_states)
     return counters
+
+
+def record_metrics(snapshot: Path, results: dict[str, dict[str, float]]) -> None:
+    """Record the metric ``results`` computed at ``snapshot`` (by metric name) in the snapshot's directory."""
+    try:
+        atomic_write_json(snapshot / METRICS_JSON, results)
+    except OSError as e:
+        raise CheckpointError(f"cannot record the metrics of snapshot {snapshot.name}: {e.strerror or e}") from None
+
+
+def recorded_metrics(snapshot: Path) -> dict[str, dict[str, float]] | None:
+    """The metric results recorded at ``snapshot``, or None when none were (or the record is unreadable)."""
+    try:
+        results = json.loads((snapshot / METRICS_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return results if isinstance(results, dict) else None
+
+
+def best_snapshot(run_dir: Path, stage: int, metric: str, key: str, lower: bool) -> tuple[Path, float] | None:
+    """The snapshot of resolution stage ``stage`` whose recorded result ``key`` of ``metric`` is best (the
+    lowest if ``lower``, else the highest), with that value; the earliest among equals, as a best-so-far
+    record keeps the first. Snapshots without a finite recorded value are not candidates; None if none is."""
+    best: tuple[Path, float] | None = None
+    for path in list_snapshots(run_dir):
+        try:
+            if json.loads((path / STATE_JSON).read_text(encoding="utf-8")).get("stage") != stage:
+                continue
+        except (OSError, ValueError):
+            continue
+        value = ((recorded_metrics(path) or {}).get(metric) or {}).get(key)
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            continue
+        if best is None or (value < best[1] if lower else value > best[1]):
+            best = (path, float(value))
+    return best
+
+
+def load_module_state(snapshot: Path, name: str, module: torch.nn.Module) -> None:
+    """Load the weights and buffers that ``snapshot`` holds for ``name`` (e.g. ``'G_ema'``) into ``module``."""
+    try:
+        tensors = read_tensor_file(snapshot / STATE_WEIGHTS)
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"snapshot {snapshot} is unreadable ({e})") from None
+    module.load_state_dict(_module_state(tensors, name, module, snapshot), strict=False)
+
+
+def _module_state(
+    tensors: dict[str, torch.Tensor], name: str, module: torch.nn.Module, path: Path
+) -> dict[str, torch.Tensor]:
+    """``name``'s entries of a snapshot's tensors, checked to cover ``module``'s state (frozen parts aside)."""
+    prefix = f"{name}/"
+    state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+    missing = set(module.state_dict()) - set(state) - _frozen_keys(module)
+    if missing:
+        raise CheckpointError(f"snapshot {path} does not match this run's {name}: missing {sorted(missing)[:3]}")
+    return state
