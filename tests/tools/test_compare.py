@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -208,6 +209,9 @@ def test_a_model_refused_under_the_settings_fills_its_row_and_the_others_are_rep
     again = list(cmp.run_comparison(settings, out))  # only the refused model is tried again
     assert {(e.kind, e.model) for e in again if e.kind in ("skip", "train", "refused")} == {
         ("skip", "poly-inr"), ("train", "infinitygan"), ("refused", "infinitygan")}  # fmt: skip
-    evaluation = list(cmp.run_comparison(settings, out, train=False))  # as after --parallel: the refusal was kept
+    (out / "runs" / "infinitygan" / "refused.json").unlink()
+    alone = dataclasses.replace(settings, models=("infinitygan",))  # as --parallel trains it: in its own process
+    assert [e.kind for e in cmp.run_comparison(alone, out, evaluate=False)] == ["train", "refused"]
+    evaluation = list(cmp.run_comparison(settings, out, train=False))  # then reports from the kept refusal
     assert json.loads((out / "report.json").read_text())["models"]["infinitygan"] == refused
     assert not any(e.kind == "evaluate" and e.model == "infinitygan" for e in evaluation)

@@ -220,15 +220,20 @@ def record_refusal(outdir: Path, settings: CompareSettings, model: str, reason: 
         path.unlink(missing_ok=True)
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, {"settings": settings.to_json(), "reason": reason})
+    atomic_write_json(path, {"settings": _refusal_key(settings), "reason": reason})
 
 
 def refusal(outdir: Path, settings: CompareSettings, model: str) -> str | None:
     """Why ``model`` could not train under these settings (see :func:`record_refusal`), or None."""
     marker = _read_json(model_dir(outdir, model) / "refused.json")
-    if marker is None or marker.get("settings") != settings.to_json():
+    if marker is None or marker.get("settings") != _refusal_key(settings):
         return None
     return marker["reason"]
+
+
+def _refusal_key(settings: CompareSettings) -> dict[str, Any]:
+    """The settings a refusal holds for: all but the list of models (one process per model trains one)."""
+    return {k: v for k, v in settings.to_json().items() if k != "models"}
 
 
 def train_model(
