@@ -251,7 +251,7 @@ class GANLoss:
 
 @dataclass(frozen=True)
 class NonSaturatingConfig:
-    gamma: float | None = 1.0  # R1 weight γ on the reals; 0 = no R1 (no Dreg phase); None = 2·(R/256)² at R²
+    gamma: float | None = 1.0  # R1 weight γ on the reals; 0 = no R1 (no Dreg phase); None = 2·(R/256)², R = D's input
     blur_sigma: float = 0.0  # initial sigma in pixels of the D-input blur (StyleGAN3-R: 10); 0 = no blur
     blur_fade_kimg: float = 0.0  # kimg over which the blur fades to 0 (StyleGAN3-R: batch·200/32)
     diversity_weight: float = 0.0  # mode-seeking loss (MSGAN) on pairs of images of one class; 0 = off
@@ -277,7 +277,8 @@ class HingeConfig:
 @register_loss("nonsaturating", NonSaturatingConfig)
 class NonSaturatingLoss(GANLoss):
     """StyleGAN2's logistic loss with lazy R1 on the reals (``gamma`` = 0 disables R1; None scales it with the
-    stage's resolution R as NVIDIA's recommended StyleGAN3 settings do: ``2·(R/256)²``)."""
+    side R of D's input (the stage's resolution; a patch-trained generator's patch) as NVIDIA's recommended
+    StyleGAN3 settings do: ``2·(R/256)²``)."""
 
     def __init__(
         self,
@@ -344,7 +345,8 @@ class NonSaturatingLoss(GANLoss):
             logits = self.run_D(real, real_c, cur_nimg, real=True)
             (grad,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
             penalty = grad.square().sum(dim=[1, 2, 3])  # [B]
-            loss = penalty.mean() * (self.gamma_at(resolution) / 2)
+            side = self.G.training_grid(resolution).shape[0]  # of D's input: the patch for a patch-trained G
+            loss = penalty.mean() * (self.gamma_at(side) / 2)
             report("Loss/r1_penalty", penalty)
             report("Loss/D/reg", loss)
             loss.mul(gain).backward()
