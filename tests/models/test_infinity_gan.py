@@ -228,3 +228,13 @@ def test_style_fusion_with_one_style_is_the_plain_render(G):
     second = G.synthesis(ws[1:], grid, canvas=SeededCanvas.from_global(G.cfg, ws[:1, 0]))
     assert close(fused[..., :8], plain[..., :8]) and close(fused[..., -8:], second[..., -8:])  # each side its style
     assert not close(fused, plain) and not close(fused, second)
+
+
+def test_training_grid_is_the_patch_and_refuses_images_smaller_than_a_patch(G):
+    from polyinr.models.generator import GridRefused
+
+    R = G.img_resolution
+    assert G.training_grid(R) == G.training_grid(3 * R) == G.native_grid()
+    with pytest.raises(GridRefused, match=rf"trains {R}x{R} patches.*{R - 1}x{R - 1} images are smaller than a patch: "
+                                          rf"train at {R} or more"):  # fmt: skip
+        G.training_grid(R - 1)

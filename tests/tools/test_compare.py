@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -186,3 +187,31 @@ def test_sample_sheet_rows_follow_the_grid_contract(tmp_path, model, refused):
     notes = cmp.sample_sheet(G, [0, 1], tmp_path / "sheet.png", torch.device("cpu"))
     assert len(notes) == refused and all(model in note for note in notes)  # the contract's one-line reason
     assert (tmp_path / "sheet.png").is_file()
+
+
+@pytest.mark.slow
+def test_a_model_refused_under_the_settings_fills_its_row_and_the_others_are_reported(tmp_path):
+    settings = cmp.CompareSettings(**{**TINY, "models": ("poly-inr", "infinitygan"), "kimg": 0.016,
+                                      "metrics": ("eqt0.01k_int",), "seeds": (0,)})  # fmt: skip
+    out = tmp_path / "cmp"
+    events = list(cmp.run_comparison(settings, out, command="test"))
+    reason = "infinitygan trains 37x37 patches cut from the images; 16x16 images are smaller than a patch"
+    assert any(e.kind == "refused" and e.model == "infinitygan" and reason in e.text for e in events)
+    report = json.loads((out / "report.json").read_text())
+    trained, refused = report["models"]["poly-inr"], report["models"]["infinitygan"]
+    assert set(refused) == set(trained) and trained["parameters"]["value"] > 0
+    assert all(cell["value"] is None and reason in cell["note"] for cell in refused.values())
+    assert "refused" in report["training"]["infinitygan"] and (out / "samples-poly-inr.png").is_file()
+    md = (out / "report.md").read_text()
+    assert f"— (not trained: {reason}" in md and f"- infinitygan: not trained: {reason}" in md
+    assert "samples-infinitygan" not in md
+
+    again = list(cmp.run_comparison(settings, out))  # only the refused model is tried again
+    assert {(e.kind, e.model) for e in again if e.kind in ("skip", "train", "refused")} == {
+        ("skip", "poly-inr"), ("train", "infinitygan"), ("refused", "infinitygan")}  # fmt: skip
+    (out / "runs" / "infinitygan" / "refused.json").unlink()
+    alone = dataclasses.replace(settings, models=("infinitygan",))  # as --parallel trains it: in its own process
+    assert [e.kind for e in cmp.run_comparison(alone, out, evaluate=False)] == ["train", "refused"]
+    evaluation = list(cmp.run_comparison(settings, out, train=False))  # then reports from the kept refusal
+    assert json.loads((out / "report.json").read_text())["models"]["infinitygan"] == refused
+    assert not any(e.kind == "evaluate" and e.model == "infinitygan" for e in evaluation)

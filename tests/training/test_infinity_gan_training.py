@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
 import torch
 
 import polyinr
@@ -65,3 +66,20 @@ def test_a_short_run_of_the_cpu_recipe(tmp_path):
         assert key in stats[-1] and math.isfinite(stats[-1][key]), key
     G = polyinr.load(latest_snapshot(run_dir))
     assert G.img_resolution == 13 and (run_dir / "fakes000000.png").is_file()
+
+
+def test_the_shared_cpu_recipe_trains_on_patches_and_refuses_images_smaller_than_a_patch(tmp_path):
+    from polyinr.models.generator import GridRefused
+
+    settings = dict(model="infinitygan", data="builtin:photos", batch=4, kimg=0.008, tick_kimg=0.008, snap_ticks=1,
+                    workers=0, device="cpu", seed=1, model_overrides=TINY)  # fmt: skip
+    options = resolve_options("cpu", resolution=16, outdir=str(tmp_path / "ok"), **settings)  # nonsaturating + R1
+    run_dir = training_loop(options, resume="new")
+    stats = [json.loads(line) for line in (run_dir / "stats.jsonl").read_text().splitlines()]
+    for key in ("Loss/D/loss", "Loss/r1_penalty"):
+        assert key in stats[-1] and math.isfinite(stats[-1][key]), key
+    assert latest_snapshot(run_dir) is not None
+    refused = resolve_options("cpu", resolution=12, outdir=str(tmp_path / "refused"), **settings)
+    with pytest.raises(GridRefused, match="13x13 patches cut from the images; 12x12 images are smaller than a patch"):
+        training_loop(refused, resume="new")
+    assert not (tmp_path / "refused").exists() or not any((tmp_path / "refused").iterdir())  # before any work

@@ -215,3 +215,38 @@ def test_best_snapshot_of_a_stage_ranks_recorded_values_and_keeps_the_first_of_e
     assert best_snapshot(tmp_path, 1, "kid", "kid", lower=True) is None  # never recorded: no candidate
     save_snapshot(tmp_path, 80, G, {"G_ema": G}, {}, {"stage": 1}, keep=1, protect={"000000.032"})
     assert [p.name for p in list_snapshots(tmp_path)] == ["000000.032", "000000.080"]
+
+
+def test_random_crops_are_windows_of_their_sample_from_torch_rng():
+    from polyinr.training.losses import random_crops
+
+    images = torch.arange(5 * 10 * 12, dtype=torch.float32).view(5, 1, 10, 12)  # every value tells its place
+    torch.manual_seed(3)
+    crops = random_crops(images, 4, 6)
+    torch.manual_seed(3)
+    assert torch.equal(random_crops(images, 4, 6), crops)  # the loop seeds torch's generator: reproducible
+    assert crops.shape == (5, 1, 4, 6)
+    corners = set()
+    for i, crop in enumerate(crops):
+        t, l = divmod(int(crop[0, 0, 0]) - i * 120, 12)
+        assert torch.equal(crop, images[i, :, t : t + 4, l : l + 6])
+        corners.add((t, l))
+    assert len(corners) > 1  # one position per sample
+
+
+def test_reals_are_cut_to_a_patch_models_patch_and_r1_holds_on_them():
+    from polyinr.grid import Grid
+
+    G, D = _tiny_generator(), _TinyD()
+    loss = NonSaturatingLoss(G, D, r1_gamma=10.0, r1_interval=16)
+    frame = torch.randn(4, 3, 8, 8)
+    assert loss.real_patches(frame) is frame  # a frame model's reals are D's input as they are
+    G.training_grid = lambda resolution: Grid.frame(8)  # a patch model: 8² patches whatever the images' size
+    torch.manual_seed(0)
+    assert loss.real_patches(torch.randn(4, 3, 12, 12)).shape == (4, 3, 8, 8)
+    loss.accumulate_gradients("Dmain", torch.randn(4, 3, 12, 12), None, torch.randn(4, G.z_dim), None, 1.0, 0)
+    D.zero_grad()
+    loss.accumulate_gradients("Dreg", torch.randn(4, 3, 12, 12), None, torch.randn(4, G.z_dim), None, 1.0, 0)
+    w = D.net[1].weight.detach().clone().requires_grad_(True)  # D linear: the penalty is γ/2 · ‖w‖², as on frames
+    expected = torch.autograd.grad(10.0 / 2 * w.square().sum(), w)[0]
+    assert torch.allclose(D.net[1].weight.grad, expected, rtol=1e-5)

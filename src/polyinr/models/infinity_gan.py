@@ -40,7 +40,7 @@ from torch import nn
 
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
-from polyinr.models.generator import CANVAS, Generator, lattice_origin
+from polyinr.models.generator import CANVAS, Generator, GridRefused, lattice_origin
 from polyinr.models.layers import LRELU_GAIN, LRELU_SLOPE, EqualizedLinear
 from polyinr.models.mapping import MappingConfig, MappingNetwork
 from polyinr.models.registry import register
@@ -877,7 +877,11 @@ class InfinityGANGenerator(Generator):
 
     def training_grid(self, resolution: int) -> Grid:
         """The native patch, whatever the resolution of the images it is trained on (patches are cut from
-        them)."""
+        them); images smaller than a patch are refused."""
+        R = self.img_resolution
+        if resolution < R:
+            raise GridRefused(f"infinitygan trains {R}x{R} patches cut from the images; {resolution}x{resolution} "
+                              f"images are smaller than a patch: train at {R} or more")  # fmt: skip
         return self.native_grid()
 
     def style_mixing_range(self) -> range:

@@ -12,8 +12,14 @@ render. It writes ``report.md``,
 ``report.json``, PNG plots and sample sheets into ``outdir``. Every cell of the table holds a value with its
 unit, or the one-line reason why there is none.
 
-Re-running continues unfinished runs and skips finished ones: ``outdir/runs/<model>/trained.json`` marks a
-finished training run and ``outdir/runs/<model>/evaluation.json`` its measurements (for the same settings).
+A model that cannot train under the settings (the training refuses with a one-line
+:class:`~polyinr.errors.PolyinrError`, e.g. images smaller than a patch-trained model's patch) does not stop the
+others: every cell of its row holds that reason (``outdir/runs/<model>/refused.json`` keeps it for a report
+written from runs trained in other processes).
+
+Re-running continues unfinished runs, skips finished ones and tries refused ones again (the settings may have
+changed): ``outdir/runs/<model>/trained.json`` marks a finished training run and
+``outdir/runs/<model>/evaluation.json`` its measurements (for the same settings).
 """
 
 from __future__ import annotations
@@ -203,6 +209,33 @@ def _training_key(settings: CompareSettings, model: str, outdir: Path) -> dict[s
     return {k: v for k, v in options.items() if k not in ("workers", "device", "outdir")}
 
 
+class TrainingStopped(PolyinrError):
+    """A model's training stopped before its budget (interrupted): the comparison stops, to be run again."""
+
+
+def record_refusal(outdir: Path, settings: CompareSettings, model: str, reason: str | None) -> None:
+    """Keep why ``model`` cannot train under ``settings`` in ``runs/<model>/refused.json`` (None: forget it)."""
+    path = model_dir(outdir, model) / "refused.json"
+    if reason is None:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, {"settings": _refusal_key(settings), "reason": reason})
+
+
+def refusal(outdir: Path, settings: CompareSettings, model: str) -> str | None:
+    """Why ``model`` could not train under these settings (see :func:`record_refusal`), or None."""
+    marker = _read_json(model_dir(outdir, model) / "refused.json")
+    if marker is None or marker.get("settings") != _refusal_key(settings):
+        return None
+    return marker["reason"]
+
+
+def _refusal_key(settings: CompareSettings) -> dict[str, Any]:
+    """The settings a refusal holds for: all but the list of models (one process per model trains one)."""
+    return {k: v for k, v in settings.to_json().items() if k != "models"}
+
+
 def train_model(
     settings: CompareSettings,
     model: str,
@@ -226,7 +259,7 @@ def train_model(
     snapshot = latest_snapshot(run_dir)
     reached = json.loads((snapshot / STATE_JSON).read_text(encoding="utf-8"))["cur_nimg"] if snapshot else 0
     if reached < round(settings.kimg * 1000):
-        raise PolyinrError(f"training of {model} stopped at {reached / 1000:g} of {settings.kimg:g} kimg; run the "
+        raise TrainingStopped(f"training of {model} stopped at {reached / 1000:g} of {settings.kimg:g} kimg; run the "
                            f"comparison again to continue it")  # fmt: skip
     atomic_write_json(folder / "trained.json", {"run_dir": str(run_dir), "kimg": reached / 1000,
                                                 "training": _training_key(settings, model, outdir)})  # fmt: skip
@@ -667,10 +700,11 @@ def write_report(outdir: Path, settings: CompareSettings, rows: dict[str, dict[s
         values = [rows[m][name].text() if name in rows[m] else "— (not measured for this model)" for m in rows]
         lines.append("| " + " | ".join([title, *(v.replace("|", "/") for v in values)]) + " |")
     lines += ["", "Training runs:", ""]
-    lines += [f"- {m}: `{t['run_dir']}` ({t['recipe']} recipe, {t['preset']} preset, {t['kimg']:g} kimg)"
+    lines += [f"- {m}: not trained: {t['refused']}" if "refused" in t else
+              f"- {m}: `{t['run_dir']}` ({t['recipe']} recipe, {t['preset']} preset, {t['kimg']:g} kimg)"
               for m, t in training.items()]  # fmt: skip
     lines += ["", "Plots: " + ", ".join(f"![{p.stem}]({p.name})" for p in plots) if plots else "Plots: none", ""]
-    lines += [f"![samples {m}](samples-{m}.png)" for m in rows]
+    lines += [f"![samples {m}](samples-{m}.png)" for m in rows if "refused" not in training.get(m, {})]
     md = outdir / "report.md"
     md.write_text("\n".join(lines) + "\n", encoding="utf-8")
     js = outdir / "report.json"
@@ -683,8 +717,8 @@ def write_report(outdir: Path, settings: CompareSettings, rows: dict[str, dict[s
 
 @dataclass(frozen=True)
 class Event:
-    """Progress of a comparison: ``kind`` is 'train' (training starts), 'skip' (already trained), 'evaluate',
-    'message' or 'done'."""
+    """Progress of a comparison: ``kind`` is 'train' (training starts), 'skip' (already trained), 'refused' (the
+    model cannot train under the settings; ``text`` says why), 'evaluate', 'message' or 'done'."""
 
     kind: str
     model: str | None
@@ -708,35 +742,50 @@ def run_comparison(
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     runs: dict[str, Path] = {}
+    refused: dict[str, str] = {}  # model → why it cannot train under the settings
     messages: list[str] = []
     for model in settings.models:
         if train:
-            done = finished_run(outdir, settings, model)
-            yield Event("skip" if done else "train", model, "already trained" if done else "training")
-            step = None if on_step is None else (lambda cur, total, m=model: on_step(m, cur, total))
-            runs[model], _ = train_model(
-                settings, model, outdir, on_step=step, on_message=messages.append, detectors=detectors
-            )
+            try:
+                done = finished_run(outdir, settings, model)
+                yield Event("skip" if done else "train", model, "already trained" if done else "training")
+                step = None if on_step is None else (lambda cur, total, m=model: on_step(m, cur, total))
+                runs[model], _ = train_model(
+                    settings, model, outdir, on_step=step, on_message=messages.append, detectors=detectors
+                )
+            except TrainingStopped:
+                raise
+            except PolyinrError as e:  # this model cannot train under the settings: the others still do
+                refused[model] = str(e)
+            record_refusal(outdir, settings, model, refused.get(model))
             while messages:
                 yield Event("message", model, messages.pop(0))
+            if model in refused:
+                yield Event("refused", model, refused[model])
         else:
             run = finished_run(outdir, settings, model)
-            if run is None:
+            if run is not None:
+                runs[model] = run
+            elif (reason := refusal(outdir, settings, model)) is not None:
+                refused[model] = reason
+            else:
                 raise PolyinrError(f"{model} has not finished training in {outdir}")
-            runs[model] = run
     if not evaluate:
         return
-    rows, training = {}, {}
-    for model in settings.models:
+    measured, training = {}, {}
+    for model in runs:
         yield Event("evaluate", model, "measuring")
-        rows[model] = evaluate_model(settings, model, runs[model], outdir, messages.append, detectors)
+        measured[model] = evaluate_model(settings, model, runs[model], outdir, messages.append, detectors)
         while messages:
             yield Event("message", model, messages.pop(0))
         options = json.loads((runs[model] / "training_options.json").read_text(encoding="utf-8"))
         training[model] = {"run_dir": str(runs[model]), "recipe": options["recipe"], "preset": options["preset"],
                            "kimg": settings.kimg}  # fmt: skip
-    curves = {m: curve_points(runs[m], settings.curve_metric) for m in settings.models} if settings.curve_metric \
-        else {}  # fmt: skip
+    names = list(dict.fromkeys(n for cells in measured.values() for n in cells)) or ["training"]
+    rows = {m: measured[m] if m in runs else {n: Cell(None, note=f"not trained: {refused[m]}") for n in names}
+            for m in settings.models}  # fmt: skip
+    training = {m: training.get(m) or {"refused": refused[m]} for m in settings.models}
+    curves = {m: curve_points(runs[m], settings.curve_metric) for m in runs} if settings.curve_metric else {}
     plots = write_plots(outdir, curves, settings.curve_metric, rows)
     md, _ = write_report(outdir, settings, rows, command, training, plots)
     yield Event("done", None, str(md))

@@ -13,11 +13,12 @@ the authors' ``loss.py`` does, so every feature network weighs the same whatever
 Losses are registered by name with a config dataclass of their settings (:func:`register_loss`), as the
 generators and discriminators are; a setting the chosen loss does not have is refused, never dropped.
 
-Every loss sees D through :meth:`GANLoss.run_D`, as StyleGAN3 does: the images (real or fake) are blurred by a
-Gaussian whose sigma fades from ``blur_sigma`` to 0 over ``blur_fade_kimg`` (0 = no blur) counted from the first
-image of each resolution stage (every stage starts with a fresh D, as the authors' next run), then augmented by an
-optional :class:`~polyinr.discriminators.ada.AdaptiveAugment` (ADA), which also counts the signs of the real
-logits; :meth:`GANLoss.end_step` lets it adjust its probability after each step, and
+Every loss sees D through :meth:`GANLoss.run_D`, as StyleGAN3 does: reals larger than what a patch-trained
+generator renders (its training grid) are cut to one random patch per sample; the images (real or fake) are
+blurred by a Gaussian whose sigma fades from ``blur_sigma`` to 0 over ``blur_fade_kimg`` (0 = no blur) counted
+from the first image of each resolution stage (every stage starts with a fresh D, as the authors' next run), then
+augmented by an optional :class:`~polyinr.discriminators.ada.AdaptiveAugment` (ADA), which also counts the signs
+of the real logits; :meth:`GANLoss.end_step` lets it adjust its probability after each step, and
 :meth:`GANLoss.state_modules` names its state for snapshots.
 
 - :class:`NonSaturatingLoss` (``nonsaturating``): StyleGAN2's logistic loss ``softplus(−D(G(z)))`` /
@@ -90,6 +91,15 @@ def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
     C = images.shape[1]
     images = F.conv2d(images, taps.view(1, 1, 1, -1).repeat(C, 1, 1, 1), padding=(0, radius), groups=C)
     return F.conv2d(images, taps.view(1, 1, -1, 1).repeat(C, 1, 1, 1), padding=(radius, 0), groups=C)
+
+
+def random_crops(images: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """One uniformly random ``h × w`` crop per sample of ``images [B, C, H, W]`` → ``[B, C, h, w]``; positions
+    from torch's global generator (the loop seeds it per step, so a resumed run cuts the same crops)."""
+    B, _, H, W = images.shape
+    top = torch.randint(0, H - h + 1, (B,)).tolist()
+    left = torch.randint(0, W - w + 1, (B,)).tolist()
+    return torch.stack([images[i, :, t : t + h, l : l + w] for i, (t, l) in enumerate(zip(top, left))])
 
 
 LOSSES: dict[str, type[GANLoss]] = {}  # name → loss class, filled by @register_loss
@@ -202,8 +212,19 @@ class GANLoss:
         extra = {"update_emas": update_emas} if self.G.synthesis_emas else {}  # StyleGAN3's magnitude averages
         return self.G.synthesize(ws, self.G.training_grid(resolution), **extra)
 
+    def real_patches(self, images: torch.Tensor) -> torch.Tensor:
+        """Reals ``[B, 3, F, F]`` as D sees them: for a patch-trained generator (its training grid at ``F`` is
+        smaller than the images), one uniformly random crop of the patch's size per sample; else unchanged."""
+        h, w = self.G.training_grid(images.shape[-1]).shape
+        if h < images.shape[-2] or w < images.shape[-1]:
+            return random_crops(images, h, w)
+        return images
+
     def run_D(self, images: torch.Tensor, c: torch.Tensor | None, cur_nimg: int, real: bool = False) -> torch.Tensor:
-        """D's logits for ``images [B, 3, R, R]``, blurred and augmented; ``real``: count their signs for ADA."""
+        """D's logits for ``images [B, 3, R, R]``, blurred and augmented; ``real``: reals, cut to the generator's
+        patch if it trains on patches (:meth:`real_patches`), and their signs counted for ADA."""
+        if real:
+            images = self.real_patches(images)
         sigma = blur_sigma(cur_nimg - self.stage_start_nimg, self.blur_init_sigma, self.blur_fade_kimg)
         images = gaussian_blur(images, sigma)
         if self.augment is not None:
@@ -230,7 +251,7 @@ class GANLoss:
 
 @dataclass(frozen=True)
 class NonSaturatingConfig:
-    gamma: float | None = 1.0  # R1 weight γ on the reals; 0 = no R1 (no Dreg phase); None = 2·(R/256)² at R²
+    gamma: float | None = 1.0  # R1 weight γ on the reals; 0 = no R1 (no Dreg phase); None = 2·(R/256)², D sees R²
     blur_sigma: float = 0.0  # initial sigma in pixels of the D-input blur (StyleGAN3-R: 10); 0 = no blur
     blur_fade_kimg: float = 0.0  # kimg over which the blur fades to 0 (StyleGAN3-R: batch·200/32)
     diversity_weight: float = 0.0  # mode-seeking loss (MSGAN) on pairs of images of one class; 0 = off
@@ -256,7 +277,8 @@ class HingeConfig:
 @register_loss("nonsaturating", NonSaturatingConfig)
 class NonSaturatingLoss(GANLoss):
     """StyleGAN2's logistic loss with lazy R1 on the reals (``gamma`` = 0 disables R1; None scales it with the
-    stage's resolution R as NVIDIA's recommended StyleGAN3 settings do: ``2·(R/256)²``)."""
+    side R of D's input (the stage's resolution; a patch-trained generator's patch) as NVIDIA's recommended
+    StyleGAN3 settings do: ``2·(R/256)²``)."""
 
     def __init__(
         self,
@@ -323,7 +345,8 @@ class NonSaturatingLoss(GANLoss):
             logits = self.run_D(real, real_c, cur_nimg, real=True)
             (grad,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
             penalty = grad.square().sum(dim=[1, 2, 3])  # [B]
-            loss = penalty.mean() * (self.gamma_at(resolution) / 2)
+            side = self.G.training_grid(resolution).shape[0]  # of D's input: the patch for a patch-trained G
+            loss = penalty.mean() * (self.gamma_at(side) / 2)
             report("Loss/r1_penalty", penalty)
             report("Loss/D/reg", loss)
             loss.mul(gain).backward()
@@ -410,6 +433,9 @@ class InfinityGANLossConfig:
 @register_loss("infinitygan", InfinityGANLossConfig)
 class InfinityGANLoss(GANLoss):
     """The InfinityGAN authors' losses (``train.py``, ``models/losses.py``) on patches cut from the reals.
+
+    It cuts its own patches (:meth:`crop_reals`, with their vertical positions) and calls D directly, not through
+    :meth:`GANLoss.run_D` (whose generic crop would cut them twice).
 
     Reals ``[B, 3, F, F]`` (the data's resolution) are upsampled by ``upsample`` (128 → 197 in the paper), a
     random patch of the generator's size is cut and flipped at random; its label is its vertical position in

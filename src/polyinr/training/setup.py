@@ -81,8 +81,10 @@ def load_class_table(options: TrainingOptions, num_classes: int) -> torch.Tensor
 
 
 def check_stages(options: TrainingOptions, dataset, stages: list[Stage]) -> None:
-    """Before anything trains: every stage's data exists, none would train on upsampled images, and classifier
-    guidance, when asked for, applies somewhere."""
+    """Before anything trains: every stage's data exists, none would train on upsampled images, classifier
+    guidance, when asked for, applies somewhere, and the generator of every stage accepts its training grid (a
+    patch-trained model refuses images smaller than its patch: the grid contract's
+    :class:`~polyinr.models.generator.GridRefused`)."""
     if options.loss_options.get("cls_weight", 0) > 0 and len(stages) < 2:
         raise PolyinrError("classifier guidance applies in super-resolution stages (after the first, as in "
                            "StyleGAN-XL), but this run has one stage")  # fmt: skip
@@ -101,6 +103,17 @@ def check_stages(options: TrainingOptions, dataset, stages: list[Stage]) -> None
                 f"dataset per stage with {STAGE_TEMPLATE} in the data path (e.g. imagenet{STAGE_TEMPLATE}.zip), "
                 f"or a schedule that stops at {limit}"
             )
+    _check_training_grids(options, stages, dataset.num_classes if options.cond else 0)
+
+
+def _check_training_grids(options: TrainingOptions, stages: list[Stage], num_classes: int) -> None:
+    """Each stage's generator accepts the stage's training grid; built on the meta device (no weights made)."""
+    from polyinr.models.registry import create
+
+    for stage in stages:
+        with torch.device("meta"):
+            G = create(options.model, options.preset, **generator_settings(options, num_classes, stages, None, stage))
+        G.training_grid(stage.resolution)
 
 
 def stage_data(options: TrainingOptions, dataset, stage: Stage):
