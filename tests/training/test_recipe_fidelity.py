@@ -14,6 +14,7 @@ import polyinr
 from polyinr.checkpoint import STATE_WEIGHTS, list_snapshots
 from polyinr.cli import main
 from polyinr.discriminators import create_discriminator
+from polyinr.metrics import metric_goal
 from polyinr.training.loop import training_loop
 from polyinr.training.losses import ProjectedHingeLoss, gaussian_blur
 from polyinr.training.options import resolve_options
@@ -190,7 +191,7 @@ def test_with_metrics_each_stage_starts_from_the_best_snapshot_and_resumes_exact
     kept = []
     evaluator = _ScriptedFid()
     options = resolve_options("cpu", outdir=str(tmp_path / "a"), **values)
-    run_dir = training_loop(options, evaluate=evaluator, on_tick=lambda t: kept.append(
+    run_dir = training_loop(options, evaluate=evaluator, goal=metric_goal, on_tick=lambda t: kept.append(
         [p.name for p in list_snapshots(run_dir_of(tmp_path / "a"))]))  # fmt: skip
     assert evaluator.calls == [snapshot_name(n) for n in (8, 16, 24, 32)]
     assert kept[1] == [snapshot_name(8), snapshot_name(16)]  # the stage's best outlives --keep 1 until the stage ends
@@ -214,10 +215,12 @@ def test_with_metrics_each_stage_starts_from_the_best_snapshot_and_resumes_exact
 
     options = resolve_options("cpu", outdir=str(tmp_path / "b"), **values)
     with pytest.raises(Stop):
-        training_loop(options, evaluate=_ScriptedFid(), on_tick=stop_at_stage_end)
+        training_loop(options, evaluate=_ScriptedFid(), goal=metric_goal, on_tick=stop_at_stage_end)
     (list_snapshots(run_dir_of(tmp_path / "b"))[-1] / METRICS_JSON).unlink()  # as if killed before evaluating
     again = _ScriptedFid()
-    resumed = training_loop(options, evaluate=again)  # evaluates the last again, then chooses the first
+    resumed = training_loop(
+        options, evaluate=again, goal=metric_goal
+    )  # evaluates the last again, then chooses the first
     assert again.calls == [snapshot_name(n) for n in (16, 24, 32)]
     expected = load_file(str(list_snapshots(run_dir)[-1] / STATE_WEIGHTS))
     got = load_file(str(list_snapshots(resumed)[-1] / STATE_WEIGHTS))

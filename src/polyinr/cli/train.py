@@ -157,13 +157,15 @@ def train(cond, mirror, recipe, preset, gamma, blur_sigma, blur_fade_kimg, cls_w
         from polyinr.training.setup import resolved_run
 
         try:
-            resolved = resolved_run(options)
+            from polyinr.metrics import metric_goal
+
+            resolved = resolved_run(options, metric_goal)
         except ClassTableMissing as e:
             raise click.ClickException(_class_table_message(e)) from None
         click.echo(json.dumps({"training": options.to_json(), **resolved}, indent=2, sort_keys=True))
         return
     from polyinr.discriminators.feature_networks import WeightsUnavailable
-    from polyinr.metrics import evaluate_snapshot
+    from polyinr.metrics import evaluate_snapshot, metric_goal
     from polyinr.training.loop import training_loop
 
     progress = TrainingProgress("train")
@@ -175,6 +177,7 @@ def train(cond, mirror, recipe, preset, gamma, blur_sigma, blur_fade_kimg, cls_w
             on_message=progress.on_message,
             evaluate=evaluate_snapshot,
             on_step=progress.on_step,
+            goal=metric_goal,
         )
     except ClassTableMissing as e:
         raise click.ClickException(_class_table_message(e)) from None

@@ -53,6 +53,8 @@ from torch_fidelity.feature_extractor_inceptionv3 import (
 from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
 
 from polyinr.errors import PolyinrError
+from polyinr.metrics.detector import Detector
+from polyinr.metrics.nvidia_vgg16 import NVIDIA_VGG16_SHA256, NVIDIA_VGG16_URL
 
 RANDOM_INCEPTION_SEED = 0
 SFID_CHANNELS = 7  # channels of mixed_6/conv kept for sFID (StyleGAN-XL, after Nash et al.)
@@ -80,8 +82,6 @@ class WeightsFile:
 
 
 INCEPTION_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
-NVIDIA_VGG16_SHA256 = "b437eb095feaeb0b83eb3fa11200ebca4548ee39a07fb944a417ddc516cc07c3"
-NVIDIA_VGG16_URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/vgg16.pt"
 VGG16_SHA256 = "397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0"
 
 # Looked for in this order (NVIDIA's VGG16 before torchvision's: the standard precision/recall network first).
@@ -106,23 +106,6 @@ DETECTOR_NAMES = ("inception", "inception-random", "vgg16")
 
 
 # ---------------------------------------------------------------------------- detectors
-
-
-class Detector(nn.Module):
-    """Base class: ``forward(images uint8 [B, 3, H, W], features) → {name: float32 [B, D]}``.
-
-    ``name`` identifies the network and its weights (it keys the real-data statistics cache and is written
-    beside every result); ``provides`` lists the feature names it computes.
-    """
-
-    name: str
-    provides: tuple[str, ...]
-
-    def check(self, features: tuple[str, ...]) -> None:
-        missing = [f for f in features if f not in self.provides]
-        if missing:
-            raise PolyinrError(f"detector {self.name} does not compute {', '.join(missing)} features "
-                               f"(it computes {', '.join(self.provides)})")  # fmt: skip
 
 
 class InceptionV3(Detector):

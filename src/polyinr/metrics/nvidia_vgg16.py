@@ -27,7 +27,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from polyinr.importers.unpickle import ImporterError, StandIn, restricted_load, restricted_load_bytes
-from polyinr.metrics.features import NVIDIA_VGG16_SHA256, Detector
+from polyinr.metrics.detector import Detector
+
+NVIDIA_VGG16_SHA256 = "b437eb095feaeb0b83eb3fa11200ebca4548ee39a07fb944a417ddc516cc07c3"
+NVIDIA_VGG16_URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/vgg16.pt"
 
 NUM_CONVS = 13
 POOL_AFTER = (2, 4, 7, 10, 13)  # the convolutions a 2×2 max-pool follows

@@ -247,6 +247,7 @@ def train_model(
     """Train ``model`` (or continue its unfinished run); ``(run directory, trained now)``. A finished run is
     returned without training."""
     from polyinr.checkpoint import STATE_JSON, latest_snapshot
+    from polyinr.metrics import metric_goal
     from polyinr.training.loop import training_loop
 
     done = finished_run(outdir, settings, model)
@@ -255,7 +256,8 @@ def train_model(
     folder = model_dir(outdir, model)
     options = training_options(settings, model, folder, (settings.curve_metric,) if settings.curve_metric else ())
     evaluator = _SnapshotMetric(detectors)
-    run_dir = training_loop(options, resume="auto", on_step=on_step, on_message=on_message, evaluate=evaluator)
+    run_dir = training_loop(options, resume="auto", on_step=on_step, on_message=on_message, evaluate=evaluator,
+                            goal=metric_goal)  # fmt: skip
     snapshot = latest_snapshot(run_dir)
     reached = json.loads((snapshot / STATE_JSON).read_text(encoding="utf-8"))["cur_nimg"] if snapshot else 0
     if reached < round(settings.kimg * 1000):

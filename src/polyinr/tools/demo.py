@@ -19,7 +19,7 @@ from polyinr.checkpoint import latest_snapshot, load_generator
 from polyinr.data.datasets import open_dataset
 from polyinr.grid import Grid
 from polyinr.image_io import image_grid, save_image
-from polyinr.metrics import compute_metric, evaluate_snapshot
+from polyinr.metrics import compute_metric, evaluate_snapshot, metric_goal
 from polyinr.sampling import ws_for
 from polyinr.tools.render import render_ws
 from polyinr.training.loop import TickReport, training_loop
@@ -85,7 +85,7 @@ def run_demo(
         "cpu", data="builtin:digits", cond=True, resolution=DEMO_RESOLUTION, outdir=str(outdir), kimg=kimg, workers=0
     )
     run_dir = training_loop(options, resume=resume, on_tick=on_tick, on_message=on_message, evaluate=evaluate_snapshot,
-                            on_step=on_step)  # fmt: skip
+                            on_step=on_step, goal=metric_goal)  # fmt: skip
     G = load_generator(latest_snapshot(run_dir))
     R = G.img_resolution
     paths = {

@@ -48,6 +48,7 @@ from polyinr.training.setup import (
     load_class_table,
     open_run_data,
     optimizer_settings,
+    MetricGoal,
     snapshot_ranking,
     stage_data,
 )
@@ -111,11 +112,13 @@ SnapshotEvaluator = Callable[[Sequence[str], torch.nn.Module, Any, Path, Path, t
 def training_loop(
     options: TrainingOptions, resume: str = "auto", on_tick: Callable[[TickReport], None] | None = None,
     on_message: Callable[[str], None] | None = None, evaluate: SnapshotEvaluator | None = None,
-    on_step: Callable[[int, int], None] | None = None,
+    on_step: Callable[[int, int], None] | None = None, goal: MetricGoal | None = None,
 ) -> Path:  # fmt: skip
     """Train as ``options`` say; return the run directory. ``resume``: 'auto', 'new' or a run directory.
 
-    ``evaluate`` computes ``options.metrics`` at each snapshot (needed when there are metrics to compute).
+    ``evaluate`` computes ``options.metrics`` at each snapshot (needed when there are metrics to compute);
+    ``goal`` ranks the snapshots by the first metric (``polyinr.metrics.metric_goal``), so that each resolution
+    stage starts from the previous stage's best (without it: from its last).
     ``on_tick`` gets each tick's report (statistics, snapshot); ``on_step(cur_nimg, total_nimg)`` is called after
     every step, so a progress display moves even when a tick takes minutes.
     """
@@ -152,7 +155,7 @@ def training_loop(
     context = dict(device=device, rank=rank, world=world, batch_gpu=batch_gpu, rounds=rounds, say=say,
                    autocast=autocast, dataset=dataset, stages=stages, num_classes=num_classes,
                    total_nimg=total_nimg, desc=desc, options_json=options_json, on_tick=on_tick, on_step=on_step,
-                   evaluate=evaluate)  # fmt: skip
+                   evaluate=evaluate, ranking=snapshot_ranking(options.metrics, goal))  # fmt: skip
     if rank != 0:
         return _train(options, *_broadcast_run_dir(None, False), **context)
     with claim_run_dir(resume, Path(options.outdir), desc, options_json) as (run_dir, resuming):
@@ -165,7 +168,7 @@ def _train(
     batch_gpu: int, rounds: int, say: Callable[[str], None], autocast: torch.autocast, dataset, stages: list[Stage],
     num_classes: int, total_nimg: int, desc: str, options_json: dict, on_tick: Callable[[TickReport], None] | None,
     on_step: Callable[[int, int], None] | None,
-    evaluate: SnapshotEvaluator | None,
+    evaluate: SnapshotEvaluator | None, ranking: Ranking | None,
 ) -> Path:  # fmt: skip
     """The training proper, in a claimed run directory (see :func:`training_loop`)."""
     log = RunLog(run_dir) if rank == 0 else None
@@ -196,7 +199,6 @@ def _train(
     loss.begin_stage(stage.index, stage.start_nimg)
 
     # Resume -----------------------------------------------------------------------------------------------
-    ranking = snapshot_ranking(options.metrics)
     stage_start: dict[str, Any] | None = None  # the snapshot this stage's G started from (None: the first stage)
     if snapshot is not None:
         counters = load_snapshot(snapshot, {"G": G, "D": D, "G_ema": G_ema, **loss.state_modules()}, optimizers)

@@ -4,7 +4,7 @@ loop's body, and shared with the command line's dry run so that it shows exactly
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -189,20 +189,23 @@ def optimizer_settings(options: TrainingOptions) -> dict[str, dict[str, Any]]:
 Ranking = tuple[str, str, bool]
 
 
-def snapshot_ranking(metrics: Sequence[str]) -> Ranking | None:
-    """The ranking of a run with ``metrics`` at its snapshots: by the first metric, when it has a better
-    direction (:func:`polyinr.metrics.metric_goal`); None (each stage starts from the last) otherwise."""
-    if not metrics:
+# A metric's name → (result key, lower is better), or None where no direction is better: the metrics layer's
+# polyinr.metrics.metric_goal, passed in by the commands (training sits below the metrics).
+MetricGoal = Callable[[str], tuple[str, bool] | None]
+
+
+def snapshot_ranking(metrics: Sequence[str], goal: MetricGoal | None) -> Ranking | None:
+    """The ranking of a run with ``metrics`` at its snapshots: by the first metric, when ``goal`` gives it a
+    better direction; None (each stage starts from the last) otherwise."""
+    if not metrics or goal is None:
         return None
-    from polyinr.metrics import metric_goal
-
-    goal = metric_goal(metrics[0])
-    return None if goal is None else (metrics[0], *goal)
+    direction = goal(metrics[0])
+    return None if direction is None else (metrics[0], *direction)
 
 
-def stage_start_rule(options: TrainingOptions) -> str:
+def stage_start_rule(options: TrainingOptions, goal: MetricGoal | None = None) -> str:
     """In words: which G_ema each resolution stage after the first starts from (see :func:`snapshot_ranking`)."""
-    ranking = snapshot_ranking(options.metrics)
+    ranking = snapshot_ranking(options.metrics, goal)
     if ranking is not None:
         return (f"the G_ema of the previous stage's snapshot with the {'lowest' if ranking[2] else 'highest'} "
                 f"{ranking[1]} (the first metric at snapshots)")  # fmt: skip
@@ -212,9 +215,10 @@ def stage_start_rule(options: TrainingOptions) -> str:
     return "the previous stage's last G_ema (no metrics at snapshots to pick its best one by)"
 
 
-def resolved_run(options: TrainingOptions) -> dict[str, Any]:
+def resolved_run(options: TrainingOptions, goal: MetricGoal | None = None) -> dict[str, Any]:
     """What a run of ``options`` builds, as plain values: the generator's config (every field), the first
-    stage's discriminator config, the loss's config and the stages. Opens the data (for its classes and size)."""
+    stage's discriminator config, the loss's config, the stages and the stage-start rule (snapshots ranked by
+    ``goal``). Opens the data (for its classes and size)."""
     from polyinr.discriminators import get_discriminator
     from polyinr.models.registry import get_entry, resolve_config
     from polyinr.training.recipes import get_recipe
@@ -234,7 +238,7 @@ def resolved_run(options: TrainingOptions) -> dict[str, Any]:
                                                                                         **options.loss_options))},
         "optimizer": optimizer_settings(options),
         "stages": [{"resolution": s.resolution, "kimg": (s.end_nimg - s.start_nimg) / 1000} for s in stages],
-        "stage_start": stage_start_rule(options),
+        "stage_start": stage_start_rule(options, goal),
         "recipe_notes": list(get_recipe(options.recipe).notes),
         "data": {"images": len(dataset), "classes": num_classes, "resolution": dataset.resolution},
     }  # fmt: skip
