@@ -63,7 +63,8 @@ VARIANTS: dict[str, dict] = {
     "ms1": {"loss_options": {"diversity_weight": 1.0}},
     "ms0.3": {"loss_options": {"diversity_weight": 0.3}},
     "ms0.5": {"loss_options": {"diversity_weight": 0.5}},
-    "ms0.7": {"loss_options": {"diversity_weight": 0.7}},  # run with --kimg 80: the same recipe, twice the budget
+    "ms0.7": {"loss_options": {"diversity_weight": 0.7}},
+    "ms0.85": {"loss_options": {"diversity_weight": 0.85}},  # run with --kimg 80: the same recipe, twice the budget
 }
 
 
