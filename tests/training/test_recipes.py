@@ -86,6 +86,9 @@ def _train(*args: str):
          "--gamma does not apply to the hinge loss; it applies with --loss infinitygan or --loss nonsaturating"),
         (["--backbones", "tf_efficientnet_lite0"],
          "--backbones does not apply to the residual discriminator; it applies with --disc projected"),
+        (["--recipe", "imagenet", "--diversity-weight", "1"],
+         "--diversity-weight does not apply to the hinge loss; it applies with --loss infinitygan or --loss "
+         "nonsaturating"),
         (["--recipe", "imagenet", "--cls-weight", "1"], "classifier guidance needs class labels"),
         (["--recipe", "imagenet", "--preset", "cpu"], "the imagenet recipe trains paper-sized models"),
     ],
@@ -113,7 +116,10 @@ def test_another_discriminator_takes_the_recipes_settings_for_it_and_keeps_the_l
     resolved = json.loads(result.output)
     training = resolved["training"]
     assert training["disc_options"] == {**RECIPES["cpu"].discs["projected"], "pretrained": False}
-    assert training["loss"] == "nonsaturating" and training["loss_options"] == {"gamma": 0.1}  # nothing replaced
+    assert training["loss"] == "nonsaturating" and training["loss_options"] == {
+        "gamma": 0.1,
+        "diversity_weight": 0.85,
+    }  # nothing replaced
     assert resolved["discriminator"]["config"]["backbones"] == ["tf_efficientnet_lite0"]
     assert resolved["generator"]["config"]["channels"] == 64  # the cpu preset, every field shown
 

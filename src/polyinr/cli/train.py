@@ -1,8 +1,8 @@
 """``polyinr train``: StyleGAN's flags plus --recipe, --model, --preset, --loss, --disc, --schedule.
 
 The choices of --recipe, --loss and --disc come from their registries. Settings of the loss (--gamma,
---blur-sigma, --blur-fade-kimg, --cls-weight) and of the discriminator (--backbones, --features-pretrained,
---features-weights) that the chosen one does not use are refused with the flag's name.
+--blur-sigma, --blur-fade-kimg, --cls-weight, --diversity-weight) and of the discriminator (--backbones,
+--features-pretrained, --features-weights) that the chosen one does not use are refused with the flag's name.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from polyinr.training.options import resolve_options
 from polyinr.training.recipes import list_recipes
 
 LOSS_FLAGS = {"gamma": "--gamma", "blur_sigma": "--blur-sigma", "blur_fade_kimg": "--blur-fade-kimg",
-              "cls_weight": "--cls-weight"}  # fmt: skip
+              "cls_weight": "--cls-weight", "diversity_weight": "--diversity-weight"}  # fmt: skip
 DISC_FLAGS = {"pretrained": "--features-pretrained", "backbones": "--backbones", "weights": "--features-weights"}
 
 
@@ -83,6 +83,12 @@ class TrainingProgress:
 @click.option("--d-reg-interval", type=click.IntRange(min=1), default=None,
               help="Scale D's Adam lr/beta2 for lazy regularisation every N steps (authors' recipe: 16).")  # fmt: skip
 @click.option("--gamma", type=float, default=None, help="R1 weight (nonsaturating loss).")
+@click.option(
+    "--diversity-weight",
+    type=float,
+    default=None,
+    help="Mode-seeking term's weight (nonsaturating: MSGAN on same-class pairs; infinitygan); 0 = off.",
+)
 @click.option("--ema-kimg", type=float, default=None, help="G EMA half-life in kimg.  [default: batch·10/32]")
 @click.option("--blur-sigma", type=float, default=None, help="Initial sigma of the D-input blur.")
 @click.option("--blur-fade-kimg", type=float, default=None, help="kimg over which the blur fades out.")
@@ -125,11 +131,12 @@ class TrainingProgress:
 @click.option("--channels", type=int, default=None, help="Generator width n (overrides the preset).")
 @click.option("--head-only", is_flag=True, help="Grown models (stylegan-xl): each stage trains only its new layers.")
 @click.option("-n", "--dry-run", is_flag=True, help="Print the resolved configuration and exit.")
-def train(cond, mirror, recipe, preset, gamma, blur_sigma, blur_fade_kimg, cls_weight, features_pretrained, backbones,
-          features_weights, metrics, resume, channels, head_only, dry_run, **flags):  # fmt: skip
+def train(cond, mirror, recipe, preset, gamma, blur_sigma, blur_fade_kimg, cls_weight, diversity_weight,
+          features_pretrained, backbones, features_weights, metrics, resume, channels, head_only, dry_run,
+          **flags):  # fmt: skip
     """Train a generator; running the same command again resumes it."""
     loss_options = {"gamma": gamma, "blur_sigma": blur_sigma, "blur_fade_kimg": blur_fade_kimg,
-                    "cls_weight": cls_weight}  # fmt: skip
+                    "cls_weight": cls_weight, "diversity_weight": diversity_weight}  # fmt: skip
     disc_options = {"pretrained": features_pretrained}
     if backbones is not None:
         disc_options["backbones"] = [b.strip() for b in backbones.split(",") if b.strip()]
