@@ -45,6 +45,16 @@ def isolated_user_cache(session_cache_dir, monkeypatch) -> None:
     monkeypatch.setenv("POLYINR_CACHE_DIR", session_cache_dir)
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny networks run many times faster on one thread (no OpenMP hand-offs), above all on a busy machine.
+    Test modules of tiny networks use it with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def tiny_generator(seed: int = 0, **overrides):
     """A small Poly-INR (n 32, 4 levels, 8² native) in eval mode, gradients off; overrides go to the config."""
     torch.manual_seed(seed)

@@ -21,6 +21,8 @@ from polyinr.cli import main as cli
 from polyinr.models.infinity_gan import StyleFusion, TensorCanvas, training_coords
 from polyinr.tools.canvas import canvas_grid, load_canvas_latents
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 TOLERANCE = 1e-4  # on pixels in [-1, 1]: far inside the issue's 1/255, float rounding only (measured ≤ 8e-6)
 # The paper's layers (4 SS layers of 7×7, 11 texture-input cells, 11→19→17→31→29→55→53→103→101) with few channels.
 SMALL = dict(global_latent_dim=16, local_latent_dim=8, ts_channels=(16, 16, 16, 8))
@@ -57,15 +59,6 @@ def convert(tmp_path, G: torch.nn.Module, *extra: str):
     result = CliRunner().invoke(cli, ["convert", "--from", "infinitygan", *extra, str(ckpt), str(tmp_path / "G")])
     assert result.exit_code == 0, result.output
     return polyinr.load(tmp_path / "G")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Patches of a few channels run many times faster on one thread, above all on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -26,14 +26,7 @@ from polyinr.importers import ImporterError, UnsafePickleError, convert_checkpoi
 from polyinr.importers.inr_gan import inr_gan_from_snapshot
 from polyinr.sampling import latents_from_seeds
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: one thread avoids OpenMP hand-offs that dominate on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---------------------------------------------------------------------------- omegaconf stand-ins

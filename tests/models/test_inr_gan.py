@@ -12,14 +12,7 @@ from polyinr.grid import Grid
 from polyinr.models.inr_gan import PRESETS, FMMLayer, InrGanConfig, InrGanSynthesis, Span, _lattice_points
 from polyinr.models.registry import create
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: one thread avoids OpenMP hand-offs that dominate on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def small(**overrides) -> InrGanSynthesis:

@@ -35,10 +35,6 @@ def cond_ckpt(tmp_path_factory) -> Path:
     return make_tiny(num_classes=3, seed=1).save(tmp_path_factory.mktemp("serve") / "cond")
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _one_thread():
-    """Tiny networks run many times faster on one thread, above all on a machine shared with others."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+@pytest.fixture(autouse=True)
+def _tiny_networks_on_one_thread(one_thread):
+    """Every test here runs its tiny networks on one thread (``one_thread``, tests/conftest.py)."""

@@ -61,9 +61,5 @@ def cond_ckpt(tmp_path_factory, cond_G) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """These tiny networks run several times faster on one thread, above all on a machine shared with others."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _tiny_networks_on_one_thread(one_thread):
+    """Every test here runs its tiny networks on one thread (``one_thread``, tests/conftest.py)."""

@@ -106,12 +106,21 @@ def test_the_blur_restarts_at_the_first_image_of_every_stage():
 
 
 @pytest.mark.slow
-def test_each_stage_starts_from_the_previous_g_ema_and_resumes_exactly_across_the_switch(tmp_path, monkeypatch):
-    values = dict(data="builtin:digits", schedule="8:0.016,16:0.016", batch=8, tick_kimg=0.008, snap_ticks=1,
-                  keep_snapshots=10, workers=0, device="cpu", seed=3, model_overrides={"channels": 16})  # fmt: skip
-    starts = {}
+class _Stop(Exception):
+    pass
+
+
+def _stop_at_stage_end(tick) -> None:
+    """Stops the two-stage runs below at the end of their first stage (16 images), as a kill would."""
+    if tick.cur_nimg == 16:
+        raise _Stop
+
+
+def _record_stage_starts(monkeypatch) -> dict[int, dict[str, torch.Tensor]]:
+    """``{stage index: G's weights as the stage began}``, filled as a run goes."""
     from polyinr.training import losses
 
+    starts = {}
     base_begin = losses.GANLoss.begin_stage
 
     def remember(self, index, start_nimg):
@@ -119,6 +128,13 @@ def test_each_stage_starts_from_the_previous_g_ema_and_resumes_exactly_across_th
         base_begin(self, index, start_nimg)
 
     monkeypatch.setattr(losses.GANLoss, "begin_stage", remember)
+    return starts
+
+
+def test_each_stage_starts_from_the_previous_g_ema_and_resumes_exactly_across_the_switch(tmp_path, monkeypatch):
+    values = dict(data="builtin:digits", schedule="8:0.016,16:0.016", batch=8, tick_kimg=0.008, snap_ticks=1,
+                  keep_snapshots=10, workers=0, device="cpu", seed=3, model_overrides={"channels": 16})  # fmt: skip
+    starts = _record_stage_starts(monkeypatch)
     run_dir = training_loop(resolve_options("cpu", outdir=str(tmp_path / "a"), **values))
     end_of_stage_1 = next(s for s in list_snapshots(run_dir) if s.name == snapshot_name(16))
     saved = load_file(str(end_of_stage_1 / STATE_WEIGHTS))
@@ -126,16 +142,9 @@ def test_each_stage_starts_from_the_previous_g_ema_and_resumes_exactly_across_th
     assert set(starts) == {0, 1}
     assert all(torch.equal(starts[1][k], g_ema[k]) for k in g_ema)  # stage 2's G is stage 1's G_ema
 
-    class Stop(Exception):
-        pass
-
-    def stop_at_stage_end(tick):
-        if tick.cur_nimg == 16:
-            raise Stop
-
     options = resolve_options("cpu", outdir=str(tmp_path / "b"), **values)
-    with pytest.raises(Stop):
-        training_loop(options, on_tick=stop_at_stage_end)
+    with pytest.raises(_Stop):
+        training_loop(options, on_tick=_stop_at_stage_end)
     resumed = training_loop(options)  # continues across the switch
     expected = load_file(str(list_snapshots(run_dir)[-1] / STATE_WEIGHTS))
     got = load_file(str(list_snapshots(resumed)[-1] / STATE_WEIGHTS))
@@ -174,20 +183,12 @@ class _ScriptedFid:
 
 @pytest.mark.slow
 def test_with_metrics_each_stage_starts_from_the_best_snapshot_and_resumes_exactly(tmp_path, monkeypatch):
-    from polyinr.training import losses
     from polyinr.training.snapshot import METRICS_JSON
 
     values = dict(data="builtin:digits", schedule="8:0.016,16:0.016", batch=8, tick_kimg=0.008, snap_ticks=1,
                   keep_snapshots=1, metrics=("fid_digits",), workers=0, device="cpu", seed=3,
                   model_overrides={"channels": 16})  # fmt: skip
-    starts = {}
-    base_begin = losses.GANLoss.begin_stage
-
-    def remember(self, index, start_nimg):
-        starts[index] = {k: v.clone() for k, v in self.G.state_dict().items()}
-        base_begin(self, index, start_nimg)
-
-    monkeypatch.setattr(losses.GANLoss, "begin_stage", remember)
+    starts = _record_stage_starts(monkeypatch)
     kept = []
     evaluator = _ScriptedFid()
     options = resolve_options("cpu", outdir=str(tmp_path / "a"), **values)
@@ -206,16 +207,9 @@ def test_with_metrics_each_stage_starts_from_the_best_snapshot_and_resumes_exact
     counters = json.loads((list_snapshots(run_dir)[-1] / "training_state.json").read_text())
     assert counters["stage_start"]["snapshot"] == snapshot_name(8) and counters["stage"] == 1
 
-    class Stop(Exception):
-        pass
-
-    def stop_at_stage_end(tick):
-        if tick.cur_nimg == 16:
-            raise Stop
-
     options = resolve_options("cpu", outdir=str(tmp_path / "b"), **values)
-    with pytest.raises(Stop):
-        training_loop(options, evaluate=_ScriptedFid(), goal=metric_goal, on_tick=stop_at_stage_end)
+    with pytest.raises(_Stop):
+        training_loop(options, evaluate=_ScriptedFid(), goal=metric_goal, on_tick=_stop_at_stage_end)
     (list_snapshots(run_dir_of(tmp_path / "b"))[-1] / METRICS_JSON).unlink()  # as if killed before evaluating
     again = _ScriptedFid()
     resumed = training_loop(
