@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from polyinr.cli import main
 from polyinr.data.datasets import open_dataset
 from polyinr.errors import PolyinrError
+from polyinr.grid import Grid
 from polyinr.metrics import compute_metric, feature_spaces, parse_metric
 from polyinr.metrics.diversity import class_diversity
 from polyinr.models.registry import create
@@ -53,6 +54,9 @@ class Replay:
 
     def synthesize(self, ws, grid=None):
         return self.images[ws.view(-1).long()]
+
+    def training_grid(self, resolution: int) -> Grid:
+        return Grid.frame(resolution)  # a frame model: measured at the data's resolution
 
 
 def real_images(dataset) -> torch.Tensor:
@@ -205,3 +209,11 @@ def test_training_with_metrics_logs_the_digits_space_figures(tiny_space, tmp_pat
         line = json.loads((run_dir / f"metric-{name}.jsonl").read_text())
         assert line["results"][name] > 0 and line["detector"].startswith("lenet-digits")
     assert "metric fid0.02k_digits: fid0.02k_digits=" in (run_dir / "log.txt").read_text()
+
+
+def test_a_patch_trained_generator_is_measured_at_its_patch_size(tiny_space):
+    G = create("infinitygan", "cpu")  # 37² patches
+    photos = open_dataset("builtin:photos", resolution=64)
+    wide = compute_metric("fid0.02k_photos", G, photos)["fid0.02k_photos"]  # images larger than the patch
+    at_patch = compute_metric("fid0.02k_photos", G, photos.with_resolution(37))["fid0.02k_photos"]
+    assert wide == pytest.approx(at_patch, rel=1e-6)  # the same reals (resized to 37²), the same patches

@@ -36,6 +36,7 @@ from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
 from polyinr.image_io import quantize_rgb
 from polyinr.metrics.sampling import Progress, sample_labels
+from polyinr.models.generator import GridRefused
 from polyinr.sampling import iter_ws
 
 _N = r"(\d+(?:\.\d+)?)k"
@@ -237,6 +238,7 @@ def compute_metric(
     device = torch.device(device)
     if batch_size < 1:
         raise PolyinrError(f"batch size must be positive, got {batch_size}")
+    dataset = patch_sized(G, dataset)
     if spec.kind in ("scaleinv_fid", "scaleinv_box_fid"):  # a model that cannot paint the wider field: say so first
         from polyinr.metrics.scale_inv import zoomed_out_grid
 
@@ -269,6 +271,19 @@ def compute_metric(
     )
     return _feature_metric(spec, G, dataset, device, batch_size, num_workers, on_progress, labels, seed, detector,
                            feature, keep, max_real, use_cache)  # fmt: skip
+
+
+def patch_sized(G: Any, dataset: Any) -> Any:
+    """The real images a generator is measured against: a patch-trained generator (its training grid smaller than
+    the images, e.g. InfinityGAN) renders its patch, so it is compared with the images resized to the patch's
+    size, as InfinityGAN's evaluation does; every other generator with ``dataset`` as it is."""
+    if dataset is None:
+        return None
+    try:
+        side = G.training_grid(dataset.resolution).shape[0]
+    except GridRefused:
+        return dataset  # the metric's own grid check says why, in one line
+    return dataset if side == dataset.resolution else dataset.with_resolution(side)
 
 
 def _feature_metric(
