@@ -70,3 +70,11 @@ def test_rigid_maps():
     assert is_rigid(Grid.frame(4).rotated(0.7).translated(1, 2).affine)
     assert not is_rigid(Grid.frame(4).scaled(2).affine)
     assert not is_rigid((1.0, 0.0, 0.0, 0.0, -1.0, 0.0))  # a mirror is not a motion
+
+
+def test_an_image_of_a_size_is_the_frame_or_the_lattice_from_its_first_pixel():
+    continuous, canvas = stand_in(CONTINUOUS), stand_in(CANVAS)
+    assert CONTINUOUS.sized(continuous, 64, 32) == Grid.window(0.0, 0.0, 1.0, 1.0, 64, 32)
+    lattice = CANVAS.sized(canvas, 40, 100)  # 1/15 apart (16² native), from pixel (0, 0)
+    assert canvas.check_grid(lattice) is lattice and lattice_origin(lattice, 16) == (0, 0)
+    assert lattice.shape == (40, 100) and lattice.coords()[0, -1, 1].item() == pytest.approx(99 / 15)

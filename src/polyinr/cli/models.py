@@ -175,7 +175,7 @@ def render_grid(G, window, size, default_size=None) -> Grid:
         size = size or default_size
         if size is None:
             raise PolyinrError("give --size HxW (or --window)")
-        return Grid.window(0.0, 0.0, (size[0] - 1) * step, (size[1] - 1) * step, *size)
+        return G.grid_support.sized(G, *size)
     top, left, bottom, right = window
     size = size or (round((bottom - top) / step) + 1, round((right - left) / step) + 1)
     return Grid.window(*window, *size)

@@ -252,8 +252,7 @@ def fuse(network, style_specs, size, blur, tile, out_path, device):
     styles = [_parse_style(s) for spec in style_specs for s in spec.split()]
     ws = ws_for(G, seeds=[seed for seed, _, _ in styles], device=device)
     fusion = StyleFusion(ws, [(row, col) for _, row, col in styles], blur=blur)
-    step = 1.0 / (G.img_resolution - 1)
-    grid = Grid.window(0.0, 0.0, (size[0] - 1) * step, (size[1] - 1) * step, *size)
+    grid = G.grid_support.sized(G, *size)
     total = (-(-size[0] // tile)) * (-(-size[1] // tile))
     with progress_bar(total, "fuse", unit="tile") as bar:
         path = render_tiled(G, ws[:1], grid, out_path, tile=tile, on_tile=lambda done, _: bar.update(done - bar.n),

@@ -104,6 +104,14 @@ class GridSupport:
             return f"its native {R}x{R} frame, translated or rotated (no other window, density or tile)"
         return f"any window of its pixel lattice (spacing 1/{R - 1} of the frame), any size (tiles exact)"
 
+    def sized(self, G: Generator, height: int, width: int) -> Grid:
+        """An image of ``height × width`` pixels of the generator's default view: the frame (0, 0)–(1, 1) at that
+        size; a canvas model's pixel lattice from pixel (0, 0) (pixel ``i`` at ``i / (R − 1)``)."""
+        if self.kind != "canvas":
+            return Grid.window(0.0, 0.0, 1.0, 1.0, height, width)
+        step = 1.0 / (G.img_resolution - 1)
+        return Grid.window(0.0, 0.0, (height - 1) * step, (width - 1) * step, height, width)
+
     def refusal(self, G: Generator, grid: Grid) -> str | None:
         if self.kind == "continuous":
             return None

@@ -390,7 +390,6 @@ def render_speed(
 _BIG_RENDER = textwrap.dedent("""
     import resource, sys, torch
     from polyinr.checkpoint import load_generator
-    from polyinr.grid import Grid
     from polyinr.sampling import iter_ws
     from polyinr.tools.render import render_tiled
     snapshot, size, out, device = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
@@ -398,7 +397,7 @@ _BIG_RENDER = textwrap.dedent("""
     ws = next(iter_ws(G, [0], 0 if G.num_classes else None, device=device, batch_size=1))
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    render_tiled(G, ws, Grid.frame(size), out, tile=min(size, 512))
+    render_tiled(G, ws, G.grid_support.sized(G, size, size), out, tile=min(size, 512))
     if device.startswith("cuda"):
         print(torch.cuda.max_memory_allocated(), "CUDA allocator peak")
     else:
@@ -407,11 +406,12 @@ _BIG_RENDER = textwrap.dedent("""
 
 
 def big_render_memory(G: Any, snapshot: Path, size: int, device: torch.device, scratch: Path) -> Cell:
-    """Peak memory of one ``size``² render of ``G`` (tiles where the contract allows them), measured in a fresh
-    process; "cannot" with the contract's reason when the generator cannot paint that grid."""
+    """Peak memory of one ``size``² render of ``G``'s default view (the frame; a canvas model's lattice), tiles
+    where the contract allows them, measured in a fresh process; "cannot" with the contract's reason when the
+    generator cannot paint that grid."""
     from polyinr.models.generator import GridRefused
 
-    grid = Grid.frame(size)
+    grid = G.grid_support.sized(G, size, size)
     try:
         G.check_grid(grid)
         if size > 512:

@@ -40,6 +40,7 @@ from polyinr.training.options import TrainingOptions
 from polyinr.training.rundir import RunLog, claim_run_dir, describe
 from polyinr.training.schedule import Stage, stage_at
 from polyinr.training.setup import (
+    MetricGoal,
     Ranking,
     build_discriminator,
     build_loss,
@@ -48,7 +49,6 @@ from polyinr.training.setup import (
     load_class_table,
     open_run_data,
     optimizer_settings,
-    MetricGoal,
     snapshot_ranking,
     stage_data,
 )
