@@ -48,7 +48,7 @@ from polyinr.grid import Grid
 CPU, PAPER = "cpu", "paper"
 SPEED_ROUNDS = 3  # timed renders per density (the best is reported)
 SPEED_PIXELS = 1 << 18  # pixels a timed render call paints at least (a batch of small images)
-EVALUATION_VERSION = 2  # bump when a measurement changes: cached evaluations of older versions are redone
+EVALUATION_VERSION = 3  # bump when a measurement changes: cached evaluations of older versions are redone
 SHEET_SEEDS = 6  # default seeds of the sample sheets
 
 
