@@ -215,3 +215,11 @@ def test_a_model_refused_under_the_settings_fills_its_row_and_the_others_are_rep
     evaluation = list(cmp.run_comparison(settings, out, train=False))  # then reports from the kept refusal
     assert json.loads((out / "report.json").read_text())["models"]["infinitygan"] == refused
     assert not any(e.kind == "evaluate" and e.model == "infinitygan" for e in evaluation)
+
+
+def test_big_render_memory_is_the_rendering_process_own_peak(tmp_path, tiny_G, tiny_ckpt):
+    ballast = bytearray(2048 * 2**20)  # this process's pages: a forked child's ru_maxrss would start above them
+    ballast[::4096] = b"\1" * len(ballast[::4096])
+    cell = cmp.big_render_memory(tiny_G, tiny_ckpt, 64, torch.device("cpu"), tmp_path)
+    assert cell.unit == "MiB" and 0 < cell.value < 1500, cell  # the child alone: torch imported and a tiny render
+    del ballast
