@@ -27,4 +27,4 @@ def test_quality_line_reads_the_figures():
                "pr_digits_precision": 0.8, "fid_digits": 12.345}  # fmt: skip
     line = quality_line(figures)
     assert "\n" not in line and "97.3 %" in line and "diversity 0.84 of real (lowest class 0.71)" in line
-    assert "FID (digits space) 12.35" in line
+    assert "in the digits space: recall 0.62, precision 0.80, FID 12.35" in line  # the space names the detector

@@ -64,11 +64,12 @@ def measure_quality(G, device: torch.device | str = "cpu") -> dict[str, float]:
 
 
 def quality_line(results: dict[str, float]) -> str:
-    """One line a person can read: recognised %, diversity vs real (worst class), recall, FID in the digits space."""
+    """One line a person can read: recognised %, diversity vs real (worst class), then recall, precision and FID,
+    named by the feature space they are measured in (the digits LeNet, never Inception or VGG16)."""
     return (f"{100 * results['cas_digits']:.1f} % of samples recognised as their digit, within-class diversity "
-            f"{results['div_digits']:.2f} of real (lowest class {results['div_digits_min']:.2f}), recall "
-            f"{results['pr_digits_recall']:.2f}, precision {results['pr_digits_precision']:.2f}, "
-            f"FID (digits space) {results['fid_digits']:.2f}")  # fmt: skip
+            f"{results['div_digits']:.2f} of real (lowest class {results['div_digits_min']:.2f}); in the digits "
+            f"space: recall {results['pr_digits_recall']:.2f}, precision {results['pr_digits_precision']:.2f}, "
+            f"FID {results['fid_digits']:.2f}")  # fmt: skip
 
 
 def run_demo(
