@@ -28,6 +28,7 @@ import torch
 
 from polyinr.importers.registry import Converted, build_generator, register_converter, stored_bytes
 from polyinr.importers.stylegan_pickle import (
+    load_g_ema,
     module_record,
     module_tensors,
     recorded_init_kwargs,
@@ -171,12 +172,7 @@ def stylegan3_from_pickle(data: Any) -> tuple[Generator, list[str]]:
         proj = G.mapping.embed_proj
         state["mapping.embed_proj.weight"] = torch.eye(cfg.z_dim) / proj.weight_gain
         state["mapping.embed_proj.bias"] = torch.zeros(cfg.z_dim)
-    missing = sorted(set(ours) - set(state))
-    wrong = sorted(k for k, v in state.items() if k in ours and v.shape != ours[k].shape)
-    if missing or wrong:
-        raise ImporterError(f"G_ema does not match StyleGAN3 {name}: missing {missing[:4]}, mis-shaped {wrong[:4]}")
-    G.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
-    G.eval().requires_grad_(False)
+    load_g_ema(G, state, f"StyleGAN3 {name}")
     notes.insert(0, f"read {source_class} as {name}: {cfg.img_resolution}x{cfg.img_resolution}, "
                     f"{cfg.num_classes or 'no'} classes, {G.parameter_count():,} parameters")  # fmt: skip
     return G, notes

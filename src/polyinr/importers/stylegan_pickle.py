@@ -307,3 +307,16 @@ class _Tree:
         record.items = {self.convert(k): self.convert(v) for k, v in obj.items.items()}
         record.elements = [self.convert(v) for v in obj.elements]
         return record
+
+
+def load_g_ema(G: torch.nn.Module, state: dict[str, torch.Tensor], network: str) -> None:
+    """Load ``state`` (their ``G_ema`` under our names) into ``G`` as float32, frozen for inference; a tensor
+    ours needs that is missing, or one of another shape, is a one-line :class:`ImporterError` naming
+    ``network``."""
+    ours = G.state_dict()
+    missing = sorted(set(ours) - set(state))
+    wrong = sorted(k for k, v in state.items() if k in ours and v.shape != ours[k].shape)
+    if missing or wrong:
+        raise ImporterError(f"G_ema does not match {network}: missing {missing[:4]}, mis-shaped {wrong[:4]}")
+    G.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    G.eval().requires_grad_(False)

@@ -30,6 +30,7 @@ import torch
 from polyinr.importers.registry import Converted, build_generator, register_converter, stored_bytes
 from polyinr.importers.stylegan3 import LAYER_KEY, check_filters
 from polyinr.importers.stylegan_pickle import (
+    load_g_ema,
     module_record,
     module_tensors,
     recorded_init_kwargs,
@@ -155,12 +156,7 @@ def stylegan_xl_from_pickle(data: Any) -> tuple[StyleGANXL, list[str]]:
             state[key] = value
         else:
             raise ImporterError(f"G_ema has {key}, which our StyleGAN-XL does not")
-    missing = sorted(set(ours) - set(state))
-    wrong = sorted(k for k, v in state.items() if v.shape != ours[k].shape)
-    if missing or wrong:
-        raise ImporterError(f"G_ema does not match StyleGAN-XL: missing {missing[:4]}, mis-shaped {wrong[:4]}")
-    G.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
-    G.eval().requires_grad_(False)
+    load_g_ema(G, state, "StyleGAN-XL")
     grown = f", grown {cfg.stem_resolution} → {cfg.img_resolution} by {list(cfg.up_factors)}" if cfg.up_factors else ""
     notes.insert(0, f"read {source_class} as stylegan-xl: {cfg.img_resolution}x{cfg.img_resolution}{grown}, "
                     f"{C or 'no'} classes, {G.parameter_count():,} parameters")  # fmt: skip
