@@ -16,6 +16,7 @@ import pytest
 import stylegan3_reference as nv
 import torch
 from click.testing import CliRunner
+from gen_images import our_image, their_image
 from PIL import Image
 
 import polyinr
@@ -23,7 +24,6 @@ from polyinr.cli import main as cli
 from polyinr.image_io import to_uint8
 from polyinr.importers import ImporterError, UnsafePickleError
 from polyinr.importers.stylegan3 import convert
-from polyinr.models.stylegan3 import grid_from_transform
 
 R = 16
 
@@ -81,26 +81,6 @@ def write_pickle(G: nv.Generator, path: Path, module_src: str = nv.MODULE_SRC) -
     finally:
         nv.PersistentModule.module_src = nv.MODULE_SRC
     return path
-
-
-def their_image(G, seed, class_idx, psi, translate, rotate):
-    """``gen_images.py``: RandomState z, one-hot label, inverse make_transform as the input transform."""
-    z = torch.from_numpy(np.random.RandomState(seed).randn(1, G.z_dim)).float()
-    c = torch.zeros(1, G.c_dim)
-    if G.c_dim:
-        c[:, class_idx] = 1
-    G.synthesis.input.transform.copy_(torch.from_numpy(np.linalg.inv(nv.make_transform(translate, rotate))))
-    try:
-        return G(z, c, truncation_psi=psi)
-    finally:
-        G.synthesis.input.transform.copy_(torch.eye(3))
-
-
-def our_image(G, seed, class_idx, psi, translate, rotate):
-    z = polyinr.latents_from_seeds([seed], G.z_dim)
-    c = torch.tensor([class_idx]) if G.num_classes else None
-    grid = grid_from_transform(np.linalg.inv(nv.make_transform(translate, rotate)), G.img_resolution)
-    return G(z, c, grid=grid, truncation_psi=psi)
 
 
 @pytest.mark.parametrize("config, c_dim", [("t", 0), ("t", 3), ("r", 0), ("r", 3)])

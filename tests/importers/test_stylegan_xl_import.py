@@ -14,12 +14,12 @@ import stylegan3_reference as nv
 import stylegan_xl_reference as xl
 import torch
 from click.testing import CliRunner
+from gen_images import our_image, their_image
 
 import polyinr
 from polyinr.cli import main as cli
 from polyinr.importers import ImporterError, UnsafePickleError
 from polyinr.importers.stylegan_xl import convert
-from polyinr.models.stylegan3 import grid_from_transform
 
 
 def their_stem(c_dim: int, seed: int = 0) -> xl.Generator:
@@ -63,25 +63,6 @@ def write_pickle(G, path: Path, **extra) -> Path:
     return path
 
 
-def their_image(G, seed, class_idx, psi, translate, rotate):
-    """``gen_images.py``: RandomState z, one-hot label, inverse make_transform as the input transform."""
-    z = torch.from_numpy(np.random.RandomState(seed).randn(1, G.z_dim)).float()
-    c = torch.zeros(1, max(G.c_dim, 1))
-    c[:, class_idx] = 1
-    G.synthesis.input.transform.copy_(torch.from_numpy(np.linalg.inv(nv.make_transform(translate, rotate))))
-    try:
-        return G(z, c, truncation_psi=psi)
-    finally:
-        G.synthesis.input.transform.copy_(torch.eye(3))
-
-
-def our_image(G, seed, class_idx, psi, translate, rotate):
-    z = polyinr.latents_from_seeds([seed], G.z_dim)
-    c = torch.tensor([class_idx]) if G.num_classes else None
-    grid = grid_from_transform(np.linalg.inv(nv.make_transform(translate, rotate)), G.img_resolution)
-    return G(z, c, grid=grid, truncation_psi=psi)
-
-
 @pytest.mark.parametrize("grown, c_dim", [(False, 3), (True, 0), (True, 3)])
 def test_converted_generator_renders_their_images(tmp_path, grown, c_dim):
     theirs = their_grown(c_dim) if grown else their_stem(c_dim)
@@ -97,7 +78,7 @@ def test_converted_generator_renders_their_images(tmp_path, grown, c_dim):
              (2, 1 if c_dim else 0, 0.5, (-0.03, 0.12), 25.0)]  # fmt: skip
     with torch.no_grad():
         for case in cases:
-            expected, got = their_image(theirs, *case), our_image(G, *case)
+            expected, got = their_image(theirs, *case, label_width=max(theirs.c_dim, 1)), our_image(G, *case)
             assert expected.std() > 0.02, "the test image should not be flat"
             assert (got - expected).abs().max() < 1 / 255, case
 

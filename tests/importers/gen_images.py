@@ -1,0 +1,34 @@
+"""One image the way NVIDIA's ``gen_images.py`` makes it from a stand-in network, and the same image from ours
+(shared by the StyleGAN3 and StyleGAN-XL importer tests)."""
+
+from __future__ import annotations
+
+import numpy as np
+import stylegan3_reference as nv
+import torch
+
+import polyinr
+from polyinr.models.stylegan3 import grid_from_transform
+
+
+def their_image(G, seed, class_idx, psi, translate, rotate, label_width=None):
+    """``gen_images.py``: RandomState z, one-hot label (``label_width`` columns, default ``G.c_dim``; none when
+    0), the inverse of ``make_transform`` as the input transform."""
+    width = G.c_dim if label_width is None else label_width
+    z = torch.from_numpy(np.random.RandomState(seed).randn(1, G.z_dim)).float()
+    c = torch.zeros(1, width)
+    if width:
+        c[:, class_idx] = 1
+    G.synthesis.input.transform.copy_(torch.from_numpy(np.linalg.inv(nv.make_transform(translate, rotate))))
+    try:
+        return G(z, c, truncation_psi=psi)
+    finally:
+        G.synthesis.input.transform.copy_(torch.eye(3))
+
+
+def our_image(G, seed, class_idx, psi, translate, rotate):
+    """The same seed, class, psi and input transform through our converted generator."""
+    z = polyinr.latents_from_seeds([seed], G.z_dim)
+    c = torch.tensor([class_idx]) if G.num_classes else None
+    grid = grid_from_transform(np.linalg.inv(nv.make_transform(translate, rotate)), G.img_resolution)
+    return G(z, c, grid=grid, truncation_psi=psi)
