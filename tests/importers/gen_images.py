@@ -1,5 +1,5 @@
-"""One image the way NVIDIA's ``gen_images.py`` makes it from a stand-in network, and the same image from ours
-(shared by the StyleGAN3 and StyleGAN-XL importer tests)."""
+"""Stand-in networks with visible images, one image the way NVIDIA's ``gen_images.py`` makes it from them, and the
+same image from ours (shared by the StyleGAN3 and StyleGAN-XL importer tests)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,21 @@ import torch
 
 import polyinr
 from polyinr.models.stylegan3 import grid_from_transform
+
+
+def randomise(G, rgb_gain: float) -> None:
+    """Give a fresh stand-in the spread of a trained network: magnitude EMAs, ``w_avg`` and biases away from their
+    initial values, and the last layer scaled by ``rgb_gain`` so images have unit scale (1/255 is then strict)."""
+    with torch.no_grad():
+        for name, value in G.named_buffers():
+            if name.endswith("magnitude_ema"):
+                value.uniform_(0.3, 3.0)
+            elif name == "mapping.w_avg":
+                value.normal_()
+        for name, value in G.named_parameters():
+            if name.endswith(".bias") and ".affine." not in name:
+                value.normal_(0, 0.2)
+        getattr(G.synthesis, G.synthesis.layer_names[-1]).weight.mul_(rgb_gain)
 
 
 def their_image(G, seed, class_idx, psi, translate, rotate, label_width=None):

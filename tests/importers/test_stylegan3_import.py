@@ -16,7 +16,7 @@ import pytest
 import stylegan3_reference as nv
 import torch
 from click.testing import CliRunner
-from gen_images import our_image, their_image
+from gen_images import our_image, randomise, their_image
 from PIL import Image
 
 import polyinr
@@ -56,16 +56,7 @@ def their_generator(config: str, c_dim: int, seed: int = 0) -> nv.Generator:
     G = nv.Generator(z_dim=16, c_dim=c_dim, w_dim=16, img_resolution=R, img_channels=3, channel_base=256,
                      channel_max=16, num_layers=4, magnitude_ema_beta=0.995, mapping_kwargs=dict(num_layers=2),
                      **extra)  # fmt: skip
-    with torch.no_grad():
-        for name, value in G.named_buffers():
-            if name.endswith("magnitude_ema"):
-                value.uniform_(0.3, 3.0)
-            elif name == "mapping.w_avg":
-                value.normal_()
-        for name, value in G.named_parameters():
-            if name.endswith(".bias") and ".affine." not in name:
-                value.normal_(0, 0.2)
-        getattr(G.synthesis, G.synthesis.layer_names[-1]).weight.mul_(8)  # images of unit scale: 1/255 is strict
+    randomise(G, rgb_gain=8)
     return G.eval().requires_grad_(False)
 
 

@@ -14,7 +14,7 @@ import stylegan3_reference as nv
 import stylegan_xl_reference as xl
 import torch
 from click.testing import CliRunner
-from gen_images import our_image, their_image
+from gen_images import our_image, randomise, their_image
 
 import polyinr
 from polyinr.cli import main as cli
@@ -27,21 +27,8 @@ def their_stem(c_dim: int, seed: int = 0) -> xl.Generator:
     torch.manual_seed(seed)
     G = xl.Generator(z_dim=16, c_dim=c_dim, w_dim=16, img_resolution=16, img_channels=3, channel_base=256,
                      channel_max=16, num_layers=4, mapping_kwargs=dict(num_layers=2))  # fmt: skip
-    _randomise(G)
+    randomise(G, rgb_gain=4)
     return G.eval().requires_grad_(False)
-
-
-def _randomise(G) -> None:
-    with torch.no_grad():
-        for name, value in G.named_buffers():
-            if name.endswith("magnitude_ema"):
-                value.uniform_(0.3, 3.0)
-            elif name == "mapping.w_avg":
-                value.normal_()
-        for name, value in G.named_parameters():
-            if name.endswith(".bias") and ".affine." not in name:
-                value.normal_(0, 0.2)
-        getattr(G.synthesis, G.synthesis.layer_names[-1]).weight.mul_(4)  # images of unit scale: 1/255 is strict
 
 
 def their_grown(c_dim: int) -> xl.SuperresGenerator:
@@ -49,7 +36,7 @@ def their_grown(c_dim: int) -> xl.SuperresGenerator:
     stage1 = xl.SuperresGenerator(their_stem(c_dim), head_layers=4, up_factor=2)
     G = xl.SuperresGenerator(stage1, head_layers=4, up_factor=2)
     torch.manual_seed(1)
-    _randomise(G)
+    randomise(G, rgb_gain=4)
     return G.eval().requires_grad_(False)
 
 
