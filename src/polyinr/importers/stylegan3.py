@@ -29,8 +29,7 @@ import torch
 from polyinr.importers.registry import Converted, build_generator, register_converter, stored_bytes
 from polyinr.importers.stylegan_pickle import (
     load_g_ema,
-    module_record,
-    module_tensors,
+    read_g_ema,
     recorded_init_kwargs,
     recorded_number,
     submodule_attrs,
@@ -127,12 +126,7 @@ def _class_table(weight: torch.Tensor, bias: torch.Tensor, weight_gain: float) -
 
 def stylegan3_from_pickle(data: Any) -> tuple[Generator, list[str]]:
     """Our generator from NVIDIA's pickle (as :func:`restricted_load` returns it), plus notes on what was dropped."""
-    if not isinstance(data, dict) or "G_ema" not in data:
-        found = sorted(map(str, data)) if isinstance(data, dict) else type(data).__name__
-        raise ImporterError(f"not a StyleGAN3 network pickle: expected a dict with G_ema, found {found}")
-    src = data["G_ema"]
-    source_class, _ = module_record(src, "G_ema")
-    theirs = module_tensors(src, "G_ema")
+    src, source_class, theirs = read_g_ema(data, "StyleGAN3")
     name, cfg = stylegan3_config(src, theirs)
     G = build_generator(name, cfg, stored_bytes(theirs.values()))
     ours = G.state_dict()

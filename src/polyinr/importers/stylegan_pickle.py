@@ -309,6 +309,18 @@ class _Tree:
         return record
 
 
+def read_g_ema(data: Any, network: str) -> tuple[Any, str, dict[str, torch.Tensor]]:
+    """``(G_ema record, its class name, its tensors by name)`` of a network pickle (a dict holding ``G_ema``, as
+    :func:`~polyinr.importers.unpickle.restricted_load` returns it); anything else is a one-line
+    :class:`ImporterError` naming ``network``."""
+    if not isinstance(data, dict) or "G_ema" not in data:
+        found = sorted(map(str, data)) if isinstance(data, dict) else type(data).__name__
+        raise ImporterError(f"not a {network} network pickle: expected a dict with G_ema, found {found}")
+    src = data["G_ema"]
+    source_class, _ = module_record(src, "G_ema")
+    return src, source_class, module_tensors(src, "G_ema")
+
+
 def load_g_ema(G: torch.nn.Module, state: dict[str, torch.Tensor], network: str) -> None:
     """Load ``state`` (their ``G_ema`` under our names) into ``G`` as float32, frozen for inference; a tensor
     ours needs that is missing, or one of another shape, is a one-line :class:`ImporterError` naming

@@ -32,7 +32,7 @@ from polyinr.importers.stylegan3 import LAYER_KEY, check_filters
 from polyinr.importers.stylegan_pickle import (
     load_g_ema,
     module_record,
-    module_tensors,
+    read_g_ema,
     recorded_init_kwargs,
     recorded_number,
     submodule_attrs,
@@ -121,12 +121,7 @@ def stylegan_xl_config(src: Any, theirs: dict[str, torch.Tensor]) -> StyleGANXLC
 
 def stylegan_xl_from_pickle(data: Any) -> tuple[StyleGANXL, list[str]]:
     """Our generator from the authors' pickle (as :func:`restricted_load` returns it), plus notes."""
-    if not isinstance(data, dict) or "G_ema" not in data:
-        found = sorted(map(str, data)) if isinstance(data, dict) else type(data).__name__
-        raise ImporterError(f"not a StyleGAN-XL network pickle: expected a dict with G_ema, found {found}")
-    src = data["G_ema"]
-    source_class, _ = module_record(src, "G_ema")
-    theirs = module_tensors(src, "G_ema")
+    src, source_class, theirs = read_g_ema(data, "StyleGAN-XL")
     cfg = stylegan_xl_config(src, theirs)
     G = build_generator("stylegan-xl", cfg, stored_bytes(theirs.values()))
     ours = G.state_dict()
