@@ -54,7 +54,7 @@ from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d
 
 from polyinr.errors import PolyinrError
 from polyinr.metrics.detector import Detector
-from polyinr.metrics.nvidia_vgg16 import NVIDIA_VGG16_SHA256, NVIDIA_VGG16_URL
+from polyinr.metrics.nvidia_vgg16 import NVIDIA_VGG16_SHA256, NVIDIA_VGG16_URL, load_nvidia_vgg16, nvidia_vgg16_name
 
 RANDOM_INCEPTION_SEED = 0
 SFID_CHANNELS = 7  # channels of mixed_6/conv kept for sFID (StyleGAN-XL, after Nash et al.)
@@ -317,8 +317,6 @@ def _build_detector(name: str, download: bool) -> Detector:
         return InceptionV3(f"inception-v3-random-he-seed{RANDOM_INCEPTION_SEED}", seed=RANDOM_INCEPTION_SEED)
     path, entry = find_weights(name, download)
     if name == "vgg16" and entry.torchscript:  # read without running it: never torch.jit.load
-        from polyinr.metrics.nvidia_vgg16 import load_nvidia_vgg16
-
         return load_nvidia_vgg16(path, sha256_of(path))
     if entry.torchscript:
         return TorchScriptDetector(f"{name}-nvidia-torchscript", _torchscript(path))
@@ -331,8 +329,6 @@ def _build_detector(name: str, download: bool) -> Detector:
 def _detector_name(kind: str, path: Path, entry: WeightsFile) -> str:
     """The name ``load_detector(kind)`` gives the detector it builds from ``path`` (``entry``)."""
     if kind == "vgg16" and entry.torchscript:
-        from polyinr.metrics.nvidia_vgg16 import nvidia_vgg16_name
-
         return nvidia_vgg16_name(sha256_of(path))
     if entry.torchscript:
         return f"{kind}-nvidia-torchscript"
