@@ -8,7 +8,8 @@ its own seed, so only a client's own neighbouring tiles can share a synthesis ca
 Two servers run in this process on the same generator: ``batched`` (up to 16 tiles per synthesis call, the
 accelerators' default) and ``one tile per call`` (the CPU default); their rounds alternate. Reported per mode and
 client count: tile latency p50 / p95 (request sent → response read) and throughput (tiles / wall second), best and
-median of the rounds.
+median of the rounds. Last, the cost of one tile split into its steps without HTTP, and from it the most that
+merging tiles could gain on this machine.
 
 
     python benchmarks/bench_serve.py --rounds 3
@@ -27,6 +28,7 @@ import httpx
 import torch
 
 import polyinr
+from polyinr.image_io import to_uint8
 from polyinr.serve.app import Network, bind, create_app, make_server, server_url
 
 VIEW_ROWS, VIEW_COLS, IN_FLIGHT, TILE = 3, 4, 6, 256
@@ -73,26 +75,47 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def synthesis_only(G, rounds: int) -> None:
-    """The merge alone, without HTTP: 6 neighbouring tiles one call each vs one 2 × 3 call, interleaved."""
-    from polyinr.serve.tiles import tiling_for
+def cost_breakdown(G, rounds: int) -> None:
+    """Where a tile's time goes without HTTP, and the most any merging could gain.
+
+    Per 256² tile, interleaved over ``rounds``: the latent's ws (mapping), synthesis of the tile alone, synthesis
+    per tile inside one 4 × 4 call, and the uint8 conversion and PNG encoding. Merging 16 tiles shares only the
+    ws and the call, so the speed-up it can reach is at most (ws + alone + encode) / (ws/16 + merged + encode).
+    A second bound from the FLOPs: the tile's rate against a 4096² fp32 ``torch.mm`` timed in the same rounds.
+    """
+    from polyinr.serve.tiles import encode, tiling_for
 
     tiling = tiling_for(G)
-    ws = G.mapping(torch.randn(1, G.z_dim), None)
-    calls = {
-        "6 tiles, one call each": lambda: [G.synthesize(ws, tiling.grid(3, r, c, TILE)) for r in range(2)
-                                           for c in range(3)],
-        "6 tiles, one 2x3 call": lambda: G.synthesize(ws, tiling.span(3, 0, 0, 2, 3, TILE)),
-    }  # fmt: skip
-    times: dict[str, list[float]] = {name: [] for name in calls}
+    z = torch.randn(1, G.z_dim)
+    ws = G.mapping(z, None)
+    a, b = torch.randn(4096, 4096), torch.randn(4096, 4096)
+    image = G.synthesize(ws, tiling.grid(3, 0, 0, TILE))
+    steps = {
+        "ws (mapping)": lambda: G.mapping(z, None),
+        "synthesis, tile alone": lambda: G.synthesize(ws, tiling.grid(3, 0, 0, TILE)),
+        "synthesis per tile, 4x4 tiles in one call": lambda: G.synthesize(ws, tiling.span(3, 0, 0, 4, 4, TILE)),
+        "uint8 + PNG encoding": lambda: encode(to_uint8(image)[0], "png"),
+        "fp32 matmul peak, 4096² torch.mm": lambda: torch.mm(a, b),
+    }
+    per_call = {"synthesis per tile, 4x4 tiles in one call": 16}
+    times: dict[str, list[float]] = {name: [] for name in steps}
     with torch.no_grad():
         for _ in range(rounds):
-            for name, call in calls.items():
+            for name, step in steps.items():
                 start = time.perf_counter()
-                call()
-                times[name].append(time.perf_counter() - start)
+                step()
+                times[name].append((time.perf_counter() - start) / per_call.get(name, 1))
+    median = {name: statistics.median(values) for name, values in times.items()}
     for name, values in times.items():
-        print(f"synthesis, {name}: best {min(values) * 1000:.0f} ms, median {statistics.median(values) * 1000:.0f} ms")
+        print(f"{name}: best {min(values) * 1000:.1f} ms, median {median[name] * 1000:.1f} ms")
+    ws_s, alone, merged, enc, mm = median.values()
+    bound = (ws_s + alone + enc) / (ws_s / 16 + merged + enc)
+    print(f"most merging 16 tiles can gain (medians, no HTTP): {bound:.2f}x")
+    peak, achieved = 2 * 4096**3 / mm, 2 * G.macs_per_pixel() * TILE * TILE / alone
+    print(
+        f"a tile alone computes {achieved / 1e9:.1f} GFLOP/s, {achieved / peak:.0%} of the {peak / 1e9:.1f} "
+        f"GFLOP/s matmul peak: no call shape can run its pixels more than {peak / achieved:.2f}x faster"
+    )
 
 
 def main() -> None:
@@ -139,7 +162,7 @@ def main() -> None:
     for clients, rates in speedups.items():
         print(f"batching speed-up, {clients} client(s), median throughput: "
               f"{rates['batched'] / rates['one tile per call']:.2f}x")  # fmt: skip
-    synthesis_only(G, max(3, args.rounds))
+    cost_breakdown(G, max(5, args.rounds))
     print(f"load average at end: {os.getloadavg()}")
     for server, thread, _, _ in servers.values():
         server.should_exit = True
