@@ -6,10 +6,11 @@ browser's connections per host), then pans to a fresh view; every tile is new (n
 its own seed, so only a client's own neighbouring tiles can share a synthesis call.
 
 Two servers run in this process on the same generator: ``batched`` (up to 16 tiles per synthesis call, the
-accelerators' default) and ``one tile per call`` (the CPU default); their rounds alternate. Reported per mode and
-client count: tile latency p50 / p95 (request sent → response read) and throughput (tiles / wall second), best and
-median of the rounds. Last, the cost of one tile split into its steps without HTTP, and from it the most that
-merging tiles could gain on this machine.
+default) and ``one tile per call`` (``--batch-tiles 1``); their rounds alternate and render the same tiles.
+Reported per mode and client count: tile latency p50 / p95 (request sent → response read), throughput (tiles /
+wall second, best and median of the rounds) and the median share of the wall time the render thread spent
+synthesizing and encoding. Last, the cost of one tile split into its steps without HTTP, and from it the most
+that merging tiles could gain on this machine.
 
 
     python benchmarks/bench_serve.py --rounds 3
@@ -105,17 +106,17 @@ def cost_breakdown(G, rounds: int) -> None:
                 start = time.perf_counter()
                 step()
                 times[name].append((time.perf_counter() - start) / per_call.get(name, 1))
-    median = {name: statistics.median(values) for name, values in times.items()}
     for name, values in times.items():
-        print(f"{name}: best {min(values) * 1000:.1f} ms, median {median[name] * 1000:.1f} ms")
-    ws_s, alone, merged, enc, mm = median.values()
-    bound = (ws_s + alone + enc) / (ws_s / 16 + merged + enc)
-    print(f"most merging 16 tiles can gain (medians, no HTTP): {bound:.2f}x")
-    peak, achieved = 2 * 4096**3 / mm, 2 * G.macs_per_pixel() * TILE * TILE / alone
-    print(
-        f"a tile alone computes {achieved / 1e9:.1f} GFLOP/s, {achieved / peak:.0%} of the {peak / 1e9:.1f} "
-        f"GFLOP/s matmul peak: no call shape can run its pixels more than {peak / achieved:.2f}x faster"
-    )
+        print(f"{name}: best {min(values) * 1000:.1f} ms, median {statistics.median(values) * 1000:.1f} ms")
+    for label, pick in (("best", min), ("median", statistics.median)):
+        ws_s, alone, merged, enc, mm = (pick(values) for values in times.values())
+        bound = (ws_s + alone + enc) / (ws_s / 16 + merged + enc)
+        peak, achieved = 2 * 4096**3 / mm, 2 * G.macs_per_pixel() * TILE * TILE / alone
+        print(
+            f"{label}s: merging 16 tiles can gain at most {bound:.2f}x (no HTTP); a tile alone computes "
+            f"{achieved / 1e9:.1f} GFLOP/s, {achieved / peak:.0%} of the {peak / 1e9:.1f} GFLOP/s matmul peak, "
+            f"so no call shape can run its pixels more than {peak / achieved:.2f}x faster"
+        )
 
 
 def main() -> None:
@@ -135,19 +136,22 @@ def main() -> None:
     counts = [int(c) for c in args.clients.split(",")]
     results: dict[tuple[str, int], list[tuple[list[float], float]]] = {}
     batches: dict[tuple[str, int], list[int]] = {}
+    busy: dict[tuple[str, int], list[float]] = {}  # render-thread seconds / wall seconds, per round
     origin = 0
     for r in range(args.rounds):
         for clients in counts:
             views = args.views if clients == 1 else 1
+            origin += 1000  # fresh tiles for both servers (each has its own cache): the same pixels in both modes
             for name in modes if r % 2 == 0 else reversed(modes):
-                origin += 1000  # fresh tiles: nothing comes from the cache
                 _, _, url, app = servers[name]
-                sizes = app.state.networks[0].renderer.stats.batch_sizes
-                before = len(sizes)
-                results.setdefault((name, clients), []).append(asyncio.run(measure(url, clients, views, origin)))
-                batches.setdefault((name, clients), []).extend(sizes[before:])
+                stats = app.state.networks[0].renderer.stats
+                before, rendering = len(stats.batch_sizes), stats.render_seconds
+                latencies, wall = asyncio.run(measure(url, clients, views, origin))
+                results.setdefault((name, clients), []).append((latencies, wall))
+                batches.setdefault((name, clients), []).extend(stats.batch_sizes[before:])
+                busy.setdefault((name, clients), []).append((stats.render_seconds - rendering) / wall)
     print("\n| clients | mode | tiles/round | p50 latency | p95 latency | throughput best / median (tiles/s) |"
-          " mean batch |\n|---|---|---|---|---|---|---|")  # fmt: skip
+          " mean batch | render thread busy |\n|---|---|---|---|---|---|---|---|")  # fmt: skip
     speedups = {}
     for clients in counts:
         for name in modes:
@@ -158,7 +162,7 @@ def main() -> None:
             speedups.setdefault(clients, {})[name] = statistics.median(rates)
             print(f"| {clients} | {name} | {len(rounds[0][0])} | {pct(lat, 0.5) * 1000:.0f} ms | "
                   f"{pct(lat, 0.95) * 1000:.0f} ms | {max(rates):.1f} / {statistics.median(rates):.1f} | "
-                  f"{statistics.mean(sizes):.2f} |")  # fmt: skip
+                  f"{statistics.mean(sizes):.2f} | {statistics.median(busy[(name, clients)]):.0%} |")  # fmt: skip
     for clients, rates in speedups.items():
         print(f"batching speed-up, {clients} client(s), median throughput: "
               f"{rates['batched'] / rates['one tile per call']:.2f}x")  # fmt: skip

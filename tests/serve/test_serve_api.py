@@ -147,8 +147,8 @@ def test_cache_serves_a_repeated_tile_and_stays_within_its_bytes(client):
     assert lru.nbytes <= 10 and len(lru) == 2 and lru.get(0) is None and lru.get(4) == b"abcd"
 
 
-def test_merging_is_off_by_default_on_cpu(tiny_ckpt):
-    assert TileRenderer(load_generator(tiny_ckpt)).max_batch_pixels == 256 * 256
+def test_merging_is_on_by_default(tiny_ckpt):
+    assert TileRenderer(load_generator(tiny_ckpt)).max_batch_pixels == 16 * 256 * 256
 
 
 def test_models_as_json(client):

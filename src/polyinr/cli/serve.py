@@ -32,9 +32,8 @@ from polyinr.serve.app import (
 @click.option("--host", default="127.0.0.1", help="Interface to listen on; any other than loopback needs the token.")
 @click.option("--port", type=click.IntRange(0, 65535), default=7860, help="Port (0 = any free port).")
 @click.option("--no-auth", is_flag=True, help="Serve without a token even off the loopback interface.")
-@click.option("--batch-tiles", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Most 256x256 tiles merged into one synthesis call (default: 1 on CPU, where merging "
-              "measured no gain; 16 on accelerators).")  # fmt: skip
+@click.option("--batch-tiles", type=click.IntRange(min=1), default=16, show_default=True, metavar="N",
+              help="Most 256x256 tiles of one latent merged into one synthesis call.")  # fmt: skip
 @click.option("--cache-mb", type=click.IntRange(min=1), default=256, help="Memory for rendered tiles.")
 @click.option("--max-export", "max_export", type=click.IntRange(min=1), default=16384, metavar="N",
               help="Largest exported image: N×N pixels.")  # fmt: skip
@@ -53,8 +52,7 @@ def serve(networks, latent_paths, class_names_path, host, port, no_auth, batch_t
     sock = bind(host, port)
     hosts = [*LOOPBACK_NAMES, host] if token is None and is_loopback(host) else None
     limits = Limits(max_export_pixels=max_export * max_export)
-    batch_pixels = None if batch_tiles is None else batch_tiles * 256 * 256
-    app = create_app(loaded, token, limits, batch_pixels, cache_mb << 20, allowed_hosts=hosts)
+    app = create_app(loaded, token, limits, batch_tiles * 256 * 256, cache_mb << 20, allowed_hosts=hosts)
     click.echo(f"polyinr viewer: {', '.join(n.name for n in loaded)}")
     click.echo(f"open {server_url(sock, host, token)}   (Ctrl+C stops)")
     if no_auth and not is_loopback(host):

@@ -61,7 +61,15 @@ from polyinr.image_io import to_uint8
 from polyinr.models.generator import Generator
 from polyinr.models.registry import get_entry
 from polyinr.sampling import LatentFileError, load_latents, ws_for
-from polyinr.serve.tiles import FORMATS, TILE_SIZES, TileRenderer, client_gone, encode, export_png
+from polyinr.serve.tiles import (
+    DEFAULT_BATCH_PIXELS,
+    FORMATS,
+    TILE_SIZES,
+    TileRenderer,
+    client_gone,
+    encode,
+    export_png,
+)
 
 STATIC = files("polyinr.serve") / "static"
 COOKIE = "polyinr_token"
@@ -263,16 +271,16 @@ def create_app(
     networks: Sequence[Network],
     token: str | None = None,
     limits: Limits = Limits(),
-    max_batch_pixels: int | None = None,
+    max_batch_pixels: int = DEFAULT_BATCH_PIXELS,
     cache_bytes: int = 256 << 20,
     allowed_hosts: Sequence[str] | None = None,
 ) -> Any:
     """The viewer over ``networks`` (fixed for the server's life), an ASGI app.
 
-    ``token`` None = no authentication. ``max_batch_pixels`` bounds one synthesis call of merged tiles (None: by
-    device, see :func:`~polyinr.serve.tiles.default_batch_pixels`). ``allowed_hosts`` (None = any) are the names the
-    ``Host`` header may give: a server on loopback without a token accepts only its own names, so a web page
-    elsewhere cannot reach it through a DNS name that points at 127.0.0.1 (DNS rebinding).
+    ``token`` None = no authentication. ``max_batch_pixels`` bounds one synthesis call of merged tiles.
+    ``allowed_hosts`` (None = any) are the names the ``Host`` header may give: a server on loopback without a token
+    accepts only its own names, so a web page elsewhere cannot reach it through a DNS name that points at
+    127.0.0.1 (DNS rebinding).
     """
     if not networks:
         raise PolyinrError("the viewer needs at least one network")

@@ -25,6 +25,7 @@ import asyncio
 import io
 import math
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
@@ -137,10 +138,7 @@ class ByteLRU:
 # ---------------------------------------------------------------------------- batched rendering
 
 
-def default_batch_pixels(device: torch.device) -> int:
-    """Pixels one synthesis call may merge by default: one 256² tile on CPU, where a tile already keeps the cores
-    busy and merging measured no gain (``benchmarks/RESULTS.md``); 16 such tiles on accelerators."""
-    return 256 * 256 if device.type == "cpu" else 16 * 256 * 256
+DEFAULT_BATCH_PIXELS = 16 * 256 * 256  # pixels one synthesis call may merge: 16 tiles of 256²
 
 
 async def client_gone(receive: Callable[[], Awaitable[dict]]) -> None:
@@ -173,21 +171,22 @@ class RenderStats:
     tiles_cancelled: int = 0
     cache_hits: int = 0
     batch_sizes: list[int] = field(default_factory=list)
+    render_seconds: float = 0.0  # wall time the render thread spent synthesizing and encoding tiles
 
 
 class TileRenderer:
     """Renders tiles of one generator on one device, batched, off the event loop, cached.
 
-    ``max_batch_pixels`` bounds one synthesis call (1 tile of ``size²`` at least; None: :func:`default_batch_pixels`
-    for the generator's device); ``cache_bytes`` bounds the cache of encoded tiles. Create it anywhere;
-    :meth:`start` inside the serving event loop.
+    ``max_batch_pixels`` bounds one synthesis call (1 tile of ``size²`` at least); ``cache_bytes`` bounds the
+    cache of encoded tiles. Create it anywhere; :meth:`start` inside the serving event loop.
     """
 
-    def __init__(self, G: Generator, max_batch_pixels: int | None = None, cache_bytes: int = 256 << 20) -> None:
+    def __init__(
+        self, G: Generator, max_batch_pixels: int = DEFAULT_BATCH_PIXELS, cache_bytes: int = 256 << 20
+    ) -> None:
         self.G = G
         self.tiling = tiling_for(G)
-        device = next(G.parameters()).device
-        self.max_batch_pixels = default_batch_pixels(device) if max_batch_pixels is None else max_batch_pixels
+        self.max_batch_pixels = max_batch_pixels
         self.cache = ByteLRU(cache_bytes)
         self.stats = RenderStats()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="polyinr-render")
@@ -303,6 +302,7 @@ class TileRenderer:
 
     def _render(self, batch: list[_Job]) -> list[bytes]:
         """Render one rectangle of tiles covering ``batch`` in one synthesis call; encode each job's tile."""
+        start = time.perf_counter()
         first = batch[0]
         row0, col0 = min(j.row for j in batch), min(j.col for j in batch)
         rows, cols = max(j.row for j in batch) - row0 + 1, max(j.col for j in batch) - col0 + 1
@@ -313,7 +313,9 @@ class TileRenderer:
         crops = {(j.row, j.col): np.ascontiguousarray(image[(j.row - row0) * s : (j.row - row0 + 1) * s,
                                                             (j.col - col0) * s : (j.col - col0 + 1) * s])
                  for j in batch}  # fmt: skip
-        return [encode(crops[(j.row, j.col)], j.fmt) for j in batch]
+        encoded = [encode(crops[(j.row, j.col)], j.fmt) for j in batch]
+        self.stats.render_seconds += time.perf_counter() - start  # written by the render thread only
+        return encoded
 
     async def _work(self) -> None:
         while True:
