@@ -54,7 +54,13 @@ from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d
 
 from polyinr.errors import PolyinrError
 from polyinr.metrics.detector import Detector
-from polyinr.metrics.nvidia_vgg16 import NVIDIA_VGG16_SHA256, NVIDIA_VGG16_URL, load_nvidia_vgg16, nvidia_vgg16_name
+from polyinr.metrics.nvidia_vgg16 import (
+    NVIDIA_VGG16_SHA256,
+    NVIDIA_VGG16_URL,
+    NvidiaVGG16,
+    nvidia_vgg16_name,
+    read_nvidia_vgg16,
+)
 
 RANDOM_INCEPTION_SEED = 0
 SFID_CHANNELS = 7  # channels of mixed_6/conv kept for sFID (StyleGAN-XL, after Nash et al.)
@@ -316,14 +322,15 @@ def _build_detector(name: str, download: bool) -> Detector:
     if name == "inception-random":
         return InceptionV3(f"inception-v3-random-he-seed{RANDOM_INCEPTION_SEED}", seed=RANDOM_INCEPTION_SEED)
     path, entry = find_weights(name, download)
+    detector_name = _detector_name(name, path, entry)
     if name == "vgg16" and entry.torchscript:  # read without running it: never torch.jit.load
-        return load_nvidia_vgg16(path, sha256_of(path))
+        return NvidiaVGG16(detector_name, read_nvidia_vgg16(path))
     if entry.torchscript:
-        return TorchScriptDetector(f"{name}-nvidia-torchscript", _torchscript(path))
+        return TorchScriptDetector(detector_name, _torchscript(path))
     if name == "inception":
-        return InceptionV3("inception-2015-12-05", _verified_state_dict(path, entry))
+        return InceptionV3(detector_name, _verified_state_dict(path, entry))
     verify_sha256(path, entry.sha256)
-    return TorchFidelityVGG16(TORCHVISION_VGG16_NAME, path)
+    return TorchFidelityVGG16(detector_name, path)
 
 
 def _detector_name(kind: str, path: Path, entry: WeightsFile) -> str:

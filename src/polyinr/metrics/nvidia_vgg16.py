@@ -182,12 +182,7 @@ class NvidiaVGG16(Detector):
         return {"vgg16_fc2": x}
 
 
-def load_nvidia_vgg16(path: Path, sha256: str) -> NvidiaVGG16:
-    """NVIDIA's VGG16 from ``path`` (whose SHA-256 is ``sha256``), named ``vgg16-nvidia`` for the published file
-    and ``vgg16-nvidia-<hash prefix>`` for any other."""
-    return NvidiaVGG16(nvidia_vgg16_name(sha256), read_nvidia_vgg16(path))
-
-
 def nvidia_vgg16_name(sha256: str) -> str:
-    """The detector name of an NVIDIA VGG16 file with this SHA-256."""
+    """The detector name of an NVIDIA VGG16 file with this SHA-256: ``vgg16-nvidia`` for the published file,
+    ``vgg16-nvidia-<hash prefix>`` for any other."""
     return "vgg16-nvidia" if sha256 == NVIDIA_VGG16_SHA256 else f"vgg16-nvidia-{sha256[:12]}"
