@@ -14,7 +14,9 @@ from polyinr.models.registry import create
 
 def test_snapshot_metrics_compare_with_the_unmirrored_reals(tmp_path, monkeypatch):
     seen = []
-    monkeypatch.setattr(api, "compute_metric", lambda name, G, dataset, device: seen.append(dataset) or {name: 0.0})
+    monkeypatch.setattr(
+        api, "compute_metric", lambda name, G, dataset, device, **_: seen.append(dataset) or {name: 0.0}
+    )
     data = open_dataset("builtin:digits", resolution=8, mirror=True)
     api.evaluate_snapshot(["fid0.01k_full"], None, data, tmp_path, tmp_path / "000004", "cpu")
     assert not seen[0].mirror and len(seen[0]) == len(data) // 2

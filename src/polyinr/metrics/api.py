@@ -187,9 +187,13 @@ def metric_goal(name: str) -> tuple[str, bool] | None:
     return f"{spec.name}{suffix}", lower
 
 
-def metric_detector(name: str) -> str:
-    """The feature network (and weights file) metric ``name`` uses, or ``'none'``."""
+def metric_detector(name: str, detectors: dict[str, Any] | None = None) -> str:
+    """The feature network (and weights file) metric ``name`` uses, or ``'none'``; one that ``detectors`` puts in
+    its place (see :func:`compute_metric`) by its own name."""
     spec = parse_metric(name)
+    key = f"space:{spec.space}" if spec.space is not None else _FEATURE_METRICS.get(spec.kind, ("none",))[0]
+    if key in (detectors or {}):
+        return getattr(detectors[key], "name", key)
     if spec.space is not None:
         from polyinr.metrics.feature_spaces import describe_space
 
@@ -377,21 +381,23 @@ def _space_metric(
 
 
 def evaluate_snapshot(
-    names: Sequence[str], G: Any, dataset: Any, run_dir: str | Path, snapshot: Path, device: torch.device | str
-) -> dict[str, dict[str, Any]]:
+    names: Sequence[str], G: Any, dataset: Any, run_dir: str | Path, snapshot: Path, device: torch.device | str,
+    *, detectors: dict[str, Any] | None = None, download: bool = True,
+) -> dict[str, dict[str, Any]]:  # fmt: skip
     """Compute the metrics ``names`` of a new training snapshot's generator ``G`` on the training ``dataset``.
 
     The reals are the training images without their x-flipped copies, whatever the run's mirroring: the
     ``_full`` metrics compare with the dataset itself, as StyleGAN's ``calc_metrics`` does by default. Each
     result is appended to ``run_dir/metric-<name>.jsonl`` as it is computed (see :func:`append_metric_result`);
     returns, by name, ``{"results": {key: value}, "detector": the feature network}`` (as those lines hold
-    them). The training loop's ``evaluate`` hook.
+    them). The training loop's ``evaluate`` hook. ``detectors`` and ``download`` as in :func:`compute_metric`.
     """
     if dataset is not None and hasattr(dataset, "unmirrored"):
         dataset = dataset.unmirrored()
     records = {}
     for name in names:
-        records[name] = {"results": compute_metric(name, G, dataset, device=device), "detector": metric_detector(name)}
+        results = compute_metric(name, G, dataset, device=device, detectors=detectors, download=download)
+        records[name] = {"results": results, "detector": metric_detector(name, detectors)}
         append_metric_result(run_dir, name, records[name]["results"], snapshot.name, records[name]["detector"])
     return records
 

@@ -276,16 +276,11 @@ class _SnapshotMetric:
         self.detectors = detectors
 
     def __call__(self, names, G, dataset, run_dir, snapshot, device) -> dict[str, dict]:
-        from polyinr.metrics import append_metric_result, compute_metric
+        from polyinr.metrics import evaluate_snapshot
 
-        records = {}
-        for name in names:
-            if detector_unavailable(name, self.detectors) is not None:
-                continue
-            results = compute_metric(name, G, dataset, device=device, download=False, detectors=self.detectors)
-            records[name] = {"results": results, "detector": _detector_name(name, self.detectors)}
-            append_metric_result(run_dir, name, results, snapshot.name, records[name]["detector"])
-        return records
+        available = [name for name in names if detector_unavailable(name, self.detectors) is None]
+        return evaluate_snapshot(available, G, dataset, run_dir, snapshot, device, detectors=self.detectors,
+                                 download=False)  # fmt: skip
 
 
 def train_in_processes(argv_for: Callable[[str], list[str]], models: Sequence[str], log_dir: Path) -> dict[str, int]:
@@ -472,7 +467,7 @@ def metric_cells(
     """Each metric's value(s), or why it is not computed (a detector missing offline, a refused grid, a metric
     the model or data cannot give). ``detectors`` replaces named detectors (see
     :func:`~polyinr.metrics.compute_metric`)."""
-    from polyinr.metrics import compute_metric
+    from polyinr.metrics import compute_metric, metric_detector
 
     cells: dict[str, Cell] = {}
     for name in names:
@@ -486,21 +481,10 @@ def metric_cells(
         except PolyinrError as e:  # the grid contract's refusal, or a metric this model or data cannot give
             cells[name] = Cell(None, note=str(e))
             continue
-        detector = _detector_name(name, detectors)  # after the metric: a feature space is trained when first used
+        detector = metric_detector(name, detectors)  # after the metric: a feature space is trained when first used
         for key, value in values.items():
             cells[key] = Cell(float(value), unit, None if detector == "none" else f"detector {detector}")
     return cells
-
-
-def _detector_name(metric: str, detectors: dict[str, Any] | None) -> str:
-    from polyinr.metrics import metric_detector
-    from polyinr.metrics.api import _FEATURE_METRICS, parse_metric
-
-    spec = parse_metric(metric)
-    key = f"space:{spec.space}" if spec.space is not None else _FEATURE_METRICS.get(spec.kind, ("none",))[0]
-    if key in (detectors or {}):
-        return getattr(detectors[key], "name", key)
-    return metric_detector(metric)
 
 
 def evaluate_model(
