@@ -31,6 +31,7 @@ import torch
 import polyinr
 from polyinr.image_io import to_uint8
 from polyinr.serve.app import Network, bind, create_app, make_server, server_url
+from polyinr.serve.tiles import DEFAULT_BATCH_PIXELS
 
 VIEW_ROWS, VIEW_COLS, IN_FLIGHT, TILE = 3, 4, 6, 256
 
@@ -131,7 +132,7 @@ def main() -> None:
     print(f"load average at start: {os.getloadavg()}  torch threads {torch.get_num_threads()}")
     torch.manual_seed(0)
     G = polyinr.create("poly-inr", preset="cpu").eval().requires_grad_(False)
-    modes = {"batched": 16 * TILE * TILE, "one tile per call": TILE * TILE}
+    modes = {"batched": DEFAULT_BATCH_PIXELS, "one tile per call": TILE * TILE}
     servers = {name: start_server(G, budget) for name, budget in modes.items()}
     counts = [int(c) for c in args.clients.split(",")]
     results: dict[tuple[str, int], list[tuple[list[float], float]]] = {}

@@ -20,6 +20,7 @@ from polyinr.serve.app import (
     make_server,
     server_url,
 )
+from polyinr.serve.tiles import DEFAULT_BATCH_PIXELS
 
 
 @main.command()
@@ -32,7 +33,8 @@ from polyinr.serve.app import (
 @click.option("--host", default="127.0.0.1", help="Interface to listen on; any other than loopback needs the token.")
 @click.option("--port", type=click.IntRange(0, 65535), default=7860, help="Port (0 = any free port).")
 @click.option("--no-auth", is_flag=True, help="Serve without a token even off the loopback interface.")
-@click.option("--batch-tiles", type=click.IntRange(min=1), default=16, show_default=True, metavar="N",
+@click.option("--batch-tiles", type=click.IntRange(min=1), default=DEFAULT_BATCH_PIXELS // (256 * 256),
+              show_default=True, metavar="N",
               help="Most 256x256 tiles of one latent merged into one synthesis call.")  # fmt: skip
 @click.option("--cache-mb", type=click.IntRange(min=1), default=256, help="Memory for rendered tiles.")
 @click.option("--max-export", "max_export", type=click.IntRange(min=1), default=16384, metavar="N",
