@@ -85,12 +85,11 @@ def scores(G, dataset, num_per_class: int) -> dict:
 
 
 def raw_generator(snapshot, G_ema):
-    """The snapshot's raw (not averaged) generator weights, from ``training_state.safetensors``."""
-    from safetensors.torch import load_file
+    """The snapshot's raw (not averaged) generator weights, from its training state."""
+    from polyinr.training.snapshot import load_module_state
 
-    state = load_file(str(snapshot / "training_state.safetensors"))
     G = copy.deepcopy(G_ema)
-    G.load_state_dict({k[2:]: v for k, v in state.items() if k.startswith("G/")}, strict=False)
+    load_module_state(snapshot, "G", G)
     return G
 
 
