@@ -8,56 +8,29 @@ import json
 import pytest
 import torch
 from click.testing import CliRunner
-from safetensors.torch import load_file
+from staged_runs import STAGED, Stop, assert_same_final_state, record_stage_starts, snapshot_state, stop_at
 
 import polyinr
-from polyinr.checkpoint import STATE_WEIGHTS, list_snapshots
+from polyinr.checkpoint import list_snapshots
 from polyinr.cli import main
 from polyinr.errors import PolyinrError
 from polyinr.models.poly_inr import uniform_input_grid
-from polyinr.training import losses
 from polyinr.training.loop import training_loop
 from polyinr.training.options import resolve_options
 from polyinr.training.snapshot import snapshot_name
 
 GRID = "synthesis.input_grid"
-# Two steps of 8 images at 8², then two at 16², a snapshot after every step.
-STAGED = dict(data="builtin:digits", schedule="8:0.016,16:0.016", batch=8, tick_kimg=0.008, snap_ticks=1,
-              keep_snapshots=10, workers=0, device="cpu", seed=3, model_overrides={"channels": 16})  # fmt: skip
-
-
-class Stop(Exception):
-    pass
-
-
-def _stop_at(nimg: int):
-    def on_tick(tick):
-        if tick.cur_nimg == nimg:
-            raise Stop
-
-    return on_tick
-
-
-def _state(snapshot) -> dict[str, torch.Tensor]:
-    return load_file(str(snapshot / STATE_WEIGHTS))
 
 
 @pytest.mark.slow
 def test_the_grid_learns_per_stage_restarts_uniform_at_each_resolution_and_resumes_exactly(tmp_path, monkeypatch):
-    starts = {}
-    base_begin = losses.GANLoss.begin_stage
-
-    def remember(self, index, start_nimg):  # G as each stage starts training
-        starts[index] = {k: v.clone() for k, v in self.G.state_dict().items()}
-        base_begin(self, index, start_nimg)
-
-    monkeypatch.setattr(losses.GANLoss, "begin_stage", remember)
+    starts = record_stage_starts(monkeypatch)
     options = resolve_options("cpu", outdir=str(tmp_path / "a"), learn_grid=True, **STAGED)
     run_dir = training_loop(options)
     snapshots = {s.name: s for s in list_snapshots(run_dir)}
     assert torch.equal(starts[0][GRID], uniform_input_grid(8)) and torch.equal(starts[1][GRID], uniform_input_grid(16))
 
-    end_of_stage_1 = _state(snapshots[snapshot_name(16)])
+    end_of_stage_1 = snapshot_state(snapshots[snapshot_name(16)])
     for net in ("G", "G_ema"):  # trained with G's other weights and averaged into G_ema
         assert end_of_stage_1[f"{net}/{GRID}"].shape == (64, 2)
         assert not torch.equal(end_of_stage_1[f"{net}/{GRID}"], uniform_input_grid(8)), net
@@ -71,13 +44,11 @@ def test_the_grid_learns_per_stage_restarts_uniform_at_each_resolution_and_resum
     options = resolve_options("cpu", outdir=str(tmp_path / "b"), learn_grid=True, **STAGED)
     for nimg in (8, 24):
         with pytest.raises(Stop):
-            training_loop(options, on_tick=_stop_at(nimg))
+            training_loop(options, on_tick=stop_at(nimg))
     resumed = training_loop(options)
-    expected, got = _state(list_snapshots(run_dir)[-1]), _state(list_snapshots(resumed)[-1])
+    got = snapshot_state(list_snapshots(resumed)[-1])
     assert f"G/{GRID}" in got and any(k.startswith("optimizer/G/") for k in got)
-    for key in expected:
-        if not key.startswith("rng/"):
-            assert torch.equal(expected[key], got[key]), f"{key} differs after resuming"
+    assert_same_final_state(run_dir, resumed, "mid-stage")
 
 
 def test_the_authors_recipes_learn_the_grid_and_say_so():

@@ -8,10 +8,10 @@ import json
 import pytest
 import torch
 from click.testing import CliRunner
-from safetensors.torch import load_file
+from staged_runs import STAGED, Stop, assert_same_final_state, record_stage_starts, snapshot_state, stop_at
 
 import polyinr
-from polyinr.checkpoint import STATE_WEIGHTS, list_snapshots
+from polyinr.checkpoint import list_snapshots
 from polyinr.cli import main
 from polyinr.discriminators import create_discriminator
 from polyinr.metrics import metric_goal
@@ -106,51 +106,20 @@ def test_the_blur_restarts_at_the_first_image_of_every_stage():
 
 
 @pytest.mark.slow
-class _Stop(Exception):
-    pass
-
-
-def _stop_at_stage_end(tick) -> None:
-    """Stops the two-stage runs below at the end of their first stage (16 images), as a kill would."""
-    if tick.cur_nimg == 16:
-        raise _Stop
-
-
-def _record_stage_starts(monkeypatch) -> dict[int, dict[str, torch.Tensor]]:
-    """``{stage index: G's weights as the stage began}``, filled as a run goes."""
-    from polyinr.training import losses
-
-    starts = {}
-    base_begin = losses.GANLoss.begin_stage
-
-    def remember(self, index, start_nimg):
-        starts[index] = {k: v.clone() for k, v in self.G.state_dict().items()}
-        base_begin(self, index, start_nimg)
-
-    monkeypatch.setattr(losses.GANLoss, "begin_stage", remember)
-    return starts
-
-
 def test_each_stage_starts_from_the_previous_g_ema_and_resumes_exactly_across_the_switch(tmp_path, monkeypatch):
-    values = dict(data="builtin:digits", schedule="8:0.016,16:0.016", batch=8, tick_kimg=0.008, snap_ticks=1,
-                  keep_snapshots=10, workers=0, device="cpu", seed=3, model_overrides={"channels": 16})  # fmt: skip
-    starts = _record_stage_starts(monkeypatch)
-    run_dir = training_loop(resolve_options("cpu", outdir=str(tmp_path / "a"), **values))
+    starts = record_stage_starts(monkeypatch)
+    run_dir = training_loop(resolve_options("cpu", outdir=str(tmp_path / "a"), **STAGED))
     end_of_stage_1 = next(s for s in list_snapshots(run_dir) if s.name == snapshot_name(16))
-    saved = load_file(str(end_of_stage_1 / STATE_WEIGHTS))
+    saved = snapshot_state(end_of_stage_1)
     g_ema = {k[len("G_ema/") :]: v for k, v in saved.items() if k.startswith("G_ema/")}
     assert set(starts) == {0, 1}
     assert all(torch.equal(starts[1][k], g_ema[k]) for k in g_ema)  # stage 2's G is stage 1's G_ema
 
-    options = resolve_options("cpu", outdir=str(tmp_path / "b"), **values)
-    with pytest.raises(_Stop):
-        training_loop(options, on_tick=_stop_at_stage_end)
+    options = resolve_options("cpu", outdir=str(tmp_path / "b"), **STAGED)
+    with pytest.raises(Stop):
+        training_loop(options, on_tick=stop_at(16))  # at the end of the first stage, as a kill would
     resumed = training_loop(options)  # continues across the switch
-    expected = load_file(str(list_snapshots(run_dir)[-1] / STATE_WEIGHTS))
-    got = load_file(str(list_snapshots(resumed)[-1] / STATE_WEIGHTS))
-    for key in expected:
-        if not key.startswith("rng/"):
-            assert torch.equal(expected[key], got[key]), f"{key} differs after resuming across the stage switch"
+    assert_same_final_state(run_dir, resumed, "across the stage switch")
 
 
 def test_the_dry_run_says_which_g_ema_each_stage_starts_from():
@@ -185,10 +154,8 @@ class _ScriptedFid:
 def test_with_metrics_each_stage_starts_from_the_best_snapshot_and_resumes_exactly(tmp_path, monkeypatch):
     from polyinr.training.snapshot import METRICS_JSON
 
-    values = dict(data="builtin:digits", schedule="8:0.016,16:0.016", batch=8, tick_kimg=0.008, snap_ticks=1,
-                  keep_snapshots=1, metrics=("fid_digits",), workers=0, device="cpu", seed=3,
-                  model_overrides={"channels": 16})  # fmt: skip
-    starts = _record_stage_starts(monkeypatch)
+    values = {**STAGED, "keep_snapshots": 1, "metrics": ("fid_digits",)}
+    starts = record_stage_starts(monkeypatch)
     kept = []
     evaluator = _ScriptedFid()
     options = resolve_options("cpu", outdir=str(tmp_path / "a"), **values)
@@ -208,19 +175,15 @@ def test_with_metrics_each_stage_starts_from_the_best_snapshot_and_resumes_exact
     assert counters["stage_start"]["snapshot"] == snapshot_name(8) and counters["stage"] == 1
 
     options = resolve_options("cpu", outdir=str(tmp_path / "b"), **values)
-    with pytest.raises(_Stop):
-        training_loop(options, evaluate=_ScriptedFid(), goal=metric_goal, on_tick=_stop_at_stage_end)
+    with pytest.raises(Stop):
+        training_loop(options, evaluate=_ScriptedFid(), goal=metric_goal, on_tick=stop_at(16))
     (list_snapshots(run_dir_of(tmp_path / "b"))[-1] / METRICS_JSON).unlink()  # as if killed before evaluating
     again = _ScriptedFid()
     resumed = training_loop(
         options, evaluate=again, goal=metric_goal
     )  # evaluates the last again, then chooses the first
     assert again.calls == [snapshot_name(n) for n in (16, 24, 32)]
-    expected = load_file(str(list_snapshots(run_dir)[-1] / STATE_WEIGHTS))
-    got = load_file(str(list_snapshots(resumed)[-1] / STATE_WEIGHTS))
-    for key in expected:
-        if not key.startswith("rng/"):
-            assert torch.equal(expected[key], got[key]), f"{key} differs after resuming across the stage switch"
+    assert_same_final_state(run_dir, resumed, "across the stage switch")
 
 
 def run_dir_of(outdir):
