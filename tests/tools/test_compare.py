@@ -121,8 +121,6 @@ def test_builtin_data_is_measured_in_its_offline_feature_space_by_default(data, 
 
 
 def test_feature_space_cells_name_their_detector_and_a_frame_model_its_reason(monkeypatch):
-    import dataclasses
-
     from polyinr.metrics import feature_spaces
     from polyinr.models.registry import create
 
