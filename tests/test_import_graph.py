@@ -16,13 +16,13 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "polyinr"
 
 LAYERS = [
-    {"errors", "progress", "atomic", "device", "_version"},
+    {"errors", "progress", "atomic", "device", "_version", "downloads"},
     {"grid"},
     {"image_io"},
     {"models"},
     {"sampling"},
     {"checkpoint"},
-    {"importers", "discriminators", "data"},
+    {"importers", "discriminators", "data", "pretrained"},
     {"training"},
     {"metrics"},
     {"tools"},

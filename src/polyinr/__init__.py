@@ -7,6 +7,7 @@ img = G(z, torch.tensor([3, 3]), grid=polyinr.Grid.window(0, 0, 1, 2, 64, 128)) 
 ws = polyinr.ws_for(G, seeds=[0, 1], classes=3, truncation_psi=0.7)  # the one seeds → ws path
 img = G.synthesize(ws, polyinr.Grid.frame(64))  # [2, 3, 64, 64]
 G.save("my-model"); G = polyinr.load("my-model")
+G = polyinr.load("stylegan3-t-ffhq-1024")  # an authors' released model: fetched and converted once
 """
 
 import os
@@ -18,10 +19,10 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from polyinr._version import __version__
-from polyinr.checkpoint import load_generator as load
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
 from polyinr.models import Generator, create, list_models
+from polyinr.pretrained import load
 from polyinr.sampling import latents_from_seeds, ws_for
 
 __all__ = [

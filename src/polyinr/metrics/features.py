@@ -31,8 +31,6 @@ downloaded, and offline a :class:`~polyinr.errors.PolyinrError` says which file 
 
 from __future__ import annotations
 
-import hashlib
-import os
 import urllib.error
 import warnings
 from dataclasses import dataclass
@@ -52,6 +50,8 @@ from torch_fidelity.feature_extractor_inceptionv3 import (
 )
 from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
 
+from polyinr.downloads import cache_dir
+from polyinr.downloads import sha256_of as hash_file
 from polyinr.errors import PolyinrError
 from polyinr.metrics.detector import Detector
 from polyinr.metrics.nvidia_vgg16 import (
@@ -64,15 +64,6 @@ from polyinr.metrics.nvidia_vgg16 import (
 
 RANDOM_INCEPTION_SEED = 0
 SFID_CHANNELS = 7  # channels of mixed_6/conv kept for sFID (StyleGAN-XL, after Nash et al.)
-
-
-def cache_dir() -> Path:
-    """polyinr's user cache: ``$POLYINR_CACHE_DIR``, else ``$XDG_CACHE_HOME/polyinr``, else ``~/.cache/polyinr``."""
-    if os.environ.get("POLYINR_CACHE_DIR"):
-        return Path(os.environ["POLYINR_CACHE_DIR"]).expanduser()
-    if os.environ.get("XDG_CACHE_HOME"):
-        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "polyinr"
-    return Path.home() / ".cache" / "polyinr"
 
 
 @dataclass(frozen=True)
@@ -230,11 +221,7 @@ def sha256_of(path: Path) -> str:
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     if key not in _HASHES:
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        _HASHES[key] = digest.hexdigest()
+        _HASHES[key] = hash_file(path)
     return _HASHES[key]
 
 
