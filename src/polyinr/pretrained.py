@@ -3,12 +3,13 @@
 :data:`RELEASES` lists the checkpoints the authors of StyleGAN3, StyleGAN-XL, INR-GAN, Poly-INR and InfinityGAN
 publish, each with the URL their own README gives (``source`` names that file), the converter that reads it,
 the size and SHA-256 where the authors publish them (None: not published), the licence and the paper's result.
-:func:`resolve_network` turns a ``--network`` value (a checkpoint or run directory, a released model's name, or
-its URL) into a checkpoint directory. A released model is downloaded once into ``<cache>/pretrained/<name>/``
-(:mod:`polyinr.downloads`: resumable, verified, never half-written), converted there by the restricted importer
-(nothing in the file is run; a pickle that asks to run code is refused as it is from disk) and kept: later calls
-never touch the network. One process fetches and converts while the others wait for it. A model the authors
-share only through a page for a browser is listed too, with the ``polyinr convert`` command to run on it.
+:func:`resolve_network` turns a ``--network`` value (a checkpoint or run directory, a released model's name, or its
+URL) into a checkpoint directory. A released model is downloaded once into ``<cache>/pretrained/<name>.pkl``
+(:mod:`polyinr.downloads`: resumable, verified, never half-written), converted by the restricted importer into the
+checkpoint ``<cache>/pretrained/<name>/`` beside it (nothing in the file is run; a pickle that asks to run code is
+refused as it is from disk) and kept: later calls never touch the network. One process fetches and converts while
+the others wait for it. A model the authors share only through a page for a browser is listed too, with the
+``polyinr convert`` command to run on it.
 """
 
 from __future__ import annotations
@@ -23,8 +24,6 @@ from polyinr.downloads import Unreachable, cache_dir, download, file_lock
 from polyinr.errors import PolyinrError
 from polyinr.importers import convert_checkpoint
 from polyinr.models.generator import Generator
-
-CONVERTED_NAME = "polyinr"  # <cache>/pretrained/<name>/polyinr/: the converted checkpoint, beside the file
 
 
 @dataclass(frozen=True)
@@ -42,10 +41,6 @@ class Release:
     size: int | None = None  # bytes, when the authors publish it
     sha256: str | None = None  # when the authors publish it
     direct: bool = True  # False: the authors share it through a page that needs a browser (a Drive folder)
-
-    @property
-    def filename(self) -> str:
-        return self.url.rstrip("/").rsplit("/", 1)[-1]
 
     def convert_command(self) -> str:
         return f"polyinr convert --from {self.converter} FILE DIR"
@@ -112,14 +107,19 @@ RELEASES: dict[str, Release] = {r.name: r for r in [
 # ---------------------------------------------------------------------------- the cache
 
 
-def release_dir(release: Release) -> Path:
-    """``<cache>/pretrained/<name>/``: the downloaded file and, beside it, the converted checkpoint."""
+def checkpoint_path(release: Release) -> Path:
+    """``<cache>/pretrained/<name>/``: where the converted checkpoint of ``release`` is kept."""
     return cache_dir() / "pretrained" / release.name
+
+
+def download_path(release: Release) -> Path:
+    """``<cache>/pretrained/<name>.<suffix>``: the authors' file, beside its converted checkpoint."""
+    return checkpoint_path(release).with_name(release.name + Path(release.url).suffix)
 
 
 def cached_checkpoint(release: Release) -> Path | None:
     """The converted checkpoint of ``release`` when it is in the cache, else None (nothing is fetched)."""
-    path = release_dir(release) / CONVERTED_NAME
+    path = checkpoint_path(release)
     return path if (path / CONFIG_NAME).is_file() else None
 
 
@@ -142,12 +142,12 @@ def fetch(release: Release) -> Path:
         raise PolyinrError(f"{release.name} is shared by its authors through {release.url} (a page for a "
                            f"browser): download it there, then run {release.convert_command()} and pass --network "
                            "DIR")  # fmt: skip
-    folder = release_dir(release)
-    with file_lock(folder.with_name(f"{release.name}.lock")):
+    target = checkpoint_path(release)
+    with file_lock(target.with_name(f"{release.name}.lock")):
         found = cached_checkpoint(release)  # another process may have finished while this one waited
         if found is not None:
             return found
-        source = folder / release.filename
+        source = download_path(release)
         if not source.is_file():
             try:
                 download(release.url, source, release.size, release.sha256, desc=release.name)
@@ -155,8 +155,8 @@ def fetch(release: Release) -> Path:
                 raise PolyinrError(f"{release.name} is not in the cache and {e}; on a machine with a connection "
                                    f"download {release.url}, then run {release.convert_command()} and pass "
                                    "--network DIR") from None  # fmt: skip
-        convert_checkpoint(release.converter, source, folder / CONVERTED_NAME)
-    return folder / CONVERTED_NAME
+        convert_checkpoint(release.converter, source, target)
+    return target
 
 
 def resolve_network(spec: str | Path) -> Path:

@@ -13,6 +13,7 @@ from polyinr.cli import demo as _demo  # noqa: F401
 from polyinr.cli import embed as _embed  # noqa: F401
 from polyinr.cli import metrics as _metrics  # noqa: F401
 from polyinr.cli import models as _models  # noqa: F401
+from polyinr.cli import pretrained as _pretrained  # noqa: F401
 from polyinr.cli import serve as _serve  # noqa: F401
 from polyinr.cli import tools as _tools  # noqa: F401
 from polyinr.cli import train as _train  # noqa: F401

@@ -12,12 +12,14 @@ import torch
 from polyinr.checkpoint import check_checkpoint_target, load_generator
 from polyinr.cli.group import main
 from polyinr.cli.options import (
+    NETWORK_HELP,
     FiniteFloat,
     FloatPair,
     RangeList,
     Size,
     Window,
     device_option,
+    network_paths,
     replace_hint,
     resolve_device,
 )
@@ -36,8 +38,8 @@ from polyinr.tools.canvas import (
 )
 from polyinr.tools.render import moved_frame, render_tiled, render_ws
 
-network_option = click.option("--network", "network", required=True, metavar="CKPT",
-                              help="Checkpoint directory (config.json + model.safetensors).")  # fmt: skip
+network_option = click.option("--network", "network", required=True, metavar="NETWORK", callback=network_paths,
+                              help=NETWORK_HELP)  # fmt: skip
 class_option = click.option("--class", "class_idx", type=int, default=None, metavar="K",
                             help="Class label, for class-conditional models.")  # fmt: skip
 
@@ -228,9 +230,10 @@ def render(network, seed, latent_path, class_idx, truncation, window, size, tile
 
 
 @main.command()
-@click.argument("checkpoint", metavar="CKPT")
+@click.argument("checkpoint", metavar="NETWORK", callback=network_paths)
 def info(checkpoint):
-    """Model, config, parameters and multiply-adds per pixel of a checkpoint."""
+    """Model, config, parameters and multiply-adds per pixel of NETWORK: a checkpoint or run directory, or a
+    released model's name or URL (polyinr pretrained list)."""
     G = load_generator(checkpoint)
     click.echo(f"model: {G.model_name}")
     click.echo(

@@ -1,4 +1,4 @@
-"""Shared click option types: seed ranges, windows, number pairs, sizes, devices."""
+"""Shared click option types: seed ranges, windows, number pairs, sizes, devices, networks."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from polyinr.checkpoint import CheckpointExists
 from polyinr.device import resolve_device  # noqa: F401  (re-exported for commands)
 from polyinr.errors import PolyinrError
 from polyinr.grid import parse_window
+from polyinr.pretrained import resolve_network
 from polyinr.sampling import RangeList as SeedRanges
 from polyinr.sampling import parse_range_list
 
@@ -98,6 +99,18 @@ class Size(click.ParamType):
             self.fail(f"expected a size like 512 or 512x1024, got {value!r}", param, ctx)
         return dims
 
+
+def network_paths(ctx: click.Context, param: click.Parameter, value: str | tuple[str, ...] | None):
+    """Click callback of every network option and argument: a checkpoint or run directory as it is, a released
+    model's name or URL fetched and converted once (:func:`~polyinr.pretrained.resolve_network`)."""
+    if value is None:
+        return None
+    if isinstance(value, tuple):
+        return tuple(str(resolve_network(v)) for v in value)
+    return str(resolve_network(value))
+
+
+NETWORK_HELP = "Checkpoint or run directory, or a released model's name or URL (polyinr pretrained list)."
 
 device_option = click.option("--device", default="auto", metavar="DEVICE",
                              help="cpu, cuda, cuda:N, or auto (CUDA when available).")  # fmt: skip
