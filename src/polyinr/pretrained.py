@@ -46,7 +46,7 @@ class Release:
         return f"polyinr convert --from {self.converter} FILE DIR"
 
 
-NVIDIA_LICENCE = "NVIDIA Source Code License (non-commercial)"
+NVIDIA_LICENCE = "NVIDIA Source Code (non-commercial)"
 SG3 = "NVlabs/stylegan3 README.md"
 SG3_URL = "https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan3/versions/1/files/"
 XL = "autonomousvision/stylegan-xl README.md"
@@ -57,10 +57,14 @@ POLY = "Rajhans0/Poly_INR README.md"
 INF = "hubert0527/infinityGAN README.md"
 
 
+# The StyleGAN3 paper's FIDs of the released networks it reports (Karras et al. 2021, results of configs T and R).
+SG3_PAPER_FID = {("t", "ffhq"): 2.79, ("r", "ffhq"): 3.07, ("t", "afhqv2"): 4.04, ("r", "afhqv2"): 4.40}
+
+
 def _stylegan3(config: str, dataset: str, resolution: int) -> Release:
     url = f"{SG3_URL}stylegan3-{config}-{dataset}-{resolution}x{resolution}.pkl"
     return Release(f"stylegan3-{config}-{dataset}-{resolution}", "stylegan3", dataset, resolution, url, SG3,
-                   NVIDIA_LICENCE, None)  # fmt: skip
+                   NVIDIA_LICENCE, SG3_PAPER_FID.get((config, dataset)))  # fmt: skip
 
 
 def _stylegan_xl(dataset: str, resolution: int, fid: float) -> Release:
@@ -71,7 +75,7 @@ def _stylegan_xl(dataset: str, resolution: int, fid: float) -> Release:
 
 def _inr_gan(dataset: str, file: str, fid: float) -> Release:
     return Release(f"inr-gan-{dataset}-256", "inr-gan", dataset, 256, f"{INR_URL}{file}.pkl", INR,
-                   f"{NVIDIA_LICENCE}, as the authors read it", fid)  # fmt: skip
+                   f"{NVIDIA_LICENCE}, the authors believe", fid)  # fmt: skip
 
 
 def _by_hand(name: str, converter: str, dataset: str, resolution: int, page: str, source: str) -> Release:
@@ -172,6 +176,8 @@ def resolve_network(spec: str | Path) -> Path:
         raise PolyinrError(f"{spec} is not the URL of a released model polyinr knows (polyinr pretrained "
                            "list); download it, then run polyinr convert --from FORMAT FILE DIR and pass --network "
                            "DIR")  # fmt: skip
+    if len(path.parts) > 1:
+        raise PolyinrError(f"checkpoint not found: {spec}")
     raise PolyinrError(f"checkpoint not found: {spec} (nor is it the name of a released model: polyinr pretrained "
                        "list)")  # fmt: skip
 

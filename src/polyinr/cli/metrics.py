@@ -12,7 +12,7 @@ import torch
 from polyinr.checkpoint import load_generator
 from polyinr.cli.group import main
 from polyinr.cli.models import network_option
-from polyinr.cli.options import device_option, resolve_device
+from polyinr.cli.options import device_option, network_paths, resolve_device
 from polyinr.errors import PolyinrError
 from polyinr.metrics import (
     append_metric_result,
@@ -93,7 +93,7 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 
 @main.command()
-@click.argument("checkpoint", metavar="CKPT")
+@click.argument("checkpoint", metavar="NETWORK", callback=network_paths)
 @click.option("--resolution", type=click.IntRange(min=1), default=None, help="Pixels a side (default: native).")
 @click.option("--batch", "batch_size", type=click.IntRange(min=1), default=8, help="Batch size of the timing.")
 @click.option("--iterations", type=click.IntRange(min=1), default=3, help="Timed batches.")
