@@ -8,8 +8,8 @@ URL) into a checkpoint directory. A released model is downloaded once into ``<ca
 (:mod:`polyinr.downloads`: resumable, verified, never half-written), converted by the restricted importer into the
 checkpoint ``<cache>/pretrained/<name>/`` beside it (nothing in the file is run; a pickle that asks to run code is
 refused as it is from disk) and kept: later calls never touch the network. One process fetches and converts while
-the others wait for it. A model the authors share only through a page for a browser is listed too, with the
-``polyinr convert`` command to run on it.
+the others wait for it. A model the authors share only through a page for a browser is listed too, with what to
+do by hand.
 """
 
 from __future__ import annotations
@@ -42,8 +42,9 @@ class Release:
     sha256: str | None = None  # when the authors publish it
     direct: bool = True  # False: the authors share it through a page that needs a browser (a Drive folder)
 
-    def convert_command(self) -> str:
-        return f"polyinr convert --from {self.converter} FILE DIR"
+    def by_hand(self) -> str:
+        """What to do with the file once fetched by hand."""
+        return f"convert it with polyinr convert (format {self.converter}) and use the converted checkpoint"
 
 
 NVIDIA_LICENCE = "NVIDIA Source Code (non-commercial)"
@@ -143,9 +144,8 @@ def fetch(release: Release) -> Path:
     if found is not None:
         return found
     if not release.direct:
-        raise PolyinrError(f"{release.name} is shared by its authors through {release.url} (a page for a "
-                           f"browser): download it there, then run {release.convert_command()} and pass --network "
-                           "DIR")  # fmt: skip
+        raise PolyinrError(f"{release.name} is shared by its authors through {release.url}, a page for a "
+                           f"browser: download it there, then {release.by_hand()}")  # fmt: skip
     target = checkpoint_path(release)
     with file_lock(target.with_name(f"{release.name}.lock")):
         found = cached_checkpoint(release)  # another process may have finished while this one waited
@@ -156,9 +156,8 @@ def fetch(release: Release) -> Path:
             try:
                 download(release.url, source, release.size, release.sha256, desc=release.name)
             except Unreachable as e:
-                raise PolyinrError(f"{release.name} is not in the cache and {e}; on a machine with a connection "
-                                   f"download {release.url}, then run {release.convert_command()} and pass "
-                                   "--network DIR") from None  # fmt: skip
+                raise PolyinrError(f"{release.name} is not in the cache and {e}; download {release.url} on a "
+                                   f"machine with a connection, then {release.by_hand()}") from None  # fmt: skip
         convert_checkpoint(release.converter, source, target)
     return target
 
@@ -174,8 +173,7 @@ def resolve_network(spec: str | Path) -> Path:
         return fetch(release)
     if str(spec).startswith(("https://", "http://")):
         raise PolyinrError(f"{spec} is not the URL of a released model polyinr knows (polyinr pretrained "
-                           "list); download it, then run polyinr convert --from FORMAT FILE DIR and pass --network "
-                           "DIR")  # fmt: skip
+                           "list); download it, then convert it with polyinr convert")  # fmt: skip
     if len(path.parts) > 1:
         raise PolyinrError(f"checkpoint not found: {spec}")
     raise PolyinrError(f"checkpoint not found: {spec} (nor is it the name of a released model: polyinr pretrained "

@@ -31,6 +31,7 @@ from test_stylegan_xl_import import write_pickle as write_stylegan_xl
 
 import polyinr
 from polyinr.cli import main as cli
+from polyinr.cli.options import network_paths
 from polyinr.errors import PolyinrError
 from polyinr.importers import UnsafePickleError
 from polyinr.pretrained import RELEASES, Release, download_path, resolve_network
@@ -213,12 +214,12 @@ def test_offline_a_release_not_cached_names_its_url_and_the_convert_command(monk
     with pytest.raises(PolyinrError) as e:
         resolve_network(release.name)
     message = str(e.value)
-    assert release.url in message and "polyinr convert --from stylegan3 FILE DIR" in message and "\n" not in message
+    assert release.url in message and "polyinr convert (format stylegan3)" in message and "\n" not in message
 
 
 def test_a_release_shared_through_a_browser_page_says_what_to_do():
     release = RELEASES["poly-inr-imagenet-256"]
-    with pytest.raises(PolyinrError, match=r"a page for a browser.*polyinr convert --from poly-inr FILE DIR"):
+    with pytest.raises(PolyinrError, match=r"a page for a browser.*polyinr convert \(format poly-inr\)"):
         resolve_network(release.name)
 
 
@@ -269,6 +270,8 @@ def test_commands_take_a_released_name_and_list_shows_what_is_cached(server, mon
     assert listing.exit_code == 0
     assert str(download_path(release).with_suffix("")) in listing.output
     assert "stylegan3-t-ffhq-1024" in listing.output and "by hand: polyinr convert --from poly-inr" in listing.output
+    served = network_paths(None, None, (release.name, release.url))  # serve's repeatable --network
+    assert served == (str(download_path(release).with_suffix("")),) * 2
     got = runner.invoke(cli, ["pretrained", "get", "no-such-model"])
     assert got.exit_code == 1 and "no released model named 'no-such-model'" in got.output
 

@@ -20,7 +20,7 @@ def list_releases():
     rows = [("name", "dataset", "res", "FID", "licence", "cached")]
     for r in RELEASES.values():
         cached = cached_checkpoint(r)
-        where = str(cached) if cached else ("-" if r.direct else f"by hand: {r.convert_command()}")
+        where = str(cached) if cached else ("-" if r.direct else f"by hand: polyinr convert --from {r.converter}")
         fid = f"{r.paper_fid:g}" if r.paper_fid is not None else "-"
         rows.append((r.name, r.dataset, str(r.resolution), fid, r.licence, where))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
