@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from polyinr.checkpoint import CONFIG_NAME, load_generator
+from polyinr.checkpoint import CONFIG_NAME, CheckpointError, load_generator
 from polyinr.downloads import Unreachable, cache_dir, download, file_lock
 from polyinr.errors import PolyinrError
 from polyinr.importers import convert_checkpoint
@@ -163,21 +163,20 @@ def fetch(release: Release) -> Path:
 
 
 def resolve_network(spec: str | Path) -> Path:
-    """A ``--network`` value → a checkpoint (or run) directory: an existing path as it is; a released model's name
-    or URL through :func:`fetch`; anything else a one-line error."""
+    """A ``--network`` value → a checkpoint (or run) directory: a released model's name or URL through
+    :func:`fetch`, any other path as it is (loading it says what is wrong with it); a bare name that is neither a
+    directory nor a released model, or an unknown URL, is a one-line error."""
     path = Path(spec)
-    if path.exists():
-        return path
-    release = find_release(str(spec))
+    release = None if path.exists() else find_release(str(spec))
     if release is not None:
         return fetch(release)
     if str(spec).startswith(("https://", "http://")):
         raise PolyinrError(f"{spec} is not the URL of a released model polyinr knows (polyinr pretrained "
                            "list); download it, then convert it with polyinr convert")  # fmt: skip
-    if len(path.parts) > 1:
-        raise PolyinrError(f"checkpoint not found: {spec}")
-    raise PolyinrError(f"checkpoint not found: {spec} (nor is it the name of a released model: polyinr pretrained "
-                       "list)")  # fmt: skip
+    if not path.exists() and len(path.parts) == 1:
+        raise CheckpointError(f"checkpoint not found: {spec} (nor is it the name of a released model: polyinr "
+                              "pretrained list)")  # fmt: skip
+    return path
 
 
 def load(network: str | Path, device: torch.device | str = "cpu", expect_model: str | None = None) -> Generator:

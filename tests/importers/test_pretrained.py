@@ -30,6 +30,7 @@ from test_stylegan_xl_import import their_stem
 from test_stylegan_xl_import import write_pickle as write_stylegan_xl
 
 import polyinr
+from polyinr.checkpoint import CheckpointError
 from polyinr.cli import main as cli
 from polyinr.cli.options import network_paths
 from polyinr.errors import PolyinrError
@@ -221,6 +222,14 @@ def test_a_release_shared_through_a_browser_page_says_what_to_do():
     release = RELEASES["poly-inr-imagenet-256"]
     with pytest.raises(PolyinrError, match=r"a page for a browser.*polyinr convert \(format poly-inr\)"):
         resolve_network(release.name)
+
+
+def test_a_path_is_left_to_the_loader_and_an_unknown_name_or_url_is_one_line(tmp_path):
+    assert resolve_network(tmp_path / "missing") == tmp_path / "missing"  # loading it says "checkpoint not found"
+    with pytest.raises(CheckpointError, match=r"checkpoint not found: no-such-model \(nor is it the name of a"):
+        resolve_network("no-such-model")
+    with pytest.raises(PolyinrError, match="is not the URL of a released model polyinr knows"):
+        resolve_network("https://example.invalid/model.pkl")
 
 
 class RunsCode:
