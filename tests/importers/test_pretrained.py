@@ -61,6 +61,9 @@ class FileServer:
                     return
                 body = server.files[self.path]
                 start = int(self.headers["Range"].removeprefix("bytes=").rstrip("-")) if "Range" in self.headers else 0
+                if start >= len(body):
+                    self.send_error(416)
+                    return
                 self.send_response(206 if start else 200)
                 self.send_header("Content-Type", server.content_type.get(self.path, "application/octet-stream"))
                 self.send_header("Content-Length", str(len(body) - start))
@@ -169,11 +172,20 @@ def test_a_download_cut_every_time_says_so_and_the_next_call_resumes_it(server, 
     release = publish(server, monkeypatch, stylegan3_file)
     path = release.url.removeprefix(server.url(""))
     server.cuts[path] = 3
-    with pytest.raises(PolyinrError, match=r"was cut after .* run the command again to resume it"):
+    with pytest.raises(PolyinrError, match=r"was cut after .* try again to resume it"):
         resolve_network(release.name)
     assert not download_path(release).exists()  # only the partial file, under another name
     resolve_network(release.name)
     assert server.gets(path)[-1] is not None and download_path(release).read_bytes() == stylegan3_file
+
+
+def test_a_partial_file_the_server_cannot_resume_is_fetched_again(server, monkeypatch, stylegan3_file):
+    release = publish(server, monkeypatch, stylegan3_file)
+    partial = download_path(release).with_name(download_path(release).name + ".part")
+    partial.parent.mkdir(parents=True)
+    partial.write_bytes(b"x" * (len(stylegan3_file) + 10))  # longer than the file: not a prefix of it
+    resolve_network(release.name)
+    assert download_path(release).read_bytes() == stylegan3_file and not partial.exists()
 
 
 @pytest.mark.parametrize("wrong", ["size", "sha256"])
