@@ -76,7 +76,7 @@ def _stylegan_xl(dataset: str, resolution: int, fid: float) -> Release:
 
 def _inr_gan(dataset: str, file: str, fid: float) -> Release:
     return Release(f"inr-gan-{dataset}-256", "inr-gan", dataset, 256, f"{INR_URL}{file}.pkl", INR,
-                   f"{NVIDIA_LICENCE}, the authors believe", fid)  # fmt: skip
+                   f"{NVIDIA_LICENCE}, as the README assumes", fid)  # fmt: skip
 
 
 def _by_hand(name: str, converter: str, dataset: str, resolution: int, page: str, source: str) -> Release:
