@@ -1,0 +1,56 @@
+"""Commands that move through a generator's latent space: ``sticking`` (small walks, averaged) and ``edit``
+(directions, as sheets of strength against seed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from polyinr.checkpoint import load_generator
+from polyinr.cli.group import main
+from polyinr.cli.models import class_option, network_option
+from polyinr.cli.options import RangeList, device_option, resolve_device
+from polyinr.image_io import prepare_image_output, save_image
+from polyinr.progress import progress_bar
+from polyinr.sampling import labels_for
+from polyinr.tools.sticking import HALF_NYQUIST, sticking_sheet, texture_sticking
+
+
+def _ratios(walk: float, translation: float | None) -> str:
+    shown = f"latent walk {walk:.3f}"
+    return shown + ("" if translation is None else f", translation {translation:.3f}")
+
+
+@main.command()
+@network_option
+@click.option("--seeds", "--seed", "seeds", type=RangeList(), required=True, help="Seeds, e.g. 0 or 0-7.")
+@class_option
+@click.option("--frames", type=click.IntRange(min=2), default=64, help="Frames averaged, per walk and per seed.")
+@click.option("--radius", type=click.FloatRange(min=0, min_open=True), default=0.25,
+              help="How far the walk in w reaches, in standard deviations of w.")  # fmt: skip
+@click.option("--max-shift", type=click.FloatRange(min=0, min_open=True), default=2.0,
+              help="Largest translation of the translated frames, in pixels.")  # fmt: skip
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Output directory.")
+@device_option
+def sticking(network, seeds, class_idx, frames, radius, max_shift, out_dir, device):
+    """Texture sticking, as StyleGAN3's figure: averages of frames from a small random walk in w around each
+    seed, and of the same image translated; fine detail that survives averaging is stuck to the pixels."""
+    sheet_path = prepare_image_output(Path(out_dir) / "sticking.png")
+    device = resolve_device(device)
+    G = load_generator(network, device)
+    labels_for(G, class_idx, len(seeds), device)  # a missing or unknown class fails before the first frame
+    with progress_bar(len(seeds) * (1 + 2 * frames), "sticking", unit="frame") as bar:
+        result = texture_sticking(G, seeds, class_idx, frames, radius, max_shift, device, on_frames=bar.update)
+    save_image(sticking_sheet(result), sheet_path)
+    columns = "one frame, the walk's average" + ("" if result.translation_ratio is None else ", the translated average")
+    click.echo(f"wrote {sheet_path} (a row per seed: {columns})")
+    if result.translation_refusal is not None:
+        click.echo(f"no translated frames: {G.model_name} renders {G.describe_grids()} "
+                   f"({result.translation_refusal})")  # fmt: skip
+    click.echo(f"fine detail kept by averaging {frames} frames (energy above {HALF_NYQUIST:g} cycles/pixel, average "
+               "over one frame; 0 = it all moves, 1 = it all sticks):")  # fmt: skip
+    for r in result.seeds:
+        click.echo(f"  seed {r.seed}: {_ratios(r.walk_ratio, r.translation_ratio)}")
+    if len(result.seeds) > 1:
+        click.echo(f"  mean over {len(result.seeds)} seeds: {_ratios(result.walk_ratio, result.translation_ratio)}")
