@@ -121,3 +121,8 @@ def test_cli_bad_inputs_fail_in_one_line_before_any_work(tiny_ckpt, cond_ckpt, t
     result = run("sticking", "--network", tiny_ckpt, "--seed", "0", "--out", tmp_path / "file", ok=False)
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_a_walk_too_long_for_memory_is_refused_before_any_work(tiny_G):
+    with pytest.raises(polyinr.PolyinrError, match="use fewer frames"):
+        texture_sticking(tiny_G, [0], num_frames=10**12)

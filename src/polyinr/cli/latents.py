@@ -9,11 +9,20 @@ import click
 
 from polyinr.checkpoint import load_generator
 from polyinr.cli.group import main
-from polyinr.cli.models import class_option, network_option
+from polyinr.cli.models import class_option, network_option, trunc_options
 from polyinr.cli.options import RangeList, device_option, resolve_device
-from polyinr.image_io import prepare_image_output, save_image
+from polyinr.errors import PolyinrError
+from polyinr.image_io import prepare_image_output, prepare_output, save_image
 from polyinr.progress import progress_bar
 from polyinr.sampling import labels_for
+from polyinr.tools.directions import (
+    DIRECTION_FORMS,
+    PrincipalComponent,
+    edit_sheet,
+    parse_direction,
+    parse_strengths,
+    save_directions,
+)
 from polyinr.tools.sticking import HALF_NYQUIST, sticking_sheet, texture_sticking
 
 
@@ -54,3 +63,65 @@ def sticking(network, seeds, class_idx, frames, radius, max_shift, out_dir, devi
         click.echo(f"  seed {r.seed}: {_ratios(r.walk_ratio, r.translation_ratio)}")
     if len(result.seeds) > 1:
         click.echo(f"  mean over {len(result.seeds)} seeds: {_ratios(result.walk_ratio, result.translation_ratio)}")
+
+
+class DirectionType(click.ParamType):
+    """``pca:K``, ``class:A->B`` or ``file:D.safetensors[#K]``."""
+
+    name = "DIRECTION"
+
+    def convert(self, value, param, ctx):
+        try:
+            return parse_direction(value)
+        except PolyinrError as e:
+            self.fail(str(e), param, ctx)
+
+
+class Strengths(click.ParamType):
+    """``-3,-1.5,0,1.5,3`` or ``START:STOP:COUNT``."""
+
+    name = "STRENGTHS"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, list):
+            return value
+        try:
+            return parse_strengths(value)
+        except PolyinrError as e:
+            self.fail(str(e), param, ctx)
+
+
+@main.command()
+@network_option
+@click.option("--seeds", type=RangeList(), required=True, help="Seeds, one row each, e.g. 0-3.")
+@click.option("--direction", type=DirectionType(), required=True, help=f"What to move along: {DIRECTION_FORMS}.")
+@click.option("--strength", "strengths", type=Strengths(), required=True, metavar="LIST|START:STOP:COUNT",
+              help="Strengths, one column each: standard deviations for pca, the fraction of the way from A to B "
+              "for class, multiples of the vector for file; e.g. -3,-1.5,0,1.5,3 or -3:3:5.")  # fmt: skip
+@click.option("--layers", type=RangeList(), default=None, help="Edit only these ws indices, e.g. 0-3 (default: all).")
+@class_option
+@trunc_options
+@click.option("--pca-samples", type=click.IntRange(min=2), default=10_000,
+              help="Samples of w whose principal components pca:K takes.")  # fmt: skip
+@click.option("--save-directions", "save_path", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="With pca:K, also write every principal component to FILE (.safetensors; file:FILE#K).")  # fmt: skip
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Output directory.")
+@device_option
+def edit(network, seeds, direction, strengths, layers, class_idx, truncation, pca_samples, save_path, out_dir, device):
+    """Latent editing: each seed moved along a principal component of w (GANSpace), from one class to another
+    (StyleGAN-XL's class interpolation) or along a direction from a file; a sheet of seeds by strengths."""
+    if save_path is not None and not isinstance(direction, PrincipalComponent):
+        raise PolyinrError("--save-directions writes principal components: use it with --direction pca:K")
+    sheet_path = prepare_image_output(Path(out_dir) / "edit.png")
+    if save_path is not None:
+        prepare_output(save_path)
+    device = resolve_device(device)
+    G = load_generator(network, device)
+    result = edit_sheet(G, seeds, direction, strengths, layers, class_idx, num_samples=pca_samples, device=device,
+                        **truncation)  # fmt: skip
+    save_image(result.sheet, sheet_path)
+    click.echo(f"wrote {sheet_path} (rows: seeds {', '.join(map(str, seeds))}; columns: strengths "
+               f"{', '.join(f'{v:g}' for v in strengths)})")  # fmt: skip
+    if save_path is not None:
+        click.echo(f"wrote {save_directions(save_path, result.components)} ({len(result.components)} principal "
+                   f"components of w, most variance first; pick one with file:{save_path}#K)")  # fmt: skip

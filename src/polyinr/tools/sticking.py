@@ -28,7 +28,7 @@ import torch
 
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
-from polyinr.image_io import image_grid, to_uint8
+from polyinr.image_io import check_memory, image_grid, to_uint8
 from polyinr.models.generator import Generator
 from polyinr.sampling import iter_ws, ws_for
 
@@ -150,6 +150,7 @@ def texture_sticking(
         raise PolyinrError(f"the walk's radius must be a positive number, got {radius}")
     if not (math.isfinite(max_shift) and max_shift > 0):
         raise PolyinrError(f"the largest translation must be a positive number of pixels, got {max_shift}")
+    check_memory(num_frames * G.w_dim * (8 + 4 * G.num_ws), f"a walk of {num_frames:,} frames", "use fewer frames")
     report = on_frames or (lambda n: None)
     view = G.native_grid()
     w0 = ws_for(G, seeds=list(seeds), classes=class_idx, device=device)  # [N, num_ws, w_dim]
