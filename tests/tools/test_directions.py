@@ -150,8 +150,9 @@ def test_bad_edits_are_one_line_errors(tiny_G, cond_G):
 
 
 def test_cli_edits_saves_and_reads_back_directions(tiny_ckpt, cond_ckpt, tmp_path):
-    args = ["edit", "--network", tiny_ckpt, "--seeds", "0-1", "--strength", "-2,0,2", "--pca-samples", "50"]
-    result = run(*args, "--direction", "pca:1", "--out", tmp_path / "pca", "--save-directions", tmp_path / "d.st")
+    args = ["edit", "--network", tiny_ckpt, "--seeds", "0-1", "--strength", "-2,0,2"]
+    result = run(*args, "--direction", "pca:1", "--pca-samples", "50", "--out", tmp_path / "pca",
+                 "--save-directions", tmp_path / "d.st")  # fmt: skip
     assert "columns: strengths -2, 0, 2" in result.output
     sheet = np.asarray(Image.open(tmp_path / "pca" / "edit.png"))
     assert sheet.shape == (2 * 16, 3 * 16, 3)
@@ -166,6 +167,7 @@ def test_cli_bad_inputs_fail_in_one_line_before_any_work(tiny_ckpt, tmp_path):
     base = ["edit", "--network", tiny_ckpt, "--seeds", "0", "--strength", "1", "--out", tmp_path / "out"]
     cases = [
         (["--direction", "class:0->1", "--save-directions", tmp_path / "d.st"], "use it with --direction pca:K"),
+        (["--direction", "file:d.st#0", "--pca-samples", "9"], "--pca-samples is about principal components"),
         (["--direction", "class:0->1"], "unconditional"),
         (["--direction", "pca:0", "--layers", "9"], "do not exist"),
         (["--direction", f"file:{tmp_path / 'none.st'}"], "not found"),

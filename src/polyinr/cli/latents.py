@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from polyinr.checkpoint import load_generator
 from polyinr.cli.group import main
@@ -107,11 +108,18 @@ class Strengths(click.ParamType):
               help="With pca:K, also write every principal component to FILE (.safetensors; file:FILE#K).")  # fmt: skip
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Output directory.")
 @device_option
-def edit(network, seeds, direction, strengths, layers, class_idx, truncation, pca_samples, save_path, out_dir, device):
+@click.pass_context
+def edit(
+    ctx, network, seeds, direction, strengths, layers, class_idx, truncation, pca_samples, save_path, out_dir, device
+):
     """Latent editing: each seed moved along a principal component of w (GANSpace), from one class to another
     (StyleGAN-XL's class interpolation) or along a direction from a file; a sheet of seeds by strengths."""
-    if save_path is not None and not isinstance(direction, PrincipalComponent):
-        raise PolyinrError("--save-directions writes principal components: use it with --direction pca:K")
+    if not isinstance(direction, PrincipalComponent):
+        pca_flags = {"--save-directions": save_path is not None,
+                     "--pca-samples": ctx.get_parameter_source("pca_samples") != ParameterSource.DEFAULT}  # fmt: skip
+        given = [flag for flag, present in pca_flags.items() if present]
+        if given:
+            raise PolyinrError(f"{given[0]} is about principal components: use it with --direction pca:K")
     sheet_path = prepare_image_output(Path(out_dir) / "edit.png")
     if save_path is not None:
         prepare_output(save_path)
