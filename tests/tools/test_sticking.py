@@ -14,7 +14,13 @@ from PIL import Image
 import polyinr
 from polyinr.cli import main
 from polyinr.models.generator import GridSupport
-from polyinr.tools.sticking import detail_ratio, high_frequency_energy, sticking_sheet, texture_sticking
+from polyinr.tools.sticking import (
+    detail_ratio,
+    high_frequency_energy,
+    sticking_sheet,
+    texture_sticking,
+    walk_offsets,
+)
 
 
 def run(*args, ok: bool = True):
@@ -43,6 +49,16 @@ def test_high_frequency_energy_counts_only_what_lies_above_half_nyquist():
     assert detail_ratio(((fast + shifted) / 2)[0], energy) < 0.5  # mostly cancels
     with pytest.raises(polyinr.PolyinrError, match="no detail"):
         detail_ratio(fast[0], 0.0)
+
+
+def test_the_walk_reaches_its_radius_and_moves_every_ws_index_together():
+    spread = torch.ones(3, 4000)
+    spread[2] *= 2  # a ws index that varies twice as much walks twice as far
+    offsets = walk_offsets(spread, num_frames=64, radius=0.5, generator=torch.Generator().manual_seed(0))
+    assert offsets.shape == (64, 3, 4000)
+    assert torch.equal(offsets[:, 0], offsets[:, 1]) and torch.allclose(offsets[:, 2], 2 * offsets[:, 0])
+    assert offsets[-1, 0].std().item() == pytest.approx(0.5, rel=0.05)
+    assert offsets[0, 0].std().item() == pytest.approx(0.5 / 8, rel=0.05)  # one step of 64: radius / √64
 
 
 @pytest.mark.parametrize("name", polyinr.list_models())

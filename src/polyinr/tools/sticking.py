@@ -7,7 +7,8 @@ coordinates (StyleGAN2's aliasing) stays sharp in the average. For each seed thi
   space StyleGAN3's own videos move through (their ``gen_video.py`` interpolates ``ws``), so the step means the
   same for every model: a move of the synthesis' input, not of a mapping's input scale. The walk is
   ``w_t = w_0 + radius · σ_w ⊙ (ε_1 + … + ε_t) / √T`` with ``ε_s ~ N(0, I)``, so its last frame lies about
-  ``radius`` standard deviations of ``w`` (per dimension, ``σ_w`` over the generator's samples) from ``w_0``;
+  ``radius`` standard deviations of ``w`` (per dimension and ``ws`` index, ``σ_w`` over the generator's
+  samples) from ``w_0``; one ``ε`` moves every ``ws`` index, so ``ws`` that repeat one ``w`` keep doing so;
 - **translated frames**, where the generator's grids allow it: ``w_0`` on the default view shifted by random
   offsets of up to ``max_shift`` pixels (whole pixels where the model accepts only those). An equivariant
   generator moves everything, so their average blurs; details tied to pixels stay put;
@@ -94,15 +95,17 @@ def detail_ratio(average: torch.Tensor, frame_energy: float) -> float:
 
 @torch.no_grad()
 def w_spread(G: Generator, class_idx: int | None = None, device: torch.device | str = "cpu") -> torch.Tensor:
-    """Per-dimension standard deviation ``[w_dim]`` of ``w`` over :data:`SPREAD_SAMPLES` seeds (of ``class_idx``)."""
+    """Standard deviation ``[num_ws, w_dim]`` of ``ws`` over :data:`SPREAD_SAMPLES` seeds (of ``class_idx``)."""
     ws = torch.cat(list(iter_ws(G, range(SPREAD_SAMPLES), class_idx, device=device, batch_size=250)))
-    return ws[:, 0].std(dim=0)  # [w_dim]
+    return ws.std(dim=0)  # [num_ws, w_dim]
 
 
 def walk_offsets(spread: torch.Tensor, num_frames: int, radius: float, generator: torch.Generator) -> torch.Tensor:
-    """The random walk's offsets from ``w_0``, ``[num_frames, w_dim]``: ``radius · spread ⊙ cumsum(ε) / √T``."""
-    steps = torch.randn(num_frames, len(spread), generator=generator, dtype=torch.float64)
-    return (radius * spread.double().cpu() * steps.cumsum(dim=0) / math.sqrt(num_frames)).float()
+    """The random walk's offsets from ``ws_0`` for ``spread [num_ws, w_dim]``, ``[num_frames, num_ws, w_dim]``:
+    ``radius · spread ⊙ cumsum(ε) / √T``, one ``ε [w_dim]`` per step for every ``ws`` index."""
+    steps = torch.randn(num_frames, spread.shape[1], generator=generator, dtype=torch.float64)  # [T, w_dim]
+    walk = steps.cumsum(dim=0)[:, None] / math.sqrt(num_frames)  # [T, 1, w_dim]
+    return (radius * spread.double().cpu() * walk).float()
 
 
 def translation_grids(
@@ -160,7 +163,7 @@ def texture_sticking(
         rng = torch.Generator().manual_seed(int(seed))
         frame = G.synthesize(ws[None], view)[0].float()  # [C, H, W]
         report(1)
-        walk = ws[None] + walk_offsets(spread, num_frames, radius, rng).to(ws.device)[:, None]  # [T, num_ws, w_dim]
+        walk = ws[None] + walk_offsets(spread, num_frames, radius, rng).to(ws.device)  # [T, num_ws, w_dim]
         walk_average, walk_ratio = _average(G.synthesize(batch, view) for batch in walk.split(batch_size))
         report(num_frames)
         grids, refusal = translation_grids(G, view, num_frames, max_shift, rng)
