@@ -132,3 +132,26 @@ def test_class_embeddings_can_be_set(make_generator):
         G.mapping.set_class_embeddings(torch.randn(3, 9))
     with pytest.raises(PolyinrError, match="does not fit"):
         make_generator().mapping.set_class_embeddings(table)
+
+
+def test_class_interpolation_moves_the_embedding_from_one_class_to_the_other(G_cond, G):
+    z = torch.randn(3, G_cond.z_dim)
+    a, b = torch.full((3,), 0), torch.full((3,), 2)
+    trunc = dict(truncation_psi=0.5, truncation_cutoff=2)
+    mapping = G_cond.mapping
+    torch.testing.assert_close(mapping.interpolate_classes(z, 0, 2, 0.0, **trunc), mapping(z, a, **trunc))
+    torch.testing.assert_close(mapping.interpolate_classes(z, 0, 2, 1.0, **trunc), mapping(z, b, **trunc))
+    halfway = mapping.interpolate_classes(z, 0, 2, 0.5)
+    embedding = (mapping.embed.weight[0] + mapping.embed.weight[2]) / 2  # through the embedding, not the ws
+    expected = mapping.layers[1](
+        mapping.layers[0](
+            torch.cat(
+                [normalize_2nd_moment(z), normalize_2nd_moment(mapping.embed_proj(embedding.expand(3, -1)))], dim=1
+            )
+        )
+    )
+    torch.testing.assert_close(halfway[:, 0], expected)
+    with pytest.raises(PolyinrError, match="unknown class 3"):
+        mapping.interpolate_classes(z, 0, 3, 0.5)
+    with pytest.raises(PolyinrError, match="unconditional"):
+        G.mapping.interpolate_classes(z, 0, 1, 0.5)

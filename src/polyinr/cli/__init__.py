@@ -11,6 +11,7 @@ from polyinr.cli import convert as _convert  # noqa: F401
 from polyinr.cli import dataset as _dataset  # noqa: F401
 from polyinr.cli import demo as _demo  # noqa: F401
 from polyinr.cli import embed as _embed  # noqa: F401
+from polyinr.cli import latents as _latents  # noqa: F401
 from polyinr.cli import metrics as _metrics  # noqa: F401
 from polyinr.cli import models as _models  # noqa: F401
 from polyinr.cli import pretrained as _pretrained  # noqa: F401

@@ -947,3 +947,16 @@ class InfinityGANMapping(nn.Module):
         styles = self.styles(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
                              update_emas=update_emas)  # fmt: skip
         return torch.cat([z.to(styles.dtype).unsqueeze(1), styles], dim=1)  # [B, 1 + num_styles, Dg]
+
+    def interpolate_classes(
+        self,
+        z: torch.Tensor,
+        a: int,
+        b: int,
+        t: float,
+        truncation_psi: float = 1.0,
+        truncation_cutoff: int | None = None,
+    ) -> torch.Tensor:
+        """The shared mapping's class interpolation for the styles, after the raw global latent."""
+        styles = self.styles.interpolate_classes(z, a, b, t, truncation_psi, truncation_cutoff)
+        return torch.cat([z.to(styles.dtype).unsqueeze(1), styles], dim=1)  # [B, 1 + num_styles, Dg]

@@ -100,19 +100,57 @@ class MappingNetwork(nn.Module):
         ``truncation_cutoff`` truncates only the first ``cutoff`` ws (None = all); ``update_emas`` updates
         ``w_avg`` (training only).
         """
+        labels = class_indices(c, self.num_classes)
+        embedding = None if labels is None else self.embed(labels.to(z.device))  # [B, embed_dim]
+        w = self._w(z, embedding)  # [B, w_dim]
+        if update_emas:
+            self._update_w_avg(w.detach(), labels)
+        center = self.w_avg[labels] if labels is not None else self.w_avg[0].expand_as(w)  # [B, w_dim]
+        return self._truncated_ws(w, center, truncation_psi, truncation_cutoff)
+
+    def interpolate_classes(
+        self,
+        z: torch.Tensor,
+        a: int,
+        b: int,
+        t: float,
+        truncation_psi: float = 1.0,
+        truncation_cutoff: int | None = None,
+    ) -> torch.Tensor:
+        """StyleGAN-XL's class interpolation: ``z [B, z_dim]`` kept, the class embedding moved the fraction ``t``
+        from class ``a``'s row to class ``b``'s (``t`` outside ``[0, 1]`` extrapolates) → ``ws [B, num_ws, w_dim]``.
+
+        ``t = 0`` is class ``a`` exactly and ``t = 1`` class ``b``; truncation pulls towards ``w_avg`` moved
+        the same fraction from ``a``'s row to ``b``'s.
+        """
+        if self.num_classes == 0:
+            raise PolyinrError("this generator is unconditional: it has no classes to move between")
+        for label in (a, b):
+            if not 0 <= label < self.num_classes:
+                raise PolyinrError(f"unknown class {label}: this generator has classes 0..{self.num_classes - 1}")
+        table, averages = self.embed.weight, self.w_avg  # [C, embed_dim], [C, w_dim]
+        embedding = torch.lerp(table[a], table[b], t).expand(len(z), -1)  # [B, embed_dim]
+        center = torch.lerp(averages[a], averages[b], t).expand(len(z), -1)  # [B, w_dim]
+        return self._truncated_ws(self._w(z, embedding), center, truncation_psi, truncation_cutoff)
+
+    def _w(self, z: torch.Tensor, embedding: torch.Tensor | None) -> torch.Tensor:
+        """``z [B, z_dim]`` and class embeddings ``[B, embed_dim]`` (None when unconditional) → ``w [B, w_dim]``."""
         if z.ndim != 2 or z.shape[1] != self.z_dim:
             raise PolyinrError(f"latents must be [B, {self.z_dim}], got {tuple(z.shape)}")
-        labels = class_indices(c, self.num_classes)
         x = normalize_2nd_moment(z.to(torch.float32))
-        if labels is not None:
-            y = normalize_2nd_moment(self.embed_proj(self.embed(labels.to(z.device))))
+        if embedding is not None:
+            y = normalize_2nd_moment(self.embed_proj(embedding))
             x = torch.cat([x, y], dim=1)  # [B, 2·z_dim]
         for layer in self.layers:
             x = layer(x)  # [B, w_dim]
-        if update_emas:
-            self._update_w_avg(x.detach(), labels)
-        center = self.w_avg[labels] if labels is not None else self.w_avg[0].expand_as(x)  # [B, w_dim]
-        ws = x.unsqueeze(1).repeat(1, self.num_ws, 1)  # [B, num_ws, w_dim]
+        return x
+
+    def _truncated_ws(
+        self, w: torch.Tensor, center: torch.Tensor, truncation_psi: float, truncation_cutoff: int | None
+    ) -> torch.Tensor:
+        """``w [B, w_dim]`` → ``ws [B, num_ws, w_dim]``, the first ``truncation_cutoff`` (None: all) pulled
+        towards ``center [B, w_dim]`` by ``truncation_psi``."""
+        ws = w.unsqueeze(1).repeat(1, self.num_ws, 1)  # [B, num_ws, w_dim]
         if truncation_psi != 1:
             cutoff = self.num_ws if truncation_cutoff is None else truncation_cutoff
             ws[:, :cutoff] = torch.lerp(center.unsqueeze(1), ws[:, :cutoff], truncation_psi)
