@@ -98,14 +98,15 @@ def _run_dir(outdir: Path) -> Path | None:
     return next((p for p in outdir.glob("*") if p.is_dir()), None) if outdir.is_dir() else None
 
 
-def _ticked(outdir: Path) -> Callable[[], bool]:
-    """The run in ``outdir`` has written its first tick (it is in its training steps)."""
+def _ticks(outdir: Path) -> int:
+    """Ticks the run in ``outdir`` has written (lines of its ``stats.jsonl``)."""
+    stats = list(outdir.glob("*/stats.jsonl"))
+    return len(stats[0].read_text(encoding="utf-8").splitlines()) if stats else 0
 
-    def ticked() -> bool:
-        stats = list(outdir.glob("*/stats.jsonl"))
-        return bool(stats) and bool(stats[0].read_text(encoding="utf-8").strip())
 
-    return ticked
+def _ticked(outdir: Path, after: int = 0) -> Callable[[], bool]:
+    """The run in ``outdir`` has written a tick beyond the first ``after`` (it is in its training steps)."""
+    return lambda: _ticks(outdir) > after
 
 
 def _children(pid: int) -> list[int]:
@@ -123,9 +124,9 @@ def test_a_signal_in_training_saves_the_step_and_the_same_command_resumes_from_i
     assert f"newest snapshot: {snapshot}" in said and said.endswith("run the same command to continue")
 
     again = command(args)
-    again.wait_for(lambda: "resuming" in again.output())
+    again.wait_for(_ticked(outdir, after=_ticks(outdir)))
     again.interrupt(signal.SIGINT)
-    assert f"from {snapshot.name}" in again.output()
+    assert f"resuming {snapshot.parents[1]} from {snapshot.name}" in again.output()
     assert _cur_nimg(latest_snapshot(_run_dir(outdir))) > _cur_nimg(snapshot)  # it trained on, and saved again
 
 
@@ -209,3 +210,29 @@ def test_compare_parallel_passes_the_signal_on_to_every_training_process(tmp_pat
         log = (outdir / "logs" / f"{model}.log").read_text(encoding="utf-8")
         assert "interrupted: stopped by SIGINT; newest snapshot" in log and "Traceback" not in log
         assert latest_snapshot(_run_dir(outdir / "runs" / model)) is not None
+
+
+@pytest.fixture
+def checkpoint(tmp_path: Path) -> Path:
+    from polyinr.checkpoint import save_generator
+    from polyinr.models.registry import create
+
+    path = tmp_path / "ckpt"
+    save_generator(create("poly-inr", "cpu", img_resolution=16, channels=16), path)
+    return path
+
+
+def test_a_signal_stops_a_big_render_and_leaves_no_partial_file(tmp_path, command, checkpoint):
+    out = tmp_path / "render"
+    out.mkdir()
+    render = command(["render", "--network", str(checkpoint), "--seed", "0", "--size", "8192x8192", "--tile", "256",
+                      "--device", "cpu", "--out", str(out / "big.png")])  # fmt: skip
+    render.wait_for(lambda: "tile" in render.output())
+    render.interrupt(signal.SIGTERM)
+    assert list(out.iterdir()) == []
+
+
+def test_a_signal_stops_the_viewer(command, checkpoint):
+    serve = command(["serve", "--network", str(checkpoint), "--port", "0", "--device", "cpu"])
+    serve.wait_for(lambda: "open http" in serve.output())
+    serve.interrupt(signal.SIGINT)
