@@ -19,7 +19,9 @@ written from runs trained in other processes).
 
 Re-running continues unfinished runs, skips finished ones and tries refused ones again (the settings may have
 changed): ``outdir/runs/<model>/trained.json`` marks a finished training run and
-``outdir/runs/<model>/evaluation.json`` its measurements (for the same settings).
+``outdir/runs/<model>/evaluation.json`` its measurements (for the same settings). A signal
+(:class:`~polyinr.interrupt.Interrupted`) stops the comparison and records nothing of the model it was on: its
+training continues from its newest snapshot.
 """
 
 from __future__ import annotations

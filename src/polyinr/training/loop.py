@@ -122,6 +122,8 @@ def training_loop(
     stage starts from the previous stage's best (without it: from its last).
     ``on_tick`` gets each tick's report (statistics, snapshot); ``on_step(cur_nimg, total_nimg)`` is called after
     every step, so a progress display moves even when a tick takes minutes.
+    A SIGINT or SIGTERM lets the current step finish, saves a snapshot and raises
+    :class:`~polyinr.interrupt.Interrupted` naming it (a second signal, or one in a metric pass, raises at once).
     """
     if options.metrics and evaluate is None:
         raise PolyinrError("metrics at snapshots need an evaluator (polyinr.metrics.evaluate_snapshot)")
