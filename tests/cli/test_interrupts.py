@@ -149,23 +149,22 @@ def test_a_signal_in_a_snapshot_metric_pass_stops_at_once_and_the_resumed_run_co
 
 
 @pytest.mark.slow
-def test_compare_stops_in_the_second_models_training_and_the_same_command_trains_only_the_rest(tmp_path, command):
+def test_compare_stops_in_a_models_training_without_moving_on_and_the_same_command_continues_it(tmp_path, command):
     outdir = tmp_path / "cmp"
     args = [*COMPARE, "--models", "poly-inr,inr-gan", "--kimg", "0.256", "--metrics", "eqt0.01k_int",
             "--big-render", "16", "--outdir", str(outdir)]  # fmt: skip
     first = command(args)
-    first.wait_for(_ticked(outdir / "runs" / "inr-gan"))
+    first.wait_for(_ticked(outdir / "runs" / "poly-inr"))
     said = first.interrupt(signal.SIGTERM)
-    assert said.endswith("run the same command to continue")
-    assert (outdir / "runs" / "poly-inr" / "trained.json").is_file()
+    snapshot = latest_snapshot(_run_dir(outdir / "runs" / "poly-inr"))
+    assert f"newest snapshot: {snapshot}" in said and said.endswith("run the same command to continue")
     for marker in ("trained.json", "refused.json"):  # the interrupted model is neither finished nor refused
-        assert not (outdir / "runs" / "inr-gan" / marker).exists()
-    poly_inr_stats = next((outdir / "runs" / "poly-inr").glob("*/stats.jsonl")).read_text(encoding="utf-8")
+        assert not (outdir / "runs" / "poly-inr" / marker).exists()
+    assert not (outdir / "runs" / "inr-gan").exists()  # and the comparison did not move on
 
     output = command(args).finish()
-    assert "poly-inr: already trained" in output and "inr-gan: resuming" in output
-    assert (outdir / "report.md").is_file()
-    assert next((outdir / "runs" / "poly-inr").glob("*/stats.jsonl")).read_text(encoding="utf-8") == poly_inr_stats
+    assert f"poly-inr: resuming {snapshot.parents[1]} from {snapshot.name}" in output
+    assert "inr-gan: training" in output and (outdir / "report.md").is_file()
 
 
 @pytest.mark.slow
