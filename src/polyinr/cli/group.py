@@ -24,7 +24,7 @@ class PolyinrGroup(click.Group):
         try:
             with signals_raise():
                 return super().invoke(ctx)
-        except KeyboardInterrupt as e:  # Interrupted, or Python's own for a SIGINT off the main thread
+        except KeyboardInterrupt as e:  # Interrupted, or a KeyboardInterrupt raised another way: the same stop
             stop = e if isinstance(e, Interrupted) else Interrupted(signal.SIGINT)
             click.echo(f"interrupted: {stop}", err=True)
             sys.exit(stop.exit_code)
