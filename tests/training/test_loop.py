@@ -1,4 +1,5 @@
-"""The training loop end to end on a tiny config: CLI, snapshots, exact resume, signals, NaN, stages, DDP."""
+"""The training loop end to end on a tiny config: CLI, snapshots, exact resume, NaN, stages, DDP (signals:
+``tests/cli/test_interrupts.py``)."""
 
 from __future__ import annotations
 
@@ -113,22 +114,6 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path):
         names = [k for k in expected if k.startswith(key)]
         assert names, key
         assert all(torch.equal(expected[k], got[k]) for k in names), f"{key} differs after resume"
-
-
-def test_sigterm_saves_a_snapshot_and_exits_cleanly(tmp_path):
-    proc = _train_cli(tmp_path, "--kimg", "100", "--snap", "1000")
-    deadline = time.time() + 120
-    while time.time() < deadline and not list(tmp_path.glob("*/stats.jsonl")):
-        time.sleep(0.05)
-    while time.time() < deadline and not next(iter(tmp_path.glob("*/stats.jsonl"))).read_text():
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    output = proc.communicate(timeout=120)[0]
-    assert proc.returncode == 0, output
-    assert "stopped by signal" in output
-    run_dir = next(tmp_path.iterdir())
-    snapshot = latest_snapshot(run_dir)
-    assert snapshot is not None and float(snapshot.name) > 0
 
 
 def test_nan_stops_the_run_and_keeps_the_last_good_snapshot(tmp_path, monkeypatch):

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from polyinr.cli.group import main
+from polyinr.cli.group import main, resumable
 from polyinr.errors import PolyinrError
 
 
@@ -55,6 +55,7 @@ def _names(text: str) -> tuple[str, ...]:
 @click.option("--device", default="cpu", help="cpu, cuda or cuda:N.")
 @click.option("--parallel", is_flag=True, help="Train one model per process, all at once.")
 @click.option("--train-only", is_flag=True, hidden=True)
+@resumable
 def compare(data, models, preset, kimg, outdir, metrics, seeds, native_recipes, recipe, resolution, batch, cond,
             snap_kimg, big_render, workers, device, parallel, train_only):  # fmt: skip
     """Train and measure several generators under identical conditions; write DIR/report.md."""

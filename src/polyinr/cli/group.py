@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import signal
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import click
 
 from polyinr._version import __version__
 from polyinr.errors import PolyinrError
+from polyinr.interrupt import Interrupted, signals_raise
 
 
 class PolyinrGroup(click.Group):
-    """A click group that turns library errors into one-line messages."""
+    """A click group that turns library errors into one-line messages, and SIGINT or SIGTERM into one line and
+    exit status 128 + the signal (130, 143) however deep the command is."""
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            with signals_raise():
+                return super().invoke(ctx)
+        except KeyboardInterrupt as e:  # Interrupted, or a KeyboardInterrupt raised another way: the same stop
+            stop = e if isinstance(e, Interrupted) else Interrupted(signal.SIGINT)
+            click.echo(f"interrupted: {stop}", err=True)
+            sys.exit(stop.exit_code)
         except PolyinrError as e:
             raise click.ClickException(str(e)) from None
         except FileNotFoundError as e:
@@ -27,9 +38,6 @@ class PolyinrGroup(click.Group):
             if e.errno == 28:  # ENOSPC
                 raise click.ClickException(f"disk full while writing {e.filename or ''}".strip()) from None
             raise click.ClickException(f"{e.strerror or e}: {e.filename or ''}".strip()) from None
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
 
 
 @click.group(cls=PolyinrGroup, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -42,3 +50,16 @@ def main() -> None:
         handler.setFormatter(logging.Formatter("warning: %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.WARNING)
+
+
+def resumable(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Marks a command that running again continues where it stopped: an interruption says so."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except Interrupted as e:
+            raise e.noting("run the same command to continue") from None
+
+    return run

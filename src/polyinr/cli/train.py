@@ -11,7 +11,7 @@ import json
 
 import click
 
-from polyinr.cli.group import main
+from polyinr.cli.group import main, resumable
 from polyinr.discriminators import list_discriminators
 from polyinr.errors import UnusedSetting
 from polyinr.models.generator import CapabilityMissing
@@ -131,6 +131,7 @@ class TrainingProgress:
 @click.option("--channels", type=int, default=None, help="Generator width n (overrides the preset).")
 @click.option("--head-only", is_flag=True, help="Grown models (stylegan-xl): each stage trains only its new layers.")
 @click.option("-n", "--dry-run", is_flag=True, help="Print the resolved configuration and exit.")
+@resumable
 def train(cond, mirror, recipe, preset, gamma, blur_sigma, blur_fade_kimg, cls_weight, diversity_weight,
           features_pretrained, backbones, features_weights, metrics, resume, channels, head_only, dry_run,
           **flags):  # fmt: skip

@@ -4,11 +4,13 @@ The training loop decides which images each step uses (a pure function of the im
 resumed run continues exactly); :func:`step_batches` only fetches them. With ``workers`` > 0 the images are
 read and stacked by a :class:`torch.utils.data.DataLoader` in that many processes; the DataLoader returns
 batches in the order it was asked for them, so the batches are the same, bit for bit, with any number of
-workers (0 = fetch in this process).
+workers (0 = fetch in this process). The workers ignore SIGINT (the terminal sends Ctrl+C to them too): the
+training process decides when to stop, at the end of a step, and closes them.
 """
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -56,5 +58,10 @@ def step_batches(
         num_workers=workers,
         prefetch_factor=PREFETCH_BATCHES if workers > 0 else None,
         pin_memory=pin_memory,
+        worker_init_fn=_ignore_sigint,
     )
     yield from loader
+
+
+def _ignore_sigint(_worker_id: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

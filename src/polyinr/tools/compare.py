@@ -19,7 +19,9 @@ written from runs trained in other processes).
 
 Re-running continues unfinished runs, skips finished ones and tries refused ones again (the settings may have
 changed): ``outdir/runs/<model>/trained.json`` marks a finished training run and
-``outdir/runs/<model>/evaluation.json`` its measurements (for the same settings).
+``outdir/runs/<model>/evaluation.json`` its measurements (for the same settings). A signal
+(:class:`~polyinr.interrupt.Interrupted`) stops the comparison and records nothing of the model it was on: its
+training continues from its newest snapshot.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import dataclasses
 import json
 import math
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -44,6 +47,7 @@ import torch
 from polyinr.atomic import atomic_write_json
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
+from polyinr.interrupt import Interrupted
 
 CPU, PAPER = "cpu", "paper"
 SPEED_ROUNDS = 3  # timed renders per density (the best is reported)
@@ -209,10 +213,6 @@ def _training_key(settings: CompareSettings, model: str, outdir: Path) -> dict[s
     return {k: v for k, v in options.items() if k not in ("workers", "device", "outdir")}
 
 
-class TrainingStopped(PolyinrError):
-    """A model's training stopped before its budget (interrupted): the comparison stops, to be run again."""
-
-
 def record_refusal(outdir: Path, settings: CompareSettings, model: str, reason: str | None) -> None:
     """Keep why ``model`` cannot train under ``settings`` in ``runs/<model>/refused.json`` (None: forget it)."""
     path = model_dir(outdir, model) / "refused.json"
@@ -258,11 +258,7 @@ def train_model(
     evaluator = _SnapshotMetric(detectors)
     run_dir = training_loop(options, resume="auto", on_step=on_step, on_message=on_message, evaluate=evaluator,
                             goal=metric_goal)  # fmt: skip
-    snapshot = latest_snapshot(run_dir)
-    reached = json.loads((snapshot / STATE_JSON).read_text(encoding="utf-8"))["cur_nimg"] if snapshot else 0
-    if reached < round(settings.kimg * 1000):
-        raise TrainingStopped(f"training of {model} stopped at {reached / 1000:g} of {settings.kimg:g} kimg; run the "
-                           f"comparison again to continue it")  # fmt: skip
+    reached = json.loads((latest_snapshot(run_dir) / STATE_JSON).read_text(encoding="utf-8"))["cur_nimg"]
     atomic_write_json(folder / "trained.json", {"run_dir": str(run_dir), "kimg": reached / 1000,
                                                 "training": _training_key(settings, model, outdir)})  # fmt: skip
     return run_dir, True
@@ -285,17 +281,38 @@ class _SnapshotMetric:
 
 def train_in_processes(argv_for: Callable[[str], list[str]], models: Sequence[str], log_dir: Path) -> dict[str, int]:
     """Run ``argv_for(model)`` for every model at once, one process each (output to ``log_dir/<model>.log``);
-    returns each process's exit status."""
+    returns each process's exit status.
+
+    The processes hear signals only from here (each leads its own session, out of the terminal's reach): when
+    this one is interrupted, or fails, it passes the signal (SIGTERM for a failure) on to each and waits for them
+    to stop, so that none trains on behind it.
+    """
     log_dir.mkdir(parents=True, exist_ok=True)
-    procs = {}
-    for model in models:
-        log = open(log_dir / f"{model}.log", "ab")
-        procs[model] = (subprocess.Popen(argv_for(model), stdout=log, stderr=subprocess.STDOUT), log)
-    codes = {}
-    for model, (proc, log) in procs.items():
-        codes[model] = proc.wait()
-        log.close()
-    return codes
+    procs: dict[str, subprocess.Popen] = {}
+    try:
+        for model in models:
+            with open(log_dir / f"{model}.log", "ab") as log:
+                procs[model] = subprocess.Popen(argv_for(model), stdout=log, stderr=subprocess.STDOUT,
+                                                start_new_session=True)  # fmt: skip
+        return {model: proc.wait() for model, proc in procs.items()}
+    except BaseException as e:
+        _stop_processes(list(procs.values()), e.signum if isinstance(e, Interrupted) else signal.SIGTERM)
+        raise
+
+
+def _stop_processes(procs: Sequence[subprocess.Popen], signum: int) -> None:
+    """Send ``signum`` to each of ``procs`` still running and wait for them all; a signal meanwhile is passed on
+    in turn (a second one stops a training process at once)."""
+    while True:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signum)
+        try:
+            for proc in procs:
+                proc.wait()
+            return
+        except KeyboardInterrupt as again:
+            signum = again.signum if isinstance(again, Interrupted) else signal.SIGINT
 
 
 # ------------------------------------------------------------------------------------------------ measuring
@@ -744,8 +761,6 @@ def run_comparison(
                 runs[model], _ = train_model(
                     settings, model, outdir, on_step=step, on_message=messages.append, detectors=detectors
                 )
-            except TrainingStopped:
-                raise
             except PolyinrError as e:  # this model cannot train under the settings: the others still do
                 refused[model] = str(e)
             record_refusal(outdir, settings, model, refused.get(model))

@@ -32,6 +32,7 @@ from polyinr.checkpoint import STATE_JSON, latest_snapshot
 from polyinr.data.loading import step_batches
 from polyinr.errors import PolyinrError
 from polyinr.image_io import from_uint8, image_grid, save_image, to_uint8
+from polyinr.interrupt import DeferredSignals, Interrupted
 from polyinr.models.registry import create as create_generator
 from polyinr.sampling import sample_inputs
 from polyinr.training import distributed
@@ -121,6 +122,8 @@ def training_loop(
     stage starts from the previous stage's best (without it: from its last).
     ``on_tick`` gets each tick's report (statistics, snapshot); ``on_step(cur_nimg, total_nimg)`` is called after
     every step, so a progress display moves even when a tick takes minutes.
+    A SIGINT or SIGTERM lets the current step finish, saves a snapshot and raises
+    :class:`~polyinr.interrupt.Interrupted` naming it (a second signal, or one in a metric pass, raises at once).
     """
     if options.metrics and evaluate is None:
         raise PolyinrError("metrics at snapshots need an evaluator (polyinr.metrics.evaluate_snapshot)")
@@ -226,11 +229,6 @@ def _train(
             _evaluate(evaluate, options.metrics, G_ema, data, run_dir, snapshot, device, log)
         distributed.barrier()
 
-    # Signals: SIGINT / SIGTERM finish the step, save a snapshot and stop ---------------------------------
-    stop_requested = {"flag": False}
-    previous_handlers = {s: signal.signal(s, lambda *_: stop_requested.update(flag=True))
-                         for s in (signal.SIGINT, signal.SIGTERM)}  # fmt: skip
-
     # Train ------------------------------------------------------------------------------------------------
     collect_stats()  # start from empty statistics (a previous run in this process may have left some)
     tick_start_nimg, tick_start_time = cur_nimg, time.time()
@@ -239,6 +237,10 @@ def _train(
     share = (rounds, world, batch_gpu, rank)
     batches = _stage_batches(data, options, stage, cur_nimg, share, device)
     data_wait = 0.0  # seconds this tick spent waiting for batches
+    # SIGINT / SIGTERM let the step finish, save a snapshot and raise Interrupted; a second one, or one in a
+    # metric pass (its snapshot saved), raises at once.
+    signals = DeferredSignals()
+    signals.install()
     try:
         while cur_nimg < total_nimg:
             # Stage switch, as the authors' next run starts: G continues from this stage's best (or last) G_ema
@@ -322,7 +324,7 @@ def _train(
                 on_step(cur_nimg, total_nimg)  # the caller's progress moves with every step, not only at ticks
             step += 1
             loss.end_step(step, options.batch)
-            stop = _all_agree(stop_requested["flag"], device)
+            stop = _all_agree(signals.received is not None, device)
             stage_done = cur_nimg >= stage.end_nimg
             if not (cur_nimg >= tick_start_nimg + options.tick_kimg * 1000 or stage_done or stop):
                 continue
@@ -355,8 +357,9 @@ def _train(
                     new_snapshot = save_snapshot(run_dir, cur_nimg, G_ema, modules, optimizers, counters,
                                                  options.keep_snapshots, protect=keep)  # fmt: skip
                     last_snapshot = new_snapshot
-                    if options.metrics:
-                        _evaluate(evaluate, options.metrics, G_ema, data, run_dir, new_snapshot, device, log)
+                    if options.metrics and not stop:  # when stopping, the resumed run computes them
+                        with signals.raising():
+                            _evaluate(evaluate, options.metrics, G_ema, data, run_dir, new_snapshot, device, log)
                 distributed.barrier()
                 ticks_since_snap = 0
             if log is not None:
@@ -369,12 +372,14 @@ def _train(
                 on_tick(TickReport(cur_nimg, total_nimg, stage, stats, new_snapshot))
             tick_start_nimg, tick_start_time, data_wait = cur_nimg, time.time(), 0.0
             if stop:
-                say(f"stopped by signal; snapshot saved at {last_snapshot}")
-                break
+                raise Interrupted(signals.received or signal.SIGTERM)  # on the processes not signalled: SIGTERM
+    except Interrupted as e:
+        if last_snapshot is None:
+            raise
+        raise e.noting(f"newest snapshot: {last_snapshot}") from None
     finally:
+        signals.restore()
         batches.close()  # stops the data-loading workers
-        for sig, handler in previous_handlers.items():
-            signal.signal(sig, handler)
         if log is not None:
             log.close()
     return run_dir
