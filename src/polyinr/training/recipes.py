@@ -227,7 +227,7 @@ _XL_NOTES = (
     "Adam as their loop runs it: nominal lr G 0.0025, D 0.002, scaled for the lazy-regularisation intervals G 4 "
     "(their path-length phase) and D 16 (kept although the hinge loss has no D regularisation)",
     "batch 2048, the paper's at 16x16 and 32x32, for every stage: the paper does not state the later stages' "
-    "batch (their README trains them at 64) and a run has one batch size; pass --batch for a later stage's run",
+    "batch (their README's commands use 64), and a run has one batch size for all its stages",
     "micro-batches of 8 (their README's --batch-gpu 8): D's BatchNorm statistics cover 8 samples, as theirs",
     "path length as their loss.py computes it on the stem: weight 2.0 from 1 M images shown (the paper says "
     "after 200k; the code's 1 M is kept), Greg every 4 G steps, half of each micro-batch, pl_decay 0.01, "
