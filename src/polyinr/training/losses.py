@@ -427,9 +427,10 @@ class ProjectedHingeLoss(GANLoss):
     @classmethod
     def stage_settings(cls, cfg: HingeConfig, stage_index: int) -> dict[str, float]:
         """Guidance after the first stage, path length in the first (their stem and super-resolution runs)."""
-        if stage_index == 0:
-            return {"cls_weight": 0.0, "pl_weight": cfg.pl_weight, "pl_start_kimg": cfg.pl_start_kimg}
-        return {"cls_weight": cfg.cls_weight, "pl_weight": 0.0}
+        if stage_index > 0:
+            return {"cls_weight": cfg.cls_weight, "pl_weight": 0.0}
+        start = {"pl_start_kimg": cfg.pl_start_kimg} if cfg.pl_weight > 0 else {}
+        return {"cls_weight": 0.0, "pl_weight": cfg.pl_weight, **start}
 
     def phases(self) -> list[PhaseSpec]:
         return phases_for("G", self.PL_INTERVAL if self.path_length is not None else None) + phases_for("D", None)
