@@ -74,7 +74,10 @@ def test_growing_carries_the_stem_and_replaces_the_critical_layers():
     head_only = create("stylegan-xl", "cpu", train_head_only=True)
     head = {id(p) for p in head_only.trainable_parameters()}
     assert head and all(id(p) not in head for p in head_only.mapping.parameters())
-    assert len(head) == 4 * (head_only.cfg.head_layers + 1)  # per layer: affine weight and bias, weight, bias
+    # Per head layer: affine weight and bias, weight, bias; and the Fourier input's weight, affine weight and bias,
+    # which the authors' train_head_only leaves training (it freezes the layers their synthesis names).
+    assert len(head) == 4 * (head_only.cfg.head_layers + 1) + 3
+    assert all(id(p) in head for p in head_only.synthesis.input.parameters())
     stem = create("stylegan-xl", "cpu", img_resolution=8, up_factors=(), train_head_only=True)
     assert len(stem.trainable_parameters()) == len(list(stem.parameters()))  # the stem stage trains whole
     assert len(stem.next_stage(16).trainable_parameters()) == len(head)

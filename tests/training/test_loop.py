@@ -83,7 +83,8 @@ def test_dry_run_prints_resolved_imagenet_recipe():
     generator = resolved["generator"]["config"]
     assert generator["channels"] == 1024 and generator["num_levels"] == 10 and generator["img_resolution"] == 512
     assert resolved["discriminator"]["config"]["img_resolution"] == 32
-    assert resolved["loss"]["config"] == {"blur_sigma": 2.0, "blur_fade_kimg": 300.0, "cls_weight": 0.0}
+    assert resolved["loss"]["config"] == {"blur_sigma": 2.0, "blur_fade_kimg": 300.0, "cls_weight": 0.0,
+                                          "pl_weight": 0.0, "pl_start_kimg": 1000.0}  # fmt: skip
     assert [s["resolution"] for s in resolved["stages"]] == [32, 64, 128, 256, 512]
 
 

@@ -129,12 +129,17 @@ class TrainingProgress:
 @click.option("--compile", is_flag=True, default=None, help="torch.compile G's synthesis and D (CUDA).")
 @click.option("--desc", default=None, help="Extra words for the run directory name.")
 @click.option("--channels", type=int, default=None, help="Generator width n (overrides the preset).")
-@click.option("--head-only", is_flag=True, help="Grown models (stylegan-xl): each stage trains only its new layers.")
+@click.option("--head-only/--no-head-only", default=None,
+              help="Grown models (stylegan-xl): each stage after the first trains only its new layers and the "
+                   "Fourier input.  [default: on with the stylegan-xl recipe]")  # fmt: skip
+@click.option("--head-layers", type=int, default=None,
+              help="Grown models (stylegan-xl): layers each growth stage adds, ToRGB aside.  [default: the "
+                   "preset's, 7]")  # fmt: skip
 @click.option("-n", "--dry-run", is_flag=True, help="Print the resolved configuration and exit.")
 @resumable
 def train(cond, mirror, recipe, preset, gamma, blur_sigma, blur_fade_kimg, cls_weight, diversity_weight,
-          features_pretrained, backbones, features_weights, metrics, resume, channels, head_only, dry_run,
-          **flags):  # fmt: skip
+          features_pretrained, backbones, features_weights, metrics, resume, channels, head_only, head_layers,
+          dry_run, **flags):  # fmt: skip
     """Train a generator; running the same command again resumes it."""
     loss_options = {"gamma": gamma, "blur_sigma": blur_sigma, "blur_fade_kimg": blur_fade_kimg,
                     "cls_weight": cls_weight, "diversity_weight": diversity_weight}  # fmt: skip
@@ -153,7 +158,7 @@ def train(cond, mirror, recipe, preset, gamma, blur_sigma, blur_fade_kimg, cls_w
     try:
         options = resolve_options(
             recipe, preset=preset, cond=cond, mirror=mirror, loss_options=loss_options, disc_options=disc_options,
-            model_overrides=_model_overrides(channels, head_only), **flags,
+            model_overrides=_model_overrides(channels, head_only, head_layers), **flags,
         )  # fmt: skip
     except UnusedSetting as e:
         raise click.ClickException(_unused_flag_message(e)) from None
@@ -205,10 +210,10 @@ def _class_table_message(error: Exception) -> str:
             f"trains randomly initialised tables)")  # fmt: skip
 
 
-def _model_overrides(channels: int | None, head_only: bool) -> dict | None:
+def _model_overrides(channels: int | None, head_only: bool | None, head_layers: int | None) -> dict | None:
     """The generator settings given as flags (None: none)."""
-    overrides = {**({"channels": channels} if channels else {}), **({"train_head_only": True} if head_only else {})}
-    return overrides or None
+    given = {"channels": channels, "train_head_only": head_only, "head_layers": head_layers}
+    return {name: value for name, value in given.items() if value is not None} or None
 
 
 def _unused_flag_message(error: UnusedSetting) -> str:

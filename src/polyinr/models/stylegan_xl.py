@@ -20,7 +20,8 @@ numbers of the layers they cut, as in their pickles).
 A training run grows the network at each stage of ``polyinr train --schedule 16:…,32:…,64:…``: the loop asks
 :meth:`StyleGANXLGenerator.next_stage` for the grown network, which starts from the previous stage's EMA weights
 (the authors load the stem's ``G_ema``) with fresh heads. ``train_head_only`` trains only the layers the last
-stage added.
+stage added, and the Fourier input: the authors' ``train_head_only`` freezes the mapping and every layer their
+synthesis lists by name except the new ones, and the input is not among those names.
 """
 
 from __future__ import annotations
@@ -55,7 +56,9 @@ class StyleGANXLConfig(StyleGAN3Config):
     stem_resolution: int = 16  # resolution of the stem synthesis (a power of two)
     up_factors: tuple[int, ...] = ()  # one per growth stage, each 2, 4, 8 or 16; () = the stem alone
     head_layers: int = 7  # each stage appends head_layers + 1 layers (the last one ToRGB)
-    train_head_only: bool = False  # grown: train only the last stage's layers (mapping, earlier layers frozen)
+    # Grown: train only the last stage's layers and the Fourier input (mapping and earlier layers frozen, as the
+    # authors' train_head_only, which freezes the layers their synthesis lists and so leaves the input training).
+    train_head_only: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "up_factors", tuple(self.up_factors))  # a list when read back from JSON
@@ -137,7 +140,8 @@ class StyleGANXLGenerator(Generator):
     def trainable_parameters(self) -> list[nn.Parameter]:
         if not (self.cfg.train_head_only and self.cfg.up_factors):  # the stem trains whole
             return super().trainable_parameters()
-        return [p for name in self.head_names for p in getattr(self.synthesis, name).parameters()]
+        trained = [self.synthesis.input, *(getattr(self.synthesis, name) for name in self.head_names)]
+        return [p for module in trained for p in module.parameters()]
 
     @classmethod
     def stage_settings(cls, resolutions: list[int], stage: int) -> dict[str, Any]:

@@ -24,15 +24,20 @@ of the real logits; :meth:`GANLoss.end_step` lets it adjust its probability afte
 - :class:`NonSaturatingLoss` (``nonsaturating``): StyleGAN2's logistic loss ``softplus(−D(G(z)))`` /
   ``softplus(D(fake)) + softplus(−D(real))`` with lazy R1 ``γ/2 · ‖∇D(real)‖²`` every 16 D steps (StyleGAN2/3;
   config R also blurs D's inputs).
-- :class:`ProjectedHingeLoss` (``hinge``): StyleGAN-XL's recipe: hinge loss, no R1, blurred D inputs, and
-  optional classifier guidance in super-resolution stages (every stage after the first), weighted as in
-  StyleGAN-XL.
+- :class:`ProjectedHingeLoss` (``hinge``): StyleGAN-XL's recipe: hinge loss, no R1, blurred D inputs, optional
+  classifier guidance in super-resolution stages (every stage after the first) and optional path-length
+  regularisation in the first stage, weighted as in StyleGAN-XL.
+
+Settings that apply only in some resolution stages say so through :meth:`GANLoss.stage_settings`, which the dry
+run prints stage by stage.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +48,7 @@ from torch import nn
 from polyinr.discriminators.ada import AdaptiveAugment
 from polyinr.errors import PolyinrError, UnusedSetting
 from polyinr.training import distributed
+from polyinr.training.path_length import PL_BATCH_SHRINK, PathLengthPenalty
 from polyinr.training.stats import report
 
 
@@ -187,6 +193,12 @@ class GANLoss:
         """The interval of ``network``'s ('G' or 'D') lazy regularisation phase under ``cfg``; None = none."""
         return None
 
+    @classmethod
+    def stage_settings(cls, cfg: Any, stage_index: int) -> dict[str, float]:
+        """The settings of ``cfg`` that differ by resolution stage, as they apply in stage ``stage_index`` (0 =
+        the first); none by default."""
+        return {}
+
     def begin_stage(self, index: int, start_nimg: int) -> None:
         """A resolution stage starts (index 0 = the first) at ``start_nimg`` images shown."""
         self.stage_index, self.stage_start_nimg = index, start_nimg
@@ -268,10 +280,13 @@ class HingeConfig:
     blur_sigma: float = 0.0  # initial sigma in pixels of the D-input blur; 0 = no blur
     blur_fade_kimg: float = 300.0  # kimg over which the blur fades to 0
     cls_weight: float = 0.0  # StyleGAN-XL's cls_weight (same strength), super-resolution stages only; 0 = off
+    pl_weight: float = 0.0  # StyleGAN-XL's path-length weight (same strength), first stage only; 0 = off
+    pl_start_kimg: float = 1000.0  # images shown (kimg) before path length starts (their code: 1 M images)
 
     def __post_init__(self) -> None:
-        if self.blur_sigma < 0 or self.blur_fade_kimg < 0 or self.cls_weight < 0:
-            raise PolyinrError("the blur sigma, its fade length and the guidance weight must be ≥ 0")
+        if min(self.blur_sigma, self.blur_fade_kimg, self.cls_weight, self.pl_weight, self.pl_start_kimg) < 0:
+            raise PolyinrError("the blur sigma, its fade length, the guidance and path-length weights and the "
+                               "path length's start must be ≥ 0")  # fmt: skip
 
 
 @register_loss("nonsaturating", NonSaturatingConfig)
@@ -354,15 +369,22 @@ class NonSaturatingLoss(GANLoss):
 
 @register_loss("hinge", HingeConfig)
 class ProjectedHingeLoss(GANLoss):
-    """StyleGAN-XL: hinge loss, blurred discriminator inputs, optional classifier guidance; no R1.
+    """StyleGAN-XL: hinge loss, blurred discriminator inputs, no R1; classifier guidance in super-resolution
+    stages and path-length regularisation in the first (stem) stage, as their ``train.py`` sets them per stage.
 
-    Guidance strength: the authors' adversarial term sums the per-sample means over the micro-batch (their
-    ``logits += tensor`` extends a list sample by sample) while their guidance term is a batch mean, so their
-    ``cls_weight`` weighs guidance ``1/batch_gpu`` as much against the adversarial term as the same number in
-    a per-sample-mean loss. Ours averages over samples, so it applies ``cls_weight / batch_gpu`` (the
-    micro-batch's size): the same relative strength as their run with the same micro-batch. Guidance applies
-    in super-resolution stages only (every stage after the first), as theirs.
+    Strengths: the authors' adversarial term sums the per-sample means over the micro-batch (their ``logits +=
+    tensor`` extends a list sample by sample), while their guidance and path-length terms are batch means, so
+    their ``cls_weight`` and ``pl_weight`` weigh those terms ``1/batch_gpu`` as much against the adversarial
+    term as the same numbers in a per-sample-mean loss. Ours averages over samples, so it applies ``weight /
+    batch_gpu`` (the micro-batch's size): the same relative strength as their run with the same micro-batch.
+
+    Guidance (:meth:`stage_settings`) applies in every stage after the first; its classifier is built when the
+    first such stage begins, so a stem run never loads it. Path length applies in the first stage from
+    ``pl_start_kimg`` images shown, in the ``Greg`` phase every 4 G steps, on half of each micro-batch, and, as
+    their loss, without the phase interval as a factor (their ``loss_Gpl.mean().backward()`` ignores ``gain``).
     """
+
+    PL_INTERVAL = 4  # their G_reg_interval
 
     def __init__(
         self,
@@ -370,23 +392,57 @@ class ProjectedHingeLoss(GANLoss):
         D: nn.Module,
         blur_init_sigma: float = 2.0,  # pixels; 0 = no blur
         blur_fade_kimg: float = 300.0,  # kimg over which the blur fades to 0
-        classifier: nn.Module | None = None,  # frozen classifier for guidance; None = off
+        classifier: nn.Module | None = None,  # frozen classifier for guidance; None = off or not built yet
         cls_weight: float = 0.0,  # StyleGAN-XL's cls_weight (see the class docstring)
         augment: AdaptiveAugment | None = None,
+        pl_weight: float = 0.0,  # StyleGAN-XL's pl_weight (see the class docstring); 0 = off
+        pl_start_kimg: float = 1000.0,  # images shown before path length starts
+        build_classifier: Callable[[], nn.Module] | None = None,  # builds the classifier when guidance starts
     ) -> None:
         super().__init__(G, D, blur_init_sigma, blur_fade_kimg, augment)
         self.classifier = classifier
         self.cls_weight = cls_weight
+        self.build_classifier = build_classifier
+        self.pl_weight, self.pl_start_kimg = pl_weight, pl_start_kimg
+        self.path_length = PathLengthPenalty() if pl_weight > 0 else None
 
     @classmethod
     def from_config(cls, G: nn.Module, D: nn.Module, cfg: HingeConfig, device: torch.device):
-        classifier = None
+        build_classifier = None
         if cfg.cls_weight > 0:
             from polyinr.training import guidance
 
-            classifier = guidance.build_guidance_classifier(device)
-        return cls(G, D, blur_init_sigma=cfg.blur_sigma, blur_fade_kimg=cfg.blur_fade_kimg, classifier=classifier,
-                   cls_weight=cfg.cls_weight)  # fmt: skip
+            build_classifier = functools.partial(guidance.build_guidance_classifier, device)
+        loss = cls(G, D, blur_init_sigma=cfg.blur_sigma, blur_fade_kimg=cfg.blur_fade_kimg,
+                   cls_weight=cfg.cls_weight, pl_weight=cfg.pl_weight, pl_start_kimg=cfg.pl_start_kimg,
+                   build_classifier=build_classifier)  # fmt: skip
+        if loss.path_length is not None:
+            loss.path_length.to(device)
+        return loss
+
+    @classmethod
+    def reg_interval(cls, cfg: HingeConfig, network: str) -> int | None:
+        return cls.PL_INTERVAL if network == "G" and cfg.pl_weight > 0 else None
+
+    @classmethod
+    def stage_settings(cls, cfg: HingeConfig, stage_index: int) -> dict[str, float]:
+        """Guidance after the first stage, path length in the first (their stem and super-resolution runs)."""
+        if stage_index > 0:
+            return {"cls_weight": cfg.cls_weight, "pl_weight": 0.0}
+        start = {"pl_start_kimg": cfg.pl_start_kimg} if cfg.pl_weight > 0 else {}
+        return {"cls_weight": 0.0, "pl_weight": cfg.pl_weight, **start}
+
+    def phases(self) -> list[PhaseSpec]:
+        return phases_for("G", self.PL_INTERVAL if self.path_length is not None else None) + phases_for("D", None)
+
+    def begin_stage(self, index: int, start_nimg: int) -> None:
+        super().begin_stage(index, start_nimg)
+        if index > 0 and self.classifier is None and self.build_classifier is not None:
+            self.classifier = self.build_classifier()
+
+    def state_modules(self) -> dict[str, nn.Module]:
+        extra = {} if self.path_length is None else {"path_length": self.path_length}
+        return {**super().state_modules(), **extra}
 
     def accumulate_gradients(self, phase, real_img, real_c, gen_z, gen_c, gain, cur_nimg):
         resolution = real_img.shape[-1]
@@ -399,6 +455,17 @@ class ProjectedHingeLoss(GANLoss):
                 report("Loss/G/guidance", guidance)
                 loss = loss + (self.cls_weight / len(gen_z)) * guidance
             loss.mul(gain).backward()
+        pl_on = self.path_length is not None and self.stage_index == 0 and cur_nimg >= self.pl_start_kimg * 1000
+        if phase in ("Greg", "Gboth") and pl_on:
+            half = max(1, len(gen_z) // PL_BATCH_SHRINK)
+            ws = self.G.mapping(gen_z[:half], None if gen_c is None else gen_c[:half])
+            extra = {"update_emas": False} if self.G.synthesis_emas else {}
+            fake = self.G.synthesize(ws, self.G.training_grid(resolution), **extra)
+            penalty = self.path_length(fake, ws)  # [half]
+            report("Loss/pl_penalty", penalty)
+            loss = penalty.mean() * (self.pl_weight / len(gen_z))
+            report("Loss/G/reg", loss)
+            loss.mul(gain / self.PL_INTERVAL).backward()
         if phase in ("Dmain", "Dboth"):
             fake = self.run_G(gen_z, gen_c, resolution, update_emas=True).detach()
             fake_logits = self.run_D(fake, gen_c, cur_nimg)

@@ -130,8 +130,9 @@ def resolve_options(
     scaled = chosen.batch_scaled(values["batch"]) if chosen.batch_scaled else {}
     values["loss_options"] = {**chosen.losses.get(values["loss"], {}),
                               **scaled.get("losses", {}).get(values["loss"], {}), **given_loss}  # fmt: skip
-    if scaled.get("model"):
-        recipe_fields = _model_fields(model, preset, scaled["model"])
+    recipe_model = {**chosen.model, **scaled.get("model", {})}
+    if recipe_model:  # under the explicit overrides
+        recipe_fields = _model_fields(model, preset, recipe_model)
         values["model_overrides"] = {**recipe_fields, **(values.get("model_overrides") or {})}
     values["disc_options"] = {**chosen.discs.get(values["disc"], {}), **given_disc}
     options = TrainingOptions(**values)

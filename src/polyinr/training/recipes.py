@@ -34,6 +34,7 @@ class Recipe:
     options: dict[str, Any] = field(default_factory=dict)  # fields of TrainingOptions (lr, batch, schedule, …)
     losses: dict[str, dict[str, Any]] = field(default_factory=dict)  # loss name → its settings in this recipe
     discs: dict[str, dict[str, Any]] = field(default_factory=dict)  # discriminator name → its settings
+    model: dict[str, Any] = field(default_factory=dict)  # generator config fields, for generators that have them
     # Settings that scale with the total batch size, as NVIDIA's train.py derives them: batch → {"losses": {loss
     # name: settings}, "model": generator config fields}. Model fields apply to generators that have them.
     batch_scaled: Callable[[int], dict[str, dict[str, Any]]] | None = None
@@ -213,18 +214,49 @@ register_recipe(Recipe(
     batch_scaled=_stylegan3_r_scaled,
 ))  # fmt: skip
 
-# StyleGAN-XL's own recipe: the projected recipe above (hinge loss, two frozen backbones, DiffAugment, blur 2
-# over 300 kimg, no R1, no classifier guidance by default) with XL's learning rates as their loop applies them:
-# nominal G 0.0025, D 0.002 scaled for the lazy-regularisation intervals G 4, D 16 (lr 0.002 / ≈ 0.00188, β2
-# 0.99^0.8 / 0.99^(16/17)). A 16² stem grown stage by stage (each doubling a stage of the model's growth);
-# batch 64 in micro-batches of 8 as in their README's examples. Stage lengths are not published; these are ours.
+# StyleGAN-XL's own recipe, as their train.py sets the stem run and each super-resolution run: the projected
+# recipe above (hinge loss, two frozen backbones, DiffAugment, blur 2 over 300 kimg, no R1) with XL's learning
+# rates as their loop applies them: nominal G 0.0025, D 0.002 scaled for the lazy-regularisation intervals G 4,
+# D 16 (lr 0.002 / ≈ 0.00188, β2 0.99^0.8 / 0.99^(16/17)). A 16² stem grown stage by stage, each doubling a
+# stage of the model's growth with heads of 7 layers (their --head_layers default; the model's preset).
+# Stem: path length 2.0 from 1 M images shown, every 4 G steps on half of each micro-batch (pl_decay 0.01).
+# Super-resolution stages: path length 0, only the new head trains (their train_head_only), classifier guidance
+# when asked for (their --cls_weight defaults to 0). Batch 2048 (the paper's at 16² and 32²) in micro-batches
+# of 8 (their README's --batch-gpu). Stage lengths are not published; these are ours.
+_XL_NOTES = (
+    "Adam as their loop runs it: nominal lr G 0.0025, D 0.002, scaled for the lazy-regularisation intervals G 4 "
+    "(their path-length phase) and D 16 (kept although the hinge loss has no D regularisation)",
+    "batch 2048, the paper's at 16x16 and 32x32, for every stage: the paper does not state the later stages' "
+    "batch (their README's commands use 64), and a run has one batch size for all its stages",
+    "micro-batches of 8 (their README's --batch-gpu 8): D's BatchNorm statistics cover 8 samples, as theirs",
+    "path length as their loss.py computes it on the stem: weight 2.0 from 1 M images shown (the paper says "
+    "after 200k; the code's 1 M is kept), Greg every 4 G steps, half of each micro-batch, pl_decay 0.01, "
+    "gradients taken with respect to w only; their pl_no_weight_grad flag changes nothing in their code, whose "
+    "conv2d_gradfix always calls the plain convolution",
+    "super-resolution stages train only the new head and the Fourier input (mapping and earlier layers frozen), "
+    "as their train_head_only; --no-head-only trains everything",
+    "classifier guidance (deit_small_distilled_patch16_224) in super-resolution stages only, off unless "
+    "--cls-weight is given (their default 0); the classifier is built when the first such stage starts",
+    "stages end after their kimg: the paper trains each stage until FID stops improving, and a metric-plateau "
+    "stop does not exist yet; with --metrics, each stage starts from the previous stage's best snapshot",
+    "stage lengths are not published: ours",
+    "every resolution stage starts as their next run: fresh D, blur restarting, fresh Adam, EMA ramp-up "
+    "restarting, G from the previous stage's G_ema",
+    "conditional runs start G's and D's class tables from the pretrained 1000x320 EfficientNet-lite0 class "
+    "embeddings (--class-embeddings), as their mapping and discriminator load them",
+)
+
 register_recipe(Recipe(
     name="stylegan-xl", size=PAPER, loss="hinge", disc="projected",
-    summary="StyleGAN-XL's: projected D, hinge, blur, a 16² stem grown 16 → 256 (grown models: stylegan-xl)",
-    options=dict(glr=0.0025, dlr=0.002, g_reg_interval=4, d_reg_interval=16, batch=64, batch_gpu=8, mirror=True,
-                 schedule="16:10000,32:5000,64:5000,128:5000,256:5000", tick_kimg=4.0, snap_ticks=50),
-    losses={"hinge": _AUTHORS_HINGE},
+    summary="StyleGAN-XL's: projected D, hinge, blur, path length on a 16² stem, heads grown 16 → 256 "
+            "(grown models: stylegan-xl)",
+    options=dict(glr=0.0025, dlr=0.002, g_reg_interval=4, d_reg_interval=16, batch=2048, batch_gpu=8, mirror=True,
+                 schedule="16:10000,32:5000,64:5000,128:5000,256:5000", tick_kimg=4.0, snap_ticks=50,
+                 pretrained_classes=True),
+    losses={"hinge": {**_AUTHORS_HINGE, "pl_weight": 2.0, "pl_start_kimg": 1000.0}},
     discs={"projected": _AUTHORS_PROJECTED},
+    model={"train_head_only": True},
+    notes=_XL_NOTES,
 ))  # fmt: skip
 
 # InfinityGAN (Lin et al. 2022): the authors' InfinityGAN.yaml. Patches of the generator's size are cut from the

@@ -108,12 +108,8 @@ def check_stages(options: TrainingOptions, dataset, stages: list[Stage]) -> None
 
 def _check_training_grids(options: TrainingOptions, stages: list[Stage], num_classes: int) -> None:
     """Each stage's generator accepts the stage's training grid; built on the meta device (no weights made)."""
-    from polyinr.models.registry import create
-
     for stage in stages:
-        with torch.device("meta"):
-            G = create(options.model, options.preset, **generator_settings(options, num_classes, stages, None, stage))
-        G.training_grid(stage.resolution)
+        _stage_generator(options, num_classes, stages, None, stage).training_grid(stage.resolution)
 
 
 def stage_data(options: TrainingOptions, dataset, stage: Stage):
@@ -216,32 +212,54 @@ def stage_start_rule(options: TrainingOptions, goal: MetricGoal | None = None) -
 
 
 def resolved_run(options: TrainingOptions, goal: MetricGoal | None = None) -> dict[str, Any]:
-    """What a run of ``options`` builds, as plain values: the generator's config (every field), the first
-    stage's discriminator config, the loss's config, the stages and the stage-start rule (snapshots ranked by
-    ``goal``). Opens the data (for its classes and size)."""
+    """What a run of ``options`` builds, as plain values: the generator's config (every field, as the last stage
+    trains it), the first stage's discriminator config, the loss's config, the stages (each with what its
+    generator and loss settings change, and how many parameters it trains) and the stage-start rule (snapshots
+    ranked by ``goal``). Opens the data (for its classes and size); builds no weights."""
     from polyinr.discriminators import get_discriminator
-    from polyinr.models.registry import get_entry, resolve_config
     from polyinr.training.recipes import get_recipe
 
     dataset, stages, num_classes = open_run_data(options)
     class_table = load_class_table(options, num_classes)
-    model = resolve_config(options.model, options.preset, **generator_settings(options, num_classes, stages,
-                                                                                class_table))  # fmt: skip
+    final = dataclasses.asdict(_stage_generator(options, num_classes, stages, class_table, stages[-1]).cfg)
+    first = _stage_generator(options, num_classes, stages, class_table, stages[0])
     disc_cls = get_discriminator(options.disc)
-    G = get_entry(options.model).generator_cls(model)
-    disc = disc_cls.config_cls(img_resolution=G.training_grid(stages[0].resolution).shape[0], num_classes=num_classes,
+    disc = disc_cls.config_cls(img_resolution=first.training_grid(stages[0].resolution).shape[0],
+                               num_classes=num_classes,
                                **_disc_settings(options, num_classes, class_table))  # fmt: skip
+    loss_cls, loss_cfg = get_loss(options.loss), resolve_loss_config(options.loss, **options.loss_options)
+    described = []
+    for stage in stages:
+        G = _stage_generator(options, num_classes, stages, class_table, stage)
+        described.append({
+            "resolution": stage.resolution,
+            "kimg": (stage.end_nimg - stage.start_nimg) / 1000,
+            "generator": {k: v for k, v in dataclasses.asdict(G.cfg).items() if v != final[k]},  # vs the last stage's
+            "parameters": sum(p.numel() for p in G.parameters()),
+            "trainable_parameters": sum(p.numel() for p in G.trainable_parameters()),
+            "loss": loss_cls.stage_settings(loss_cfg, stage.index),
+        })  # fmt: skip
     return {
-        "generator": {"model": options.model, "preset": options.preset, "config": dataclasses.asdict(model)},
+        "generator": {"model": options.model, "preset": options.preset, "config": final},
         "discriminator": {"name": options.disc, "config": dataclasses.asdict(disc)},
-        "loss": {"name": options.loss, "config": dataclasses.asdict(resolve_loss_config(options.loss,
-                                                                                        **options.loss_options))},
+        "loss": {"name": options.loss, "config": dataclasses.asdict(loss_cfg)},
         "optimizer": optimizer_settings(options),
-        "stages": [{"resolution": s.resolution, "kimg": (s.end_nimg - s.start_nimg) / 1000} for s in stages],
+        "stages": described,
         "stage_start": stage_start_rule(options, goal),
         "recipe_notes": list(get_recipe(options.recipe).notes),
         "data": {"images": len(dataset), "classes": num_classes, "resolution": dataset.resolution},
-    }  # fmt: skip
+    }
+
+
+def _stage_generator(
+    options: TrainingOptions, num_classes: int, stages: list[Stage], class_table: torch.Tensor | None, stage: Stage
+):
+    """The generator ``stage`` trains, on the meta device (its config and parameter shapes, no weights)."""
+    from polyinr.models.registry import create
+
+    with torch.device("meta"):
+        return create(options.model, options.preset,
+                      **generator_settings(options, num_classes, stages, class_table, stage))  # fmt: skip
 
 
 def build_augment(options: TrainingOptions, device: torch.device) -> AdaptiveAugment | None:
