@@ -174,3 +174,10 @@ def test_command_line_refuses_a_weight_regrown_by_the_pickle_in_one_line(tmp_pat
     result = CliRunner().invoke(cli, ["convert", "--from", "stylegan3", str(path), str(tmp_path / "out")])
     assert result.exit_code == 1 and "tries to modify a Tensor" in result.output, result.output
     assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_a_recorded_filter_size_beyond_the_pickles_filters_is_refused_before_building(tmp_path):
+    G = their_generator("t", 0)
+    G.synthesis._init_kwargs["filter_size"] = 60_000  # filters of 120,000 taps and more, were the network built
+    with pytest.raises(ImporterError, match=r"up_filter has shape \(\d+,\), but the settings it records design"):
+        convert(write_pickle(G, tmp_path / "network.pkl"))
