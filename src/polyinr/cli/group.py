@@ -9,12 +9,21 @@ import click
 
 from polyinr._version import __version__
 from polyinr.errors import PolyinrError
+from polyinr.terminal import printable
 
 
 class PolyinrGroup(click.Group):
-    """A click group that turns library errors into one-line messages."""
+    """A click group that turns library errors into one-line messages, control characters escaped (text from a
+    user's file never reaches the terminal raw)."""
 
     def invoke(self, ctx: click.Context):
+        try:
+            return self._invoke_one_line(ctx)
+        except click.ClickException as e:  # ours below, a command's own, or a bad parameter's
+            e.message = printable(e.message)
+            raise
+
+    def _invoke_one_line(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except PolyinrError as e:
@@ -32,6 +41,13 @@ class PolyinrGroup(click.Group):
             sys.exit(130)
 
 
+class _PrintableFormatter(logging.Formatter):
+    """Warnings with control characters escaped: they may name files of a user's folder."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record))
+
+
 @click.group(cls=PolyinrGroup, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(__version__, prog_name="polyinr")
 def main() -> None:
@@ -39,6 +55,6 @@ def main() -> None:
     logger = logging.getLogger("polyinr")
     if not logger.handlers:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("warning: %(message)s"))
+        handler.setFormatter(_PrintableFormatter("warning: %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.WARNING)

@@ -43,6 +43,7 @@ from typing import Any, BinaryIO, ClassVar
 import torch
 
 from polyinr.errors import PolyinrError
+from polyinr.terminal import printable
 
 
 class ImporterError(PolyinrError):
@@ -78,7 +79,8 @@ def describe(value: Any, limit: int = 60) -> str:
     """A short text for an untrusted value in an error message, in time bounded by ``limit``.
 
     Never a full ``repr``: a pickled structure that shares its parts prints in exponential time, and one
-    nested deeply enough recurses without end. Scalars and flat sequences of them print as Python would.
+    nested deeply enough recurses without end. Scalars and flat sequences of them print as Python would; the
+    names of stand-in classes (taken from the file) with control characters escaped.
     """
     if value is None or isinstance(value, (bool, float, complex)):
         text = repr(value)
@@ -92,7 +94,7 @@ def describe(value: Any, limit: int = 60) -> str:
     elif isinstance(value, torch.Tensor):
         text = f"a tensor of shape {list(value.shape)}"
     elif isinstance(value, StandIn):
-        text = f"<stand-in {type(value).module[:limit]}.{type(value).name[:limit]}>"
+        text = f"<stand-in {printable(type(value).module[:limit])}.{printable(type(value).name[:limit])}>"
     else:
         text = f"a {type(value).__name__}"
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -153,14 +155,14 @@ class StandIn:
         return _stand_in_class("(call)", self.qualname())(*args, **kwargs)
 
     def __repr__(self) -> str:
-        return f"<stand-in {self.qualname()}>"
+        return f"<stand-in {printable(self.qualname())}>"
 
 
 class _Forbidden(StandIn):
     """Stand-in of a global that could run code: building or calling it refuses the whole pickle."""
 
     def __new__(cls, *args: Any, **kwargs: Any) -> StandIn:
-        raise UnsafePickleError(f"it calls {cls.qualname()}, which could run code or touch the system")
+        raise UnsafePickleError(f"it calls {printable(cls.qualname())}, which could run code or touch the system")
 
 
 class _TypeFactory(StandIn):
