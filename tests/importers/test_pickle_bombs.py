@@ -411,3 +411,57 @@ def test_bomb_errors_are_library_errors_and_one_line_on_the_command_line(tmp_pat
     result = CliRunner().invoke(main, ["convert", "--from", SOURCE, str(path), str(tmp_path / "out")])
     assert result.exit_code != 0 and "contains itself" in result.output
     assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+
+
+# ---------------------------------------------------------------------------- opcodes that modify real objects
+
+
+class _Restored:
+    """Pickles as a one-element tensor followed by ``BUILD`` with ``state``: unpickling calls the tensor's own
+    ``__setstate__``, whose 4-tuple form is ``set_(storage, offset, size, stride)`` with sizes the file chose."""
+
+    def __init__(self, size: tuple[int, ...], stride: tuple[int, ...]) -> None:
+        self.storage = _typed_storage(torch.ones(1))
+        self.size, self.stride = size, stride
+
+    def __reduce__(self):
+        args = (self.storage, 0, (1,), (1,), False, OrderedDict())
+        return torch._utils._rebuild_tensor_v2, args, (self.storage, 0, self.size, self.stride)
+
+
+@pytest.mark.parametrize(
+    "size, stride", [((1 << 28,), (0,)), ((1 << 20,), (1,))], ids=["stride-0-view", "storage-grown"]
+)
+def test_a_tensor_restored_with_state_from_the_file_is_refused(tmp_path, size, stride):
+    path = _write(tmp_path, pickle.dumps({"w": _Restored(size, stride)}, protocol=4))
+    message = _assert_one_line_error(lambda: restricted_load(path), "tries to modify a Tensor")
+    assert "nothing from it was run" in message
+
+
+def test_item_and_slice_assignment_to_real_objects_is_refused(tmp_path):
+    s = b"cbuiltins\nslice\nK\x00K\x00\x86R" + _put(1) + b"0"  # slice(0, 0), kept in memo slot 1
+    doubling = PROTO + s + b"]K\x01a" + _put(0) + (_get(1) + _get(0) + b"s") * 20 + b"."  # l[0:0] = l, 20 times
+    _assert_one_line_error(lambda: restricted_load(_write(tmp_path, doubling)), "tries to modify a list")
+    tensor = pickle.dumps(torch.zeros(3), protocol=4)[:-1]  # a tensor on the stack; then t[0] = 5.0
+    path = _write(tmp_path, tensor + b"K\x00G@\x14\x00\x00\x00\x00\x00\x00s.", "tensor.pkl")
+    _assert_one_line_error(lambda: restricted_load(path), "tries to modify a Tensor")
+    path = _write(tmp_path, PROTO + b"ctorch\nfloat32\n(K\x01e.", "dtype.pkl")  # APPENDS onto a dtype
+    _assert_one_line_error(lambda: restricted_load(path), "tries to modify a dtype")
+
+
+def test_state_dicts_with_metadata_and_records_with_state_still_load(tmp_path):
+    state = nn.Linear(2, 3).state_dict()  # an OrderedDict with a _metadata attribute, restored by BUILD
+    data = io.BytesIO()
+    torch.save(state, data)
+    got = restricted_load(_write(tmp_path, data.getvalue(), "state.pt"))
+    assert list(got) == ["weight", "bias"] and all(torch.equal(got[k], state[k]) for k in state)
+    block = restricted_load(_write(tmp_path, pickle.dumps(_Block({"w": torch.ones(2)}), protocol=4), "b.pkl"))
+    assert torch.equal(block.state["_parameters"]["w"], torch.ones(2))
+
+
+@pytest.mark.parametrize("converter", [c.name for c in list_converters()])
+def test_every_converter_refuses_a_tensor_restored_with_state_from_the_file(tmp_path, converter):
+    grown = _Block({"weight": _Restored((4096,), (1,))})
+    path = _write(tmp_path, pickle.dumps({"G_ema": grown, "state_dict": {"w": grown}}, protocol=4))
+    _assert_one_line_error(lambda: convert_checkpoint(converter, path, tmp_path / "out"), "tries to modify")
+    assert not (tmp_path / "out").exists()

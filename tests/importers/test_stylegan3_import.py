@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 import os
 import pickle
+import warnings
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -148,3 +150,36 @@ def test_command_line_converts_and_generates_their_images(tmp_path):
     result = runner.invoke(cli, ["generate", "--network", str(tmp_path / "out"), "--seeds", "0", "--class", "0",
                                  "--resolution", "32", "--outdir", str(tmp_path / "img")])  # fmt: skip
     assert result.exit_code != 0 and "Error:" in result.output and "16x16 frame" in result.output
+
+
+class _Regrown:
+    """Pickles as a one-element tensor whose ``BUILD`` state regrows it to ``shape`` (``set_`` with stride 1):
+    read naively, the storage grows while the file is read and the weight holds uninitialised memory."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        with warnings.catch_warnings():  # TypedStorage is deprecated, and still how pickles hold storages
+            warnings.simplefilter("ignore", UserWarning)
+            self.storage = torch.ones(1).storage()
+        self.shape = shape
+
+    def __reduce__(self):
+        stride = tuple(math.prod(self.shape[i + 1 :]) for i in range(len(self.shape)))
+        args = (self.storage, 0, (1,), (1,), False, OrderedDict())
+        return torch._utils._rebuild_tensor_v2, args, (self.storage, 0, self.shape, stride)
+
+
+def test_command_line_refuses_a_weight_regrown_by_the_pickle_in_one_line(tmp_path):
+    G = their_generator("t", 0)
+    fc0 = G.mapping.fc0
+    fc0._parameters["weight"] = _Regrown(tuple(fc0.weight.shape))  # the converter would otherwise accept it
+    path = write_pickle(G, tmp_path / "network.pkl")
+    result = CliRunner().invoke(cli, ["convert", "--from", "stylegan3", str(path), str(tmp_path / "out")])
+    assert result.exit_code == 1 and "tries to modify a Tensor" in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_a_recorded_filter_size_beyond_the_pickles_filters_is_refused_before_building(tmp_path):
+    G = their_generator("t", 0)
+    G.synthesis._init_kwargs["filter_size"] = 60_000  # filters of 120,000 taps and more, were the network built
+    with pytest.raises(ImporterError, match=r"up_filter has shape \(\d+,\), but the settings it records design"):
+        convert(write_pickle(G, tmp_path / "network.pkl"))

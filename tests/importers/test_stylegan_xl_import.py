@@ -105,3 +105,18 @@ def test_other_pickles_are_refused_in_one_line(tmp_path):
         pickle.dump(dict(weights=torch.zeros(3)), f)
     with pytest.raises(ImporterError, match="expected a dict with G_ema"):
         convert(path)
+
+
+@pytest.mark.parametrize("grown", [False, True])
+def test_recorded_layer_counts_beyond_the_tensors_are_refused_before_any_schedule(tmp_path, grown):
+    G = their_grown(0) if grown else their_stem(0)
+    G.synthesis._init_kwargs["num_layers"] = 5_000_000  # read naively: a 5M-layer schedule before any refusal
+    with pytest.raises(ImporterError, match=r"records num_layers = 5,000,000, but its tensors hold \d+ synthesis"):
+        convert(write_pickle(G, tmp_path / "network-snapshot.pkl"))
+
+
+def test_a_recorded_filter_size_beyond_the_pickles_filters_is_refused_before_building(tmp_path):
+    G = their_stem(0)
+    G.synthesis._init_kwargs["filter_size"] = 60_000  # filters of 120,000 taps and more, were the network built
+    with pytest.raises(ImporterError, match=r"up_filter has shape \(\d+,\), but the settings it records design"):
+        convert(write_pickle(G, tmp_path / "network-snapshot.pkl"))

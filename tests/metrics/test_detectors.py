@@ -1,8 +1,11 @@
-"""Detectors: our Inception against torch-fidelity's, weights lookup, hashes, TorchScript files, offline errors."""
+"""Detectors: our Inception against torch-fidelity's, weights lookup, hashes, refused TorchScript files, offline
+errors."""
 
 from __future__ import annotations
 
 import io
+import os
+import pickle
 
 import numpy as np
 import pytest
@@ -18,7 +21,6 @@ from polyinr.metrics.features import (
     SFID_CHANNELS,
     WEIGHTS,
     InceptionV3,
-    TorchScriptDetector,
     find_weights,
     load_detector,
 )
@@ -103,27 +105,39 @@ class FakeNvidiaInception(torch.nn.Module):
         return torch.softmax(pooled, dim=1)
 
 
-@pytest.mark.filterwarnings("ignore:.*torch.jit.*deprecated:FutureWarning")
-def test_nvidia_torchscript_file_is_loaded_without_unpickling(isolated_cache):
-    folder = isolated_cache / "detectors"
-    folder.mkdir(parents=True)
-    torch.jit.save(torch.jit.script(FakeNvidiaInception()), str(folder / "inception-2015-12-05.pkl"))
-    detector = load_detector("inception", download=False)
-    assert isinstance(detector, TorchScriptDetector) and "torchscript" in detector.name
-    images = random_images(3, 8)
-    out = detector(images, ("pool", "logits"))
-    assert out["pool"].shape == (3, 12)
-    torch.testing.assert_close(out["logits"].softmax(dim=1), torch.softmax(images.float().mean(dim=(2, 3)), dim=1))
-    with pytest.raises(PolyinrError, match="does not compute spatial"):
-        detector(images, ("spatial",))
+class _RunsCommand:
+    """Pickles as ``os.system(command)``: NVIDIA's own code reads its ``.pkl`` with ``pickle.load``."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self):
+        return os.system, (self.command,)
 
 
-def test_a_pickle_posing_as_torchscript_is_refused(isolated_cache):
+@pytest.mark.parametrize("filename", features.UNVERIFIABLE["inception"])
+def test_nvidia_torchscript_inception_is_refused_and_never_run(isolated_cache, tmp_path, monkeypatch, filename):
+    marker = tmp_path / "ran"
     folder = isolated_cache / "detectors"
     folder.mkdir(parents=True)
-    (folder / "inception-2015-12-05.pkl").write_bytes(b"\x80\x04cos\nsystem\n.")  # a pickle, never loaded
-    with pytest.raises(PolyinrError, match="not a TorchScript archive"):
-        load_detector("inception", download=False)
+    if filename.endswith(".pkl"):
+        (folder / filename).write_bytes(pickle.dumps(_RunsCommand(f"touch {marker}")))
+    else:
+        torch.jit.save(torch.jit.script(FakeNvidiaInception()), str(folder / filename))
+
+    def loaded(*args, **kwargs):  # any loader that could run the file leaves the marker
+        marker.touch()
+        raise AssertionError("a detector file was loaded")
+
+    for module, name in [(torch.jit, "load"), (torch, "load"), (pickle, "load"), (torch.hub, "download_url_to_file")]:
+        monkeypatch.setattr(module, name, loaded)
+    for download in (False, True):
+        with pytest.raises(PolyinrError) as err:
+            load_detector("inception", download=download)
+        message = str(err.value)
+        assert message.startswith(f"{folder / filename} is refused") and "\n" not in message
+        assert "weights-inception-2015-12-05-6726825d.pth" in message
+    assert not marker.exists()
 
 
 def test_unknown_detector_name():

@@ -10,6 +10,7 @@ from polyinr.cli.group import main
 from polyinr.cli.options import replace_hint
 from polyinr.errors import PolyinrError
 from polyinr.importers import convert_checkpoint, converter_names, get_converter, list_converters
+from polyinr.terminal import printable
 
 
 def _formats_help() -> str:
@@ -40,5 +41,5 @@ def convert(source, config_path, in_path, out_dir, force):
         raise PolyinrError(f"the {source} converter takes no --config")
     with replace_hint():
         conversion = convert_checkpoint(source, in_path, out_dir, overwrite=force, **options)
-    for line in conversion.lines():
-        click.echo(line)
+    for line in conversion.lines():  # they may name classes read from the file
+        click.echo(printable(line))

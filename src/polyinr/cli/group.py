@@ -14,20 +14,29 @@ import click
 from polyinr._version import __version__
 from polyinr.errors import PolyinrError
 from polyinr.interrupt import Interrupted, signals_raise
+from polyinr.terminal import printable
 
 
 class PolyinrGroup(click.Group):
-    """A click group that turns library errors into one-line messages, and SIGINT or SIGTERM into one line and
-    exit status 128 + the signal (130, 143) however deep the command is."""
+    """A click group that turns library errors into one-line messages, control characters escaped (text from a
+    user's file never reaches the terminal raw), and SIGINT or SIGTERM into one line and exit status 128 + the
+    signal (130, 143) however deep the command is."""
 
     def invoke(self, ctx: click.Context):
         try:
             with signals_raise():
-                return super().invoke(ctx)
+                return self._invoke_one_line(ctx)
+        except click.ClickException as e:  # ours below, a command's own, or a bad parameter's
+            e.message = printable(e.message)
+            raise
         except KeyboardInterrupt as e:  # Interrupted, or a KeyboardInterrupt raised another way: the same stop
             stop = e if isinstance(e, Interrupted) else Interrupted(signal.SIGINT)
-            click.echo(f"interrupted: {stop}", err=True)
+            click.echo(printable(f"interrupted: {stop}"), err=True)
             sys.exit(stop.exit_code)
+
+    def _invoke_one_line(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
         except PolyinrError as e:
             raise click.ClickException(str(e)) from None
         except FileNotFoundError as e:
@@ -40,6 +49,13 @@ class PolyinrGroup(click.Group):
             raise click.ClickException(f"{e.strerror or e}: {e.filename or ''}".strip()) from None
 
 
+class _PrintableFormatter(logging.Formatter):
+    """Warnings with control characters escaped: they may name files of a user's folder."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record))
+
+
 @click.group(cls=PolyinrGroup, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(__version__, prog_name="polyinr")
 def main() -> None:
@@ -47,7 +63,7 @@ def main() -> None:
     logger = logging.getLogger("polyinr")
     if not logger.handlers:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("warning: %(message)s"))
+        handler.setFormatter(_PrintableFormatter("warning: %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.WARNING)
 

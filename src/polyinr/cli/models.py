@@ -29,6 +29,7 @@ from polyinr.image_io import check_memory, image_grid, prepare_image_output, sav
 from polyinr.models.registry import flatten_config, get_entry, list_models
 from polyinr.progress import progress_bar
 from polyinr.sampling import iter_ws, one_sample, ws_for
+from polyinr.terminal import printable
 from polyinr.tools.canvas import (
     draw_canvas_latents,
     is_canvas_file,
@@ -248,8 +249,8 @@ def info(checkpoint):
         click.echo(f"multiply-adds per {res}x{res} image: {macs * res * res:,}")
     click.echo(f"grids: {G.describe_grids()}")
     click.echo("config:")
-    for key, value in flatten_config(G.config_dict()):
-        click.echo(f"  {key}: {value}")
+    for key, value in flatten_config(G.config_dict()):  # read from the checkpoint's config.json
+        click.echo(printable(f"  {key}: {value}"))
 
 
 @main.command("list")

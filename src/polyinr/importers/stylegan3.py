@@ -38,7 +38,7 @@ from polyinr.importers.unpickle import ImporterError, restricted_load
 from polyinr.models.generator import Generator
 from polyinr.models.layers import LRELU_GAIN, LRELU_SLOPE
 from polyinr.models.registry import resolve_config
-from polyinr.models.stylegan3 import StyleGAN3Config
+from polyinr.models.stylegan3 import LayerSpec, StyleGAN3Config, layer_schedule
 
 LAYER_KEY = re.compile(r"synthesis\.(L(\d+)_(\d+)_(\d+))\.weight")  # e.g. synthesis.L0_36_512.weight (XL too)
 _FILTER_TOLERANCE = 1e-6
@@ -103,6 +103,26 @@ def stylegan3_config(src: Any, theirs: dict[str, torch.Tensor]) -> tuple[str, St
     return name, resolve_config(name, **overrides)
 
 
+def check_schedule(specs: list[LayerSpec], theirs: dict[str, torch.Tensor], network: str) -> None:
+    """Before anything is built: the layer schedule rebuilt from the recorded settings must name exactly the
+    pickle's layers, and each layer's filters must have the taps of the pickle's ``up_filter`` / ``down_filter``
+    (absent for one tap), so no recorded filter size or upsampling designs filters larger than the file's."""
+    expected = {f"synthesis.{s.name}.weight" for s in specs}
+    found = {k for k in theirs if LAYER_KEY.fullmatch(k)}
+    if expected != found:
+        raise ImporterError(f"G_ema's layers {sorted(found)[:3]}… are not the {network} schedule of its settings "
+                            f"({sorted(expected)[:3]}…)")  # fmt: skip
+    for spec in specs:
+        for buffer, taps, radial in (("up_filter", spec.up_taps, False), ("down_filter", spec.down_taps,
+                                                                        spec.down_radial)):  # fmt: skip
+            designed = None if taps == 1 else (taps, taps) if radial else (taps,)
+            tensor = theirs.get(f"synthesis.{spec.name}.{buffer}")
+            held = None if tensor is None else tuple(tensor.shape)
+            if held != designed:
+                raise ImporterError(f"G_ema's synthesis.{spec.name}.{buffer} has shape {held}, but the settings it "
+                                    f"records design {designed}")  # fmt: skip
+
+
 def check_filters(G: Generator, theirs: dict[str, torch.Tensor]) -> None:
     """Every layer's ``up_filter`` / ``down_filter`` in ``theirs`` must be the one our schedule designs for it
     (within :data:`_FILTER_TOLERANCE`): the settings read from the pickle are then the ones it was built with."""
@@ -128,16 +148,10 @@ def stylegan3_from_pickle(data: Any) -> tuple[Generator, list[str]]:
     """Our generator from NVIDIA's pickle (as :func:`restricted_load` returns it), plus notes on what was dropped."""
     src, source_class, theirs = read_g_ema(data, "StyleGAN3")
     name, cfg = stylegan3_config(src, theirs)
+    check_schedule(layer_schedule(cfg), theirs, "StyleGAN3")  # the schedule rebuilt from the settings is theirs
     G = build_generator(name, cfg, stored_bytes(theirs.values()))
     ours = G.state_dict()
     notes: list[str] = []
-
-    # The schedule rebuilt from the settings must be theirs, filters included.
-    expected = {f"synthesis.{n}.weight" for n in G.synthesis.layer_names}
-    found = {k for k in theirs if LAYER_KEY.fullmatch(k)}
-    if expected != found:
-        raise ImporterError(f"G_ema's layers {sorted(found)[:3]}… are not the StyleGAN3 schedule of its settings "
-                            f"({sorted(expected)[:3]}…)")  # fmt: skip
     check_filters(G, theirs)
 
     state: dict[str, torch.Tensor] = {}

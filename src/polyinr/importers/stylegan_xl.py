@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from polyinr.importers.registry import Converted, build_generator, register_converter, stored_bytes
-from polyinr.importers.stylegan3 import LAYER_KEY, check_filters
+from polyinr.importers.stylegan3 import LAYER_KEY, check_filters, check_schedule
 from polyinr.importers.stylegan_pickle import (
     load_g_ema,
     module_record,
@@ -78,12 +78,19 @@ def stylegan_xl_config(src: Any, theirs: dict[str, torch.Tensor]) -> StyleGANXLC
     embed_dim = theirs["mapping.embed.weight"].shape[1] if "mapping.embed.weight" in theirs else 320
     fc0 = submodule_attrs(src, "G_ema", "mapping.fc0")
 
+    num_critical = int(synthesis.get("num_critical", 2))
+    counts = dict(num_layers=num_layers, num_critical=num_critical)  # recorded layer counts, checked before use
     head_layers, up_factors_options = 7, [()]
     if stem_resolution != img_resolution:
         grown = recorded_init_kwargs(root)
-        head_layers = int(grown.get("head_layers", recorded_number(root, "head_layers", 7)))
+        head_layers = counts["head_layers"] = int(grown.get("head_layers", recorded_number(root, "head_layers", 7)))
         last_factor = int(grown.get("up_factor", recorded_number(root, "up_factor", 2)))
-        kept = num_layers - int(synthesis.get("num_critical", 2))
+    for name, count in counts.items():
+        if not 0 <= count <= len(names):
+            raise ImporterError(f"{source_class} records {name} = {count:,}, but its tensors hold {len(names)} "
+                                f"synthesis layers")  # fmt: skip
+    if stem_resolution != img_resolution:
+        kept = num_layers - num_critical
         per_stage, last_stage = head_layers - 2, head_layers + 1  # layers a stage keeps / the last stage adds
         stages, rest = divmod(len(names) - kept - last_stage, max(per_stage, 1))
         if rest or stages < 0 or per_stage < 1 or stages > _MAX_STAGES:  # the search below is |UP_FACTORS|**stages
@@ -100,7 +107,7 @@ def stylegan_xl_config(src: Any, theirs: dict[str, torch.Tensor]) -> StyleGANXLC
         "head_layers": head_layers, "num_layers": num_layers,
         "channel_base": int(synthesis.get("channel_base", 32768)),
         "channel_max": int(synthesis.get("channel_max", 512)),
-        "num_critical": int(synthesis.get("num_critical", 2)), "margin_size": int(synthesis.get("margin_size", 10)),
+        "num_critical": num_critical, "margin_size": int(synthesis.get("margin_size", 10)),
         "output_scale": float(synthesis.get("output_scale", 0.25)),
         "first_cutoff": float(synthesis.get("first_cutoff", 2.0)),
         "first_stopband": float(synthesis.get("first_stopband", 2**2.1)),
@@ -123,6 +130,7 @@ def stylegan_xl_from_pickle(data: Any) -> tuple[StyleGANXL, list[str]]:
     """Our generator from the authors' pickle (as :func:`restricted_load` returns it), plus notes."""
     src, source_class, theirs = read_g_ema(data, "StyleGAN-XL")
     cfg = stylegan_xl_config(src, theirs)
+    check_schedule(xl_schedule(cfg), theirs, "StyleGAN-XL")
     G = build_generator("stylegan-xl", cfg, stored_bytes(theirs.values()))
     ours = G.state_dict()
     notes: list[str] = []

@@ -9,6 +9,11 @@ with an unpickler that
   dtypes and a few harmless builtins (``collections.OrderedDict``, ``set``, …);
 - turns every other global into an inert :class:`StandIn` that only records its constructor arguments and
   state: nothing is imported, no source text is compiled, no code or function object is created;
+- applies the opcodes that fill or modify an object (``BUILD``, ``SETITEM(S)``, ``APPEND(S)``, ``ADDITEMS``)
+  only to the objects they are meant for: ``BUILD`` to stand-ins alone (a plain ``OrderedDict``'s attributes,
+  such as a state dict's ``_metadata``, are dropped), items to dicts and stand-ins, elements to lists and
+  stand-ins, members to sets; never to a tensor, a storage or another real object, so a tensor is final when
+  it is made and no state the file chooses reaches its own ``__setstate__`` / ``set_``;
 - refuses, with a one-line :class:`UnsafePickleError` naming the global, a pickle that calls something that
   could run code or touch the system (``os.system``, ``builtins.eval``, ``subprocess.Popen``, …).
 
@@ -17,7 +22,8 @@ by the size of the file (pickle bombs are refused with one line): no length a pi
 allocated before it is checked against the bytes actually present; tuples (which Python hashes recursively and
 without a depth guard) may neither nest deeper than :data:`MAX_TUPLE_DEPTH` nor expand, shared parts counted
 each time, beyond the file's size; and a tensor's size, stride and offset must lie within the storage present,
-without claiming more elements than it holds (beyond :data:`MAX_VIEW_ELEMENTS`).
+without claiming more elements than it holds (beyond :data:`MAX_VIEW_ELEMENTS`), checked on the tensor as made:
+every tensor that comes out is backed by bytes present in the file.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from typing import Any, BinaryIO, ClassVar
 import torch
 
 from polyinr.errors import PolyinrError
+from polyinr.terminal import printable
 
 
 class ImporterError(PolyinrError):
@@ -72,7 +79,8 @@ def describe(value: Any, limit: int = 60) -> str:
     """A short text for an untrusted value in an error message, in time bounded by ``limit``.
 
     Never a full ``repr``: a pickled structure that shares its parts prints in exponential time, and one
-    nested deeply enough recurses without end. Scalars and flat sequences of them print as Python would.
+    nested deeply enough recurses without end. Scalars and flat sequences of them print as Python would; the
+    names of stand-in classes (taken from the file) with control characters escaped.
     """
     if value is None or isinstance(value, (bool, float, complex)):
         text = repr(value)
@@ -86,7 +94,7 @@ def describe(value: Any, limit: int = 60) -> str:
     elif isinstance(value, torch.Tensor):
         text = f"a tensor of shape {list(value.shape)}"
     elif isinstance(value, StandIn):
-        text = f"<stand-in {type(value).module[:limit]}.{type(value).name[:limit]}>"
+        text = f"<stand-in {printable(type(value).module[:limit])}.{printable(type(value).name[:limit])}>"
     else:
         text = f"a {type(value).__name__}"
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -147,14 +155,14 @@ class StandIn:
         return _stand_in_class("(call)", self.qualname())(*args, **kwargs)
 
     def __repr__(self) -> str:
-        return f"<stand-in {self.qualname()}>"
+        return f"<stand-in {printable(self.qualname())}>"
 
 
 class _Forbidden(StandIn):
     """Stand-in of a global that could run code: building or calling it refuses the whole pickle."""
 
     def __new__(cls, *args: Any, **kwargs: Any) -> StandIn:
-        raise UnsafePickleError(f"it calls {cls.qualname()}, which could run code or touch the system")
+        raise UnsafePickleError(f"it calls {printable(cls.qualname())}, which could run code or touch the system")
 
 
 class _TypeFactory(StandIn):
@@ -227,8 +235,12 @@ def _rebuild_tensor(
             f"tensor size {size!s:.80} and stride {stride!s:.80} differ in length or have over "
             f"{MAX_TENSOR_DIMS} dimensions"
         )
-    _check_view(storage._size(), storage_offset, size, stride)
-    return torch._utils._rebuild_tensor(storage, storage_offset, size, stride)
+    _check_view(storage._size(), storage_offset, size, stride)  # before torch allocates anything for the view
+    tensor = torch._utils._rebuild_tensor(storage, storage_offset, size, stride)
+    _check_view(storage._size(), tensor.storage_offset(), tuple(tensor.shape), tuple(tensor.stride()))
+    if tensor.untyped_storage().nbytes() != storage._untyped_storage.nbytes():
+        raise ImporterError("a tensor's storage changed size while it was rebuilt")
+    return tensor
 
 
 def _check_view(available: int, offset: int, size: tuple[int, ...], stride: tuple[int, ...]) -> None:
@@ -397,16 +409,7 @@ def _codecs_encode(text: Any, encoding: Any = "utf-8") -> bytes:
     return text.encode("latin1")
 
 
-class _Sealed:
-    """Allow-listed objects refuse pickle's ``BUILD``, which would otherwise set attributes on them."""
-
-    __slots__ = ()
-
-    def __setstate__(self, state: Any) -> None:
-        raise UnsafePickleError(f"it tries to modify {self!r}")
-
-
-class _Allowed(_Sealed):
+class _Allowed:
     """An allow-listed function, as the unpickler hands it out."""
 
     __slots__ = ("func",)
@@ -421,7 +424,7 @@ class _Allowed(_Sealed):
         return f"<allowed {self.func.__name__}>"
 
 
-class _StorageType(_Sealed):
+class _StorageType:
     """What ``torch.FloatStorage`` & co. resolve to: only a dtype tag for persistent-id storages."""
 
     __slots__ = ("dtype",)
@@ -520,6 +523,16 @@ class _RestrictedUnpickler(pickle._Unpickler):  # the Python unpickler: its opco
         (n,) = struct.unpack("<Q", self.read(8))
         self.append(bytearray(self.read(n)))  # read (and checked) before any allocation
 
+    def _load_build(self) -> None:
+        """``BUILD``: a stand-in records the state; a plain ``OrderedDict``'s attribute dict (a state dict's
+        ``_metadata``) is dropped; anything else (a tensor, a storage, an allow-listed object) is refused."""
+        state = self.stack.pop()
+        target = self.stack[-1]
+        if isinstance(target, StandIn):
+            target.__setstate__(state)
+        elif not (type(target) is OrderedDict and isinstance(state, dict)):
+            raise UnsafePickleError(f"it tries to modify a {type(target).__name__}: {describe(target)}")
+
     def find_class(self, module: str, name: str) -> Any:
         module = _COMPAT_MODULES.get(module, module)
         safe = _SAFE_GLOBALS.get((module, name))
@@ -584,26 +597,42 @@ def _wrap_tuple_opcode(load: Callable[[_RestrictedUnpickler], None]) -> Callable
     return checked
 
 
-def _check_keys_first(
-    load: Callable[[_RestrictedUnpickler], None], keys: Callable[[_RestrictedUnpickler], Any]
-) -> Callable[[_RestrictedUnpickler], None]:
+def _guard(
+    opcode: bytes,
+    target: Callable[[_RestrictedUnpickler], Any] | None = None,
+    kinds: tuple[type, ...] = (),
+    keys: Callable[[_RestrictedUnpickler], Any] | None = None,
+) -> None:
+    """Check ``opcode`` before pickle applies it: the object it fills (``target``) must be a stand-in or of one
+    of ``kinds`` exactly (a list's slice assignment, a tensor's or a storage's item assignment never happen);
+    the dict keys or set members it inserts (``keys``) must be cheap to hash."""
+    load = pickle._Unpickler.dispatch[opcode[0]]
+
     def checked(self: _RestrictedUnpickler) -> None:
-        _check_keys(keys(self))
+        if target is not None:
+            obj = target(self)
+            if type(obj) not in kinds and not isinstance(obj, StandIn):
+                raise UnsafePickleError(f"it tries to modify a {type(obj).__name__}: {describe(obj)}")
+        if keys is not None:
+            _check_keys(keys(self))
         load(self)
 
-    return checked
+    _RestrictedUnpickler.dispatch[opcode[0]] = checked
 
 
-_KEYS_OF = {
-    pickle.SETITEM: lambda u: u.stack[-2:-1],  # …, dict, key, value
-    pickle.SETITEMS: lambda u: u.stack[0::2],  # after MARK: key, value, key, value, …
-    pickle.ADDITEMS: lambda u: u.stack,  # after MARK: the members
-    pickle.FROZENSET: lambda u: u.stack,
-}
-for _opcode, _keys in _KEYS_OF.items():
-    _RestrictedUnpickler.dispatch[_opcode[0]] = _check_keys_first(pickle._Unpickler.dispatch[_opcode[0]], _keys)
+def _marked(u: _RestrictedUnpickler) -> Any:
+    return u.metastack[-1][-1]  # the object below the MARK whose items follow it
+
+
+_guard(pickle.SETITEM, lambda u: u.stack[-3], (dict, OrderedDict), keys=lambda u: u.stack[-2:-1])  # dict, key, value
+_guard(pickle.SETITEMS, _marked, (dict, OrderedDict), keys=lambda u: u.stack[0::2])  # after MARK: key, value, …
+_guard(pickle.APPEND, lambda u: u.stack[-2], (list,))  # list, value
+_guard(pickle.APPENDS, _marked, (list,))
+_guard(pickle.ADDITEMS, _marked, (set,), keys=lambda u: u.stack)  # after MARK: the members
+_guard(pickle.FROZENSET, keys=lambda u: u.stack)
 for _opcode in _TUPLE_OPCODES:
     _RestrictedUnpickler.dispatch[_opcode[0]] = _wrap_tuple_opcode(pickle._Unpickler.dispatch[_opcode[0]])
+_RestrictedUnpickler.dispatch[pickle.BUILD[0]] = _RestrictedUnpickler._load_build
 _RestrictedUnpickler.dispatch[pickle.BYTEARRAY8[0]] = _RestrictedUnpickler._load_bytearray8
 
 

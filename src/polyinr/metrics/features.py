@@ -6,8 +6,9 @@ Three networks, each resizing its input itself as the reference tools do:
   the weights torch-fidelity, pytorch-fid, clean-fid (legacy mode) and NVIDIA's tools use. Features: ``pool``
   (2048-d, FID/KID), ``logits`` (1008 unbiased logits, IS) and ``spatial`` (the first 7 channels of
   ``mixed_6/conv`` at 17×17, 2023-d, sFID). Weights: torch-fidelity's ``weights-inception-2015-12-05-6726825d.pth``
-  (the same file as pytorch-fid's ``pt_inception-2015-12-05-6726825d.pth``), checked by SHA-256; or NVIDIA's
-  TorchScript ``inception-2015-12-05.pkl`` (``pool`` and ``logits`` only), opened with ``torch.jit.load``.
+  (the same file as pytorch-fid's ``pt_inception-2015-12-05-6726825d.pth``), checked by SHA-256. NVIDIA's
+  TorchScript copies of the network (``inception-2015-12-05.pkl`` / ``.pt``) are refused where they are found:
+  using one would run the code inside it, and no published hash verifies it (:data:`UNVERIFIABLE`).
 - ``inception-random``: the same architecture with random weights for rFID (StyleGAN-XL): He-normal
   convolutions and fully connected layer drawn from a CPU generator seeded with :data:`RANDOM_INCEPTION_SEED`,
   identity batch norms. Needs no file; its numbers compare with other polyinr rFIDs, not with StyleGAN-XL's
@@ -24,15 +25,16 @@ Our own Inception module reuses torch-fidelity's TensorFlow-compatible blocks an
 extractor cannot be built without its weights (rFID), does not expose ``mixed_6/conv`` (sFID), and unpickles its
 file with ``weights_only=False``; ours loads a hash-checked state dict with ``weights_only=True``.
 
-Files are looked for in ``<cache>/detectors/`` (``$POLYINR_CACHE_DIR``, else ``$XDG_CACHE_HOME/polyinr``, else
-``~/.cache/polyinr``) and in PyTorch's hub checkpoint directory; when missing, the hash-checked ones are
-downloaded, and offline a :class:`~polyinr.errors.PolyinrError` says which file to put where.
+No detector file is ever run: state dicts are loaded with ``weights_only=True`` after their hash is checked, and
+NVIDIA's VGG16 is read as data. Files are looked for in ``<cache>/detectors/`` (``$POLYINR_CACHE_DIR``, else
+``$XDG_CACHE_HOME/polyinr``, else ``~/.cache/polyinr``) and in PyTorch's hub checkpoint directory; when missing,
+the hash-checked ones are downloaded, and offline a :class:`~polyinr.errors.PolyinrError` says which file to put
+where.
 """
 
 from __future__ import annotations
 
 import urllib.error
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,7 +76,7 @@ class WeightsFile:
     filename: str
     sha256: str | None
     url: str | None
-    torchscript: bool  # True = NVIDIA's TorchScript archive, False = a PyTorch state dict
+    torchscript: bool  # True = NVIDIA's TorchScript archive (read as data, never run), False = a PyTorch state dict
     fetch: bool = False
 
 
@@ -88,7 +90,6 @@ WEIGHTS: dict[str, tuple[WeightsFile, ...]] = {
                     "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
                     "weights-inception-2015-12-05-6726825d.pth", torchscript=False, fetch=True),
         WeightsFile("pt_inception-2015-12-05-6726825d.pth", INCEPTION_SHA256, None, torchscript=False),
-        WeightsFile("inception-2015-12-05.pkl", None, None, torchscript=True),
     ),
     "vgg16": (
         WeightsFile("vgg16.pt", NVIDIA_VGG16_SHA256, NVIDIA_VGG16_URL, torchscript=True),
@@ -98,6 +99,9 @@ WEIGHTS: dict[str, tuple[WeightsFile, ...]] = {
     ),
 }  # fmt: skip
 TORCHVISION_VGG16_NAME = "vgg16-torchvision-397923af"
+# Standard files polyinr refuses to use: NVIDIA's TorchScript Inception (StyleGAN2-ADA's .pt, StyleGAN3's .pkl)
+# would run code from the file, cannot be read as data into our module, and has no published hash to verify.
+UNVERIFIABLE: dict[str, tuple[str, ...]] = {"inception": ("inception-2015-12-05.pkl", "inception-2015-12-05.pt")}
 
 DETECTOR_NAMES = ("inception", "inception-random", "vgg16")
 
@@ -187,30 +191,6 @@ class TorchFidelityVGG16(Detector):
         return {"vgg16_fc2": fc2}
 
 
-class TorchScriptDetector(Detector):
-    """NVIDIA's TorchScript Inception (StyleGAN2-ADA / StyleGAN3 metrics), loaded with ``torch.jit.load``:
-    ``pool`` = ``net(x, return_features=True)``; ``logits`` = log of ``net(x, no_output_bias=True)`` (its softmax
-    without the output bias). (NVIDIA's VGG16 is read without running it: :mod:`polyinr.metrics.nvidia_vgg16`.)
-    """
-
-    provides = ("pool", "logits")
-
-    def __init__(self, name: str, net: torch.jit.ScriptModule) -> None:
-        super().__init__()
-        self.name = name
-        self.net = net
-
-    def forward(self, images: torch.Tensor, features: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
-        self.check(features)
-        out = {}
-        for f in features:
-            if f == "logits":
-                out[f] = self.net(images, no_output_bias=True).float().clamp_min(1e-30).log()
-            else:
-                out[f] = self.net(images, return_features=True).float()
-        return out
-
-
 # ---------------------------------------------------------------------------- files
 
 
@@ -243,10 +223,12 @@ def _missing_message(kind: str, reason: str) -> str:
 
 
 def find_weights(kind: str, download: bool = True) -> tuple[Path, WeightsFile]:
-    """The first standard file of ``kind`` found locally; else download the one to fetch; else a clear error."""
+    """The first standard file of ``kind`` found locally; else download the one to fetch; else a clear error.
+    Where only a file polyinr refuses to use (:data:`UNVERIFIABLE`) is found, a one-line error names it."""
     found = _local_weights(kind)
     if found is not None:
         return found
+    _refuse_unverifiable(kind)
     entry = _fetched(kind)
     if not download:
         raise PolyinrError(_missing_message(kind, "downloads are off"))
@@ -257,6 +239,17 @@ def find_weights(kind: str, download: bool = True) -> tuple[Path, WeightsFile]:
     except (urllib.error.URLError, OSError, RuntimeError) as e:
         raise PolyinrError(_missing_message(kind, f"download failed: {getattr(e, 'reason', e)}")) from None
     return dest, entry
+
+
+def _refuse_unverifiable(kind: str) -> None:
+    for filename in UNVERIFIABLE.get(kind, ()):
+        for folder in search_dirs():
+            if (folder / filename).is_file():
+                entry = _fetched(kind)
+                raise PolyinrError(f"{folder / filename} is refused: it is NVIDIA's TorchScript Inception, which would "
+                                   f"run code from the file and which no published hash verifies; put "
+                                   f"{entry.filename} (sha256 {entry.sha256}, from {entry.url}) in "
+                                   f"{cache_dir() / 'detectors'} instead")  # fmt: skip
 
 
 def _local_weights(kind: str) -> tuple[Path, WeightsFile] | None:
@@ -278,16 +271,6 @@ def verify_sha256(path: Path, expected: str) -> None:
     if actual != expected:
         raise PolyinrError(f"{path} has sha256 {actual}, expected {expected}: the file is corrupt or another "
                            f"network; delete it and put the right file there")  # fmt: skip
-
-
-def _torchscript(path: Path) -> torch.jit.ScriptModule:
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*torch.jit.load.*deprecated", category=FutureWarning)
-            return torch.jit.load(str(path), map_location="cpu").eval()
-    except RuntimeError:
-        raise PolyinrError(f"{path} is not a TorchScript archive (polyinr never unpickles detector files); "
-                           f"use the hash-checked state-dict file instead") from None  # fmt: skip
 
 
 # ---------------------------------------------------------------------------- loading
@@ -312,8 +295,6 @@ def _build_detector(name: str, download: bool) -> Detector:
     detector_name = _detector_name(name, path, entry)
     if name == "vgg16" and entry.torchscript:  # read without running it: never torch.jit.load
         return NvidiaVGG16(detector_name, read_nvidia_vgg16(path))
-    if entry.torchscript:
-        return TorchScriptDetector(detector_name, _torchscript(path))
     if name == "inception":
         return InceptionV3(detector_name, _verified_state_dict(path, entry))
     verify_sha256(path, entry.sha256)
@@ -324,8 +305,6 @@ def _detector_name(kind: str, path: Path, entry: WeightsFile) -> str:
     """The name ``load_detector(kind)`` gives the detector it builds from ``path`` (``entry``)."""
     if kind == "vgg16" and entry.torchscript:
         return nvidia_vgg16_name(sha256_of(path))
-    if entry.torchscript:
-        return f"{kind}-nvidia-torchscript"
     return "inception-2015-12-05" if kind == "inception" else TORCHVISION_VGG16_NAME
 
 
