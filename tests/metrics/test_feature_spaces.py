@@ -109,6 +109,8 @@ def test_the_faces_space_learns_which_quarter_turn_a_face_was_given(tiny_space):
         torch.arange(8.0).view(2, 1, 2, 2), torch.zeros(2, dtype=torch.int64), "rotation"
     )
     assert y.tolist() == [0, 0, 1, 1, 2, 2, 3, 3] and torch.equal(x[2], torch.rot90(x[0], 1, dims=(1, 2)))
+    with pytest.raises(PolyinrError, match="task 'jigsaw' is not one of classes, rotation"):
+        feature_spaces.train_feature_net(dataclasses.replace(TINY_FACES, task="jigsaw"))
 
 
 def test_the_textures_space_learns_which_source_image_a_crop_comes_from(tiny_space):
