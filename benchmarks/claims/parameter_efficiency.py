@@ -114,7 +114,7 @@ def main() -> None:
               f"{row['macs_per_pixel_counted']:,.0f}",
               "—" if row["macs_per_pixel_model"] is None else f"{row['macs_per_pixel_model']:,}",
               (f"{row['synthesis_s']['best_s']:.3f} / {row['synthesis_s']['median_s']:.3f}" if row["synthesis_s"]
-               else f"not timed: renders only {row['resolution']}²"),
+               else f"not timed: its network is {row['resolution']}²"),
               reported_cell(row["model"])] for row in rows]  # fmt: skip
     markdown = "\n\n".join([
         f"# Parameter efficiency at the papers' sizes ({R}², batch 1, CPU)",
