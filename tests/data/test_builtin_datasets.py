@@ -1,4 +1,4 @@
-"""builtin:digits, shapes and photos: sizes, labels, determinism, and shapes as a continuous function."""
+"""The built-in datasets: sizes, labels, determinism, and shapes as a continuous function."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from polyinr.data.builtin import SHAPE_CLASSES, Photos, render_shape
+from polyinr.data.builtin import BUILTINS, SHAPE_CLASSES, TEXTURE_SOURCES, Faces, Photos, render_shape
 from polyinr.data.datasets import open_dataset
+from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
 
 
@@ -94,3 +95,43 @@ def test_photos_are_real_photographs_at_any_resolution():
     assert a.shape == (24, 24, 3) and a.dtype == np.uint8 and np.array_equal(a, b)
     assert a.std() > 10  # a photograph, not a flat colour
     assert set(photos.labels.tolist()) == {0, 1}
+
+
+@pytest.mark.parametrize(("name", "size", "num_classes"), [("faces", 100, 0), ("textures", 900, len(TEXTURE_SOURCES))])
+def test_scikit_image_sets_load_and_render_at_any_resolution_deterministically(name, size, num_classes):
+    ds = open_dataset(f"builtin:{name}", resolution=16, cond=num_classes > 0)
+    assert (len(ds), ds.num_classes) == (size, num_classes)
+    if num_classes:
+        assert np.bincount(ds.labels).tolist() == [size // num_classes] * num_classes
+    builtin = BUILTINS[name]()
+    for resolution in (16, 48):
+        image = builtin.render(size - 1, resolution)
+        assert image.shape == (resolution, resolution, 3) and image.dtype == np.uint8
+        assert np.array_equal(image, BUILTINS[name]().render(size - 1, resolution))  # the same on every open
+        assert image.std() > 10  # a real picture, not a flat colour
+    assert np.array_equal(ds[size - 1][0].permute(1, 2, 0).numpy(), builtin.render(size - 1, 16))
+
+
+def test_faces_are_grey_as_rgb_and_smoothly_resized():
+    faces = Faces()
+    big = faces.render(0, 100).astype(float)  # 4× the 25² scan
+    assert np.array_equal(big[..., 0], big[..., 1]) and np.array_equal(big[..., 0], big[..., 2])
+    assert len(np.unique(big[..., 0])) > 100  # interpolated, not 25² blocks
+    scan = faces._images[0] * 255
+    assert np.abs(big[..., 0].reshape(25, 4, 25, 4).mean(axis=(1, 3)) - scan).mean() < 8
+
+
+def test_faces_refuse_labels_with_one_line():
+    with pytest.raises(PolyinrError, match="builtin:faces has no labels") as err:
+        open_dataset("builtin:faces", cond=True)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["faces", "textures"])
+def test_a_missing_scikit_image_file_gives_one_line(name, monkeypatch, tmp_path):
+    import skimage
+
+    monkeypatch.setattr(skimage, "__file__", str(tmp_path / "skimage" / "__init__.py"))
+    with pytest.raises(PolyinrError, match=f"builtin:{name} needs .*pip install --force-reinstall scikit-image") as e:
+        open_dataset(f"builtin:{name}")
+    assert "\n" not in str(e.value)

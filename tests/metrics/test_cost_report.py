@@ -8,13 +8,14 @@ from torch import nn
 
 from polyinr.errors import PolyinrError
 from polyinr.metrics.cost import count_macs, measure_cost
+from polyinr.models.generator import CONTINUOUS
 from polyinr.models.registry import create
 
 
 class LinearField(nn.Module):
     """mapping: Linear(4 → 6, no bias); synthesis: each pixel's (row, col) through Linear(2 → 3, no bias)."""
 
-    z_dim, num_classes, img_resolution = 4, 0, 8
+    z_dim, num_classes, img_resolution, grid_support = 4, 0, 8, CONTINUOUS
 
     def __init__(self):
         super().__init__()
@@ -46,6 +47,13 @@ def test_poly_inr_report_is_consistent():
     labels = [label for label, _ in report.rows()]
     assert labels[:4] == ["model", "parameters", "resolution", "multiply-adds / image"]
     assert measure_cost(G, resolution=16, batch_size=1, iterations=1).macs_per_image > report.macs_per_image
+
+
+def test_a_canvas_model_is_counted_on_its_lattice_at_any_size():
+    torch.manual_seed(0)
+    G = create("infinitygan", "cpu").eval().requires_grad_(False)
+    R = G.img_resolution
+    assert count_macs(G, 2 * R) > count_macs(G, R) > 0  # a wider canvas window (more patches), not a refused frame
 
 
 def test_bad_settings_are_errors():

@@ -11,6 +11,7 @@ import torch
 from click.testing import CliRunner
 
 from polyinr.cli import main
+from polyinr.data.builtin import TEXTURE_SOURCES
 from polyinr.data.datasets import open_dataset
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
@@ -23,12 +24,16 @@ TINY = dataclasses.replace(feature_spaces.RECIPES["digits"], epochs=1, render_re
 
 
 TINY_PHOTOS = dataclasses.replace(feature_spaces.RECIPES["photos"], epochs=5, input_size=8, render_resolution=8)
+TINY_FACES = dataclasses.replace(feature_spaces.RECIPES["faces"], epochs=5, input_size=8, render_resolution=8)
+TINY_TEXTURES = dataclasses.replace(feature_spaces.RECIPES["textures"], epochs=1, input_size=8, render_resolution=8)
 
 
 @pytest.fixture
 def tiny_space(monkeypatch):
     monkeypatch.setitem(feature_spaces.RECIPES, "digits", TINY)
     monkeypatch.setitem(feature_spaces.RECIPES, "photos", TINY_PHOTOS)
+    monkeypatch.setitem(feature_spaces.RECIPES, "faces", TINY_FACES)
+    monkeypatch.setitem(feature_spaces.RECIPES, "textures", TINY_TEXTURES)
     monkeypatch.setattr(feature_spaces, "_LOADED", {})
     return TINY
 
@@ -71,7 +76,7 @@ def test_training_is_deterministic(tiny_space):
     assert info["held_out_accuracy"] > 0.5  # one epoch already recognises most digits
 
 
-@pytest.mark.parametrize("space", ["digits", "photos"])
+@pytest.mark.parametrize("space", ["digits", "photos", "faces", "textures"])
 def test_fid_of_the_real_data_is_zero_against_itself_and_large_against_noise(tiny_space, space):
     unlabelled = open_dataset(f"builtin:{space}", resolution=8)
     reals = real_images(unlabelled)
@@ -91,6 +96,27 @@ def test_the_photos_space_learns_which_photograph_a_patch_comes_from(tiny_space)
     assert feature_spaces.fingerprint(state) == feature_spaces.fingerprint(
         feature_spaces.train_feature_net(TINY_PHOTOS)[0]
     )
+
+
+def test_the_faces_space_learns_which_quarter_turn_a_face_was_given(tiny_space):
+    state, info = feature_spaces.train_feature_net(TINY_FACES)
+    assert info["num_classes"] == 4  # 0°, 90°, 180°, 270°
+    assert state["head.weight"].shape == (4, TINY_FACES.feature_dim)
+    assert feature_spaces.fingerprint(state) == feature_spaces.fingerprint(
+        feature_spaces.train_feature_net(TINY_FACES)[0]
+    )
+    x, y = feature_spaces._task_examples(
+        torch.arange(8.0).view(2, 1, 2, 2), torch.zeros(2, dtype=torch.int64), "rotation"
+    )
+    assert y.tolist() == [0, 0, 1, 1, 2, 2, 3, 3] and torch.equal(x[2], torch.rot90(x[0], 1, dims=(1, 2)))
+    with pytest.raises(PolyinrError, match="task 'jigsaw' is not one of classes, rotation"):
+        feature_spaces.train_feature_net(dataclasses.replace(TINY_FACES, task="jigsaw"))
+
+
+def test_the_textures_space_learns_which_source_image_a_crop_comes_from(tiny_space):
+    _, info = feature_spaces.train_feature_net(TINY_TEXTURES)
+    assert info["num_classes"] == len(TEXTURE_SOURCES)
+    assert info["held_out_accuracy"] > 2 / len(TEXTURE_SOURCES)  # one epoch: well above chance
 
 
 def test_the_cache_is_reused_and_a_stale_one_retrained(tiny_space, monkeypatch, isolated_cache):
@@ -139,11 +165,11 @@ def test_names_refuse_unknown_feature_spaces_with_one_line():
     assert result.exit_code == 1 and result.output.count("\n") == 1 and "no feature space 'cifar'" in result.output
 
 
-@pytest.mark.parametrize("name", ["cas_photos", "div_photos", "cas0.1k_photos"])
-def test_photos_refuse_class_metrics_with_one_line(name):
+@pytest.mark.parametrize("name", ["cas_photos", "div_photos", "cas0.1k_photos", "cas_faces", "div_textures"])
+def test_spaces_without_labels_refuse_class_metrics_with_one_line(name):
     with pytest.raises(PolyinrError, match="no labels") as err:
         parse_metric(name)
-    assert "\n" not in str(err.value) and "fid_photos" in str(err.value)
+    assert "\n" not in str(err.value) and f"fid_{name.split('_')[1]}" in str(err.value)
 
 
 def test_scaleinv_names_in_a_feature_space():

@@ -13,7 +13,7 @@ from polyinr.progress import progress_bar
 
 @main.command()
 @click.option("--source", required=True, metavar="DIR|ZIP|builtin:NAME",
-              help="Image folder, dataset zip, or builtin:digits / builtin:shapes.")  # fmt: skip
+              help="Image folder, dataset zip, or builtin:NAME (digits, shapes, photos, faces, textures).")  # fmt: skip
 @click.option("--dest", required=True, type=click.Path(dir_okay=False), metavar="OUT.zip", help="Output zip.")
 @click.option("--resolution", type=Size(), required=True, metavar="R", help="Output size: R or RxR (square).")
 @click.option("--transform", type=click.Choice(TRANSFORMS), default="center-crop",

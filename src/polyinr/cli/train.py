@@ -58,7 +58,7 @@ class TrainingProgress:
 
 @main.command()
 @click.option("--outdir", default=None, metavar="DIR", help="Where run directories go.  [default: runs]")
-@click.option("--data", default=None, metavar="PATH", help="Image folder, dataset zip or builtin:digits|shapes.")
+@click.option("--data", default=None, metavar="PATH", help="Image folder, dataset zip or builtin:NAME.")
 @click.option(
     "--cond", type=click.BOOL, default=None, metavar="BOOL", help="Train class-conditional on the dataset's labels."
 )

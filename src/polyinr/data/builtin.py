@@ -1,6 +1,7 @@
-"""Built-in datasets that need no download: ``builtin:digits``, ``builtin:shapes`` and ``builtin:photos``.
+"""Built-in datasets that need no download: ``builtin:digits``, ``shapes``, ``photos``, ``faces`` and ``textures``.
 
-All are small, class-labelled and render at any resolution, so a model trains on CPU in minutes:
+All are small and render at any resolution, so a model trains on CPU in minutes (sizes, licences and provenance:
+``docs/datasets.md``):
 
 - ``digits``: scikit-learn's ``load_digits()``: 1,797 real 8×8 scans of handwritten digits (16 grey levels,
   classes 0–9), white strokes on black as in the data, upscaled smoothly (bicubic) and repeated to RGB.
@@ -10,17 +11,26 @@ All are small, class-labelled and render at any resolution, so a model trains on
   item at resolution R is exactly ``render_shape(i, Grid.frame(R))``.
 - ``photos``: 156 overlapping square crops of the two real photographs scikit-learn ships (a Chinese temple
   in a landscape, a flower), for models such as InfinityGAN that train on patches of photographs.
+- ``faces``: the 100 real faces of Labeled Faces in the Wild that scikit-image ships (25×25 grey), unlabelled,
+  upscaled smoothly and repeated to RGB as the digits are: the small stand-in for the papers' FFHQ experiments.
+- ``textures``: 900 crops of nine real photographs and textures that scikit-image ships (a 10×10 lattice of
+  128-pixel crops over each), labelled by source image: InfinityGAN's natural case, for extrapolation and
+  ScaleInv FID.
+
+The scikit-image files are read straight from the installed package (its wheel carries them), never fetched.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
+from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
 
 DEFAULT_RESOLUTION = 32
@@ -47,9 +57,14 @@ class Digits:
 
     def render(self, index: int, resolution: int) -> np.ndarray:
         """Digit ``index`` upscaled (bicubic, in float) to uint8 ``[R, R, 3]``."""
-        img = Image.fromarray(self._images[index]).resize((resolution, resolution), Image.BICUBIC)
-        grey = np.clip(np.rint(np.asarray(img) * 255), 0, 255).astype(np.uint8)  # [R, R]
-        return np.repeat(grey[:, :, None], 3, axis=2)
+        return _grey_to_rgb(self._images[index], resolution)
+
+
+def _grey_to_rgb(image: np.ndarray, resolution: int) -> np.ndarray:
+    """A float grey image ``[h, w]`` in 0..1 resized (bicubic, in float) to uint8 RGB ``[R, R, 3]``, grey repeated."""
+    img = Image.fromarray(image.astype(np.float32)).resize((resolution, resolution), Image.BICUBIC)
+    grey = np.clip(np.rint(np.asarray(img) * 255), 0, 255).astype(np.uint8)  # [R, R]
+    return np.repeat(grey[:, :, None], 3, axis=2)
 
 
 # ---------------------------------------------------------------------------- shapes
@@ -193,4 +208,81 @@ class Photos:
         return np.asarray(crop.resize((resolution, resolution), Image.LANCZOS))
 
 
-BUILTINS = {"digits": Digits, "shapes": Shapes, "photos": Photos}
+# ---------------------------------------------------------------------------- scikit-image's data
+
+
+def skimage_file(name: str, dataset: str) -> Path:
+    """The path of data file ``name`` inside the installed scikit-image; missing → a one-line error for ``dataset``."""
+    try:
+        import skimage
+    except ImportError:
+        raise PolyinrError(f"builtin:{dataset} needs scikit-image: pip install scikit-image") from None
+    path = Path(skimage.__file__).parent / "data" / name
+    if not path.is_file():
+        raise PolyinrError(f"builtin:{dataset} needs {name}, which scikit-image {skimage.__version__} does not ship "
+                           f"(looked in {path.parent}): pip install --force-reinstall scikit-image")  # fmt: skip
+    return path
+
+
+NUM_LFW_FACES = 100  # lfw_subset.npy: 100 faces, then 100 non-faces (background crops of the same photographs)
+
+
+class Faces:
+    """The 100 faces of scikit-image's Labeled Faces in the Wild subset (``lfw_subset.npy``, 25×25 grey, 0..1),
+    upscaled or downscaled (bicubic, in float) and repeated to RGB. Unlabelled: LFW names people, but the subset
+    keeps no names."""
+
+    name = "faces"
+    version = 1
+    num_classes = 0
+    labels = None
+
+    def __init__(self) -> None:
+        self._images = np.load(skimage_file("lfw_subset.npy", self.name))[:NUM_LFW_FACES]  # float [100, 25, 25]
+
+    def __len__(self) -> int:
+        return len(self._images)
+
+    def render(self, index: int, resolution: int) -> np.ndarray:
+        """Face ``index`` resized to uint8 ``[R, R, 3]``."""
+        return _grey_to_rgb(self._images[index], resolution)
+
+
+# Real photographs and textures of scikit-image's wheel; the stereo pair's right view (the same scene as the left)
+# and the retina (a disc on black: black crops) are left out.
+TEXTURE_SOURCES = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png",
+                   "hubble_deep_field.jpg", "brick.png", "grass.png", "gravel.png")  # fmt: skip
+TEXTURE_CROP = 128  # side of each square crop, pixels of the source image
+TEXTURE_LATTICE = 10  # crops per side: a 10×10 lattice, evenly spaced from corner to corner of each source
+
+
+class Textures:
+    """Crops of scikit-image's real photographs and textures (:data:`TEXTURE_SOURCES`; grey ones repeated to RGB):
+    a 10×10 lattice of 128×128 crops over each source (900 crops), resized to the requested resolution (Lanczos).
+    Labels: the source image."""
+
+    name = "textures"
+    version = 1
+    num_classes = len(TEXTURE_SOURCES)
+
+    def __init__(self) -> None:
+        self._sources = [np.asarray(Image.open(skimage_file(f, self.name)).convert("RGB")) for f in TEXTURE_SOURCES]
+        self._crops = [
+            (s, int(r), int(c))
+            for s, image in enumerate(self._sources)
+            for r in np.linspace(0, image.shape[0] - TEXTURE_CROP, TEXTURE_LATTICE).round()
+            for c in np.linspace(0, image.shape[1] - TEXTURE_CROP, TEXTURE_LATTICE).round()
+        ]
+        self.labels = np.array([s for s, _, _ in self._crops], dtype=np.int64)  # [N]
+
+    def __len__(self) -> int:
+        return len(self._crops)
+
+    def render(self, index: int, resolution: int) -> np.ndarray:
+        """Crop ``index`` resized to uint8 ``[R, R, 3]``."""
+        s, r, c = self._crops[index]
+        crop = Image.fromarray(self._sources[s][r : r + TEXTURE_CROP, c : c + TEXTURE_CROP])
+        return np.asarray(crop.resize((resolution, resolution), Image.LANCZOS))
+
+
+BUILTINS = {"digits": Digits, "shapes": Shapes, "photos": Photos, "faces": Faces, "textures": Textures}

@@ -1,7 +1,7 @@
 """Image datasets for training and metrics: :func:`open_dataset` → :class:`ImageDataset`.
 
 A source is an image folder (searched recursively; labels from ``dataset.json`` or ImageNet-style class
-subfolders), a StyleGAN dataset zip (read in place), or a built-in (``builtin:digits``, ``builtin:shapes``).
+subfolders), a StyleGAN dataset zip (read in place), or a built-in (``builtin:NAME``, :mod:`polyinr.data.builtin`).
 Every item is uint8 ``[3, R, R]`` plus a class label (−1 when unlabelled). Messy files are made uniform
 (see :mod:`polyinr.data.images`): RGB, alpha on white, centre-cropped to a square, LANCZOS-resized.
 Unreadable files are skipped and reported in one warning. Datasets of at most ``CACHE_LIMIT_BYTES`` of pixels
@@ -224,7 +224,7 @@ def open_dataset(
     mirror: bool = False,
     max_images: int | None = None,
 ) -> ImageDataset:
-    """Open an image folder, a StyleGAN dataset zip, or ``builtin:digits`` / ``builtin:shapes``.
+    """Open an image folder, a StyleGAN dataset zip, or a built-in ``builtin:NAME``.
 
     ``resolution``: every item is ``[3, R, R]``; None = the images' own size (they must all be square and
     equal) or 32 for built-ins. ``cond``: read class labels (a DatasetError when the source has none);

@@ -246,6 +246,8 @@ def find_labels(source: Source, required: bool) -> tuple[np.ndarray | None, int]
     lies in one. ``required`` turns "no labels" into a :class:`DatasetError`.
     """
     if isinstance(source, BuiltinSource):
+        if required and source.builtin.labels is None:
+            raise DatasetError(f"{source.where} has no labels; train unconditionally")
         return source.builtin.labels, source.builtin.num_classes
     names = source.names
     raw = source.read_labels_json()

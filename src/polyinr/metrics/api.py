@@ -13,8 +13,8 @@ dataset's real images, :mod:`polyinr.metrics.feature_spaces`), named by the spac
 ``div_digits`` (within-class diversity vs real, :mod:`polyinr.metrics.diversity`) and ScaleInv FID
 ``scaleinv_fid_S4_digits`` / ``scaleinv_box_fid_S4_digits``, 2k samples unless a count is given
 (``fid10k_digits``, ``pr2k5_digits``, ``scaleinv_fid10k_S4_digits``). Without a dataset they compare with the
-built-in data itself. The ``photos`` space has no labels (its classes are the source photographs): no CAS or
-diversity there.
+built-in data itself. The ``photos``, ``faces`` and ``textures`` spaces have no labels (their classes are the
+source images, or the quarter turns of a face): no CAS or diversity there.
 """
 
 from __future__ import annotations

@@ -20,7 +20,6 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from polyinr.errors import PolyinrError
-from polyinr.grid import Grid
 
 
 @dataclass(frozen=True)
@@ -66,11 +65,12 @@ def _synchronize(device: torch.device) -> None:
 
 @torch.no_grad()
 def count_macs(G: Any, resolution: int, device: torch.device | str = "cpu") -> int:
-    """Multiply-adds of matrix products and convolutions for one image of ``G`` at ``resolution``."""
+    """Multiply-adds of matrix products and convolutions for one ``resolution``² image of ``G`` (its default view:
+    the frame; a canvas model's pixel lattice)."""
     device = torch.device(device)
     z, c = _inputs(G, 1, device)
     with FlopCounterMode(display=False) as counter:
-        G(z, c, grid=Grid.frame(resolution))
+        G(z, c, grid=G.grid_support.sized(G, resolution, resolution))
     return counter.get_total_flops() // 2
 
 
@@ -93,7 +93,7 @@ def measure_cost(
         raise PolyinrError("resolution, batch size and iterations must be positive")
     autocast = (torch.autocast(device.type, dtype=dtype) if dtype != torch.float32
                 else contextlib.nullcontext())  # fmt: skip
-    grid = Grid.frame(resolution)
+    grid = G.grid_support.sized(G, resolution, resolution)
     z, c = _inputs(G, batch_size, device)
     with autocast:
         G(z, c, grid=grid)  # warm-up

@@ -6,8 +6,10 @@ dataset (``digits``, ``shapes``, ``photos``) gets a small classifier trained on 
 deterministically (one CPU thread, seeded initialisation and order), the first time it is needed. Its
 penultimate activations (``features``, 128-d after ReLU) are the space in which ``fid_digits``, ``kid_digits``,
 ``pr_digits``, ``scaleinv_fid_S4_digits`` … are measured through the same code as the standard metrics; its class
-scores (``logits``) give ``cas_digits``. The photos have no labels: their network learns to tell which source
-photograph a patch (a crop as the dataset serves it) comes from, and no CAS or diversity is measured in it
+scores (``logits``) give ``cas_digits``. The photos and textures have no labels of what an image shows: their
+networks learn to tell which source image a patch (a crop as the dataset serves it) comes from. The faces have no
+labels at all: their network learns which quarter turn a face was given (0°, 90°, 180° or 270°; Gidaris et al.,
+ICLR 2018), which it can only tell from the layout of a face. No CAS or diversity is measured in these spaces
 (:data:`UNLABELLED`). Numbers in these spaces compare with each other, never with Inception figures.
 
 The trained network is cached in ``<cache>/feature-spaces/<name>.safetensors`` with its recipe (the dataclass
@@ -26,6 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -36,6 +39,9 @@ from torch import nn
 from polyinr.atomic import atomic_save_tensors
 from polyinr.errors import PolyinrError
 from polyinr.metrics.features import Detector, cache_dir
+
+if TYPE_CHECKING:
+    from polyinr.data.datasets import ImageDataset
 
 log = logging.getLogger("polyinr")
 
@@ -56,17 +62,24 @@ class FeatureSpaceRecipe:
     held_out: float = 0.2  # fraction of images kept out of training (stratified), for the reported accuracy
     seed: int = 0  # initialisation, split and order
     version: int = 1  # bump when the training code changes
+    task: str = "classes"  # what the network learns: "classes" (the dataset's labels) or "rotation" (which quarter
+    # turn each image was given: four classes, for datasets without labels)
 
 
 RECIPES: dict[str, FeatureSpaceRecipe] = {
     "digits": FeatureSpaceRecipe("digits", input_size=8, channels=1),
     "shapes": FeatureSpaceRecipe("shapes", input_size=16, channels=3),
     "photos": FeatureSpaceRecipe("photos", input_size=32, channels=3),
+    "faces": FeatureSpaceRecipe("faces", input_size=16, channels=1, task="rotation"),
+    "textures": FeatureSpaceRecipe("textures", input_size=32, channels=3),
 }
+TASKS = ("classes", "rotation")
 
 # Spaces whose classes are no labels of what an image shows (CAS and within-class diversity are refused in them).
 UNLABELLED: dict[str, str] = {
     "photos": "the built-in photos have no labels: its classes are the source photographs the patches come from",
+    "faces": "the built-in faces have no labels: its classes are the quarter turns a face was given",
+    "textures": "the built-in textures have no labels: its classes are the source images the crops come from",
 }
 
 
@@ -154,13 +167,32 @@ def _one_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def _real_data(recipe: FeatureSpaceRecipe) -> tuple[torch.Tensor, torch.Tensor, str]:
-    """The dataset's images as the network sees them ``[N, channels, S, S]``, labels ``[N]``, content hash."""
+def _open_real(recipe: FeatureSpaceRecipe) -> ImageDataset:
+    """The recipe's built-in dataset at its render resolution, with labels when its task learns them."""
     from polyinr.data.datasets import open_dataset
 
-    dataset = open_dataset(f"builtin:{recipe.dataset}", resolution=recipe.render_resolution, cond=True)
+    if recipe.task not in TASKS:
+        raise PolyinrError(f"feature space task {recipe.task!r} is not one of {', '.join(TASKS)}")
+    return open_dataset(f"builtin:{recipe.dataset}", resolution=recipe.render_resolution,
+                        cond=recipe.task == "classes")  # fmt: skip
+
+
+def _real_data(recipe: FeatureSpaceRecipe) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """The dataset's images as the network sees them ``[N, channels, S, S]``, labels ``[N]`` (zeros when the
+    task needs none), content hash."""
+    dataset = _open_real(recipe)
     images = torch.stack([dataset[i][0] for i in range(len(dataset))])  # uint8 [N, 3, R, R]
-    return network_input(images, recipe), torch.as_tensor(dataset.labels), dataset.content_hash
+    labels = torch.zeros(len(dataset), dtype=torch.int64) if dataset.labels is None else torch.as_tensor(dataset.labels)
+    return network_input(images, recipe), labels, dataset.content_hash
+
+
+def _task_examples(x: torch.Tensor, y: torch.Tensor, task: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the network learns from images ``x [N, C, S, S]`` with labels ``y [N]``: the images and their labels
+    ("classes"), or every image at its four quarter turns ``[4N, C, S, S]`` with the turn as class ``[4N]``."""
+    if task == "classes":
+        return x, y
+    turned = torch.cat([torch.rot90(x, k, dims=(2, 3)) for k in range(4)])  # [4N, C, S, S]
+    return turned, torch.arange(4).repeat_interleave(len(x))
 
 
 def _split(labels: np.ndarray, held_out: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -181,14 +213,15 @@ def train_feature_net(recipe: FeatureSpaceRecipe) -> tuple[dict[str, torch.Tenso
     ``info`` holds the data's content hash and the accuracy on the held-out images.
     """
     x, y, content_hash = _real_data(recipe)
-    num_classes = int(y.max()) + 1
-    train_idx, test_idx = _split(y.numpy(), recipe.held_out, recipe.seed)
+    train_idx, test_idx = _split(y.numpy(), recipe.held_out, recipe.seed)  # by image: its turns stay together
+    xt, yt = _task_examples(x[train_idx], y[train_idx], recipe.task)
+    xh, yh = _task_examples(x[test_idx], y[test_idx], recipe.task)
+    num_classes = int(torch.cat([yt, yh]).max()) + 1
     with _one_thread(), torch.random.fork_rng(devices=[]), torch.enable_grad():
         torch.manual_seed(recipe.seed)
         net = LeNet(recipe, num_classes)
         optimizer = torch.optim.Adam(net.parameters(), lr=recipe.lr)
         order = torch.Generator().manual_seed(recipe.seed)
-        xt, yt = x[train_idx], y[train_idx]
         for _ in range(recipe.epochs):
             for batch in torch.randperm(len(xt), generator=order).split(recipe.batch):
                 loss = F.cross_entropy(net(xt[batch])[1], yt[batch])
@@ -197,7 +230,7 @@ def train_feature_net(recipe: FeatureSpaceRecipe) -> tuple[dict[str, torch.Tenso
                 optimizer.step()
         net.eval()
         with torch.no_grad():
-            accuracy = float((net(x[test_idx])[1].argmax(1) == y[test_idx]).double().mean()) if len(test_idx) else 1.0
+            accuracy = float((net(xh)[1].argmax(1) == yh).double().mean()) if len(yh) else 1.0
     state = {k: v.detach().clone().contiguous() for k, v in net.state_dict().items()}
     return state, {"content_hash": content_hash, "held_out_accuracy": accuracy, "num_classes": num_classes}
 
@@ -253,10 +286,7 @@ def load_feature_space(name: str, device: torch.device | str = "cpu", use_cache:
     key = (name, str(torch.device(device)))
     if use_cache and key in _LOADED:
         return _LOADED[key]
-    from polyinr.data.datasets import open_dataset
-
-    content_hash = open_dataset(f"builtin:{recipe.dataset}", resolution=recipe.render_resolution,
-                                cond=True).content_hash  # fmt: skip
+    content_hash = _open_real(recipe).content_hash
     expected = recipe_json(recipe, content_hash)
     path = cache_path(name)
     cached = _read_cache(path, expected) if use_cache else None
