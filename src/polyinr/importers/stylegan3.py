@@ -137,7 +137,7 @@ def check_filters(G: Generator, theirs: dict[str, torch.Tensor]) -> None:
                 raise ImporterError(f"G_ema's {key} differs from the filter its layer's settings design")
 
 
-def _class_table(weight: torch.Tensor, bias: torch.Tensor, weight_gain: float) -> torch.Tensor:
+def class_table(weight: torch.Tensor, bias: torch.Tensor, weight_gain: float) -> torch.Tensor:
     """Their embedding of each one-hot class ``[C, w_dim]``, pre-imaged through our projection's lrelu·√2."""
     y = weight.t() * weight_gain + bias  # [C, w_dim]: one-hot row c selects column c
     y = y / LRELU_GAIN
@@ -176,7 +176,7 @@ def stylegan3_from_pickle(data: Any) -> tuple[Generator, list[str]]:
         embed = submodule_attrs(src, "G_ema", "mapping.embed")
         gain = float(recorded_number(embed, "weight_gain", 1 / math.sqrt(cfg.num_classes)))
         bias = theirs["mapping.embed.bias"] * float(recorded_number(embed, "bias_gain", 1.0))
-        state["mapping.embed.weight"] = _class_table(theirs["mapping.embed.weight"], bias, gain)
+        state["mapping.embed.weight"] = class_table(theirs["mapping.embed.weight"], bias, gain)
         proj = G.mapping.embed_proj
         state["mapping.embed_proj.weight"] = torch.eye(cfg.z_dim) / proj.weight_gain
         state["mapping.embed_proj.bias"] = torch.zeros(cfg.z_dim)
