@@ -93,3 +93,12 @@ def test_stylegan2_recipe_trains_through_the_loop(tmp_path):
     assert "path_length/pl_mean" in state and float(state["path_length/pl_mean"]) > 0
     G = polyinr.load(latest_snapshot(run_dir))
     assert G.model_name == "stylegan2" and G.img_resolution == 8
+
+
+def test_stylegan2_joins_the_comparison_with_its_own_recipe():
+    from polyinr.tools.compare import CompareSettings, check_settings, model_preset, native_recipe
+
+    settings = check_settings(CompareSettings(data="builtin:digits", models=("stylegan2", "stylegan3-t")))
+    assert settings.models == ("stylegan2", "stylegan3-t")
+    assert model_preset("stylegan2", "paper", 512) == "paper-512" and model_preset("stylegan2", "cpu", None) == "cpu"
+    assert native_recipe("stylegan2", "paper-256") == "stylegan2" and native_recipe("stylegan2", "cpu") == "cpu"
