@@ -80,6 +80,14 @@ def test_recorded_settings_that_disagree_with_the_tensors_are_refused(tmp_path):
     with pytest.raises(ImporterError, match="channel_base 256"):
         convert(write_pickle(G, tmp_path / "channels.pkl"))
     G = their_generator(0)
+    G._init_kwargs["w_dim"] = 32
+    with pytest.raises(ImporterError, match="G_ema records w_dim = 32 but its tensors hold 16"):
+        convert(write_pickle(G, tmp_path / "w_dim.pkl"))
+    G = their_generator(0)
+    G.mapping._init_kwargs["num_layers"] = 8
+    with pytest.raises(ImporterError, match="G_ema records num_layers = 8 but its tensors hold 4"):
+        convert(write_pickle(G, tmp_path / "mapping.pkl"))
+    G = their_generator(0)
     G.synthesis.b8.conv0.resample_filter.mul_(1.01)
     with pytest.raises(ImporterError, match=r"b8.conv0.resample_filter is not the \[1.0, 3.0, 3.0, 1.0\] filter"):
         convert(write_pickle(G, tmp_path / "filter.pkl"))

@@ -113,6 +113,12 @@ def stylegan2_config(src: Any, theirs: dict[str, torch.Tensor]) -> StyleGAN2Conf
     fc0 = submodule_attrs(src, "G_ema", "mapping.fc0")
     _require(fc0.get("activation", "lrelu") == "lrelu", f"its mapping uses {fc0.get('activation')!r}")
     mapping = submodule_attrs(src, "G_ema", "mapping")
+    held = {"z_dim": z_dim, "c_dim": num_classes, "w_dim": w_dim, "img_resolution": img_resolution,
+            "img_channels": img_channels, "num_ws": 2 * len(resolutions), "num_layers": len(fc)}  # fmt: skip
+    for attrs in (submodule_attrs(src, "G_ema", ""), mapping):
+        for name, value in recorded_init_kwargs(attrs).items():
+            if name in held and value != held[name]:
+                raise ImporterError(f"G_ema records {name} = {value} but its tensors hold {held[name]}")
     overrides = {
         "mapping.z_dim": z_dim, "mapping.w_dim": w_dim, "mapping.num_classes": num_classes,
         "mapping.embed_dim": z_dim, "mapping.num_layers": len(fc),

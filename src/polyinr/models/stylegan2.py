@@ -100,13 +100,13 @@ def upsample2d(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
     return upsample_1d(x, taps * 2, 2, crop=1, dim=2)
 
 
-def blur(x: torch.Tensor, taps: torch.Tensor, pad: int, gain: float) -> torch.Tensor:
-    """Pad ``x [B, C, H, W]`` by ``pad`` zeros on every side and filter it with ``taps`` (times ``gain``) along
-    both axes: ``[B, C, H + 2·pad − K + 1, W + 2·pad − K + 1]``."""
+def lowpass_after_transposed_conv(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+    """The low-pass filter ``conv2d_resample`` applies after a stride-2 transposed 3×3 convolution: pad 1 zero on
+    every side, ``taps`` along both axes with gain 2 each. ``[B, C, 2H + 1, 2W + 1] → [B, C, 2H, 2W]``."""
     C, K = x.shape[1], taps.numel()
-    f = (taps * gain).to(x.dtype)
-    x = F.conv2d(x, f.view(1, 1, 1, K).expand(C, 1, 1, K), padding=(0, pad), groups=C)
-    return F.conv2d(x, f.view(1, 1, K, 1).expand(C, 1, K, 1), padding=(pad, 0), groups=C)
+    f = (taps * 2).to(x.dtype)
+    x = F.conv2d(x, f.view(1, 1, 1, K).expand(C, 1, 1, K), padding=(0, 1), groups=C)
+    return F.conv2d(x, f.view(1, 1, K, 1).expand(C, 1, K, 1), padding=(1, 0), groups=C)
 
 
 def modulated_conv2d(
@@ -128,7 +128,7 @@ def modulated_conv2d(
         x = F.conv2d(x, weight.to(x.dtype), padding=k // 2)
     else:
         x = F.conv_transpose2d(x, weight.transpose(0, 1).to(x.dtype), stride=2)  # [B, O, 2H + 1, 2W + 1]
-        x = blur(x, taps, pad=1, gain=2.0)  # their conv2d_resample's padding for a 3×3 kernel and 4 taps
+        x = lowpass_after_transposed_conv(x, taps)
     if demodulate:
         dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()  # [B, O]
         x = x * dcoefs.to(x.dtype)[:, :, None, None]
