@@ -16,7 +16,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "polyinr"
 
 LAYERS = [
-    {"errors", "progress", "atomic", "device", "_version"},
+    {"errors", "progress", "atomic", "small_files", "device", "_version"},
     {"grid"},
     {"image_io"},
     {"models"},
