@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +91,24 @@ def prepare_image_output(path: str | Path) -> Path:
         return prepare_output(path)  # the one-line "is a directory" error
     image_format(path)
     return prepare_output(path)
+
+
+class OutputExists(PolyinrError):
+    """Files a command is about to write into a folder are there already, and replacing them was not asked for."""
+
+
+def check_new_outputs(directory: str | Path, names: Iterable[str], overwrite: bool = False) -> None:
+    """Before any work: refuse, unless ``overwrite``, when ``directory`` already holds an entry named like one of
+    the files a command is about to write there (``names``); one line naming the first few. The folder is
+    listed once, so millions of names cost no more than a set lookup each."""
+    directory = Path(directory)
+    if overwrite or not directory.is_dir():
+        return
+    present = set(os.listdir(directory))
+    taken = [name for name in names if name in present]
+    if taken:
+        more = f" and {len(taken) - 3:,} more" if len(taken) > 3 else ""
+        raise OutputExists(f"{directory} already holds {', '.join(taken[:3])}{more}")
 
 
 def prepare_output(path: str | Path) -> Path:
