@@ -20,9 +20,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 from foreign_modules import installed, name_classes
-from guarded_child import assert_one_line_error
 from torch import nn
 
+from guarded_child import assert_one_line_error
 from polyinr.importers import ImporterError, UnsafePickleError, convert_checkpoint, restricted_load
 from polyinr.importers.inr_gan import inr_gan_from_snapshot, read_config
 from polyinr.sampling import latents_from_seeds
