@@ -12,7 +12,7 @@ converter reads ``G_ema``:
   3×3 kernels, noise inputs, leaky ReLU, the ``[1, 3, 3, 1]`` filter) *before* anything is built, on the meta
   device, so a file that says one thing and holds another is refused in one line;
 - the mapping's ``fc{i}`` become our mapping's layers and a conditional mapping's linear class embedding becomes
-  our class table as the StyleGAN3 converter does (:func:`~polyinr.importers.stylegan3.class_table`);
+  our class table as the StyleGAN3 converter does (:func:`~polyinr.importers.stylegan_pickle.mapping_state`);
 - the synthesis keeps their names (``b{res}.conv0`` / ``conv1`` / ``torgb`` / ``const``, ``noise_const``,
   ``noise_strength``), so every other tensor maps one to one.
 
@@ -30,9 +30,9 @@ from typing import Any
 import torch
 
 from polyinr.importers.registry import Converted, build_generator, register_converter, stored_bytes
-from polyinr.importers.stylegan3 import class_table
 from polyinr.importers.stylegan_pickle import (
     load_g_ema,
+    mapping_state,
     read_g_ema,
     recorded_init_kwargs,
     recorded_number,
@@ -140,24 +140,13 @@ def stylegan2_from_pickle(data: Any) -> tuple[Generator, list[str]]:
     for key, value in theirs.items():
         if key.endswith(".resample_filter"):
             continue  # checked above; ours is fixed by the architecture
-        if m := re.fullmatch(r"mapping\.fc(\d+)\.(weight|bias)", key):
-            state[f"mapping.layers.{m[1]}.{m[2]}"] = value
-        elif key == "mapping.w_avg":
-            state["mapping.w_avg"] = value.reshape(1, -1).expand(max(cfg.num_classes, 1), -1).clone()
-        elif key.startswith("mapping.embed."):
-            continue  # below
-        elif key in ours:
+        if key.startswith("mapping."):
+            continue  # mapping_state, below
+        if key in ours:
             state[key] = value
         else:
             raise ImporterError(f"G_ema has {key}, which StyleGAN2 does not")
-    if cfg.num_classes:
-        embed = submodule_attrs(src, "G_ema", "mapping.embed")
-        gain = float(recorded_number(embed, "weight_gain", 1 / math.sqrt(cfg.num_classes)))
-        bias = theirs["mapping.embed.bias"] * float(recorded_number(embed, "bias_gain", 1.0))
-        state["mapping.embed.weight"] = class_table(theirs["mapping.embed.weight"], bias, gain)
-        proj = G.mapping.embed_proj
-        state["mapping.embed_proj.weight"] = torch.eye(cfg.z_dim) / proj.weight_gain
-        state["mapping.embed_proj.bias"] = torch.zeros(cfg.z_dim)
+    state.update(mapping_state(src, theirs, G, "StyleGAN2"))
     load_g_ema(G, state, "StyleGAN2")
     R = cfg.img_resolution
     notes = [f"read {source_class} as stylegan2: {R}x{R}, {cfg.num_classes or 'no'} classes, "
