@@ -16,7 +16,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "polyinr"
 
 LAYERS = [
-    {"errors", "progress", "atomic", "device", "interrupt", "terminal", "_version", "downloads"},
+    {"errors", "progress", "atomic", "small_files", "device", "interrupt", "terminal", "_version", "downloads"},
     {"grid"},
     {"image_io"},
     {"models"},

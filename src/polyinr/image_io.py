@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import struct
 import zlib
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +93,24 @@ def prepare_image_output(path: str | Path) -> Path:
     return prepare_output(path)
 
 
+class OutputExists(PolyinrError):
+    """Files a command is about to write into a folder are there already, and replacing them was not asked for."""
+
+
+def check_new_outputs(directory: str | Path, names: Iterable[str], overwrite: bool = False) -> None:
+    """Before any work: refuse, unless ``overwrite``, when ``directory`` already holds an entry named like one of
+    the files a command is about to write there (``names``); one line naming the first few. The folder is
+    listed once, so millions of names cost no more than a set lookup each."""
+    directory = Path(directory)
+    if overwrite or not directory.is_dir():
+        return
+    present = set(os.listdir(directory))
+    taken = [name for name in names if name in present]
+    if taken:
+        more = f" and {len(taken) - 3:,} more" if len(taken) > 3 else ""
+        raise OutputExists(f"{directory} already holds {', '.join(taken[:3])}{more}")
+
+
 def prepare_output(path: str | Path) -> Path:
     """Check, before any work, that the file ``path`` can be written (a writable directory, created if
     needed); a one-line error otherwise."""
@@ -109,10 +128,15 @@ def prepare_output(path: str | Path) -> Path:
     return path
 
 
+PNG_GROUP_BYTES = 8 << 20  # filtered rows compressed at a time: bounds the encoder's buffers at any width
+ZLIB_STATE_BYTES = 1 << 18  # deflate's window and hash tables at the default settings
+
+
 class PngEncoder:
     """An RGB8 PNG as bytes, strip by strip: :meth:`header`, then :meth:`rows` for each strip, then :meth:`end`.
 
-    Holds only the compressor's state, so a PNG of any size streams to a file or over the network.
+    Holds only the compressor's state and one group of rows being compressed (:meth:`working_bytes`), so a PNG
+    of any size streams to a file or over the network.
     """
 
     def __init__(self, height: int, width: int, level: int = 6) -> None:
@@ -122,7 +146,19 @@ class PngEncoder:
 
     @staticmethod
     def _chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        crc = zlib.crc32(data, zlib.crc32(kind)) & 0xFFFFFFFF
+        return b"".join((struct.pack(">I", len(data)), kind, data, struct.pack(">I", crc)))
+
+    @staticmethod
+    def _group_rows(width: int) -> int:
+        return max(1, PNG_GROUP_BYTES // (1 + 3 * width))
+
+    @staticmethod
+    def working_bytes(width: int, rows: int) -> int:
+        """Bytes the encoder holds at most while encoding ``rows`` rows ``width`` pixels wide, besides the rows
+        given: one group of filtered rows, its compressed data (at worst as large), the chunk made of it and
+        zlib's state."""
+        return 3 * min(rows, PngEncoder._group_rows(width)) * (1 + 3 * width) + ZLIB_STATE_BYTES
 
     def header(self) -> bytes:
         """The signature and the ``IHDR`` chunk."""
@@ -130,15 +166,24 @@ class PngEncoder:
             b"IHDR", struct.pack(">IIBBBBB", self.width, self.height, 8, 2, 0, 0, 0)
         )
 
-    def rows(self, rows: np.ndarray) -> bytes:
-        """The next rows ``uint8 [h, width, 3]`` as ``IDAT`` bytes (possibly none yet: zlib buffers)."""
+    def row_chunks(self, rows: np.ndarray) -> Iterator[bytes]:
+        """The next rows ``uint8 [h, width, 3]`` as ``IDAT`` chunks, a bounded group of rows at a time (possibly
+        none yet: zlib buffers)."""
         if rows.shape[1:] != (self.width, 3) or rows.dtype != np.uint8:
             raise ValueError(f"rows must be uint8 [h, {self.width}, 3], got {rows.dtype} {rows.shape}")
-        filtered = np.zeros((rows.shape[0], 1 + self.width * 3), dtype=np.uint8)  # filter byte 0 = none
-        filtered[:, 1:] = rows.reshape(rows.shape[0], -1)
-        data = self._zlib.compress(filtered.tobytes())
-        self.rows_encoded += rows.shape[0]
-        return self._chunk(b"IDAT", data) if data else b""
+        group = self._group_rows(self.width)
+        for start in range(0, rows.shape[0], group):
+            part = rows[start : start + group]
+            filtered = np.zeros((part.shape[0], 1 + self.width * 3), dtype=np.uint8)  # filter byte 0 = none
+            filtered[:, 1:] = part.reshape(part.shape[0], -1)
+            data = self._zlib.compress(filtered)  # read in place: no copy of the rows as bytes
+            self.rows_encoded += part.shape[0]
+            if data:
+                yield self._chunk(b"IDAT", data)
+
+    def rows(self, rows: np.ndarray) -> bytes:
+        """The next rows ``uint8 [h, width, 3]`` as ``IDAT`` bytes (possibly none yet: zlib buffers)."""
+        return b"".join(self.row_chunks(rows))
 
     def end(self) -> bytes:
         """The last ``IDAT`` and ``IEND``; every row must have been given."""
@@ -148,7 +193,8 @@ class PngEncoder:
 
 
 class PngStreamWriter:
-    """Write an RGB8 PNG row strip by row strip to a file, holding only the current strip in memory."""
+    """Write an RGB8 PNG row strip by row strip to a file, holding only the current strip in memory (plus
+    :meth:`PngEncoder.working_bytes`)."""
 
     def __init__(self, path: str | Path, height: int, width: int, level: int = 6) -> None:
         self.path, self.height, self.width = Path(path), height, width
@@ -162,7 +208,8 @@ class PngStreamWriter:
 
     def write_rows(self, rows: np.ndarray) -> None:
         """Append rows ``uint8 [h, width, 3]``."""
-        self._file.write(self._encoder.rows(rows))
+        for chunk in self._encoder.row_chunks(rows):
+            self._file.write(chunk)
 
     def close(self) -> None:
         try:

@@ -137,3 +137,18 @@ def test_errors_are_one_line(ckpts, tmp_path, args, message, code):
     line = one_line_error(result, code)
     assert message in line
     assert not (tmp_path / "x.png").exists()
+
+
+def test_generate_replaces_images_of_the_same_names_only_with_force(ckpts, tmp_path):
+    out = tmp_path / "gen"
+    run("generate", "--network", ckpts["uncond"], "--seeds", "0-1", "--outdir", out)
+    (out / "seed0001.png").write_bytes(b"kept")
+    (out / "notes.txt").write_text("mine")
+    line = one_line_error(run("generate", "--network", ckpts["uncond"], "--seeds", "1-2", "--outdir", out, ok=False))
+    assert "already holds seed0001.png; add --force" in line and not (out / "seed0002.png").exists()
+    run("generate", "--network", ckpts["uncond"], "--seeds", "1-2", "--outdir", out, "--force")
+    assert (out / "seed0001.png").read_bytes() != b"kept" and (out / "seed0002.png").is_file()
+    assert (out / "notes.txt").read_text() == "mine"  # nothing else in the folder is touched
+    (out / "grid.png").write_bytes(b"kept")
+    grid = run("generate", "--network", ckpts["uncond"], "--seeds", "0", "--grid", "1x1", "--outdir", out, ok=False)
+    assert "already holds grid.png" in one_line_error(grid)

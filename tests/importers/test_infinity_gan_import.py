@@ -7,10 +7,11 @@ import pickle
 
 import pytest
 import torch
+from guarded_child import assert_one_line_error
 
 import polyinr
 from polyinr.importers import ImporterError, UnsafePickleError
-from polyinr.importers.infinity_gan import SS, TS, convert
+from polyinr.importers.infinity_gan import SS, TS, convert, read_train_params
 
 TINY = dict(z_dim=16, w_dim=16, num_layers=3, local_latent_dim=8, structure_layers=2, structure_kernel=3,
             ts_input_size=7, ts_channels=(16, 8))  # fmt: skip
@@ -119,3 +120,11 @@ def test_refusals_are_one_line(original, tmp_path):
     with pytest.raises(ImporterError) as e:
         convert(partial)
     assert "\n" not in str(e.value)
+
+
+def test_an_endless_config_file_is_refused_after_a_bounded_read(tmp_path):
+    assert_one_line_error(lambda: read_train_params("/dev/zero"), "ImporterError", "cannot read config /dev/zero",
+                          "more than 1,048,576 bytes")  # fmt: skip
+    (tmp_path / "latin1.yaml").write_bytes(b"train_params: {ts_input_size: 7} # \xe9\n")
+    with pytest.raises(ImporterError, match="cannot read config"):
+        read_train_params(tmp_path / "latin1.yaml")

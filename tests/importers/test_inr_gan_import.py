@@ -22,8 +22,9 @@ import torch.nn.functional as F
 from foreign_modules import installed, name_classes
 from torch import nn
 
+from guarded_child import assert_one_line_error
 from polyinr.importers import ImporterError, UnsafePickleError, convert_checkpoint, restricted_load
-from polyinr.importers.inr_gan import inr_gan_from_snapshot
+from polyinr.importers.inr_gan import inr_gan_from_snapshot, read_config
 from polyinr.sampling import latents_from_seeds
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -520,4 +521,74 @@ def test_other_snapshots_are_refused_in_one_line(tmp_path):
         pickle.dump(dict(G_ema=theirs), f, protocol=4)
     with pytest.raises(ImporterError, match="FMM activation 'tanh'") as info:
         convert_checkpoint("inr-gan", path, tmp_path / "out")
+    assert "\n" not in str(info.value)
+
+
+# ---------------------------------------------------------------------------- configs that grow when walked
+
+
+def _write_with_config_extra(path: Path, **extra) -> None:
+    """A snapshot whose synthesis config also holds ``extra`` (config nodes or plain values) at its root."""
+    theirs = write_snapshot(path, "nearest", cuda_cache=False)
+    cfg = DictConfig(generator_cfg("nearest", (5, 4), (32,)))
+    cfg._content.update({k: v if isinstance(v, DictConfig) else AnyNode(v, cfg, k) for k, v in extra.items()})
+    theirs.synthesis.cfg = cfg
+    with authors_modules(), open(path, "wb") as f:
+        pickle.dump(dict(G_ema=theirs), f, protocol=4)
+
+
+def _shared_nodes(depth: int) -> DictConfig:
+    """``n_k = {a: n_{k-1}, b: n_{k-1}}``: ``depth`` nodes in the file, ``2**depth`` leaves when copied."""
+    node = DictConfig({"leaf": 1})
+    for _ in range(depth):
+        parent = DictConfig({})
+        parent._content = {"a": node, "b": node}
+        node = parent
+    return node
+
+
+def _fanned_interpolations(levels: int) -> dict[str, DictConfig]:
+    """``l_k = {a: ${l_{k-1}}, b: …, c: …, d: …}``: ``levels`` small nodes, ``4**levels`` values resolved."""
+    nodes = {"l0": DictConfig({"x": 1})}
+    for k in range(1, levels):
+        nodes[f"l{k}"] = DictConfig({key: f"${{l{k - 1}}}" for key in "abcd"})
+    return nodes
+
+
+@pytest.mark.parametrize("make", [lambda: {"shared": _shared_nodes(20)}, lambda: _fanned_interpolations(18)],
+                         ids=["shared-dicts", "fanned-interpolations"])  # fmt: skip
+def test_configs_that_expand_exponentially_are_refused_in_one_line(tmp_path, make):
+    path = tmp_path / "snapshot.pkl"
+    _write_with_config_extra(path, **make())
+    assert_one_line_error(lambda: convert_checkpoint("inr-gan", path, tmp_path / "out"), "ImporterError",
+                          "would expand to over")  # fmt: skip
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("make", [lambda: {"shared": _shared_nodes(5)}, lambda: _fanned_interpolations(4)],
+                         ids=["shared-dicts", "fanned-interpolations"])  # fmt: skip
+def test_configs_that_share_and_interpolate_modestly_still_convert(tmp_path, make):
+    path = tmp_path / "snapshot.pkl"
+    _write_with_config_extra(path, **make())
+    assert convert_checkpoint("inr-gan", path, tmp_path / "out").generator.cfg.upsampling == "nearest"
+
+
+def test_interpolations_resolve_through_interpolated_parents():
+    cfg = read_config({"a": {"b": 1}, "c": "${a}", "d": "${c.b}", "e": ["${d}", "${ a.b }"]})
+    assert cfg == {"a": {"b": 1}, "c": {"b": 1}, "d": 1, "e": [1, 1]}
+
+
+@pytest.mark.parametrize(
+    ("config", "words"),
+    [
+        ({"a": "${b}", "b": "${a}"}, "refers back to itself"),
+        ({"a": {"b": "${a}"}}, "refers back to itself"),
+        ({"a": "${nowhere.b}"}, "does not resolve"),
+        ({f"a{k}": f"${{a{k + 1}}}" for k in range(60)} | {"a60": 1}, "more than 50 deep"),
+    ],
+    ids=["circular", "inside-itself", "dangling", "long-chain"],
+)
+def test_bad_interpolations_are_one_line(config, words):
+    with pytest.raises(ImporterError, match=words) as info:
+        read_config(config)
     assert "\n" not in str(info.value)

@@ -1,19 +1,15 @@
 """Pickle bombs: each kind, written opcode by opcode or from tiny crafted objects, is one line within seconds.
 
-Every bomb is read in a forked child with a generous deadline, so a regression (a hang, exponential work, a
-C-level stack overflow in tuple hashing) fails the test instead of hanging or crashing the test run. No timing
-is asserted beyond that deadline.
+Every bomb is read in a forked child with a generous deadline and a memory cap (``guarded_child``), so a
+regression (a hang, exponential work, a C-level stack overflow in tuple hashing) fails the test instead of
+hanging or crashing the test run. No timing is asserted beyond that deadline.
 """
 
 from __future__ import annotations
 
 import io
-import os
 import pickle
-import select
-import signal
 import struct
-import time
 import warnings
 import zipfile
 from collections import OrderedDict
@@ -22,6 +18,7 @@ from collections.abc import Callable
 import pytest
 import torch
 from click.testing import CliRunner
+from guarded_child import assert_one_line_error
 from torch import nn
 
 from polyinr.cli import main
@@ -38,50 +35,11 @@ from polyinr.importers import (
 from polyinr.importers.registry import build_generator
 from polyinr.models.registry import resolve_config
 
-DEADLINE_S = 60.0  # far above the few seconds any case needs, even on a loaded machine
 SOURCE = "poly-inr"
 
 
-def _outcome(read: Callable[[], object]) -> tuple[str, str]:
-    """``(kind, message)`` of ``read()`` run in a forked child: the exception's class names (``'|'``-joined
-    along its MRO), ``'ok'``, ``'killed'`` (past the deadline) or ``'crashed'`` (a signal, e.g. a segfault)."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: report and leave without running the parent's cleanup
-        os.close(r)
-        try:
-            read()
-            report = "ok\t"
-        except BaseException as e:
-            report = "|".join(c.__name__ for c in type(e).__mro__) + "\t" + str(e)
-        os.write(w, report.encode("utf-8", "replace")[:60000])
-        os._exit(0)
-    os.close(w)
-    chunks, deadline = [], time.monotonic() + DEADLINE_S
-    while (left := deadline - time.monotonic()) > 0 and select.select([r], [], [], left)[0]:
-        if not (chunk := os.read(r, 65536)):
-            break
-        chunks.append(chunk)
-    else:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        os.close(r)
-        return "killed", ""
-    os.close(r)
-    _, status = os.waitpid(pid, 0)
-    if os.WIFSIGNALED(status) or not chunks:
-        return "crashed", f"status {status}"
-    kind, _, message = b"".join(chunks).decode().partition("\t")
-    return kind, message
-
-
 def _assert_one_line_error(read: Callable[[], object], *words: str) -> str:
-    kind, message = _outcome(read)
-    assert "ImporterError" in kind.split("|"), f"{kind}: {message}"
-    assert "\n" not in message and message.strip() and len(message) < 500, message
-    for word in words:
-        assert word in message, message
-    return message
+    return assert_one_line_error(read, "ImporterError", *words)
 
 
 # ---------------------------------------------------------------------------- opcode-level builders

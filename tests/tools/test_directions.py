@@ -182,3 +182,16 @@ def test_cli_bad_inputs_fail_in_one_line_before_any_work(tiny_ckpt, tmp_path):
 def test_a_sheet_too_big_for_memory_is_refused_before_any_work(tiny_G):
     with pytest.raises(polyinr.PolyinrError, match="over this machine's limit"):
         edit_sheet(tiny_G, range(10**6), PrincipalComponent(0), parse_strengths("0:1:100000"))
+
+
+def test_cli_keeps_an_existing_sheet_unless_forced(tiny_ckpt, tmp_path):
+    out = tmp_path / "e"
+    out.mkdir()
+    (out / "edit.png").write_bytes(b"mine")
+    args = ["edit", "--network", tiny_ckpt, "--seeds", "0", "--direction", "pca:0", "--pca-samples", "20",
+            "--strength", "0,1", "--out", out]  # fmt: skip
+    result = run(*args, ok=False)
+    assert result.exit_code == 1 and "edit.png" in result.output and "--force" in result.output
+    assert (out / "edit.png").read_bytes() == b"mine"
+    run(*args, "--force")
+    assert Image.open(out / "edit.png").size == (2 * 16, 16)

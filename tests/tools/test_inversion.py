@@ -11,8 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
+from polyinr.checkpoint import CheckpointError
 from polyinr.errors import PolyinrError
-from polyinr.image_io import save_image, to_uint8
+from polyinr.image_io import OutputExists, save_image, to_uint8
 from polyinr.sampling import load_latents, ws_for
 from polyinr.tools.invert import (
     ImageFileError,
@@ -139,3 +140,23 @@ def test_outpaint_continues_the_reconstruction(tmp_path, tiny_G):
     reconstruction = np.asarray(Image.open(result.files["reconstruction"])).astype(int)
     assert np.abs(canvas[5 : 5 + R, 5 : 5 + R].astype(int) - reconstruction).max() <= 1  # same pixels
     assert canvas[:5].std() > 0  # the border is painted, not padding
+
+
+def test_output_targets_are_checked_before_any_work(tmp_path, tiny_G, monkeypatch):
+    real = tmp_path / "real.png"
+    save_image(to_uint8(tiny_G.synthesis(ws_for(tiny_G, seeds=[2])))[0], real)
+    out = tmp_path / "out"
+    (out / "tuned").mkdir(parents=True)
+    (out / "tuned" / "notes.txt").write_text("mine")
+    with monkeypatch.context() as patch:
+        patch.setattr("polyinr.tools.invert.project", lambda *a, **k: pytest.fail("the inversion ran"))
+        for overwrite in (False, True):  # a folder that is not a checkpoint is never replaced
+            with pytest.raises(CheckpointError, match="tuned is not empty and is not a polyinr checkpoint"):
+                invert_image(tiny_G, real, out, num_steps=2, perceptual="laplacian", pti_steps=1, overwrite=overwrite)
+        (out / "latent.safetensors").write_bytes(b"earlier")
+        with pytest.raises(OutputExists, match=r"already holds latent\.safetensors"):
+            invert_image(tiny_G, real, out, num_steps=2, perceptual="laplacian")
+    assert {p.name for p in out.iterdir()} == {"tuned", "latent.safetensors"}
+    result = invert_image(tiny_G, real, out, num_steps=2, perceptual="laplacian", overwrite=True)
+    assert load_latents(result.files["latent"], tiny_G).ws.shape == result.ws.shape  # replaced
+    assert (out / "tuned" / "notes.txt").read_text() == "mine"

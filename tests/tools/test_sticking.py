@@ -142,3 +142,14 @@ def test_cli_bad_inputs_fail_in_one_line_before_any_work(tiny_ckpt, cond_ckpt, t
 def test_a_walk_too_long_for_memory_is_refused_before_any_work(tiny_G):
     with pytest.raises(polyinr.PolyinrError, match="use fewer frames"):
         texture_sticking(tiny_G, [0], num_frames=10**12)
+
+
+def test_cli_keeps_an_existing_sheet_unless_forced(tiny_ckpt, tmp_path):
+    out = tmp_path / "s"
+    out.mkdir()
+    (out / "sticking.png").write_bytes(b"mine")
+    result = run("sticking", "--network", tiny_ckpt, "--seed", "0", "--frames", "2", "--out", out, ok=False)
+    assert result.exit_code == 1 and "sticking.png" in result.output and "--force" in result.output
+    assert (out / "sticking.png").read_bytes() == b"mine"
+    run("sticking", "--network", tiny_ckpt, "--seed", "0", "--frames", "2", "--out", out, "--force")
+    assert Image.open(out / "sticking.png").size == (3 * 16, 16)

@@ -11,9 +11,9 @@ from click.core import ParameterSource
 from polyinr.checkpoint import load_generator
 from polyinr.cli.group import main
 from polyinr.cli.models import class_option, network_option, trunc_options
-from polyinr.cli.options import RangeList, device_option, resolve_device
+from polyinr.cli.options import RangeList, device_option, force_option, replace_hint, resolve_device
 from polyinr.errors import PolyinrError
-from polyinr.image_io import prepare_image_output, prepare_output, save_image
+from polyinr.image_io import check_new_outputs, prepare_image_output, prepare_output, save_image
 from polyinr.progress import progress_bar
 from polyinr.sampling import labels_for
 from polyinr.tools.directions import (
@@ -42,10 +42,14 @@ def _ratios(walk: float, translation: float | None) -> str:
 @click.option("--max-shift", type=click.FloatRange(min=0, min_open=True), default=2.0,
               help="Largest translation of the translated frames, in pixels.")  # fmt: skip
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Output directory.")
+@force_option
 @device_option
-def sticking(network, seeds, class_idx, frames, radius, max_shift, out_dir, device):
+def sticking(network, seeds, class_idx, frames, radius, max_shift, out_dir, force, device):
     """Texture sticking, as StyleGAN3's figure: averages of frames from a small random walk in w around each
-    seed, and of the same image translated; fine detail that survives averaging is stuck to the pixels."""
+    seed, and of the same image translated; fine detail that survives averaging is stuck to the pixels.
+    A sticking.png already in OUT is replaced only with --force."""
+    with replace_hint():
+        check_new_outputs(out_dir, ["sticking.png"], force)
     sheet_path = prepare_image_output(Path(out_dir) / "sticking.png")
     device = resolve_device(device)
     G = load_generator(network, device)
@@ -107,19 +111,35 @@ class Strengths(click.ParamType):
 @click.option("--save-directions", "save_path", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help="With pca:K, also write every principal component to FILE (.safetensors; file:FILE#K).")  # fmt: skip
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Output directory.")
+@force_option
 @device_option
 @click.pass_context
 def edit(
-    ctx, network, seeds, direction, strengths, layers, class_idx, truncation, pca_samples, save_path, out_dir, device
+    ctx,
+    network,
+    seeds,
+    direction,
+    strengths,
+    layers,
+    class_idx,
+    truncation,
+    pca_samples,
+    save_path,
+    out_dir,
+    force,
+    device,
 ):
     """Latent editing: each seed moved along a principal component of w (GANSpace), from one class to another
-    (StyleGAN-XL's class interpolation) or along a direction from a file; a sheet of seeds by strengths."""
+    (StyleGAN-XL's class interpolation) or along a direction from a file; a sheet of seeds by strengths.
+    An edit.png already in OUT is replaced only with --force."""
     if not isinstance(direction, PrincipalComponent):
         pca_flags = {"--save-directions": save_path is not None,
                      "--pca-samples": ctx.get_parameter_source("pca_samples") != ParameterSource.DEFAULT}  # fmt: skip
         given = [flag for flag, present in pca_flags.items() if present]
         if given:
             raise PolyinrError(f"{given[0]} is about principal components: use it with --direction pca:K")
+    with replace_hint():
+        check_new_outputs(out_dir, ["edit.png"], force)
     sheet_path = prepare_image_output(Path(out_dir) / "edit.png")
     if save_path is not None:
         prepare_output(save_path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -19,13 +20,14 @@ from polyinr.cli.options import (
     Size,
     Window,
     device_option,
+    force_option,
     network_paths,
     replace_hint,
     resolve_device,
 )
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
-from polyinr.image_io import check_memory, image_grid, prepare_image_output, save_image
+from polyinr.image_io import check_memory, check_new_outputs, image_grid, prepare_image_output, save_image
 from polyinr.models.registry import flatten_config, get_entry, list_models
 from polyinr.progress import progress_bar
 from polyinr.sampling import iter_ws, one_sample, ws_for
@@ -99,29 +101,38 @@ latents_option = click.option("--latent", "latent_paths", type=click.Path(dir_ok
     help="Write one image grid of C columns × R rows instead of one file per seed.",
 )
 @click.option("--outdir", type=click.Path(file_okay=False), required=True, help="Where to write the images.")
+@force_option
 @click.option("--batch", "batch_size", type=click.IntRange(min=1), default=8, help="Images rendered at once.")
 @device_option
 def generate(network, seeds, latent_paths, class_idx, truncation, resolution, translate, rotate, grid_size, outdir,
-             batch_size, device):  # fmt: skip
-    """Render images from seeds or latent files into OUTDIR (seed0000.png / latent0000.png, or one --grid image)."""
+             force, batch_size, device):  # fmt: skip
+    """Render images from seeds or latent files into OUTDIR (seed0000.png / latent0000.png, or one --grid image).
+    Images of those names already in OUTDIR are replaced only with --force."""
     device = resolve_device(device)
     G = load_generator(network, device)
     if resolution is not None and resolution <= 0:
         raise PolyinrError(f"--resolution must be positive, got {resolution}")
     if latent_paths and any(is_canvas_file(p) for p in latent_paths):
-        _generate_canvases(G, latent_paths, seeds, class_idx, truncation, resolution, grid_size, Path(outdir), device)
+        _generate_canvases(G, latent_paths, seeds, class_idx, truncation, resolution, grid_size, Path(outdir), force,
+                           device)  # fmt: skip
         return
     grid = G.check_grid(moved_frame(resolution or G.img_resolution, translate, rotate))
     H, W = grid.shape
     if seeds and latent_paths:
         raise PolyinrError("give seeds or latent files, not both")
     if seeds:  # mapped batch by batch as they are rendered: millions of seeds stream in bounded memory
-        count, names = len(seeds), (f"seed{seed:04d}" for seed in seeds)
+        count, prefix, numbers = len(seeds), "seed", seeds
         batches = iter_ws(G, seeds, class_idx, device=device, batch_size=batch_size, **truncation)
     else:
         ws = ws_for(G, latents=latent_paths, classes=class_idx, device=device, **truncation)
-        count, names = len(ws), (f"latent{i:04d}" for i in range(len(ws)))
+        count, prefix, numbers = len(ws), "latent", range(len(ws))
         batches = (ws[i : i + batch_size] for i in range(0, len(ws), batch_size))
+
+    def file_names() -> Iterator[str]:
+        return (f"{prefix}{n:04d}.png" for n in numbers)
+
+    with replace_hint():
+        check_new_outputs(outdir, ["grid.png"] if grid_size else file_names(), force)
     at_once = min(batch_size, count)
     check_memory(at_once * H * W * 3 * 4 * 4, f"rendering {at_once} {H}x{W} images at once",
                  "use polyinr render (tiled, PNG streamed to disk), a smaller --resolution or --batch")  # fmt: skip
@@ -133,12 +144,12 @@ def generate(network, seeds, latent_paths, class_idx, truncation, resolution, tr
                      "a smaller --grid or --resolution")  # fmt: skip
     outdir = Path(outdir)
     prepare_image_output(outdir / "grid.png")
-    images = []
+    images, names = [], file_names()
     with progress_bar(count, "generate", unit="img") as bar:
         for ws in batches:
             for name, image in zip(list(itertools.islice(names, len(ws))), render_ws(G, ws, grid, batch_size)):
                 if grid_size is None:
-                    save_image(image, outdir / f"{name}.png")
+                    save_image(image, outdir / name)
                 else:
                     images.append(image)
                 bar.update(1)
@@ -149,8 +160,10 @@ def generate(network, seeds, latent_paths, class_idx, truncation, resolution, tr
         click.echo(f"wrote {count} images to {outdir}")
 
 
-def _generate_canvases(G, latent_paths, seeds, class_idx, truncation, resolution, grid_size, outdir, device):
+def _generate_canvases(G, latent_paths, seeds, class_idx, truncation, resolution, grid_size, outdir, force, device):
     """Each canvas latent file rendered whole, as ``latentNNNN.png``."""
+    with replace_hint():
+        check_new_outputs(outdir, (f"latent{i:04d}.png" for i in range(len(latent_paths))), force)
     if seeds or not all(is_canvas_file(p) for p in latent_paths):
         raise PolyinrError("canvas latent files render on their own: give only canvas files to --latent")
     if class_idx is not None or truncation != NO_TRUNCATION or resolution is not None or grid_size is not None:

@@ -12,6 +12,7 @@ from polyinr.checkpoint import CheckpointExists
 from polyinr.device import resolve_device  # noqa: F401  (re-exported for commands)
 from polyinr.errors import PolyinrError
 from polyinr.grid import parse_window
+from polyinr.image_io import OutputExists
 from polyinr.pretrained import resolve_network
 from polyinr.sampling import RangeList as SeedRanges
 from polyinr.sampling import parse_range_list
@@ -116,10 +117,16 @@ device_option = click.option("--device", default="auto", metavar="DEVICE",
                              help="cpu, cuda, cuda:N, or auto (CUDA when available).")  # fmt: skip
 
 
+force_option = click.option("--force", is_flag=True, help="Replace files of the names this command writes that are "
+                            "already in the output folder (nothing else there is touched).")  # fmt: skip
+
+
 @contextlib.contextmanager
 def replace_hint() -> Iterator[None]:
-    """Name the flag that replaces an existing checkpoint when the library refuses to."""
+    """Name the flag that replaces an existing checkpoint or output files when the library refuses to."""
     try:
         yield
     except CheckpointExists as e:
         raise click.ClickException(f"{e}; add --force to replace it") from None
+    except OutputExists as e:
+        raise click.ClickException(f"{e}; add --force to replace them, or choose another folder") from None

@@ -16,10 +16,19 @@ from click.core import ParameterSource
 from polyinr.checkpoint import load_generator
 from polyinr.cli.group import main
 from polyinr.cli.models import class_option, latents_option, network_option, one_sample_options, trunc_options
-from polyinr.cli.options import FloatPair, RangeList, Size, Window, device_option, resolve_device
+from polyinr.cli.options import (
+    FloatPair,
+    RangeList,
+    Size,
+    Window,
+    device_option,
+    force_option,
+    replace_hint,
+    resolve_device,
+)
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
-from polyinr.image_io import save_image
+from polyinr.image_io import check_new_outputs, save_image
 from polyinr.progress import progress_bar
 from polyinr.sampling import latents_from_seeds, one_sample, ws_for
 from polyinr.tools.edit import INTERPOLATIONS, heatmap_figure, level_maps, num_path_frames, style_mix_figure
@@ -172,6 +181,7 @@ def _inversion_options(command):
         click.option("--perceptual", type=click.Choice(PERCEPTUAL), default="auto",
                      help="Perceptual distance: LPIPS when available offline, else a Laplacian-pyramid L1."),
         click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Output directory."),
+        force_option,
         device_option,
     ]):  # fmt: skip
         command = option(command)
@@ -190,17 +200,19 @@ def _report(inversion, out_dir) -> None:
 @click.option("--pti", is_flag=True, help="Then pivotal tuning: fine-tune the generator around the latent.")
 @click.option("--pti-steps", type=click.IntRange(min=1), default=350, help="Pivotal tuning steps (with --pti).")
 @click.pass_context
-def invert(ctx, network, image_path, class_idx, space, num_steps, perceptual, out_dir, device, pti, pti_steps):
+def invert(ctx, network, image_path, class_idx, space, num_steps, perceptual, out_dir, force, device, pti,
+           pti_steps):  # fmt: skip
     """Find the latent that reproduces a real image (writes latent, reconstruction, progress video); with --pti
-    also the generator fine-tuned around it (tuned/, beside the latent)."""
+    also the generator fine-tuned around it (tuned/, beside the latent). Files of those names already in the
+    output folder are replaced only with --force."""
     if not pti and _given(ctx, ["pti_steps"]):
         raise PolyinrError("--pti-steps sets the length of pivotal tuning: add --pti")
     device = resolve_device(device)
     G = load_generator(network, device)
     pti_steps = pti_steps if pti else 0
-    with progress_bar(num_steps + 1 + pti_steps, "invert", unit="step") as bar:
+    with replace_hint(), progress_bar(num_steps + 1 + pti_steps, "invert", unit="step") as bar:
         inversion = invert_image(G, image_path, out_dir, class_idx, space, num_steps, perceptual, device,
-                                 on_step=lambda state: bar.update(1), pti_steps=pti_steps)  # fmt: skip
+                                 on_step=lambda state: bar.update(1), pti_steps=pti_steps, overwrite=force)  # fmt: skip
     _report(inversion, out_dir)
 
 
@@ -210,13 +222,13 @@ def invert(ctx, network, image_path, class_idx, space, num_steps, perceptual, ou
               help="Window to render around the image (the frame 0,0,1,1), e.g. -0.5,-0.5,1.5,1.5.")  # fmt: skip
 @click.option("--size", type=Size(), default=None, metavar="HxW",
               help="Output pixels (default: the image's pixel spacing over the whole window).")  # fmt: skip
-def outpaint_cmd(network, image_path, class_idx, space, num_steps, perceptual, out_dir, device, window, size):
+def outpaint_cmd(network, image_path, class_idx, space, num_steps, perceptual, out_dir, force, device, window, size):
     """Invert a real image, then render a larger window: the image continued beyond its borders."""
     device = resolve_device(device)
     G = load_generator(network, device)
-    with progress_bar(num_steps + 1, "invert", unit="step") as bar:
+    with replace_hint(), progress_bar(num_steps + 1, "invert", unit="step") as bar:
         inversion = outpaint(G, image_path, out_dir, window, size, class_idx, space, num_steps, perceptual, device,
-                             on_step=lambda state: bar.update(1))  # fmt: skip
+                             on_step=lambda state: bar.update(1), overwrite=force)  # fmt: skip
     _report(inversion, out_dir)
 
 
@@ -284,6 +296,7 @@ def _canvas_options(command):
                      help="Perceptual distance: LPIPS when available offline, else a Laplacian-pyramid L1."),
         click.option("--seed", type=click.IntRange(min=0), default=0, help="Seed of the starting canvas."),
         click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Output directory."),
+        force_option,
         device_option,
     ]):  # fmt: skip
         command = option(command)
@@ -303,7 +316,7 @@ def _invert_with_bar(G, placements, size, num_steps, perceptual, seed, device, b
 @click.option("--image", "image_path", required=True, metavar="FILE", help="The image to extend (PNG, JPEG, …).")
 @click.option("--extend", type=RangeList(), default=None, metavar="T,L,B,R",
               help="Pixels added above, left, below, right (default: 0,0,0 and twice the image's width).")  # fmt: skip
-def outpaint_canvas(network, height, num_steps, perceptual, seed, out_dir, device, image_path, extend):
+def outpaint_canvas(network, height, num_steps, perceptual, seed, out_dir, force, device, image_path, extend):
     """InfinityGAN outpainting: invert an image into a canvas, then render the canvas around it."""
     from pathlib import Path
 
@@ -311,6 +324,8 @@ def outpaint_canvas(network, height, num_steps, perceptual, seed, out_dir, devic
     from polyinr.tools.canvas import save_canvas_latents
     from polyinr.tools.canvas_edit import Placement
 
+    with replace_hint():
+        check_new_outputs(out_dir, ["input.png", "outpainted.png", "canvas.safetensors"], force)
     device = resolve_device(device)
     G = load_generator(network, device)
     image = _image_at_height(image_path, height or G.img_resolution, device)
@@ -334,13 +349,16 @@ def outpaint_canvas(network, height, num_steps, perceptual, seed, out_dir, devic
 @click.option("--right", "right_path", required=True, metavar="FILE", help="The image on the right.")
 @click.option("--gap", type=click.IntRange(min=0), default=None, help="Pixels between them (default: 2× height).")
 @click.option("--blur", type=click.IntRange(min=1), default=255, help="Box blur between the two styles, pixels.")
-def inbetween(network, height, num_steps, perceptual, seed, out_dir, device, left_path, right_path, gap, blur):
+def inbetween(network, height, num_steps, perceptual, seed, out_dir, force, device, left_path, right_path, gap,
+              blur):  # fmt: skip
     """InfinityGAN inbetweening: two images on one canvas, the landscape between them synthesised."""
     from pathlib import Path
 
     from polyinr.image_io import to_uint8
     from polyinr.tools.canvas_edit import Placement
 
+    with replace_hint():
+        check_new_outputs(out_dir, ["inbetween.png"], force)
     device = resolve_device(device)
     G = load_generator(network, device)
     height = height or G.img_resolution

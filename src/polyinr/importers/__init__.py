@@ -15,7 +15,8 @@
   the checkpoint (``polyinr convert --from NAME IN OUT``).
 - one module per source format: :mod:`~polyinr.importers.poly_inr` (``poly-inr``, alias
   ``poly-inr-official``), :mod:`~polyinr.importers.inr_gan` (``inr-gan``, the INR-GAN authors' pickles),
-  :mod:`~polyinr.importers.stylegan3` (``stylegan3``, NVIDIA's pickles), :mod:`~polyinr.importers.stylegan_xl`
+  :mod:`~polyinr.importers.stylegan3` (``stylegan3``, NVIDIA's pickles), :mod:`~polyinr.importers.stylegan2`
+  (``stylegan2``, NVIDIA's StyleGAN2-ADA and ``--cfg=stylegan2`` pickles), :mod:`~polyinr.importers.stylegan_xl`
   (``stylegan-xl``, the StyleGAN-XL authors' pickles), :mod:`~polyinr.importers.infinity_gan` (``infinitygan``,
   the InfinityGAN authors' ``*.pth.tar``).
 
@@ -27,7 +28,7 @@ below so it registers.
 """
 
 # Converters, one module per source format: importing a module registers its converter.
-from polyinr.importers import infinity_gan, inr_gan, poly_inr, stylegan3, stylegan_xl  # noqa: F401
+from polyinr.importers import infinity_gan, inr_gan, poly_inr, stylegan2, stylegan3, stylegan_xl  # noqa: F401
 from polyinr.importers.poly_inr import PolyINRReport, poly_inr_from_snapshot
 from polyinr.importers.registry import (
     Conversion,

@@ -24,6 +24,7 @@ from polyinr.importers.registry import Converted, build_generator, register_conv
 from polyinr.importers.unpickle import ImporterError, restricted_load
 from polyinr.models.infinity_gan import InfinityGANConfig
 from polyinr.models.mapping import MappingConfig
+from polyinr.small_files import read_small_text
 
 SS = "structure_synthesizer.implicit_model.conv_stack"
 TS = "texture_synthesizer"
@@ -41,9 +42,9 @@ def read_train_params(path: str | Path) -> dict[str, Any]:
     """Their model YAML (or JSON) → our config fields from its ``train_params``."""
     path = Path(path)
     try:
-        text = path.read_text()
-    except OSError as e:
-        raise ImporterError(f"cannot read config {path}: {e.strerror or e}") from None
+        text = read_small_text(path)
+    except (OSError, ValueError) as e:
+        raise ImporterError(f"cannot read config {path}: {getattr(e, 'strerror', None) or e}") from None
     try:
         if path.suffix.lower() == ".json":
             data = json.loads(text)

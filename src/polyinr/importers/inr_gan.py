@@ -40,53 +40,118 @@ from polyinr.models.mapping import MappingConfig
 
 NAME = "inr-gan"
 _INTERPOLATION = re.compile(r"\$\{([^${}]+)\}")
+MAX_CONFIG_DEPTH = 50  # config containers and interpolations nested on one path (real configs: under 10)
+MAX_CONFIG_VALUES = 100_000  # values of a resolved config written out in full (real configs: a few hundred)
+_READING = object()  # a config node being read: meeting it again means it contains itself
+_OPEN = (None, 0)  # a container or interpolation being resolved: meeting it again means a cycle
 
 
 # ---------------------------------------------------------------------------- omegaconf as data
 
 
-def _config_data(node: Any, depth: int = 0) -> Any:
-    """An inert ``DictConfig`` / ``ListConfig`` / value node (or plain data) → plain dicts, lists and values."""
-    if depth > 50:
-        raise ImporterError("its config is nested too deeply")
-    if isinstance(node, PickledObject):
-        state = node.state if isinstance(node.state, dict) else {}
-        if "_content" in state:
-            return _config_data(state["_content"], depth + 1)
-        if "_val" in state:
-            return _config_data(state["_val"], depth + 1)
-        raise ImporterError(f"its config holds an unreadable {node.qualname}")
-    if isinstance(node, dict):
-        return {str(k): _config_data(v, depth + 1) for k, v in node.items()}
-    if isinstance(node, (list, tuple)):
-        return [_config_data(v, depth + 1) for v in node]
-    return node
+class _ConfigReader:
+    """One :func:`read_config` walk, linear in the file: every pickled node and every interpolation is read once.
 
+    ``plain`` turns the inert omegaconf nodes into plain dicts, lists and values, each node once (by id: shared
+    nodes stay shared, a node inside itself is refused; the nodes stay alive in the tree being read, so their
+    ids stay theirs); ``resolved`` then resolves ``${a.b}`` interpolations
+    against the root, each container and each interpolation once (by id and by reference), so a config whose
+    nodes share or interpolate each other is resolved into a graph no larger than the file. Each result's
+    size when written out in full (shared parts counted each time they appear) is counted as well, so that no
+    consumer can be handed more than :data:`MAX_CONFIG_VALUES` values however it walks them.
+    """
 
-def _resolve(value: Any, root: dict[str, Any], depth: int = 0) -> Any:
-    """Resolve ``${a.b}`` interpolations (the whole string) against ``root``, recursively."""
-    if depth > 20:
-        raise ImporterError("its config has circular interpolations")
-    if isinstance(value, dict):
-        return {k: _resolve(v, root, depth) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_resolve(v, root, depth) for v in value]
-    if isinstance(value, str) and (m := _INTERPOLATION.fullmatch(value)):
-        target: Any = root
-        for part in m[1].strip().split("."):
-            if not isinstance(target, dict) or part not in target:
-                raise ImporterError(f"its config interpolation {value} does not resolve")
-            target = target[part]
-        return _resolve(target, root, depth + 1)
-    return value
+    def __init__(self) -> None:
+        self.plain_done: dict[int, Any] = {}  # id(node) → its plain data (_READING while it is being read)
+        self.root: dict[str, Any] = {}
+        self.resolved_done: dict[int, tuple[Any, int]] = {}  # id(container) → (resolved, size written out)
+        self.references: dict[str, tuple[Any, int]] = {}  # "a.b" → (resolved target, its size written out)
+        self.depth = 0  # containers and interpolations open on the current path
+
+    def _enter(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_CONFIG_DEPTH:
+            raise ImporterError(f"its config nests values and interpolations more than {MAX_CONFIG_DEPTH} deep")
+
+    def plain(self, node: Any) -> Any:
+        """An inert ``DictConfig`` / ``ListConfig`` / value node (or plain data) → plain dicts, lists, values."""
+        if not isinstance(node, (PickledObject, dict, list, tuple)):
+            return node
+        if id(node) in self.plain_done:
+            if self.plain_done[id(node)] is _READING:
+                raise ImporterError("its config contains itself")
+            return self.plain_done[id(node)]
+        self.plain_done[id(node)] = _READING
+        self._enter()
+        if isinstance(node, PickledObject):
+            state = node.state if isinstance(node.state, dict) else {}
+            if "_content" in state:
+                out = self.plain(state["_content"])
+            elif "_val" in state:
+                out = self.plain(state["_val"])
+            else:
+                raise ImporterError(f"its config holds an unreadable {node.qualname}")
+        elif isinstance(node, dict):
+            out = {str(k): self.plain(v) for k, v in node.items()}
+        else:
+            out = [self.plain(v) for v in node]
+        self.depth -= 1
+        self.plain_done[id(node)] = out
+        return out
+
+    def resolved(self, value: Any) -> tuple[Any, int]:
+        """``(value with its interpolations resolved, its size written out in full)``."""
+        if isinstance(value, str) and (m := _INTERPOLATION.fullmatch(value)):
+            return self._reference(m[1].strip())
+        if not isinstance(value, (dict, list)):
+            return value, 1
+        if id(value) in self.resolved_done:
+            return self.resolved_done[id(value)]
+        self.resolved_done[id(value)] = _OPEN
+        self._enter()
+        items = [self.resolved(v) for v in (value.values() if isinstance(value, dict) else value)]
+        size = 1 + sum(n for _, n in items)
+        if size > MAX_CONFIG_VALUES:
+            raise ImporterError(f"its config would expand to over {MAX_CONFIG_VALUES:,} values (nodes shared or "
+                                "interpolated over and over)")  # fmt: skip
+        out = dict(zip(value, (v for v, _ in items))) if isinstance(value, dict) else [v for v, _ in items]
+        self.depth -= 1
+        self.resolved_done[id(value)] = self.resolved_done[id(out)] = (out, size)  # out is resolved as it is
+        return out, size
+
+    def _reference(self, reference: str) -> tuple[Any, int]:
+        """The resolved value at ``reference`` (``a.b``), interpolations met on the way followed."""
+        found = self.references.get(reference)
+        if found is None:
+            self.references[reference] = _OPEN
+            self._enter()
+            target: Any = self.root
+            for part in reference.split("."):
+                if isinstance(target, str) and (m := _INTERPOLATION.fullmatch(target)):
+                    target = self._reference(m[1].strip())[0]
+                if not isinstance(target, dict) or part not in target:
+                    raise ImporterError(f"its config interpolation ${{{reference}}} does not resolve")
+                target = target[part]
+            found = self.references[reference] = self.resolved(target)
+            self.depth -= 1
+        if found is _OPEN:
+            raise ImporterError(f"its config interpolation ${{{reference}}} refers back to itself")
+        return found
 
 
 def read_config(node: Any) -> dict[str, Any]:
-    """A pickled omegaconf config (as :func:`restricted_load` gives it) as a plain, resolved dict."""
-    data = _config_data(inert_tree(node))
+    """A pickled omegaconf config (as :func:`restricted_load` gives it) as a plain, resolved dict.
+
+    Time and memory are linear in the file: nodes that share or interpolate each other are read once and stay
+    shared. Nesting deeper than :data:`MAX_CONFIG_DEPTH`, a config that would write out to more than
+    :data:`MAX_CONFIG_VALUES` values, and circular or dangling interpolations are one-line errors.
+    """
+    reader = _ConfigReader()
+    data = reader.plain(inert_tree(node))
     if not isinstance(data, dict):
         raise ImporterError("its synthesis config is not a mapping")
-    return _resolve(data, data)
+    reader.root = data
+    return reader.resolved(data)[0]
 
 
 # ---------------------------------------------------------------------------- G_ema → ours

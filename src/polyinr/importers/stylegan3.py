@@ -19,7 +19,6 @@ Rendering then gives their images: same seed (``np.random.RandomState(seed).rand
 
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ import torch
 from polyinr.importers.registry import Converted, build_generator, register_converter, stored_bytes
 from polyinr.importers.stylegan_pickle import (
     load_g_ema,
+    mapping_state,
     read_g_ema,
     recorded_init_kwargs,
     recorded_number,
@@ -36,7 +36,6 @@ from polyinr.importers.stylegan_pickle import (
 )
 from polyinr.importers.unpickle import ImporterError, restricted_load
 from polyinr.models.generator import Generator
-from polyinr.models.layers import LRELU_GAIN, LRELU_SLOPE
 from polyinr.models.registry import resolve_config
 from polyinr.models.stylegan3 import LayerSpec, StyleGAN3Config, layer_schedule
 
@@ -137,13 +136,6 @@ def check_filters(G: Generator, theirs: dict[str, torch.Tensor]) -> None:
                 raise ImporterError(f"G_ema's {key} differs from the filter its layer's settings design")
 
 
-def _class_table(weight: torch.Tensor, bias: torch.Tensor, weight_gain: float) -> torch.Tensor:
-    """Their embedding of each one-hot class ``[C, w_dim]``, pre-imaged through our projection's lrelu·√2."""
-    y = weight.t() * weight_gain + bias  # [C, w_dim]: one-hot row c selects column c
-    y = y / LRELU_GAIN
-    return torch.where(y >= 0, y, y / LRELU_SLOPE)
-
-
 def stylegan3_from_pickle(data: Any) -> tuple[Generator, list[str]]:
     """Our generator from NVIDIA's pickle (as :func:`restricted_load` returns it), plus notes on what was dropped."""
     src, source_class, theirs = read_g_ema(data, "StyleGAN3")
@@ -162,24 +154,13 @@ def stylegan3_from_pickle(data: Any) -> tuple[Generator, list[str]]:
             if not torch.equal(value.float(), torch.eye(3)):
                 notes.append("synthesis.input.transform (a user transform left in the pickle; grids set it here)")
             continue
-        if m := re.fullmatch(r"mapping\.fc(\d+)\.(weight|bias)", key):
-            state[f"mapping.layers.{m[1]}.{m[2]}"] = value
-        elif key == "mapping.w_avg":
-            state["mapping.w_avg"] = value.reshape(1, -1).expand(max(cfg.num_classes, 1), -1).clone()
-        elif key.startswith("mapping.embed."):
-            continue  # below
-        elif key in ours:
+        if key.startswith("mapping."):
+            continue  # mapping_state, below
+        if key in ours:
             state[key] = value
         else:
             raise ImporterError(f"G_ema has {key}, which StyleGAN3 {name} does not")
-    if cfg.num_classes:
-        embed = submodule_attrs(src, "G_ema", "mapping.embed")
-        gain = float(recorded_number(embed, "weight_gain", 1 / math.sqrt(cfg.num_classes)))
-        bias = theirs["mapping.embed.bias"] * float(recorded_number(embed, "bias_gain", 1.0))
-        state["mapping.embed.weight"] = _class_table(theirs["mapping.embed.weight"], bias, gain)
-        proj = G.mapping.embed_proj
-        state["mapping.embed_proj.weight"] = torch.eye(cfg.z_dim) / proj.weight_gain
-        state["mapping.embed_proj.bias"] = torch.zeros(cfg.z_dim)
+    state.update(mapping_state(src, theirs, G, f"StyleGAN3 {name}"))
     load_g_ema(G, state, f"StyleGAN3 {name}")
     notes.insert(0, f"read {source_class} as {name}: {cfg.img_resolution}x{cfg.img_resolution}, "
                     f"{cfg.num_classes or 'no'} classes, {G.parameter_count():,} parameters")  # fmt: skip

@@ -27,6 +27,7 @@ submodules would name more than :data:`MAX_TENSOR_NAMES` tensors is refused, eac
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,7 @@ import numpy as np
 import torch
 
 from polyinr.importers.unpickle import ImporterError, StandIn
+from polyinr.models.layers import LRELU_GAIN, LRELU_SLOPE
 
 PERSISTENT_OBJ = "torch_utils.persistence._reconstruct_persistent_obj"  # StyleGAN's persistent classes
 MAX_MODULE_DEPTH = 64  # submodules nested deeper are refused (real networks nest under 10)
@@ -332,3 +334,37 @@ def load_g_ema(G: torch.nn.Module, state: dict[str, torch.Tensor], network: str)
         raise ImporterError(f"G_ema does not match {network}: missing {missing[:4]}, mis-shaped {wrong[:4]}")
     G.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     G.eval().requires_grad_(False)
+
+
+def class_table(weight: torch.Tensor, bias: torch.Tensor, weight_gain: float) -> torch.Tensor:
+    """Their embedding of each one-hot class ``[C, w_dim]``, pre-imaged through our projection's lrelu·√2."""
+    y = weight.t() * weight_gain + bias  # [C, w_dim]: one-hot row c selects column c
+    y = y / LRELU_GAIN
+    return torch.where(y >= 0, y, y / LRELU_SLOPE)
+
+
+def mapping_state(
+    src: Any, theirs: dict[str, torch.Tensor], G: torch.nn.Module, network: str
+) -> dict[str, torch.Tensor]:
+    """Our shared mapping's state from NVIDIA's StyleGAN2 / StyleGAN3 ``MappingNetwork`` in ``G_ema``: the layers
+    ``mapping.fc{i}``, ``w_avg`` repeated for each class, and their class embedding ``mapping.embed`` pre-imaged
+    into our class table, with our projection the identity. A ``mapping.*`` tensor of another name is a one-line
+    :class:`ImporterError` naming ``network``."""
+    num_classes = G.mapping.num_classes
+    state: dict[str, torch.Tensor] = {}
+    for key, value in theirs.items():
+        if m := re.fullmatch(r"mapping\.fc(\d+)\.(weight|bias)", key):
+            state[f"mapping.layers.{m[1]}.{m[2]}"] = value
+        elif key == "mapping.w_avg":
+            state["mapping.w_avg"] = value.reshape(1, -1).expand(max(num_classes, 1), -1).clone()
+        elif key.startswith("mapping.") and not key.startswith("mapping.embed."):
+            raise ImporterError(f"G_ema has {key}, which {network} does not")
+    if num_classes:
+        embed = submodule_attrs(src, "G_ema", "mapping.embed")
+        gain = float(recorded_number(embed, "weight_gain", 1 / math.sqrt(num_classes)))
+        bias = theirs["mapping.embed.bias"] * float(recorded_number(embed, "bias_gain", 1.0))
+        state["mapping.embed.weight"] = class_table(theirs["mapping.embed.weight"], bias, gain)
+        proj = G.mapping.embed_proj
+        state["mapping.embed_proj.weight"] = torch.eye(G.z_dim) / proj.weight_gain
+        state["mapping.embed_proj.bias"] = torch.zeros(G.z_dim)
+    return state

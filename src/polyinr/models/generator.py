@@ -7,6 +7,7 @@ place (:meth:`Generator.check_grid`) with a one-line error naming the model and 
 
 - :data:`CONTINUOUS` (Poly-INR, INR-GAN): any window at any density; tiles reproduce the full render exactly;
 - :data:`FRAME` (StyleGAN3, StyleGAN-XL): the native frame and its rigid motions (translations, rotations);
+- :data:`FIXED_FRAME` (StyleGAN2): the native frame alone (its constant input cannot move);
 - :data:`CANVAS` (InfinityGAN): any window on the model's own pixel lattice, any size, tiled on the lattice.
 
 Optional capabilities (multiply-adds per pixel, per-level heat maps, style-mixing ranges, a learned input grid)
@@ -95,11 +96,14 @@ class GridSupport:
     kind: str
     tiles: bool  # can a big grid be rendered tile by tile, reproducing the full render exactly?
     summary: str  # what is accepted, in a few words, without a model's sizes
+    motions: bool = True  # a frame model: are the frame's rigid motions (translations, rotations) accepted too?
 
     def describe(self, G: Generator) -> str:
         R = G.img_resolution
         if self.kind == "continuous":
             return "any window of the plane at any density (tiles exact)"
+        if self.kind == "frame" and not self.motions:
+            return f"only its native {R}x{R} frame (no translation, rotation, other window, density or tile)"
         if self.kind == "frame":
             return f"its native {R}x{R} frame, translated or rotated (no other window, density or tile)"
         return f"any window of its pixel lattice (spacing 1/{R - 1} of the frame), any size (tiles exact)"
@@ -119,7 +123,8 @@ class GridSupport:
         if self.kind == "frame":
             native = Grid.frame(R)
             same_frame = dataclasses.replace(grid, affine=IDENTITY) == native
-            if not same_frame or not is_rigid(grid.affine):
+            moved_as_allowed = grid.affine == IDENTITY or (self.motions and is_rigid(grid.affine))
+            if not same_frame or not moved_as_allowed:
                 return f"not a {describe_grid(grid)}"
             return None
         return _lattice_refusal(grid, 1.0 / (R - 1))
@@ -127,6 +132,7 @@ class GridSupport:
 
 CONTINUOUS = GridSupport("continuous", tiles=True, summary="any window at any density")
 FRAME = GridSupport("frame", tiles=False, summary="the native frame, translated or rotated")
+FIXED_FRAME = GridSupport("frame", tiles=False, summary="the native frame only", motions=False)
 CANVAS = GridSupport("canvas", tiles=True, summary="any window of its pixel lattice")
 
 

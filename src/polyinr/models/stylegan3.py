@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from polyinr.grid import IDENTITY, Grid
+from polyinr.models.filters import upsample_1d
 from polyinr.models.generator import FRAME, Generator, GridRefused, describe_grid, is_rigid
 from polyinr.models.layers import LRELU_GAIN, LRELU_SLOPE, EqualizedLinear
 from polyinr.models.mapping import MappingConfig, MappingNetwork
@@ -276,15 +277,6 @@ def grid_from_transform(matrix: torch.Tensor | np.ndarray, img_resolution: int) 
 # ---------------------------------------------------------------------------- fast filtered leaky ReLU
 
 
-def _upsample(x: torch.Tensor, f: torch.Tensor, up: int, crop: int, dim: int) -> torch.Tensor:
-    """Zero-insert ``x`` by ``up`` along ``dim`` (2 = rows, 3 = columns), convolve with ``f`` and drop ``crop``
-    samples at both ends of the full output, as one strided transposed convolution (polyphase: the inserted
-    zeros are never multiplied): length ``(L − 1)·up + K − 2·crop``. ``x [B, C, H, W]``, ``f [K]``."""
-    C, K = x.shape[1], f.numel()
-    shape, stride, padding = ((C, 1, K, 1), (up, 1), (crop, 0)) if dim == 2 else ((C, 1, 1, K), (1, up), (0, crop))
-    return F.conv_transpose2d(x, f.view(shape[1:]).expand(shape), stride=stride, padding=padding, groups=C)
-
-
 def _downsample(x: torch.Tensor, f: torch.Tensor, down: int) -> torch.Tensor:
     """Convolve ``x [B, C, H, W]`` with ``f`` (valid part) keeping every ``down``-th sample from the first.
 
@@ -330,12 +322,12 @@ def filtered_lrelu(
     crop, crop_end = K - 1 - low, K - up - high
     if up_filter is not None and crop == crop_end >= 0:
         fold = gain if slope != 1 else 1.0  # lrelu(g·x) = g·lrelu(x) for g > 0
-        x = _upsample(x, up_filter * up, up, crop, dim=3)
-        x = _upsample(x, up_filter * (up * fold), up, crop, dim=2)
+        x = upsample_1d(x, up_filter * up, up, crop, dim=3)
+        x = upsample_1d(x, up_filter * (up * fold), up, crop, dim=2)
         gain = gain / fold
     else:
         if up_filter is not None:
-            x = _upsample(_upsample(x, up_filter * up, up, 0, dim=3), up_filter * up, up, 0, dim=2)
+            x = upsample_1d(upsample_1d(x, up_filter * up, up, 0, dim=3), up_filter * up, up, 0, dim=2)
         full_h, full_w = x.shape[2:]
         x = _crop_or_pad(x, 2, crop, full_h - crop_end)
         x = _crop_or_pad(x, 3, crop, full_w - crop_end).contiguous(memory_format=torch.channels_last)

@@ -41,10 +41,10 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
 from polyinr.atomic import atomic_write_json
-from polyinr.checkpoint import save_generator
+from polyinr.checkpoint import check_checkpoint_target, save_generator
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
-from polyinr.image_io import from_uint8, save_image, to_uint8
+from polyinr.image_io import check_new_outputs, from_uint8, save_image, to_uint8
 from polyinr.models.generator import Generator
 from polyinr.sampling import labels_for, save_latents
 from polyinr.tools.render import render_tiled
@@ -66,6 +66,7 @@ PTI_FILES = {
     "tuned": "tuned",  # the fine-tuned generator, a checkpoint directory
     "tuned_reconstruction": "reconstruction_tuned.png",
 }  # written beside the latent when pivotal tuning runs
+OUTPAINT_FILE = "outpaint.png"  # written beside the inversion by outpaint
 Distance = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # images [B, 3, H, W] ×2 → [B]
 
 
@@ -331,6 +332,7 @@ def invert_image(
     device: torch.device | str = "cpu",
     on_step: Callable[[ProjectionStep], None] | None = None,
     pti_steps: int = 0,
+    overwrite: bool = False,
 ) -> Inversion:
     """Invert the image file at the generator's native resolution and write to ``out_dir``:
     ``latent.safetensors``, ``target.png``, ``reconstruction.png``, ``progress.mp4`` (target | reconstruction
@@ -339,15 +341,22 @@ def invert_image(
     ``pti_steps`` > 0 then runs pivotal tuning around the latent for that many steps and also writes the tuned
     generator (``tuned/``, a checkpoint that renders the latent as the target) and its
     ``reconstruction_tuned.png``; the video continues through the tuning.
+
+    Files of these names already in ``out_dir`` are replaced only when ``overwrite`` (else
+    :class:`~polyinr.image_io.OutputExists`), and a ``tuned/`` that is not a polyinr checkpoint never is: both
+    are checked before any work.
     """
     if pti_steps < 0:
         raise PolyinrError(f"pivotal tuning steps must be ≥ 0, got {pti_steps}")
-    target = load_image(image_path, (G.img_resolution, G.img_resolution), device)
-    name, distance = perceptual_distance(perceptual, device)
     out_dir = Path(out_dir)
     files = {role: out_dir / file_name for role, file_name in INVERSION_FILES.items()}
     if pti_steps:
         files.update({role: out_dir / file_name for role, file_name in PTI_FILES.items()})
+    if pti_steps:
+        check_checkpoint_target(files["tuned"], overwrite)
+    check_new_outputs(out_dir, [path.name for path in files.values()], overwrite)
+    target = load_image(image_path, (G.img_resolution, G.img_resolution), device)
+    name, distance = perceptual_distance(perceptual, device)
     steps = project(G, target, class_idx, space, num_steps, distance=distance)
     target_u8 = to_uint8(target)[0]  # [H, W, 3]
     save_image(target_u8, files["target"])
@@ -377,7 +386,8 @@ def invert_image(
     tuned_psnr = None
     if tuned:
         final = last[0]
-        save_generator(tuned[0][0], files["tuned"], extra={"pivotal_tuning": {"steps": pti_steps, "lr": PTI_LR}})
+        save_generator(tuned[0][0], files["tuned"], extra={"pivotal_tuning": {"steps": pti_steps, "lr": PTI_LR}},
+                       overwrite=overwrite)  # fmt: skip
         save_image(to_uint8(final.image)[0], files["tuned_reconstruction"])
         tuned_psnr = final.psnr
         summary.update(pti_steps=pti_steps, pti_psnr_db=final.psnr, pti_loss=final.loss)
@@ -397,17 +407,20 @@ def outpaint(
     perceptual: str = "auto",
     device: torch.device | str = "cpu",
     on_step: Callable[[ProjectionStep], None] | None = None,
+    overwrite: bool = False,
 ) -> Inversion:
     """Invert the image (see :func:`invert_image`), then render ``window`` of the plane around it at ``size``
     into ``out_dir/outpaint.png``: the image is the frame ``[0, 1]²``, the rest continues it.
 
     ``size`` defaults to the pixel spacing of the inverted image, so the frame keeps its resolution.
     """
+    check_new_outputs(out_dir, [OUTPAINT_FILE], overwrite)
     top, left, bottom, right = window
     if size is None:
         step = 1 / (G.img_resolution - 1)
         size = (round((bottom - top) / step) + 1, round((right - left) / step) + 1)
     grid = Grid.window(top, left, bottom, right, *size)
-    inversion = invert_image(G, image_path, out_dir, class_idx, space, num_steps, perceptual, device, on_step)
-    path = render_tiled(G, inversion.ws, grid, Path(out_dir) / "outpaint.png")
+    inversion = invert_image(G, image_path, out_dir, class_idx, space, num_steps, perceptual, device, on_step,
+                             overwrite=overwrite)  # fmt: skip
+    path = render_tiled(G, inversion.ws, grid, Path(out_dir) / OUTPAINT_FILE)
     return Inversion(inversion.ws, inversion.psnr, inversion.perceptual, {**inversion.files, "outpaint": path})

@@ -17,7 +17,7 @@ import torch
 
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
-from polyinr.image_io import PngStreamWriter, check_memory, prepare_image_output, save_image, to_uint8
+from polyinr.image_io import PngEncoder, PngStreamWriter, check_memory, prepare_image_output, save_image, to_uint8
 from polyinr.models.generator import Generator
 from polyinr.sampling import iter_ws
 
@@ -53,6 +53,18 @@ def generate_images(
         yield from zip(seeds[start : start + batch_size], render_ws(G, ws, grid, batch_size))
 
 
+def tiled_render_bytes(H: int, W: int, tile: int, streaming: bool) -> int:
+    """Bytes :func:`render_tiled` holds at its peak for an ``H×W`` render in ``tile``-pixel tiles: a tile's float
+    images and the synthesis' work, the full-width uint8 strip of tiles, and either the PNG encoder's buffers
+    (``streaming``) or the whole image with the copy the image library makes of it to encode (4 bytes a pixel).
+    """
+    h, w = min(tile, H), min(tile, W)
+    tile_work = h * w * 3 * 4 * 4  # float32 [1, 3, h, w] images, a few at once
+    strip = h * W * 3
+    held = PngEncoder.working_bytes(W, h) if streaming else H * W * (3 + 4)
+    return tile_work + strip + held
+
+
 @torch.no_grad()
 def render_tiled(
     G: Generator,
@@ -78,13 +90,12 @@ def render_tiled(
     else:
         G.check_tiles(tile, tile)
     streaming = out_path.suffix.lower() == ".png"
-    float_tile = min(tile, H) * min(tile, W) * 3 * 4 * 4  # a tile's float images and the synthesis' work
     if streaming:
-        check_memory(min(tile, H) * W * 3 + float_tile, f"a {H}x{W} render in {tile}-pixel tiles",
-                     "give a smaller tile size or render narrower strips")  # fmt: skip
+        what, way_round = f"a {H}x{W} render in {tile}-pixel tiles", "give a smaller tile size or a narrower window"
     else:
-        check_memory(H * W * 3 + float_tile, f"a {H}x{W} {out_path.suffix} image (held whole in memory)",
-                     "write a .png, which is streamed to disk strip by strip, or render a smaller size")  # fmt: skip
+        what = f"a {H}x{W} {out_path.suffix} image (held whole in memory)"
+        way_round = "write a .png, which is streamed to disk strip by strip, or render a smaller size"
+    check_memory(tiled_render_bytes(H, W, tile, streaming), what, way_round)
     tiles_down, tiles_across = -(-H // tile), -(-W // tile)
     total, done = tiles_down * tiles_across, 0
     writer = PngStreamWriter(out_path, H, W) if streaming else None

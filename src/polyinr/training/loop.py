@@ -16,7 +16,6 @@ metrics, or with a first metric that ranks nothing (precision/recall, diversity)
 from __future__ import annotations
 
 import copy
-import json
 import math
 import signal
 import time
@@ -28,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from polyinr.checkpoint import STATE_JSON, latest_snapshot
+from polyinr.checkpoint import latest_snapshot
 from polyinr.data.loading import step_batches
 from polyinr.errors import PolyinrError
 from polyinr.image_io import from_uint8, image_grid, save_image, to_uint8
@@ -57,9 +56,11 @@ from polyinr.training.snapshot import (
     best_snapshot,
     load_module_state,
     load_snapshot,
+    read_training_state,
     record_metrics,
     recorded_metrics,
     save_snapshot,
+    set_aside_damaged_snapshots,
     snapshot_name,
 )
 from polyinr.training.stats import collect as collect_stats
@@ -162,6 +163,9 @@ def training_loop(
     if rank != 0:
         return _train(options, *_broadcast_run_dir(None, False), **context)
     with claim_run_dir(resume, Path(options.outdir), desc, options_json) as (run_dir, resuming):
+        if resuming:  # a damaged newest snapshot is set aside, and the newest intact one resumed
+            for line in set_aside_damaged_snapshots(run_dir, len(stages)):
+                say(line)
         _broadcast_run_dir(run_dir, resuming)
         return _train(options, run_dir, resuming, **context)
 
@@ -181,7 +185,7 @@ def _train(
     cur_nimg, step, stage = 0, 0, stages[0]
     snapshot = latest_snapshot(run_dir) if resuming else None
     if snapshot is not None:  # the stage the snapshot was trained in (at a stage's end, the next one starts below)
-        saved = json.loads((snapshot / STATE_JSON).read_text(encoding="utf-8"))
+        saved = read_training_state(snapshot, len(stages))
         cur_nimg, stage = saved["cur_nimg"], stages[saved["stage"]]
     torch.manual_seed(options.seed)
     G = create_generator(options.model, options.preset,

@@ -23,7 +23,8 @@ of the real logits; :meth:`GANLoss.end_step` lets it adjust its probability afte
 
 - :class:`NonSaturatingLoss` (``nonsaturating``): StyleGAN2's logistic loss ``softplus(−D(G(z)))`` /
   ``softplus(D(fake)) + softplus(−D(real))`` with lazy R1 ``γ/2 · ‖∇D(real)‖²`` every 16 D steps (StyleGAN2/3;
-  config R also blurs D's inputs).
+  config R also blurs D's inputs), and StyleGAN2's path length regularisation every 4 G steps and style mixing
+  when asked for.
 - :class:`ProjectedHingeLoss` (``hinge``): StyleGAN-XL's recipe: hinge loss, no R1, blurred D inputs, optional
   classifier guidance in super-resolution stages (every stage after the first) and optional path-length
   regularisation in the first stage, weighted as in StyleGAN-XL.
@@ -173,6 +174,7 @@ class GANLoss:
 
     loss_name: str
     config_cls: type
+    style_mixing: float = 0.0  # probability that a fake's ws from a random cut on come from another z; 0 = never
 
     def __init__(
         self,
@@ -220,7 +222,21 @@ class GANLoss:
         self, z: torch.Tensor, c: torch.Tensor | None, resolution: int, update_emas: bool = False
     ) -> torch.Tensor:
         """Fakes ``[B, 3, R, R]`` on the training grid of ``resolution``."""
+        return self.render(self.run_mapping(z, c, update_emas), resolution, update_emas)
+
+    def run_mapping(self, z: torch.Tensor, c: torch.Tensor | None, update_emas: bool = False) -> torch.Tensor:
+        """``ws [B, num_ws, w_dim]`` of the fakes, styles mixed as StyleGAN2's ``run_G`` mixes them: with
+        probability :attr:`style_mixing`, the ws from a cut drawn in the generator's mixing range on come from
+        another latent (a model without a mixing range is never mixed)."""
         ws = self.G.mapping(z, c, update_emas=update_emas)
+        cuts = self.G.style_mixing_range()
+        if self.style_mixing > 0 and cuts is not None and torch.rand([]) < self.style_mixing:
+            cutoff = int(torch.randint(cuts.start, cuts.stop, []))
+            ws[:, cutoff:] = self.G.mapping(torch.randn_like(z), c, update_emas=False)[:, cutoff:]
+        return ws
+
+    def render(self, ws: torch.Tensor, resolution: int, update_emas: bool = False) -> torch.Tensor:
+        """``ws [B, num_ws, w_dim]`` → fakes ``[B, 3, R, R]`` on the training grid of ``resolution``."""
         extra = {"update_emas": update_emas} if self.G.synthesis_emas else {}  # StyleGAN3's magnitude averages
         return self.G.synthesize(ws, self.G.training_grid(resolution), **extra)
 
@@ -267,12 +283,16 @@ class NonSaturatingConfig:
     blur_sigma: float = 0.0  # initial sigma in pixels of the D-input blur (StyleGAN3-R: 10); 0 = no blur
     blur_fade_kimg: float = 0.0  # kimg over which the blur fades to 0 (StyleGAN3-R: batch·200/32)
     diversity_weight: float = 0.0  # mode-seeking loss (MSGAN) on pairs of images of one class; 0 = off
+    pl_weight: float = 0.0  # path length weight, every 4 G steps on half the batch (StyleGAN2: 2); 0 = off
+    style_mixing: float = 0.0  # probability of mixing each batch's styles at a random cut (StyleGAN2: 0.9); 0 = off
 
     def __post_init__(self) -> None:
         if self.gamma is not None and self.gamma < 0:
             raise PolyinrError(f"the R1 weight gamma must be ≥ 0, got {self.gamma}")
-        if self.blur_sigma < 0 or self.blur_fade_kimg < 0 or self.diversity_weight < 0:
-            raise PolyinrError("the blur sigma, its fade length and the diversity weight must be ≥ 0")
+        if min(self.blur_sigma, self.blur_fade_kimg, self.diversity_weight, self.pl_weight) < 0:
+            raise PolyinrError("the blur sigma, its fade length, the diversity and path length weights must be ≥ 0")
+        if not 0 <= self.style_mixing <= 1:
+            raise PolyinrError(f"the style mixing probability must be in [0, 1], got {self.style_mixing}")
 
 
 @dataclass(frozen=True)
@@ -305,25 +325,44 @@ class NonSaturatingLoss(GANLoss):
         blur_fade_kimg: float = 0.0,
         augment: AdaptiveAugment | None = None,
         diversity_weight: float = 0.0,
+        pl_weight: float = 0.0,  # path length regularisation weight, every PL_INTERVAL G steps; 0 = off
+        style_mixing: float = 0.0,  # probability of mixing styles (GANLoss.run_mapping); 0 = off
     ) -> None:
         super().__init__(G, D, blur_init_sigma, blur_fade_kimg, augment)
         self.r1_gamma = r1_gamma
         self.r1_interval = r1_interval
         self.diversity_weight = diversity_weight
+        self.pl_weight = pl_weight
+        self.path_length = PathLengthPenalty() if pl_weight > 0 else None
+        self.style_mixing = style_mixing
 
     R1_INTERVAL = 16
+    PL_INTERVAL = 4  # NVIDIA's G_reg_interval for --cfg=stylegan2
 
     @classmethod
     def from_config(cls, G: nn.Module, D: nn.Module, cfg: NonSaturatingConfig, device: torch.device):
-        return cls(G, D, r1_gamma=cfg.gamma, r1_interval=cls.R1_INTERVAL, blur_init_sigma=cfg.blur_sigma,
-                   blur_fade_kimg=cfg.blur_fade_kimg, diversity_weight=cfg.diversity_weight)  # fmt: skip
+        loss = cls(G, D, r1_gamma=cfg.gamma, r1_interval=cls.R1_INTERVAL, blur_init_sigma=cfg.blur_sigma,
+                   blur_fade_kimg=cfg.blur_fade_kimg, diversity_weight=cfg.diversity_weight,
+                   pl_weight=cfg.pl_weight, style_mixing=cfg.style_mixing)  # fmt: skip
+        if loss.path_length is not None:
+            loss.path_length.to(device)
+        return loss
 
     @classmethod
     def reg_interval(cls, cfg: NonSaturatingConfig, network: str) -> int | None:
-        return cls.R1_INTERVAL if network == "D" and cfg.gamma != 0 else None
+        if network == "G":
+            return cls.PL_INTERVAL if cfg.pl_weight > 0 else None
+        return cls.R1_INTERVAL if cfg.gamma != 0 else None
 
     def phases(self) -> list[PhaseSpec]:
-        return phases_for("G", None) + phases_for("D", self.r1_interval if self.r1_gamma != 0 else None)
+        return phases_for("G", self.PL_INTERVAL if self.pl_weight > 0 else None) + phases_for(
+            "D", self.r1_interval if self.r1_gamma != 0 else None
+        )
+
+    def state_modules(self) -> dict[str, nn.Module]:
+        """ADA's probability and the path lengths' running mean."""
+        path_length = {} if self.path_length is None else {"path_length": self.path_length}
+        return {**super().state_modules(), **path_length}
 
     def gamma_at(self, resolution: int) -> float:
         """R1's weight at a stage of ``resolution``² images."""
@@ -344,6 +383,13 @@ class NonSaturatingLoss(GANLoss):
                 report("Loss/G/diversity", diversity)
                 loss = loss + self.diversity_weight * diversity
             loss.mul(gain).backward()
+        if phase in ("Greg", "Gboth") and self.path_length is not None:
+            batch = max(1, len(gen_z) // PL_BATCH_SHRINK)
+            ws = self.run_mapping(gen_z[:batch], None if gen_c is None else gen_c[:batch])
+            penalty = self.path_length(self.render(ws, resolution), ws)  # [batch]
+            report("Loss/pl_penalty", penalty)
+            report("Loss/G/reg", penalty * self.pl_weight)
+            (penalty * self.pl_weight).mean().mul(gain).backward()
         if phase in ("Dmain", "Dboth"):
             fake = self.run_G(gen_z, gen_c, resolution, update_emas=True).detach()
             fake_logits = self.run_D(fake, gen_c, cur_nimg)

@@ -214,6 +214,23 @@ register_recipe(Recipe(
     batch_scaled=_stylegan3_r_scaled,
 ))  # fmt: skip
 
+# StyleGAN2 as NVIDIA's stylegan3 repository trains it (train.py --cfg=stylegan2, training/loss.py StyleGAN2Loss):
+# the stylegan3 recipe's D, lazy R1, ADA and EMA, with G's lr 0.002, path length regularisation (weight 2, every 4
+# G steps on half the batch, decay 0.01; the loop scales G's Adam for that interval) and style mixing 0.9.
+register_recipe(Recipe(
+    name="stylegan2", size=PAPER, loss="nonsaturating", disc="residual",
+    summary="StyleGAN2's (NVIDIA's --cfg=stylegan2; model stylegan2): path length 2, style mixing 0.9, lazy R1, ADA",
+    options={**_SG3_OPTIONS, "glr": 0.002},
+    losses={"nonsaturating": {"gamma": None, "pl_weight": 2.0, "style_mixing": 0.9}},
+    discs=_SG3_DISC,
+    notes=(
+        "their train.py requires --gamma; without it R1's gamma follows the resolution, 2·(R/256)², as the "
+        "stylegan3 recipe's",
+        "their FP16 in the 4 highest resolutions runs on CUDA only; here every layer computes in float32 (or AMP "
+        "when asked), with their conv_clamp 256",
+    ),
+))  # fmt: skip
+
 # StyleGAN-XL's own recipe, as their train.py sets the stem run and each super-resolution run: the projected
 # recipe above (hinge loss, two frozen backbones, DiffAugment, blur 2 over 300 kimg, no R1) with XL's learning
 # rates as their loop applies them: nominal G 0.0025, D 0.002 scaled for the lazy-regularisation intervals G 4,

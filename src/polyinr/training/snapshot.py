@@ -9,7 +9,9 @@ directory is assembled under a temporary name and renamed, then ``checkpoints/la
 old snapshots beyond the newest K are removed: a crash or a full disk at any moment leaves the previous
 snapshot intact and pointed to. The metrics computed at a snapshot are recorded beside it
 (``training_metrics.json``) so that a stage's best snapshot can be found again, and that snapshot is kept from
-pruning until its stage ends. Finding a run's snapshots (``list_snapshots``, ``latest_snapshot``) belongs
+pruning until its stage ends. A resumed run checks its snapshots first (:func:`read_training_state`): a damaged
+one, newer than the newest intact one, is set aside as ``<name>.damaged`` and training resumes from the intact
+one, saying so. Finding a run's snapshots (``list_snapshots``, ``latest_snapshot``) belongs
 to the checkpoint format, :mod:`polyinr.checkpoint`, so loading never depends on the training package.
 """
 
@@ -24,11 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 
 from polyinr.atomic import WriteError, atomic_directory, atomic_write_json, atomic_write_text, save_tensor_file
 from polyinr.checkpoint import (
     LATEST_NAME,
+    SNAPSHOT_NAME,
     SNAPSHOTS_DIR,
     STATE_JSON,
     STATE_WEIGHTS,
@@ -37,8 +40,11 @@ from polyinr.checkpoint import (
     read_tensor_file,
     write_generator_files,
 )
+from polyinr.importers.unpickle import describe
+from polyinr.small_files import read_small_text
 
 METRICS_JSON = "training_metrics.json"  # the metrics computed at a snapshot, written after the snapshot
+DAMAGED_SUFFIX = ".damaged"  # a damaged snapshot set aside: <name>.damaged is no snapshot name, so never resumed
 
 
 def snapshot_name(cur_nimg: int) -> str:
@@ -159,15 +165,111 @@ def clean_interrupted_snapshots(run_dir: Path) -> list[Path]:
     return leftovers
 
 
+def read_training_state(path: Path, num_stages: int) -> dict[str, Any]:
+    """The counters of snapshot ``path`` (its ``training_state.json``), validated as ``config.json`` is, once its
+    ``training_state.safetensors`` is known to be whole (a header that covers the file and names the RNG state).
+
+    ``num_stages`` is the run's number of resolution stages. A damaged snapshot is a one-line
+    :class:`CheckpointError` naming the damaged file and what is wrong with it.
+    """
+    state_json = path / STATE_JSON
+    try:
+        counters = json.loads(read_small_text(state_json))
+    except (OSError, ValueError, RecursionError) as e:  # RecursionError: JSON nested beyond the parser's depth
+        raise CheckpointError(f"{state_json} is unreadable: {getattr(e, 'strerror', None) or e}") from None
+    problem = _counters_problem(counters, num_stages)
+    if problem is not None:
+        raise CheckpointError(f"{state_json} is damaged: {problem}")
+    weights = path / STATE_WEIGHTS
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            keys = set(f.keys())
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{weights} is truncated or corrupt ({e})") from None
+    if "rng/torch" not in keys:
+        raise CheckpointError(f"{weights} is damaged: it holds no RNG state")
+    return counters
+
+
+def _counters_problem(counters: Any, num_stages: int) -> str | None:
+    """What is wrong with a snapshot's parsed counters, or None when they are what :func:`save_snapshot` writes."""
+    if not isinstance(counters, dict):
+        return f"it holds {describe(counters)}, not a JSON object"
+    for name in ("cur_nimg", "step"):
+        if type(counters.get(name)) is not int or counters[name] < 0:
+            return f"{name} is {describe(counters.get(name))}, not a count"
+    stage = counters.get("stage")
+    if type(stage) is not int or not 0 <= stage < num_stages:
+        return f"stage is {describe(stage)}, but this run's stages are 0 to {num_stages - 1}"
+    start = counters.get("stage_start")
+    if start is not None and not _is_stage_start(start):
+        return f"stage_start is {describe(start)}, not the record of a snapshot"
+    fingerprints = counters.get("frozen_fingerprints", {})
+    if not (isinstance(fingerprints, dict) and all(isinstance(v, str) for v in fingerprints.values())):
+        return f"frozen_fingerprints is {describe(fingerprints)}, not a table of digests"
+    return None
+
+
+def _is_stage_start(start: Any) -> bool:
+    """Whether ``start`` is the record ``_choose_stage_start`` of the loop writes: a snapshot's name, and the
+    metric that chose it with its key and value (all None for a stage's last snapshot)."""
+    if not (isinstance(start, dict) and isinstance(start.get("snapshot"), str)):
+        return False
+    if not SNAPSHOT_NAME.fullmatch(start["snapshot"]):
+        return False
+    if start.get("metric") is None:
+        return True
+    value = start.get("value")
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(start["metric"], str) and isinstance(start.get("key"), str) and number
+
+
+def set_aside_damaged_snapshots(run_dir: Path, num_stages: int) -> list[str]:
+    """Before resuming, holding the run's lock: find the newest intact snapshot, rename each newer, damaged one
+    to ``<name>.damaged`` (kept for a look, but never resumed, listed or pruned as a snapshot) and point
+    ``latest`` at the intact one. Returns one line per damaged snapshot, naming it and what is wrong. Where no
+    snapshot is intact, nothing is renamed and the answer is a one-line :class:`CheckpointError`."""
+    damaged: list[tuple[Path, str]] = []
+    for path in reversed(list_snapshots(run_dir)):
+        try:
+            read_training_state(path, num_stages)
+        except CheckpointError as e:
+            damaged.append((path, str(e)))
+            continue
+        lines = []
+        for bad, problem in damaged:
+            aside = _free_name(bad.with_name(bad.name + DAMAGED_SUFFIX))
+            bad.rename(aside)
+            lines.append(f"{problem}; snapshot {bad.name} set aside as {aside.name}, resuming from {path.name}")
+        if damaged:
+            atomic_write_text(run_dir / SNAPSHOTS_DIR / LATEST_NAME, path.name + "\n")
+        return lines
+    if damaged:
+        names = ", ".join(bad.name for bad, _ in damaged)
+        raise CheckpointError(f"run {run_dir} has no intact snapshot to resume from (damaged: {names}; the "
+                              f"newest: {damaged[0][1]})")  # fmt: skip
+    return []
+
+
+def _free_name(path: Path) -> Path:
+    """``path``, or ``path-2``, ``path-3`` … when it is taken."""
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}-{n}")
+    return candidate
+
+
 def load_snapshot(
     path: Path, modules: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer]
 ) -> dict[str, Any]:
-    """Restore modules, optimizer moments and RNG states from ``path``; return its counters."""
+    """Restore modules, optimizer moments and RNG states from ``path``; return its counters. Check the snapshot
+    with :func:`read_training_state` first: this reads it as it was written."""
     try:
         tensors = read_tensor_file(path / STATE_WEIGHTS)
-        counters = json.loads((path / STATE_JSON).read_text(encoding="utf-8"))
+        counters = json.loads(read_small_text(path / STATE_JSON))
     except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"snapshot {path} is unreadable ({e}); remove it to resume from an older one") from None
+        raise CheckpointError(f"snapshot {path} is unreadable ({e})") from None
     for name, module in modules.items():
         state = _module_state(tensors, name, module, path)
         saved_fingerprint = counters.get("frozen_fingerprints", {}).get(name)
@@ -218,9 +320,10 @@ def best_snapshot(run_dir: Path, stage: int, metric: str, key: str, lower: bool)
     best: tuple[Path, float] | None = None
     for path in list_snapshots(run_dir):
         try:
-            if json.loads((path / STATE_JSON).read_text(encoding="utf-8")).get("stage") != stage:
-                continue
-        except (OSError, ValueError):
+            counters = json.loads(read_small_text(path / STATE_JSON))
+        except (OSError, ValueError, RecursionError):
+            continue
+        if not isinstance(counters, dict) or counters.get("stage") != stage:
             continue
         value = ((recorded_metrics(path) or {}).get(metric) or {}).get(key)
         if not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -245,7 +348,11 @@ def _module_state(
     """``name``'s entries of a snapshot's tensors, checked to cover ``module``'s state (frozen parts aside)."""
     prefix = f"{name}/"
     state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-    missing = set(module.state_dict()) - set(state) - _frozen_keys(module)
+    own = module.state_dict()
+    missing = set(own) - set(state) - _frozen_keys(module)
     if missing:
         raise CheckpointError(f"snapshot {path} does not match this run's {name}: missing {sorted(missing)[:3]}")
+    wrong = sorted(k for k, v in state.items() if k in own and v.shape != own[k].shape)
+    if wrong:
+        raise CheckpointError(f"snapshot {path} does not match this run's {name}: wrong shape {wrong[:3]}")
     return state
