@@ -111,3 +111,13 @@ def test_a_broken_link_is_caught(tmp_path: Path) -> None:
     page.write_text("# Title\n\n[here](page.md#title) [gone](missing.md) `[code](x.md)`\n", encoding="utf-8")
     assert relative_links(page) == ["page.md#title", "missing.md"]
     assert "title" in anchors(page)
+
+
+def test_readme_opens_with_the_two_set_up_commands() -> None:
+    first_block = CODE_BLOCK.search((ROOT / "README.md").read_text(encoding="utf-8"))
+    assert first_block is not None
+    lines = first_block.group(0).splitlines()[1:-1]
+    assert [line.split("#")[0].strip() for line in lines] == [
+        'pip install -e ".[dev]" && polyinr demo',
+        'pip install -e ".[dev]" && python -m pytest -q',
+    ]
