@@ -7,9 +7,9 @@ import pickle
 
 import pytest
 import torch
-from guarded_child import assert_one_line_error
 
 import polyinr
+from guarded_child import assert_one_line_error
 from polyinr.importers import ImporterError, UnsafePickleError
 from polyinr.importers.infinity_gan import SS, TS, convert, read_train_params
 

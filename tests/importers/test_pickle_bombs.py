@@ -18,9 +18,9 @@ from collections.abc import Callable
 import pytest
 import torch
 from click.testing import CliRunner
-from guarded_child import assert_one_line_error
 from torch import nn
 
+from guarded_child import assert_one_line_error
 from polyinr.cli import main
 from polyinr.errors import PolyinrError
 from polyinr.importers import (

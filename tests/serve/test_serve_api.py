@@ -345,8 +345,13 @@ def test_every_registered_model_is_served_by_its_grid_support(name):
     with TestClient(create_app([Network(name, G)])) as c:
         entry = c.get("/api/models").json()["models"][0]
         assert entry["support"] == G.grid_support.kind and (entry["levels"] is None) == (not G.grid_support.tiles)
+        assert entry["motions"] == (G.grid_support.kind == "frame" and G.grid_support.motions)
+        if G.grid_support.kind == "frame" and not G.grid_support.motions:  # the native frame only (StyleGAN2)
+            moved = c.get("/api/frame", params={"seed": 1, "dr": 0.1})
+            assert moved.status_code == 400 and "no translation" in moved.json()["error"]
         # A canvas model moves by whole pixels of its lattice and does not rotate (the generator contract).
         dr, angle = (3 / (G.img_resolution - 1), 0) if G.grid_support.kind == "canvas" else (0.1, 20)
+        dr, angle = (dr, angle) if G.grid_support.kind != "frame" or G.grid_support.motions else (0, 0)
         r = c.get("/api/frame", params={"seed": 1, "dr": dr, "angle": angle, "format": "png"})
         grid = Grid.frame(G.img_resolution).translated(dr, 0.0).rotated(math.radians(angle))
         assert np.array_equal(pixels(r.content), to_uint8(G.synthesize(ws_for(G, seeds=[1]), grid))[0])

@@ -220,7 +220,7 @@ def skimage_file(name: str, dataset: str) -> Path:
     path = Path(skimage.__file__).parent / "data" / name
     if not path.is_file():
         raise PolyinrError(f"builtin:{dataset} needs {name}, which scikit-image {skimage.__version__} does not ship "
-                           f"(looked in {path.parent}): pip install --force-reinstall scikit-image")  # fmt: skip
+                           f"(looked in {path.parent}): reinstall scikit-image")  # fmt: skip
     return path
 
 

@@ -309,6 +309,7 @@ def create_app(
                 "name": net.name,
                 "model": G.model_name,
                 "support": G.grid_support.kind,
+                "motions": G.grid_support.kind == "frame" and G.grid_support.motions,  # the frame moves, rotates
                 "grids": G.describe_grids(),
                 "img_resolution": G.img_resolution,
                 "num_classes": G.num_classes,

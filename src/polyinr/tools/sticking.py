@@ -117,7 +117,7 @@ def translation_grids(
     refusal = None
     for offsets in (shifts, shifts.round()):
         grids = [view.translated(dr * view.row_step, dc * view.col_step) for dr, dc in offsets.tolist()]
-        refusal = G.grid_support.refusal(G, grids[0])
+        refusal = next(filter(None, (G.grid_support.refusal(G, grid) for grid in grids)), None)
         if refusal is None:
             return grids, None
     return None, refusal

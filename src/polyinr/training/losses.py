@@ -504,10 +504,8 @@ class ProjectedHingeLoss(GANLoss):
         pl_on = self.path_length is not None and self.stage_index == 0 and cur_nimg >= self.pl_start_kimg * 1000
         if phase in ("Greg", "Gboth") and pl_on:
             half = max(1, len(gen_z) // PL_BATCH_SHRINK)
-            ws = self.G.mapping(gen_z[:half], None if gen_c is None else gen_c[:half])
-            extra = {"update_emas": False} if self.G.synthesis_emas else {}
-            fake = self.G.synthesize(ws, self.G.training_grid(resolution), **extra)
-            penalty = self.path_length(fake, ws)  # [half]
+            ws = self.run_mapping(gen_z[:half], None if gen_c is None else gen_c[:half])
+            penalty = self.path_length(self.render(ws, resolution), ws)  # [half]
             report("Loss/pl_penalty", penalty)
             loss = penalty.mean() * (self.pl_weight / len(gen_z))
             report("Loss/G/reg", loss)

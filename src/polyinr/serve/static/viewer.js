@@ -191,7 +191,7 @@ class Pane {
 
   frameUrl() {
     const p = this.sourceParams();
-    for (const name of ["dr", "dc", "angle"]) {
+    for (const name of this.model.motions ? ["dr", "dc", "angle"] : []) {
       const v = this.field(name).value.trim();
       if (v !== "0" && v !== "") p.set(name, v);
     }
@@ -404,7 +404,7 @@ function showPaneControls(pane) {
   fillSelect(pane.field("latent"), [["", "seed"], ...m.latents.map((name, i) => [i, name])]);
   pane.form.querySelector(".cond-only").classList.toggle("hidden", m.num_classes === 0);
   pane.form.querySelector(".latent-only").classList.toggle("hidden", m.latents.length === 0);
-  pane.form.querySelector(".frame-only").classList.toggle("hidden", m.levels !== null);
+  pane.form.querySelector(".frame-only").classList.toggle("hidden", !m.motions);
   pane.canvas.title = `${m.name}: ${m.model}, ${m.grids}`;
 }
 
