@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from pathlib import Path
 
 import click
 
@@ -73,8 +74,6 @@ def compare(data, models, preset, kimg, outdir, metrics, seeds, native_recipes, 
     params = click.get_current_context().params
     command = "polyinr compare " + shlex.join(_flags(params, skip=("train_only",)))
     if parallel:
-        from pathlib import Path
-
         def argv_for(model: str) -> list[str]:
             rest = _flags({**params, "models": model}, skip=("parallel", "train_only"))
             return [sys.executable, "-m", "polyinr", "compare", *rest, "--train-only"]

@@ -1,0 +1,73 @@
+"""Writing a comparison's report: ``report.md`` (read by people) and ``report.json`` (every cell, for tools)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from polyinr.atomic import atomic_write_json
+from polyinr.tools.compare.cell import Cell
+from polyinr.tools.compare.settings import CPU, CompareSettings
+
+# ------------------------------------------------------------------------------------------------ the report
+
+COLUMN_TITLES = {
+    "resolution": "resolution",
+    "parameters": "parameters",
+    "macs_per_pixel": "multiply-adds / pixel",
+    "train_speed": "training speed",
+    "render_1x": "rendering, 1× density",
+    "render_4x": "rendering, 4× density (4× per side)",
+    "big_render_memory": "peak memory of a {big}² render",
+    "sample_sheet": "sample sheet",
+}
+
+
+def _environment(device: str) -> dict[str, Any]:
+    return {"torch": torch.__version__, "device": device, "load_average": [round(x, 2) for x in os.getloadavg()],
+            "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M:%S")}  # fmt: skip
+
+
+def write_report(outdir: Path, settings: CompareSettings, rows: dict[str, dict[str, Cell]], command: str | None,
+                 training: dict[str, dict[str, Any]], plots: list[Path]) -> tuple[Path, Path]:  # fmt: skip
+    """``report.md`` (one section per model: each cell with its unit, or why it is empty) and ``report.json``."""
+    environment = _environment(settings.device)
+    names: list[str] = []
+    for cells in rows.values():
+        names += [n for n in cells if n not in names]
+    lines = ["# Generator comparison", ""]
+    if command:
+        lines += ["```", command, "```", ""]
+    recipe = "each model's own recipe" if settings.native_recipes else \
+        f"the shared recipe `{settings.recipe or ('cpu' if settings.preset == CPU else 'stylegan3')}`"  # fmt: skip
+    lines += [
+        f"Data `{settings.data}`, {settings.preset} presets, {settings.kimg:g} kimg each, {recipe}; "
+        f"device {settings.device}, torch {environment['torch']}, load average "
+        f"{', '.join(map(str, environment['load_average']))} at the end ({environment['cpus']} CPUs).",
+        "",
+    ]
+    header = ["", *rows]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name in names:
+        title = COLUMN_TITLES.get(name, name).format(big=settings.big_render)
+        values = [rows[m][name].text() if name in rows[m] else "— (not measured for this model)" for m in rows]
+        lines.append("| " + " | ".join([title, *(v.replace("|", "/") for v in values)]) + " |")
+    lines += ["", "Training runs:", ""]
+    lines += [f"- {m}: not trained: {t['refused']}" if "refused" in t else
+              f"- {m}: `{t['run_dir']}` ({t['recipe']} recipe, {t['preset']} preset, {t['kimg']:g} kimg)"
+              for m, t in training.items()]  # fmt: skip
+    lines += ["", "Plots: " + ", ".join(f"![{p.stem}]({p.name})" for p in plots) if plots else "Plots: none", ""]
+    lines += [f"![samples {m}](samples-{m}.png)" for m in rows if "refused" not in training.get(m, {})]
+    md = outdir / "report.md"
+    md.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    js = outdir / "report.json"
+    atomic_write_json(js, {"command": command, "settings": settings.to_json(), "environment": environment,
+                           "training": training, "plots": [p.name for p in plots],
+                           "models": {m: {n: dataclasses.asdict(c) for n, c in cells.items()}
+                                      for m, cells in rows.items()}})  # fmt: skip
+    return md, js
