@@ -221,3 +221,56 @@ def test_big_render_memory_is_the_rendering_process_own_peak(tmp_path, tiny_G, t
     cell = cmp.big_render_memory(tiny_G, tiny_ckpt, 64, torch.device("cpu"), tmp_path)
     assert cell.unit == "MiB" and 0 < cell.value < 1500, cell  # the child alone: torch imported and a tiny render
     del ballast
+
+
+def test_dry_run_prints_when_each_model_stops_and_each_process_share_of_the_cores(tmp_path):
+    args = ["compare", "--data", "builtin:digits", "--models", "poly-inr,inr-gan", "--kimg", "5", "--minutes", "3",
+            "--until-plateau", "--plateau-snapshots", "4", "--parallel", "--outdir", str(tmp_path / "x"),
+            "-n"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    resolved = json.loads(result.output)
+    assert resolved["budget"] == (
+        "each model trains until the first of: 5 kimg; 3 min of training (snapshots and their fid_digits aside); a "
+        "plateau of fid_digits, checked at each snapshot: stop when the best fid_digits of the last 4 snapshots is "
+        "not lower than the best before them by more than 2.0% of it"
+    )
+    assert resolved["settings"]["plateau"] == {"margin": 0.02, "patience": 4} and resolved["threads_per_process"] >= 1
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--plateau-margin", "0.1"], "apply only with --until-plateau"),
+        (["--until-plateau", "--metrics", "pr_digits"], "needs a curve metric with a better direction"),
+        (["--minutes", "0"], "time budget must be positive"),
+    ],
+)
+def test_budget_flags_that_cannot_apply_are_refused_in_one_line(tmp_path, args, needle):
+    base = ["compare", "--data", "builtin:digits", "--models", "poly-inr", "--kimg", "1", "--outdir", str(tmp_path)]
+    result = CliRunner().invoke(main, [*base, *args])
+    assert result.exit_code != 0 and needle in result.output and len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_a_time_budget_reports_the_kimg_reached_and_the_training_time(tmp_path):
+    settings = cmp.CompareSettings(**{**TINY, "models": ("poly-inr",), "minutes": 1e-9, "metrics": ("eqt0.01k_int",),
+                                      "seeds": (0,)})  # fmt: skip
+    list(cmp.run_comparison(settings, tmp_path, command="test"))
+    cells = json.loads((tmp_path / "report.json").read_text())["models"]["poly-inr"]
+    assert cells["trained_kimg"]["value"] == 0.016 and cells["trained_kimg"]["note"] == "stopped early, of 0.032"
+    assert cells["training_time"]["unit"] == "min" and cells["training_time"]["value"] >= 0
+    md = (tmp_path / "report.md").read_text()
+    assert "| trained | 0.016 kimg (stopped early, of 0.032) |" in md and "0.032 kimg; 1e-09 min of training" in md
+
+
+def test_every_metric_pass_reports_its_progress_under_the_metric_name():
+    from polyinr.models.registry import create
+
+    torch.manual_seed(0)
+    G = create("poly-inr", "cpu", img_resolution=8, channels=16).eval()
+    seen = []
+    cmp.metric_cells(["eqt0.01k_int"], G, None, torch.device("cpu"), on_progress=lambda *step: seen.append(step))
+    assert seen and all(stage.startswith("eqt0.01k_int: ") for stage, _, _ in seen)
+    assert seen[-1][1] == seen[-1][2] == 10  # the pass ran to its end

@@ -50,7 +50,14 @@ from polyinr.tools.compare.runs import (
     train_model,
     training_options,
 )
-from polyinr.tools.compare.settings import CPU, PAPER, CompareSettings, check_settings, default_metrics
+from polyinr.tools.compare.settings import (
+    CPU,
+    PAPER,
+    CompareSettings,
+    check_settings,
+    default_metrics,
+    describe_budget,
+)
 from polyinr.tools.compare.sheets import sample_sheet, sheet_grids
 
 __all__ = [
@@ -64,6 +71,7 @@ __all__ = [
     "big_render_memory",
     "check_settings",
     "default_metrics",
+    "describe_budget",
     "detector_unavailable",
     "evaluate_model",
     "finished_run",

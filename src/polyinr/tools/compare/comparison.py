@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from polyinr.errors import PolyinrError
+from polyinr.metrics.sampling import Progress
 from polyinr.tools.compare.cell import Cell
 from polyinr.tools.compare.measure import evaluate_model
 from polyinr.tools.compare.plots import curve_points, write_plots
@@ -35,10 +36,12 @@ def run_comparison(
     train: bool = True,
     evaluate: bool = True,
     on_step: Callable[[str, int, int], None] | None = None,
+    on_progress: Callable[[str, str, int, int], None] | None = None,
     detectors: dict[str, Any] | None = None,
 ) -> Iterator[Event]:
     """Train (``train``) and measure (``evaluate``, writing the report) every model of ``settings``; yields
-    :class:`Event` s as it goes. ``on_step(model, cur_nimg, total_nimg)`` follows each training step;
+    :class:`Event` s as it goes. ``on_step(model, cur_nimg, total_nimg)`` follows each training step and
+    ``on_progress(model, stage, done, total)`` each metric pass (at snapshots and in the final measurement);
     ``detectors`` replaces named feature detectors (e.g. small random networks in tests)."""
     settings = check_settings(settings)
     outdir = Path(outdir)
@@ -53,7 +56,13 @@ def run_comparison(
                 yield Event("skip" if done else "train", model, "already trained" if done else "training")
                 step = None if on_step is None else (lambda cur, total, m=model: on_step(m, cur, total))
                 runs[model], _ = train_model(
-                    settings, model, outdir, on_step=step, on_message=messages.append, detectors=detectors
+                    settings,
+                    model,
+                    outdir,
+                    on_step=step,
+                    on_message=messages.append,
+                    detectors=detectors,
+                    on_progress=_for_model(model, on_progress),
                 )
             except PolyinrError as e:  # this model cannot train under the settings: the others still do
                 refused[model] = str(e)
@@ -75,12 +84,13 @@ def run_comparison(
     measured, training = {}, {}
     for model in runs:
         yield Event("evaluate", model, "measuring")
-        measured[model] = evaluate_model(settings, model, runs[model], outdir, messages.append, detectors)
+        measured[model] = evaluate_model(settings, model, runs[model], outdir, messages.append, detectors,
+                                         _for_model(model, on_progress))  # fmt: skip
         while messages:
             yield Event("message", model, messages.pop(0))
         options = json.loads((runs[model] / "training_options.json").read_text(encoding="utf-8"))
         training[model] = {"run_dir": str(runs[model]), "recipe": options["recipe"], "preset": options["preset"],
-                           "kimg": settings.kimg}  # fmt: skip
+                           "kimg": measured[model]["trained_kimg"].value}  # fmt: skip
     names = list(dict.fromkeys(n for cells in measured.values() for n in cells)) or ["training"]
     rows = {m: measured[m] if m in runs else {n: Cell(None, note=f"not trained: {refused[m]}") for n in names}
             for m in settings.models}  # fmt: skip
@@ -89,3 +99,10 @@ def run_comparison(
     plots = write_plots(outdir, curves, settings.curve_metric, rows)
     md, _ = write_report(outdir, settings, rows, command, training, plots)
     yield Event("done", None, str(md))
+
+
+def _for_model(model: str, on_progress: Callable[[str, str, int, int], None] | None) -> Progress | None:
+    """``on_progress`` of ``model``: ``(stage, done, total)`` → ``on_progress(model, stage, done, total)``."""
+    if on_progress is None:
+        return None
+    return lambda stage, done, total: on_progress(model, stage, done, total)

@@ -23,11 +23,13 @@ from typing import Any
 import torch
 
 from polyinr.atomic import atomic_write_json
-from polyinr.checkpoint import latest_snapshot, load_generator
+from polyinr.checkpoint import STATE_JSON, latest_snapshot, load_generator
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
 from polyinr.metrics import compute_metric, metric_detector
+from polyinr.metrics.api import named_progress
 from polyinr.metrics.cost import count_macs
+from polyinr.metrics.sampling import Progress
 from polyinr.models.generator import GridRefused
 from polyinr.sampling import iter_ws
 from polyinr.tools.compare import memory_probe
@@ -40,7 +42,7 @@ from polyinr.training.setup import open_training_data
 
 SPEED_ROUNDS = 3  # timed renders per density (the best is reported)
 SPEED_PIXELS = 1 << 18  # pixels a timed render call paints at least (a batch of small images)
-EVALUATION_VERSION = 4  # bump when a measurement changes: cached evaluations of older versions are redone
+EVALUATION_VERSION = 5  # bump when a measurement changes: cached evaluations of older versions are redone
 
 
 def _synchronize(device: torch.device) -> None:
@@ -135,12 +137,31 @@ def training_speed(run_dir: Path) -> Cell:
     return Cell(round(statistics.median(values), 2), "img/s", f"median of {len(values)} ticks")
 
 
+def training_reached(settings: CompareSettings, snapshot: Path) -> dict[str, Cell]:
+    """How far the run trained to ``snapshot``: ``trained_kimg`` and ``training_time`` (the ticks' time, without
+    snapshots and their metrics)."""
+    state = json.loads((snapshot / STATE_JSON).read_text(encoding="utf-8"))
+    kimg = state["cur_nimg"] / 1000
+    seconds = state.get("train_seconds")  # None: a run from before the training time was recorded
+    return {
+        "trained_kimg": Cell(kimg, "kimg", None if kimg >= settings.kimg else f"stopped early, of {settings.kimg:g}"),
+        "training_time": Cell(None, note="not recorded by the run") if seconds is None else
+                         Cell(round(seconds / 60, 2), "min", "snapshots and their metrics aside"),
+    }  # fmt: skip
+
+
 def metric_cells(
-    names: Sequence[str], G: Any, dataset: Any, device: torch.device, detectors: dict[str, Any] | None = None
+    names: Sequence[str],
+    G: Any,
+    dataset: Any,
+    device: torch.device,
+    detectors: dict[str, Any] | None = None,
+    on_progress: Progress | None = None,
 ) -> dict[str, Cell]:
     """Each metric's value(s), or why it is not computed (a detector missing offline, a refused grid, a metric
     the model or data cannot give). ``detectors`` replaces named detectors (see
-    :func:`~polyinr.metrics.compute_metric`)."""
+    :func:`~polyinr.metrics.compute_metric`); ``on_progress(stage, done, total)`` follows each metric's passes,
+    each stage named after its metric."""
     cells: dict[str, Cell] = {}
     for name in names:
         missing = detector_unavailable(name, detectors)
@@ -149,7 +170,8 @@ def metric_cells(
             continue
         unit = "dB" if name.startswith("eq") else ""
         try:
-            values = compute_metric(name, G, dataset, device=device, download=False, detectors=detectors)
+            values = compute_metric(name, G, dataset, device=device, download=False, detectors=detectors,
+                                    on_progress=named_progress(name, on_progress))  # fmt: skip
         except PolyinrError as e:  # the grid contract's refusal, or a metric this model or data cannot give
             cells[name] = Cell(None, note=str(e))
             continue
@@ -166,8 +188,10 @@ def evaluate_model(
     outdir: Path,
     on_message: Callable[[str], None] | None = None,
     detectors: dict[str, Any] | None = None,
+    on_progress: Progress | None = None,
 ) -> dict[str, Cell]:
-    """Every cell of ``model``'s row (cached in ``runs/<model>/evaluation.json`` for the same settings)."""
+    """Every cell of ``model``'s row (cached in ``runs/<model>/evaluation.json`` for the same settings);
+    ``on_progress(stage, done, total)`` follows the metrics' passes."""
     folder = model_dir(outdir, model)
     snapshot = latest_snapshot(run_dir)
     key = {"settings": settings.to_json(), "snapshot": str(snapshot), "version": EVALUATION_VERSION}
@@ -184,9 +208,10 @@ def evaluate_model(
         "parameters": Cell(sum(p.numel() for p in G.parameters()), "params", "G, mapping included"),
         "macs_per_pixel": macs_cell(G),
         "train_speed": training_speed(run_dir),
+        **training_reached(settings, snapshot),
     }
     say("metrics")
-    cells.update(metric_cells(settings.metrics, G, dataset, device, detectors))
+    cells.update(metric_cells(settings.metrics, G, dataset, device, detectors, on_progress))
     say("rendering speed")
     R = G.img_resolution
     for label, factor in (("render_1x", 1), ("render_4x", 4)):

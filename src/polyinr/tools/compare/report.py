@@ -12,7 +12,7 @@ import torch
 
 from polyinr.atomic import atomic_write_json
 from polyinr.tools.compare.cell import Cell
-from polyinr.tools.compare.settings import CPU, CompareSettings
+from polyinr.tools.compare.settings import CPU, CompareSettings, describe_budget
 
 # ------------------------------------------------------------------------------------------------ the report
 
@@ -21,6 +21,8 @@ COLUMN_TITLES = {
     "parameters": "parameters",
     "macs_per_pixel": "multiply-adds / pixel",
     "train_speed": "training speed",
+    "trained_kimg": "trained",
+    "training_time": "training time",
     "render_1x": "rendering, 1× density",
     "render_4x": "rendering, 4× density (4× per side)",
     "big_render_memory": "peak memory of a {big}² render",
@@ -46,7 +48,7 @@ def write_report(outdir: Path, settings: CompareSettings, rows: dict[str, dict[s
     recipe = "each model's own recipe" if settings.native_recipes else \
         f"the shared recipe `{settings.recipe or ('cpu' if settings.preset == CPU else 'stylegan3')}`"  # fmt: skip
     lines += [
-        f"Data `{settings.data}`, {settings.preset} presets, {settings.kimg:g} kimg each, {recipe}; "
+        f"Data `{settings.data}`, {settings.preset} presets, {recipe}; {describe_budget(settings)}; "
         f"device {settings.device}, torch {environment['torch']}, load average "
         f"{', '.join(map(str, environment['load_average']))} at the end ({environment['cpus']} CPUs).",
         "",

@@ -19,6 +19,7 @@ from polyinr.checkpoint import STATE_JSON, latest_snapshot
 from polyinr.errors import PolyinrError
 from polyinr.interrupt import Interrupted
 from polyinr.metrics import evaluate_snapshot, metric_goal
+from polyinr.metrics.sampling import Progress
 from polyinr.models.registry import get_entry, resolve_config
 from polyinr.tools.compare.detectors import detector_unavailable
 from polyinr.tools.compare.settings import CPU, CompareSettings
@@ -93,7 +94,9 @@ def finished_run(outdir: Path, settings: CompareSettings, model: str) -> Path | 
 
 def _training_key(settings: CompareSettings, model: str, outdir: Path) -> dict[str, Any]:
     options = training_options(settings, model, model_dir(outdir, model)).to_json()
-    return {k: v for k, v in options.items() if k not in ("workers", "device", "outdir")}
+    key = {k: v for k, v in options.items() if k not in ("workers", "device", "outdir")}
+    budget = {"minutes": settings.minutes, "plateau": settings.plateau and dataclasses.asdict(settings.plateau)}
+    return {**key, **{k: v for k, v in budget.items() if v is not None}}  # a run of kimg alone keeps its old key
 
 
 def record_refusal(outdir: Path, settings: CompareSettings, model: str, reason: str | None) -> None:
@@ -126,19 +129,21 @@ def train_model(
     on_step: Callable[[int, int], None] | None = None,
     on_message: Callable[[str], None] | None = None,
     detectors: dict[str, Any] | None = None,
+    on_progress: Progress | None = None,
 ) -> tuple[Path, bool]:
     """Train ``model`` (or continue its unfinished run); ``(run directory, trained now)``. A finished run is
-    returned without training."""
+    returned without training. ``on_progress(stage, done, total)`` follows the curve metric's passes."""
     done = finished_run(outdir, settings, model)
     if done is not None:
         return done, False
     folder = model_dir(outdir, model)
     options = training_options(settings, model, folder, (settings.curve_metric,) if settings.curve_metric else ())
-    evaluator = _SnapshotMetric(detectors)
+    evaluator = _SnapshotMetric(detectors, on_progress)
+    max_seconds = None if settings.minutes is None else settings.minutes * 60
     run_dir = training_loop(options, resume="auto", on_step=on_step, on_message=on_message, evaluate=evaluator,
-                            goal=metric_goal)  # fmt: skip
-    reached = json.loads((latest_snapshot(run_dir) / STATE_JSON).read_text(encoding="utf-8"))["cur_nimg"]
-    atomic_write_json(folder / "trained.json", {"run_dir": str(run_dir), "kimg": reached / 1000,
+                            goal=metric_goal, max_seconds=max_seconds, plateau=settings.plateau)  # fmt: skip
+    state = json.loads((latest_snapshot(run_dir) / STATE_JSON).read_text(encoding="utf-8"))
+    atomic_write_json(folder / "trained.json", {"run_dir": str(run_dir), "kimg": state["cur_nimg"] / 1000,
                                                 "training": _training_key(settings, model, outdir)})  # fmt: skip
     return run_dir, True
 
@@ -147,13 +152,13 @@ class _SnapshotMetric:
     """The training loop's evaluator: the curve metric at each snapshot, with offline detectors only (a metric
     whose detector is missing is skipped, as in the final table)."""
 
-    def __init__(self, detectors: dict[str, Any] | None) -> None:
-        self.detectors = detectors
+    def __init__(self, detectors: dict[str, Any] | None, on_progress: Progress | None) -> None:
+        self.detectors, self.on_progress = detectors, on_progress
 
     def __call__(self, names, G, dataset, run_dir, snapshot, device) -> dict[str, dict]:
         available = [name for name in names if detector_unavailable(name, self.detectors) is None]
         return evaluate_snapshot(available, G, dataset, run_dir, snapshot, device, detectors=self.detectors,
-                                 download=False)  # fmt: skip
+                                 download=False, on_progress=self.on_progress)  # fmt: skip
 
 
 def train_in_processes(argv_for: Callable[[str], list[str]], models: Sequence[str], log_dir: Path) -> dict[str, int]:

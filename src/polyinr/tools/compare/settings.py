@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from polyinr.errors import PolyinrError
-from polyinr.metrics import parse_metric
+from polyinr.metrics import metric_goal, parse_metric
 from polyinr.metrics.feature_spaces import UNLABELLED, builtin_space
 from polyinr.models.registry import list_models
+from polyinr.training.plateau import PlateauRule
 
 CPU, PAPER = "cpu", "paper"
 SHEET_SEEDS = 6  # default seeds of the sample sheets
@@ -22,7 +23,13 @@ class CompareSettings:
     data: str
     models: tuple[str, ...]
     preset: str = CPU  # 'cpu' or 'paper': the size class of each model's preset
-    kimg: float = 10.0  # training budget, thousands of real images shown to D
+    kimg: float = (
+        10.0  # training budget (with minutes or plateau: its upper bound), thousands of real images shown to D
+    )
+    minutes: float | None = (
+        None  # each model's budget of training time (snapshots and their metrics aside); None = none
+    )
+    plateau: PlateauRule | None = None  # stop a model when its curve metric stops improving; None = train on
     metrics: tuple[str, ...] = ()  # metric names (polyinr.metrics); empty = default_metrics(preset, data, cond)
     seeds: tuple[int, ...] = tuple(range(SHEET_SEEDS))  # seeds of the sample sheets
     native_recipes: bool = False  # each model's own recipe instead of the shared one
@@ -77,6 +84,8 @@ def check_settings(settings: CompareSettings) -> CompareSettings:
         raise PolyinrError(f"the comparison preset must be {CPU!r} or {PAPER!r}, got {settings.preset!r}")
     if not settings.kimg > 0:
         raise PolyinrError(f"the training budget must be positive, got {settings.kimg} kimg")
+    if settings.minutes is not None and not settings.minutes > 0:
+        raise PolyinrError(f"the time budget must be positive, got {settings.minutes} minutes")
     if settings.big_render < 1:
         raise PolyinrError(f"the big render's size must be positive, got {settings.big_render}")
     metrics = settings.metrics or default_metrics(settings.preset, settings.data, settings.cond)
@@ -87,4 +96,21 @@ def check_settings(settings: CompareSettings) -> CompareSettings:
         parse_metric(curve)
     else:
         curve = next((m for m in metrics if not parse_metric(m).kind.startswith("eq")), None)
+    if settings.plateau is not None and (curve is None or metric_goal(curve) is None):
+        raise PolyinrError(f"stopping at a plateau needs a curve metric with a better direction (FID, KID, CAS, …), "
+                           f"not {curve or 'none'}")  # fmt: skip
     return dataclasses.replace(settings, metrics=tuple(metrics), curve_metric=curve)
+
+
+def describe_budget(settings: CompareSettings) -> str:
+    """When each model's training ends, in words (``settings`` checked by :func:`check_settings`)."""
+    ends = [f"{settings.kimg:g} kimg"]
+    if settings.minutes is not None:
+        ends.append(f"{settings.minutes:g} min of training (snapshots and their {settings.curve_metric} aside)")
+    if settings.plateau is not None:
+        key, lower = metric_goal(settings.curve_metric)
+        ends.append(f"a plateau of {settings.curve_metric}, checked at each snapshot: "
+                    f"{settings.plateau.describe(key, lower)}")  # fmt: skip
+    if len(ends) == 1:
+        return f"each model trains {ends[0]}"
+    return "each model trains until the first of: " + "; ".join(ends)
