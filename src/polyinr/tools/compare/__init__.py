@@ -40,6 +40,7 @@ from polyinr.tools.compare.measure import (
     render_speed,
     training_speed,
 )
+from polyinr.tools.compare.report import write_report
 from polyinr.tools.compare.runs import (
     finished_run,
     model_preset,
@@ -89,4 +90,5 @@ __all__ = [
     "train_model",
     "training_options",
     "training_speed",
+    "write_report",
 ]

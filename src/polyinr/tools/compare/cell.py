@@ -15,12 +15,17 @@ class Cell:
     note: str | None = None
 
     def text(self) -> str:
+        """The value with its unit and note, or "— (why not)"."""
         if self.value is None:
             return f"— ({self.note})"
+        return f"{self.number()} {self.unit}".strip() + (f" ({self.note})" if self.note else "")
+
+    def number(self) -> str:
+        """The value alone, as the table shows it (empty when there is none)."""
+        if self.value is None:
+            return ""
         if isinstance(self.value, float):
-            shown = "inf" if math.isinf(self.value) else f"{self.value:.4g}"
-        elif isinstance(self.value, int):
-            shown = f"{self.value:,}"
-        else:
-            shown = str(self.value)
-        return f"{shown} {self.unit}".strip() + (f" ({self.note})" if self.note else "")
+            return "inf" if math.isinf(self.value) else f"{self.value:.4g}"
+        if isinstance(self.value, int):
+            return f"{self.value:,}"
+        return str(self.value)

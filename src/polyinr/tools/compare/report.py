@@ -5,14 +5,19 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from polyinr.atomic import atomic_write_json
+from polyinr.metrics import metric_goal
 from polyinr.tools.compare.cell import Cell
+from polyinr.tools.compare.reading import reading_the_table
 from polyinr.tools.compare.settings import CPU, CompareSettings, describe_budget
+from polyinr.tools.compare.table import markdown_table
 
 # ------------------------------------------------------------------------------------------------ the report
 
@@ -35,9 +40,17 @@ def _environment(device: str) -> dict[str, Any]:
             "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M:%S")}  # fmt: skip
 
 
+def _lower_is_better(metrics: Sequence[str], name: str) -> bool | None:
+    """Whether a lower value of table entry ``name`` is better, for the metrics of the comparison (None: neither,
+    or not a metric)."""
+    goal = metric_goal(name) if name in metrics else None
+    return None if goal is None or goal[0] != name else goal[1]
+
+
 def write_report(outdir: Path, settings: CompareSettings, rows: dict[str, dict[str, Cell]], command: str | None,
                  training: dict[str, dict[str, Any]], plots: list[Path]) -> tuple[Path, Path]:  # fmt: skip
-    """``report.md`` (one section per model: each cell with its unit, or why it is empty) and ``report.json``."""
+    """``report.md`` (the table with its footnotes, a paragraph reading it, the runs, plots and sample sheets) and
+    ``report.json`` (every cell with its unit and note)."""
     environment = _environment(settings.device)
     names: list[str] = []
     for cells in rows.values():
@@ -53,12 +66,12 @@ def write_report(outdir: Path, settings: CompareSettings, rows: dict[str, dict[s
         f"{', '.join(map(str, environment['load_average']))} at the end ({environment['cpus']} CPUs).",
         "",
     ]
-    header = ["", *rows]
-    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for name in names:
-        title = COLUMN_TITLES.get(name, name).format(big=settings.big_render)
-        values = [rows[m][name].text() if name in rows[m] else "— (not measured for this model)" for m in rows]
-        lines.append("| " + " | ".join([title, *(v.replace("|", "/") for v in values)]) + " |")
+    titles = {name: title.format(big=settings.big_render) for name, title in COLUMN_TITLES.items()}
+    lines += markdown_table(rows, names, titles)
+    reading = reading_the_table(rows, names, partial(_lower_is_better, settings.metrics), titles)
+    if reading:
+        lines += ["", "Reading the table: " + " ".join(reading) + f" One training run per model (seed "
+                  f"{settings.seed}): a lead within run-to-run noise may not hold on another seed."]  # fmt: skip
     lines += ["", "Training runs:", ""]
     lines += [f"- {m}: not trained: {t['refused']}" if "refused" in t else
               f"- {m}: `{t['run_dir']}` ({t['recipe']} recipe, {t['preset']} preset, {t['kimg']:g} kimg)"
