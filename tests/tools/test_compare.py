@@ -264,6 +264,7 @@ def test_a_time_budget_reports_the_kimg_reached_and_the_training_time(tmp_path):
     assert cells["trained_kimg"]["value"] == 0.016 and cells["trained_kimg"]["note"] == "stopped early, of 0.032"
     assert cells["training_time"]["unit"] == "min" and cells["training_time"]["value"] >= 0
     md = (tmp_path / "report.md").read_text()
+    assert (tmp_path / "samples.png").is_file() and "![samples](samples.png)" in md
     assert "| trained | kimg [" in md and "stopped early, of 0.032" in md and "0.032 kimg; 1e-09 min of training" in md
 
 
@@ -304,3 +305,17 @@ def test_report_shows_one_number_a_cell_with_each_note_and_reason_once_and_reads
     assert "- [1] " + lenet in md and f"- (a) not trained: {reason}" in md and "- (b) cannot: inr-gan renders" in md
     assert "Reading the table: fid_digits: poly-inr leads with 12, 3 (20%) lower than inr-gan." in md
     assert "parameters: poly-inr leads with 1,000 params, 3,000 params (75%) lower than inr-gan." in md
+
+
+def test_combined_sheet_puts_every_model_sheet_under_its_name(tmp_path):
+    from PIL import Image
+
+    from polyinr.tools.compare.sheets import LABEL_HEIGHT, combine_sheets
+
+    Image.new("RGB", (40, 20), "red").save(tmp_path / "a.png")
+    Image.new("RGB", (30, 10), "blue").save(tmp_path / "b.png")
+    out = combine_sheets({"poly-inr": tmp_path / "a.png", "inr-gan": tmp_path / "b.png"}, tmp_path / "samples.png")
+    combined = Image.open(out)
+    assert combined.size == (40, 2 * LABEL_HEIGHT + 30)
+    assert combined.getpixel((0, LABEL_HEIGHT)) == (255, 0, 0) and combined.getpixel((0, 2 * LABEL_HEIGHT + 20)) == (
+        0, 0, 255)  # fmt: skip

@@ -16,6 +16,7 @@ from polyinr.tools.compare.plots import curve_points, write_plots
 from polyinr.tools.compare.report import write_report
 from polyinr.tools.compare.runs import finished_run, record_refusal, refusal, train_model
 from polyinr.tools.compare.settings import CompareSettings, check_settings
+from polyinr.tools.compare.sheets import combine_sheets
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,8 @@ def run_comparison(
     training = {m: training.get(m) or {"refused": refused[m]} for m in settings.models}
     curves = {m: curve_points(runs[m], settings.curve_metric) for m in runs} if settings.curve_metric else {}
     plots = write_plots(outdir, curves, settings.curve_metric, rows)
+    if runs:
+        plots.append(combine_sheets({m: outdir / f"samples-{m}.png" for m in runs}, outdir / "samples.png"))
     md, _ = write_report(outdir, settings, rows, command, training, plots)
     yield Event("done", None, str(md))
 

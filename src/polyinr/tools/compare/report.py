@@ -77,7 +77,10 @@ def write_report(outdir: Path, settings: CompareSettings, rows: dict[str, dict[s
               f"- {m}: `{t['run_dir']}` ({t['recipe']} recipe, {t['preset']} preset, {t['kimg']:g} kimg)"
               for m, t in training.items()]  # fmt: skip
     lines += ["", "Plots: " + ", ".join(f"![{p.stem}]({p.name})" for p in plots) if plots else "Plots: none", ""]
-    lines += [f"![samples {m}](samples-{m}.png)" for m in rows if "refused" not in training.get(m, {})]
+    if any(p.name == "samples.png" for p in plots):
+        lines += [f"Samples: one block per model (seeds {', '.join(map(str, settings.seeds))}, class seed mod classes "
+                  f"where conditional); in each block the native frame, then 4× denser and 2× wider where the model "
+                  f"can render them (its own sheet: samples-MODEL.png)."]  # fmt: skip
     md = outdir / "report.md"
     md.write_text("\n".join(lines) + "\n", encoding="utf-8")
     js = outdir / "report.json"

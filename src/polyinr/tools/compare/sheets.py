@@ -1,14 +1,15 @@
-"""Sample sheets: a model's samples on the same seeds at its native frame, 4× denser and 2× wider."""
+"""Sample sheets: a model's samples on the same seeds at its native frame, 4× denser and 2× wider; all models'
+sheets in one picture."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from polyinr.grid import Grid
 from polyinr.image_io import to_uint8
@@ -56,3 +57,22 @@ def sample_sheet(G: Any, seeds: Sequence[int], path: Path, device: torch.device)
         top += row[0].shape[0] + pad
     Image.fromarray(canvas).save(path)
     return notes
+
+
+LABEL_HEIGHT = 16  # pixels of the strip that names a model above its sheet
+
+
+def combine_sheets(sheets: Mapping[str, Path], path: Path) -> Path:
+    """Write ``path``: the models' sample sheets (:func:`sample_sheet`, the same seeds and classes) one under the
+    other, each under a strip with its model's name, so that every column shows one seed across the models."""
+    images = {model: Image.open(sheet).convert("RGB") for model, sheet in sheets.items()}
+    width = max(im.width for im in images.values())
+    combined = Image.new("RGB", (width, sum(LABEL_HEIGHT + im.height for im in images.values())), "white")
+    draw = ImageDraw.Draw(combined)
+    top = 0
+    for model, im in images.items():
+        draw.text((4, top + 2), model, fill="black")
+        combined.paste(im, (0, top + LABEL_HEIGHT))
+        top += LABEL_HEIGHT + im.height
+    combined.save(path)
+    return path
