@@ -26,13 +26,14 @@ from polyinr.progress import progress_bar
 
 
 class StageBars:
-    """``on_progress(stage, done, total)`` → one progress bar per stage, closed when the next stage starts."""
+    """``on_progress(stage, done, total)`` → one progress bar per stage, closed when the next stage (or a new pass
+    of the same stage, counting from the start again) starts."""
 
     def __init__(self, stack: ExitStack) -> None:
         self.stack, self.stage, self.bar = stack, None, None
 
     def __call__(self, stage: str, done: int, total: int) -> None:
-        if stage != self.stage:
+        if stage != self.stage or done < self.bar.n:
             if self.bar is not None:
                 self.bar.close()
             self.stage, self.bar = stage, self.stack.enter_context(progress_bar(total, stage, unit="img"))
