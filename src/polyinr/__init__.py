@@ -22,7 +22,7 @@ from polyinr._version import __version__
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
 from polyinr.models import Generator, create, list_models
-from polyinr.pretrained import load
+from polyinr.pretrained import load_network as load
 from polyinr.sampling import latents_from_seeds, ws_for
 
 __all__ = [

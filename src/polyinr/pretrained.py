@@ -179,7 +179,7 @@ def resolve_network(spec: str | Path) -> Path:
     return path
 
 
-def load(network: str | Path, device: torch.device | str = "cpu", expect_model: str | None = None) -> Generator:
+def load_network(network: str | Path, device: torch.device | str = "cpu", expect_model: str | None = None) -> Generator:
     """A generator from a checkpoint or run directory, or a released model's name or URL (fetched once).
 
     ``polyinr.load("stylegan3-t-ffhq-1024")`` downloads NVIDIA's file on first use, converts it without running

@@ -32,10 +32,10 @@ from test_stylegan_xl_import import write_pickle as write_stylegan_xl
 import polyinr
 from polyinr.checkpoint import CheckpointError
 from polyinr.cli import main as cli
-from polyinr.cli.options import network_paths
 from polyinr.errors import PolyinrError
 from polyinr.importers import UnsafePickleError
 from polyinr.pretrained import RELEASES, Release, download_path, resolve_network
+from polyinr.serve.app import load_networks
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -291,8 +291,9 @@ def test_commands_take_a_released_name_and_list_shows_what_is_cached(server, mon
     assert listing.exit_code == 0
     assert str(download_path(release).with_suffix("")) in listing.output
     assert "stylegan3-t-ffhq-1024" in listing.output and "by hand: polyinr convert --from poly-inr" in listing.output
-    served = network_paths(None, None, (release.name, release.url))  # serve's repeatable --network
-    assert served == (str(download_path(release).with_suffix("")),) * 2
+    served = load_networks((release.name, release.url))  # serve's repeatable --network
+    assert [n.G.model_name for n in served] == ["stylegan3-t"] * 2
+    assert served[0].name == download_path(release).with_suffix("").name
     got = runner.invoke(cli, ["pretrained", "get", "no-such-model"])
     assert got.exit_code == 1 and "no released model named 'no-such-model'" in got.output
 
@@ -304,3 +305,10 @@ def test_every_release_cites_its_source_and_a_known_converter():
         assert release.converter in converter_names() and release.source.endswith("README.md")
         assert release.url.startswith("https://") and release.direct == (not release.url.startswith(
             "https://drive.google.com"))  # fmt: skip
+
+
+def test_a_command_checks_its_other_arguments_before_fetching_a_released_model(server, monkeypatch, stylegan3_file):
+    release = publish(server, monkeypatch, stylegan3_file)
+    result = CliRunner().invoke(cli, ["metrics", "--network", release.name, "--metrics", "fid_cifar"])
+    assert result.exit_code == 1 and "no feature space 'cifar'" in result.output
+    assert not download_path(release).exists() and not list(download_path(release).parent.glob("*.part"))

@@ -58,3 +58,18 @@ def test_cost_command(run_checkpoint):
                                        "--device", "cpu"])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "multiply-adds / image" in result.output and "images / s" in result.output
+
+
+def test_stage_bars_start_a_new_bar_for_a_new_stage_and_for_a_new_pass_of_the_same_stage():
+    from contextlib import ExitStack
+
+    from polyinr.cli.metrics import StageBars
+
+    with ExitStack() as stack:
+        bars = StageBars(stack)
+        bars("fid: generated images", 8, 10)
+        first = bars.bar
+        bars("fid: generated images", 10, 10)
+        assert bars.bar is first and first.n == 10
+        bars("fid: generated images", 4, 10)  # the same metric at the next snapshot: counting again
+        assert bars.bar is not first and bars.bar.n == 4

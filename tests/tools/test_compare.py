@@ -201,7 +201,9 @@ def test_a_model_refused_under_the_settings_fills_its_row_and_the_others_are_rep
     assert all(cell["value"] is None and reason in cell["note"] for cell in refused.values())
     assert "refused" in report["training"]["infinitygan"] and (out / "samples-poly-inr.png").is_file()
     md = (out / "report.md").read_text()
-    assert f"— (not trained: {reason}" in md and f"- infinitygan: not trained: {reason}" in md
+    assert md.count(f"not trained: {reason}") == 2  # once as the row's footnote, once in the list of runs
+    assert f"- (a) not trained: {reason}" in md and f"- infinitygan: not trained: {reason}" in md
+    assert "| parameters | params [" in md and " | — (a) |" in md  # the row's note on its unit, the reason lettered
     assert "samples-infinitygan" not in md
 
     again = list(cmp.run_comparison(settings, out))  # only the refused model is tried again
@@ -221,3 +223,99 @@ def test_big_render_memory_is_the_rendering_process_own_peak(tmp_path, tiny_G, t
     cell = cmp.big_render_memory(tiny_G, tiny_ckpt, 64, torch.device("cpu"), tmp_path)
     assert cell.unit == "MiB" and 0 < cell.value < 1500, cell  # the child alone: torch imported and a tiny render
     del ballast
+
+
+def test_dry_run_prints_when_each_model_stops_and_each_process_share_of_the_cores(tmp_path):
+    args = ["compare", "--data", "builtin:digits", "--models", "poly-inr,inr-gan", "--kimg", "5", "--minutes", "3",
+            "--until-plateau", "--plateau-snapshots", "4", "--parallel", "--outdir", str(tmp_path / "x"),
+            "-n"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    resolved = json.loads(result.output)
+    assert resolved["budget"] == (
+        "each model trains until the first of: 5 kimg; 3 min of training (snapshots and their fid_digits aside); a "
+        "plateau of fid_digits, checked at each snapshot: stop when the best fid_digits of the last 4 snapshots is "
+        "not lower than the best before them by more than 2.0% of it"
+    )
+    assert resolved["settings"]["plateau"] == {"margin": 0.02, "patience": 4} and resolved["threads_per_process"] >= 1
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--plateau-margin", "0.1"], "apply only with --until-plateau"),
+        (["--until-plateau", "--metrics", "pr_digits"], "needs a curve metric with a better direction"),
+        (["--minutes", "0"], "time budget must be positive"),
+    ],
+)
+def test_budget_flags_that_cannot_apply_are_refused_in_one_line(tmp_path, args, needle):
+    base = ["compare", "--data", "builtin:digits", "--models", "poly-inr", "--kimg", "1", "--outdir", str(tmp_path)]
+    result = CliRunner().invoke(main, [*base, *args])
+    assert result.exit_code != 0 and needle in result.output and len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_a_time_budget_reports_the_kimg_reached_and_the_training_time(tmp_path):
+    settings = cmp.CompareSettings(**{**TINY, "models": ("poly-inr",), "minutes": 1e-9, "metrics": ("eqt0.01k_int",),
+                                      "seeds": (0,)})  # fmt: skip
+    list(cmp.run_comparison(settings, tmp_path, command="test"))
+    cells = json.loads((tmp_path / "report.json").read_text())["models"]["poly-inr"]
+    assert cells["trained_kimg"]["value"] == 0.016 and cells["trained_kimg"]["note"] == "stopped early, of 0.032"
+    assert cells["training_time"]["unit"] == "min" and cells["training_time"]["value"] >= 0
+    md = (tmp_path / "report.md").read_text()
+    assert (tmp_path / "samples.png").is_file() and "![samples](samples.png)" in md
+    assert "| trained | kimg [" in md and "stopped early, of 0.032" in md and "0.032 kimg; 1e-09 min of training" in md
+
+
+def test_every_metric_pass_reports_its_progress_under_the_metric_name():
+    from polyinr.models.registry import create
+
+    torch.manual_seed(0)
+    G = create("poly-inr", "cpu", img_resolution=8, channels=16).eval()
+    seen = []
+    cmp.metric_cells(["eqt0.01k_int"], G, None, torch.device("cpu"), on_progress=lambda *step: seen.append(step))
+    assert seen and all(stage.startswith("eqt0.01k_int: ") for stage, _, _ in seen)
+    assert seen[-1][1] == seen[-1][2] == 10  # the pass ran to its end
+
+
+def test_report_shows_one_number_a_cell_with_each_note_and_reason_once_and_reads_the_table(tmp_path):
+    models = ("poly-inr", "inr-gan", "infinitygan")
+    settings = cmp.check_settings(cmp.CompareSettings(data="builtin:digits", models=models))
+    lenet = "detector lenet-digits (trained on the built-in digits)"
+    reason = "infinitygan trains 37x37 patches cut from the images"
+    rows = {
+        "poly-inr": {"fid_digits": cmp.Cell(12.0, "", lenet), "parameters": cmp.Cell(1000, "params"),
+                     "render_4x": cmp.Cell(2.0, "MP/s", "64x64 renders, 4 a call")},
+        "inr-gan": {"fid_digits": cmp.Cell(15.0, "", lenet), "parameters": cmp.Cell(4000, "params"),
+                    "render_4x": cmp.Cell(None, note="cannot: inr-gan renders its native frame only")},
+        "infinitygan": {name: cmp.Cell(None, note=f"not trained: {reason}")
+                        for name in ("fid_digits", "parameters", "render_4x")},
+    }  # fmt: skip
+    training = {"poly-inr": {"run_dir": "r1", "recipe": "cpu", "preset": "cpu", "kimg": 1.0},
+                "inr-gan": {"run_dir": "r2", "recipe": "cpu", "preset": "cpu", "kimg": 1.0},
+                "infinitygan": {"refused": reason}}  # fmt: skip
+    md_path, _ = cmp.write_report(tmp_path, settings, rows, "test", training, [])
+    md = md_path.read_text()
+    assert "| | unit | poly-inr | inr-gan | infinitygan |" in md
+    assert "| fid_digits |  [1] | 12 | 15 | — (a) |" in md  # the shared detector: once, on the row
+    assert "| parameters | params | 1,000 | 4,000 | — (a) |" in md
+    assert "| rendering, 4× density (4× per side) | MP/s [2] | 2 | — (b) | — (a) |" in md
+    assert md.count(lenet) == 1 and md.count(reason) == 2  # the footnote, and the list of runs
+    assert "- [1] " + lenet in md and f"- (a) not trained: {reason}" in md and "- (b) cannot: inr-gan renders" in md
+    assert "Reading the table: fid_digits: poly-inr leads with 12, 3 (20%) lower than inr-gan." in md
+    assert "parameters: poly-inr leads with 1,000 params, 3,000 params (75%) lower than inr-gan." in md
+
+
+def test_combined_sheet_puts_every_model_sheet_under_its_name(tmp_path):
+    from PIL import Image
+
+    from polyinr.tools.compare.sheets import LABEL_HEIGHT, combine_sheets
+
+    Image.new("RGB", (40, 20), "red").save(tmp_path / "a.png")
+    Image.new("RGB", (30, 10), "blue").save(tmp_path / "b.png")
+    out = combine_sheets({"poly-inr": tmp_path / "a.png", "inr-gan": tmp_path / "b.png"}, tmp_path / "samples.png")
+    combined = Image.open(out)
+    assert combined.size == (40, 2 * LABEL_HEIGHT + 30)
+    assert combined.getpixel((0, LABEL_HEIGHT)) == (255, 0, 0) and combined.getpixel((0, 2 * LABEL_HEIGHT + 20)) == (
+        0, 0, 255)  # fmt: skip

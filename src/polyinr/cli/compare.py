@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shlex
 import sys
+from contextlib import ExitStack
+from pathlib import Path
 
 import click
+import torch
 
 from polyinr.cli.group import main, resumable
+from polyinr.cli.metrics import StageBars
+from polyinr.cli.train import TrainingProgress
 from polyinr.errors import PolyinrError
+from polyinr.metrics import parse_metrics
+from polyinr.sampling import parse_range_list
+from polyinr.tools.compare import CompareSettings, check_settings, describe_budget, run_comparison, train_in_processes
+from polyinr.training.plateau import PlateauRule
 
 
 def _flags(params: dict, skip: tuple[str, ...]) -> list[str]:
@@ -25,13 +36,66 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
+class _TrainingBars:
+    """``on_step(model, cur_nimg, total_nimg)`` → one training progress bar per model, closed when the next starts."""
+
+    def __init__(self) -> None:
+        self.model: str | None = None
+        self.progress: TrainingProgress | None = None
+
+    def on_step(self, model: str, cur_nimg: int, total_nimg: int) -> None:
+        if model != self.model:
+            self.close()
+            self.model, self.progress = model, TrainingProgress(f"{model}: training")
+        self.progress.on_step(cur_nimg, total_nimg)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.close()
+        self.model, self.progress = None, None
+
+    def __enter__(self) -> _TrainingBars:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
 @main.command()
 @click.option(
     "--data", required=True, metavar="PATH", help="Image folder, dataset zip or builtin:digits|shapes|photos."
 )
 @click.option("--models", required=True, metavar="A,B,…", help="Registered generators to compare (polyinr list).")
 @click.option("--preset", type=click.Choice(["cpu", "paper"]), default="cpu", help="Size class of each model's preset.")
-@click.option("--kimg", type=float, required=True, help="Training budget of every model, thousands of images.")
+@click.option(
+    "--kimg",
+    type=float,
+    required=True,
+    help="Training budget of every model, thousands of images (with --minutes or --until-plateau: the most).",
+)
+@click.option(
+    "--minutes",
+    type=float,
+    default=None,
+    help="Equal training time for every model, in minutes (snapshots and their curve metric aside).",
+)
+@click.option(
+    "--until-plateau",
+    is_flag=True,
+    help="Stop a model when its curve metric stops improving (see --plateau-margin, --plateau-snapshots).",
+)
+@click.option(
+    "--plateau-margin",
+    type=float,
+    default=None,
+    help=f"Improvement that still counts, as a fraction of the best value so far.  [default: {PlateauRule.margin}]",
+)
+@click.option(
+    "--plateau-snapshots",
+    type=int,
+    default=None,
+    help=f"Snapshots that must bring no more than the margin to stop.  [default: {PlateauRule.patience}]",
+)
 @click.option("--outdir", required=True, type=click.Path(file_okay=False), help="Runs, report and plots go here.")
 @click.option(
     "--metrics",
@@ -53,38 +117,62 @@ def _names(text: str) -> tuple[str, ...]:
 )
 @click.option("--workers", type=click.IntRange(min=0), default=0, help="Data-loading worker processes.")
 @click.option("--device", default="cpu", help="cpu, cuda or cuda:N.")
-@click.option("--parallel", is_flag=True, help="Train one model per process, all at once.")
+@click.option(
+    "--parallel", is_flag=True, help="Train one model per process, all at once, each on an equal share of the cores."
+)
+@click.option("-n", "--dry-run", is_flag=True, help="Print the resolved settings and when training ends, and exit.")
 @click.option("--train-only", is_flag=True, hidden=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None, hidden=True)  # a --parallel process's share
 @resumable
-def compare(data, models, preset, kimg, outdir, metrics, seeds, native_recipes, recipe, resolution, batch, cond,
-            snap_kimg, big_render, workers, device, parallel, train_only):  # fmt: skip
+def compare(data, models, preset, kimg, minutes, until_plateau, plateau_margin, plateau_snapshots, outdir, metrics,
+            seeds, native_recipes, recipe, resolution, batch, cond, snap_kimg, big_render, workers, device, parallel,
+            dry_run, train_only, threads):  # fmt: skip
     """Train and measure several generators under identical conditions; write DIR/report.md."""
-    from polyinr.metrics import parse_metrics
-    from polyinr.sampling import parse_range_list
-    from polyinr.tools.compare import CompareSettings, check_settings, run_comparison, train_in_processes
-
+    if not until_plateau and (plateau_margin is not None or plateau_snapshots is not None):
+        raise PolyinrError("--plateau-margin and --plateau-snapshots apply only with --until-plateau")
+    plateau = None
+    if until_plateau:
+        rule = {"margin": plateau_margin, "patience": plateau_snapshots}
+        plateau = PlateauRule(**{k: v for k, v in rule.items() if v is not None})
     settings = check_settings(CompareSettings(
-        data=data, models=_names(models), preset=preset, kimg=kimg,
+        data=data, models=_names(models), preset=preset, kimg=kimg, minutes=minutes, plateau=plateau,
         metrics=tuple(parse_metrics(metrics)) if metrics is not None else (),
         seeds=tuple(parse_range_list(seeds)) if seeds is not None else tuple(range(6)),
         native_recipes=native_recipes, recipe=recipe, resolution=resolution, batch=batch, cond=cond,
         snap_kimg=snap_kimg, big_render=big_render, workers=workers, device=device,
     ))  # fmt: skip
+    share = max(1, (os.cpu_count() or 1) // len(settings.models))  # torch threads of each --parallel process
+    if dry_run:
+        resolved = {"settings": settings.to_json(), "budget": describe_budget(settings)}
+        if parallel:
+            resolved["threads_per_process"] = share
+        click.echo(json.dumps(resolved, indent=2, sort_keys=True))
+        return
+    if threads is not None:
+        torch.set_num_threads(threads)
     params = click.get_current_context().params
-    command = "polyinr compare " + shlex.join(_flags(params, skip=("train_only",)))
+    command = "polyinr compare " + shlex.join(_flags(params, skip=("train_only", "threads")))
     if parallel:
-        from pathlib import Path
 
         def argv_for(model: str) -> list[str]:
-            rest = _flags({**params, "models": model}, skip=("parallel", "train_only"))
+            rest = _flags({**params, "models": model, "threads": share}, skip=("parallel", "train_only"))
             return [sys.executable, "-m", "polyinr", "compare", *rest, "--train-only"]
 
         codes = train_in_processes(argv_for, settings.models, Path(outdir) / "logs")
         failed = [m for m, code in codes.items() if code != 0]
         if failed:
             raise PolyinrError(f"training failed for {', '.join(failed)} (see {outdir}/logs/<model>.log)")
-    for event in run_comparison(settings, outdir, command=command, train=not parallel, evaluate=not train_only):
-        if event.kind == "done":
-            click.echo(f"report: {event.text}")
-        else:
-            click.echo(f"{event.model}: {event.text}", err=True)
+    with ExitStack() as stack:
+        training = stack.enter_context(_TrainingBars())
+        metric_bars = StageBars(stack)
+        events = run_comparison(
+            settings, outdir, command=command, train=not parallel, evaluate=not train_only,
+            on_step=None if train_only else training.on_step,  # a --parallel process writes a log, not bars
+            on_progress=None if train_only else (lambda model, stage, done, total:
+                                                 metric_bars(f"{model} {stage}", done, total)),
+        )  # fmt: skip
+        for event in events:
+            if event.kind == "done":
+                click.echo(f"report: {event.text}")
+            else:
+                click.echo(f"{event.model}: {event.text}", err=True)

@@ -8,12 +8,12 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from polyinr.checkpoint import load_generator
 from polyinr.cli.group import main
 from polyinr.cli.models import class_option, network_option, trunc_options
 from polyinr.cli.options import RangeList, device_option, force_option, replace_hint, resolve_device
 from polyinr.errors import PolyinrError
 from polyinr.image_io import check_new_outputs, prepare_image_output, prepare_output, save_image
+from polyinr.pretrained import load_network
 from polyinr.progress import progress_bar
 from polyinr.sampling import labels_for
 from polyinr.tools.directions import (
@@ -52,7 +52,7 @@ def sticking(network, seeds, class_idx, frames, radius, max_shift, out_dir, forc
         check_new_outputs(out_dir, ["sticking.png"], force)
     sheet_path = prepare_image_output(Path(out_dir) / "sticking.png")
     device = resolve_device(device)
-    G = load_generator(network, device)
+    G = load_network(network, device)
     labels_for(G, class_idx, len(seeds), device)  # a missing or unknown class fails before the first frame
     with progress_bar(len(seeds) * (1 + 2 * frames), "sticking", unit="frame") as bar:
         result = texture_sticking(G, seeds, class_idx, frames, radius, max_shift, device, on_frames=bar.update)
@@ -144,7 +144,7 @@ def edit(
     if save_path is not None:
         prepare_output(save_path)
     device = resolve_device(device)
-    G = load_generator(network, device)
+    G = load_network(network, device)
     result = edit_sheet(G, seeds, direction, strengths, layers, class_idx, num_samples=pca_samples, device=device,
                         **truncation)  # fmt: skip
     save_image(result.sheet, sheet_path)

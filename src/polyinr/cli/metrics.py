@@ -9,10 +9,9 @@ from pathlib import Path
 import click
 import torch
 
-from polyinr.checkpoint import load_generator
 from polyinr.cli.group import main
 from polyinr.cli.models import network_option
-from polyinr.cli.options import device_option, network_paths, resolve_device
+from polyinr.cli.options import device_option, resolve_device
 from polyinr.errors import PolyinrError
 from polyinr.metrics import (
     append_metric_result,
@@ -22,17 +21,19 @@ from polyinr.metrics import (
     parse_metrics,
 )
 from polyinr.metrics.sampling import LABEL_SAMPLING
+from polyinr.pretrained import load_network, resolve_network
 from polyinr.progress import progress_bar
 
 
 class StageBars:
-    """``on_progress(stage, done, total)`` → one progress bar per stage, closed when the next stage starts."""
+    """``on_progress(stage, done, total)`` → one progress bar per stage, closed when the next stage (or a new pass
+    of the same stage, counting from the start again) starts."""
 
     def __init__(self, stack: ExitStack) -> None:
         self.stack, self.stage, self.bar = stack, None, None
 
     def __call__(self, stage: str, done: int, total: int) -> None:
-        if stage != self.stage:
+        if stage != self.stage or done < self.bar.n:
             if self.bar is not None:
                 self.bar.close()
             self.stage, self.bar = stage, self.stack.enter_context(progress_bar(total, stage, unit="img"))
@@ -63,7 +64,8 @@ def metrics(network, metric_spec, data, mirror, resolution, label_sampling, seed
     if not names:
         raise PolyinrError("no metrics given: use --metrics, e.g. --metrics fid50k_full")
     device = resolve_device(device)
-    G = load_generator(network, device)
+    network = str(resolve_network(network))  # a released model: fetched once, then its cached checkpoint
+    G = load_network(network, device)
     dataset = None
     if data is not None:
         from polyinr.data.datasets import open_dataset
@@ -93,7 +95,7 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 
 @main.command()
-@click.argument("checkpoint", metavar="NETWORK", callback=network_paths)
+@click.argument("checkpoint", metavar="NETWORK")
 @click.option("--resolution", type=click.IntRange(min=1), default=None, help="Pixels a side (default: native).")
 @click.option("--batch", "batch_size", type=click.IntRange(min=1), default=8, help="Batch size of the timing.")
 @click.option("--iterations", type=click.IntRange(min=1), default=3, help="Timed batches.")
@@ -104,7 +106,7 @@ def cost(checkpoint, resolution, batch_size, iterations, dtype, device):
     from polyinr.metrics.cost import measure_cost
 
     device = resolve_device(device)
-    G = load_generator(checkpoint, device)
+    G = load_network(checkpoint, device)
     report = measure_cost(G, resolution, batch_size, device, DTYPES[dtype], iterations)
     width = max(len(label) for label, _ in report.rows())
     for label, value in report.rows():

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 import torch
 
-from polyinr.checkpoint import check_checkpoint_target, load_generator
+from polyinr.checkpoint import check_checkpoint_target
 from polyinr.cli.group import main
 from polyinr.cli.options import (
     NETWORK_HELP,
@@ -21,7 +21,6 @@ from polyinr.cli.options import (
     Window,
     device_option,
     force_option,
-    network_paths,
     replace_hint,
     resolve_device,
 )
@@ -29,6 +28,7 @@ from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
 from polyinr.image_io import check_memory, check_new_outputs, image_grid, prepare_image_output, save_image
 from polyinr.models.registry import flatten_config, get_entry, list_models
+from polyinr.pretrained import load_network
 from polyinr.progress import progress_bar
 from polyinr.sampling import iter_ws, one_sample, ws_for
 from polyinr.terminal import printable
@@ -41,7 +41,7 @@ from polyinr.tools.canvas import (
 )
 from polyinr.tools.render import moved_frame, render_tiled, render_ws
 
-network_option = click.option("--network", "network", required=True, metavar="NETWORK", callback=network_paths,
+network_option = click.option("--network", "network", required=True, metavar="NETWORK",
                               help=NETWORK_HELP)  # fmt: skip
 class_option = click.option("--class", "class_idx", type=int, default=None, metavar="K",
                             help="Class label, for class-conditional models.")  # fmt: skip
@@ -109,7 +109,7 @@ def generate(network, seeds, latent_paths, class_idx, truncation, resolution, tr
     """Render images from seeds or latent files into OUTDIR (seed0000.png / latent0000.png, or one --grid image).
     Images of those names already in OUTDIR are replaced only with --force."""
     device = resolve_device(device)
-    G = load_generator(network, device)
+    G = load_network(network, device)
     if resolution is not None and resolution <= 0:
         raise PolyinrError(f"--resolution must be positive, got {resolution}")
     if latent_paths and any(is_canvas_file(p) for p in latent_paths):
@@ -219,7 +219,7 @@ def render_grid(G, window, size, default_size=None) -> Grid:
 def render(network, seed, latent_path, class_idx, truncation, window, size, tile, save_latent, out_path, device):
     """Render one sample on any window of the plane at any size, tile by tile."""
     device = resolve_device(device)
-    G = load_generator(network, device)
+    G = load_network(network, device)
     kwargs, default_size = {}, None
     if latent_path and is_canvas_file(latent_path):
         if class_idx is not None or truncation != NO_TRUNCATION:
@@ -244,11 +244,11 @@ def render(network, seed, latent_path, class_idx, truncation, window, size, tile
 
 
 @main.command()
-@click.argument("checkpoint", metavar="NETWORK", callback=network_paths)
+@click.argument("checkpoint", metavar="NETWORK")
 def info(checkpoint):
     """Model, config, parameters and multiply-adds per pixel of NETWORK: a checkpoint or run directory, or a
     released model's name or URL (polyinr pretrained list)."""
-    G = load_generator(checkpoint)
+    G = load_network(checkpoint)
     click.echo(f"model: {G.model_name}")
     click.echo(
         f"parameters: {G.parameter_count():,} (mapping {sum(p.numel() for p in G.mapping.parameters()):,}, "

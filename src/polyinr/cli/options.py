@@ -13,7 +13,6 @@ from polyinr.device import resolve_device  # noqa: F401  (re-exported for comman
 from polyinr.errors import PolyinrError
 from polyinr.grid import parse_window
 from polyinr.image_io import OutputExists
-from polyinr.pretrained import resolve_network
 from polyinr.sampling import RangeList as SeedRanges
 from polyinr.sampling import parse_range_list
 
@@ -99,16 +98,6 @@ class Size(click.ParamType):
         if len(dims) != 2 or min(dims) <= 0:
             self.fail(f"expected a size like 512 or 512x1024, got {value!r}", param, ctx)
         return dims
-
-
-def network_paths(ctx: click.Context, param: click.Parameter, value: str | tuple[str, ...] | None):
-    """Click callback of every network option and argument: a checkpoint or run directory as it is, a released
-    model's name or URL fetched and converted once (:func:`~polyinr.pretrained.resolve_network`)."""
-    if value is None:
-        return None
-    if isinstance(value, tuple):
-        return tuple(str(resolve_network(v)) for v in value)
-    return str(resolve_network(value))
 
 
 NETWORK_HELP = "Checkpoint or run directory, or a released model's name or URL (polyinr pretrained list)."

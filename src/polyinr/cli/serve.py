@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from polyinr.cli.group import main
-from polyinr.cli.options import NETWORK_HELP, device_option, network_paths, resolve_device
+from polyinr.cli.options import NETWORK_HELP, device_option, resolve_device
 from polyinr.errors import PolyinrError
 from polyinr.serve.app import (
     LOOPBACK_NAMES,
@@ -24,7 +24,7 @@ from polyinr.serve.tiles import DEFAULT_BATCH_PIXELS
 
 
 @main.command()
-@click.option("--network", "networks", multiple=True, required=True, metavar="NETWORK", callback=network_paths,
+@click.option("--network", "networks", multiple=True, required=True, metavar="NETWORK",
               help=f"{NETWORK_HELP[:-1]} (repeatable: compare models side by side).")  # fmt: skip
 @click.option("--latent", "latent_paths", multiple=True, type=click.Path(dir_okay=False), metavar="FILE",
               help="Latent file(s) to offer beside seeds, e.g. from polyinr invert (repeatable).")  # fmt: skip

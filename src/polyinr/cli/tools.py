@@ -13,7 +13,6 @@ import click
 import numpy as np
 from click.core import ParameterSource
 
-from polyinr.checkpoint import load_generator
 from polyinr.cli.group import main
 from polyinr.cli.models import class_option, latents_option, network_option, one_sample_options, trunc_options
 from polyinr.cli.options import (
@@ -29,6 +28,7 @@ from polyinr.cli.options import (
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
 from polyinr.image_io import check_new_outputs, save_image
+from polyinr.pretrained import load_network
 from polyinr.progress import progress_bar
 from polyinr.sampling import latents_from_seeds, one_sample, ws_for
 from polyinr.tools.edit import INTERPOLATIONS, heatmap_figure, level_maps, num_path_frames, style_mix_figure
@@ -89,7 +89,7 @@ def video(ctx, network, seeds, latent_paths, class_idx, truncation, space, kind,
           frames, grid_size, window, size, fps, out_path, device):  # fmt: skip
     """A looping latent walk, or with --pan / --zoom a flight over the continuous image plane."""
     device = resolve_device(device)
-    G = load_generator(network, device)
+    G = load_network(network, device)
     cols, rows = grid_size
     grid = _grid(G, window, size)
     if pan is not None or zoom is not None:
@@ -138,7 +138,7 @@ def video(ctx, network, seeds, latent_paths, class_idx, truncation, space, kind,
 def mix(network, rows, cols, levels, latent_paths, class_idx, truncation, window, size, out_path, device):
     """Style mixing: each row source with the chosen levels taken from each column source."""
     device = resolve_device(device)
-    G = load_generator(network, device)
+    G = load_network(network, device)
     if latent_paths:
         ws = ws_for(G, seeds=None, latents=latent_paths, classes=class_idx, device=device, **truncation)
         missing = sorted({i for i in rows + cols if i >= len(ws)})
@@ -164,7 +164,7 @@ def mix(network, rows, cols, levels, latent_paths, class_idx, truncation, window
 def heatmap(network, seed, latent_path, class_idx, truncation, window, size, out_path, device):
     """What each Poly-INR level contributes at each pixel, as a labelled figure."""
     device = resolve_device(device)
-    G = load_generator(network, device)
+    G = load_network(network, device)
     seeds, latents = ([seed] if seed is not None else None), ([latent_path] if latent_path else None)
     ws = one_sample(ws_for(G, seeds=seeds, latents=latents, classes=class_idx, device=device, **truncation))
     path = save_image(heatmap_figure(level_maps(G, ws, _grid(G, window, size))), out_path)
@@ -208,7 +208,7 @@ def invert(ctx, network, image_path, class_idx, space, num_steps, perceptual, ou
     if not pti and _given(ctx, ["pti_steps"]):
         raise PolyinrError("--pti-steps sets the length of pivotal tuning: add --pti")
     device = resolve_device(device)
-    G = load_generator(network, device)
+    G = load_network(network, device)
     pti_steps = pti_steps if pti else 0
     with replace_hint(), progress_bar(num_steps + 1 + pti_steps, "invert", unit="step") as bar:
         inversion = invert_image(G, image_path, out_dir, class_idx, space, num_steps, perceptual, device,
@@ -225,7 +225,7 @@ def invert(ctx, network, image_path, class_idx, space, num_steps, perceptual, ou
 def outpaint_cmd(network, image_path, class_idx, space, num_steps, perceptual, out_dir, force, device, window, size):
     """Invert a real image, then render a larger window: the image continued beyond its borders."""
     device = resolve_device(device)
-    G = load_generator(network, device)
+    G = load_network(network, device)
     with replace_hint(), progress_bar(num_steps + 1, "invert", unit="step") as bar:
         inversion = outpaint(G, image_path, out_dir, window, size, class_idx, space, num_steps, perceptual, device,
                              on_step=lambda state: bar.update(1), overwrite=force)  # fmt: skip
@@ -258,7 +258,7 @@ def fuse(network, style_specs, size, blur, tile, out_path, device):
     from polyinr.tools.render import render_tiled
 
     device = resolve_device(device)
-    G = load_generator(network, device)
+    G = load_network(network, device)
     if G.grid_support.kind != "canvas":
         raise PolyinrError(f"{G.model_name} has no canvas to fuse styles on (InfinityGAN has)")
     styles = [_parse_style(s) for spec in style_specs for s in spec.split()]
@@ -327,7 +327,7 @@ def outpaint_canvas(network, height, num_steps, perceptual, seed, out_dir, force
     with replace_hint():
         check_new_outputs(out_dir, ["input.png", "outpainted.png", "canvas.safetensors"], force)
     device = resolve_device(device)
-    G = load_generator(network, device)
+    G = load_network(network, device)
     image = _image_at_height(image_path, height or G.img_resolution, device)
     h, w = image.shape[2:]
     if extend is not None and len(extend) != 4:
@@ -360,7 +360,7 @@ def inbetween(network, height, num_steps, perceptual, seed, out_dir, force, devi
     with replace_hint():
         check_new_outputs(out_dir, ["inbetween.png"], force)
     device = resolve_device(device)
-    G = load_generator(network, device)
+    G = load_network(network, device)
     height = height or G.img_resolution
     a, b = _image_at_height(left_path, height, device), _image_at_height(right_path, height, device)
     gap = 2 * height if gap is None else gap

@@ -382,7 +382,7 @@ def _space_metric(
 
 def evaluate_snapshot(
     names: Sequence[str], G: Any, dataset: Any, run_dir: str | Path, snapshot: Path, device: torch.device | str,
-    *, detectors: dict[str, Any] | None = None, download: bool = True,
+    *, detectors: dict[str, Any] | None = None, download: bool = True, on_progress: Progress | None = None,
 ) -> dict[str, dict[str, Any]]:  # fmt: skip
     """Compute the metrics ``names`` of a new training snapshot's generator ``G`` on the training ``dataset``.
 
@@ -390,16 +390,26 @@ def evaluate_snapshot(
     ``_full`` metrics compare with the dataset itself, as StyleGAN's ``calc_metrics`` does by default. Each
     result is appended to ``run_dir/metric-<name>.jsonl`` as it is computed (see :func:`append_metric_result`);
     returns, by name, ``{"results": {key: value}, "detector": the feature network}`` (as those lines hold
-    them). The training loop's ``evaluate`` hook. ``detectors`` and ``download`` as in :func:`compute_metric`.
+    them). The training loop's ``evaluate`` hook. ``detectors`` and ``download`` as in :func:`compute_metric`;
+    ``on_progress(stage, done, total)`` follows each metric's passes, each stage named after its metric
+    (``'fid_digits: generated images'``).
     """
     if dataset is not None and hasattr(dataset, "unmirrored"):
         dataset = dataset.unmirrored()
     records = {}
     for name in names:
-        results = compute_metric(name, G, dataset, device=device, detectors=detectors, download=download)
+        results = compute_metric(name, G, dataset, device=device, detectors=detectors, download=download,
+                                 on_progress=named_progress(name, on_progress))  # fmt: skip
         records[name] = {"results": results, "detector": metric_detector(name, detectors)}
         append_metric_result(run_dir, name, records[name]["results"], snapshot.name, records[name]["detector"])
     return records
+
+
+def named_progress(name: str, on_progress: Progress | None) -> Progress | None:
+    """``on_progress`` with each stage named after metric ``name`` (``'fid_digits: generated images'``)."""
+    if on_progress is None:
+        return None
+    return lambda stage, done, total: on_progress(f"{name}: {stage}", done, total)
 
 
 def append_metric_result(

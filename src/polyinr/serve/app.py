@@ -60,6 +60,7 @@ from polyinr.grid import Grid, parse_window
 from polyinr.image_io import to_uint8
 from polyinr.models.generator import Generator
 from polyinr.models.registry import get_entry
+from polyinr.pretrained import resolve_network
 from polyinr.sampling import LatentFileError, load_latents, ws_for
 from polyinr.serve.tiles import (
     DEFAULT_BATCH_PIXELS,
@@ -539,9 +540,10 @@ def load_networks(
     """Load each checkpoint (or run directory) once on ``device``; attach the latent files and class names
     to every network they fit (a latent file or a name list that fits none is an error)."""
     networks = []
-    for path in paths:
+    for spec in paths:
+        path = resolve_network(spec)  # a released model's name or URL: its cached checkpoint, fetched once
         G = load_generator(path, device)
-        name = Path(path).resolve().name
+        name = path.resolve().name
         if any(n.name == name for n in networks):
             name = f"{name}-{len(networks)}"
         names = list(class_names) if class_names and len(class_names) == G.num_classes else None

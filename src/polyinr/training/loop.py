@@ -37,6 +37,7 @@ from polyinr.sampling import sample_inputs
 from polyinr.training import distributed
 from polyinr.training.ema import ema_beta, update_ema
 from polyinr.training.options import TrainingOptions
+from polyinr.training.plateau import PlateauRule, plateaued
 from polyinr.training.rundir import RunLog, claim_run_dir, describe
 from polyinr.training.schedule import Stage, stage_at
 from polyinr.training.setup import (
@@ -115,6 +116,7 @@ def training_loop(
     options: TrainingOptions, resume: str = "auto", on_tick: Callable[[TickReport], None] | None = None,
     on_message: Callable[[str], None] | None = None, evaluate: SnapshotEvaluator | None = None,
     on_step: Callable[[int, int], None] | None = None, goal: MetricGoal | None = None,
+    max_seconds: float | None = None, plateau: PlateauRule | None = None,
 ) -> Path:  # fmt: skip
     """Train as ``options`` say; return the run directory. ``resume``: 'auto', 'new' or a run directory.
 
@@ -125,9 +127,19 @@ def training_loop(
     every step, so a progress display moves even when a tick takes minutes.
     A SIGINT or SIGTERM lets the current step finish, saves a snapshot and raises
     :class:`~polyinr.interrupt.Interrupted` naming it (a second signal, or one in a metric pass, raises at once).
+    The run ends early, with a snapshot as at its end, once it has trained ``max_seconds`` (the ticks' time, not
+    snapshots and their metrics; counted across resumes) or once its first metric at snapshots has reached a
+    ``plateau`` (:func:`~polyinr.training.plateau.plateaued`; needs ``goal``). Running it again with a larger
+    budget continues it.
     """
     if options.metrics and evaluate is None:
         raise PolyinrError("metrics at snapshots need an evaluator (polyinr.metrics.evaluate_snapshot)")
+    ranking = snapshot_ranking(options.metrics, goal)
+    if plateau is not None and ranking is None:
+        raise PolyinrError("stopping at a plateau needs a first metric at snapshots that ranks them (FID, KID, IS, "
+                           "CAS, EQ-T, EQ-R)")  # fmt: skip
+    if max_seconds is not None and not max_seconds > 0:
+        raise PolyinrError(f"the training time budget must be positive, got {max_seconds} s")
     # Initialize -------------------------------------------------------------------------------------------
     device = distributed.process_device(options.device)
     if device.type == "cuda":
@@ -159,7 +171,7 @@ def training_loop(
     context = dict(device=device, rank=rank, world=world, batch_gpu=batch_gpu, rounds=rounds, say=say,
                    autocast=autocast, dataset=dataset, stages=stages, num_classes=num_classes,
                    total_nimg=total_nimg, desc=desc, options_json=options_json, on_tick=on_tick, on_step=on_step,
-                   evaluate=evaluate, ranking=snapshot_ranking(options.metrics, goal))  # fmt: skip
+                   evaluate=evaluate, ranking=ranking, max_seconds=max_seconds, plateau=plateau)  # fmt: skip
     if rank != 0:
         return _train(options, *_broadcast_run_dir(None, False), **context)
     with claim_run_dir(resume, Path(options.outdir), desc, options_json) as (run_dir, resuming):
@@ -175,7 +187,8 @@ def _train(
     batch_gpu: int, rounds: int, say: Callable[[str], None], autocast: torch.autocast, dataset, stages: list[Stage],
     num_classes: int, total_nimg: int, desc: str, options_json: dict, on_tick: Callable[[TickReport], None] | None,
     on_step: Callable[[int, int], None] | None,
-    evaluate: SnapshotEvaluator | None, ranking: Ranking | None,
+    evaluate: SnapshotEvaluator | None, ranking: Ranking | None, max_seconds: float | None,
+    plateau: PlateauRule | None,
 ) -> Path:  # fmt: skip
     """The training proper, in a claimed run directory (see :func:`training_loop`)."""
     log = RunLog(run_dir) if rank == 0 else None
@@ -207,9 +220,13 @@ def _train(
 
     # Resume -----------------------------------------------------------------------------------------------
     stage_start: dict[str, Any] | None = None  # the snapshot this stage's G started from (None: the first stage)
+    train_seconds = 0.0  # the ticks' time so far, without snapshots and their metrics
+    history: list[tuple[float, float]] = []  # (kimg, value) of the ranking metric at the snapshots so far
     if snapshot is not None:
         counters = load_snapshot(snapshot, {"G": G, "D": D, "G_ema": G_ema, **loss.state_modules()}, optimizers)
         step, stage_start = counters["step"], counters.get("stage_start")
+        train_seconds = counters.get("train_seconds", 0.0)
+        history = [(kimg, value) for kimg, value in counters.get("metric_history", [])]
         say(f"resuming {run_dir} from {snapshot.name} ({cur_nimg / 1000:.3f} kimg)")
     distributed.broadcast_module(G)
     distributed.broadcast_module(D)
@@ -232,6 +249,11 @@ def _train(
         if log is not None and recorded_metrics(snapshot) is None:
             _evaluate(evaluate, options.metrics, G_ema, data, run_dir, snapshot, device, log)
         distributed.barrier()
+        history += _ranked_points(snapshot, cur_nimg, ranking)
+
+    def early_end() -> str | None:  # why the run ends before its last image, or None (decided by rank 0)
+        reason = _early_end_reason(train_seconds, max_seconds, history, ranking, plateau) if rank == 0 else None
+        return reason if _all_agree(reason is not None, device) else None
 
     # Train ------------------------------------------------------------------------------------------------
     collect_stats()  # start from empty statistics (a previous run in this process may have left some)
@@ -245,8 +267,11 @@ def _train(
     # metric pass (its snapshot saved), raises at once.
     signals = DeferredSignals()
     signals.install()
+    ended = early_end() if cur_nimg < total_nimg else None
+    if ended is not None:
+        say(f"not training on: {ended}")
     try:
-        while cur_nimg < total_nimg:
+        while cur_nimg < total_nimg and ended is None:
             # Stage switch, as the authors' next run starts: G continues from this stage's best (or last) G_ema
             # (on a denser grid, or a grown model: the network grown from it) with fresh Adam moments, a fresh D
             # for the new resolution, and the blur and the EMA ramp-up restarting.
@@ -330,12 +355,17 @@ def _train(
             loss.end_step(step, options.batch)
             stop = _all_agree(signals.received is not None, device)
             stage_done = cur_nimg >= stage.end_nimg
-            if not (cur_nimg >= tick_start_nimg + options.tick_kimg * 1000 or stage_done or stop):
+            out_of_time = max_seconds is not None and _all_agree(
+                train_seconds + time.time() - tick_start_time >= max_seconds, device
+            )
+            if not (cur_nimg >= tick_start_nimg + options.tick_kimg * 1000 or stage_done or stop or out_of_time):
                 continue
 
             # Tick: statistics, sample images, snapshot.
             elapsed = time.time() - tick_start_time
+            train_seconds += elapsed
             report("Progress/kimg", cur_nimg / 1000)
+            report("Progress/train_seconds", train_seconds)
             report("Timing/images_per_sec", (cur_nimg - tick_start_nimg) / max(elapsed, 1e-9))
             report("Timing/data_wait_frac", min(1.0, data_wait / max(elapsed, 1e-9)))
             if device.type == "cuda":
@@ -346,15 +376,17 @@ def _train(
                 raise TrainingError(f"training diverged: {bad[0]} is {stats[bad[0]]} at step {step} "
                                     f"({cur_nimg / 1000:.3f} kimg); last good snapshot: {last_snapshot}")  # fmt: skip
             ticks_since_snap += 1
-            done = cur_nimg >= total_nimg
+            done = cur_nimg >= total_nimg or out_of_time
             new_snapshot = None
-            if ticks_since_snap >= options.snap_ticks or stage_done or done or stop:
+            snapped = ticks_since_snap >= options.snap_ticks or stage_done or done or stop
+            if snapped:
                 if not all(torch.isfinite(p).all() for p in G.parameters()):
                     raise TrainingError(f"training diverged: non-finite weight at step {step}; "
                                         f"last good snapshot: {last_snapshot}")  # fmt: skip
                 if rank == 0:
                     counters = {"step": step, "stage": stage.index, "stage_start": stage_start,
-                                "options": options_json}  # fmt: skip
+                                "options": options_json, "train_seconds": train_seconds,
+                                "metric_history": history}  # fmt: skip
                     modules = {"G": G, "D": D, "G_ema": G_ema, **loss.state_modules()}
                     best = best_snapshot(run_dir, stage.index, *ranking) if ranking is not None else None
                     keep = {best[0].name} if best else set()  # the next stage may start from it
@@ -364,6 +396,7 @@ def _train(
                     if options.metrics and not stop:  # when stopping, the resumed run computes them
                         with signals.raising():
                             _evaluate(evaluate, options.metrics, G_ema, data, run_dir, new_snapshot, device, log)
+                        history += _ranked_points(new_snapshot, cur_nimg, ranking)
                 distributed.barrier()
                 ticks_since_snap = 0
             if log is not None:
@@ -377,6 +410,12 @@ def _train(
             tick_start_nimg, tick_start_time, data_wait = cur_nimg, time.time(), 0.0
             if stop:
                 raise Interrupted(signals.received or signal.SIGTERM)  # on the processes not signalled: SIGTERM
+            if snapped:
+                ended = early_end() if cur_nimg < total_nimg else None
+                if ended is not None:
+                    if log is not None:
+                        log.line(f"stopped at {cur_nimg / 1000:.3f} kimg: {ended}")
+                    say(f"stopped at {cur_nimg / 1000:.3f} kimg: {ended}")
     except Interrupted as e:
         if last_snapshot is None:
             raise
@@ -405,6 +444,27 @@ def _evaluate(
         log.line(
             f"metric {name}: {values}" + ("" if record["detector"] == "none" else f" (detector {record['detector']})")
         )
+
+
+def _ranked_points(snapshot: Path, cur_nimg: int, ranking: Ranking | None) -> list[tuple[float, float]]:
+    """``[(kimg, value)]`` of the ranking metric recorded at ``snapshot`` (empty when there is none)."""
+    if ranking is None:
+        return []
+    metric, key, _lower = ranking
+    value = ((recorded_metrics(snapshot) or {}).get(metric) or {}).get(key)
+    return [(cur_nimg / 1000, float(value))] if isinstance(value, (int, float)) else []
+
+
+def _early_end_reason(
+    train_seconds: float, max_seconds: float | None, history: Sequence[tuple[float, float]],
+    ranking: Ranking | None, plateau: PlateauRule | None,
+) -> str | None:  # fmt: skip
+    """Why a run ends before its last image: its time budget is spent, or its first metric has reached a plateau."""
+    if max_seconds is not None and train_seconds >= max_seconds:
+        return f"its budget of {max_seconds / 60:.3g} min of training is spent ({train_seconds / 60:.3g} min)"
+    if plateau is not None and ranking is not None and plateaued(history, ranking[2], plateau):
+        return f"{ranking[1]} has reached a plateau ({plateau.describe(ranking[1], ranking[2])})"
+    return None
 
 
 def _choose_stage_start(
