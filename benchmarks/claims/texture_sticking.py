@@ -59,13 +59,24 @@ def table(results: dict[str, Sticking], frames: int) -> str:
         f"Fine detail kept by averaging {frames} frames: energy above {HALF_NYQUIST:g} cycles/pixel of the average "
         "over that of one frame, mean over seeds (0 = every detail moves, 1 = every detail sticks).",
         "",
-        "| model | latent walk in w | translation |",
-        "|---|---:|---:|",
+        "The change columns say how much the content moved: the mean absolute difference between one frame and the",
+        "average, in the images' [-1, 1] units (a model whose frames do not change keeps its detail trivially).",
+        "",
+        "| model | latent walk in w | change (walk) | translation | change (translation) |",
+        "|---|---:|---:|---:|---:|",
     ]
     for name, r in results.items():
         translation = "—" if r.translation_ratio is None else f"{r.translation_ratio:.3f}"
-        lines.append(f"| {name} | {r.walk_ratio:.3f} | {translation} |")
+        moved = "—" if r.translation_ratio is None else f"{mean_change(r, 'translation_average'):.3f}"
+        lines.append(
+            f"| {name} | {r.walk_ratio:.3f} | {mean_change(r, 'walk_average'):.3f} | {translation} | {moved} |"
+        )
     return "\n".join(lines) + "\n"
+
+
+def mean_change(result: Sticking, average: str) -> float:
+    """Mean over seeds of the mean absolute difference between one frame and its ``average`` (an attribute name)."""
+    return float(np.mean([(s.frame - getattr(s, average)).abs().mean().item() for s in result.seeds]))
 
 
 def main() -> None:

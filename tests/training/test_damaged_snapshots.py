@@ -59,6 +59,7 @@ DAMAGES = {
     "not-a-count": (_rewrite_state(cur_nimg="lots"), "cur_nimg is 'lots', not a count"),
     "no-such-stage": (_rewrite_state(stage=99), "stage is 99, but this run's stages are 0 to 0"),
     "bad-stage-start": (_rewrite_state(stage_start={"snapshot": 3}), "stage_start is"),
+    "bad-stage-ends": (_rewrite_state(stage_ends=[16]), "stage_ends is [16], not the image counts"),
     "truncated-weights": (_truncate_weights, "truncated or corrupt"),
     "corrupt-weights": (lambda s: (s / STATE_WEIGHTS).write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}    "),
                         "truncated or corrupt"),

@@ -47,7 +47,7 @@ def test_the_dry_run_starts_on_the_stem_and_prints_every_stage():
     assert all(s["trainable_parameters"] < s["parameters"] / 2 for s in stages[1:])  # then only the new heads
     assert resolved["optimizer"]["G"]["reg_interval"] == 4  # the path-length phase
     notes = " ".join(resolved["recipe_notes"])
-    assert "metric-plateau stop does not exist yet" in notes and "200k" in notes and "--no-head-only" in notes
+    assert "until FID stops improving" in notes and "200k" in notes and "--no-head-only" in notes
 
 
 def test_no_head_only_trains_everything_and_head_layers_is_a_flag():

@@ -19,7 +19,7 @@ from polyinr.errors import PolyinrError
 from polyinr.metrics import parse_metrics
 from polyinr.sampling import parse_range_list
 from polyinr.tools.compare import CompareSettings, check_settings, describe_budget, run_comparison, train_in_processes
-from polyinr.training.plateau import PlateauRule
+from polyinr.training.plateau import PlateauRule, plateau_rule
 
 
 def _flags(params: dict, skip: tuple[str, ...]) -> list[str]:
@@ -130,10 +130,7 @@ def compare(data, models, preset, kimg, minutes, until_plateau, plateau_margin, 
     """Train and measure several generators under identical conditions; write DIR/report.md."""
     if not until_plateau and (plateau_margin is not None or plateau_snapshots is not None):
         raise PolyinrError("--plateau-margin and --plateau-snapshots apply only with --until-plateau")
-    plateau = None
-    if until_plateau:
-        rule = {"margin": plateau_margin, "patience": plateau_snapshots}
-        plateau = PlateauRule(**{k: v for k, v in rule.items() if v is not None})
+    plateau = plateau_rule(plateau_margin, plateau_snapshots) if until_plateau else None
     settings = check_settings(CompareSettings(
         data=data, models=_names(models), preset=preset, kimg=kimg, minutes=minutes, plateau=plateau,
         metrics=tuple(parse_metrics(metrics)) if metrics is not None else (),

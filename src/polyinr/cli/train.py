@@ -18,6 +18,7 @@ from polyinr.models.generator import CapabilityMissing
 from polyinr.progress import progress_bar
 from polyinr.training.losses import LOSSES, loss_settings
 from polyinr.training.options import resolve_options
+from polyinr.training.plateau import PlateauRule, plateau_rule
 from polyinr.training.recipes import list_recipes
 
 LOSS_FLAGS = {"gamma": "--gamma", "blur_sigma": "--blur-sigma", "blur_fade_kimg": "--blur-fade-kimg",
@@ -73,6 +74,15 @@ class TrainingProgress:
               help="Discriminator.  [default: the recipe's]")  # fmt: skip
 @click.option("--schedule", default=None, metavar="R:KIMG,…", help="Progressive grids, e.g. 32:2000,64:1000.")
 @click.option("--kimg", type=float, default=None, help="Duration in thousands of images (without --schedule).")
+@click.option("--stage-plateau/--no-stage-plateau", default=None,
+              help="End each stage but the last when its first metric at snapshots stops improving (its kimg the "
+                   "most).  [default: on with the stylegan-xl recipe and --metrics]")  # fmt: skip
+@click.option("--plateau-margin", type=float, default=None,
+              help=f"Improvement that still counts, as a fraction of the stage's best value so far (turns "
+                   f"--stage-plateau on).  [default: {PlateauRule.margin}]")  # fmt: skip
+@click.option("--plateau-snapshots", type=int, default=None,
+              help=f"Snapshots that must bring no more than the margin to end a stage (turns --stage-plateau "
+                   f"on).  [default: {PlateauRule.patience}]")  # fmt: skip
 @click.option("--resolution", type=int, default=None, help="Training resolution (without --schedule).")
 @click.option("--batch", type=int, default=None, help="Total batch size.")
 @click.option("--batch-gpu", type=int, default=None, help="Micro-batch per process (gradient accumulation).")
@@ -139,8 +149,12 @@ class TrainingProgress:
 @resumable
 def train(cond, mirror, recipe, preset, gamma, blur_sigma, blur_fade_kimg, cls_weight, diversity_weight,
           features_pretrained, backbones, features_weights, metrics, resume, channels, head_only, head_layers,
-          dry_run, **flags):  # fmt: skip
+          stage_plateau, plateau_margin, plateau_snapshots, dry_run, **flags):  # fmt: skip
     """Train a generator; running the same command again resumes it."""
+    if plateau_margin is not None or plateau_snapshots is not None:
+        if stage_plateau is False:
+            raise click.ClickException("--plateau-margin and --plateau-snapshots do not apply with --no-stage-plateau")
+        stage_plateau = plateau_rule(plateau_margin, plateau_snapshots)
     loss_options = {"gamma": gamma, "blur_sigma": blur_sigma, "blur_fade_kimg": blur_fade_kimg,
                     "cls_weight": cls_weight, "diversity_weight": diversity_weight}  # fmt: skip
     disc_options = {"pretrained": features_pretrained}
@@ -158,7 +172,7 @@ def train(cond, mirror, recipe, preset, gamma, blur_sigma, blur_fade_kimg, cls_w
     try:
         options = resolve_options(
             recipe, preset=preset, cond=cond, mirror=mirror, loss_options=loss_options, disc_options=disc_options,
-            model_overrides=_model_overrides(channels, head_only, head_layers), **flags,
+            stage_plateau=stage_plateau, model_overrides=_model_overrides(channels, head_only, head_layers), **flags,
         )  # fmt: skip
     except UnusedSetting as e:
         raise click.ClickException(_unused_flag_message(e)) from None

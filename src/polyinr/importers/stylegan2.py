@@ -32,7 +32,9 @@ import torch
 from polyinr.importers.registry import Converted, build_generator, register_converter, stored_bytes
 from polyinr.importers.stylegan_pickle import (
     load_g_ema,
+    mapping_config,
     mapping_state,
+    need_tensor,
     read_g_ema,
     recorded_init_kwargs,
     recorded_number,
@@ -44,15 +46,6 @@ from polyinr.models.registry import resolve_config
 from polyinr.models.stylegan2 import RESAMPLE_TAPS, StyleGAN2Config, resample_taps
 
 BLOCK_KEY = re.compile(r"synthesis\.b(\d+)\.conv1\.weight")  # one per block, the first (b4) included
-FC_KEY = re.compile(r"mapping\.fc(\d+)\.weight")
-
-
-def _tensor(tensors: dict[str, torch.Tensor], key: str, ndim: int) -> torch.Tensor:
-    if key not in tensors:
-        raise ImporterError(f"G_ema does not look like a StyleGAN2 generator: it has no {key}")
-    if tensors[key].ndim != ndim:
-        raise ImporterError(f"G_ema: {key} has shape {tuple(tensors[key].shape)}, expected {ndim} dimensions")
-    return tensors[key]
 
 
 def _require(condition: bool, what: str) -> None:
@@ -71,8 +64,8 @@ def stylegan2_config(src: Any, theirs: dict[str, torch.Tensor]) -> StyleGAN2Conf
         img_resolution - 1
     ):
         raise ImporterError(f"G_ema's synthesis blocks {resolutions} are not 4, 8, 16, … up to a power of two")
-    channels = {r: _tensor(theirs, f"synthesis.b{r}.conv1.weight", 4).shape[0] for r in resolutions}
-    img_channels = _tensor(theirs, f"synthesis.b{img_resolution}.torgb.weight", 4).shape[0]
+    channels = {r: need_tensor(theirs, f"synthesis.b{r}.conv1.weight", 4, "StyleGAN2").shape[0] for r in resolutions}
+    img_channels = need_tensor(theirs, f"synthesis.b{img_resolution}.torgb.weight", 4, "StyleGAN2").shape[0]
 
     synthesis = submodule_attrs(src, "G_ema", "synthesis")
     recorded = recorded_init_kwargs(synthesis)
@@ -89,7 +82,7 @@ def stylegan2_config(src: Any, theirs: dict[str, torch.Tensor]) -> StyleGAN2Conf
         _require(f"synthesis.b{r}.torgb.weight" in theirs, f"block b{r} has no ToRGB (not the skip architecture)")
         for layer in ("conv1",) if r == 4 else ("conv0", "conv1"):
             name = f"synthesis.b{r}.{layer}"
-            weight = _tensor(theirs, f"{name}.weight", 4)
+            weight = need_tensor(theirs, f"{name}.weight", 4, "StyleGAN2")
             _require(weight.shape[-2:] == (3, 3), f"{name} has a {tuple(weight.shape[-2:])} kernel, not 3x3")
             _require(f"{name}.noise_strength" in theirs, f"{name} has no noise input")
             attrs = submodule_attrs(src, "G_ema", f"synthesis.b{r}.{layer}")
@@ -102,31 +95,21 @@ def stylegan2_config(src: Any, theirs: dict[str, torch.Tensor]) -> StyleGAN2Conf
     layer = submodule_attrs(src, "G_ema", f"synthesis.b{img_resolution}.conv1")
     conv_clamp = 0.0 if layer.get("conv_clamp", 256) is None else float(recorded_number(layer, "conv_clamp", 256))
 
-    fc = sorted(int(m[1]) for k in theirs if (m := FC_KEY.fullmatch(k)))
-    if not fc or fc != list(range(len(fc))):
-        raise ImporterError("G_ema's mapping has no fc0, fc1, … layers")
-    w_dim = _tensor(theirs, f"mapping.fc{fc[-1]}.weight", 2).shape[0]
-    num_classes = _tensor(theirs, "mapping.embed.weight", 2).shape[1] if "mapping.embed.weight" in theirs else 0
-    z_dim = _tensor(theirs, "mapping.fc0.weight", 2).shape[1] - (w_dim if num_classes else 0)
-    if num_classes and z_dim != w_dim:
-        raise ImporterError(f"a conditional G_ema with z_dim {z_dim} != w_dim {w_dim} has no counterpart here")
+    overrides = {
+        **mapping_config(src, theirs, "StyleGAN2"),
+        "img_resolution": img_resolution, "img_channels": img_channels, "channel_base": channel_base,
+        "channel_max": channel_max, "conv_clamp": conv_clamp,
+    }  # fmt: skip
     fc0 = submodule_attrs(src, "G_ema", "mapping.fc0")
     _require(fc0.get("activation", "lrelu") == "lrelu", f"its mapping uses {fc0.get('activation')!r}")
     mapping = submodule_attrs(src, "G_ema", "mapping")
-    held = {"z_dim": z_dim, "c_dim": num_classes, "w_dim": w_dim, "img_resolution": img_resolution,
-            "img_channels": img_channels, "num_ws": 2 * len(resolutions), "num_layers": len(fc)}  # fmt: skip
+    held = {"z_dim": overrides["mapping.z_dim"], "c_dim": overrides["mapping.num_classes"],
+            "w_dim": overrides["mapping.w_dim"], "img_resolution": img_resolution, "img_channels": img_channels,
+            "num_ws": 2 * len(resolutions), "num_layers": overrides["mapping.num_layers"]}  # fmt: skip
     for attrs in (submodule_attrs(src, "G_ema", ""), mapping):
         for name, value in recorded_init_kwargs(attrs).items():
             if name in held and value != held[name]:
                 raise ImporterError(f"G_ema records {name} = {value} but its tensors hold {held[name]}")
-    overrides = {
-        "mapping.z_dim": z_dim, "mapping.w_dim": w_dim, "mapping.num_classes": num_classes,
-        "mapping.embed_dim": z_dim, "mapping.num_layers": len(fc),
-        "mapping.lr_multiplier": float(recorded_number(fc0, "bias_gain", 0.01)),
-        "mapping.w_avg_beta": float(recorded_number(mapping, "w_avg_beta", 0.998)),
-        "img_resolution": img_resolution, "img_channels": img_channels, "channel_base": channel_base,
-        "channel_max": channel_max, "conv_clamp": conv_clamp,
-    }  # fmt: skip
     return resolve_config("stylegan2", **overrides)
 
 

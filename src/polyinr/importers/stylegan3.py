@@ -28,7 +28,9 @@ import torch
 from polyinr.importers.registry import Converted, build_generator, register_converter, stored_bytes
 from polyinr.importers.stylegan_pickle import (
     load_g_ema,
+    mapping_config,
     mapping_state,
+    need_tensor,
     read_g_ema,
     recorded_init_kwargs,
     recorded_number,
@@ -43,14 +45,6 @@ LAYER_KEY = re.compile(r"synthesis\.(L(\d+)_(\d+)_(\d+))\.weight")  # e.g. synth
 _FILTER_TOLERANCE = 1e-6
 
 
-def _need(tensors: dict[str, torch.Tensor], key: str, ndim: int) -> torch.Tensor:
-    if key not in tensors:
-        raise ImporterError(f"G_ema does not look like a StyleGAN3 generator: it has no {key}")
-    if tensors[key].ndim != ndim:
-        raise ImporterError(f"G_ema: {key} has shape {tuple(tensors[key].shape)}, expected {ndim} dimensions")
-    return tensors[key]
-
-
 def stylegan3_config(src: Any, theirs: dict[str, torch.Tensor]) -> tuple[str, StyleGAN3Config]:
     """Our model name and config for NVIDIA's ``G_ema`` (its record and tensors)."""
     layers = sorted((int(m[2]), m[1], int(m[3]), int(m[4])) for k in theirs if (m := LAYER_KEY.fullmatch(k)))
@@ -59,7 +53,7 @@ def stylegan3_config(src: Any, theirs: dict[str, torch.Tensor]) -> tuple[str, St
     num_layers = len(layers) - 1
     _, first_name, _, _ = layers[0]
     _, _, img_resolution, img_channels = layers[-1]
-    conv_kernel = _need(theirs, f"synthesis.{first_name}.weight", 4).shape[-1]
+    conv_kernel = need_tensor(theirs, f"synthesis.{first_name}.weight", 4, "StyleGAN3").shape[-1]
     radial = theirs.get(f"synthesis.{first_name}.down_filter", torch.zeros(1)).ndim == 2
     synthesis = submodule_attrs(src, "G_ema", "synthesis")
     layer0 = submodule_attrs(src, "G_ema", f"synthesis.{first_name}")
@@ -68,23 +62,9 @@ def stylegan3_config(src: Any, theirs: dict[str, torch.Tensor]) -> tuple[str, St
     channel_max = int(recorded.get("channel_max", max(channels)))
     channel_base = int(recorded.get("channel_base", channels[-1] * img_resolution))  # critical layers: base / res
 
-    fc = sorted(int(m[1]) for k in theirs if (m := re.fullmatch(r"mapping\.fc(\d+)\.weight", k)))
-    if fc != list(range(len(fc))) or not fc:
-        raise ImporterError("G_ema's mapping has no fc0, fc1, … layers")
-    w_dim = _need(theirs, f"mapping.fc{fc[-1]}.weight", 2).shape[0]
-    num_classes = _need(theirs, "mapping.embed.weight", 2).shape[1] if "mapping.embed.weight" in theirs else 0
-    z_dim = _need(theirs, "mapping.fc0.weight", 2).shape[1] - (w_dim if num_classes else 0)
-    if num_classes and z_dim != w_dim:
-        raise ImporterError(f"a conditional G_ema with z_dim {z_dim} != w_dim {w_dim} has no counterpart here")
-    mapping = submodule_attrs(src, "G_ema", "mapping")
-    fc0 = submodule_attrs(src, "G_ema", "mapping.fc0")
-
     name = "stylegan3-r" if radial else "stylegan3-t"
     overrides = {
-        "mapping.z_dim": z_dim, "mapping.w_dim": w_dim, "mapping.num_classes": num_classes,
-        "mapping.embed_dim": z_dim, "mapping.num_layers": len(fc),
-        "mapping.lr_multiplier": float(recorded_number(fc0, "bias_gain", 0.01)),
-        "mapping.w_avg_beta": float(recorded_number(mapping, "w_avg_beta", 0.998)),
+        **mapping_config(src, theirs, "StyleGAN3"),
         "img_resolution": img_resolution, "img_channels": img_channels, "channel_base": channel_base,
         "channel_max": channel_max, "num_layers": num_layers,
         "num_critical": int(recorded_number(synthesis, "num_critical", 2)),

@@ -336,6 +336,37 @@ def load_g_ema(G: torch.nn.Module, state: dict[str, torch.Tensor], network: str)
     G.eval().requires_grad_(False)
 
 
+def need_tensor(tensors: dict[str, torch.Tensor], key: str, ndim: int, network: str) -> torch.Tensor:
+    """``tensors[key]``, which must exist with ``ndim`` dimensions; else a one-line error naming ``network``."""
+    if key not in tensors:
+        raise ImporterError(f"G_ema does not look like a {network} generator: it has no {key}")
+    if tensors[key].ndim != ndim:
+        raise ImporterError(f"G_ema: {key} has shape {tuple(tensors[key].shape)}, expected {ndim} dimensions")
+    return tensors[key]
+
+
+def mapping_config(src: Any, theirs: dict[str, torch.Tensor], network: str) -> dict[str, Any]:
+    """Our shared mapping's settings (``mapping.*`` config overrides) read from NVIDIA's StyleGAN2 / StyleGAN3
+    ``MappingNetwork`` in ``G_ema``: sizes from its tensors, learning-rate multiplier and ``w_avg`` decay as
+    recorded. A mapping ours does not compute is a one-line :class:`ImporterError`."""
+    fc = sorted(int(m[1]) for k in theirs if (m := re.fullmatch(r"mapping\.fc(\d+)\.weight", k)))
+    if not fc or fc != list(range(len(fc))):
+        raise ImporterError("G_ema's mapping has no fc0, fc1, … layers")
+    w_dim = need_tensor(theirs, f"mapping.fc{fc[-1]}.weight", 2, network).shape[0]
+    embed = "mapping.embed.weight"
+    num_classes = need_tensor(theirs, embed, 2, network).shape[1] if embed in theirs else 0
+    z_dim = need_tensor(theirs, "mapping.fc0.weight", 2, network).shape[1] - (w_dim if num_classes else 0)
+    if num_classes and z_dim != w_dim:
+        raise ImporterError(f"a conditional G_ema with z_dim {z_dim} != w_dim {w_dim} has no counterpart here")
+    fc0, mapping = submodule_attrs(src, "G_ema", "mapping.fc0"), submodule_attrs(src, "G_ema", "mapping")
+    return {
+        "mapping.z_dim": z_dim, "mapping.w_dim": w_dim, "mapping.num_classes": num_classes,
+        "mapping.embed_dim": z_dim, "mapping.num_layers": len(fc),
+        "mapping.lr_multiplier": float(recorded_number(fc0, "bias_gain", 0.01)),
+        "mapping.w_avg_beta": float(recorded_number(mapping, "w_avg_beta", 0.998)),
+    }  # fmt: skip
+
+
 def class_table(weight: torch.Tensor, bias: torch.Tensor, weight_gain: float) -> torch.Tensor:
     """Their embedding of each one-hot class ``[C, w_dim]``, pre-imaged through our projection's lrelu·√2."""
     y = weight.t() * weight_gain + bias  # [C, w_dim]: one-hot row c selects column c

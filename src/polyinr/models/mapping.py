@@ -53,6 +53,24 @@ class MappingConfig:
     w_avg_beta: float = 0.998  # decay of the running mean of w
 
 
+class MappedConfig:
+    """The latent sizes of a generator config that embeds its :class:`MappingConfig` as ``mapping``."""
+
+    mapping: MappingConfig
+
+    @property
+    def z_dim(self) -> int:
+        return self.mapping.z_dim
+
+    @property
+    def w_dim(self) -> int:
+        return self.mapping.w_dim
+
+    @property
+    def num_classes(self) -> int:
+        return self.mapping.num_classes
+
+
 class MappingNetwork(nn.Module):
     """``z [B, z_dim], c → ws [B, num_ws, w_dim]``, with per-class ``w_avg`` and truncation.
 

@@ -38,7 +38,7 @@ from polyinr.grid import Grid
 from polyinr.models.filters import upsample_1d
 from polyinr.models.generator import FIXED_FRAME, Generator
 from polyinr.models.layers import LRELU_GAIN, LRELU_SLOPE, EqualizedLinear
-from polyinr.models.mapping import MappingConfig, MappingNetwork
+from polyinr.models.mapping import MappedConfig, MappingConfig, MappingNetwork
 from polyinr.models.registry import register
 
 NOISE_MODES = ("random", "const", "none")
@@ -46,7 +46,7 @@ RESAMPLE_TAPS = (1.0, 3.0, 3.0, 1.0)  # NVIDIA's resample_filter, applied separa
 
 
 @dataclass(frozen=True)
-class StyleGAN2Config:
+class StyleGAN2Config(MappedConfig):
     mapping: MappingConfig = field(
         default_factory=lambda: MappingConfig(z_dim=512, w_dim=512, num_layers=8, lr_multiplier=0.01)
     )
@@ -55,18 +55,6 @@ class StyleGAN2Config:
     channel_base: int = 32768  # channels at resolution r = min(channel_base // r, channel_max)
     channel_max: int = 512  # most channels of any block
     conv_clamp: float = 256.0  # every layer's output is clamped to ±this; 0 = no clamp (their --fp32)
-
-    @property
-    def z_dim(self) -> int:
-        return self.mapping.z_dim
-
-    @property
-    def w_dim(self) -> int:
-        return self.mapping.w_dim
-
-    @property
-    def num_classes(self) -> int:
-        return self.mapping.num_classes
 
     @property
     def num_ws(self) -> int:

@@ -42,12 +42,12 @@ from polyinr.grid import IDENTITY, Grid
 from polyinr.models.filters import upsample_1d
 from polyinr.models.generator import FRAME, Generator, GridRefused, describe_grid, is_rigid
 from polyinr.models.layers import LRELU_GAIN, LRELU_SLOPE, EqualizedLinear
-from polyinr.models.mapping import MappingConfig, MappingNetwork
+from polyinr.models.mapping import MappedConfig, MappingConfig, MappingNetwork
 from polyinr.models.registry import register
 
 
 @dataclass(frozen=True)
-class StyleGAN3Config:
+class StyleGAN3Config(MappedConfig):
     mapping: MappingConfig = field(default_factory=lambda: MappingConfig(z_dim=512, w_dim=512, lr_multiplier=0.01))
     img_resolution: int = 256  # output side in pixels (a power of two); filled from the dataset when training
     img_channels: int = 3  # output channels
@@ -66,18 +66,6 @@ class StyleGAN3Config:
     use_radial_filters: bool = False  # radially symmetric jinc down filters on non-critical layers (config R)
     conv_clamp: float = 256.0  # every layer's output is clamped to ±this
     magnitude_ema_beta: float = 0.999  # decay of each layer's input-magnitude average (1 = frozen)
-
-    @property
-    def z_dim(self) -> int:
-        return self.mapping.z_dim
-
-    @property
-    def w_dim(self) -> int:
-        return self.mapping.w_dim
-
-    @property
-    def num_classes(self) -> int:
-        return self.mapping.num_classes
 
     @property
     def num_ws(self) -> int:

@@ -4,7 +4,9 @@ Progress is counted in images (``cur_nimg``). Everything random in a step (the d
 augmentations) is drawn from generators seeded by ``(seed, cur_nimg, …)``, so a run resumed from a snapshot
 continues bit for bit where an uninterrupted run would be, and two processes see the same samples as one
 process with the same total batch. The GAN specifics live in the loss (``losses.py``): the loop only walks
-its phases. Schedules (resolution stage, EMA, blur) are pure functions of ``cur_nimg``.
+its phases. Schedules (resolution stage, EMA, blur) are pure functions of ``cur_nimg`` and of the image counts
+at which the stages so far have ended, which snapshots keep: with ``options.stage_plateau``, a stage but the last
+ends at the snapshot where its own snapshots' first metric has reached a plateau, and the next starts there.
 
 Each resolution stage starts as the authors' next super-resolution run does: G continues from the previous
 stage's EMA generator, with fresh Adam moments and a fresh discriminator, and the blur schedule and EMA ramp-up
@@ -39,12 +41,13 @@ from polyinr.training.ema import ema_beta, update_ema
 from polyinr.training.options import TrainingOptions
 from polyinr.training.plateau import PlateauRule, plateaued
 from polyinr.training.rundir import RunLog, claim_run_dir, describe
-from polyinr.training.schedule import Stage, stage_at
+from polyinr.training.schedule import Stage, build_stages, stage_at
 from polyinr.training.setup import (
     MetricGoal,
     Ranking,
     build_discriminator,
     build_loss,
+    check_stage_plateau,
     check_stages,
     generator_settings,
     load_class_table,
@@ -138,6 +141,7 @@ def training_loop(
     if plateau is not None and ranking is None:
         raise PolyinrError("stopping at a plateau needs a first metric at snapshots that ranks them (FID, KID, IS, "
                            "CAS, EQ-T, EQ-R)")  # fmt: skip
+    check_stage_plateau(options, ranking)
     if max_seconds is not None and not max_seconds > 0:
         raise PolyinrError(f"the training time budget must be positive, got {max_seconds} s")
     # Initialize -------------------------------------------------------------------------------------------
@@ -196,10 +200,13 @@ def _train(
     # Networks ---------------------------------------------------------------------------------------------
     class_table = load_class_table(options, num_classes)
     cur_nimg, step, stage = 0, 0, stages[0]
+    stage_ends: list[int] = []  # images shown when each stage so far ended (early, at a plateau, or by kimg)
     snapshot = latest_snapshot(run_dir) if resuming else None
     if snapshot is not None:  # the stage the snapshot was trained in (at a stage's end, the next one starts below)
         saved = read_training_state(snapshot, len(stages))
-        cur_nimg, stage = saved["cur_nimg"], stages[saved["stage"]]
+        stage_ends = saved.get("stage_ends", [s.end_nimg for s in stages[: saved["stage"]]])  # absent: by kimg
+        stages = build_stages(options.stages(dataset.resolution), stage_ends)
+        cur_nimg, stage, total_nimg = saved["cur_nimg"], stages[saved["stage"]], stages[-1].end_nimg
     torch.manual_seed(options.seed)
     G = create_generator(options.model, options.preset,
                          **generator_settings(options, num_classes, stages, class_table, stage))  # fmt: skip
@@ -255,6 +262,21 @@ def _train(
         reason = _early_end_reason(train_seconds, max_seconds, history, ranking, plateau) if rank == 0 else None
         return reason if _all_agree(reason is not None, device) else None
 
+    def end_stage_at_plateau() -> None:  # a stage but the last ends here when its own snapshots have plateaued
+        nonlocal stages, stage, total_nimg
+        if options.stage_plateau is None or stage.index == len(stages) - 1 or cur_nimg >= stage.end_nimg:
+            return
+        own = [(kimg, value) for kimg, value in history if kimg > stage.start_nimg / 1000]  # this stage's snapshots
+        if not _all_agree(rank == 0 and plateaued(own, ranking[2], options.stage_plateau), device):  # rank 0's
+            return
+        stages = build_stages(options.stages(dataset.resolution), [*stage_ends, cur_nimg])
+        stage, total_nimg = stages[stage.index], stages[-1].end_nimg
+        message = (f"stage {stage.index + 1}/{len(stages)} ends at {cur_nimg / 1000:.3f} kimg: {ranking[1]} has "
+                   f"reached a plateau ({options.stage_plateau.describe(ranking[1], ranking[2])})")  # fmt: skip
+        if log is not None:
+            log.line(message)
+        say(message)
+
     # Train ------------------------------------------------------------------------------------------------
     collect_stats()  # start from empty statistics (a previous run in this process may have left some)
     tick_start_nimg, tick_start_time = cur_nimg, time.time()
@@ -267,6 +289,7 @@ def _train(
     # metric pass (its snapshot saved), raises at once.
     signals = DeferredSignals()
     signals.install()
+    end_stage_at_plateau()  # decided again from the snapshot's metrics, as the run that saved it decided
     ended = early_end() if cur_nimg < total_nimg else None
     if ended is not None:
         say(f"not training on: {ended}")
@@ -280,6 +303,7 @@ def _train(
                     stage_start = _choose_stage_start(run_dir, stage, ranking, last_snapshot, G_ema)
                 if ranking is not None:
                     distributed.broadcast_module(G_ema)  # rank 0 may have loaded the best snapshot's
+                stage_ends.append(stage.end_nimg)
                 stage = stage_at(stages, cur_nimg)
                 with torch.random.fork_rng(devices=[]):
                     torch.manual_seed(_seed(options.seed, stage.index, 4))  # the new layers' initial weights
@@ -386,7 +410,7 @@ def _train(
                 if rank == 0:
                     counters = {"step": step, "stage": stage.index, "stage_start": stage_start,
                                 "options": options_json, "train_seconds": train_seconds,
-                                "metric_history": history}  # fmt: skip
+                                "metric_history": history, "stage_ends": stage_ends}  # fmt: skip
                     modules = {"G": G, "D": D, "G_ema": G_ema, **loss.state_modules()}
                     best = best_snapshot(run_dir, stage.index, *ranking) if ranking is not None else None
                     keep = {best[0].name} if best else set()  # the next stage may start from it
@@ -411,6 +435,7 @@ def _train(
             if stop:
                 raise Interrupted(signals.received or signal.SIGTERM)  # on the processes not signalled: SIGTERM
             if snapped:
+                end_stage_at_plateau()
                 ended = early_end() if cur_nimg < total_nimg else None
                 if ended is not None:
                     if log is not None:

@@ -15,6 +15,7 @@ from polyinr.discriminators.ada import PIPELINES
 from polyinr.discriminators.registry import check_discriminator_settings
 from polyinr.errors import PolyinrError
 from polyinr.training.losses import resolve_loss_config
+from polyinr.training.plateau import PlateauRule
 from polyinr.training.recipes import get_recipe, pair_recipe_and_preset
 from polyinr.training.schedule import parse_schedule
 
@@ -65,6 +66,10 @@ class TrainingOptions:
     schedule: str | None = None  # '32:2000,64:1000'; None = kimg at the data's resolution
     kimg: float = 200.0  # duration when no schedule is given
     resolution: int | None = None  # training resolution when no schedule is given; None = the data's
+    # End each stage of a schedule but the last once the first metric at snapshots (one that ranks them) of its
+    # own snapshots has reached a plateau by this rule; its kimg stays the most it trains, and the next stage starts
+    # there with its own length. None = every stage ends after its kimg.
+    stage_plateau: PlateauRule | None = None
     # Bookkeeping.
     tick_kimg: float = 4.0  # progress report every this many kimg
     snap_ticks: int = 10  # snapshot every this many ticks
@@ -98,9 +103,14 @@ def resolve_options(
     preset: str | None = None,
     loss_options: dict[str, Any] | None = None,
     disc_options: dict[str, Any] | None = None,
+    stage_plateau: PlateauRule | bool | None = None,
     **overrides: Any,
 ) -> TrainingOptions:
     """Defaults, then the recipe (paired with the model's ``preset``), then every non-None override.
+
+    ``stage_plateau``: a rule ends the stages at a plateau by it, True by the recipe's rule (else the default
+    one), False after their kimg; None as the recipe says, whose rule applies to a schedule of two or more stages
+    with metrics at snapshots.
 
     ``loss_options`` / ``disc_options`` are settings of the chosen loss / discriminator over the recipe's own
     settings for them; one that the loss or discriminator does not have raises
@@ -125,6 +135,13 @@ def resolve_options(
     values.update({key: value for key, value in overrides.items() if value is not None})
     if values.get("learn_grid") and overrides.get("learn_grid") is None and not learns_grid(model):
         values["learn_grid"] = False  # the recipe's learned grid applies to the generators that have one
+    recipe_rule = values.get("stage_plateau")
+    if isinstance(stage_plateau, bool):
+        values["stage_plateau"] = (recipe_rule or PlateauRule()) if stage_plateau else None
+    elif stage_plateau is not None:
+        values["stage_plateau"] = stage_plateau
+    elif recipe_rule is not None and not (values.get("metrics") and _stage_count(values.get("schedule")) > 1):
+        values["stage_plateau"] = None  # the recipe's rule applies to scheduled runs with metrics at snapshots
     given_loss = {k: v for k, v in (loss_options or {}).items() if v is not None}
     given_disc = {k: v for k, v in (disc_options or {}).items() if v is not None}
     scaled = chosen.batch_scaled(values["batch"]) if chosen.batch_scaled else {}
@@ -138,6 +155,10 @@ def resolve_options(
     options = TrainingOptions(**values)
     validate(options)
     return options
+
+
+def _stage_count(schedule: str | None) -> int:
+    return len(parse_schedule(schedule)) if schedule is not None else 1
 
 
 def learns_grid(model: str) -> bool:
@@ -174,6 +195,10 @@ def validate(options: TrainingOptions) -> None:
         parse_schedule(options.schedule)
     elif not options.kimg > 0:
         raise PolyinrError(f"the training duration must be positive, got {options.kimg} kimg")
+    if options.stage_plateau is not None and _stage_count(options.schedule) < 2:
+        raise PolyinrError("ending stages at a plateau needs a schedule of two or more stages (the last ends by kimg)")
+    if options.stage_plateau is not None and not options.metrics:
+        raise PolyinrError("ending stages at a plateau needs metrics at snapshots, the first of which ranks them")
     if options.tick_kimg <= 0 or options.snap_ticks <= 0 or options.keep_snapshots <= 0:
         raise PolyinrError("the tick length, snapshot interval and number of kept snapshots must be positive")
     for interval in (options.g_reg_interval, options.d_reg_interval):

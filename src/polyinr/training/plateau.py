@@ -36,6 +36,12 @@ class PlateauRule:
                 f"before them by more than {self.margin:.1%} of it")  # fmt: skip
 
 
+def plateau_rule(margin: float | None = None, patience: int | None = None) -> PlateauRule:
+    """The default rule with the settings given (None keeps the default's), as the commands' flags give them."""
+    given = {"margin": margin, "patience": patience}
+    return PlateauRule(**{name: value for name, value in given.items() if value is not None})
+
+
 def plateaued(history: Sequence[tuple[float, float]], lower: bool, rule: PlateauRule) -> bool:
     """True when ``history`` (``(kimg, value)`` at each snapshot, in any order; non-finite values are ignored) has
     more than ``rule.patience`` points and the best of the last ``rule.patience`` improves on the best before

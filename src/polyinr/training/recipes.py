@@ -19,6 +19,7 @@ from typing import Any
 
 from polyinr.discriminators.projected import AUTHORS_BACKBONES
 from polyinr.errors import PolyinrError
+from polyinr.training.plateau import PlateauRule
 
 CPU, PAPER = "cpu", "paper"  # size classes of recipes and model presets
 AUTHORS_DIFFAUG = "color,translation,cutout"
@@ -239,7 +240,8 @@ register_recipe(Recipe(
 # Stem: path length 2.0 from 1 M images shown, every 4 G steps on half of each micro-batch (pl_decay 0.01).
 # Super-resolution stages: path length 0, only the new head trains (their train_head_only), classifier guidance
 # when asked for (their --cls_weight defaults to 0). Batch 2048 (the paper's at 16² and 32²) in micro-batches
-# of 8 (their README's --batch-gpu). Stage lengths are not published; these are ours.
+# of 8 (their README's --batch-gpu). Stage lengths are not published; these are ours, and each is the most a
+# stage trains: with metrics at snapshots, a stage ends once its FID has reached a plateau, as the authors did.
 _XL_NOTES = (
     "Adam as their loop runs it: nominal lr G 0.0025, D 0.002, scaled for the lazy-regularisation intervals G 4 "
     "(their path-length phase) and D 16 (kept although the hinge loss has no D regularisation)",
@@ -254,8 +256,10 @@ _XL_NOTES = (
     "as their train_head_only; --no-head-only trains everything",
     "classifier guidance (deit_small_distilled_patch16_224) in super-resolution stages only, off unless "
     "--cls-weight is given (their default 0); the classifier is built when the first such stage starts",
-    "stages end after their kimg: the paper trains each stage until FID stops improving, and a metric-plateau "
-    "stop does not exist yet; with --metrics, each stage starts from the previous stage's best snapshot",
+    "with --metrics (FID first), each stage but the last ends when its own snapshots' FID has reached a plateau "
+    "(--plateau-margin, --plateau-snapshots), as the paper trains each stage until FID stops improving, at the "
+    "latest after its kimg, and the next starts from its best snapshot; without metrics, stages end after their "
+    "kimg (--no-stage-plateau: always)",
     "stage lengths are not published: ours",
     "every resolution stage starts as their next run: fresh D, blur restarting, fresh Adam, EMA ramp-up "
     "restarting, G from the previous stage's G_ema",
@@ -269,7 +273,7 @@ register_recipe(Recipe(
             "(grown models: stylegan-xl)",
     options=dict(glr=0.0025, dlr=0.002, g_reg_interval=4, d_reg_interval=16, batch=2048, batch_gpu=8, mirror=True,
                  schedule="16:10000,32:5000,64:5000,128:5000,256:5000", tick_kimg=4.0, snap_ticks=50,
-                 pretrained_classes=True),
+                 pretrained_classes=True, stage_plateau=PlateauRule()),
     losses={"hinge": {**_AUTHORS_HINGE, "pl_weight": 2.0, "pl_start_kimg": 1000.0}},
     discs={"projected": _AUTHORS_PROJECTED},
     model={"train_head_only": True},

@@ -1,11 +1,14 @@
 """Progressive grids: the same weights trained on denser and denser pixel grids, in stages.
 
 ``'32:2000,64:1000'`` trains 2000 kimg at 32², then 1000 kimg at 64² (the Poly-INR authors' recipe, made one
-command). Which stage is active is a pure function of ``cur_nimg``.
+command). Which stage is active is a pure function of ``cur_nimg`` and of the image counts at which the stages
+that have ended so far did end: a stage may end before its kimg when its metric reaches a plateau, and the next
+one then starts right there, keeping its own length.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from polyinr.errors import PolyinrError
@@ -34,10 +37,19 @@ def parse_schedule(text: str) -> list[tuple[int, float]]:
     return stages
 
 
-def build_stages(schedule: list[tuple[int, float]]) -> list[Stage]:
+def build_stages(schedule: list[tuple[int, float]], ends: Sequence[int] = ()) -> list[Stage]:
+    """The stages of ``schedule``: the first ``len(ends)`` end at those image counts (each within its stage and
+    no later than its kimg), the others after their kimg from where the previous one ended."""
+    if len(ends) >= len(schedule):
+        raise PolyinrError(f"{len(ends)} stage ends given for a schedule of {len(schedule)} stages (the last ends "
+                           f"by kimg)")  # fmt: skip
     stages, start = [], 0
     for i, (resolution, kimg) in enumerate(schedule):
         end = start + round(kimg * 1000)
+        if i < len(ends):
+            if not start < ends[i] <= end:
+                raise PolyinrError(f"stage {i + 1} cannot end at {ends[i]} images: it runs from {start} to {end}")
+            end = ends[i]
         stages.append(Stage(i, resolution, start, end))
         start = end
     return stages

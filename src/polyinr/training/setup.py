@@ -211,6 +211,24 @@ def stage_start_rule(options: TrainingOptions, goal: MetricGoal | None = None) -
     return "the previous stage's last G_ema (no metrics at snapshots to pick its best one by)"
 
 
+def check_stage_plateau(options: TrainingOptions, ranking: Ranking | None) -> None:
+    """One line when the options end stages at a plateau but their first metric at snapshots ranks nothing."""
+    if options.stage_plateau is not None and ranking is None:
+        raise PolyinrError(f"ending stages at a plateau needs a first metric at snapshots that ranks them (FID, KID, "
+                           f"IS, CAS, EQ-T, EQ-R), not {options.metrics[0]}")  # fmt: skip
+
+
+def stage_end_rule(options: TrainingOptions, goal: MetricGoal | None = None) -> str:
+    """In words: when each resolution stage ends (at a plateau of the metric ranking the snapshots, or by kimg)."""
+    ranking = snapshot_ranking(options.metrics, goal)
+    check_stage_plateau(options, ranking)
+    if options.stage_plateau is None:
+        return "each stage after its kimg"
+    return (f"each stage but the last at the snapshot where its own snapshots' {ranking[1]} has reached a plateau "
+            f"({options.stage_plateau.describe(ranking[1], ranking[2])}), at the latest after its kimg; the next "
+            f"stage starts there with its own kimg")  # fmt: skip
+
+
 def resolved_run(options: TrainingOptions, goal: MetricGoal | None = None) -> dict[str, Any]:
     """What a run of ``options`` builds, as plain values: the generator's config (every field, as the last stage
     trains it), the first stage's discriminator config, the loss's config, the stages (each with what its
@@ -246,6 +264,7 @@ def resolved_run(options: TrainingOptions, goal: MetricGoal | None = None) -> di
         "optimizer": optimizer_settings(options),
         "stages": described,
         "stage_start": stage_start_rule(options, goal),
+        "stage_end": stage_end_rule(options, goal),
         "recipe_notes": list(get_recipe(options.recipe).notes),
         "data": {"images": len(dataset), "classes": num_classes, "resolution": dataset.resolution},
     }

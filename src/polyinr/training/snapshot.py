@@ -201,6 +201,9 @@ def _counters_problem(counters: Any, num_stages: int) -> str | None:
     stage = counters.get("stage")
     if type(stage) is not int or not 0 <= stage < num_stages:
         return f"stage is {describe(stage)}, but this run's stages are 0 to {num_stages - 1}"
+    ends = counters.get("stage_ends")  # absent in snapshots of runs whose stages all ended by kimg
+    if ends is not None and not _are_stage_ends(ends, stage, counters["cur_nimg"]):
+        return f"stage_ends is {describe(ends)}, not the image counts at which the {stage} stage(s) before it ended"
     start = counters.get("stage_start")
     if start is not None and not _is_stage_start(start):
         return f"stage_start is {describe(start)}, not the record of a snapshot"
@@ -208,6 +211,14 @@ def _counters_problem(counters: Any, num_stages: int) -> str | None:
     if not (isinstance(fingerprints, dict) and all(isinstance(v, str) for v in fingerprints.values())):
         return f"frozen_fingerprints is {describe(fingerprints)}, not a table of digests"
     return None
+
+
+def _are_stage_ends(ends: Any, stage: int, cur_nimg: int) -> bool:
+    """Whether ``ends`` is what the loop writes in stage ``stage``: one increasing image count for each stage
+    before it, none past ``cur_nimg``."""
+    if not (isinstance(ends, list) and len(ends) == stage and all(type(end) is int for end in ends)):
+        return False
+    return all(a < b for a, b in zip([0, *ends], [*ends, cur_nimg + 1], strict=True))
 
 
 def _is_stage_start(start: Any) -> bool:
