@@ -1,4 +1,4 @@
-"""Metric fixes of issue 11: snapshot metrics use the un-mirrored reals; metrics that need no reals run without
+"""Metric fidelity: snapshot metrics use the un-mirrored reals; metrics that need no reals run without
 data, a conditional model then sampling its classes uniformly."""
 
 from __future__ import annotations

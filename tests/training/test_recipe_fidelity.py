@@ -1,4 +1,4 @@
-"""The imagenet / ffhq recipes as the authors' code effectively ran (issue 11): effective Adam settings, micro-
+"""The imagenet / ffhq recipes as the authors' code effectively ran: effective Adam settings, micro-
 batches of 8, the class-table requirement, and each resolution stage starting as the authors' next run."""
 
 from __future__ import annotations

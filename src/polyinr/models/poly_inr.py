@@ -282,7 +282,7 @@ PRESETS = {
     "ffhq": dict(channels=512, num_levels=10, img_resolution=256, init="authors",
                  mapping=dict(z_dim=64, w_dim=512, num_classes=0)),
     # Small enough to train for minutes on 2 CPU cores. The mapping learns at the full learning rate: at 0.1 the
-    # classes took three times longer to appear (benchmarks/RESULTS.md, issue 12).
+    # classes took three times longer to appear (benchmarks/RESULTS.md, the demo section).
     "cpu": dict(channels=64, num_levels=6, img_resolution=16,
                 mapping=dict(z_dim=32, w_dim=128, embed_dim=32, lr_multiplier=1.0)),
 }  # fmt: skip

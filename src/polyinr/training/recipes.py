@@ -159,7 +159,7 @@ register_recipe(Recipe(
     options=dict(glr=0.0025, dlr=0.0025, batch=32, kimg=80.0, tick_kimg=4.0, snap_ticks=5),
     # The mode-seeking term (MSGAN) keeps class-conditional samples as varied as the data: without it the main
     # job's digits were prototypes (within-class diversity 0.54 of the real digits', recall 0.20); with weight
-    # 0.85 over 80 kimg, 0.99 and 0.77 at 92 % recognised (benchmarks/RESULTS.md, issue 12).
+    # 0.85 over 80 kimg, 0.99 and 0.77 at 92 % recognised (benchmarks/RESULTS.md, the demo section).
     losses={"nonsaturating": {"gamma": 0.1, "diversity_weight": 0.85}},
     discs={
         "residual": {"channel_base": 1024, "channel_max": 64},
