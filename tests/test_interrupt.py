@@ -58,3 +58,28 @@ def test_notes_say_what_was_kept():
     stop = Interrupted(signal.SIGTERM, "newest snapshot: run/checkpoints/000064").noting("run it again")
     assert str(stop) == "stopped by SIGTERM; newest snapshot: run/checkpoints/000064; run it again"
     assert isinstance(stop, KeyboardInterrupt)  # code that cleans up on Ctrl+C cleans up on SIGTERM too
+
+
+def test_a_signal_that_surfaces_as_another_error_still_stops_the_command_as_an_interruption():
+    """A C extension (safetensors, NumPy) that calls back into Python turns the handler's exception into an error
+    of its own; the command line still reports the signal, not a corrupt file."""
+    import click
+    from click.testing import CliRunner
+
+    from polyinr.cli.group import PolyinrGroup
+    from polyinr.errors import PolyinrError
+
+    @click.group(cls=PolyinrGroup)
+    def cli() -> None:
+        pass
+
+    @cli.command()
+    def load() -> None:
+        try:
+            _send(signal.SIGTERM)
+        except Interrupted:
+            raise PolyinrError("model.safetensors is truncated or corrupt") from None  # as the extension reports
+
+    result = CliRunner().invoke(cli, ["load"])
+    assert result.exit_code == 143 and result.output == "interrupted: stopped by SIGTERM\n"
+    assert CliRunner().invoke(cli, ["load", "--help"]).exit_code == 0  # the next command starts with no signal seen

@@ -39,7 +39,23 @@ class Interrupted(KeyboardInterrupt):
         return "; ".join((f"stopped by {signal.Signals(self.signum).name}", *self.notes))
 
 
+_received: list[int] = []  # every SIGINT / SIGTERM a handler of this module has seen, since forget_signals()
+
+
+def received_signal() -> int | None:
+    """The first SIGINT or SIGTERM seen since :func:`forget_signals`, if any. A signal that lands inside a C
+    extension's callback (safetensors, NumPy) may come out as that extension's own error: a command that ends in
+    an error after a signal was stopped by the signal."""
+    return _received[0] if _received else None
+
+
+def forget_signals() -> None:
+    """Start a new command with no signal seen."""
+    _received.clear()
+
+
 def _raise(signum: int, _frame: FrameType | None) -> None:
+    _received.append(signum)
     raise Interrupted(signum)
 
 
@@ -82,6 +98,7 @@ class DeferredSignals:
         self._previous = {}
 
     def _record(self, signum: int, _frame: FrameType | None) -> None:
+        _received.append(signum)
         if self.received is not None:  # asked twice: stop now
             raise Interrupted(signum)
         self.received = signum

@@ -28,9 +28,16 @@ NEWEST, INTACT = "000000.064", "000000.048"  # the run below keeps 000000.032, .
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory) -> Path:
-    """The outdir of a tiny run of 64 images with a snapshot every 16."""
+    """The outdir of a tiny run of 64 images with a snapshot every 16, trained on one thread as the resumed runs
+    are (this module-scoped fixture is built before the tests' ``one_thread``; float sums differ across thread
+    counts, and the resumed runs must match it bit for bit)."""
     outdir = tmp_path_factory.mktemp("finished")
-    training_loop(_tiny_options(outdir))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        training_loop(_tiny_options(outdir))
+    finally:
+        torch.set_num_threads(threads)
     return outdir
 
 

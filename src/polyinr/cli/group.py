@@ -7,13 +7,13 @@ import logging
 import signal
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 from polyinr._version import __version__
 from polyinr.errors import PolyinrError
-from polyinr.interrupt import Interrupted, signals_raise
+from polyinr.interrupt import Interrupted, forget_signals, received_signal, signals_raise
 from polyinr.terminal import printable
 
 
@@ -23,16 +23,23 @@ class PolyinrGroup(click.Group):
     signal (130, 143) however deep the command is."""
 
     def invoke(self, ctx: click.Context):
+        forget_signals()
         try:
             with signals_raise():
                 return self._invoke_one_line(ctx)
-        except click.ClickException as e:  # ours below, a command's own, or a bad parameter's
-            e.message = printable(e.message)
-            raise
         except KeyboardInterrupt as e:  # Interrupted, or a KeyboardInterrupt raised another way: the same stop
-            stop = e if isinstance(e, Interrupted) else Interrupted(signal.SIGINT)
-            click.echo(printable(f"interrupted: {stop}"), err=True)
-            sys.exit(stop.exit_code)
+            self._stop(e if isinstance(e, Interrupted) else Interrupted(signal.SIGINT))
+        except Exception as e:
+            if received_signal() is not None:  # the signal surfaced as another error (inside a C extension)
+                self._stop(Interrupted(received_signal()))
+            if isinstance(e, click.ClickException):  # ours below, a command's own, or a bad parameter's
+                e.message = printable(e.message)
+            raise
+
+    @staticmethod
+    def _stop(stop: Interrupted) -> NoReturn:
+        click.echo(printable(f"interrupted: {stop}"), err=True)
+        sys.exit(stop.exit_code)
 
     def _invoke_one_line(self, ctx: click.Context):
         try:
