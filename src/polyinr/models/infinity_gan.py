@@ -917,6 +917,12 @@ class InfinityGANGenerator(Generator):
         return ws
 
 
+def _global_then_styles(z: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
+    """The ws of InfinityGAN: the raw global latent ``z [B, Dg]`` first, then ``styles [B, num_styles, Dg]``
+    → ``[B, 1 + num_styles, Dg]``."""
+    return torch.cat([z.to(styles.dtype).unsqueeze(1), styles], dim=1)
+
+
 class InfinityGANMapping(nn.Module):
     """``z [B, Dg] → ws [B, 1 + num_styles, Dg]``: the raw global latent, then the shared mapping's styles."""
 
@@ -946,7 +952,7 @@ class InfinityGANMapping(nn.Module):
         styles."""
         styles = self.styles(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
                              update_emas=update_emas)  # fmt: skip
-        return torch.cat([z.to(styles.dtype).unsqueeze(1), styles], dim=1)  # [B, 1 + num_styles, Dg]
+        return _global_then_styles(z, styles)
 
     def interpolate_classes(
         self,
@@ -959,4 +965,4 @@ class InfinityGANMapping(nn.Module):
     ) -> torch.Tensor:
         """The shared mapping's class interpolation for the styles, after the raw global latent."""
         styles = self.styles.interpolate_classes(z, a, b, t, truncation_psi, truncation_cutoff)
-        return torch.cat([z.to(styles.dtype).unsqueeze(1), styles], dim=1)  # [B, 1 + num_styles, Dg]
+        return _global_then_styles(z, styles)
