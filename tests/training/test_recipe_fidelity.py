@@ -16,7 +16,7 @@ from polyinr.cli import main
 from polyinr.discriminators import create_discriminator
 from polyinr.metrics import metric_goal
 from polyinr.training.loop import training_loop
-from polyinr.training.losses import ProjectedHingeLoss, gaussian_blur
+from polyinr.training.losses import HingeConfig, ProjectedHingeLoss, gaussian_blur
 from polyinr.training.options import resolve_options
 from polyinr.training.setup import ClassTableMissing, load_class_table
 from polyinr.training.snapshot import snapshot_name
@@ -50,7 +50,7 @@ def _tiny_projected_d(seed=0):
 
 def _accumulated_grads(G, D, z, real, batch_gpu):
     """The loop's accumulation: the loss of each micro-batch with gain 1/rounds, for G's and D's phases."""
-    loss = ProjectedHingeLoss(G, D, blur_init_sigma=0)
+    loss = ProjectedHingeLoss(G, D, HingeConfig(blur_sigma=0))
     grads = {}
     for phase, net in (("Gboth", G), ("Dboth", D)):
         net.zero_grad(set_to_none=True)
@@ -98,7 +98,7 @@ class _Echo(torch.nn.Module):
 
 def test_the_blur_restarts_at_the_first_image_of_every_stage():
     torch.manual_seed(0)
-    loss = ProjectedHingeLoss(None, _Echo(), blur_init_sigma=2.0, blur_fade_kimg=300)
+    loss = ProjectedHingeLoss(None, _Echo(), HingeConfig(blur_sigma=2.0, blur_fade_kimg=300))
     x = torch.randn(1, 3, 16, 16)
     loss.begin_stage(1, 5_000_000)  # stage 2 starts after 5000 kimg of stage 1
     torch.testing.assert_close(loss.run_D(x, None, 5_000_000), gaussian_blur(x, 2.0).flatten(1))

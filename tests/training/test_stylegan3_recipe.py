@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 import polyinr
 from polyinr.checkpoint import STATE_WEIGHTS, latest_snapshot
 from polyinr.training.loop import training_loop
-from polyinr.training.losses import NonSaturatingLoss
+from polyinr.training.losses import NonSaturatingConfig, NonSaturatingLoss
 from polyinr.training.options import resolve_options
 from polyinr.training.setup import optimizer_settings
 
@@ -32,9 +32,9 @@ def test_stylegan3_recipes_hold_nvidias_settings():
 
 
 def test_r1_gamma_follows_the_resolution_unless_given():
-    loss = NonSaturatingLoss(None, None, r1_gamma=None)
+    loss = NonSaturatingLoss(None, None, NonSaturatingConfig(gamma=None))
     assert [loss.gamma_at(r) for r in (128, 256, 512, 1024)] == [0.5, 2.0, 8.0, 32.0]
-    assert NonSaturatingLoss(None, None, r1_gamma=3.0).gamma_at(1024) == 3.0
+    assert NonSaturatingLoss(None, None, NonSaturatingConfig(gamma=3.0)).gamma_at(1024) == 3.0
     assert [p.name for p in loss.phases()] == ["Gboth", "Dmain", "Dreg"]
 
 
