@@ -29,7 +29,8 @@ def test_no_classifier_is_built_when_the_weight_is_zero(monkeypatch):
 
     monkeypatch.setattr("polyinr.training.guidance.build_guidance_classifier", forbidden)
     options = resolve_options("cpu", disc="projected", loss="hinge", cond=True)
-    loss = setup.build_loss(options, _generator(8), _ConstD(), torch.device("cpu"))
+    settings = options.split()
+    loss = setup.build_loss(settings.loss, settings.augment, _generator(8), _ConstD(), torch.device("cpu"))
     assert loss.classifier is None
 
 

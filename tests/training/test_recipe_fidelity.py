@@ -37,7 +37,8 @@ def test_dry_run_prints_the_effective_adam_settings_of_the_authors_recipe():
 def test_the_cpu_recipe_scales_only_for_its_own_r1_phase():
     from polyinr.training.setup import optimizer_settings
 
-    adam = optimizer_settings(resolve_options("cpu"))
+    settings = resolve_options("cpu").split()
+    adam = optimizer_settings(settings.optimizer, settings.loss)
     assert adam["G"]["lr"] == 0.0025 and adam["G"]["betas"] == [0.0, 0.99]
     assert adam["D"]["lr"] == pytest.approx(0.0025 * 16 / 17)  # R1 every 16 D steps
 
@@ -83,9 +84,9 @@ def test_micro_batches_of_8_equal_one_whole_batch_except_for_batchnorm_statistic
 def test_the_imagenet_recipe_refuses_random_class_tables_naming_both_ways_to_get_one(tmp_path):
     options = resolve_options("imagenet", data="builtin:digits", cond=True)
     with pytest.raises(ClassTableMissing, match="pretrained class embeddings") as info:
-        load_class_table(options, 10)
+        load_class_table(options.split().classes, 10)
     assert "\n" not in str(info.value)
-    assert load_class_table(resolve_options("imagenet", pretrained_classes=False), 10) is None
+    assert load_class_table(resolve_options("imagenet", pretrained_classes=False).split().classes, 10) is None
     result = CliRunner().invoke(main, ["train", "--recipe", "imagenet", "--cond", "true", "-n"])
     assert result.exit_code != 0 and len(result.output.strip().splitlines()) == 1, result.output
     assert "polyinr embed-classes" in result.output and "polyinr convert" in result.output

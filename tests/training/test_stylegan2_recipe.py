@@ -25,7 +25,8 @@ def test_stylegan2_recipe_holds_nvidias_settings():
         "stylegan2", "nonsaturating", "residual", 32, "ada")  # fmt: skip
     assert options.loss_options == {"gamma": None, "pl_weight": 2.0, "style_mixing": 0.9}
     assert options.disc_options == {"channel_base": 32768, "channel_max": 512, "mbstd_group": 4}
-    adam = optimizer_settings(options)  # G 0.002 with G_reg_interval 4, D 0.002 with R1 every 16
+    settings = options.split()  # G 0.002 with G_reg_interval 4, D 0.002 with R1 every 16
+    adam = optimizer_settings(settings.optimizer, settings.loss)
     assert adam["G"]["lr"] == pytest.approx(0.002 * 4 / 5) and adam["G"]["betas"][1] == pytest.approx(0.99**0.8)
     assert adam["D"]["lr"] == pytest.approx(0.002 * 16 / 17)
 

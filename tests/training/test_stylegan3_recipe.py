@@ -39,7 +39,8 @@ def test_r1_gamma_follows_the_resolution_unless_given():
 
 
 def test_lazy_regularisation_scales_d_only():
-    adam = optimizer_settings(resolve_options("stylegan3", preset="ffhq", loss_options={"gamma": None}))
+    settings = resolve_options("stylegan3", preset="ffhq", loss_options={"gamma": None}).split()
+    adam = optimizer_settings(settings.optimizer, settings.loss)
     assert adam["G"]["lr"] == 0.0025 and adam["G"]["betas"] == [0.0, 0.99]
     assert adam["D"]["lr"] == pytest.approx(0.002 * 16 / 17)
     assert adam["D"]["betas"][1] == pytest.approx(0.99 ** (16 / 17))
@@ -63,7 +64,8 @@ def test_stylegan3_r_recipe_trains_through_the_loop(tmp_path):
 def test_stylegan_xl_recipe_pairs_with_the_grown_model():
     options = resolve_options("stylegan-xl", model="stylegan-xl")
     assert options.preset == "imagenet" and options.loss == "hinge" and options.disc == "projected"
-    adam = optimizer_settings(options)  # XL's nominal 0.0025 / 0.002, scaled for the intervals G 4, D 16
+    settings = options.split()  # XL's nominal 0.0025 / 0.002, scaled for the intervals G 4, D 16
+    adam = optimizer_settings(settings.optimizer, settings.loss)
     assert adam["G"]["lr"] == pytest.approx(0.002) and adam["D"]["lr"] == pytest.approx(0.002 * 16 / 17)
     assert adam["G"]["betas"][1] == pytest.approx(0.99**0.8) and options.batch_gpu == 8
     assert options.schedule.startswith("16:") and options.loss_options["blur_sigma"] == 2.0
