@@ -33,13 +33,13 @@ def measure(rounds: int, seconds: float) -> dict[str, list[float]]:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     from polyinr.discriminators import create_discriminator
     from polyinr.models.registry import create
-    from polyinr.training.losses import NonSaturatingLoss
+    from polyinr.training.losses import NonSaturatingConfig, NonSaturatingLoss
 
     torch.manual_seed(0)
     G = create("poly-inr", "cpu", num_classes=10).train()
     R = G.img_resolution
     D = create_discriminator("residual", R, 10)
-    loss = NonSaturatingLoss(G, D, r1_gamma=1.0, r1_interval=1)
+    loss = NonSaturatingLoss(G, D, NonSaturatingConfig(gamma=1.0))
     opt = {"G": torch.optim.Adam(G.parameters(), lr=1e-4), "D": torch.optim.Adam(D.parameters(), lr=1e-4)}
     B = 8
     real, real_c = torch.rand(B, 3, R, R) * 2 - 1, torch.randint(0, 10, (B,))

@@ -8,7 +8,6 @@ module may import its own layer and lower ones. A new top-level module or packag
 from __future__ import annotations
 
 import ast
-from collections.abc import Collection
 from pathlib import Path
 
 import pytest
@@ -32,21 +31,14 @@ LAYERS = [
 LAYER_OF = {name: i for i, names in enumerate(LAYERS) for name in names}
 PACKAGE_LAYER = len(LAYERS)  # polyinr/__init__.py, the public facade, may import anything
 
-# Imports still to remove, each with its reason; they are left out of the graph, and a test fails when one is
-# gone, so this list shrinks. A registry importing its own package is redundant: importing ``a.registry``
-# runs ``a/__init__.py`` (which imports every entry) first.
-KNOWN_EDGES = {
-    ("polyinr.models.generator", "polyinr.checkpoint"): "Generator.save() calls checkpoint.save_generator (upward)",
-}
-
 
 def module_name(path: Path) -> str:
     parts = list(path.relative_to(SRC.parent).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def import_graph(skip: Collection[tuple[str, str]] = frozenset(KNOWN_EDGES)) -> dict[str, dict[str, int]]:
-    """``{module: {imported module: line}}`` over every module of the package, without the edges ``skip``."""
+def import_graph() -> dict[str, dict[str, int]]:
+    """``{module: {imported module: line}}`` over every module of the package."""
     paths = {module_name(p): p for p in sorted(SRC.rglob("*.py"))}
     graph: dict[str, dict[str, int]] = {}
     for module, path in paths.items():
@@ -67,7 +59,7 @@ def import_graph(skip: Collection[tuple[str, str]] = frozenset(KNOWN_EDGES)) -> 
             for name in names:
                 while name not in paths and "." in name:
                     name = name.rpartition(".")[0]
-                if name in paths and name != module and (module, name) not in skip:
+                if name in paths and name != module:
                     targets.setdefault(name, node.lineno)
         graph[module] = targets
     return graph
@@ -119,7 +111,7 @@ def cycles(graph: dict[str, dict[str, int]]) -> list[list[str]]:
 
 def test_the_graph_is_read_from_the_source():
     graph = import_graph()
-    assert graph["polyinr.checkpoint"].keys() >= {"polyinr.atomic", "polyinr.models.registry"}
+    assert graph["polyinr.checkpoint"].keys() >= {"polyinr.errors", "polyinr.models.registry"}
     assert "polyinr.importers.unpickle" in graph["polyinr.importers.poly_inr"]  # absolute ``from a.b import c``
     assert len(graph) > 60
 
@@ -135,12 +127,6 @@ def test_no_import_climbs_a_layer():
             if layer(target) > layer(module):
                 upward.append(f"{module}:{line} imports {target}")
     assert upward == []
-
-
-def test_known_edges_are_still_there():
-    """Drop an entry of KNOWN_EDGES once its import is gone."""
-    graph = import_graph(skip=frozenset())
-    assert [edge for edge in KNOWN_EDGES if edge[1] not in graph[edge[0]]] == []
 
 
 def test_cycles_and_layers_are_detected():

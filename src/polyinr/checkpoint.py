@@ -1,19 +1,18 @@
 """Checkpoints: a directory of ``config.json`` (sorted keys) and ``model.safetensors`` (DESIGN rule 6).
 
-Loading rebuilds the model from its config and never executes code. A checkpoint is written as one atomic
-directory (:mod:`polyinr.atomic`), so a crash or a full disk leaves either the old checkpoint or the new one,
-never a mixture. A training run directory keeps its snapshots, each a generator checkpoint plus training
-state, under ``checkpoints/`` with a ``latest`` pointer; :func:`latest_snapshot` finds the newest complete one,
-so a run directory works wherever a checkpoint does (the training state itself is ``training/snapshot.py``'s).
+Loading rebuilds the model from its config and never executes code. Writing one is the models layer's
+(:mod:`polyinr.models.saving`, re-exported here): one atomic directory, so a crash or a full disk leaves either
+the old checkpoint or the new one, never a mixture. A training run directory keeps its snapshots, each a
+generator checkpoint plus training state, under ``checkpoints/`` with a ``latest`` pointer;
+:func:`latest_snapshot` finds the newest complete one, so a run directory works wherever a checkpoint does (the
+training state itself is ``training/snapshot.py``'s).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -21,26 +20,49 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load, load_file
 
-from polyinr._version import __version__
-from polyinr.atomic import WriteError, atomic_directory, save_tensor_file
 from polyinr.errors import PolyinrError
 from polyinr.models.generator import Generator
 from polyinr.models.registry import build_config, check_config_values, get_entry, state_bytes
+from polyinr.models.saving import (
+    CONFIG_NAME,
+    FORMAT_VERSION,
+    SNAPSHOTS_DIR,
+    WEIGHTS_NAME,
+    CheckpointError,
+    CheckpointExists,
+    check_checkpoint_target,
+    save_generator,
+    write_generator_files,
+)
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-FORMAT_VERSION = 2  # 2: the mapping network's fields nested under "mapping"
+__all__ = [  # with the writing half of the format, from the models layer
+    "CONFIG_NAME",
+    "FORMAT_VERSION",
+    "LATEST_NAME",
+    "SNAPSHOTS_DIR",
+    "SNAPSHOT_NAME",
+    "STATE_JSON",
+    "STATE_WEIGHTS",
+    "V1_MAPPING_FIELDS",
+    "WEIGHTS_NAME",
+    "CheckpointError",
+    "CheckpointExists",
+    "check_checkpoint_target",
+    "is_complete",
+    "latest_snapshot",
+    "list_snapshots",
+    "load_generator",
+    "read_config",
+    "read_tensor_file",
+    "resolve_checkpoint",
+    "save_generator",
+    "upgrade_v1_config",
+    "write_generator_files",
+]
+
 V1_MAPPING_FIELDS = {"z_dim": "z_dim", "w_dim": "w_dim", "num_classes": "num_classes", "class_embed_dim": "embed_dim",
                      "mapping_layers": "num_layers", "mapping_lr_multiplier": "lr_multiplier",
                      "w_avg_beta": "w_avg_beta"}  # fmt: skip
-
-
-class CheckpointError(PolyinrError):
-    """A checkpoint is missing, truncated, of another kind, or cannot be written."""
-
-
-class CheckpointExists(CheckpointError):
-    """A checkpoint is already where a new one was to be written, and replacing it was not asked for."""
 
 
 # ---------------------------------------------------------------------------- tensor files
@@ -52,81 +74,7 @@ def read_tensor_file(path: Path) -> dict[str, torch.Tensor]:
     return {key: value.clone() for key, value in load(path.read_bytes()).items()}  # owned, writable memory
 
 
-# ---------------------------------------------------------------------------- generators
-
-
-def write_generator_files(G: torch.nn.Module, directory: Path, extra: dict[str, Any] | None = None) -> None:
-    """Write ``config.json`` and ``model.safetensors`` of generator ``G`` into an existing ``directory``.
-
-    ``G`` is unwrapped from DDP / ``torch.compile`` wrappers first. Use inside :func:`atomic_directory`.
-    """
-    G = getattr(G, "module", G)
-    G = getattr(G, "_orig_mod", G)
-    config = {
-        "format_version": FORMAT_VERSION,
-        "polyinr_version": __version__,
-        "model": G.model_name,
-        "config": dataclasses.asdict(G.cfg),
-        **(extra or {}),
-    }
-    state = {k: v.detach().cpu().contiguous() for k, v in G.state_dict().items()}
-    save_tensor_file(state, directory / WEIGHTS_NAME, metadata={"model": G.model_name})
-    (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-
-
-def check_checkpoint_target(path: str | Path, overwrite: bool = False) -> str:
-    """Whether a checkpoint may be written at ``path``, before any work: ``'new'`` (nothing there), ``'empty'``
-    (an empty directory, filled in place) or ``'replace'`` (a polyinr checkpoint, replaced only when
-    ``overwrite``). A file, a training run directory or any other non-empty directory is refused in one line:
-    writing a checkpoint never deletes what a user had."""
-    path = Path(path)
-    if not path.exists() and not path.is_symlink():
-        return "new"
-    if not path.is_dir():
-        raise CheckpointError(f"{path} exists and is not a directory; choose another place for the checkpoint")
-    if (path / SNAPSHOTS_DIR).is_dir() or (path / "training_options.json").exists():
-        raise CheckpointError(f"{path} is a training run directory; a checkpoint is never written over one")
-    entries = list(path.iterdir())
-    if not entries:
-        return "empty"
-    if not (path / CONFIG_NAME).is_file() or not {e.name for e in entries} <= {CONFIG_NAME, WEIGHTS_NAME}:
-        raise CheckpointError(f"{path} is not empty and is not a polyinr checkpoint; choose an empty or new "
-                              "directory")  # fmt: skip
-    if not overwrite:
-        raise CheckpointExists(f"{path} already holds a polyinr checkpoint")
-    return "replace"
-
-
-def save_generator(
-    G: torch.nn.Module, path: str | Path, extra: dict[str, Any] | None = None, overwrite: bool = False
-) -> Path:
-    """Save generator ``G`` as a checkpoint directory at ``path``, atomically (see
-    :func:`check_checkpoint_target` for what may be there already)."""
-    path = Path(path)
-    target = check_checkpoint_target(path, overwrite)
-    try:
-        if target == "new" or (target == "replace" and not _holds_cwd(path)):
-            return atomic_directory(path, lambda tmp: write_generator_files(G, tmp, extra), what="checkpoint")
-        # An empty directory, or one the process stands in ('.'), keeps its identity: the files are written
-        # beside it and moved in, one atomic rename each.
-        staged = atomic_directory(path.resolve().parent / f".{path.resolve().name}.staged-{os.getpid()}",
-                                  lambda tmp: write_generator_files(G, tmp, extra), what="checkpoint")  # fmt: skip
-        try:
-            for name in (WEIGHTS_NAME, CONFIG_NAME):
-                os.replace(staged / name, path / name)
-        finally:
-            shutil.rmtree(staged, ignore_errors=True)
-        return path
-    except WriteError as e:
-        raise CheckpointError(str(e)) from None
-    except OSError as e:
-        raise CheckpointError(f"cannot write checkpoint {path}: {e.strerror or e}") from None
-
-
-def _holds_cwd(path: Path) -> bool:
-    """True when ``path`` is the working directory or one of its parents (it cannot be swapped away)."""
-    here, there = Path.cwd().resolve(), path.resolve()
-    return here == there or there in here.parents
+# ---------------------------------------------------------------------------- reading generators
 
 
 def read_config(path: str | Path) -> dict[str, Any]:
@@ -159,7 +107,6 @@ def read_config(path: str | Path) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------- snapshots in run directories
 
-SNAPSHOTS_DIR = "checkpoints"  # <run>/checkpoints/<snapshot name>/
 LATEST_NAME = "latest"  # <run>/checkpoints/latest: a text file naming the newest snapshot
 SNAPSHOT_NAME = re.compile(r"\d{6}(\.\d{3})?")  # kimg[.rest]; anything else in checkpoints/ is the user's
 STATE_WEIGHTS = "training_state.safetensors"  # a snapshot's training state (written by training/snapshot.py)

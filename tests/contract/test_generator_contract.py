@@ -19,7 +19,7 @@ from polyinr.discriminators import create_discriminator, list_discriminators
 from polyinr.grid import Grid
 from polyinr.models.generator import FRAME, CapabilityMissing, GridRefused
 from polyinr.models.registry import list_models
-from polyinr.training.losses import NonSaturatingLoss, ProjectedHingeLoss
+from polyinr.training.losses import HingeConfig, NonSaturatingConfig, NonSaturatingLoss, ProjectedHingeLoss
 
 NUM_CLASSES = 3
 MODELS = list_models()
@@ -136,9 +136,9 @@ def test_optional_capabilities_answer_or_refuse_clearly(G):
 # Tiny settings and the loss each registered discriminator trains with; a new discriminator must be added here.
 DISCRIMINATORS = {
     "residual": (dict(channel_base=256, channel_max=32, embed_dim=8),
-                 lambda G, D: NonSaturatingLoss(G, D, r1_gamma=1.0, r1_interval=1)),
+                 lambda G, D: NonSaturatingLoss(G, D, NonSaturatingConfig(gamma=1.0))),
     "projected": (dict(backbones=["tf_efficientnet_lite0"], pretrained=False, interp224=False, embed_dim=8),
-                  lambda G, D: ProjectedHingeLoss(G, D, blur_init_sigma=1.0)),
+                  lambda G, D: ProjectedHingeLoss(G, D, HingeConfig(blur_sigma=1.0))),
 }  # fmt: skip
 
 

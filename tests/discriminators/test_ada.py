@@ -15,7 +15,7 @@ from polyinr.discriminators.ada import PIPELINES, AdaptiveAugment, AugmentConfig
 from polyinr.errors import PolyinrError
 from polyinr.models.registry import create
 from polyinr.training.loop import training_loop
-from polyinr.training.losses import NonSaturatingLoss
+from polyinr.training.losses import NonSaturatingConfig, NonSaturatingLoss
 from polyinr.training.options import resolve_options
 
 TRANSFORMS = ("xflip", "rotate90", "xint", "scale", "rotate", "aniso", "xfrac",
@@ -113,7 +113,7 @@ def test_p_rises_on_an_overfitting_discriminator():
     G = create("poly-inr", "cpu", img_resolution=8, channels=8)
     D = create_discriminator("residual", 8, 0, channel_base=128, channel_max=32)
     augment = AdaptiveAugment(p=0.0, target=0.6, interval=4, kimg=2.0)
-    loss = NonSaturatingLoss(G, D, r1_gamma=0.0, augment=augment)
+    loss = NonSaturatingLoss(G, D, NonSaturatingConfig(gamma=0.0), augment=augment)
     opt = torch.optim.Adam(D.parameters(), lr=0.01, betas=(0.0, 0.99))
     reals = _images(B=4, R=8, seed=4)  # four images shown again and again: D memorises them
     z = torch.randn(4, G.z_dim, generator=torch.Generator().manual_seed(5))

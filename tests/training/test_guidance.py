@@ -9,7 +9,7 @@ from torch import nn
 import polyinr
 from polyinr.training import setup
 from polyinr.training.guidance import build_guidance_classifier
-from polyinr.training.losses import ProjectedHingeLoss
+from polyinr.training.losses import HingeConfig, ProjectedHingeLoss
 from polyinr.training.options import resolve_options
 
 
@@ -29,13 +29,14 @@ def test_no_classifier_is_built_when_the_weight_is_zero(monkeypatch):
 
     monkeypatch.setattr("polyinr.training.guidance.build_guidance_classifier", forbidden)
     options = resolve_options("cpu", disc="projected", loss="hinge", cond=True)
-    loss = setup.build_loss(options, _generator(8), _ConstD(), torch.device("cpu"))
+    settings = options.split()
+    loss = setup.build_loss(settings.loss, settings.augment, _generator(8), _ConstD(), torch.device("cpu"))
     assert loss.classifier is None
 
 
 def _guided_grads(stage, classifier, cls_weight=1.0, batch=4):
     G = _generator(16)
-    loss = ProjectedHingeLoss(G, _ConstD(), blur_init_sigma=0, classifier=classifier, cls_weight=cls_weight)
+    loss = ProjectedHingeLoss(G, _ConstD(), HingeConfig(blur_sigma=0, cls_weight=cls_weight), classifier=classifier)
     loss.begin_stage(stage, 0)
     g = torch.Generator().manual_seed(3)
     real, z, c = torch.zeros(batch, 3, 16, 16), torch.randn(batch, G.z_dim, generator=g), torch.arange(batch) % 5

@@ -16,7 +16,7 @@ from polyinr.cli import main
 from polyinr.discriminators import create_discriminator
 from polyinr.metrics import metric_goal
 from polyinr.training.loop import training_loop
-from polyinr.training.losses import ProjectedHingeLoss, gaussian_blur
+from polyinr.training.losses import HingeConfig, ProjectedHingeLoss, gaussian_blur
 from polyinr.training.options import resolve_options
 from polyinr.training.setup import ClassTableMissing, load_class_table
 from polyinr.training.snapshot import snapshot_name
@@ -37,7 +37,8 @@ def test_dry_run_prints_the_effective_adam_settings_of_the_authors_recipe():
 def test_the_cpu_recipe_scales_only_for_its_own_r1_phase():
     from polyinr.training.setup import optimizer_settings
 
-    adam = optimizer_settings(resolve_options("cpu"))
+    settings = resolve_options("cpu").split()
+    adam = optimizer_settings(settings.optimizer, settings.loss)
     assert adam["G"]["lr"] == 0.0025 and adam["G"]["betas"] == [0.0, 0.99]
     assert adam["D"]["lr"] == pytest.approx(0.0025 * 16 / 17)  # R1 every 16 D steps
 
@@ -50,7 +51,7 @@ def _tiny_projected_d(seed=0):
 
 def _accumulated_grads(G, D, z, real, batch_gpu):
     """The loop's accumulation: the loss of each micro-batch with gain 1/rounds, for G's and D's phases."""
-    loss = ProjectedHingeLoss(G, D, blur_init_sigma=0)
+    loss = ProjectedHingeLoss(G, D, HingeConfig(blur_sigma=0))
     grads = {}
     for phase, net in (("Gboth", G), ("Dboth", D)):
         net.zero_grad(set_to_none=True)
@@ -83,9 +84,9 @@ def test_micro_batches_of_8_equal_one_whole_batch_except_for_batchnorm_statistic
 def test_the_imagenet_recipe_refuses_random_class_tables_naming_both_ways_to_get_one(tmp_path):
     options = resolve_options("imagenet", data="builtin:digits", cond=True)
     with pytest.raises(ClassTableMissing, match="pretrained class embeddings") as info:
-        load_class_table(options, 10)
+        load_class_table(options.split().classes, 10)
     assert "\n" not in str(info.value)
-    assert load_class_table(resolve_options("imagenet", pretrained_classes=False), 10) is None
+    assert load_class_table(resolve_options("imagenet", pretrained_classes=False).split().classes, 10) is None
     result = CliRunner().invoke(main, ["train", "--recipe", "imagenet", "--cond", "true", "-n"])
     assert result.exit_code != 0 and len(result.output.strip().splitlines()) == 1, result.output
     assert "polyinr embed-classes" in result.output and "polyinr convert" in result.output
@@ -98,7 +99,7 @@ class _Echo(torch.nn.Module):
 
 def test_the_blur_restarts_at_the_first_image_of_every_stage():
     torch.manual_seed(0)
-    loss = ProjectedHingeLoss(None, _Echo(), blur_init_sigma=2.0, blur_fade_kimg=300)
+    loss = ProjectedHingeLoss(None, _Echo(), HingeConfig(blur_sigma=2.0, blur_fade_kimg=300))
     x = torch.randn(1, 3, 16, 16)
     loss.begin_stage(1, 5_000_000)  # stage 2 starts after 5000 kimg of stage 1
     torch.testing.assert_close(loss.run_D(x, None, 5_000_000), gaussian_blur(x, 2.0).flatten(1))

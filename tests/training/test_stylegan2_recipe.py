@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 import polyinr
 from polyinr.checkpoint import STATE_WEIGHTS, latest_snapshot
 from polyinr.training.loop import training_loop
-from polyinr.training.losses import NonSaturatingLoss
+from polyinr.training.losses import NonSaturatingConfig, NonSaturatingLoss
 from polyinr.training.options import resolve_options
 from polyinr.training.path_length import PathLengthPenalty
 from polyinr.training.setup import optimizer_settings
@@ -25,7 +25,8 @@ def test_stylegan2_recipe_holds_nvidias_settings():
         "stylegan2", "nonsaturating", "residual", 32, "ada")  # fmt: skip
     assert options.loss_options == {"gamma": None, "pl_weight": 2.0, "style_mixing": 0.9}
     assert options.disc_options == {"channel_base": 32768, "channel_max": 512, "mbstd_group": 4}
-    adam = optimizer_settings(options)  # G 0.002 with G_reg_interval 4, D 0.002 with R1 every 16
+    settings = options.split()  # G 0.002 with G_reg_interval 4, D 0.002 with R1 every 16
+    adam = optimizer_settings(settings.optimizer, settings.loss)
     assert adam["G"]["lr"] == pytest.approx(0.002 * 4 / 5) and adam["G"]["betas"][1] == pytest.approx(0.99**0.8)
     assert adam["D"]["lr"] == pytest.approx(0.002 * 16 / 17)
 
@@ -37,7 +38,7 @@ def tiny_generator() -> polyinr.Generator:
 
 def test_path_length_regularisation_every_4_g_steps_on_half_the_batch():
     G = tiny_generator()
-    loss = NonSaturatingLoss(G, None, pl_weight=2.0)
+    loss = NonSaturatingLoss(G, None, NonSaturatingConfig(pl_weight=2.0))
     assert [(p.name, p.interval) for p in loss.phases()] == [("Gmain", 1), ("Greg", 4), ("Dmain", 1), ("Dreg", 16)]
     assert [p.name for p in NonSaturatingLoss(G, None).phases()] == ["Gboth", "Dmain", "Dreg"]
     rendered = []
@@ -69,7 +70,7 @@ def test_style_mixing_takes_the_ws_after_a_cut_from_another_latent():
     G = tiny_generator().eval()
     z = torch.randn(2, G.z_dim)
     plain = G.mapping(z)
-    always = NonSaturatingLoss(G, None, style_mixing=1.0)
+    always = NonSaturatingLoss(G, None, NonSaturatingConfig(style_mixing=1.0))
     torch.manual_seed(3)
     mixed = always.run_mapping(z, None)
     differs = (mixed != plain).any(dim=2).any(dim=0)  # [num_ws]: which ws were replaced

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 import polyinr
 from polyinr.checkpoint import STATE_WEIGHTS, latest_snapshot
 from polyinr.training.loop import training_loop
-from polyinr.training.losses import NonSaturatingLoss
+from polyinr.training.losses import NonSaturatingConfig, NonSaturatingLoss
 from polyinr.training.options import resolve_options
 from polyinr.training.setup import optimizer_settings
 
@@ -32,14 +32,15 @@ def test_stylegan3_recipes_hold_nvidias_settings():
 
 
 def test_r1_gamma_follows_the_resolution_unless_given():
-    loss = NonSaturatingLoss(None, None, r1_gamma=None)
+    loss = NonSaturatingLoss(None, None, NonSaturatingConfig(gamma=None))
     assert [loss.gamma_at(r) for r in (128, 256, 512, 1024)] == [0.5, 2.0, 8.0, 32.0]
-    assert NonSaturatingLoss(None, None, r1_gamma=3.0).gamma_at(1024) == 3.0
+    assert NonSaturatingLoss(None, None, NonSaturatingConfig(gamma=3.0)).gamma_at(1024) == 3.0
     assert [p.name for p in loss.phases()] == ["Gboth", "Dmain", "Dreg"]
 
 
 def test_lazy_regularisation_scales_d_only():
-    adam = optimizer_settings(resolve_options("stylegan3", preset="ffhq", loss_options={"gamma": None}))
+    settings = resolve_options("stylegan3", preset="ffhq", loss_options={"gamma": None}).split()
+    adam = optimizer_settings(settings.optimizer, settings.loss)
     assert adam["G"]["lr"] == 0.0025 and adam["G"]["betas"] == [0.0, 0.99]
     assert adam["D"]["lr"] == pytest.approx(0.002 * 16 / 17)
     assert adam["D"]["betas"][1] == pytest.approx(0.99 ** (16 / 17))
@@ -63,7 +64,8 @@ def test_stylegan3_r_recipe_trains_through_the_loop(tmp_path):
 def test_stylegan_xl_recipe_pairs_with_the_grown_model():
     options = resolve_options("stylegan-xl", model="stylegan-xl")
     assert options.preset == "imagenet" and options.loss == "hinge" and options.disc == "projected"
-    adam = optimizer_settings(options)  # XL's nominal 0.0025 / 0.002, scaled for the intervals G 4, D 16
+    settings = options.split()  # XL's nominal 0.0025 / 0.002, scaled for the intervals G 4, D 16
+    adam = optimizer_settings(settings.optimizer, settings.loss)
     assert adam["G"]["lr"] == pytest.approx(0.002) and adam["D"]["lr"] == pytest.approx(0.002 * 16 / 17)
     assert adam["G"]["betas"][1] == pytest.approx(0.99**0.8) and options.batch_gpu == 8
     assert options.schedule.startswith("16:") and options.loss_options["blur_sigma"] == 2.0

@@ -62,7 +62,7 @@ def test_no_head_only_trains_everything_and_head_layers_is_a_flag():
 def test_conditional_runs_need_the_pretrained_class_embeddings():
     options = resolve_options("stylegan-xl", model="stylegan-xl", cond=True)
     with pytest.raises(ClassTableMissing, match="stylegan-xl recipe starts G's and D's class tables"):
-        load_class_table(options, 10)
+        load_class_table(options.split().classes, 10)
     result = CliRunner().invoke(main, [*XL, "--cond", "true"])
     assert result.exit_code == 1 and "--class-embeddings TABLE" in result.output
 

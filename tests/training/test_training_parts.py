@@ -13,7 +13,15 @@ import polyinr
 from polyinr.checkpoint import CheckpointError, latest_snapshot, list_snapshots
 from polyinr.errors import PolyinrError
 from polyinr.training.ema import ema_beta, update_ema
-from polyinr.training.losses import NonSaturatingLoss, ProjectedHingeLoss, blur_sigma, gaussian_blur, phases_for
+from polyinr.training.losses import (
+    HingeConfig,
+    NonSaturatingConfig,
+    NonSaturatingLoss,
+    ProjectedHingeLoss,
+    blur_sigma,
+    gaussian_blur,
+    phases_for,
+)
 from polyinr.training.options import resolve_options
 from polyinr.training.schedule import build_stages, parse_schedule, stage_at
 from polyinr.training.snapshot import best_snapshot, load_snapshot, record_metrics, save_snapshot
@@ -82,7 +90,7 @@ def _tiny_generator():
 
 def test_r1_gradient_matches_direct_computation():
     G, D = _tiny_generator(), _TinyD()
-    loss = NonSaturatingLoss(G, D, r1_gamma=10.0, r1_interval=16)
+    loss = NonSaturatingLoss(G, D, NonSaturatingConfig(gamma=10.0))
     assert [p.name for p in loss.phases()] == ["Gboth", "Dmain", "Dreg"]
     real = torch.randn(4, 3, 8, 8)
     loss.accumulate_gradients("Dreg", real, None, torch.randn(4, G.z_dim), None, gain=1.0, cur_nimg=0)
@@ -95,7 +103,7 @@ def test_r1_gradient_matches_direct_computation():
 
 def test_phase_gradients_reach_only_their_network():
     G, D = _tiny_generator(), _TinyD()
-    loss = ProjectedHingeLoss(G, D, blur_init_sigma=2.0, blur_fade_kimg=300)
+    loss = ProjectedHingeLoss(G, D, HingeConfig(blur_sigma=2.0, blur_fade_kimg=300))
     G.requires_grad_(False)
     D.requires_grad_(True)
     loss.accumulate_gradients("Dboth", torch.randn(2, 3, 8, 8), None, torch.randn(2, G.z_dim), None, 1.0, 0)
@@ -188,12 +196,12 @@ def test_mode_seeking_term_pairs_one_class_and_adds_its_loss(monkeypatch):
     seen = []
     monkeypatch.setattr(D, "forward", lambda x, c: seen.append(c) or D.net(x))
     z, c = torch.randn(6, G.z_dim), torch.tensor([0, 1, 2, 3, 4, 5])
-    plain = NonSaturatingLoss(G, D, r1_gamma=0.0)
+    plain = NonSaturatingLoss(G, D, NonSaturatingConfig(gamma=0.0))
     plain.accumulate_gradients("Gmain", torch.zeros(6, 3, 8, 8), None, z, c, gain=1.0, cur_nimg=0)
     assert seen[-1].tolist() == c.tolist()  # without the term, the classes are as drawn
     g_plain = G.mapping.layers[0].weight.grad.clone()
     G.zero_grad()
-    seeking = NonSaturatingLoss(G, D, r1_gamma=0.0, diversity_weight=1.0)
+    seeking = NonSaturatingLoss(G, D, NonSaturatingConfig(gamma=0.0, diversity_weight=1.0))
     seeking.accumulate_gradients("Gmain", torch.zeros(6, 3, 8, 8), None, z, c, gain=1.0, cur_nimg=0)
     assert seen[-1].tolist() == [0, 0, 2, 2, 4, 4]  # each pair (2i, 2i + 1) draws one class for G's step
     assert c.tolist() == [0, 1, 2, 3, 4, 5]  # the caller's labels are not changed
@@ -238,7 +246,7 @@ def test_reals_are_cut_to_a_patch_models_patch_and_r1_holds_on_them():
     from polyinr.grid import Grid
 
     G, D = _tiny_generator(), _TinyD()
-    loss = NonSaturatingLoss(G, D, r1_gamma=10.0, r1_interval=16)
+    loss = NonSaturatingLoss(G, D, NonSaturatingConfig(gamma=10.0))
     frame = torch.randn(4, 3, 8, 8)
     assert loss.real_patches(frame) is frame  # a frame model's reals are D's input as they are
     G.training_grid = lambda resolution: Grid.frame(8)  # a patch model: 8² patches whatever the images' size

@@ -10,8 +10,9 @@ place (:meth:`Generator.check_grid`) with a one-line error naming the model and 
 - :data:`FIXED_FRAME` (StyleGAN2): the native frame alone (its constant input cannot move);
 - :data:`CANVAS` (InfinityGAN): any window on the model's own pixel lattice, any size, tiled on the lattice.
 
-Optional capabilities (multiply-adds per pixel, per-level heat maps, style-mixing ranges, a learned input grid)
-are methods whose base versions say clearly that a model lacks them, so no caller branches on a model's name.
+Optional capabilities (multiply-adds per pixel, per-level heat maps, style-mixing ranges) are methods whose base
+versions say clearly that a model lacks them, so no caller branches on a model's name. The hooks only training
+calls (a learned input grid, resolution stages) are :mod:`polyinr.models.training_hooks`'.
 """
 
 from __future__ import annotations
@@ -280,37 +281,11 @@ class Generator(nn.Module):
         """Render INR parameters ``[B, D]`` from :meth:`inr_parameters` on ``grid`` → ``[B, C, H, W]``."""
         raise CapabilityMissing(f"{self.model_name} has no per-image INR parameters")
 
-    # ------------------------------------------------------------------ training stages
-
-    def trainable_parameters(self) -> list[nn.Parameter]:
-        """The parameters training updates (all of them unless the model freezes some)."""
-        return list(self.parameters())
-
-    @classmethod
-    def stage_settings(cls, resolutions: list[int], stage: int) -> dict[str, Any]:
-        """Config fields of the network that trains stage ``stage`` of a run whose stages render
-        ``resolutions``: by default one network renders every stage's grid at the last stage's resolution."""
-        return {"img_resolution": max(resolutions)}
-
-    @classmethod
-    def learned_grid_settings(cls) -> dict[str, Any]:
-        """Config fields of a network that learns its own input coordinates for its native frame, as the
-        Poly-INR authors' trained grid; models without input coordinates to learn raise.
-
-        The learned coordinates belong to the native frame, so a run that learns them trains each stage's
-        network with that stage's frame as its native one (``img_resolution``), and :meth:`next_stage` gives the
-        next stage's network its own coordinates; every other grid stays on uniform coordinates.
-        """
-        raise CapabilityMissing(f"{cls.model_name} has no input grid of per-pixel coordinates to learn")
-
-    def next_stage(self, resolution: int) -> Generator | None:
-        """The network the next stage (at ``resolution``) trains, built from this one, or None when this one
-        carries on (the same weights on a denser grid). Progressively grown models return a grown copy."""
-        return None
+    # ------------------------------------------------------------------ files
 
     def save(self, path: str | Path, extra: dict[str, Any] | None = None, overwrite: bool = False) -> Path:
         """Write the checkpoint directory ``path`` (``config.json`` + ``model.safetensors``), atomically; an
         existing checkpoint there is replaced only when ``overwrite``, anything else there is never touched."""
-        from polyinr.checkpoint import save_generator
+        from polyinr.models.saving import save_generator
 
         return save_generator(self, path, extra=extra, overwrite=overwrite)

@@ -44,6 +44,7 @@ from polyinr.models.generator import CANVAS, Generator, GridRefused, lattice_ori
 from polyinr.models.layers import LRELU_GAIN, LRELU_SLOPE, EqualizedLinear
 from polyinr.models.mapping import MappingConfig, MappingNetwork
 from polyinr.models.registry import register
+from polyinr.models.training_hooks import TrainableGenerator
 
 
 def _paper_mapping() -> MappingConfig:
@@ -854,7 +855,7 @@ PRESETS = {
 
 
 @register("infinitygan", InfinityGANConfig, presets=PRESETS)
-class InfinityGANGenerator(Generator):
+class InfinityGANGenerator(TrainableGenerator, Generator):
     """InfinityGAN: the texture mapping on the global latent, G_S and the padding-free G_T over a canvas."""
 
     grid_support = CANVAS

@@ -61,6 +61,7 @@ from polyinr.models.generator import CONTINUOUS, Generator
 from polyinr.models.layers import LRELU_GAIN, LRELU_SLOPE, EqualizedLinear
 from polyinr.models.mapping import MappingConfig, MappingNetwork
 from polyinr.models.registry import register
+from polyinr.models.training_hooks import TrainableGenerator
 
 UPSAMPLING = ("nearest", "bilinear")
 FMM_MODES = ("demod", "sigmoid")
@@ -455,7 +456,7 @@ PRESETS = {
 
 
 @register("inr-gan", InrGanConfig, presets=PRESETS)
-class InrGanGenerator(Generator):
+class InrGanGenerator(TrainableGenerator, Generator):
     """INR-GAN: StyleGAN2's mapping network and the multi-scale FMM INR, on any grid."""
 
     grid_support = CONTINUOUS

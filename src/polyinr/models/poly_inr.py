@@ -37,6 +37,7 @@ from polyinr.models.generator import CONTINUOUS, Generator, LevelMaps
 from polyinr.models.layers import LRELU_SLOPE, EqualizedLinear
 from polyinr.models.mapping import MappingConfig, MappingNetwork
 from polyinr.models.registry import register
+from polyinr.models.training_hooks import TrainableGenerator
 
 
 @dataclass(frozen=True)
@@ -289,7 +290,7 @@ PRESETS = {
 
 
 @register("poly-inr", PolyINRConfig, presets=PRESETS)
-class PolyINRGenerator(Generator):
+class PolyINRGenerator(TrainableGenerator, Generator):
     """Poly-INR: the shared mapping network and the polynomial synthesis (continuous: any window, any density)."""
 
     grid_support = CONTINUOUS

@@ -40,6 +40,7 @@ from polyinr.models.generator import FIXED_FRAME, Generator
 from polyinr.models.layers import LRELU_GAIN, LRELU_SLOPE, EqualizedLinear
 from polyinr.models.mapping import MappedConfig, MappingConfig, MappingNetwork
 from polyinr.models.registry import register
+from polyinr.models.training_hooks import TrainableGenerator
 
 NOISE_MODES = ("random", "const", "none")
 RESAMPLE_TAPS = (1.0, 3.0, 3.0, 1.0)  # NVIDIA's resample_filter, applied separably and normalised to sum 1
@@ -252,7 +253,7 @@ class StyleGAN2Synthesis(nn.Module):
     "cpu": dict(img_resolution=32, channel_base=1024, channel_max=32,
                 mapping=dict(z_dim=64, w_dim=64, embed_dim=32, num_layers=2)),
 })  # fmt: skip
-class StyleGAN2Generator(Generator):
+class StyleGAN2Generator(TrainableGenerator, Generator):
     """The shared mapping (8 layers, lr multiplier 0.01) + StyleGAN2's skip synthesis; its native frame only."""
 
     grid_support = FIXED_FRAME

@@ -44,6 +44,7 @@ from polyinr.models.generator import FRAME, Generator, GridRefused, describe_gri
 from polyinr.models.layers import LRELU_GAIN, LRELU_SLOPE, EqualizedLinear
 from polyinr.models.mapping import MappedConfig, MappingConfig, MappingNetwork
 from polyinr.models.registry import register
+from polyinr.models.training_hooks import TrainableGenerator
 
 
 @dataclass(frozen=True)
@@ -474,7 +475,7 @@ class StyleGAN3Synthesis(nn.Module):
 # ---------------------------------------------------------------------------- the generators
 
 
-class StyleGAN3Generator(Generator):
+class StyleGAN3Generator(TrainableGenerator, Generator):
     """Mapping (2 layers, lr multiplier 0.01, ``num_ws = num_layers + 2``) + alias-free synthesis."""
 
     grid_support = FRAME

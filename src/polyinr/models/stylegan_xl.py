@@ -39,6 +39,7 @@ from polyinr.models.generator import FRAME, Generator
 from polyinr.models.mapping import MappingConfig, MappingNetwork
 from polyinr.models.registry import register
 from polyinr.models.stylegan3 import LayerSpec, StyleGAN3Config, StyleGAN3Synthesis, layer_schedule
+from polyinr.models.training_hooks import TrainableGenerator
 
 UP_FACTORS = (2, 4, 8, 16)  # resolution factors one growth stage may take (the authors' choices)
 HEAD_CRITICAL = 2  # critically sampled layers at the end of each head (their function's default)
@@ -120,7 +121,7 @@ def xl_schedule(cfg: StyleGANXLConfig) -> list[LayerSpec]:
     return specs
 
 
-class StyleGANXLGenerator(Generator):
+class StyleGANXLGenerator(TrainableGenerator, Generator):
     """The shared mapping (pretrained class table, per-class ``w_avg``) + the grown alias-free synthesis."""
 
     grid_support = FRAME

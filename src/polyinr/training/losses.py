@@ -164,9 +164,7 @@ def create_loss(
 ) -> GANLoss:  # fmt: skip
     """The loss ``name`` over ``G`` and ``D`` with ``settings`` (fields of its config), augmenting D's inputs
     with ``augment`` (None: no augmentation)."""
-    loss = get_loss(name).from_config(G, D, resolve_loss_config(name, **settings), device)
-    loss.augment = augment
-    return loss
+    return get_loss(name).from_config(G, D, resolve_loss_config(name, **settings), device, augment)
 
 
 class GANLoss:
@@ -180,15 +178,22 @@ class GANLoss:
         self,
         G: nn.Module,
         D: nn.Module,
-        blur_init_sigma: float = 0.0,  # pixels; 0 = no blur
+        blur_sigma: float = 0.0,  # pixels, at the start of each stage; 0 = no blur
         blur_fade_kimg: float = 0.0,  # kimg over which the blur fades to 0
         augment: AdaptiveAugment | None = None,  # ADA on D's inputs; None = none
     ) -> None:
         self.G, self.D = G, D
-        self.blur_init_sigma = blur_init_sigma
+        self.blur_sigma = blur_sigma
         self.blur_fade_kimg = blur_fade_kimg
         self.augment = augment
         self.stage_index, self.stage_start_nimg = 0, 0
+
+    @classmethod
+    def from_config(
+        cls, G: nn.Module, D: nn.Module, cfg: Any, device: torch.device, augment: AdaptiveAugment | None = None
+    ) -> GANLoss:
+        """The loss of a run over ``G`` and ``D`` with its config ``cfg``, its state on ``device``."""
+        return cls(G, D, cfg, augment=augment, device=device)
 
     @classmethod
     def reg_interval(cls, cfg: Any, network: str) -> int | None:
@@ -204,6 +209,11 @@ class GANLoss:
     def begin_stage(self, index: int, start_nimg: int) -> None:
         """A resolution stage starts (index 0 = the first) at ``start_nimg`` images shown."""
         self.stage_index, self.stage_start_nimg = index, start_nimg
+
+    def use_networks(self, G: nn.Module, D: nn.Module) -> None:
+        """A new stage's G (grown, or the same) and fresh D; the loss's own state (ADA's probability, the path
+        lengths' running mean, a guidance classifier) carries on."""
+        self.G, self.D = G, D
 
     def state_modules(self) -> dict[str, nn.Module]:
         """Modules whose state a snapshot keeps beside G and D (the augmentation's probability)."""
@@ -253,7 +263,7 @@ class GANLoss:
         patch if it trains on patches (:meth:`real_patches`), and their signs counted for ADA."""
         if real:
             images = self.real_patches(images)
-        sigma = blur_sigma(cur_nimg - self.stage_start_nimg, self.blur_init_sigma, self.blur_fade_kimg)
+        sigma = blur_sigma(cur_nimg - self.stage_start_nimg, self.blur_sigma, self.blur_fade_kimg)
         images = gaussian_blur(images, sigma)
         if self.augment is not None:
             images = self.augment(images)
@@ -315,38 +325,22 @@ class NonSaturatingLoss(GANLoss):
     side R of D's input (the stage's resolution; a patch-trained generator's patch) as NVIDIA's recommended
     StyleGAN3 settings do: ``2·(R/256)²``)."""
 
+    R1_INTERVAL = 16
+    PL_INTERVAL = 4  # NVIDIA's G_reg_interval for --cfg=stylegan2
+
     def __init__(
         self,
         G: nn.Module,
         D: nn.Module,
-        r1_gamma: float | None = 1.0,
-        r1_interval: int = 16,
-        blur_init_sigma: float = 0.0,
-        blur_fade_kimg: float = 0.0,
+        cfg: NonSaturatingConfig | None = None,  # None: the defaults
         augment: AdaptiveAugment | None = None,
-        diversity_weight: float = 0.0,
-        pl_weight: float = 0.0,  # path length regularisation weight, every PL_INTERVAL G steps; 0 = off
-        style_mixing: float = 0.0,  # probability of mixing styles (GANLoss.run_mapping); 0 = off
+        device: torch.device | str = "cpu",  # of the path lengths' running mean
     ) -> None:
-        super().__init__(G, D, blur_init_sigma, blur_fade_kimg, augment)
-        self.r1_gamma = r1_gamma
-        self.r1_interval = r1_interval
-        self.diversity_weight = diversity_weight
-        self.pl_weight = pl_weight
-        self.path_length = PathLengthPenalty() if pl_weight > 0 else None
-        self.style_mixing = style_mixing
-
-    R1_INTERVAL = 16
-    PL_INTERVAL = 4  # NVIDIA's G_reg_interval for --cfg=stylegan2
-
-    @classmethod
-    def from_config(cls, G: nn.Module, D: nn.Module, cfg: NonSaturatingConfig, device: torch.device):
-        loss = cls(G, D, r1_gamma=cfg.gamma, r1_interval=cls.R1_INTERVAL, blur_init_sigma=cfg.blur_sigma,
-                   blur_fade_kimg=cfg.blur_fade_kimg, diversity_weight=cfg.diversity_weight,
-                   pl_weight=cfg.pl_weight, style_mixing=cfg.style_mixing)  # fmt: skip
-        if loss.path_length is not None:
-            loss.path_length.to(device)
-        return loss
+        cfg = cfg or NonSaturatingConfig()
+        super().__init__(G, D, cfg.blur_sigma, cfg.blur_fade_kimg, augment)
+        self.cfg = cfg
+        self.path_length = PathLengthPenalty().to(device) if cfg.pl_weight > 0 else None
+        self.style_mixing = cfg.style_mixing
 
     @classmethod
     def reg_interval(cls, cfg: NonSaturatingConfig, network: str) -> int | None:
@@ -355,9 +349,7 @@ class NonSaturatingLoss(GANLoss):
         return cls.R1_INTERVAL if cfg.gamma != 0 else None
 
     def phases(self) -> list[PhaseSpec]:
-        return phases_for("G", self.PL_INTERVAL if self.pl_weight > 0 else None) + phases_for(
-            "D", self.r1_interval if self.r1_gamma != 0 else None
-        )
+        return phases_for("G", self.reg_interval(self.cfg, "G")) + phases_for("D", self.reg_interval(self.cfg, "D"))
 
     def state_modules(self) -> dict[str, nn.Module]:
         """ADA's probability and the path lengths' running mean."""
@@ -366,30 +358,30 @@ class NonSaturatingLoss(GANLoss):
 
     def gamma_at(self, resolution: int) -> float:
         """R1's weight at a stage of ``resolution``² images."""
-        return 2.0 * (resolution / 256) ** 2 if self.r1_gamma is None else self.r1_gamma
+        return 2.0 * (resolution / 256) ** 2 if self.cfg.gamma is None else self.cfg.gamma
 
     def accumulate_gradients(self, phase, real_img, real_c, gen_z, gen_c, gain, cur_nimg):
         resolution = real_img.shape[-1]
         if phase in ("Gmain", "Gboth"):
-            if self.diversity_weight > 0 and gen_c is not None:
+            if self.cfg.diversity_weight > 0 and gen_c is not None:
                 gen_c = gen_c.clone()
                 gen_c[1::2] = gen_c[0::2][: len(gen_c) // 2]  # each pair (2i, 2i + 1) draws one class
             fake = self.run_G(gen_z, gen_c, resolution)
             logits = self.run_D(fake, gen_c, cur_nimg)
             loss = group_mean(logits, self.D, lambda x: F.softplus(-x))
             report("Loss/G/loss", loss)
-            if self.diversity_weight > 0:
+            if self.cfg.diversity_weight > 0:
                 diversity = mode_seeking_loss(fake.flatten(1), gen_z)
                 report("Loss/G/diversity", diversity)
-                loss = loss + self.diversity_weight * diversity
+                loss = loss + self.cfg.diversity_weight * diversity
             loss.mul(gain).backward()
         if phase in ("Greg", "Gboth") and self.path_length is not None:
             batch = max(1, len(gen_z) // PL_BATCH_SHRINK)
             ws = self.run_mapping(gen_z[:batch], None if gen_c is None else gen_c[:batch])
             penalty = self.path_length(self.render(ws, resolution), ws)  # [batch]
             report("Loss/pl_penalty", penalty)
-            report("Loss/G/reg", penalty * self.pl_weight)
-            (penalty * self.pl_weight).mean().mul(gain).backward()
+            report("Loss/G/reg", penalty * self.cfg.pl_weight)
+            (penalty * self.cfg.pl_weight).mean().mul(gain).backward()
         if phase in ("Dmain", "Dboth"):
             fake = self.run_G(gen_z, gen_c, resolution, update_emas=True).detach()
             fake_logits = self.run_D(fake, gen_c, cur_nimg)
@@ -401,7 +393,7 @@ class NonSaturatingLoss(GANLoss):
             report("Loss/scores/real", real_logits)
             report("Loss/D/loss", loss)
             loss.mul(gain).backward()
-        if phase in ("Dreg", "Dboth") and self.r1_gamma != 0:
+        if phase in ("Dreg", "Dboth") and self.cfg.gamma != 0:
             real = real_img.detach().requires_grad_(True)
             logits = self.run_D(real, real_c, cur_nimg, real=True)
             (grad,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
@@ -436,35 +428,31 @@ class ProjectedHingeLoss(GANLoss):
         self,
         G: nn.Module,
         D: nn.Module,
-        blur_init_sigma: float = 2.0,  # pixels; 0 = no blur
-        blur_fade_kimg: float = 300.0,  # kimg over which the blur fades to 0
-        classifier: nn.Module | None = None,  # frozen classifier for guidance; None = off or not built yet
-        cls_weight: float = 0.0,  # StyleGAN-XL's cls_weight (see the class docstring)
+        cfg: HingeConfig | None = None,  # None: the defaults
         augment: AdaptiveAugment | None = None,
-        pl_weight: float = 0.0,  # StyleGAN-XL's pl_weight (see the class docstring); 0 = off
-        pl_start_kimg: float = 1000.0,  # images shown before path length starts
+        device: torch.device | str = "cpu",  # of the path lengths' running mean
+        classifier: nn.Module | None = None,  # frozen classifier for guidance; None = off or not built yet
         build_classifier: Callable[[], nn.Module] | None = None,  # builds the classifier when guidance starts
     ) -> None:
-        super().__init__(G, D, blur_init_sigma, blur_fade_kimg, augment)
+        cfg = cfg or HingeConfig()
+        super().__init__(G, D, cfg.blur_sigma, cfg.blur_fade_kimg, augment)
+        self.cfg = cfg
         self.classifier = classifier
-        self.cls_weight = cls_weight
         self.build_classifier = build_classifier
-        self.pl_weight, self.pl_start_kimg = pl_weight, pl_start_kimg
-        self.path_length = PathLengthPenalty() if pl_weight > 0 else None
+        self.path_length = PathLengthPenalty().to(device) if cfg.pl_weight > 0 else None
 
     @classmethod
-    def from_config(cls, G: nn.Module, D: nn.Module, cfg: HingeConfig, device: torch.device):
+    def from_config(
+        cls, G: nn.Module, D: nn.Module, cfg: HingeConfig, device: torch.device, augment: AdaptiveAugment | None = None
+    ) -> ProjectedHingeLoss:
+        """The loss of a run: with guidance, its classifier is built on ``device`` when the first
+        super-resolution stage begins."""
         build_classifier = None
         if cfg.cls_weight > 0:
             from polyinr.training import guidance
 
             build_classifier = functools.partial(guidance.build_guidance_classifier, device)
-        loss = cls(G, D, blur_init_sigma=cfg.blur_sigma, blur_fade_kimg=cfg.blur_fade_kimg,
-                   cls_weight=cfg.cls_weight, pl_weight=cfg.pl_weight, pl_start_kimg=cfg.pl_start_kimg,
-                   build_classifier=build_classifier)  # fmt: skip
-        if loss.path_length is not None:
-            loss.path_length.to(device)
-        return loss
+        return cls(G, D, cfg, augment=augment, device=device, build_classifier=build_classifier)
 
     @classmethod
     def reg_interval(cls, cfg: HingeConfig, network: str) -> int | None:
@@ -499,15 +487,15 @@ class ProjectedHingeLoss(GANLoss):
             if self.classifier is not None and gen_c is not None and self.stage_index > 0:
                 guidance = F.cross_entropy(self.classifier(fake), gen_c)
                 report("Loss/G/guidance", guidance)
-                loss = loss + (self.cls_weight / len(gen_z)) * guidance
+                loss = loss + (self.cfg.cls_weight / len(gen_z)) * guidance
             loss.mul(gain).backward()
-        pl_on = self.path_length is not None and self.stage_index == 0 and cur_nimg >= self.pl_start_kimg * 1000
+        pl_on = self.path_length is not None and self.stage_index == 0 and cur_nimg >= self.cfg.pl_start_kimg * 1000
         if phase in ("Greg", "Gboth") and pl_on:
             half = max(1, len(gen_z) // PL_BATCH_SHRINK)
             ws = self.run_mapping(gen_z[:half], None if gen_c is None else gen_c[:half])
             penalty = self.path_length(self.render(ws, resolution), ws)  # [half]
             report("Loss/pl_penalty", penalty)
-            loss = penalty.mean() * (self.pl_weight / len(gen_z))
+            loss = penalty.mean() * (self.cfg.pl_weight / len(gen_z))
             report("Loss/G/reg", loss)
             loss.mul(gain / self.PL_INTERVAL).backward()
         if phase in ("Dmain", "Dboth"):
@@ -558,17 +546,21 @@ class InfinityGANLoss(GANLoss):
 
     R1_INTERVAL, PL_INTERVAL, PL_DECAY, PL_SHRINK = 16, 4, 0.01, 2
 
-    def __init__(self, G: nn.Module, D: nn.Module, cfg: InfinityGANLossConfig) -> None:
-        super().__init__(G, D)
+    def __init__(
+        self,
+        G: nn.Module,
+        D: nn.Module,
+        cfg: InfinityGANLossConfig | None = None,  # None: the defaults
+        augment: AdaptiveAugment | None = None,  # kept for snapshots; this loss calls D directly, unaugmented
+        device: torch.device | str = "cpu",  # unused: its running mean follows the path lengths' device
+    ) -> None:
+        cfg = cfg or InfinityGANLossConfig()
+        super().__init__(G, D, augment=augment)
         if getattr(getattr(D, "cfg", None), "aux_outputs", 0) < 1:
             raise PolyinrError("the infinitygan loss needs a discriminator with a position output "
                                "(the residual discriminator with aux_outputs = 1)")  # fmt: skip
         self.cfg = cfg
         self.pl_mean = torch.zeros([])
-
-    @classmethod
-    def from_config(cls, G: nn.Module, D: nn.Module, cfg: InfinityGANLossConfig, device: torch.device):
-        return cls(G, D, cfg)
 
     def phases(self) -> list[PhaseSpec]:
         return phases_for("G", self.PL_INTERVAL if self.cfg.pl_weight > 0 else None) + phases_for(

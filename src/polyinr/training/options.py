@@ -1,5 +1,8 @@
 """Training options: one dataclass, resolved from a training recipe, a model preset and explicit overrides.
 
+:class:`TrainingOptions` is what the command line resolves and a run directory keeps (``training_options.json``);
+the loop cuts it into the parts each builder takes (:meth:`TrainingOptions.split`, ``training/settings.py``).
+
 The recipe (``training/recipes.py``) says how to train, the model preset (beside each model) how big the
 generator is; :func:`resolve_options` pairs them (:func:`~polyinr.training.recipes.pair_recipe_and_preset`),
 applies every explicit override, and refuses a setting that the chosen loss or discriminator does not use.
@@ -8,6 +11,7 @@ applies every explicit override, and refuses a setting that the chosen loss or d
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +22,7 @@ from polyinr.training.losses import resolve_loss_config
 from polyinr.training.plateau import PlateauRule
 from polyinr.training.recipes import get_recipe, pair_recipe_and_preset
 from polyinr.training.schedule import parse_schedule
+from polyinr.training.settings import TrainingSettings
 
 
 @dataclass
@@ -84,12 +89,20 @@ class TrainingOptions:
 
     def stages(self, data_resolution: int) -> list[tuple[int, float]]:
         """The (resolution, kimg) stages this run trains."""
-        if self.schedule is not None:
-            return parse_schedule(self.schedule)
-        return [(self.resolution or data_resolution, self.kimg)]
+        return self.split().schedule.stages(data_resolution)
 
     def resolved_ema_kimg(self) -> float:
         return self.batch * 10 / 32 if self.ema_kimg is None else self.ema_kimg
+
+    def split(self) -> TrainingSettings:
+        """These options cut into the parts each builder takes (every option in exactly one, under its name;
+        the EMA's half-life resolved from the batch)."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        values["ema_kimg"] = self.resolved_ema_kimg()
+        parts = typing.get_type_hints(TrainingSettings)
+        return TrainingSettings(**{
+            name: part(**{f.name: values[f.name] for f in dataclasses.fields(part)}) for name, part in parts.items()
+        })  # fmt: skip
 
     def to_json(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)

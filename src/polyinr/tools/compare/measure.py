@@ -201,7 +201,8 @@ def evaluate_model(
     device = torch.device(settings.device)
     G = load_generator(snapshot, device)
     options = training_options(settings, model, folder)
-    dataset = open_training_data(options, G.img_resolution).unmirrored()  # the reals the snapshot metrics use
+    data = options.split().data
+    dataset = open_training_data(data, G.img_resolution).unmirrored()  # the reals the snapshot metrics use
     say = on_message or (lambda _text: None)
     cells: dict[str, Cell] = {
         "resolution": Cell(G.img_resolution, "px", "a side"),
