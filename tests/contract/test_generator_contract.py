@@ -86,7 +86,7 @@ def test_tiles_reassemble_the_full_render(G):
     size = 2 * G.img_resolution - 1
     grid = lattice_grid(G, size, size + 6, row0=-4, col0=3)  # beyond the frame on every side kind allows
     full = G.synthesize(ws, grid)
-    tile = 4 * G.tile_multiple * max(1, G.img_resolution // (8 * G.tile_multiple))
+    tile = 4 * max(1, G.img_resolution // 8)
     G.check_tiles(tile, tile)
     pasted = torch.empty_like(full)
     for r, col, part in grid.tiles(tile):

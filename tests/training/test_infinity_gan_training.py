@@ -11,7 +11,7 @@ import torch
 import polyinr
 from polyinr.checkpoint import latest_snapshot
 from polyinr.discriminators import create_discriminator
-from polyinr.models.infinity_gan import training_canvas
+from polyinr.models.infinity_gan.canvas import training_canvas
 from polyinr.training.loop import training_loop
 from polyinr.training.losses import InfinityGANLoss, InfinityGANLossConfig, mode_seeking_loss
 from polyinr.training.options import resolve_options
