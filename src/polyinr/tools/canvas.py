@@ -104,7 +104,7 @@ def load_canvas_latents(path: str | Path, G: Generator, device: torch.device | s
             raise CanvasFileError(f"{path} is not a canvas latent file: it holds no {key!r}")
     cfg = G.cfg
     g, local = tensors[GLOBAL_KEY], tensors[LOCAL_KEY]
-    Dg, Dl = cfg.mapping.z_dim, cfg.local_latent_dim
+    Dg, Dl = G.z_dim, cfg.local_latent_dim
     if g.ndim != 3 or g.shape[0] != 1 or g.shape[1] not in (1, 2) or g.shape[2] != Dg:
         raise CanvasFileError(f"{path}: global_latent is {tuple(g.shape)}, expected [1, 2, {Dg}]")
     if local.ndim != 4 or local.shape[:2] != (1, Dl):
