@@ -182,7 +182,7 @@ def synthesis(
         "polyinr bf16 autocast": (bf16, False, "bf16"),
     }
     if fused_supported(torch.device("cuda")):
-        cases["polyinr fused bf16 level"] = (lambda: G.synthesize(ws, grid, fused=True), False, "bf16")
+        cases["polyinr fused bf16 level"] = (lambda: G.synthesize_fused(ws, grid), False, "bf16")
     else:
         report.row("synthesis 256²", "fused level", "not supported here (needs compute capability ≥ 8.0 + Triton)")
     outputs, times = {}, {name: [] for name in cases}

@@ -86,7 +86,7 @@ def test_tiles_reassemble_the_full_render(G):
     size = 2 * G.img_resolution - 1
     grid = lattice_grid(G, size, size + 6, row0=-4, col0=3)  # beyond the frame on every side kind allows
     full = G.synthesize(ws, grid)
-    tile = 4 * G.tile_multiple * max(1, G.img_resolution // (8 * G.tile_multiple))
+    tile = 4 * max(1, G.img_resolution // 8)
     G.check_tiles(tile, tile)
     pasted = torch.empty_like(full)
     for r, col, part in grid.tiles(tile):
@@ -131,6 +131,39 @@ def test_optional_capabilities_answer_or_refuse_clearly(G):
     else:  # config fields of the same model with more parameters: its native frame's coordinates
         learner = type(G)(dataclasses.replace(G.cfg, **settings))
         assert learner.parameter_count() == G.parameter_count() + G.img_resolution**2 * 2
+
+
+def test_canvas_capabilities_answer_or_refuse_in_one_line(G):
+    """A canvas model draws, measures, fuses and renders canvases and makes training patches; others refuse."""
+    z, c = sample(G, (0, 1))
+    ws = G.mapping(z, c)
+    grid = lattice_grid(G, 6, 9, row0=-2, col0=5)
+    calls = {
+        "ws_from_global": lambda: G.ws_from_global(z),
+        "canvas_from_seeds": lambda: G.canvas_from_seeds([3], grid),
+        "canvas_from_global": lambda: G.canvas_from_global(ws[:1, 0], grid),
+        "style_fusion": lambda: G.style_fusion(ws, [(0.0, 0.0), (0.0, 40.0)], blur=5),
+        "render_canvas": lambda: G.render_canvas(ws[:1], grid),
+        "training_fakes": lambda: G.training_fakes(ws, paired=True),
+    }
+    if G.grid_support.kind != "canvas":
+        for name, call in calls.items():
+            with pytest.raises(CapabilityMissing, match=f"^{G.model_name} has no|^{G.model_name} renders no") as e:
+                call()
+            assert "\n" not in str(e.value), name
+        return
+    assert torch.equal(G.render_canvas(ws[:1], grid), G.synthesize(ws[:1], grid))
+    canvas = G.canvas_from_global(ws[:1, 0], grid)  # the canvas synthesize paints for these ws, around the grid
+    torch.testing.assert_close(G.render_canvas(ws[:1], grid, canvas), G.synthesize(ws[:1], grid))  # other patches
+    seeded = G.canvas_from_seeds([3], grid)
+    H, W = G.canvas_pixel_shape(seeded)
+    assert H >= 6 and W >= 9 and not torch.equal(seeded.local, canvas.local)
+    fused = G.render_canvas(ws[:1], grid, fusion=calls["style_fusion"]())
+    assert fused.shape == (1, 3, 6, 9) and torch.isfinite(fused).all()
+    fakes = G.training_fakes(ws, paired=True)
+    R = G.img_resolution
+    assert fakes.images.shape == (2, 3, R, R) and fakes.positions.shape == (2,)
+    assert fakes.structure.shape[0] == fakes.local.shape[0] == 2
 
 
 # Tiny settings and the loss each registered discriminator trains with; a new discriminator must be added here.

@@ -18,7 +18,8 @@ from safetensors.torch import save_file
 
 import polyinr
 from polyinr.cli import main as cli
-from polyinr.models.infinity_gan import StyleFusion, TensorCanvas, training_coords
+from polyinr.models.infinity_gan.canvas import TensorCanvas, training_coords
+from polyinr.models.infinity_gan.patches import StyleFusion
 from polyinr.tools.canvas import canvas_grid, load_canvas_latents
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -87,7 +88,7 @@ def latent_file(path, global_latent, local_latent, noises, coords=None, inject_i
 @torch.no_grad()
 def render(G, path) -> torch.Tensor:
     latents = load_canvas_latents(path, G)
-    return G.synthesis(latents.ws(G), canvas_grid(G, latents), canvas=latents.canvas(G))
+    return G.render_canvas(latents.ws(G), canvas_grid(G, latents), latents.canvas())
 
 
 def test_the_stand_in_has_their_checkpoint_keys(theirs):
@@ -140,7 +141,8 @@ def test_their_parallel_batching_and_ours_agree(theirs, ours, tmp_path):
     path = latent_file(tmp_path / "c.safetensors", v.global_latent, v.local_latent, v.noises, coords=v.meta_coords)
     latents = load_canvas_latents(path, ours)
     with torch.no_grad():
-        got = ours.synthesis.render_canvas(latents.ws(ours), latents.canvas(ours), patch_batch=3)
+        canvas = TensorCanvas(ours.cfg, latents.local_latent, latents.coords, latents.noises)
+        got = ours.synthesis.render_canvas(latents.ws(ours), canvas, patch_batch=3)
     assert got.shape == expected.shape == (1, 3, 293, 293)
     assert (got - expected).abs().max() < TOLERANCE
 

@@ -7,15 +7,9 @@ import torch
 
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
-from polyinr.models.infinity_gan import (
-    InfinityGANConfig,
-    SeededCanvas,
-    TensorCanvas,
-    authors_coords,
-    lattice_coords,
-    texture_sizes,
-    window_cells,
-)
+from polyinr.models.infinity_gan import InfinityGANConfig
+from polyinr.models.infinity_gan.canvas import SeededCanvas, TensorCanvas, authors_coords, lattice_coords, window_cells
+from polyinr.models.infinity_gan.config import texture_sizes
 from polyinr.models.registry import create, resolve_config
 from polyinr.tools.canvas import (
     CanvasFileError,
@@ -155,16 +149,16 @@ def test_latent_file_round_trip_renders_the_seeded_window(G, tmp_path):
     latents = draw_canvas_latents(G, 5, grid)
     path = save_canvas_latents(tmp_path / "canvas.safetensors", latents, G)
     loaded = load_canvas_latents(path, G)
-    whole = G.synthesis(loaded.ws(G), canvas_grid(G, loaded), canvas=loaded.canvas(G))
+    whole = G.render_canvas(loaded.ws(G), canvas_grid(G, loaded), loaded.canvas())
     from polyinr.sampling import latents_from_seeds
 
     seeded = G.synthesis(G.mapping(latents_from_seeds([5], G.z_dim)), grid)
     top, left = -6 - (-6 // 4) * 4, 10 - (10 // 4) * 4  # the file's canvas starts at the window's first cell
     assert close(whole[:, :, top : top + 30, left : left + 41], seeded)
-    part = G.synthesis(loaded.ws(G), canvas_grid(G, loaded, (3, 4, 10, 12)), canvas=loaded.canvas(G))
+    part = G.render_canvas(loaded.ws(G), canvas_grid(G, loaded, (3, 4, 10, 12)), loaded.canvas())
     assert close(part, whole[:, :, 3:13, 4:16])
     with pytest.raises(PolyinrError, match="beyond the canvas"):
-        G.synthesis(loaded.ws(G), canvas_grid(G, loaded, (0, 0, 200, 10)), canvas=loaded.canvas(G))
+        G.render_canvas(loaded.ws(G), canvas_grid(G, loaded, (0, 0, 200, 10)), loaded.canvas())
 
 
 def test_latent_file_equals_the_authors_patch_by_patch_inference(G):
@@ -175,7 +169,7 @@ def test_latent_file_equals_the_authors_patch_by_patch_inference(G):
     h, w = 7 + 2 * 3 + 2 * m, 7 + 3 + 2 * m  # three patches down, two across
     noises = [torch.randn(1, 1, a, b) for a, b in zip(texture_sizes(h - 2 * m, 2), texture_sizes(w - 2 * m, 2))]
     latents = CanvasLatents(torch.randn(1, 2, 16), torch.randn(1, 8, h, w), noises, inject_index=2)
-    canvas = latents.canvas(G)
+    canvas = TensorCanvas(cfg, latents.local_latent, latents.coords, latents.noises)
     ws = latents.ws(G)
     H, W = canvas.pixel_shape
     theirs = torch.zeros(1, 3, H, W)
@@ -218,7 +212,7 @@ def test_bad_latent_files_give_one_line_errors(G, tmp_path):
 
 
 def test_style_fusion_with_one_style_is_the_plain_render(G):
-    from polyinr.models.infinity_gan import StyleFusion
+    from polyinr.models.infinity_gan.patches import StyleFusion
 
     ws = G.mapping(torch.randn(2, G.z_dim))
     grid = lattice(G, -5, 3, 20, 120)

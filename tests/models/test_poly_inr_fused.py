@@ -1,6 +1,6 @@
 """The fused Poly-INR level (bf16 GEMM, float32 prologue / epilogue): same maths as the float32 path.
 
-On CPU the compiled kernel is not used (``fused=True`` falls back to the float32 path, bit for bit); the fused
+On CPU the compiled kernel is not used (``synthesize_fused`` falls back to the float32 path, bit for bit); the fused
 function itself is checked here eagerly, forward and backward. The compiled kernel on CUDA is checked by the
 ``cuda``-marked tests in tests/test_cuda_paths.py.
 """
@@ -20,7 +20,7 @@ def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
 def test_fused_flag_falls_back_to_the_float32_path_on_cpu(G, ws):
     assert not fused_supported(torch.device("cpu"))
     grid = Grid.frame(8)
-    assert torch.equal(G.synthesize(ws, grid, fused=True), G.synthesize(ws, grid))
+    assert torch.equal(G.synthesize_fused(ws, grid), G.synthesize(ws, grid))
 
 
 def test_fused_level_matches_the_float32_levels_within_bf16_tolerance(G, ws):

@@ -35,7 +35,7 @@ def test_outpainting_keeps_a_self_generated_image(G, target):
     assert result.image.shape == (1, 3, 24, 60)
     assert result.psnr[0] > 12  # from about 7 dB for the starting canvas
     latents = result.latents  # the canvas is shareable: its latent file renders the same picture
-    again = G.synthesis(latents.ws(G), lattice_window(G, 0, 0, 24, 60), canvas=latents.canvas(G))
+    again = G.render_canvas(latents.ws(G), lattice_window(G, 0, 0, 24, 60), latents.canvas())
     assert torch.allclose(again, result.image, atol=1e-4)
     assert result.image[..., 30:].std() > 0.05  # the extension is painted, not flat
 

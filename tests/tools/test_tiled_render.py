@@ -103,7 +103,7 @@ def _canvas_window(_G):
     G = _tiny_canvas_generator()
     latents = draw_canvas_latents(G, 1, G.grid_support.sized(G, 20, 20))
     n = 100_000 * (G.img_resolution - 1) + 1
-    return G, latents.ws(G), Grid.window(0, 0, 100_000, 100_000, n, n), {"canvas": latents.canvas(G)}
+    return G, latents.ws(G), Grid.window(0, 0, 100_000, 100_000, n, n), {"canvas": latents.canvas()}
 
 
 @pytest.mark.parametrize("case", [_poster, _canvas_window], ids=["512x3600001", "canvas-window"])

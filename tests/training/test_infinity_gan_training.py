@@ -11,7 +11,7 @@ import torch
 import polyinr
 from polyinr.checkpoint import latest_snapshot
 from polyinr.discriminators import create_discriminator
-from polyinr.models.infinity_gan import training_canvas
+from polyinr.models.infinity_gan.canvas import training_canvas
 from polyinr.training.loop import training_loop
 from polyinr.training.losses import InfinityGANLoss, InfinityGANLossConfig, mode_seeking_loss
 from polyinr.training.options import resolve_options
@@ -54,6 +54,45 @@ def test_training_patches_and_positions():
     assert patches.shape == (3, 3, 13, 13) and labels.abs().max() <= 1
     logits, predicted = D(patches, None, aux=True)
     assert logits.shape == (3, 1) and predicted.shape == (3, 1)
+
+
+def test_training_fakes_are_the_native_patches_of_a_training_canvas():
+    """The contract's training fakes: what rendering the training canvas and reading G_S's output gives."""
+    torch.manual_seed(0)
+    G = polyinr.create("infinitygan", **TINY)
+    ws = G.mapping(torch.randn(4, G.z_dim))
+    torch.manual_seed(1)
+    fakes = G.training_fakes(ws, paired=True)
+    torch.manual_seed(1)
+    canvas, positions = training_canvas(G.cfg, 4, paired=True)  # the same draws, the old way: a hook on G_S
+    captured = []
+    hook = G.synthesis.structure.register_forward_hook(lambda m, args, out: captured.append(out))
+    images = G.synthesis(ws, G.native_grid(), canvas=canvas)
+    hook.remove()
+    n, Dl = G.cfg.ts_input_size, G.cfg.local_latent_dim
+    assert fakes.images.shape == (4, 3, 13, 13) and fakes.positions.shape == (4,)
+    assert fakes.structure.shape == (4, Dl * n * n) and fakes.local.shape == (4, Dl * (n + 2 * G.cfg.margin) ** 2)
+    assert torch.equal(fakes.images, images) and torch.equal(fakes.positions, positions)
+    assert torch.equal(fakes.structure, captured[0].view(4, -1)) and torch.equal(fakes.local, canvas.local.view(4, -1))
+    assert torch.equal(fakes.positions[0::2], fakes.positions[1::2])  # pairs share their position
+
+
+def test_the_loss_fakes_keep_their_values_for_a_fixed_seed():
+    """The loss's fakes through training_fakes, against the same draws made by hand: pairing, mixing, canvas."""
+    torch.manual_seed(0)
+    G = polyinr.create("infinitygan", **TINY)
+    D = create_discriminator("residual", G.img_resolution, 0, channel_base=64, channel_max=16, aux_outputs=1)
+    loss = InfinityGANLoss(G, D, InfinityGANLossConfig(mixing=0.0))
+    z = torch.randn(4, G.z_dim)
+    torch.manual_seed(3)
+    images, positions, ws, structure, local = loss.make_fakes(z, None)
+    paired = z.clone()
+    paired[1::2] = paired[0::2]
+    assert torch.equal(ws, G.mapping(paired))
+    torch.manual_seed(3)
+    canvas, expected_positions = training_canvas(G.cfg, 4, paired=True)
+    assert torch.equal(images, G.synthesis(ws, None, canvas=canvas)) and torch.equal(positions, expected_positions)
+    assert torch.equal(local, canvas.local.view(4, -1)) and structure.shape[0] == 4
 
 
 def test_a_short_run_of_the_cpu_recipe(tmp_path):

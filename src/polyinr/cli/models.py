@@ -220,12 +220,12 @@ def render(network, seed, latent_path, class_idx, truncation, window, size, tile
     """Render one sample on any window of the plane at any size, tile by tile."""
     device = resolve_device(device)
     G = load_network(network, device)
-    kwargs, default_size = {}, None
+    canvas, default_size = None, None
     if latent_path and is_canvas_file(latent_path):
         if class_idx is not None or truncation != NO_TRUNCATION:
             raise PolyinrError("--class and --trunc do not apply to a canvas latent file")
         latents = load_canvas_latents(latent_path, G, device)
-        ws, kwargs, default_size = latents.ws(G), {"canvas": latents.canvas(G)}, latents.pixel_shape(G)
+        ws, canvas, default_size = latents.ws(G), latents.canvas(), latents.pixel_shape(G)
     else:
         seeds, latents = ([seed] if seed is not None else None), ([latent_path] if latent_path else None)
         ws = one_sample(ws_for(G, seeds=seeds, latents=latents, classes=class_idx, device=device, **truncation))
@@ -239,7 +239,7 @@ def render(network, seed, latent_path, class_idx, truncation, window, size, tile
     total = (-(-H // tile)) * (-(-W // tile))
     with progress_bar(total, "render", unit="tile") as bar:
         path = render_tiled(G, ws, grid, out_path, tile=tile, on_tile=lambda done, _: bar.update(done - bar.n),
-                            **kwargs)  # fmt: skip
+                            canvas=canvas)  # fmt: skip
     click.echo(f"wrote {path} ({H}x{W})")
 
 

@@ -254,7 +254,6 @@ def _parse_style(text: str) -> tuple[int, float, float]:
 @device_option
 def fuse(network, style_specs, size, blur, tile, out_path, device):
     """Spatial style fusion (InfinityGAN): several styles placed on one canvas, blended by proximity."""
-    from polyinr.models.infinity_gan import StyleFusion
     from polyinr.tools.render import render_tiled
 
     device = resolve_device(device)
@@ -263,7 +262,7 @@ def fuse(network, style_specs, size, blur, tile, out_path, device):
         raise PolyinrError(f"{G.model_name} has no canvas to fuse styles on (InfinityGAN has)")
     styles = [_parse_style(s) for spec in style_specs for s in spec.split()]
     ws = ws_for(G, seeds=[seed for seed, _, _ in styles], device=device)
-    fusion = StyleFusion(ws, [(row, col) for _, row, col in styles], blur=blur)
+    fusion = G.style_fusion(ws, [(row, col) for _, row, col in styles], blur=blur)
     grid = G.grid_support.sized(G, *size)
     total = (-(-size[0] // tile)) * (-(-size[1] // tile))
     with progress_bar(total, "fuse", unit="tile") as bar:

@@ -22,7 +22,7 @@ import torch
 from polyinr.errors import PolyinrError
 from polyinr.importers.registry import Converted, build_generator, register_converter, stored_bytes
 from polyinr.importers.unpickle import ImporterError, restricted_load
-from polyinr.models.infinity_gan import InfinityGANConfig
+from polyinr.models.infinity_gan.config import InfinityGANConfig
 from polyinr.models.mapping import MappingConfig
 from polyinr.small_files import read_small_text
 

@@ -10,17 +10,19 @@ place (:meth:`Generator.check_grid`) with a one-line error naming the model and 
 - :data:`FIXED_FRAME` (StyleGAN2): the native frame alone (its constant input cannot move);
 - :data:`CANVAS` (InfinityGAN): any window on the model's own pixel lattice, any size, tiled on the lattice.
 
-Optional capabilities (multiply-adds per pixel, per-level heat maps, style-mixing ranges) are methods whose base
-versions say clearly that a model lacks them, so no caller branches on a model's name. The hooks only training
-calls (a learned input grid, resolution stages) are :mod:`polyinr.models.training_hooks`'.
+Optional capabilities (multiply-adds per pixel, per-level heat maps, style-mixing ranges, a canvas model's canvases,
+style fusion and training patches) are methods whose base versions say clearly that a model lacks them, so no
+caller branches on a model's name or reaches into a model's modules. The hooks only training calls (a learned
+input grid, resolution stages) are :mod:`polyinr.models.training_hooks`'.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import torch
 from torch import nn
@@ -150,6 +152,40 @@ class LevelMaps:
     image: torch.Tensor
 
 
+@dataclass(frozen=True)
+class CanvasInputs:
+    """The random inputs of a canvas model over a finite region of its lattice of latent cells.
+
+    ``local [N, D, h, w]``: the local latent of each cell, the model's margins around the region included;
+    ``coords [N, 3, h, w]``: their coordinates, or None for the model's own formula over the region; ``noises``:
+    one ``[N, 1, H_k, W_k]`` per noise layer, covering the region; ``origin``: the region's first cell
+    ``(row, column)`` on the lattice (its first pixel is that cell's).
+    """
+
+    local: torch.Tensor
+    coords: torch.Tensor | None
+    noises: Sequence[torch.Tensor]
+    origin: tuple[int, int] = (0, 0)
+
+
+class FusedStyles(Protocol):
+    """Several styles placed on a canvas (from :meth:`Generator.style_fusion`), for :meth:`Generator.render_canvas`
+    to blend; only the generator that made it reads it."""
+
+
+@dataclass(frozen=True)
+class TrainingFakes:
+    """Fakes of a patch-trained model for its loss: ``images [B, C, R, R]``; ``positions [B]`` in ``[-1, 1]``, each
+    patch's vertical position (what the discriminator learns to predict); ``structure [B, F]``, the structure
+    features each image is painted from, and ``local [B, L]``, the local latents they come from (both flattened:
+    the mode-seeking loss compares them)."""
+
+    images: torch.Tensor
+    positions: torch.Tensor
+    structure: torch.Tensor
+    local: torch.Tensor
+
+
 class Generator(nn.Module):
     """Base class of registered generators: holds ``cfg``, ``mapping`` and ``synthesis``.
 
@@ -159,8 +195,6 @@ class Generator(nn.Module):
 
     model_name: ClassVar[str]  # set by @register
     grid_support: ClassVar[GridSupport] = CONTINUOUS
-    tile_multiple: ClassVar[int] = 1  # tile sizes and offsets must be multiples of this many pixels
-    synthesis_emas: ClassVar[bool] = False  # the synthesis keeps running averages training updates (update_emas)
     mapping: nn.Module
     synthesis: nn.Module
 
@@ -223,16 +257,16 @@ class Generator(nn.Module):
         """Refuse a tiled render this generator cannot reproduce exactly, in one line."""
         if not self.grid_support.tiles:
             raise GridRefused(f"{self.model_name} cannot render in tiles: it renders {self.describe_grids()}")
-        m = self.tile_multiple
-        if tile_height % m or tile_width % m:
-            raise GridRefused(f"{self.model_name} renders tiles exactly only when their size is a multiple of {m} "
-                              f"pixels; got {tile_height}x{tile_width}")  # fmt: skip
 
     # ------------------------------------------------------------------ the two halves
 
-    def synthesize(self, ws: torch.Tensor, grid: Grid | None = None, **kwargs: Any) -> torch.Tensor:
-        """``ws [B, num_ws, w_dim]`` on ``grid`` (default: the native frame) → images ``[B, C, H, W]``."""
-        return self.synthesis(ws, self.check_grid(grid), **kwargs)
+    def synthesize(self, ws: torch.Tensor, grid: Grid | None = None, *, update_emas: bool = False) -> torch.Tensor:
+        """``ws [B, num_ws, w_dim]`` on ``grid`` (default: the native frame) → images ``[B, C, H, W]``.
+
+        ``update_emas``: training asks the synthesis to update its running averages (StyleGAN3's input
+        magnitudes); models without any ignore it.
+        """
+        return self.synthesis(ws, self.check_grid(grid))
 
     def forward(
         self,
@@ -242,12 +276,12 @@ class Generator(nn.Module):
         truncation_psi: float = 1.0,
         truncation_cutoff: int | None = None,
         update_emas: bool = False,
-        **synthesis_kwargs: Any,
     ) -> torch.Tensor:
-        """``z [B, z_dim]``, labels ``c`` (indices ``[B]`` or one-hot ``[B, C]``) → images ``[B, C, H, W]``."""
+        """``z [B, z_dim]``, labels ``c`` (indices ``[B]`` or one-hot ``[B, C]``) → images ``[B, C, H, W]``;
+        ``update_emas`` updates the mapping's running average of w."""
         ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
                           update_emas=update_emas)  # fmt: skip
-        return self.synthesize(ws, grid, **synthesis_kwargs)
+        return self.synthesize(ws, grid)
 
     # ------------------------------------------------------------------ optional capabilities
 
@@ -280,6 +314,49 @@ class Generator(nn.Module):
     def synthesize_inr(self, params: torch.Tensor, grid: Grid | None = None) -> torch.Tensor:
         """Render INR parameters ``[B, D]`` from :meth:`inr_parameters` on ``grid`` → ``[B, C, H, W]``."""
         raise CapabilityMissing(f"{self.model_name} has no per-image INR parameters")
+
+    # ------------------------------------------------------------------ canvas models (InfinityGAN)
+
+    def ws_from_global(self, global_latent: torch.Tensor, inject_index: int | None = None) -> torch.Tensor:
+        """``ws`` from global latents ``[B, 2, Dg]`` (or ``[B, Dg]``): styles ``[:inject_index]`` from the first,
+        the rest from the second (None: the first everywhere); models without a global latent raise."""
+        raise CapabilityMissing(f"{self.model_name} has no global latent to map")
+
+    def canvas_from_seeds(self, seeds: Sequence[int], grid: Grid, device: torch.device | str = "cpu") -> CanvasInputs:
+        """The inputs of one canvas per seed over the region that ``grid`` (a window of the lattice) needs."""
+        raise CapabilityMissing(f"{self.model_name} has no canvas of random inputs")
+
+    def canvas_from_global(self, global_latent: torch.Tensor, grid: Grid) -> CanvasInputs:
+        """The inputs under ``grid`` of the canvases :meth:`synthesize` paints for ws whose global latents
+        (``ws[:, 0]``) are ``global_latent [N, Dg]``."""
+        raise CapabilityMissing(f"{self.model_name} has no canvas of random inputs")
+
+    def canvas_pixel_shape(self, canvas: CanvasInputs) -> tuple[int, int]:
+        """``(H, W)`` pixels of the whole ``canvas`` (inputs from the origin); a one-line error when the inputs
+        do not fit this model."""
+        raise CapabilityMissing(f"{self.model_name} has no canvas of random inputs")
+
+    def style_fusion(self, ws: torch.Tensor, centers: Sequence[tuple[float, float]], blur: int = 255) -> FusedStyles:
+        """Styles ``ws [S, num_ws, w_dim]`` placed at ``centers`` (lattice pixels ``(row, col)``), blended by
+        proximity over ``blur`` pixels when :meth:`render_canvas` paints them."""
+        raise CapabilityMissing(f"{self.model_name} has no canvas to fuse styles on")
+
+    def render_canvas(
+        self,
+        ws: torch.Tensor,
+        grid: Grid | None = None,
+        canvas: CanvasInputs | None = None,
+        fusion: FusedStyles | None = None,
+    ) -> torch.Tensor:
+        """The window ``grid`` (default: the native patch) of ``canvas`` (default: the canvas :meth:`synthesize`
+        paints for ``ws``) → ``[B, C, H, W]``; ``fusion`` (one sample) paints its styles instead of ``ws``'s,
+        which then key only the default canvas."""
+        raise CapabilityMissing(f"{self.model_name} has no canvas to render")
+
+    def training_fakes(self, ws: torch.Tensor, paired: bool = False) -> TrainingFakes:
+        """Fakes for ``ws [B, num_ws, w_dim]`` at random training positions, with what a patch loss needs;
+        ``paired``: samples ``2i`` and ``2i + 1`` share their position (their other random inputs differ)."""
+        raise CapabilityMissing(f"{self.model_name} renders no training patches with positions")
 
     # ------------------------------------------------------------------ files
 

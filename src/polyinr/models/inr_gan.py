@@ -34,7 +34,7 @@ learned per-pixel tensor (CIPS-style), off unless a checkpoint brings one.
 
 At the native frame ``Grid.frame(R)`` this is exactly the released computation. Every block is evaluated
 only on the lattice points that the requested pixels need, from absolute lattice indices, so a tile of any
-size reproduces the full render's pixels (``tile_multiple`` 1); a denser grid is super-resolution, a window
+size reproduces the full render's pixels; a denser grid is super-resolution, a window
 beyond ``[0, 1]`` extrapolates, a sparser grid renders fewer coordinates at every block (fast low-resolution
 inference). The instance norm's std is a whole-image statistic: off the native frame it is taken from the
 native frame's render of the same sample (so tiles and zooms agree with it).

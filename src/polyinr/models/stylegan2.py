@@ -263,6 +263,12 @@ class StyleGAN2Generator(TrainableGenerator, Generator):
         self.mapping = MappingNetwork(cfg.mapping, cfg.num_ws)
         self.synthesis = StyleGAN2Synthesis(cfg)
 
+    def synthesize(
+        self, ws: torch.Tensor, grid: Grid | None = None, *, update_emas: bool = False, noise_mode: str | None = None
+    ) -> torch.Tensor:
+        """As the contract's; ``noise_mode`` as :class:`StyleGAN2Synthesis` takes it (None: by training mode)."""
+        return self.synthesis(ws, self.check_grid(grid), noise_mode=noise_mode)
+
     def style_mixing_range(self) -> range:
         """Mixing takes a cut ``1 ≤ k < num_ws``, as their loss draws it: ws ``k…`` come from another sample."""
         return range(1, self.num_ws)

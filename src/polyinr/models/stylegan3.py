@@ -479,13 +479,16 @@ class StyleGAN3Generator(TrainableGenerator, Generator):
     """Mapping (2 layers, lr multiplier 0.01, ``num_ws = num_layers + 2``) + alias-free synthesis."""
 
     grid_support = FRAME
-    synthesis_emas = True  # each layer's input-magnitude average
 
     def __init__(self, cfg: StyleGAN3Config) -> None:
         super().__init__(cfg)
         self.mapping = MappingNetwork(cfg.mapping, cfg.num_ws)
         self.synthesis = StyleGAN3Synthesis(layer_schedule(cfg), cfg.w_dim, cfg.img_resolution, cfg.output_scale,
                                             cfg.conv_clamp, cfg.magnitude_ema_beta)  # fmt: skip
+
+    def synthesize(self, ws: torch.Tensor, grid: Grid | None = None, *, update_emas: bool = False) -> torch.Tensor:
+        """As the contract's; ``update_emas`` updates each layer's input-magnitude average."""
+        return self.synthesis(ws, self.check_grid(grid), update_emas=update_emas)
 
     def style_mixing_range(self) -> range:
         return range(self.num_ws)

@@ -38,7 +38,7 @@ from polyinr.errors import PolyinrError
 from polyinr.models.generator import FRAME, Generator
 from polyinr.models.mapping import MappingConfig, MappingNetwork
 from polyinr.models.registry import register
-from polyinr.models.stylegan3 import LayerSpec, StyleGAN3Config, StyleGAN3Synthesis, layer_schedule
+from polyinr.models.stylegan3 import LayerSpec, StyleGAN3Config, StyleGAN3Generator, StyleGAN3Synthesis, layer_schedule
 from polyinr.models.training_hooks import TrainableGenerator
 
 UP_FACTORS = (2, 4, 8, 16)  # resolution factors one growth stage may take (the authors' choices)
@@ -125,7 +125,8 @@ class StyleGANXLGenerator(TrainableGenerator, Generator):
     """The shared mapping (pretrained class table, per-class ``w_avg``) + the grown alias-free synthesis."""
 
     grid_support = FRAME
-    synthesis_emas = True  # magnitude averages, frozen by magnitude_ema_beta = 1 unless a config changes it
+    # StyleGAN3's synthesis and its magnitude averages, frozen by magnitude_ema_beta = 1 unless a config changes it
+    synthesize = StyleGAN3Generator.synthesize
 
     def __init__(self, cfg: StyleGANXLConfig) -> None:
         super().__init__(cfg)

@@ -316,7 +316,6 @@ def create_app(
                 "num_classes": G.num_classes,
                 "class_names": net.class_names or [str(k) for k in range(G.num_classes)],
                 "latents": [name for name, _ in net.latents],
-                "tile_multiple": G.tile_multiple,
                 "levels": None if tiling is None else [tiling.min_level, tiling.max_level],
                 "presets": sorted(get_entry(G.model_name).presets),  # the registered model's named presets
                 "config": G.config_dict(),

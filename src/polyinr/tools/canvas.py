@@ -27,8 +27,7 @@ from safetensors import SafetensorError, safe_open
 from polyinr.atomic import atomic_save_tensors
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
-from polyinr.models.generator import Generator, lattice_origin
-from polyinr.models.infinity_gan import SeededCanvas, TensorCanvas, window_cells
+from polyinr.models.generator import CanvasInputs, Generator
 from polyinr.sampling import latents_from_seeds
 
 GLOBAL_KEY, INJECT_KEY, LOCAL_KEY, COORDS_KEY, NOISE_PREFIX = (
@@ -54,11 +53,13 @@ class CanvasLatents:
         """``ws [1, num_ws, w_dim]``: the global latents mapped, mixed at ``inject_index``."""
         return G.ws_from_global(self.global_latent, self.inject_index)
 
-    def canvas(self, G: Generator) -> TensorCanvas:
-        return TensorCanvas(G.cfg, self.local_latent, self.coords, self.noises)
+    def canvas(self) -> CanvasInputs:
+        """The inputs as the generator's canvas capabilities take them (the canvas from cell (0, 0))."""
+        return CanvasInputs(self.local_latent, self.coords, self.noises)
 
     def pixel_shape(self, G: Generator) -> tuple[int, int]:
-        return self.canvas(G).pixel_shape
+        """``(H, W)`` pixels of the whole canvas; a one-line error when the inputs do not fit ``G``."""
+        return G.canvas_pixel_shape(self.canvas())
 
 
 def is_canvas_file(path: str | Path) -> bool:
@@ -72,7 +73,7 @@ def is_canvas_file(path: str | Path) -> bool:
 
 def save_canvas_latents(path: str | Path, latents: CanvasLatents, G: Generator) -> Path:
     """Write ``latents`` of generator ``G`` to ``path`` (safetensors, atomically)."""
-    latents.canvas(G)  # checks the shapes
+    latents.pixel_shape(G)  # checks the shapes
     tensors = {GLOBAL_KEY: latents.global_latent, LOCAL_KEY: latents.local_latent}
     if latents.coords is not None:
         tensors[COORDS_KEY] = latents.coords
@@ -103,7 +104,7 @@ def load_canvas_latents(path: str | Path, G: Generator, device: torch.device | s
             raise CanvasFileError(f"{path} is not a canvas latent file: it holds no {key!r}")
     cfg = G.cfg
     g, local = tensors[GLOBAL_KEY], tensors[LOCAL_KEY]
-    Dg, Dl = cfg.mapping.z_dim, cfg.local_latent_dim
+    Dg, Dl = G.z_dim, cfg.local_latent_dim
     if g.ndim != 3 or g.shape[0] != 1 or g.shape[1] not in (1, 2) or g.shape[2] != Dg:
         raise CanvasFileError(f"{path}: global_latent is {tuple(g.shape)}, expected [1, 2, {Dg}]")
     if local.ndim != 4 or local.shape[:2] != (1, Dl):
@@ -125,7 +126,7 @@ def load_canvas_latents(path: str | Path, G: Generator, device: torch.device | s
         inject_index=None if inject is None else int(inject),
     )
     try:
-        latents.canvas(G)
+        latents.pixel_shape(G)
     except PolyinrError as e:
         raise CanvasFileError(f"{path}: {e}") from None
     return latents
@@ -135,12 +136,9 @@ def draw_canvas_latents(G: Generator, seed: int, grid: Grid, device: torch.devic
     """Every input of the canvas under ``grid`` (a window of the pixel lattice) as ``--seed`` renders it: the
     global latent from the seed (StyleGAN's seed → z), local latents, coordinates and noise from the seed's
     canvas. The file's canvas starts at the first latent cell the window needs."""
-    cfg = G.cfg
-    z = latents_from_seeds([seed], cfg.mapping.z_dim).to(device)  # [1, Dg]
-    (top, left), (H, W) = lattice_origin(grid, cfg.img_resolution), grid.shape
-    (r0, nr), (c0, nc) = window_cells(cfg, top, top + H), window_cells(cfg, left, left + W)
-    region = SeededCanvas.from_global(cfg, z).region((r0, r0 + nr), (c0, c0 + nc))
-    return CanvasLatents(z.unsqueeze(1).repeat(1, 2, 1), region.local, region.noises, region.coords_tensor)
+    z = latents_from_seeds([seed], G.z_dim).to(device)  # [1, Dg]
+    region = G.canvas_from_global(z, grid)
+    return CanvasLatents(z.unsqueeze(1).repeat(1, 2, 1), region.local, list(region.noises), region.coords)
 
 
 def canvas_grid(G: Generator, latents: CanvasLatents, window: tuple[int, int, int, int] | None = None) -> Grid:
@@ -159,4 +157,4 @@ def render_canvas_file(G: Generator, latents: CanvasLatents, grid: Grid | None =
     from polyinr.image_io import to_uint8
 
     grid = canvas_grid(G, latents) if grid is None else grid
-    return to_uint8(G.synthesis(latents.ws(G), grid, canvas=latents.canvas(G)))[0]
+    return to_uint8(G.render_canvas(latents.ws(G), grid, latents.canvas()))[0]

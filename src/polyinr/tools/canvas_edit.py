@@ -20,8 +20,7 @@ import torch.nn.functional as F
 
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
-from polyinr.models.generator import Generator
-from polyinr.models.infinity_gan import SeededCanvas, StyleFusion, TensorCanvas, window_cells
+from polyinr.models.generator import CanvasInputs, Generator
 from polyinr.sampling import latents_from_seeds
 from polyinr.tools.canvas import CanvasLatents
 from polyinr.tools.invert import perceptual_distance, projector_lr, psnr
@@ -85,22 +84,20 @@ def invert_canvas(
         h, w = p.image.shape[2:]
         if p.top < 0 or p.left < 0 or p.top + h > H or p.left + w > W:
             raise PolyinrError(f"an image of {h}x{w} at ({p.top}, {p.left}) does not fit the {H}x{W} canvas")
-    cfg = G.cfg
     G = G.eval().requires_grad_(False)
     name, distance = perceptual_distance(perceptual, device)
-    (r0, nr), (c0, nc) = window_cells(cfg, 0, H), window_cells(cfg, 0, W)
-    start = SeededCanvas.from_seeds(cfg, [seed], device).region((r0, r0 + nr), (c0, c0 + nc))
+    start = G.canvas_from_seeds([seed], lattice_window(G, 0, 0, H, W), device)
     local = start.local.clone().requires_grad_(True)
     noises = [n.clone().requires_grad_(True) for n in start.noises]
-    z = latents_from_seeds(range(seed, seed + len(placements)), cfg.mapping.z_dim).to(device).requires_grad_(True)
+    z = latents_from_seeds(range(seed, seed + len(placements)), G.z_dim).to(device).requires_grad_(True)
     optimizer = torch.optim.Adam([z, local, *noises], lr=0.1, betas=(0.9, 0.999))
     centres = [(p.top + p.image.shape[2] / 2, p.left + p.image.shape[3] / 2) for p in placements]
 
     def render(grid: Grid) -> torch.Tensor:
-        canvas = TensorCanvas(cfg, local, start.coords_tensor, noises, origin=start.origin)
+        canvas = CanvasInputs(local, start.coords, noises, origin=start.origin)
         ws = G.mapping(z)
-        fusion = StyleFusion(ws, centres, blur) if len(placements) > 1 else None
-        return G.synthesis(ws[:1], grid, canvas=canvas, fusion=fusion)
+        fusion = G.style_fusion(ws, centres, blur) if len(placements) > 1 else None
+        return G.render_canvas(ws[:1], grid, canvas, fusion)
 
     for step in range(num_steps):
         for group in optimizer.param_groups:
@@ -126,5 +123,5 @@ def invert_canvas(
     latents = None
     if len(placements) == 1:
         latents = CanvasLatents(z.detach().unsqueeze(1).repeat(1, 2, 1), local.detach(),
-                                [n.detach() for n in noises], start.coords_tensor)  # fmt: skip
+                                [n.detach() for n in noises], start.coords)  # fmt: skip
     return CanvasInversion(whole, scores, name, latents)

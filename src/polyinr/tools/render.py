@@ -7,10 +7,10 @@ renders one strip of tiles at a time and streams the rows into a PNG, so peak me
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -18,7 +18,7 @@ import torch
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
 from polyinr.image_io import PngEncoder, PngStreamWriter, check_memory, prepare_image_output, save_image, to_uint8
-from polyinr.models.generator import Generator
+from polyinr.models.generator import CanvasInputs, FusedStyles, Generator
 from polyinr.sampling import iter_ws
 
 
@@ -73,13 +73,14 @@ def render_tiled(
     out_path: str | Path,
     tile: int = 512,
     on_tile: Callable[[int, int], None] | None = None,
-    **synthesis_kwargs: Any,
+    canvas: CanvasInputs | None = None,
+    fusion: FusedStyles | None = None,
 ) -> Path:
     """Render one sample ``ws [1, num_ws, w_dim]`` on ``grid`` tile by tile into ``out_path``.
 
     PNG output is streamed strip by strip (memory bounded by ``tile × width``); other formats hold the
     output image. ``on_tile(done, total)`` reports progress. A partial file is removed on failure.
-    ``synthesis_kwargs`` go to every tile's synthesis (e.g. a canvas model's ``canvas``).
+    ``canvas`` and ``fusion`` (canvas models): the tiles are windows of that canvas (:meth:`Generator.render_canvas`).
     """
     out_path = prepare_image_output(out_path)
     if ws.shape[0] != 1:
@@ -96,6 +97,10 @@ def render_tiled(
         what = f"a {H}x{W} {out_path.suffix} image (held whole in memory)"
         way_round = "write a .png, which is streamed to disk strip by strip, or render a smaller size"
     check_memory(tiled_render_bytes(H, W, tile, streaming), what, way_round)
+    if canvas is None and fusion is None:
+        render = functools.partial(G.synthesize, ws)
+    else:
+        render = functools.partial(G.render_canvas, ws, canvas=canvas, fusion=fusion)
     tiles_down, tiles_across = -(-H // tile), -(-W // tile)
     total, done = tiles_down * tiles_across, 0
     writer = PngStreamWriter(out_path, H, W) if streaming else None
@@ -107,7 +112,7 @@ def render_tiled(
             for c in range(0, W, tile):
                 w = min(tile, W - c)
                 part = grid if (h, w) == (H, W) else grid.crop((r, r + h), (c, c + w))
-                strip[:, c : c + w] = to_uint8(G.synthesize(ws, part, **synthesis_kwargs))[0]
+                strip[:, c : c + w] = to_uint8(render(part))[0]
                 done += 1
                 if on_tile is not None:
                     on_tile(done, total)

@@ -247,8 +247,7 @@ class GANLoss:
 
     def render(self, ws: torch.Tensor, resolution: int, update_emas: bool = False) -> torch.Tensor:
         """``ws [B, num_ws, w_dim]`` → fakes ``[B, 3, R, R]`` on the training grid of ``resolution``."""
-        extra = {"update_emas": update_emas} if self.G.synthesis_emas else {}  # StyleGAN3's magnitude averages
-        return self.G.synthesize(ws, self.G.training_grid(resolution), **extra)
+        return self.G.synthesize(ws, self.G.training_grid(resolution), update_emas=update_emas)
 
     def real_patches(self, images: torch.Tensor) -> torch.Tensor:
         """Reals ``[B, 3, F, F]`` as D sees them: for a patch-trained generator (its training grid at ``F`` is
@@ -539,7 +538,7 @@ class InfinityGANLoss(GANLoss):
     Reals ``[B, 3, F, F]`` (the data's resolution) are upsampled by ``upsample`` (128 → 197 in the paper), a
     random patch of the generator's size is cut and flipped at random; its label is its vertical position in
     ``[-1, 1]``. Fakes are the generator's patches at random positions of its coordinate space
-    (:func:`~polyinr.models.infinity_gan.training_canvas`), in pairs sharing the global latent and coordinates.
+    (:meth:`~polyinr.models.generator.Generator.training_fakes`), in pairs sharing the global latent and coordinates.
     Non-saturating loss, lazy R1 (every 16), path length (every 4, half batch), the vertical-position L1 through
     the discriminator's auxiliary output, the mode-seeking diversity loss, style mixing.
     """
@@ -588,8 +587,6 @@ class InfinityGANLoss(GANLoss):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Paired fakes: images ``[B, 3, R, R]``, their positions ``[B]``, ``ws``, the structure features and
         the local latents."""
-        from polyinr.models.infinity_gan import training_canvas
-
         G = self.G
         z = z.clone()
         z[1::2] = z[0::2][: len(z) // 2]  # pairs share the global latent (the authors' setup_paired_inputs)
@@ -602,17 +599,8 @@ class InfinityGANLoss(GANLoss):
             ws = torch.cat([ws[:, :cutoff], G.mapping(z2, c, update_emas=False)[:, cutoff:]], dim=1)
         if ws_grad:
             ws = ws.detach().requires_grad_(True)
-        canvas, positions = training_canvas(G.cfg, len(z), paired=True)
-        canvas = canvas.to(ws.device)
-        captured = []
-        hook = G.synthesis.structure.register_forward_hook(lambda m, args, out: captured.append(out))
-        try:
-            images = G.synthesize(ws, None, canvas=canvas)
-        finally:
-            hook.remove()
-        B = len(z)
-        structure = captured[0].view(B, -1)  # one patch per sample (P = 1): [1, B·Dl, n, n] → [B, Dl·n·n]
-        return images, positions.to(images.device), ws, structure, canvas.local.view(B, -1)
+        fakes = G.training_fakes(ws, paired=True)
+        return fakes.images, fakes.positions, ws, fakes.structure, fakes.local
 
     def accumulate_gradients(self, phase, real_img, real_c, gen_z, gen_c, gain, cur_nimg):
         cfg = self.cfg
