@@ -13,6 +13,7 @@ from polyinr.cli import main
 from polyinr.errors import PolyinrError
 from polyinr.metrics.features import Detector
 from polyinr.tools import compare as cmp
+from polyinr.tools.compare.runs import training_options
 
 
 class TinyDetector(Detector):
@@ -189,32 +190,40 @@ def test_sample_sheet_rows_follow_the_grid_contract(tmp_path, model, refused):
 
 @pytest.mark.slow
 def test_a_model_refused_under_the_settings_fills_its_row_and_the_others_are_reported(tmp_path):
-    settings = cmp.CompareSettings(**{**TINY, "models": ("poly-inr", "infinitygan"), "kimg": 0.016,
+    settings = cmp.CompareSettings(**{**TINY, "models": ("poly-inr", "inr-gan"), "kimg": 0.016, "resolution": 12,
                                       "metrics": ("eqt0.01k_int",), "seeds": (0,)})  # fmt: skip
     out = tmp_path / "cmp"
     events = list(cmp.run_comparison(settings, out, command="test"))
-    reason = "infinitygan trains 37x37 patches cut from the images; 16x16 images are smaller than a patch"
-    assert any(e.kind == "refused" and e.model == "infinitygan" and reason in e.text for e in events)
+    reason = "INR-GAN needs power-of-2 resolutions with 4 ≤ input ≤ image, got 8 and 12"
+    assert any(e.kind == "refused" and e.model == "inr-gan" and reason in e.text for e in events)
     report = json.loads((out / "report.json").read_text())
-    trained, refused = report["models"]["poly-inr"], report["models"]["infinitygan"]
+    trained, refused = report["models"]["poly-inr"], report["models"]["inr-gan"]
     assert set(refused) == set(trained) and trained["parameters"]["value"] > 0
     assert all(cell["value"] is None and reason in cell["note"] for cell in refused.values())
-    assert "refused" in report["training"]["infinitygan"] and (out / "samples-poly-inr.png").is_file()
+    assert "refused" in report["training"]["inr-gan"] and (out / "samples-poly-inr.png").is_file()
     md = (out / "report.md").read_text()
     assert md.count(f"not trained: {reason}") == 2  # once as the row's footnote, once in the list of runs
-    assert f"- (a) not trained: {reason}" in md and f"- infinitygan: not trained: {reason}" in md
+    assert f"- (a) not trained: {reason}" in md and f"- inr-gan: not trained: {reason}" in md
     assert "| parameters | params [" in md and " | — (a) |" in md  # the row's note on its unit, the reason lettered
-    assert "samples-infinitygan" not in md
+    assert "samples-inr-gan" not in md
 
     again = list(cmp.run_comparison(settings, out))  # only the refused model is tried again
     assert {(e.kind, e.model) for e in again if e.kind in ("skip", "train", "refused")} == {
-        ("skip", "poly-inr"), ("train", "infinitygan"), ("refused", "infinitygan")}  # fmt: skip
-    (out / "runs" / "infinitygan" / "refused.json").unlink()
-    alone = dataclasses.replace(settings, models=("infinitygan",))  # as --parallel trains it: in its own process
+        ("skip", "poly-inr"), ("train", "inr-gan"), ("refused", "inr-gan")}  # fmt: skip
+    (out / "runs" / "inr-gan" / "refused.json").unlink()
+    alone = dataclasses.replace(settings, models=("inr-gan",))  # as --parallel trains it: in its own process
     assert [e.kind for e in cmp.run_comparison(alone, out, evaluate=False)] == ["train", "refused"]
     evaluation = list(cmp.run_comparison(settings, out, train=False))  # then reports from the kept refusal
-    assert json.loads((out / "report.json").read_text())["models"]["infinitygan"] == refused
-    assert not any(e.kind == "evaluate" and e.model == "infinitygan" for e in evaluation)
+    assert json.loads((out / "report.json").read_text())["models"]["inr-gan"] == refused
+    assert not any(e.kind == "evaluate" and e.model == "inr-gan" for e in evaluation)
+
+
+def test_a_patch_model_trains_at_its_patch_when_the_images_are_smaller(tmp_path):
+    settings = cmp.CompareSettings(**{**TINY, "models": ("poly-inr", "infinitygan")})  # 16² images, 37² patches
+    assert training_options(settings, "infinitygan", tmp_path).resolution == 37
+    assert training_options(settings, "poly-inr", tmp_path).resolution == 16
+    larger = dataclasses.replace(settings, resolution=64)
+    assert training_options(larger, "infinitygan", tmp_path).resolution == 64
 
 
 def test_big_render_memory_is_the_rendering_process_own_peak(tmp_path, tiny_G, tiny_ckpt):

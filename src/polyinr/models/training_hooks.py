@@ -36,6 +36,11 @@ class TrainableGenerator:
         return {"img_resolution": max(resolutions)}
 
     @classmethod
+    def smallest_images(cls, cfg: Any) -> int:
+        """The side of the smallest images a network of config ``cfg`` trains on: any size by default (1)."""
+        return 1
+
+    @classmethod
     def learned_grid_settings(cls) -> dict[str, Any]:
         """Config fields of a network that learns its own input coordinates for its native frame, as the
         Poly-INR authors' trained grid; models without input coordinates to learn raise.

@@ -57,6 +57,11 @@ class InfinityGANGenerator(TrainableGenerator, Generator):
         """None: a patch's size follows from the preset's layers, whatever the images' resolution."""
         return {}
 
+    @classmethod
+    def smallest_images(cls, cfg: InfinityGANConfig) -> int:
+        """Its patch's side: patches are cut from the images, which may not be smaller."""
+        return cfg.img_resolution
+
     def training_grid(self, resolution: int) -> Grid:
         """The native patch, whatever the resolution of the images it is trained on (patches are cut from
         them); images smaller than a patch are refused."""

@@ -43,6 +43,15 @@ def model_preset(model: str, size: str, resolution: int | None) -> str:
     return fitting[0]
 
 
+def training_resolution(settings: CompareSettings, model: str, preset: str) -> int | None:
+    """The comparison's training resolution (None: the data's), raised for a model that cannot train on images
+    that small (a patch model: to its patch)."""
+    if settings.resolution is None:
+        return None
+    smallest = get_entry(model).generator_cls.smallest_images(resolve_config(model, preset))
+    return max(settings.resolution, smallest)
+
+
 def native_recipe(model: str, preset: str) -> str:
     """A model's own recipe: the longest registered recipe whose name begins the model's name (``stylegan3-t`` →
     ``stylegan3``), of the preset's size; else the recipe paired with the preset (``cpu`` for cpu presets)."""
@@ -63,7 +72,8 @@ def training_options(
     else:
         recipe = settings.recipe or ("cpu" if settings.preset == CPU else "stylegan3")
     options = resolve_options(recipe, preset=preset, model=model, data=settings.data, outdir=str(outdir),
-                              kimg=settings.kimg, resolution=settings.resolution, batch=settings.batch,
+                              kimg=settings.kimg, resolution=training_resolution(settings, model, preset),
+                              batch=settings.batch,
                               cond=settings.cond, workers=settings.workers, device=settings.device,
                               seed=settings.seed, metrics=metrics, learn_grid=False,  # uniform grids: like for like
                               model_overrides=settings.model_overrides.get(model) or None)  # fmt: skip
