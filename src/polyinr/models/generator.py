@@ -26,6 +26,7 @@ from torch import nn
 
 from polyinr.errors import PolyinrError
 from polyinr.grid import IDENTITY, Grid
+from polyinr.models.mapping import LatentSizes, MappingConfig
 
 LATTICE_TOLERANCE = 1e-9  # relative slack when matching a grid to a lattice or the native frame
 
@@ -149,7 +150,7 @@ class LevelMaps:
     image: torch.Tensor
 
 
-class Generator(nn.Module):
+class Generator(LatentSizes, nn.Module):
     """Base class of registered generators: holds ``cfg``, ``mapping`` and ``synthesis``.
 
     ``cfg`` is a frozen dataclass whose field ``mapping`` is the shared
@@ -169,17 +170,9 @@ class Generator(nn.Module):
 
     # ------------------------------------------------------------------ sizes
 
-    @property
-    def z_dim(self) -> int:
-        return self.cfg.mapping.z_dim
-
-    @property
-    def w_dim(self) -> int:
-        return self.cfg.mapping.w_dim
-
-    @property
-    def num_classes(self) -> int:
-        return self.cfg.mapping.num_classes
+    def mapping_config(self) -> MappingConfig:
+        """The config's :class:`~polyinr.models.mapping.MappingConfig`: ``z_dim``, ``w_dim``, ``num_classes``."""
+        return self.cfg.mapping
 
     @property
     def img_resolution(self) -> int:
