@@ -20,7 +20,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from polyinr.models.registry import create
+from tiny_poly_inr import tiny_poly_inr
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -55,29 +55,22 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def tiny_generator(seed: int = 0, **overrides):
-    """A small Poly-INR (n 32, 4 levels, 8² native) in eval mode, gradients off; overrides go to the config."""
-    torch.manual_seed(seed)
-    settings = dict(channels=32, num_levels=4, z_dim=8, w_dim=16, embed_dim=8, img_resolution=8)
-    return create("poly-inr", **{**settings, **overrides}).eval().requires_grad_(False)
-
-
 @pytest.fixture(scope="session")
 def make_generator():
-    """``make_generator(seed=0, **overrides)``: a fresh tiny generator (see :func:`tiny_generator`)."""
-    return tiny_generator
+    """``make_generator(seed=0, **overrides)``: a fresh tiny generator (see ``tiny_poly_inr.py``)."""
+    return tiny_poly_inr
 
 
 @pytest.fixture(scope="module")
 def G():
     """Unconditional tiny generator."""
-    return tiny_generator()
+    return tiny_poly_inr()
 
 
 @pytest.fixture(scope="module")
 def G_cond():
     """Class-conditional tiny generator (3 classes) with distinct per-class ``w_avg`` rows."""
-    G = tiny_generator(seed=1, num_classes=3)
+    G = tiny_poly_inr(seed=1, num_classes=3)
     G.mapping.w_avg.copy_(torch.randn_like(G.mapping.w_avg))
     return G
 

@@ -234,19 +234,27 @@ def save_latents(path: str | Path, ws: torch.Tensor, G: Generator, class_idx: in
     return atomic_save_tensors(path, {WS_KEY: ws.detach().float()}, metadata)
 
 
+def read_latent_file(
+    path: Path, error: type[PolyinrError] = LatentFileError, what: str = f"a latent file (safetensors with {WS_KEY!r})"
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Every tensor and the metadata of the latent file ``path`` (plain or canvas): a missing or unreadable
+    file is a one-line ``error``, ``{path} is not {what}: …``."""
+    if not path.is_file():
+        raise error(f"latent file not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}, f.metadata() or {}  # noqa: SIM118 (not a mapping)
+    except (SafetensorError, OSError, ValueError) as e:
+        raise error(f"{path} is not {what}: {e}") from None
+
+
 def load_latents(path: str | Path, G: Generator, device: torch.device | str = "cpu") -> Latents:
     """Read a latent file written by :func:`save_latents` and check it belongs to ``G``."""
     path = Path(path)
-    if not path.is_file():
-        raise LatentFileError(f"latent file not found: {path}")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-            if WS_KEY not in f.keys():  # noqa: SIM118 (safe_open is not a mapping)
-                raise LatentFileError(f"{path} is not a latent file: it holds no {WS_KEY!r} tensor")
-            ws = f.get_tensor(WS_KEY)
-    except (SafetensorError, OSError, ValueError) as e:
-        raise LatentFileError(f"{path} is not a latent file (safetensors with {WS_KEY!r}): {e}") from None
+    tensors, metadata = read_latent_file(path)
+    if WS_KEY not in tensors:
+        raise LatentFileError(f"{path} is not a latent file: it holds no {WS_KEY!r} tensor")
+    ws = tensors[WS_KEY]
     expected = {"model": G.model_name, "z_dim": str(G.z_dim), "num_ws": str(G.num_ws), "w_dim": str(G.w_dim)}
     for key, value in expected.items():
         if metadata.get(key) != value:

@@ -21,7 +21,7 @@ class _MeanConfig:
 
 
 def test_a_registered_discriminator_is_listed_and_built_by_name(monkeypatch):
-    monkeypatch.setattr("polyinr.discriminators.registry.DISCRIMINATORS", dict(DISCRIMINATORS))
+    monkeypatch.setattr(DISCRIMINATORS, "_entries", dict(DISCRIMINATORS))
 
     @register_discriminator("mean", _MeanConfig)
     class MeanDiscriminator(Discriminator):

@@ -14,7 +14,7 @@ from polyinr.importers import ImporterError, convert_checkpoint, converter_names
 
 @pytest.fixture
 def scratch_registry(monkeypatch):
-    monkeypatch.setattr(registry, "_CONVERTERS", dict(registry._CONVERTERS))
+    monkeypatch.setattr(registry.CONVERTERS, "_entries", dict(registry.CONVERTERS))
 
 
 def test_poly_inr_is_registered_under_its_name_and_alias():

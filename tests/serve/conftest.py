@@ -7,19 +7,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from polyinr.models.registry import create
+from tiny_poly_inr import tiny_poly_inr
 
 TINY = dict(channels=16, num_levels=3, z_dim=8, w_dim=16, embed_dim=8, img_resolution=16)
 
 
 def make_tiny(num_classes: int = 0, seed: int = 0):
     """A tiny Poly-INR whose level-0 grid spans several units, so tiles show structure, not a flat colour."""
-    torch.manual_seed(seed)
-    G = create("poly-inr", **TINY, num_classes=num_classes).eval().requires_grad_(False)
+    G = tiny_poly_inr(seed, spread=True, **TINY, num_classes=num_classes)
     with torch.no_grad():
-        for i, level in enumerate(G.synthesis.levels):
-            level.grid_matrix.weight.mul_(0.1)
-            level.grid_matrix.bias.copy_(torch.tensor([1.0, 0.0, 0.0, 1.0]) * (6.0 if i == 0 else 1.0))
         G.synthesis.to_rgb.weight.mul_(0.5)
         G.synthesis.to_rgb.bias.zero_()
     return G

@@ -14,19 +14,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from polyinr.models.registry import create
+from tiny_poly_inr import tiny_poly_inr
 
 TINY = dict(channels=32, num_levels=4, z_dim=16, w_dim=64, embed_dim=8, img_resolution=16)
 
 
 def make_tiny(num_classes: int = 0, seed: int = 0):
     """A tiny Poly-INR (4 levels, n = 32, 16²) with varied images and a trained-looking ``w_avg``."""
-    torch.manual_seed(seed)
-    G = create("poly-inr", **TINY, num_classes=num_classes).eval().requires_grad_(False)
+    G = tiny_poly_inr(seed, spread=True, **TINY, num_classes=num_classes)
     with torch.no_grad():
-        for i, level in enumerate(G.synthesis.levels):
-            level.grid_matrix.weight.mul_(0.1)
-            level.grid_matrix.bias.copy_(torch.tensor([1.0, 0.0, 0.0, 1.0]) * (6.0 if i == 0 else 1.0))
         for c in range(max(num_classes, 1)):
             labels = torch.full((512,), c) if num_classes else None
             G.mapping.w_avg[c] = G.mapping(torch.randn(512, G.z_dim), labels)[:, 0].mean(dim=0)
@@ -48,6 +44,12 @@ def tiny_G():
 @pytest.fixture(scope="session")
 def cond_G():
     return make_tiny(num_classes=3, seed=1)
+
+
+@pytest.fixture(scope="session")
+def digits_G():
+    """A tiny class-conditional Poly-INR with the ten classes of the built-in digits."""
+    return make_tiny(num_classes=10)
 
 
 @pytest.fixture(scope="session")

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from conftest import make_tiny
 from polyinr.data.datasets import open_dataset
 from polyinr.grid import Grid
 from polyinr.tools.demo import quality_line, real_vs_generated
 
 
-def test_real_vs_generated_sheet_has_a_row_per_class_reals_left_samples_right():
-    G = make_tiny(num_classes=10)
+def test_real_vs_generated_sheet_has_a_row_per_class_reals_left_samples_right(digits_G):
+    G = digits_G
     digits = open_dataset("builtin:digits", resolution=16, cond=True)
     sheet = real_vs_generated(G, digits, Grid.frame(16), per_side=3)
     assert sheet.shape == (10 * 16, 7 * 16, 3) and sheet.dtype == np.uint8

@@ -8,38 +8,31 @@ training options and the contract test read the names from here.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from polyinr.errors import PolyinrError, UnusedSetting
+from polyinr.errors import UnusedSetting
+from polyinr.registry import Registry
 
-DISCRIMINATORS: dict[str, type] = {}  # name → Discriminator subclass, in registration order
+DISCRIMINATORS: Registry[type] = Registry("discriminator", "discriminators")  # name → Discriminator subclass
 DATA_FIELDS = ("img_resolution", "num_classes")  # config fields filled from the data, never set as options
 
 
-def register_discriminator(name: str, config_cls: type):
+def register_discriminator(name: str, config_cls: type) -> Callable[[type], type]:
     """Class decorator: register a :class:`~polyinr.discriminators.base.Discriminator` subclass as ``name``."""
 
     def decorate(cls: type) -> type:
         cls.disc_name = name
         cls.config_cls = config_cls
-        DISCRIMINATORS[name] = cls
-        return cls
+        return DISCRIMINATORS.add(name, cls)
 
     return decorate
 
 
-def list_discriminators() -> list[str]:
-    """Registered discriminator names, sorted."""
-    return sorted(DISCRIMINATORS)
-
-
-def get_discriminator(name: str) -> type:
-    """The registered class ``name``; a one-line error names the known ones."""
-    if name not in DISCRIMINATORS:
-        raise PolyinrError(f"unknown discriminator {name!r}; discriminators: {', '.join(sorted(DISCRIMINATORS))}")
-    return DISCRIMINATORS[name]
+list_discriminators = DISCRIMINATORS.names  # registered discriminator names, sorted
+get_discriminator = DISCRIMINATORS.lookup  # the registered class of a name; an unknown name is a one-line error
 
 
 def discriminator_settings(name: str) -> list[str]:

@@ -27,6 +27,7 @@ from polyinr.errors import PolyinrError
 from polyinr.importers.unpickle import ImporterError
 from polyinr.models.generator import Generator
 from polyinr.models.registry import check_config_values, flatten_config, get_entry, state_bytes
+from polyinr.registry import Registry
 
 WEIGHTS_SLACK = 1 << 26  # bytes a converted generator may hold beyond WEIGHTS_PER_FILE_BYTE × its source's
 WEIGHTS_PER_FILE_BYTE = 4  # e.g. float16 weights become float32, plus buffers computed from the config
@@ -53,7 +54,7 @@ class Converter:
     aliases: tuple[str, ...] = ()
 
 
-_CONVERTERS: dict[str, Converter] = {}  # by name and by alias
+CONVERTERS: Registry[Converter] = Registry("source format", "known", ImporterError)  # by name and by alias
 
 
 def register_converter(
@@ -62,11 +63,7 @@ def register_converter(
     """Register ``convert(path, **options)`` as the converter of source format ``name`` (and ``aliases``)."""
 
     def decorate(convert: ConvertFunction) -> ConvertFunction:
-        converter = Converter(name, help, convert, tuple(aliases))
-        for key in (name, *aliases):
-            if key in _CONVERTERS:
-                raise ValueError(f"converter name {key!r} is registered twice")
-            _CONVERTERS[key] = converter
+        CONVERTERS.add(name, Converter(name, help, convert, tuple(aliases)), tuple(aliases))
         return convert
 
     return decorate
@@ -74,19 +71,11 @@ def register_converter(
 
 def list_converters() -> list[Converter]:
     """Every registered converter once, by name."""
-    return sorted({c.name: c for c in _CONVERTERS.values()}.values(), key=lambda c: c.name)
+    return sorted({c.name: c for c in CONVERTERS.values()}.values(), key=lambda c: c.name)
 
 
-def converter_names() -> list[str]:
-    """Every accepted source-format name, aliases included, sorted."""
-    return sorted(_CONVERTERS)
-
-
-def get_converter(name: str) -> Converter:
-    """The converter registered as ``name`` (or an alias of it); :class:`ImporterError` for an unknown name."""
-    if name not in _CONVERTERS:
-        raise ImporterError(f"unknown source format {name!r}; known: {', '.join(converter_names())}")
-    return _CONVERTERS[name]
+converter_names = CONVERTERS.names  # every accepted source-format name, aliases included, sorted
+get_converter = CONVERTERS.lookup  # the converter of a name or alias; an unknown name is an ImporterError
 
 
 def stored_bytes(tensors: Iterable[torch.Tensor]) -> int:

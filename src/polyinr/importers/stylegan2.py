@@ -31,6 +31,7 @@ import torch
 
 from polyinr.importers.registry import Converted, build_generator, register_converter, stored_bytes
 from polyinr.importers.stylegan_pickle import (
+    g_ema_state,
     load_g_ema,
     mapping_config,
     mapping_state,
@@ -119,16 +120,13 @@ def stylegan2_from_pickle(data: Any) -> tuple[Generator, list[str]]:
     cfg = stylegan2_config(src, theirs)
     G = build_generator("stylegan2", cfg, stored_bytes(theirs.values()))
     ours = G.state_dict()
-    state: dict[str, torch.Tensor] = {}
-    for key, value in theirs.items():
-        if key.endswith(".resample_filter"):
-            continue  # checked above; ours is fixed by the architecture
-        if key.startswith("mapping."):
-            continue  # mapping_state, below
-        if key in ours:
-            state[key] = value
-        else:
-            raise ImporterError(f"G_ema has {key}, which StyleGAN2 does not")
+
+    def read(key: str, value: torch.Tensor) -> dict[str, torch.Tensor] | None:
+        if key.endswith(".resample_filter") or key.startswith("mapping."):
+            return {}  # filters: checked above, ours is fixed by the architecture; the mapping: mapping_state, below
+        return None
+
+    state = g_ema_state(theirs, ours, "StyleGAN2", read)
     state.update(mapping_state(src, theirs, G, "StyleGAN2"))
     load_g_ema(G, state, "StyleGAN2")
     R = cfg.img_resolution

@@ -27,6 +27,7 @@ import torch
 
 from polyinr.importers.registry import Converted, build_generator, register_converter, stored_bytes
 from polyinr.importers.stylegan_pickle import (
+    g_ema_state,
     load_g_ema,
     mapping_config,
     mapping_state,
@@ -116,6 +117,19 @@ def check_filters(G: Generator, theirs: dict[str, torch.Tensor]) -> None:
                 raise ImporterError(f"G_ema's {key} differs from the filter its layer's settings design")
 
 
+def unloaded_synthesis_tensor(key: str, value: torch.Tensor, notes: list[str]) -> dict[str, torch.Tensor] | None:
+    """``{}`` for a tensor of a StyleGAN3-family synthesis (StyleGAN-XL's too) that ours does not load: the
+    filters (ours designs them; :func:`check_filters` compares) and the input transform (grids set it here; a
+    user's transform left in the pickle is noted in ``notes``); None for any other tensor."""
+    if key.endswith((".up_filter", ".down_filter")):
+        return {}
+    if key == "synthesis.input.transform":
+        if not torch.equal(value.float(), torch.eye(3)):
+            notes.append("dropped synthesis.input.transform (a user transform left in the pickle; grids set it)")
+        return {}
+    return None
+
+
 def stylegan3_from_pickle(data: Any) -> tuple[Generator, list[str]]:
     """Our generator from NVIDIA's pickle (as :func:`restricted_load` returns it), plus notes on what was dropped."""
     src, source_class, theirs = read_g_ema(data, "StyleGAN3")
@@ -126,20 +140,12 @@ def stylegan3_from_pickle(data: Any) -> tuple[Generator, list[str]]:
     notes: list[str] = []
     check_filters(G, theirs)
 
-    state: dict[str, torch.Tensor] = {}
-    for key, value in theirs.items():
-        if key.endswith((".up_filter", ".down_filter")):
-            continue
-        if key == "synthesis.input.transform":
-            if not torch.equal(value.float(), torch.eye(3)):
-                notes.append("synthesis.input.transform (a user transform left in the pickle; grids set it here)")
-            continue
+    def read(key: str, value: torch.Tensor) -> dict[str, torch.Tensor] | None:
         if key.startswith("mapping."):
-            continue  # mapping_state, below
-        if key in ours:
-            state[key] = value
-        else:
-            raise ImporterError(f"G_ema has {key}, which StyleGAN3 {name} does not")
+            return {}  # mapping_state, below
+        return unloaded_synthesis_tensor(key, value, notes)
+
+    state = g_ema_state(theirs, ours, f"StyleGAN3 {name}", read)
     state.update(mapping_state(src, theirs, G, f"StyleGAN3 {name}"))
     load_g_ema(G, state, f"StyleGAN3 {name}")
     notes.insert(0, f"read {source_class} as {name}: {cfg.img_resolution}x{cfg.img_resolution}, "

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -334,6 +335,27 @@ def load_g_ema(G: torch.nn.Module, state: dict[str, torch.Tensor], network: str)
         raise ImporterError(f"G_ema does not match {network}: missing {missing[:4]}, mis-shaped {wrong[:4]}")
     G.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     G.eval().requires_grad_(False)
+
+
+TensorReader = Callable[[str, torch.Tensor], "dict[str, torch.Tensor] | None"]
+
+
+def g_ema_state(
+    theirs: dict[str, torch.Tensor], ours: Collection[str], network: str, read: TensorReader
+) -> dict[str, torch.Tensor]:
+    """Their ``G_ema``'s tensors under our names. ``read(key, value)`` gives what a tensor it knows becomes
+    (``{}``: nothing, it is dropped or read elsewhere) and None for the others, which keep their names; one of
+    those that ``ours`` lacks is a one-line :class:`ImporterError` naming ``network``."""
+    state: dict[str, torch.Tensor] = {}
+    for key, value in theirs.items():
+        renamed = read(key, value)
+        if renamed is not None:
+            state.update(renamed)
+        elif key in ours:
+            state[key] = value
+        else:
+            raise ImporterError(f"G_ema has {key}, which {network} does not")
+    return state
 
 
 def need_tensor(tensors: dict[str, torch.Tensor], key: str, ndim: int, network: str) -> torch.Tensor:

@@ -28,10 +28,12 @@ from typing import Any
 import torch
 
 from polyinr.importers.registry import Converted, build_generator, register_converter, stored_bytes
-from polyinr.importers.stylegan3 import LAYER_KEY, check_filters, check_schedule
+from polyinr.importers.stylegan3 import LAYER_KEY, check_filters, check_schedule, unloaded_synthesis_tensor
 from polyinr.importers.stylegan_pickle import (
+    g_ema_state,
     load_g_ema,
     module_record,
+    need_tensor,
     read_g_ema,
     recorded_init_kwargs,
     recorded_number,
@@ -40,14 +42,6 @@ from polyinr.importers.stylegan_pickle import (
 from polyinr.importers.unpickle import ImporterError, restricted_load
 from polyinr.models.registry import resolve_config
 from polyinr.models.stylegan_xl import UP_FACTORS, StyleGANXL, StyleGANXLConfig, xl_schedule
-
-
-def _need(tensors: dict[str, torch.Tensor], key: str, ndim: int) -> torch.Tensor:
-    if key not in tensors or tensors[key].ndim != ndim:
-        found = tuple(tensors[key].shape) if key in tensors else "nothing"
-        raise ImporterError(f"G_ema does not look like a StyleGAN-XL generator: {key} is {found}")
-    return tensors[key]
-
 
 _MAX_STAGES = 10  # growth stages searched for (the authors grow 16² to 1024² in 6)
 
@@ -64,7 +58,7 @@ def stylegan_xl_config(src: Any, theirs: dict[str, torch.Tensor]) -> StyleGANXLC
     stem_resolution = int(synthesis.get("img_resolution", img_resolution))
     num_layers = int(synthesis.get("num_layers", 14))
     first = f"synthesis.{names[0]}"
-    conv_kernel = _need(theirs, f"{first}.weight", 4).shape[-1]
+    conv_kernel = need_tensor(theirs, f"{first}.weight", 4, "StyleGAN-XL").shape[-1]
     radial = theirs.get(f"{first}.down_filter", torch.zeros(1)).ndim == 2
     layer0 = submodule_attrs(src, "G_ema", f"synthesis.{names[0]}")
 
@@ -73,8 +67,8 @@ def stylegan_xl_config(src: Any, theirs: dict[str, torch.Tensor]) -> StyleGANXLC
         raise ImporterError("G_ema's mapping has no fc0, fc1, … layers")
     mapping = submodule_attrs(src, "G_ema", "mapping")
     num_classes = int(recorded_number(mapping, "c_dim", 0))
-    w_dim = _need(theirs, f"mapping.fc{fc[-1]}.weight", 2).shape[0]
-    z_dim = _need(theirs, "mapping.fc0.weight", 2).shape[1] // (2 if num_classes else 1)
+    w_dim = need_tensor(theirs, f"mapping.fc{fc[-1]}.weight", 2, "StyleGAN-XL").shape[0]
+    z_dim = need_tensor(theirs, "mapping.fc0.weight", 2, "StyleGAN-XL").shape[1] // (2 if num_classes else 1)
     embed_dim = theirs["mapping.embed.weight"].shape[1] if "mapping.embed.weight" in theirs else 320
     fc0 = submodule_attrs(src, "G_ema", "mapping.fc0")
 
@@ -136,29 +130,23 @@ def stylegan_xl_from_pickle(data: Any) -> tuple[StyleGANXL, list[str]]:
     notes: list[str] = []
     check_filters(G, theirs)
 
-    state: dict[str, torch.Tensor] = {}
     C = cfg.num_classes
-    for key, value in theirs.items():
-        if key.endswith((".up_filter", ".down_filter")):
-            continue
-        if key == "synthesis.input.transform":
-            if not torch.equal(value.float(), torch.eye(3)):
-                notes.append("dropped synthesis.input.transform (a user transform left in the pickle; grids set it)")
-        elif m := re.fullmatch(r"mapping\.fc(\d+)\.(weight|bias)", key):
-            state[f"mapping.layers.{m[1]}.{m[2]}"] = value
-        elif key == "mapping.w_avg":
-            state["mapping.w_avg"] = value.reshape(max(C, 1), -1)
-        elif key == "mapping.embed.weight":
+
+    def read(key: str, value: torch.Tensor) -> dict[str, torch.Tensor] | None:
+        if m := re.fullmatch(r"mapping\.fc(\d+)\.(weight|bias)", key):
+            return {f"mapping.layers.{m[1]}.{m[2]}": value}
+        if key == "mapping.w_avg":
+            return {key: value.reshape(max(C, 1), -1)}
+        if key == "mapping.embed.weight":
             if not C:
                 notes.append(f"dropped the unused class table mapping.embed ({tuple(value.shape)}; unconditional)")
-            elif value.shape[0] < C:
+                return {}
+            if value.shape[0] < C:
                 raise ImporterError(f"G_ema's class table has {value.shape[0]} rows for {C} classes")
-            else:
-                state[key] = value[:C]
-        elif key in ours:
-            state[key] = value
-        else:
-            raise ImporterError(f"G_ema has {key}, which our StyleGAN-XL does not")
+            return {key: value[:C]}
+        return unloaded_synthesis_tensor(key, value, notes)
+
+    state = g_ema_state(theirs, ours, "our StyleGAN-XL", read)
     load_g_ema(G, state, "StyleGAN-XL")
     grown = f", grown {cfg.stem_resolution} → {cfg.img_resolution} by {list(cfg.up_factors)}" if cfg.up_factors else ""
     notes.insert(0, f"read {source_class} as stylegan-xl: {cfg.img_resolution}x{cfg.img_resolution}{grown}, "

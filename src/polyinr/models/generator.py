@@ -29,6 +29,7 @@ from torch import nn
 
 from polyinr.errors import PolyinrError
 from polyinr.grid import IDENTITY, Grid
+from polyinr.models.mapping import LatentSizes, MappingConfig
 
 LATTICE_TOLERANCE = 1e-9  # relative slack when matching a grid to a lattice or the native frame
 
@@ -186,7 +187,7 @@ class TrainingFakes:
     local: torch.Tensor
 
 
-class Generator(nn.Module):
+class Generator(LatentSizes, nn.Module):
     """Base class of registered generators: holds ``cfg``, ``mapping`` and ``synthesis``.
 
     ``cfg`` is a frozen dataclass whose field ``mapping`` is the shared
@@ -204,17 +205,9 @@ class Generator(nn.Module):
 
     # ------------------------------------------------------------------ sizes
 
-    @property
-    def z_dim(self) -> int:
-        return self.cfg.mapping.z_dim
-
-    @property
-    def w_dim(self) -> int:
-        return self.cfg.mapping.w_dim
-
-    @property
-    def num_classes(self) -> int:
-        return self.cfg.mapping.num_classes
+    def mapping_config(self) -> MappingConfig:
+        """The config's :class:`~polyinr.models.mapping.MappingConfig`: ``z_dim``, ``w_dim``, ``num_classes``."""
+        return self.cfg.mapping
 
     @property
     def img_resolution(self) -> int:

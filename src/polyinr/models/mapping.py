@@ -53,22 +53,24 @@ class MappingConfig:
     w_avg_beta: float = 0.998  # decay of the running mean of w
 
 
-class MappedConfig:
-    """The latent sizes of a generator config that embeds its :class:`MappingConfig` as ``mapping``."""
+class LatentSizes:
+    """``z_dim``, ``w_dim`` and ``num_classes`` read from a :class:`MappingConfig`: a generator config's own
+    ``mapping`` (the default :meth:`mapping_config`), or the config's for a generator."""
 
-    mapping: MappingConfig
+    def mapping_config(self) -> MappingConfig:
+        return self.mapping
 
     @property
     def z_dim(self) -> int:
-        return self.mapping.z_dim
+        return self.mapping_config().z_dim
 
     @property
     def w_dim(self) -> int:
-        return self.mapping.w_dim
+        return self.mapping_config().w_dim
 
     @property
     def num_classes(self) -> int:
-        return self.mapping.num_classes
+        return self.mapping_config().num_classes
 
 
 class MappingNetwork(nn.Module):

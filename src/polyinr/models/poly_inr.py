@@ -167,6 +167,21 @@ class PolyLevel(nn.Module):
         return (self.grid_matrix(s).view(B, 2, 2), self.grid_shift(s).view(B, 1, 2),
                 self.coord_weight(s).view(B, 2, n), self.coord_bias(s).view(B, 1, n))  # fmt: skip
 
+    def coordinates(self, grid: torch.Tensor, params: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The level's grid ``[B, P, 2]``, chained from the previous level's ``grid``, and its coordinate term
+        ``A_i X [B, P, n]``, from the level's ``params`` (:meth:`sample_params`)."""
+        matrix, shift, coord_weight, coord_bias = params
+        grid = affine_2d(grid, matrix, shift)
+        return grid, affine_2d(grid, coord_weight, coord_bias)
+
+    def step(
+        self, grid: torch.Tensor, x: torch.Tensor | None, params: tuple[torch.Tensor, ...], inplace: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The whole level: the previous level's ``grid [B, P, 2]`` and features ``x`` → the level's grid and
+        features ``[B, P, n]`` (:meth:`coordinates`, then :meth:`forward`)."""
+        grid, coord = self.coordinates(grid, params)
+        return grid, self(x, coord, inplace)
+
     def forward(self, x: torch.Tensor | None, coord: torch.Tensor, inplace: bool = False) -> torch.Tensor:
         """``x [B, P, n]`` (None at level 0), coordinate term ``A_i X [B, P, n]`` → ``[B, P, n]``.
 
@@ -185,6 +200,13 @@ class PolyLevel(nn.Module):
         if inplace:
             return F.leaky_relu_(out, LRELU_SLOPE).clamp_(-self.clamp, self.clamp)
         return F.leaky_relu(out, LRELU_SLOPE).clamp(-self.clamp, self.clamp)
+
+
+# One level's run: (level, previous grid [B, P, 2], previous features [B, P, n] or None, its params) → its grid
+# and features, as PolyLevel.step computes them.
+LevelStep = Callable[
+    [PolyLevel, torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, ...]], tuple[torch.Tensor, torch.Tensor]
+]
 
 
 def uniform_input_grid(resolution: int) -> torch.Tensor:
@@ -217,6 +239,13 @@ class PolyINRSynthesis(nn.Module):
             return self.input_grid.to(device=device, dtype=torch.float32)
         return grid.coords(device=device).view(-1, 2)
 
+    def level_params(self, ws: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
+        """Every level's per-sample parameters (:meth:`PolyLevel.sample_params`) from ``ws [B, num_levels, w_dim]``."""
+        L = ws.shape[1]
+        if len(self.levels) != L:
+            raise PolyinrError(f"Poly-INR synthesis takes {len(self.levels)} ws per sample, got {L}")
+        return [level.sample_params(ws[:, i]) for i, level in enumerate(self.levels)]
+
     def forward(
         self, ws: torch.Tensor, grid: Grid | None = None, pixel_chunk: int | None = None, fused: bool = False
     ) -> torch.Tensor:
@@ -228,13 +257,11 @@ class PolyINRSynthesis(nn.Module):
         :func:`fused_supported` says it runs, and is ignored elsewhere.
         """
         cfg = self.cfg
-        B, L, _ = ws.shape
-        if cfg.num_levels != L:
-            raise PolyinrError(f"Poly-INR synthesis takes {cfg.num_levels} ws per sample, got {L}")
+        B = ws.shape[0]
+        params = self.level_params(ws)
         grid = Grid.frame(cfg.img_resolution) if grid is None else grid
         H, W = grid.shape
         points = self.grid_points(grid, ws.device)  # [P, 2]
-        params = [level.sample_params(ws[:, i]) for i, level in enumerate(self.levels)]
         chunk = pixel_chunk or max(1, pixel_budget(ws.device) // (B * cfg.channels))
         chunk = -(-chunk // PIXEL_ALIGN) * PIXEL_ALIGN
         tracked = ws.requires_grad or any(p.requires_grad for p in self.parameters())
@@ -248,31 +275,39 @@ class PolyINRSynthesis(nn.Module):
         )  # [B, P, C]
         return rgb.transpose(1, 2).reshape(B, cfg.img_channels, H, W)
 
-    def _render_points(
-        self, params: list[tuple[torch.Tensor, ...]], points: torch.Tensor, inplace: bool
-    ) -> torch.Tensor:
-        """Per-level parameters, ``points [P, 2]`` → RGB ``[B, P, C]``."""
+    def run_levels(self, params: list[tuple[torch.Tensor, ...]], points: torch.Tensor, step: LevelStep) -> torch.Tensor:
+        """Every level on ``points [P, 2]`` → the last level's features ``[B, P, n]``.
+
+        ``step(level, grid, x, level_params)`` runs one level (:meth:`PolyLevel.step`, or the fused one) on the
+        previous level's grid and features. The points are padded to a multiple of :data:`PIXEL_ALIGN` for the
+        levels and the padding cut from the result.
+        """
         P = len(points)
         padded = F.pad(points, (0, 0, 0, -P % PIXEL_ALIGN))  # [P', 2], P' a multiple of PIXEL_ALIGN
         grid = padded.unsqueeze(0).expand(params[0][0].shape[0], -1, -1)  # [B, P', 2]
         x = None
-        for level, (matrix, shift, coord_weight, coord_bias) in zip(self.levels, params):
-            grid = affine_2d(grid, matrix, shift)  # chained from the previous level's grid
-            x = level(x, affine_2d(grid, coord_weight, coord_bias), inplace)  # [B, P', n]
-        return self.to_rgb(x[:, :P])  # [B, P, C]
+        for level, level_params in zip(self.levels, params):
+            grid, x = step(level, grid, x, level_params)  # [B, P', 2], [B, P', n]
+        return x[:, :P]
+
+    def _render_points(
+        self, params: list[tuple[torch.Tensor, ...]], points: torch.Tensor, inplace: bool
+    ) -> torch.Tensor:
+        """Per-level parameters, ``points [P, 2]`` → RGB ``[B, P, C]``."""
+        return self.to_rgb(self.run_levels(params, points, functools.partial(PolyLevel.step, inplace=inplace)))
 
     def _render_fused(
         self, params: list[tuple[torch.Tensor, ...]], points: torch.Tensor, level: Callable | None = None
     ) -> torch.Tensor:
         """As :meth:`_render_points` through :func:`fused_level` (compiled unless ``level`` is given)."""
-        level = level or compiled_level()
-        P = len(points)
-        padded = F.pad(points, (0, 0, 0, -P % PIXEL_ALIGN))  # [P', 2]
-        grid = padded.unsqueeze(0).expand(params[0][0].shape[0], -1, -1).contiguous()  # [B, P', 2]
-        x = None
-        for layer, level_params in zip(self.levels, params):
-            grid, x = level(grid, x, level_params, layer.linear.weight, layer.linear.bias, layer.clamp)
-        return self.to_rgb(x[:, :P].float())  # [B, P, C]
+        fused = level or compiled_level()
+
+        def step(
+            layer: PolyLevel, grid: torch.Tensor, x: torch.Tensor | None, level_params: tuple[torch.Tensor, ...]
+        ) -> tuple[torch.Tensor, torch.Tensor]:
+            return fused(grid.contiguous(), x, level_params, layer.linear.weight, layer.linear.bias, layer.clamp)
+
+        return self.to_rgb(self.run_levels(params, points, step).float())  # [B, P, C]
 
 
 PRESETS = {
@@ -358,32 +393,36 @@ class PolyINRGenerator(TrainableGenerator, Generator):
     def level_heatmaps(self, ws: torch.Tensor, grid: Grid | None = None, pixel_chunk: int = 4096) -> LevelMaps:
         """What each level computes at every pixel of ``grid``, for ``ws [B, L, w_dim]``.
 
-        Runs the synthesis level by level with its own pieces (``grid_points``, ``sample_params``,
-        ``affine_2d``, the levels and ``to_rgb``), ``pixel_chunk`` pixels at a time, so ``image`` equals
-        ``synthesize(ws, grid)``; ``coord`` is the RMS of the coordinate term ``A_i X``, ``features`` of the
-        level's output.
+        Runs the synthesis with its own pieces (``grid_points``, ``level_params``, ``run_levels`` with each
+        level's :meth:`~PolyLevel.coordinates` and forward, ``to_rgb``), ``pixel_chunk`` pixels at a time, so
+        ``image`` equals ``synthesize(ws, grid)``; ``coord`` is the RMS of the coordinate term ``A_i X``,
+        ``features`` of the level's output.
         """
         synthesis = self.synthesis
         B, L, _ = ws.shape
-        if len(synthesis.levels) != L:
-            raise PolyinrError(f"Poly-INR synthesis takes {len(synthesis.levels)} ws per sample, got {L}")
+        params = synthesis.level_params(ws)
         grid = self.check_grid(grid)
         H, W = grid.shape
         points = synthesis.grid_points(grid, ws.device)  # [P, 2]
-        params = [level.sample_params(ws[:, i]) for i, level in enumerate(synthesis.levels)]
+        coords, feats = [], []  # the chunk's, level by level: RMS [B, p'] of A_i X and of the level's output
+
+        def measured_step(
+            level: PolyLevel, grid: torch.Tensor, x: torch.Tensor | None, level_params: tuple[torch.Tensor, ...]
+        ) -> tuple[torch.Tensor, torch.Tensor]:
+            grid, coord = level.coordinates(grid, level_params)
+            coords.append(coord.square().mean(dim=-1).sqrt())
+            x = level(x, coord)  # [B, p', n], not in place: coord stays the coordinate term
+            feats.append(x.square().mean(dim=-1).sqrt())
+            return grid, x
+
         coord_rms, feature_rms, rgb = [], [], []
         for start in range(0, len(points), pixel_chunk):
-            pts = points[start : start + pixel_chunk].unsqueeze(0).expand(B, -1, -1)  # [B, p, 2]
-            x, coords, feats = None, [], []
-            for level, (matrix, shift, coord_weight, coord_bias) in zip(synthesis.levels, params):
-                pts = affine_2d(pts, matrix, shift)  # the level's transformed grid, chained
-                coord = affine_2d(pts, coord_weight, coord_bias)  # [B, p, n] = A_i X
-                coords.append(coord.square().mean(dim=-1).sqrt())  # [B, p], before the level may reuse coord
-                x = level(x, coord)  # [B, p, n]
-                feats.append(x.square().mean(dim=-1).sqrt())  # [B, p]
-            coord_rms.append(torch.stack(coords, dim=1))  # [B, L, p]
-            feature_rms.append(torch.stack(feats, dim=1))  # [B, L, p]
-            rgb.append(synthesis.to_rgb(x))  # [B, p, C]
+            pts = points[start : start + pixel_chunk]  # [p, 2]
+            coords.clear()
+            feats.clear()
+            rgb.append(synthesis.to_rgb(synthesis.run_levels(params, pts, measured_step)))  # [B, p, C]
+            coord_rms.append(torch.stack(coords, dim=1)[..., : len(pts)])  # [B, L, p]
+            feature_rms.append(torch.stack(feats, dim=1)[..., : len(pts)])  # [B, L, p]
         image = torch.cat(rgb, dim=1).transpose(1, 2).reshape(B, -1, H, W)  # [B, C, H, W]
         return LevelMaps(features=torch.cat(feature_rms, dim=2).view(B, L, H, W),
                          coord=torch.cat(coord_rms, dim=2).view(B, L, H, W), image=image)  # fmt: skip

@@ -9,7 +9,6 @@ preset is a dict of config fields and may nest (``{"mapping": {"z_dim": 32}}``).
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
 import math
 import warnings
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from typing import Any
 import torch
 
 from polyinr.errors import PolyinrError
+from polyinr.registry import Registry
 
 
 @dataclass
@@ -29,7 +29,7 @@ class ModelEntry:
     presets: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-_MODELS: dict[str, ModelEntry] = {}
+MODELS: Registry[ModelEntry] = Registry("model", "known models")
 
 
 def register(name: str, config_cls: type, presets: dict[str, dict[str, Any]] | None = None) -> Callable[[type], type]:
@@ -37,21 +37,14 @@ def register(name: str, config_cls: type, presets: dict[str, dict[str, Any]] | N
 
     def decorate(cls: type) -> type:
         cls.model_name = name
-        _MODELS[name] = ModelEntry(name, cls, config_cls, dict(presets or {}))
+        MODELS.add(name, ModelEntry(name, cls, config_cls, dict(presets or {})))
         return cls
 
     return decorate
 
 
-def get_entry(name: str) -> ModelEntry:
-    if name not in _MODELS:
-        raise PolyinrError(f"unknown model {name!r}; known models: {', '.join(sorted(_MODELS))}")
-    return _MODELS[name]
-
-
-def list_models(pattern: str = "*") -> list[str]:
-    """Registered model names matching an fnmatch ``pattern``."""
-    return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
+get_entry = MODELS.lookup  # the entry of a model name; an unknown name is a one-line error
+list_models = MODELS.names  # registered model names matching an fnmatch pattern, sorted
 
 
 # ---------------------------------------------------------------------------- nested configs

@@ -38,7 +38,7 @@ from polyinr.grid import Grid
 from polyinr.models.filters import upsample_1d
 from polyinr.models.generator import FIXED_FRAME, Generator
 from polyinr.models.layers import LRELU_GAIN, LRELU_SLOPE, EqualizedLinear
-from polyinr.models.mapping import MappedConfig, MappingConfig, MappingNetwork
+from polyinr.models.mapping import LatentSizes, MappingConfig, MappingNetwork
 from polyinr.models.registry import register
 from polyinr.models.training_hooks import TrainableGenerator
 
@@ -47,7 +47,7 @@ RESAMPLE_TAPS = (1.0, 3.0, 3.0, 1.0)  # NVIDIA's resample_filter, applied separa
 
 
 @dataclass(frozen=True)
-class StyleGAN2Config(MappedConfig):
+class StyleGAN2Config(LatentSizes):
     mapping: MappingConfig = field(
         default_factory=lambda: MappingConfig(z_dim=512, w_dim=512, num_layers=8, lr_multiplier=0.01)
     )

@@ -42,13 +42,13 @@ from polyinr.grid import IDENTITY, Grid
 from polyinr.models.filters import upsample_1d
 from polyinr.models.generator import FRAME, Generator, GridRefused, describe_grid, is_rigid
 from polyinr.models.layers import LRELU_GAIN, LRELU_SLOPE, EqualizedLinear
-from polyinr.models.mapping import MappedConfig, MappingConfig, MappingNetwork
+from polyinr.models.mapping import LatentSizes, MappingConfig, MappingNetwork
 from polyinr.models.registry import register
 from polyinr.models.training_hooks import TrainableGenerator
 
 
 @dataclass(frozen=True)
-class StyleGAN3Config(MappedConfig):
+class StyleGAN3Config(LatentSizes):
     mapping: MappingConfig = field(default_factory=lambda: MappingConfig(z_dim=512, w_dim=512, lr_multiplier=0.01))
     img_resolution: int = 256  # output side in pixels (a power of two); filled from the dataset when training
     img_channels: int = 3  # output channels

@@ -28,7 +28,7 @@ from polyinr.atomic import atomic_save_tensors
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
 from polyinr.models.generator import CanvasInputs, Generator
-from polyinr.sampling import latents_from_seeds
+from polyinr.sampling import latents_from_seeds, read_latent_file
 
 GLOBAL_KEY, INJECT_KEY, LOCAL_KEY, COORDS_KEY, NOISE_PREFIX = (
     "global_latent", "inject_index", "local_latent", "coords", "noise."
@@ -89,14 +89,7 @@ def save_canvas_latents(path: str | Path, latents: CanvasLatents, G: Generator) 
 def load_canvas_latents(path: str | Path, G: Generator, device: torch.device | str = "cpu") -> CanvasLatents:
     """Read a canvas latent file and check it against ``G``; every problem is a one-line error."""
     path = Path(path)
-    if not path.is_file():
-        raise CanvasFileError(f"latent file not found: {path}")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
-            metadata = f.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CanvasFileError(f"{path} is not a safetensors latent file: {e}") from None
+    tensors, metadata = read_latent_file(path, CanvasFileError, "a safetensors latent file")
     if metadata.get("model", G.model_name) != G.model_name:
         raise CanvasFileError(f"{path} was made for {metadata['model']}, not {G.model_name}")
     for key in (GLOBAL_KEY, LOCAL_KEY):

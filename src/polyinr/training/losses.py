@@ -48,6 +48,7 @@ from torch import nn
 
 from polyinr.discriminators.ada import AdaptiveAugment
 from polyinr.errors import PolyinrError, UnusedSetting
+from polyinr.registry import Registry
 from polyinr.training import distributed
 from polyinr.training.path_length import PL_BATCH_SHRINK, PathLengthPenalty
 from polyinr.training.stats import report
@@ -109,7 +110,7 @@ def random_crops(images: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return torch.stack([images[i, :, t : t + h, l : l + w] for i, (t, l) in enumerate(zip(top, left))])
 
 
-LOSSES: dict[str, type[GANLoss]] = {}  # name → loss class, filled by @register_loss
+LOSSES: Registry[type[GANLoss]] = Registry("loss", "losses")  # name → loss class, filled by @register_loss
 
 
 def mode_seeking_loss(features: torch.Tensor, latents: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -127,21 +128,17 @@ def mode_seeking_loss(features: torch.Tensor, latents: torch.Tensor, eps: float 
     return 1 / (x_dist / (z_dist + eps) + eps)
 
 
-def register_loss(name: str, config_cls: type):
+def register_loss(name: str, config_cls: type) -> Callable[[type[GANLoss]], type[GANLoss]]:
     """Class decorator: register a :class:`GANLoss` subclass as ``name`` with its settings' dataclass."""
 
     def decorate(cls: type[GANLoss]) -> type[GANLoss]:
         cls.loss_name, cls.config_cls = name, config_cls
-        LOSSES[name] = cls
-        return cls
+        return LOSSES.add(name, cls)
 
     return decorate
 
 
-def get_loss(name: str) -> type[GANLoss]:
-    if name not in LOSSES:
-        raise PolyinrError(f"unknown loss {name!r}; losses: {', '.join(sorted(LOSSES))}")
-    return LOSSES[name]
+get_loss = LOSSES.lookup  # the loss class of a name; an unknown name is a one-line error
 
 
 def loss_settings(name: str) -> list[str]:

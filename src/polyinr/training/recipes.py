@@ -19,6 +19,7 @@ from typing import Any
 
 from polyinr.discriminators.projected import AUTHORS_BACKBONES
 from polyinr.errors import PolyinrError
+from polyinr.registry import Registry
 from polyinr.training.plateau import PlateauRule
 
 CPU, PAPER = "cpu", "paper"  # size classes of recipes and model presets
@@ -42,25 +43,18 @@ class Recipe:
     notes: tuple[str, ...] = ()  # how it relates to the authors' code (shown by `polyinr train -n`)
 
 
-RECIPES: dict[str, Recipe] = {}
+RECIPES: Registry[Recipe] = Registry("training recipe", "recipes")
 
 
 def register_recipe(recipe: Recipe) -> Recipe:
     """Add ``recipe`` to the registry under its name."""
     if recipe.size not in (CPU, PAPER):
         raise PolyinrError(f"recipe {recipe.name!r}: size must be {CPU!r} or {PAPER!r}, got {recipe.size!r}")
-    RECIPES[recipe.name] = recipe
-    return recipe
+    return RECIPES.add(recipe.name, recipe)
 
 
-def list_recipes() -> list[str]:
-    return sorted(RECIPES)
-
-
-def get_recipe(name: str) -> Recipe:
-    if name not in RECIPES:
-        raise PolyinrError(f"unknown training recipe {name!r}; recipes: {', '.join(sorted(RECIPES))}")
-    return RECIPES[name]
+list_recipes = RECIPES.names  # recipe names, sorted
+get_recipe = RECIPES.lookup  # the recipe of a name; an unknown name is a one-line error
 
 
 def preset_size(preset: str) -> str:
