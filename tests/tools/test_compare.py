@@ -328,3 +328,31 @@ def test_combined_sheet_puts_every_model_sheet_under_its_name(tmp_path):
     assert combined.size == (40, 2 * LABEL_HEIGHT + 30)
     assert combined.getpixel((0, LABEL_HEIGHT)) == (255, 0, 0) and combined.getpixel((0, 2 * LABEL_HEIGHT + 20)) == (
         0, 0, 255)  # fmt: skip
+
+
+def test_the_exact_leader_of_a_measurement_is_read_without_an_infinite_lead():
+    from polyinr.tools.compare.reading import reading_the_table
+
+    rows = {"poly-inr": {"eqt0.01k_int": cmp.Cell(float("inf"), "dB")},
+            "inr-gan": {"eqt0.01k_int": cmp.Cell(18.76, "dB")}}  # fmt: skip
+    (sentence,) = reading_the_table(rows, ["eqt0.01k_int"], lambda _name: False, {})
+    assert sentence == "eqt0.01k_int: poly-inr leads with inf dB (exact); next is inr-gan at 18.76 dB."
+
+
+def test_a_comparison_stopped_at_a_plateau_measures_its_best_curve_snapshot(tmp_path, tiny_G):
+    from polyinr.tools.compare.measure import measured_snapshot, training_reached
+    from polyinr.training.plateau import PlateauRule
+    from polyinr.training.snapshot import record_metrics, save_snapshot
+
+    for kimg, fid in ((4, 30.0), (8, 12.0), (12, 20.0), (16, 25.0)):  # the curve worsens after 8 kimg
+        counters = {"stage": 0, "cur_nimg": kimg * 1000}
+        path = save_snapshot(tmp_path, kimg * 1000, tiny_G, {"G_ema": tiny_G}, {}, counters, keep=99)
+        record_metrics(path, {"fid_digits": {"fid_digits": fid}})
+    settings = cmp.CompareSettings(data="builtin:digits", models=("poly-inr",), kimg=20, curve_metric="fid_digits")
+    assert measured_snapshot(settings, tmp_path).name == "000016"  # no plateau rule: the newest
+    at_plateau = dataclasses.replace(settings, plateau=PlateauRule(patience=2))
+    best = measured_snapshot(at_plateau, tmp_path)
+    assert best.name == "000008"
+    reached = training_reached(at_plateau, tmp_path / "checkpoints" / "000016", best)
+    assert reached["trained_kimg"].value == 16
+    assert reached["trained_kimg"].note == "stopped early, of 20; measured at its best fid_digits snapshot, 8 kimg"

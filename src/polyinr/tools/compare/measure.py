@@ -26,7 +26,7 @@ from polyinr.atomic import atomic_write_json
 from polyinr.checkpoint import STATE_JSON, latest_snapshot, load_generator
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
-from polyinr.metrics import compute_metric, metric_detector
+from polyinr.metrics import compute_metric, metric_detector, metric_goal
 from polyinr.metrics.api import named_progress
 from polyinr.metrics.cost import count_macs
 from polyinr.metrics.sampling import Progress
@@ -39,10 +39,11 @@ from polyinr.tools.compare.runs import model_dir, read_json, training_options
 from polyinr.tools.compare.settings import CompareSettings
 from polyinr.tools.compare.sheets import sample_sheet
 from polyinr.training.setup import open_training_data
+from polyinr.training.snapshot import best_snapshot
 
 SPEED_ROUNDS = 3  # timed renders per density (the best is reported)
 SPEED_PIXELS = 1 << 18  # pixels a timed render call paints at least (a batch of small images)
-EVALUATION_VERSION = 5  # bump when a measurement changes: cached evaluations of older versions are redone
+EVALUATION_VERSION = 6  # bump when a measurement changes: cached evaluations of older versions are redone
 
 
 def _synchronize(device: torch.device) -> None:
@@ -137,14 +138,30 @@ def training_speed(run_dir: Path) -> Cell:
     return Cell(round(statistics.median(values), 2), "img/s", f"median of {len(values)} ticks")
 
 
-def training_reached(settings: CompareSettings, snapshot: Path) -> dict[str, Cell]:
-    """How far the run trained to ``snapshot``: ``trained_kimg`` and ``training_time`` (the ticks' time, without
-    snapshots and their metrics)."""
-    state = json.loads((snapshot / STATE_JSON).read_text(encoding="utf-8"))
+def measured_snapshot(settings: CompareSettings, run_dir: Path) -> Path:
+    """The snapshot a comparison measures: when models stop at a plateau of the curve metric, the last stage's
+    snapshot where that metric was best (a curve can worsen before the plateau rule stops it); else the newest."""
+    latest = latest_snapshot(run_dir)
+    goal = metric_goal(settings.curve_metric) if settings.plateau is not None and settings.curve_metric else None
+    if goal is None:
+        return latest
+    stage = json.loads((latest / STATE_JSON).read_text(encoding="utf-8")).get("stage", 0)
+    best = best_snapshot(run_dir, stage, settings.curve_metric, *goal)
+    return latest if best is None else best[0]
+
+
+def training_reached(settings: CompareSettings, latest: Path, measured: Path) -> dict[str, Cell]:
+    """How far the run trained (to snapshot ``latest``): ``trained_kimg`` and ``training_time`` (the ticks' time,
+    without snapshots and their metrics); the kimg of ``measured`` when the row measures an earlier snapshot."""
+    state = json.loads((latest / STATE_JSON).read_text(encoding="utf-8"))
     kimg = state["cur_nimg"] / 1000
     seconds = state.get("train_seconds")  # None: a run from before the training time was recorded
+    notes = [] if kimg >= settings.kimg else [f"stopped early, of {settings.kimg:g}"]
+    if measured != latest:
+        measured_kimg = json.loads((measured / STATE_JSON).read_text(encoding="utf-8"))["cur_nimg"] / 1000
+        notes.append(f"measured at its best {settings.curve_metric} snapshot, {measured_kimg:g} kimg")
     return {
-        "trained_kimg": Cell(kimg, "kimg", None if kimg >= settings.kimg else f"stopped early, of {settings.kimg:g}"),
+        "trained_kimg": Cell(kimg, "kimg", "; ".join(notes) or None),
         "training_time": Cell(None, note="not recorded by the run") if seconds is None else
                          Cell(round(seconds / 60, 2), "min", "snapshots and their metrics aside"),
     }  # fmt: skip
@@ -193,7 +210,7 @@ def evaluate_model(
     """Every cell of ``model``'s row (cached in ``runs/<model>/evaluation.json`` for the same settings);
     ``on_progress(stage, done, total)`` follows the metrics' passes."""
     folder = model_dir(outdir, model)
-    snapshot = latest_snapshot(run_dir)
+    snapshot = measured_snapshot(settings, run_dir)
     key = {"settings": settings.to_json(), "snapshot": str(snapshot), "version": EVALUATION_VERSION}
     cached = read_json(folder / "evaluation.json")
     if cached is not None and cached.get("key") == key:
@@ -209,7 +226,7 @@ def evaluate_model(
         "parameters": Cell(sum(p.numel() for p in G.parameters()), "params", "G, mapping included"),
         "macs_per_pixel": macs_cell(G),
         "train_speed": training_speed(run_dir),
-        **training_reached(settings, snapshot),
+        **training_reached(settings, latest_snapshot(run_dir), snapshot),
     }
     say("metrics")
     cells.update(metric_cells(settings.metrics, G, dataset, device, detectors, on_progress))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 
 from polyinr.tools.compare.cell import Cell
@@ -40,6 +41,10 @@ def reading_the_table(
         unit = rows[leader][name].unit
         if best == second:
             sentences.append(f"{title}: {leader} and {runner_up} tie at {_shown(best, unit)}.")
+            continue
+        if math.isinf(best):  # e.g. an exact equivariance: no finite lead to state
+            sentences.append(f"{title}: {leader} leads with {_shown(best, unit)} (exact); next is {runner_up} at "
+                             f"{_shown(second, unit)}.")  # fmt: skip
             continue
         gap = abs(best - second)
         relative = f" ({gap / abs(second):.0%})" if second else ""
