@@ -12,7 +12,9 @@ new user would, and times, with an empty cache:
     at the end);
 
 and for reference one Inception pass (``rfid0.5k_full``, the curve metric before: random weights, no download),
-extrapolated from a timed batch. Prints the load average before and after, and each share of training.
+extrapolated from a timed batch. Prints the load average before and after, and each share of training. Then what
+the space sees: FID in it between half the real crops and the other half, that half blurred, greyed, the crops of
+two photographs of the six (dropped modes) and noise.
 
     python benchmarks/bench_curve_metric.py --images 2400 --resolution 48 --kimg 0.3
 """
@@ -30,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import skimage.data
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry")
@@ -123,9 +126,41 @@ def run(scratch: Path, args: argparse.Namespace) -> None:
     for label, kimg in ((f"the cpu recipe's snapshot interval, {interval:g} kimg", interval),
                         (f"--kimg {args.kimg:g}: one snapshot, at the end", args.kimg)):  # fmt: skip
         train = kimg * 1000 / speed
-        print(f"    {label}: {train:.0f} s of training; {curve} costs {later / train:.1%} of it at a later "
-              f"snapshot, {first / train:.1%} at the first, fitting the space once {fit_seconds / train:.1%}")  # fmt: skip
+        print(
+            f"    {label}: {train:.0f} s of training; {curve} costs {later / train:.1%} of it at a later "
+            f"snapshot, {first / train:.1%} at the first; fitting the space, once: {fit_seconds / train:.1%}"
+        )
     print(f"load average after: {load()}")
+    what_the_space_sees(space, dataset)
+
+
+def what_the_space_sees(space, dataset) -> None:
+    """FID in ``space`` between the even-numbered real crops and altered odd-numbered ones."""
+    from polyinr.metrics.fid import frechet_distance
+
+    real = torch.stack([dataset[i][0] for i in range(len(dataset))])  # uint8 [N, 3, R, R]
+    odd = real[1::2]
+    blurred = F.interpolate(F.avg_pool2d(odd.float(), 2), scale_factor=2, mode="bilinear")
+    photo = np.arange(len(real)) % len(PHOTOS)  # make_crops cycles through the photographs
+    altered = {
+        "the other half": odd,
+        "the other half, blurred (2x box down, bilinear up)": blurred.round().clamp(0, 255).to(torch.uint8),
+        "the other half, grey": odd.float().mean(1, keepdim=True).expand_as(odd).round().to(torch.uint8),
+        f"the crops of {PHOTOS[0]} and {PHOTOS[1]} only": real[torch.from_numpy(photo < 2)],
+        "uniform noise": torch.randint(0, 256, odd.shape, generator=torch.Generator().manual_seed(0),
+                                       dtype=torch.uint8),
+    }  # fmt: skip
+
+    def moments(images: torch.Tensor):
+        with torch.no_grad():
+            f = space(images)["features"].double()
+        return f.mean(0).numpy(), torch.cov(f.T).numpy()
+
+    reference = moments(real[0::2])
+    print(f"| against half the real crops ({len(real[0::2])}) | FID in the data space |")
+    print("|---|---|")
+    for label, images in altered.items():
+        print(f"| {label} | {frechet_distance(*moments(images), *reference):.4g} |")
 
 
 if __name__ == "__main__":
