@@ -13,8 +13,8 @@ new user would, and times, with an empty cache:
 
 and for reference one Inception pass (``rfid0.5k_full``, the curve metric before: random weights, no download),
 extrapolated from a timed batch. Prints the load average before and after, and each share of training. Then what
-the space sees: FID in it between half the real crops and the other half, that half blurred, greyed, the crops of
-two photographs of the six (dropped modes) and noise.
+the space sees: FID in it between a random half of the real crops and the other half, that half blurred, greyed,
+its crops of two photographs of the six (dropped modes), and noise.
 
     python benchmarks/bench_curve_metric.py --images 2400 --resolution 48 --kimg 0.3
 """
@@ -50,7 +50,7 @@ def make_crops(folder: Path, count: int, resolution: int, seed: int = 0) -> None
         side = int(rng.integers(resolution, min(h, w) // 2 + 1))
         top, left = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
         crop = Image.fromarray(photo[top : top + side, left : left + side])
-        crop.resize((resolution, resolution), Image.LANCZOS).save(folder / f"{PHOTOS[i % len(PHOTOS)]}-{i:05d}.png")
+        crop.resize((resolution, resolution), Image.LANCZOS).save(folder / f"{i:05d}-{PHOTOS[i % len(PHOTOS)]}.png")
 
 
 def timed(fn):
@@ -109,10 +109,11 @@ def run(scratch: Path, args: argparse.Namespace) -> None:
     interval = options.tick_kimg * options.snap_ticks
     G = load_generator(latest_snapshot(run_dir), "cpu")
 
-    first = timed(lambda: compute_metric(curve, G, dataset))[1]
+    values, first = timed(lambda: compute_metric(curve, G, dataset))
     later = timed(lambda: compute_metric(curve, G, dataset))[1]
-    print(f"(b) {curve} of the cpu Poly-INR at {args.resolution}²: {first:.1f} s at the first snapshot (real "
-          f"statistics included), {later:.1f} s at each later one")  # fmt: skip
+    print(f"(b) {curve} of the cpu Poly-INR at {args.resolution}² ({values[curve]:.4g} after "
+          f"{args.train_kimg:g} kimg): {first:.1f} s at the first snapshot (real statistics included), "
+          f"{later:.1f} s at each later one")  # fmt: skip
 
     inception = load_detector("inception-random")
     batch = torch.stack([dataset[i][0] for i in range(32)])
@@ -135,19 +136,21 @@ def run(scratch: Path, args: argparse.Namespace) -> None:
 
 
 def what_the_space_sees(space, dataset) -> None:
-    """FID in ``space`` between the even-numbered real crops and altered odd-numbered ones."""
+    """FID in ``space`` between a random half of the real crops and the other half, altered."""
     from polyinr.metrics.fid import frechet_distance
 
     real = torch.stack([dataset[i][0] for i in range(len(dataset))])  # uint8 [N, 3, R, R]
-    odd = real[1::2]
-    blurred = F.interpolate(F.avg_pool2d(odd.float(), 2), scale_factor=2, mode="bilinear")
-    photo = np.arange(len(real)) % len(PHOTOS)  # make_crops cycles through the photographs
+    photo = torch.arange(len(real)) % len(PHOTOS)  # make_crops cycles through the photographs, in file-name order
+    order = torch.randperm(len(real), generator=torch.Generator().manual_seed(0))
+    half, other = order[: len(real) // 2], order[len(real) // 2 :]
+    rest = real[other]
+    blurred = F.interpolate(F.avg_pool2d(rest.float(), 2), scale_factor=2, mode="bilinear")
     altered = {
-        "the other half": odd,
+        "the other half": rest,
         "the other half, blurred (2x box down, bilinear up)": blurred.round().clamp(0, 255).to(torch.uint8),
-        "the other half, grey": odd.float().mean(1, keepdim=True).expand_as(odd).round().to(torch.uint8),
-        f"the crops of {PHOTOS[0]} and {PHOTOS[1]} only": real[torch.from_numpy(photo < 2)],
-        "uniform noise": torch.randint(0, 256, odd.shape, generator=torch.Generator().manual_seed(0),
+        "the other half, grey": rest.float().mean(1, keepdim=True).expand_as(rest).round().to(torch.uint8),
+        f"the other half's crops of {PHOTOS[0]} and {PHOTOS[1]} only": rest[photo[other] < 2],
+        "uniform noise": torch.randint(0, 256, rest.shape, generator=torch.Generator().manual_seed(0),
                                        dtype=torch.uint8),
     }  # fmt: skip
 
@@ -156,8 +159,8 @@ def what_the_space_sees(space, dataset) -> None:
             f = space(images)["features"].double()
         return f.mean(0).numpy(), torch.cov(f.T).numpy()
 
-    reference = moments(real[0::2])
-    print(f"| against half the real crops ({len(real[0::2])}) | FID in the data space |")
+    reference = moments(real[half])
+    print(f"| against a random half of the real crops ({len(half)}) | FID in the data space |")
     print("|---|---|")
     for label, images in altered.items():
         print(f"| {label} | {frechet_distance(*moments(images), *reference):.4g} |")
