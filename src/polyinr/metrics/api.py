@@ -255,10 +255,9 @@ def compute_metric(
     device = torch.device(device)
     if batch_size < 1:
         raise PolyinrError(f"batch size must be positive, got {batch_size}")
+    if spec.space == DATA_SPACE and dataset is None:
+        raise PolyinrError(f"metric {name} is measured in a feature space fitted to the real images: give a dataset")
     if spec.space == DATA_SPACE and f"space:{DATA_SPACE}" not in (detectors or {}):
-        if dataset is None:
-            raise PolyinrError(f"metric {name} is measured in a feature space fitted to the real images: give a "
-                               f"dataset")  # fmt: skip
         from polyinr.metrics.feature_spaces import fit_data_space
 
         fitted = fit_data_space(dataset, device, use_cache, on_progress)
@@ -365,7 +364,7 @@ def _space_metric(
 
         dataset = open_dataset(f"builtin:{spec.space}", resolution=G.img_resolution, cond=G.num_classes > 0)
     key = f"space:{spec.space}"
-    detector = detectors[key] if key in detectors else load_feature_space(spec.space, device, use_cache)
+    detector = detectors[key] if key in detectors else load_feature_space(spec.space, device, use_cache, on_progress)
     if spec.kind in ("fid", "kid", "pr", "scaleinv_fid", "scaleinv_box_fid"):
         labels = sample_labels(G.num_classes, spec.num_gen, label_sampling, dataset, seed)
         keep = "all" if spec.kind in ("kid", "pr") else "moments"

@@ -83,16 +83,15 @@ RECIPES: dict[str, FeatureSpaceRecipe] = {
     "textures": FeatureSpaceRecipe("textures", input_size=32, channels=3),
 }
 TASKS = ("classes", "rotation")
+DATA_SPACE = "data"  # the space fitted to the images a metric is measured against (fid_data, pr_data, …)
 
 # Spaces whose classes are no labels of what an image shows (CAS and within-class diversity are refused in them).
 UNLABELLED: dict[str, str] = {
     "photos": "the built-in photos have no labels: its classes are the source photographs the patches come from",
     "faces": "the built-in faces have no labels: its classes are the quarter turns a face was given",
     "textures": "the built-in textures have no labels: its classes are the source images the crops come from",
-    "data": "the data's own space learns no labels: its classes are the quarter turns an image was given",
+    DATA_SPACE: "the data's own space learns no labels: its classes are the quarter turns an image was given",
 }
-
-DATA_SPACE = "data"  # the space fitted to the images a metric is measured against (fid_data, pr_data, …)
 
 
 @dataclass(frozen=True)
@@ -102,7 +101,8 @@ class DataSpaceRecipe(FeatureSpaceRecipe):
     max_images: int = 2_000  # a seeded subset of at most this many images trains the network (bounds the cost)
 
 
-# Width 16, 3 epochs over the quarter turns of at most 1,600 training images: about 30 s on one thread at 32².
+# Width 16, 3 epochs over the quarter turns of at most 1,600 training images: about 25 s on one thread at 32²
+# (benchmarks/bench_curve_metric.py), where width 32 takes 3x as long and 6 epochs twice, for little gain.
 DATA_RECIPE = DataSpaceRecipe(DATA_SPACE, input_size=32, channels=3, width=16, epochs=3, task="rotation")
 
 
