@@ -15,7 +15,7 @@ from polyinr.data.builtin import TEXTURE_SOURCES
 from polyinr.data.datasets import open_dataset
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
-from polyinr.metrics import compute_metric, feature_spaces, parse_metric
+from polyinr.metrics import compute_metric, feature_spaces, metric_detector, parse_metric
 from polyinr.metrics.diversity import class_diversity
 from polyinr.models.registry import create
 
@@ -243,3 +243,125 @@ def test_a_patch_trained_generator_is_measured_at_its_patch_size(tiny_space):
     wide = compute_metric("fid0.02k_photos", G, photos)["fid0.02k_photos"]  # images larger than the patch
     at_patch = compute_metric("fid0.02k_photos", G, photos.with_resolution(37))["fid0.02k_photos"]
     assert wide == pytest.approx(at_patch, rel=1e-6)  # the same reals (resized to 37²), the same patches
+
+
+# ---------------------------------------------------------------------------- the data's own space
+
+# One epoch on at most 48 images at 8²: the data space's code path in about a second.
+TINY_DATA = dataclasses.replace(feature_spaces.DATA_RECIPE, input_size=8, epochs=1, max_images=48)
+
+
+@pytest.fixture
+def tiny_data_space(monkeypatch):
+    monkeypatch.setattr(feature_spaces, "DATA_RECIPE", TINY_DATA)
+    monkeypatch.setattr(feature_spaces, "_LOADED", {})
+    return TINY_DATA
+
+
+def write_folder(folder, count: int = 64, size: int = 12, grey: bool = False, seed: int = 0):
+    """``count`` PNG images ``size``²: a bright top half over noise (a layout a quarter turn changes)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        image = rng.integers(0, 128, (size, size, 1 if grey else 3), dtype=np.uint8)
+        image[: size // 2] += 127
+        Image.fromarray(image.repeat(3, axis=2) if grey else image).save(folder / f"{i:03d}.png")
+    return folder
+
+
+def test_data_space_names_parse_and_refuse_class_metrics_in_one_line():
+    for name, kind, num_gen, scale in [("fid_data", "fid", 2000, 1), ("fid0.5k_data", "fid", 500, 1),
+                                       ("kid_data", "kid", 2000, 1), ("pr0.5k_data", "pr", 500, 1),
+                                       ("scaleinv_fid_S2_data", "scaleinv_fid", 2000, 2)]:  # fmt: skip
+        spec = parse_metric(name)
+        assert (spec.kind, spec.num_gen, spec.scale, spec.space, spec.needs_real_data) == (kind, num_gen, scale,
+                                                                                           "data", True)  # fmt: skip
+    for name in ("cas_data", "div0.1k_data"):
+        with pytest.raises(PolyinrError, match="quarter turns") as err:
+            parse_metric(name)
+        assert "\n" not in str(err.value) and "fid_data" in str(err.value)
+    with pytest.raises(PolyinrError, match="fitted to the measured data") as err:
+        parse_metric("fid_nowhere")
+    assert "fid_data" in str(err.value)
+    help_text = CliRunner().invoke(main, ["metrics", "--help"]).output
+    assert "fid_data" in help_text and "fitted to those images" in help_text
+
+
+def test_a_data_space_metric_needs_data_said_in_one_line(tiny_data_space):
+    G = create("poly-inr", "cpu", img_resolution=8).eval()
+    with pytest.raises(PolyinrError, match="fitted to the real images: give a dataset") as err:
+        compute_metric("fid0.01k_data", G, None)
+    assert "\n" not in str(err.value)
+
+
+def test_data_input_size_is_a_power_of_two_from_8_to_32():
+    sizes = {r: feature_spaces.data_input_size(r) for r in (4, 8, 12, 16, 37, 48, 64, 1024)}
+    assert sizes == {4: 8, 8: 8, 12: 8, 16: 16, 37: 32, 48: 32, 64: 32, 1024: 32}
+
+
+def test_the_data_space_is_fitted_deterministically_cached_and_reused(tiny_data_space, tmp_path, monkeypatch,
+                                                                     isolated_cache):  # fmt: skip
+    data = open_dataset(write_folder(tmp_path / "imgs"))
+    seen = []
+    first = feature_spaces.fit_data_space(data, on_progress=lambda *step: seen.append(step))
+    assert first.recipe.input_size == 8 and first.recipe.channels == 3 and first.name.startswith("lenet-data-")
+    assert seen and seen[-1][0] == feature_spaces.FIT_STAGE and seen[-1][1] == seen[-1][2] == 4 * 38  # 48 - 10 held out
+    (path,) = (isolated_cache / "feature-spaces").iterdir()
+    assert path.name.startswith("data-")
+    again = feature_spaces.fit_data_space(data, use_cache=False)  # trained anew: the same weights
+    assert again.fingerprint == first.fingerprint
+
+    with monkeypatch.context() as patched:
+        patched.setattr(feature_spaces, "_LOADED", {})
+        patched.setattr(feature_spaces, "_fit", lambda *args: pytest.fail("retrained a good cache"))
+        assert feature_spaces.fit_data_space(data).fingerprint == first.fingerprint
+        # at another resolution of the same input size (a patch-trained model's patch): the same space, cached
+        assert feature_spaces.fit_data_space(data.with_resolution(10)).fingerprint == first.fingerprint
+    assert list((isolated_cache / "feature-spaces").iterdir()) == [path]
+
+    grey = feature_spaces.fit_data_space(open_dataset(write_folder(tmp_path / "grey", grey=True)))
+    assert grey.recipe.channels == 1 and grey.fingerprint != first.fingerprint  # other data: its own space
+    assert len(list((isolated_cache / "feature-spaces").iterdir())) == 2
+
+
+def test_a_corrupt_cached_data_space_is_retrained(tiny_data_space, tmp_path, monkeypatch, isolated_cache):
+    data = open_dataset(write_folder(tmp_path / "imgs"))
+    first = feature_spaces.fit_data_space(data)
+    (path,) = (isolated_cache / "feature-spaces").iterdir()
+    path.write_bytes(path.read_bytes()[:-8] + b"\0" * 8)  # corrupt weights no longer match the fingerprint
+    monkeypatch.setattr(feature_spaces, "_LOADED", {})
+    assert feature_spaces.fit_data_space(data).fingerprint == first.fingerprint  # retrained: the same weights
+    path.write_bytes(b"not a safetensors file")
+    monkeypatch.setattr(feature_spaces, "_LOADED", {})
+    assert feature_spaces.fit_data_space(data).fingerprint == first.fingerprint
+    monkeypatch.setattr(feature_spaces, "_LOADED", {})
+    monkeypatch.setattr(feature_spaces, "_fit", lambda *args: pytest.fail("the rewritten cache was not reused"))
+    assert feature_spaces.fit_data_space(data).fingerprint == first.fingerprint
+
+
+def test_data_space_metrics_of_the_reals_against_themselves_and_noise(tiny_data_space, tmp_path):
+    data = open_dataset(write_folder(tmp_path / "imgs"))
+    reals = real_images(data)
+    n = f"{len(reals) / 1000}k"
+    same = compute_metric(f"fid{n}_data", Replay(reals), data)[f"fid{n}_data"]
+    noise = torch.rand(reals.shape, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    far = compute_metric(f"fid{n}_data", Replay(noise), data)[f"fid{n}_data"]
+    assert abs(same) < 1e-6 and far > 0.01 and far > 1e6 * abs(same)  # one epoch: a small space, noise far in it
+    pr = compute_metric(f"pr{n}_data", Replay(reals), data)
+    assert pr[f"pr{n}_data_precision"] == 1.0 and pr[f"pr{n}_data_recall"] == 1.0
+    detector = metric_detector(f"fid{n}_data", dataset=data)
+    assert detector.startswith("lenet-data (trained on imgs, 8² colour, fingerprint ") and "held-out" in detector
+
+
+def test_metrics_command_measures_against_data_in_its_own_space(tiny_data_space, tmp_path):
+    torch.manual_seed(0)
+    create("poly-inr", "cpu", img_resolution=12).save(tmp_path / "g")
+    folder = write_folder(tmp_path / "imgs")
+    args = ["metrics", "--network", str(tmp_path / "g"), "--data", str(folder), "--metrics", "fid0.02k_data"]
+    result = CliRunner().invoke(main, [*args, "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.stdout.splitlines() if line.startswith("fid0.02k_data"))
+    assert float(row.split()[1]) > 0 and "lenet-data (trained on imgs" in row
+    assert feature_spaces.FIT_STAGE in result.stderr  # the space's training shows a progress bar

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -110,7 +111,6 @@ def test_library_refusals():
                                   "scaleinv_fid_S4_digits")),
         ("builtin:shapes", False, ("fid_shapes", "pr_shapes", "scaleinv_fid_S2_shapes", "scaleinv_fid_S4_shapes")),
         ("builtin:photos", True, ("fid_photos", "pr_photos", "scaleinv_fid_S2_photos", "scaleinv_fid_S4_photos")),
-        ("some/folder", False, ("rfid0.5k_full", "fid0.5k_full", "kid0.5k_full", "pr0.5k3_full")),
     ],
 )  # fmt: skip
 def test_builtin_data_is_measured_in_its_offline_feature_space_by_default(data, cond, expected):
@@ -119,6 +119,58 @@ def test_builtin_data_is_measured_in_its_offline_feature_space_by_default(data, 
     assert settings.curve_metric == expected[0]
     offline = [name for name in expected if name.endswith(data.removeprefix("builtin:"))]
     assert all(cmp.detector_unavailable(name) is None for name in offline)  # no weights to download
+
+
+def test_own_data_on_cpu_is_followed_in_its_own_cheap_space_and_inception_metrics_wait_for_the_end():
+    settings = cmp.check_settings(cmp.CompareSettings(data="some/folder", models=("poly-inr",)))
+    assert settings.metrics == ("fid0.5k_data", "pr0.5k_data", "rfid0.5k_full", "fid0.5k_full", "kid0.5k_full",
+                                "pr0.5k3_full", "eqt0.05k_int", "eqt0.05k_frac", "eqr0.05k")  # fmt: skip
+    assert settings.curve_metric == "fid0.5k_data" and cmp.detector_unavailable("fid0.5k_data") is None
+    named = cmp.check_settings(cmp.CompareSettings(data="some/folder", models=("poly-inr",),
+                                                   metrics=("kid0.5k_full", "eqr0.05k")))  # fmt: skip
+    assert named.curve_metric == "fid0.5k_data" and named.metrics == ("fid0.5k_data", "kid0.5k_full", "eqr0.05k")
+    paper = cmp.check_settings(cmp.CompareSettings(data="some/folder", models=("poly-inr",), preset="paper"))
+    assert paper.curve_metric == "fid50k_full" and "fid0.5k_data" not in paper.metrics
+
+
+def test_dry_run_on_a_folder_names_the_data_space_as_curve_metric(tmp_path):
+    args = ["compare", "--data", str(tmp_path / "photos"), "--models", "poly-inr,inr-gan,stylegan3-t,infinitygan",
+            "--resolution", "48", "--kimg", "0.3", "--minutes", "1", "--outdir", str(tmp_path / "x"), "-n"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    resolved = json.loads(result.output)
+    assert resolved["settings"]["curve_metric"] == "fid0.5k_data"
+    assert resolved["settings"]["metrics"][:3] == ["fid0.5k_data", "pr0.5k_data", "rfid0.5k_full"]
+    assert "1 min of training (snapshots and their fid0.5k_data aside)" in resolved["budget"]
+
+
+@pytest.mark.slow
+def test_on_a_folder_only_the_curve_metric_runs_at_snapshots_and_the_table_waits_for_the_end(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from polyinr.metrics import feature_spaces
+
+    tiny = dataclasses.replace(feature_spaces.DATA_RECIPE, input_size=8, epochs=1, max_images=48)
+    monkeypatch.setattr(feature_spaces, "DATA_RECIPE", tiny)
+    monkeypatch.setattr(feature_spaces, "_LOADED", {})
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no Inception weights: offline
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(48):
+        Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(folder / f"{i:02d}.png")
+    settings = cmp.CompareSettings(**{**TINY, "data": str(folder), "models": ("poly-inr",),
+                                      "metrics": ("fid0.02k_full", "eqt0.01k_int"), "seeds": (0,)})  # fmt: skip
+    stages = []
+    out = tmp_path / "cmp"
+    list(cmp.run_comparison(settings, out, command="test", on_progress=lambda *step: stages.append(step[:2])))
+    run_dir = cmp.finished_run(out, cmp.check_settings(settings), "poly-inr")
+    assert sorted(p.name for p in run_dir.glob("metric-*.jsonl")) == ["metric-fid0.5k_data.jsonl"]
+    assert len((run_dir / "metric-fid0.5k_data.jsonl").read_text().splitlines()) == 2  # one line a snapshot
+    assert ("poly-inr", f"fid0.5k_data: {feature_spaces.FIT_STAGE}") in stages  # the space's training has a bar
+    cells = json.loads((out / "report.json").read_text())["models"]["poly-inr"]
+    assert cells["fid0.5k_data"]["value"] > 0 and cells["fid0.5k_data"]["note"].startswith("detector lenet-data (")
+    assert cells["fid0.02k_full"]["value"] is None and "not available offline" in cells["fid0.02k_full"]["note"]
 
 
 def test_feature_space_cells_name_their_detector_and_a_frame_model_its_reason(monkeypatch):

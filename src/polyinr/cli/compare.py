@@ -101,9 +101,11 @@ class _TrainingBars:
     "--metrics",
     default=None,
     metavar="LIST",
-    help="Metrics of the table (polyinr metrics names).  [default: on builtin data, fid_D, pr_D, cas_D (with "
-    "--cond), scaleinv_fid_S2_D, scaleinv_fid_S4_D in its offline feature space D; else small ones for cpu, the "
-    "papers' for paper; then EQ-T, EQ-T_frac, EQ-R]",
+    help="Metrics of the table (polyinr metrics names), measured once, at the end; only the curve metric runs at "
+    "each snapshot (on builtin data its first quality metric; elsewhere, with --preset cpu, fid0.5k_data, in a "
+    "small space fitted to the data).  [default: on builtin data, fid_D, pr_D, cas_D (with --cond), "
+    "scaleinv_fid_S2_D, scaleinv_fid_S4_D in its offline feature space D; else, for cpu, fid0.5k_data, "
+    "pr0.5k_data and 500-sample Inception/VGG16 metrics, the papers' for paper; then EQ-T, EQ-T_frac, EQ-R]",
 )
 @click.option("--seeds", default=None, metavar="LIST", help="Seeds of the sample sheets, e.g. 0-5.  [default: 0-5]")
 @click.option("--native-recipes", is_flag=True, help="Each model's own training recipe instead of one shared recipe.")

@@ -46,7 +46,9 @@ class StageBars:
               help="Comma-separated metrics, e.g. fid50k_full,kid50k_full,pr50k3_full,eqt50k_int,eqr50k,"
                    "scaleinv_fid10k_S4,cas (N in thousands: fid0.1k_full = 100 images); in a built-in dataset's "
                    "own feature space (no --data needed): fid_digits,kid_digits,pr_digits,div_digits,"
-                   "cas_digits,scaleinv_fid_S4_digits (also _shapes; _photos without cas and div).")  # fmt: skip
+                   "cas_digits,scaleinv_fid_S4_digits (also _shapes; _photos, _faces, _textures without cas and "
+                   "div); against --data, in a small space fitted to those images (trained once, tens of "
+                   "seconds, cached): fid_data,kid_data,pr_data,fid0.5k_data,scaleinv_fid_S4_data.")  # fmt: skip
 @click.option("--data", default=None, metavar="DATA",
               help="Real images: folder, dataset zip or builtin:NAME (for metrics against real data).")  # fmt: skip
 @click.option("--mirror", type=bool, default=False, metavar="BOOL", help="Add x-flipped copies of the real images.")
@@ -83,7 +85,7 @@ def metrics(network, metric_spec, data, mirror, resolution, label_sampling, seed
             results = compute_metric(name, G, dataset, device, batch_size, num_workers, StageBars(stack),
                                      label_sampling=label_sampling, seed=seed)  # fmt: skip
         seconds = time.perf_counter() - start
-        detector = metric_detector(name)
+        detector = metric_detector(name, dataset=dataset)
         for key, value in results.items():
             click.echo(f"{key:<{width}}  {value:>12.4f}  {seconds:>7.1f}s  {detector}")
         if run_dir is not None:

@@ -15,6 +15,10 @@ dataset's real images, :mod:`polyinr.metrics.feature_spaces`), named by the spac
 (``fid10k_digits``, ``pr2k5_digits``, ``scaleinv_fid10k_S4_digits``). Without a dataset they compare with the
 built-in data itself. The ``photos``, ``faces`` and ``textures`` spaces have no labels (their classes are the
 source images, or the quarter turns of a face): no CAS or diversity there.
+
+On any other data, the ``data`` space is fitted to the images the metric is measured against (the training data of
+a run; ``--data`` of ``polyinr metrics``): ``fid_data``, ``kid_data``, ``pr_data``, ``scaleinv_fid_S4_data``,
+``fid0.5k_data`` … (a dataset is needed; no CAS or diversity: its classes are quarter turns).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from polyinr._version import __version__
 from polyinr.errors import PolyinrError
 from polyinr.grid import Grid
 from polyinr.image_io import quantize_rgb
+from polyinr.metrics.feature_spaces import DATA_SPACE
 from polyinr.metrics.sampling import Progress, sample_labels
 from polyinr.models.generator import GridRefused
 from polyinr.sampling import iter_ws
@@ -59,9 +64,10 @@ _SPACE_SCALEINV_PATTERN = r"(scaleinv_fid|scaleinv_box_fid)(?:(\d+(?:\.\d+)?)k)?
 VALID_FORMS = (
     "fid{N}k_full, kid{N}k_full, is{N}k, pr{N}k{K}_full, sfid{N}k_full, rfid{N}k_full, eqt{N}k_int, eqt{N}k_frac, "
     "eqr{N}k, scaleinv_fid{N}k_S{S}, scaleinv_box_fid{N}k_S{S}, cas, cas{N}k (N in thousands, e.g. 50 or 0.1); in a "
-    "built-in dataset's feature space D (digits, shapes or photos): fid_D, kid_D, pr_D, cas_D, div_D, "
+    "built-in dataset's feature space D (digits, shapes, photos, faces or textures): fid_D, kid_D, pr_D, cas_D, div_D, "
     "scaleinv_fid_S{S}_D, scaleinv_box_fid_S{S}_D (fid{N}k_D, pr{N}k{K}_D, scaleinv_fid{N}k_S{S}_D; no cas or div "
-    "for photos)"
+    "for photos, faces, textures); in a space fitted to the measured data: the same with D = data (fid_data, "
+    "fid0.5k_data, pr_data; no cas or div)"
 )
 SPACE_DEFAULT_SAMPLES = 2_000
 CAS_DEFAULT_SAMPLES = 10_000
@@ -97,12 +103,12 @@ class MetricSpec:
     num_gen: int  # generated images
     nhood: int = 3  # precision/recall neighbourhood size
     scale: int = 1  # ScaleInv FID zoom-out factor
-    space: str | None = None  # offline feature space (a built-in dataset's name); None = the standard detectors
+    space: str | None = None  # offline feature space (a built-in dataset's name, or 'data'); None = the standard ones
 
     @property
     def needs_real_data(self) -> bool:
         if self.space is not None:
-            return False  # the built-in data itself when no dataset is given
+            return self.space == DATA_SPACE  # a built-in space: the built-in data itself when no dataset is given
         return self.kind == "cas" or (self.kind in _FEATURE_METRICS and _FEATURE_METRICS[self.kind][2] is not None)
 
 
@@ -155,9 +161,10 @@ def _check_space(name: str, kind: str, space: str) -> None:
     """Refuse, in one line, a feature space that does not exist or a metric its classes cannot give."""
     from polyinr.metrics.feature_spaces import RECIPES, UNLABELLED
 
-    if space not in RECIPES:
+    if space not in RECIPES and space != DATA_SPACE:
         raise PolyinrError(f"unknown metric {name!r}: no feature space {space!r} (the built-in datasets "
-                           f"{', '.join(sorted(RECIPES))} have one); valid metrics: {VALID_FORMS}")  # fmt: skip
+                           f"{', '.join(sorted(RECIPES))} have one, and {DATA_SPACE} is fitted to the measured "
+                           f"data); valid metrics: {VALID_FORMS}")  # fmt: skip
     if kind in ("cas", "div") and space in UNLABELLED:
         raise PolyinrError(f"metric {name!r}: {kind} needs class labels, and {UNLABELLED[space]}; measure "
                            f"fid_{space}, kid_{space}, pr_{space} or scaleinv_fid_S{{S}}_{space} there")  # fmt: skip
@@ -187,13 +194,18 @@ def metric_goal(name: str) -> tuple[str, bool] | None:
     return f"{spec.name}{suffix}", lower
 
 
-def metric_detector(name: str, detectors: dict[str, Any] | None = None) -> str:
+def metric_detector(name: str, detectors: dict[str, Any] | None = None, dataset: Any = None) -> str:
     """The feature network (and weights file) metric ``name`` uses, or ``'none'``; one that ``detectors`` puts in
-    its place (see :func:`compute_metric`) by its own name."""
+    its place (see :func:`compute_metric`) by its own name. The ``data`` space is the one fitted to ``dataset``
+    (the dataset the metric was computed against)."""
     spec = parse_metric(name)
     key = f"space:{spec.space}" if spec.space is not None else _FEATURE_METRICS.get(spec.kind, ("none",))[0]
     if key in (detectors or {}):
         return getattr(detectors[key], "name", key)
+    if spec.space == DATA_SPACE:
+        from polyinr.metrics.feature_spaces import describe_data_space
+
+        return describe_data_space(dataset)
     if spec.space is not None:
         from polyinr.metrics.feature_spaces import describe_space
 
@@ -233,7 +245,8 @@ def compute_metric(
     label drawn as ``label_sampling`` says (``'dataset'`` distribution, StyleGAN3; or ``'uniform'``,
     StyleGAN-XL). ``detectors`` replaces the named detectors (``'inception'``, ``'inception-random'``,
     ``'vgg16'``), e.g. with small random networks in tests; ``use_cache`` reads and writes the real-data
-    statistics cache; ``download`` allows fetching missing detector weights.
+    statistics cache; ``download`` allows fetching missing detector weights. The ``data`` space is fitted to
+    ``dataset`` as given (before a patch-trained generator's resize), or taken from ``detectors['space:data']``.
 
     Returns ``{name: value}``; precision/recall give ``{name}_precision`` and ``{name}_recall``, IS
     ``{name}_mean`` and ``{name}_std``, CAS ``{name}`` and ``{name}_real`` (held-out accuracy on real images).
@@ -242,6 +255,13 @@ def compute_metric(
     device = torch.device(device)
     if batch_size < 1:
         raise PolyinrError(f"batch size must be positive, got {batch_size}")
+    if spec.space == DATA_SPACE and dataset is None:
+        raise PolyinrError(f"metric {name} is measured in a feature space fitted to the real images: give a dataset")
+    if spec.space == DATA_SPACE and f"space:{DATA_SPACE}" not in (detectors or {}):
+        from polyinr.metrics.feature_spaces import fit_data_space
+
+        fitted = fit_data_space(dataset, device, use_cache, on_progress)
+        detectors = {**(detectors or {}), f"space:{DATA_SPACE}": fitted}
     dataset = patch_sized(G, dataset)
     if spec.kind in ("scaleinv_fid", "scaleinv_box_fid"):  # a model that cannot paint the wider field: say so first
         from polyinr.metrics.scale_inv import zoomed_out_grid
@@ -336,7 +356,7 @@ def _space_metric(
     spec: MetricSpec, G: Any, dataset: Any, device: torch.device, batch_size: int, num_workers: int,
     on_progress: Progress | None, label_sampling: str, seed: int, detectors: dict[str, Any], use_cache: bool,
 ) -> dict[str, float]:  # fmt: skip
-    """A metric in a built-in dataset's feature space (``spec.space``); ``dataset`` None = that built-in data."""
+    """A metric in an offline feature space (``spec.space``); ``dataset`` None = that built-in data."""
     from polyinr.metrics.feature_spaces import load_feature_space
 
     if dataset is None:
@@ -344,7 +364,7 @@ def _space_metric(
 
         dataset = open_dataset(f"builtin:{spec.space}", resolution=G.img_resolution, cond=G.num_classes > 0)
     key = f"space:{spec.space}"
-    detector = detectors[key] if key in detectors else load_feature_space(spec.space, device, use_cache)
+    detector = detectors[key] if key in detectors else load_feature_space(spec.space, device, use_cache, on_progress)
     if spec.kind in ("fid", "kid", "pr", "scaleinv_fid", "scaleinv_box_fid"):
         labels = sample_labels(G.num_classes, spec.num_gen, label_sampling, dataset, seed)
         keep = "all" if spec.kind in ("kid", "pr") else "moments"
@@ -400,7 +420,7 @@ def evaluate_snapshot(
     for name in names:
         results = compute_metric(name, G, dataset, device=device, detectors=detectors, download=download,
                                  on_progress=named_progress(name, on_progress))  # fmt: skip
-        records[name] = {"results": results, "detector": metric_detector(name, detectors)}
+        records[name] = {"results": results, "detector": metric_detector(name, detectors, dataset)}
         append_metric_result(run_dir, name, records[name]["results"], snapshot.name, records[name]["detector"])
     return records
 

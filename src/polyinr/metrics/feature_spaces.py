@@ -12,8 +12,16 @@ labels at all: their network learns which quarter turn a face was given (0°, 90
 ICLR 2018), which it can only tell from the layout of a face. No CAS or diversity is measured in these spaces
 (:data:`UNLABELLED`). Numbers in these spaces compare with each other, never with Inception figures.
 
-The trained network is cached in ``<cache>/feature-spaces/<name>.safetensors`` with its recipe (the dataclass
-below plus the data's content hash) and a fingerprint (SHA-256 of the weights) in the metadata. A file whose
+Any other data (a folder or dataset zip) gets the ``data`` space (:func:`fit_data_space`): the same network, fitted
+the same way (quarter turns) to the images a metric is measured against, read at the network's input size (the
+largest power of two ≤ 32 not above their resolution, at least 8), in colour unless every image is grey, on a
+seeded subset of at most :attr:`DataSpaceRecipe.max_images` images for a few epochs: tens of seconds on one CPU
+thread. ``fid_data``, ``kid_data``, ``pr_data`` and ``scaleinv_fid_S4_data`` are measured in it; they compare runs on
+the same data, never figures on other data (each dataset has its own space).
+
+The trained network is cached in ``<cache>/feature-spaces/<name>.safetensors`` (the ``data`` space:
+``data-<hash of its recipe>.safetensors``, one per dataset) with its recipe (the dataclass below plus the data's
+content hash) and a fingerprint (SHA-256 of the weights) in the metadata. A file whose
 recipe differs (a new recipe, changed data) or whose weights do not match their fingerprint is stale: it is
 retrained and replaced. The fingerprint names the detector, so cached real-data statistics follow the weights.
 """
@@ -24,7 +32,7 @@ import dataclasses
 import hashlib
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +47,7 @@ from torch import nn
 from polyinr.atomic import atomic_save_tensors
 from polyinr.errors import PolyinrError
 from polyinr.metrics.features import Detector, cache_dir
+from polyinr.metrics.sampling import Progress
 
 if TYPE_CHECKING:
     from polyinr.data.datasets import ImageDataset
@@ -50,7 +59,7 @@ log = logging.getLogger("polyinr")
 class FeatureSpaceRecipe:
     """How a feature network is built and trained; every field is part of the cache's identity."""
 
-    dataset: str  # built-in dataset name (polyinr.data.builtin)
+    dataset: str  # built-in dataset name (polyinr.data.builtin), or DATA_SPACE for the data a metric is given
     input_size: int  # the network sees images area-resized to input_size² (a power of two ≥ 8)
     channels: int  # 1 = grey (mean of R, G, B), 3 = colour
     width: int = 32  # channels of the first convolution block; doubled at each next block
@@ -74,13 +83,27 @@ RECIPES: dict[str, FeatureSpaceRecipe] = {
     "textures": FeatureSpaceRecipe("textures", input_size=32, channels=3),
 }
 TASKS = ("classes", "rotation")
+DATA_SPACE = "data"  # the space fitted to the images a metric is measured against (fid_data, pr_data, …)
 
 # Spaces whose classes are no labels of what an image shows (CAS and within-class diversity are refused in them).
 UNLABELLED: dict[str, str] = {
     "photos": "the built-in photos have no labels: its classes are the source photographs the patches come from",
     "faces": "the built-in faces have no labels: its classes are the quarter turns a face was given",
     "textures": "the built-in textures have no labels: its classes are the source images the crops come from",
+    DATA_SPACE: "the data's own space learns no labels: its classes are the quarter turns an image was given",
 }
+
+
+@dataclass(frozen=True)
+class DataSpaceRecipe(FeatureSpaceRecipe):
+    """The recipe of the ``data`` space; ``input_size`` is the largest, ``channels`` follows the data."""
+
+    max_images: int = 2_000  # a seeded subset of at most this many images trains the network (bounds the cost)
+
+
+# Width 16, 3 epochs over the quarter turns of at most 1,600 training images: about 25 s on one thread at 32²
+# (benchmarks/bench_curve_metric.py), where width 32 takes 3x as long and 6 epochs twice, for little gain.
+DATA_RECIPE = DataSpaceRecipe(DATA_SPACE, input_size=32, channels=3, width=16, epochs=3, task="rotation")
 
 
 def builtin_space(data: str | None) -> str | None:
@@ -207,12 +230,27 @@ def _split(labels: np.ndarray, held_out: float, seed: int) -> tuple[np.ndarray, 
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
 
 
-def train_feature_net(recipe: FeatureSpaceRecipe) -> tuple[dict[str, torch.Tensor], dict[str, object]]:
-    """Train the recipe's network on its dataset: ``(state dict, info)``, the same weights on every call.
+FIT_STAGE = "fitting the feature space"  # the progress stage of a network's training
 
-    ``info`` holds the data's content hash and the accuracy on the held-out images.
+
+def train_feature_net(
+    recipe: FeatureSpaceRecipe, on_progress: Progress | None = None
+) -> tuple[dict[str, torch.Tensor], dict[str, object]]:
+    """Train the recipe's network on its built-in dataset: ``(state dict, info)``, the same weights on every call.
+
+    ``info`` holds the data's content hash, the accuracy on the held-out images and the number of classes;
+    ``on_progress(stage, done, total)`` follows the training examples seen.
     """
     x, y, content_hash = _real_data(recipe)
+    state, info = _fit(recipe, x, y, on_progress)
+    return state, {**info, "content_hash": content_hash}
+
+
+def _fit(
+    recipe: FeatureSpaceRecipe, x: torch.Tensor, y: torch.Tensor, on_progress: Progress | None
+) -> tuple[dict[str, torch.Tensor], dict[str, object]]:
+    """Train the recipe's network on images ``x [N, channels, S, S]`` with labels ``y [N]`` (deterministic):
+    ``(state dict, {"held_out_accuracy", "num_classes"})``."""
     train_idx, test_idx = _split(y.numpy(), recipe.held_out, recipe.seed)  # by image: its turns stay together
     xt, yt = _task_examples(x[train_idx], y[train_idx], recipe.task)
     xh, yh = _task_examples(x[test_idx], y[test_idx], recipe.task)
@@ -222,17 +260,21 @@ def train_feature_net(recipe: FeatureSpaceRecipe) -> tuple[dict[str, torch.Tenso
         net = LeNet(recipe, num_classes)
         optimizer = torch.optim.Adam(net.parameters(), lr=recipe.lr)
         order = torch.Generator().manual_seed(recipe.seed)
+        seen, total = 0, recipe.epochs * len(xt)
         for _ in range(recipe.epochs):
             for batch in torch.randperm(len(xt), generator=order).split(recipe.batch):
                 loss = F.cross_entropy(net(xt[batch])[1], yt[batch])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                seen += len(batch)
+                if on_progress is not None:
+                    on_progress(FIT_STAGE, seen, total)
         net.eval()
         with torch.no_grad():
             accuracy = float((net(xh)[1].argmax(1) == yh).double().mean()) if len(yh) else 1.0
     state = {k: v.detach().clone().contiguous() for k, v in net.state_dict().items()}
-    return state, {"content_hash": content_hash, "held_out_accuracy": accuracy, "num_classes": num_classes}
+    return state, {"held_out_accuracy": accuracy, "num_classes": num_classes}
 
 
 def fingerprint(state: dict[str, torch.Tensor]) -> str:
@@ -277,25 +319,25 @@ def _read_cache(path: Path, expected_recipe: str) -> tuple[dict[str, torch.Tenso
     return state, meta
 
 
-_LOADED: dict[tuple[str, str], FeatureSpaceDetector] = {}
+_LOADED: dict[tuple[str, str], FeatureSpaceDetector] = {}  # (space or "data:<data hash>", device) → detector
+_FITTED: dict[str, str] = {}  # content hash of data given to fit_data_space → the description of its space
 
 
-def load_feature_space(name: str, device: torch.device | str = "cpu", use_cache: bool = True) -> FeatureSpaceDetector:
-    """Feature space ``name``'s detector on ``device``: from the user cache, else trained now (seconds) and cached."""
-    recipe = check_space(name)
-    key = (name, str(torch.device(device)))
-    if use_cache and key in _LOADED:
-        return _LOADED[key]
-    content_hash = _open_real(recipe).content_hash
+def _cached_or_trained(
+    name: str, recipe: FeatureSpaceRecipe, content_hash: str, path: Path,
+    train: Callable[[], tuple[dict[str, torch.Tensor], dict[str, object]]], device: torch.device | str,
+    use_cache: bool,
+) -> FeatureSpaceDetector:  # fmt: skip
+    """The detector of ``recipe`` on data ``content_hash``: from ``path`` when it holds that recipe's intact weights,
+    else ``train()``-ed now and (``use_cache``) saved there."""
     expected = recipe_json(recipe, content_hash)
-    path = cache_path(name)
     cached = _read_cache(path, expected) if use_cache else None
     if cached is not None:
         state, meta = cached
         accuracy, fp = float(meta["held_out_accuracy"]), meta["fingerprint"]
         num_classes = int(meta["num_classes"])
     else:
-        state, info = train_feature_net(recipe)
+        state, info = train()
         accuracy, num_classes, fp = float(info["held_out_accuracy"]), int(info["num_classes"]), fingerprint(state)
         if use_cache:
             meta = {"recipe": expected, "fingerprint": fp, "held_out_accuracy": repr(accuracy),
@@ -307,7 +349,21 @@ def load_feature_space(name: str, device: torch.device | str = "cpu", use_cache:
                 log.warning("could not cache the %s feature space in %s: %s", name, path, e.strerror or e)
     net = LeNet(recipe, num_classes)
     net.load_state_dict(state)
-    detector = FeatureSpaceDetector(recipe, net, fp, accuracy).to(device).eval().requires_grad_(False)
+    return FeatureSpaceDetector(recipe, net, fp, accuracy).to(device).eval().requires_grad_(False)
+
+
+def load_feature_space(
+    name: str, device: torch.device | str = "cpu", use_cache: bool = True, on_progress: Progress | None = None
+) -> FeatureSpaceDetector:
+    """Feature space ``name``'s detector on ``device``: from the user cache, else trained now (seconds) and cached;
+    ``on_progress(stage, done, total)`` follows a training."""
+    recipe = check_space(name)
+    key = (name, str(torch.device(device)))
+    if use_cache and key in _LOADED:
+        return _LOADED[key]
+    content_hash = _open_real(recipe).content_hash
+    detector = _cached_or_trained(name, recipe, content_hash, cache_path(name),
+                                  lambda: train_feature_net(recipe, on_progress), device, use_cache)  # fmt: skip
     if use_cache:
         _LOADED[key] = detector
     return detector
@@ -324,3 +380,65 @@ def describe_space(name: str) -> str:
                 f"{meta['fingerprint'][:16]}, held-out accuracy {float(meta['held_out_accuracy']):.3f})")  # fmt: skip
     except (SafetensorError, OSError, ValueError, KeyError):
         return f"lenet-{recipe.dataset} (trained on builtin:{recipe.dataset} when first used)"
+
+
+# ---------------------------------------------------------------------------- the data's own space
+
+
+def data_input_size(resolution: int) -> int:
+    """The ``data`` space's input size for images of ``resolution``²: the largest power of two not above it,
+    within [8, :data:`DATA_RECIPE` ``.input_size``]."""
+    return min(DATA_RECIPE.input_size, max(8, 1 << (resolution.bit_length() - 1)))
+
+
+def data_recipe(resolution: int, grey: bool) -> DataSpaceRecipe:
+    """The ``data`` space's recipe for images of ``resolution``², grey (one channel) or colour."""
+    size = data_input_size(resolution)
+    return dataclasses.replace(DATA_RECIPE, input_size=size, render_resolution=size, channels=1 if grey else 3)
+
+
+def data_cache_path(recipe: DataSpaceRecipe, content_hash: str) -> Path:
+    digest = hashlib.sha256(recipe_json(recipe, content_hash).encode()).hexdigest()[:16]
+    return cache_dir() / "feature-spaces" / f"{DATA_SPACE}-{digest}.safetensors"
+
+
+def fit_data_space(
+    dataset: ImageDataset, device: torch.device | str = "cpu", use_cache: bool = True,
+    on_progress: Progress | None = None,
+) -> FeatureSpaceDetector:  # fmt: skip
+    """The ``data`` space of ``dataset`` on ``device``: a LeNet fitted to its images, from the user cache, else
+    trained now (tens of seconds) and cached; ``on_progress(stage, done, total)`` follows the training.
+
+    The network sees the images without x-flipped copies, read at its input size (:func:`data_input_size` of
+    their resolution), so that one dataset measured at two resolutions that share an input size (e.g. InfinityGAN's
+    patches beside full frames) is measured in the same space. Its cache is keyed by the recipe and the content
+    hash of those images.
+    """
+    key = (f"{DATA_SPACE}:{dataset.content_hash}", str(torch.device(device)))
+    if use_cache and key in _LOADED:
+        return _LOADED[key]
+    seen = dataset.unmirrored().with_resolution(data_input_size(dataset.resolution))
+    images = torch.stack([seen[i][0] for i in range(len(seen))])  # uint8 [N, 3, S, S]
+    recipe = data_recipe(dataset.resolution, grey=bool((images == images[:, :1]).all()))
+    pick = np.sort(np.random.default_rng(recipe.seed).permutation(len(images))[: recipe.max_images])
+    x = network_input(images[torch.from_numpy(pick)], recipe)
+
+    def train() -> tuple[dict[str, torch.Tensor], dict[str, object]]:
+        return _fit(recipe, x, torch.zeros(len(x), dtype=torch.int64), on_progress)
+
+    detector = _cached_or_trained(DATA_SPACE, recipe, seen.content_hash, data_cache_path(recipe, seen.content_hash),
+                                  train, device, use_cache)  # fmt: skip
+    _FITTED[dataset.content_hash] = (
+        f"lenet-data (trained on {dataset.name}, {recipe.input_size}² {'grey' if recipe.channels == 1 else 'colour'}, "
+        f"fingerprint {detector.fingerprint[:16]}, held-out accuracy {detector.held_out_accuracy:.3f})"
+    )
+    if use_cache:
+        _LOADED[key] = detector
+    return detector
+
+
+def describe_data_space(dataset: ImageDataset | None) -> str:
+    """One line for reports: the ``data`` space fitted to ``dataset`` in this process, else what it will be."""
+    if dataset is not None and dataset.content_hash in _FITTED:
+        return _FITTED[dataset.content_hash]
+    return "lenet-data (trained on the measured images when first used)"

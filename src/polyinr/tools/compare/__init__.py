@@ -59,6 +59,7 @@ from polyinr.tools.compare.settings import (
     PAPER,
     CompareSettings,
     check_settings,
+    default_curve_metric,
     default_metrics,
     describe_budget,
 )
@@ -74,6 +75,7 @@ __all__ = [
     "RenderSpeed",
     "big_render_memory",
     "check_settings",
+    "default_curve_metric",
     "default_metrics",
     "describe_budget",
     "detector_unavailable",

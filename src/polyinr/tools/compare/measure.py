@@ -192,7 +192,7 @@ def metric_cells(
         except PolyinrError as e:  # the grid contract's refusal, or a metric this model or data cannot give
             cells[name] = Cell(None, note=str(e))
             continue
-        detector = metric_detector(name, detectors)  # after the metric: a feature space is trained when first used
+        detector = metric_detector(name, detectors, dataset)  # after the metric: a space is trained when first used
         for key, value in values.items():
             cells[key] = Cell(float(value), unit, None if detector == "none" else f"detector {detector}")
     return cells

@@ -14,6 +14,9 @@ from polyinr.training.plateau import PlateauRule
 
 CPU, PAPER = "cpu", "paper"
 SHEET_SEEDS = 6  # default seeds of the sample sheets
+# The curve metric of the cpu preset on data without a built-in space: FID on 500 samples in a space fitted to the
+# data (seconds a snapshot on a CPU, where one Inception pass over the data takes minutes).
+OWN_DATA_CURVE = "fid0.5k_data"
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,7 @@ class CompareSettings:
     resolution: int | None = None  # training resolution; None = the data's
     batch: int | None = None  # None = the recipe's
     cond: bool = False  # class-conditional on the data's labels
-    curve_metric: str | None = None  # metric computed at every snapshot (None = the first quality metric)
+    curve_metric: str | None = None  # metric computed at every snapshot (None = default_curve_metric)
     snap_kimg: float | None = None  # snapshot (and curve point) interval in kimg; None = the recipe's
     big_render: int = 4096  # side of the render whose peak memory is measured
     workers: int = 0
@@ -56,8 +59,9 @@ def default_metrics(preset: str, data: str | None = None, cond: bool = False) ->
 
     On a built-in dataset (``builtin:digits``, ``shapes``, ``photos``): FID, precision/recall, CAS (labelled data,
     class-conditional models) and ScaleInv FID at ×2 and ×4 in that dataset's offline feature space, 2,000
-    samples each. Elsewhere the standard detectors: small sample counts for ``cpu``, the papers' for ``paper``.
-    Then the equivariance metrics (50 samples for ``cpu``, 50k for ``paper``).
+    samples each. Elsewhere, for ``cpu``: FID and precision/recall in a space fitted to the data (``fid0.5k_data``,
+    ``pr0.5k_data``), then the standard detectors', 500 samples each; for ``paper`` the standard detectors with
+    the papers' sample counts. Then the equivariance metrics (50 samples for ``cpu``, 50k for ``paper``).
     """
     eq = ("eqt0.05k_int", "eqt0.05k_frac", "eqr0.05k") if preset == CPU else ("eqt50k_int", "eqt50k_frac", "eqr50k")
     space = builtin_space(data)
@@ -65,13 +69,23 @@ def default_metrics(preset: str, data: str | None = None, cond: bool = False) ->
         cas = (f"cas_{space}",) if cond and space not in UNLABELLED else ()
         return (f"fid_{space}", f"pr_{space}", *cas, f"scaleinv_fid_S2_{space}", f"scaleinv_fid_S4_{space}", *eq)
     if preset == CPU:
-        return ("rfid0.5k_full", "fid0.5k_full", "kid0.5k_full", "pr0.5k3_full", *eq)
+        return (OWN_DATA_CURVE, "pr0.5k_data", "rfid0.5k_full", "fid0.5k_full", "kid0.5k_full", "pr0.5k3_full", *eq)
     return ("fid50k_full", "kid50k_full", "rfid50k_full", "pr50k3_full", *eq, "scaleinv_fid50k_S2",
             "scaleinv_fid50k_S4")  # fmt: skip
 
 
+def default_curve_metric(preset: str, data: str | None, metrics: tuple[str, ...]) -> str | None:
+    """The metric computed at every snapshot when none is named: with the ``cpu`` preset on data without a
+    built-in space, :data:`OWN_DATA_CURVE` (whatever the table's metrics: those are measured once, at the end);
+    otherwise the first quality metric of ``metrics`` (None when there is none)."""
+    if preset == CPU and builtin_space(data) is None:
+        return OWN_DATA_CURVE
+    return next((m for m in metrics if not parse_metric(m).kind.startswith("eq")), None)
+
+
 def check_settings(settings: CompareSettings) -> CompareSettings:
-    """Validate model names, the preset and metric names (one-line errors); fill in the default metrics."""
+    """Validate model names, the preset and metric names (one-line errors); fill in the default metrics and the
+    curve metric (put first in the table when it is not among the metrics)."""
     known = list_models()
     if not settings.models:
         raise PolyinrError("name at least one model to compare")
@@ -95,7 +109,9 @@ def check_settings(settings: CompareSettings) -> CompareSettings:
     if curve is not None:
         parse_metric(curve)
     else:
-        curve = next((m for m in metrics if not parse_metric(m).kind.startswith("eq")), None)
+        curve = default_curve_metric(settings.preset, settings.data, tuple(metrics))
+    if curve is not None and curve not in metrics:
+        metrics = (curve, *metrics)  # the table holds the curve's last point, and the speed-quality plot its value
     if settings.plateau is not None and (curve is None or metric_goal(curve) is None):
         raise PolyinrError(f"stopping at a plateau needs a curve metric with a better direction (FID, KID, CAS, …), "
                            f"not {curve or 'none'}")  # fmt: skip
