@@ -42,15 +42,25 @@ def augmentation(rounds: int) -> None:
             times[name].append(_time(fn, images))
     base = min(times["DiffAugment color,translation,cutout"])
     for name, t in times.items():
-        print(f"{name:<40} best {min(t) * 1e3:7.1f} ms  median {statistics.median(t) * 1e3:7.1f} ms  "
-              f"{min(t) / base:5.2f}× DiffAugment")  # fmt: skip
+        print(
+            f"{name:<40} best {min(t) * 1e3:7.1f} ms  median {statistics.median(t) * 1e3:7.1f} ms  "
+            f"{min(t) / base:5.2f}× DiffAugment"
+        )
 
 
 def xl_training(kimg: float) -> None:
     with tempfile.TemporaryDirectory() as outdir:
-        options = resolve_options("cpu", model="stylegan-xl", data="builtin:digits", schedule=f"16:{kimg},32:{kimg}",
-                                  tick_kimg=kimg / 2, snap_ticks=100, workers=0, device="cpu",
-                                  outdir=outdir)  # fmt: skip
+        options = resolve_options(
+            "cpu",
+            model="stylegan-xl",
+            data="builtin:digits",
+            schedule=f"16:{kimg},32:{kimg}",
+            tick_kimg=kimg / 2,
+            snap_ticks=100,
+            workers=0,
+            device="cpu",
+            outdir=outdir,
+        )
         run_dir = training_loop(options)
         for line in (run_dir / "stats.jsonl").read_text().splitlines():
             stats = json.loads(line)

@@ -59,8 +59,10 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for (model, factor, method), values in results.items():
         what = f"{8 if factor == 1 else 2} renders a call" if method == "old" else notes[(model, factor)]
-        print(f"| {model} | {factor}× ({R * factor}²) | {method}: {what} | {max(values):.3f} | "
-              f"{statistics.median(values):.3f} |")  # fmt: skip
+        print(
+            f"| {model} | {factor}× ({R * factor}²) | {method}: {what} | {max(values):.3f} | "
+            f"{statistics.median(values):.3f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -99,8 +99,10 @@ def main() -> None:
         results[policy] = json.loads(out.strip().splitlines()[-1])
         print(f"OMP_WAIT_POLICY={policy}: measured; load average {os.getloadavg()}", flush=True)
     print()
-    print("| OMP_WAIT_POLICY | torch threads | quiet steps/s (best / median) | busy steps/s (best / median) | "
-          "busy / quiet (medians) |")  # fmt: skip
+    print(
+        "| OMP_WAIT_POLICY | torch threads | quiet steps/s (best / median) | busy steps/s (best / median) | "
+        "busy / quiet (medians) |"
+    )
     print("|---|---|---|---|---|")
     for policy, times in results.items():
         for threads in (1, 2):

@@ -84,23 +84,27 @@ def run(scratch: Path, args: argparse.Namespace) -> None:
     from polyinr.training.loop import training_loop
     from polyinr.training.setup import open_training_data
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {os.cpu_count()} cores, "
-          f"load average {load()}")  # fmt: skip
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {os.cpu_count()} cores, load average {load()}"
+    )
     folder = scratch / "photos"
     _, seconds = timed(lambda: make_crops(folder, args.images, args.resolution))
     print(f"{args.images} crops of {len(PHOTOS)} photographs at {args.resolution}² written in {seconds:.1f} s")
 
-    settings = check_settings(CompareSettings(data=str(folder), models=("poly-inr",), resolution=args.resolution,
-                                              kimg=args.kimg))  # fmt: skip
+    settings = check_settings(
+        CompareSettings(data=str(folder), models=("poly-inr",), resolution=args.resolution, kimg=args.kimg)
+    )
     curve = settings.curve_metric
     print(f"compare's metrics: {', '.join(settings.metrics)}; curve metric: {curve}")
     options = training_options(settings, "poly-inr", scratch / "run")
     dataset = open_training_data(options).unmirrored()  # the reals the snapshot metrics use
 
     space, fit_seconds = timed(lambda: fit_data_space(dataset))
-    print(f"(a) fitting the data space ({space.recipe.input_size}², {space.recipe.channels} channels, "
-          f"{min(len(dataset), space.recipe.max_images)} images, {space.recipe.epochs} epochs): {fit_seconds:.1f} s, "
-          f"held-out accuracy {space.held_out_accuracy:.3f}")  # fmt: skip
+    print(
+        f"(a) fitting the data space ({space.recipe.input_size}², {space.recipe.channels} channels, "
+        f"{min(len(dataset), space.recipe.max_images)} images, {space.recipe.epochs} epochs): {fit_seconds:.1f} s, "
+        f"held-out accuracy {space.held_out_accuracy:.3f}"
+    )
 
     timing = dataclasses.replace(options, kimg=args.train_kimg, tick_kimg=args.train_kimg / 4, snap_ticks=1000)
     run_dir, _ = timed(lambda: training_loop(timing, resume="new"))
@@ -111,21 +115,27 @@ def run(scratch: Path, args: argparse.Namespace) -> None:
 
     values, first = timed(lambda: compute_metric(curve, G, dataset))
     later = timed(lambda: compute_metric(curve, G, dataset))[1]
-    print(f"(b) {curve} of the cpu Poly-INR at {args.resolution}² ({values[curve]:.4g} after "
-          f"{args.train_kimg:g} kimg): {first:.1f} s at the first snapshot (real statistics included), "
-          f"{later:.1f} s at each later one")  # fmt: skip
+    print(
+        f"(b) {curve} of the cpu Poly-INR at {args.resolution}² ({values[curve]:.4g} after "
+        f"{args.train_kimg:g} kimg): {first:.1f} s at the first snapshot (real statistics included), "
+        f"{later:.1f} s at each later one"
+    )
 
     inception = load_detector("inception-random")
     batch = torch.stack([dataset[i][0] for i in range(32)])
     inception(batch)  # warm-up
     per_image = timed(lambda: inception(batch))[1] / len(batch)
     inception_pass = per_image * (500 + len(dataset))
-    print(f"    for reference, rfid0.5k_full (Inception, random weights): {per_image * 1e3:.0f} ms an image, about "
-          f"{inception_pass:.0f} s for 500 samples and the {len(dataset)} reals at the first snapshot")  # fmt: skip
+    print(
+        f"    for reference, rfid0.5k_full (Inception, random weights): {per_image * 1e3:.0f} ms an image, about "
+        f"{inception_pass:.0f} s for 500 samples and the {len(dataset)} reals at the first snapshot"
+    )
 
     print(f"(c) training: {speed:.1f} img/s (median tick of {args.train_kimg} kimg)")
-    for label, kimg in ((f"the cpu recipe's snapshot interval, {interval:g} kimg", interval),
-                        (f"--kimg {args.kimg:g}: one snapshot, at the end", args.kimg)):  # fmt: skip
+    for label, kimg in (
+        (f"the cpu recipe's snapshot interval, {interval:g} kimg", interval),
+        (f"--kimg {args.kimg:g}: one snapshot, at the end", args.kimg),
+    ):
         train = kimg * 1000 / speed
         print(
             f"    {label}: {train:.0f} s of training; {curve} costs {later / train:.1%} of it at a later "
@@ -150,9 +160,10 @@ def what_the_space_sees(space, dataset) -> None:
         "the other half, blurred (2x box down, bilinear up)": blurred.round().clamp(0, 255).to(torch.uint8),
         "the other half, grey": rest.float().mean(1, keepdim=True).expand_as(rest).round().to(torch.uint8),
         f"the other half's crops of {PHOTOS[0]} and {PHOTOS[1]} only": rest[photo[other] < 2],
-        "uniform noise": torch.randint(0, 256, rest.shape, generator=torch.Generator().manual_seed(0),
-                                       dtype=torch.uint8),
-    }  # fmt: skip
+        "uniform noise": torch.randint(
+            0, 256, rest.shape, generator=torch.Generator().manual_seed(0), dtype=torch.uint8
+        ),
+    }
 
     def moments(images: torch.Tensor):
         with torch.no_grad():

@@ -73,15 +73,22 @@ def scores(G, dataset, num_per_class: int) -> dict:
     cas = classification_accuracy_score(G, dataset, 2000)
     n = num_per_class * G.num_classes
     labels = np.arange(n) % G.num_classes
-    gen = torch.cat([torch.from_numpy(small_gray(quantize_rgb(G.synthesize(ws, Grid.frame(dataset.resolution))), 8))
-                     for ws in iter_ws(G, range(n), labels, batch_size=100)])  # fmt: skip
+    gen = torch.cat(
+        [
+            torch.from_numpy(small_gray(quantize_rgb(G.synthesize(ws, Grid.frame(dataset.resolution))), 8))
+            for ws in iter_ws(G, range(n), labels, batch_size=100)
+        ]
+    )
     real, real_labels = [], []
     for images, y in dataset_batches(dataset, np.arange(len(dataset)), 256, 0):
         real.append(torch.from_numpy(small_gray(images, 8)))
         real_labels.append(y.numpy())
     div = class_diversity(gen, labels, torch.cat(real), np.concatenate(real_labels), G.num_classes)
-    return {"cas": cas["cas"], "diversity": float(np.mean(list(div.values()))),
-            "diversity_min": float(min(div.values()))}  # fmt: skip
+    return {
+        "cas": cas["cas"],
+        "diversity": float(np.mean(list(div.values()))),
+        "diversity_min": float(min(div.values())),
+    }
 
 
 def raw_generator(snapshot, G_ema):
@@ -109,18 +116,32 @@ def main() -> None:
     for name in args.variants.split(","):
         overrides = {**extra, **VARIANTS[name]}
         settings = {"snap_ticks": 1, "keep_snapshots": 100, **overrides}
-        options = resolve_options("cpu", data="builtin:digits", cond=True, resolution=DEMO_RESOLUTION,
-                                  outdir=os.path.join(args.outdir, name), kimg=args.kimg, workers=0,
-                                  **settings)  # fmt: skip
+        options = resolve_options(
+            "cpu",
+            data="builtin:digits",
+            cond=True,
+            resolution=DEMO_RESOLUTION,
+            outdir=os.path.join(args.outdir, name),
+            kimg=args.kimg,
+            workers=0,
+            **settings,
+        )
         load_before = os.getloadavg()
         start = time.time()
         with torch.random.fork_rng(devices=[]):
             run_dir = training_loop(options, resume="new")
         seconds = time.time() - start
         G = load_generator(latest_snapshot(run_dir))
-        row = {"variant": name, "overrides": overrides, "kimg": args.kimg, "train_s": round(seconds, 1),
-               "load_before": [round(x, 2) for x in load_before], "load_after": [round(x, 2) for x in os.getloadavg()],
-               "run": str(run_dir), **scores(G, dataset, 100)}  # fmt: skip
+        row = {
+            "variant": name,
+            "overrides": overrides,
+            "kimg": args.kimg,
+            "train_s": round(seconds, 1),
+            "load_before": [round(x, 2) for x in load_before],
+            "load_after": [round(x, 2) for x in os.getloadavg()],
+            "run": str(run_dir),
+            **scores(G, dataset, 100),
+        }
         raw = raw_generator(latest_snapshot(run_dir), G)
         row["raw_G"] = scores(raw, dataset, 100)
         row["trajectory"] = {s.name: scores(load_generator(s), dataset, 50) for s in list_snapshots(run_dir)[:-1]}

@@ -32,8 +32,16 @@ def main() -> None:
     parser.add_argument("--model", default="poly-inr", help="registered generator, trained from its cpu preset")
     args = parser.parse_args()
 
-    options = resolve_options("cpu", model=args.model, data="builtin:digits", cond=True, resolution=DEMO_RESOLUTION,
-                              outdir=args.outdir, kimg=args.kimg, workers=0)  # fmt: skip
+    options = resolve_options(
+        "cpu",
+        model=args.model,
+        data="builtin:digits",
+        cond=True,
+        resolution=DEMO_RESOLUTION,
+        outdir=args.outdir,
+        kimg=args.kimg,
+        workers=0,
+    )
     start = time.time()
     run_dir = training_loop(options, resume="new")
     seconds = time.time() - start

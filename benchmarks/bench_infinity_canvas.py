@@ -60,8 +60,10 @@ def batched_speedup(ckpt: Path, rounds: int, threads: int | None) -> None:
     base = min(times[1])
     print("\n| patches per call | best s | median s | MP/s (best) | speed-up vs 1 |\n|---|---|---|---|---|")
     for batch, ts in times.items():
-        print(f"| {batch} | {min(ts):.3f} | {statistics.median(ts):.3f} | {0.262144 / min(ts):.3f} | "
-              f"{base / min(ts):.2f}x |")  # fmt: skip
+        print(
+            f"| {batch} | {min(ts):.3f} | {statistics.median(ts):.3f} | {0.262144 / min(ts):.3f} | "
+            f"{base / min(ts):.2f}x |"
+        )
 
 
 def main() -> None:
@@ -82,8 +84,9 @@ def main() -> None:
         work = Path(args.keep or tmp)
         work.mkdir(parents=True, exist_ok=True)
         ckpt = work / f"infinitygan-{args.preset}"
-        run_cli(["create", "--model", "infinitygan", "--preset", args.preset, "--seed", "0", str(ckpt)], work / "c.log",
-                env)  # fmt: skip
+        run_cli(
+            ["create", "--model", "infinitygan", "--preset", args.preset, "--seed", "0", str(ckpt)], work / "c.log", env
+        )
         base_wall, base_rss = run_cli(["list"], work / "list.log", env)
         print("| size | pixels | wall s | MP/s | peak RSS | PNG MiB |\n|---|---|---|---|---|---|")
         print(f"| baseline: `polyinr list` | - | {base_wall:.1f} | - | {base_rss / 2**30:.2f} GiB | - |")
@@ -91,15 +94,23 @@ def main() -> None:
         for size in args.sizes.split(","):
             H, W = (int(v) for v in size.split("x"))
             if per_pixel is not None and base_wall + per_pixel * H * W > args.budget_min * 60:
-                print(f"| {size} | {H * W / 1e6:.1f} M | not run (extrapolated {base_wall + per_pixel * H * W:.0f} s)"
-                      " | | | |")  # fmt: skip
+                print(
+                    f"| {size} | {H * W / 1e6:.1f} M | not run (extrapolated {base_wall + per_pixel * H * W:.0f} s)"
+                    " | | | |"
+                )
                 continue
             out = work / f"canvas{size}.png"
-            wall, rss = run_cli(["render", "--network", str(ckpt), "--seed", "0", "--size", size, "--out", str(out)],
-                                work / f"r{size}.log", env)  # fmt: skip
+            wall, rss = run_cli(
+                ["render", "--network", str(ckpt), "--seed", "0", "--size", size, "--out", str(out)],
+                work / f"r{size}.log",
+                env,
+            )
             per_pixel = max(wall - base_wall, 1e-3) / (H * W)
-            print(f"| {size} | {H * W / 1e6:.1f} M | {wall:.1f} | {H * W / 1e6 / (wall - base_wall):.3f} | "
-                  f"{rss / 2**30:.2f} GiB | {out.stat().st_size / 2**20:.1f} |", flush=True)  # fmt: skip
+            print(
+                f"| {size} | {H * W / 1e6:.1f} M | {wall:.1f} | {H * W / 1e6 / (wall - base_wall):.3f} | "
+                f"{rss / 2**30:.2f} GiB | {out.stat().st_size / 2**20:.1f} |",
+                flush=True,
+            )
         if not args.no_batched:
             batched_speedup(ckpt, args.rounds, args.threads)
     print(f"load average at end: {os.getloadavg()[0]:.2f}")

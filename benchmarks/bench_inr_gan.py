@@ -65,8 +65,17 @@ def interleaved(cases: dict, rounds: int) -> dict[str, dict[str, float]]:
 
 def seconds_per_kimg(model: str, kimg: float) -> float:
     with tempfile.TemporaryDirectory() as outdir:
-        options = resolve_options("cpu", model=model, outdir=outdir, kimg=kimg, workers=0, tick_kimg=kimg,
-                                  snap_ticks=1000, data="builtin:digits", resolution=32)  # fmt: skip
+        options = resolve_options(
+            "cpu",
+            model=model,
+            outdir=outdir,
+            kimg=kimg,
+            workers=0,
+            tick_kimg=kimg,
+            snap_ticks=1000,
+            data="builtin:digits",
+            resolution=32,
+        )
         start = time.time()
         training_loop(options, resume="new")
         return (time.time() - start) / kimg
@@ -92,12 +101,18 @@ def main() -> None:
     z = torch.randn(args.batch, 512)
     with torch.no_grad():
         ws_inr, ws_poly = inr.mapping(z, None), poly.mapping(z[:, : poly.z_dim], None)
-        speed = interleaved({"inr-gan 256": lambda: inr.synthesize(ws_inr),
-                             "poly-inr 256": lambda: poly.synthesize(ws_poly)}, args.rounds)  # fmt: skip
+        speed = interleaved(
+            {"inr-gan 256": lambda: inr.synthesize(ws_inr), "poly-inr 256": lambda: poly.synthesize(ws_poly)},
+            args.rounds,
+        )
         tile = Grid.frame(1024).crop((384, 640), (384, 640))  # a 256² tile of the 4× render
-        sr = interleaved({"inr-gan 256": lambda: inr.synthesize(ws_inr[:1]),
-                          "inr-gan 4x, one 256x256 tile of 1024x1024": lambda: inr.synthesize(ws_inr[:1], tile)},
-                         args.rounds)  # fmt: skip
+        sr = interleaved(
+            {
+                "inr-gan 256": lambda: inr.synthesize(ws_inr[:1]),
+                "inr-gan 4x, one 256x256 tile of 1024x1024": lambda: inr.synthesize(ws_inr[:1], tile),
+            },
+            args.rounds,
+        )
     for result in speed.values():
         result["images_per_s"] = args.batch / result["best_s"]
     report["synthesis_256_batch"] = args.batch

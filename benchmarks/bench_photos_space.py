@@ -42,7 +42,7 @@ def main() -> None:
         "grey": real.float().mean(1, keepdim=True).expand_as(real).round().to(torch.uint8),
         "china.jpg's crops only": real[data.labels == 0],
         "uniform noise": noise,
-    }  # fmt: skip
+    }
     reference = moments(real)
     print("| against the 156 real crops | FID in the photos space |")
     print("|---|---|")

@@ -71,17 +71,39 @@ def main() -> None:
             pixels = size * size
             if rate is not None and startup + rate * pixels > args.budget_min * 60:
                 estimate = startup + rate * pixels
-                print(f"| {size}² | {pixels / 1e6:.0f} M | ~{estimate:.0f} (extrapolated, not run) | - | - | "
-                      f"estimated {estimate / 60:.1f} min > {args.budget_min:g} min budget |")  # fmt: skip
+                print(
+                    f"| {size}² | {pixels / 1e6:.0f} M | ~{estimate:.0f} (extrapolated, not run) | - | - | "
+                    f"estimated {estimate / 60:.1f} min > {args.budget_min:g} min budget |"
+                )
                 continue
             out = work / f"render-{size}.png"
-            wall, rss = run_cli(["render", "--network", str(ckpt), "--seed", "0", "--window", "-0.5,-0.5,1.5,1.5",
-                                 "--size", f"{size}x{size}", "--tile", str(args.tile), "--out", str(out),
-                                 "--device", "cpu"], log, env)  # fmt: skip
+            wall, rss = run_cli(
+                [
+                    "render",
+                    "--network",
+                    str(ckpt),
+                    "--seed",
+                    "0",
+                    "--window",
+                    "-0.5,-0.5,1.5,1.5",
+                    "--size",
+                    f"{size}x{size}",
+                    "--tile",
+                    str(args.tile),
+                    "--out",
+                    str(out),
+                    "--device",
+                    "cpu",
+                ],
+                log,
+                env,
+            )
             rate = max(wall - startup, 0.0) / pixels
             mib = out.stat().st_size / 2**20
-            print(f"| {size}² | {pixels / 1e6:.1f} M | {wall:.1f} | {rss / 2**30:.2f} GiB | {mib:.1f} | measured |",
-                  flush=True)  # fmt: skip
+            print(
+                f"| {size}² | {pixels / 1e6:.1f} M | {wall:.1f} | {rss / 2**30:.2f} GiB | {mib:.1f} | measured |",
+                flush=True,
+            )
             if not args.keep:
                 out.unlink()
     print(f"load average (1 min) at start {load_start:.2f}, at end {os.getloadavg()[0]:.2f} (other processes)")

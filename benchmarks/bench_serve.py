@@ -151,8 +151,10 @@ def main() -> None:
                 results.setdefault((name, clients), []).append((latencies, wall))
                 batches.setdefault((name, clients), []).extend(stats.batch_sizes[before:])
                 busy.setdefault((name, clients), []).append((stats.render_seconds - rendering) / wall)
-    print("\n| clients | mode | tiles/round | p50 latency | p95 latency | throughput best / median (tiles/s) |"
-          " mean batch | render thread busy |\n|---|---|---|---|---|---|---|---|")  # fmt: skip
+    print(
+        "\n| clients | mode | tiles/round | p50 latency | p95 latency | throughput best / median (tiles/s) |"
+        " mean batch | render thread busy |\n|---|---|---|---|---|---|---|---|"
+    )
     speedups = {}
     for clients in counts:
         for name in modes:
@@ -161,12 +163,16 @@ def main() -> None:
             rates = [len(latencies) / wall for latencies, wall in rounds]
             sizes = batches[(name, clients)]
             speedups.setdefault(clients, {})[name] = statistics.median(rates)
-            print(f"| {clients} | {name} | {len(rounds[0][0])} | {pct(lat, 0.5) * 1000:.0f} ms | "
-                  f"{pct(lat, 0.95) * 1000:.0f} ms | {max(rates):.1f} / {statistics.median(rates):.1f} | "
-                  f"{statistics.mean(sizes):.2f} | {statistics.median(busy[(name, clients)]):.0%} |")  # fmt: skip
+            print(
+                f"| {clients} | {name} | {len(rounds[0][0])} | {pct(lat, 0.5) * 1000:.0f} ms | "
+                f"{pct(lat, 0.95) * 1000:.0f} ms | {max(rates):.1f} / {statistics.median(rates):.1f} | "
+                f"{statistics.mean(sizes):.2f} | {statistics.median(busy[(name, clients)]):.0%} |"
+            )
     for clients, rates in speedups.items():
-        print(f"batching speed-up, {clients} client(s), median throughput: "
-              f"{rates['batched'] / rates['one tile per call']:.2f}x")  # fmt: skip
+        print(
+            f"batching speed-up, {clients} client(s), median throughput: "
+            f"{rates['batched'] / rates['one tile per call']:.2f}x"
+        )
     cost_breakdown(G, max(5, args.rounds))
     print(f"load average at end: {os.getloadavg()}")
     for server, thread, _, _ in servers.values():

@@ -38,10 +38,19 @@ def pair(name: str, resolution: int) -> tuple[torch.nn.Module, torch.nn.Module]:
     """Their synthesis and ours with the same weights, for the paper preset of ``name`` at ``resolution``."""
     cfg = resolve_config(name, f"paper-{resolution}")
     torch.manual_seed(0)
-    theirs = reference.SynthesisNetwork(
-        w_dim=cfg.w_dim, img_resolution=resolution, img_channels=3, channel_base=cfg.channel_base,
-        channel_max=cfg.channel_max, conv_kernel=cfg.conv_kernel, use_radial_filters=cfg.use_radial_filters,
-    ).eval().requires_grad_(False)  # fmt: skip
+    theirs = (
+        reference.SynthesisNetwork(
+            w_dim=cfg.w_dim,
+            img_resolution=resolution,
+            img_channels=3,
+            channel_base=cfg.channel_base,
+            channel_max=cfg.channel_max,
+            conv_kernel=cfg.conv_kernel,
+            use_radial_filters=cfg.use_radial_filters,
+        )
+        .eval()
+        .requires_grad_(False)
+    )
     state = {k: v for k, v in theirs.state_dict().items() if not k.endswith(("up_filter", "down_filter", "transform"))}
     for key, value in state.items():
         if key.endswith("magnitude_ema"):
@@ -56,8 +65,17 @@ def pair(name: str, resolution: int) -> tuple[torch.nn.Module, torch.nn.Module]:
 
 def seconds_per_kimg(model: str, kimg: float) -> float:
     with tempfile.TemporaryDirectory() as outdir:
-        options = resolve_options(preset="cpu", model=model, data="builtin:digits", resolution=32, outdir=outdir,
-                                  kimg=kimg, workers=0, tick_kimg=kimg, snap_ticks=1000)  # fmt: skip
+        options = resolve_options(
+            preset="cpu",
+            model=model,
+            data="builtin:digits",
+            resolution=32,
+            outdir=outdir,
+            kimg=kimg,
+            workers=0,
+            tick_kimg=kimg,
+            snap_ticks=1000,
+        )
         start = time.time()
         training_loop(options, resume="new")
         return (time.time() - start) / kimg
@@ -94,11 +112,23 @@ def main() -> None:
         print(name, json.dumps(results[name]), flush=True)
     if args.train_kimg > 0:
         for name in args.models.split(","):
-            results[f"{name}/cpu-train"] = {"seconds_per_kimg": seconds_per_kimg(name, args.train_kimg),
-                                            "loadavg": os.getloadavg()}  # fmt: skip
+            results[f"{name}/cpu-train"] = {
+                "seconds_per_kimg": seconds_per_kimg(name, args.train_kimg),
+                "loadavg": os.getloadavg(),
+            }
             print(name, json.dumps(results[f"{name}/cpu-train"]), flush=True)
-    print(json.dumps(dict(resolution=args.resolution, batch=args.batch, rounds=args.rounds,
-                          threads=torch.get_num_threads(), results=results), indent=2))  # fmt: skip
+    print(
+        json.dumps(
+            dict(
+                resolution=args.resolution,
+                batch=args.batch,
+                rounds=args.rounds,
+                threads=torch.get_num_threads(),
+                results=results,
+            ),
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

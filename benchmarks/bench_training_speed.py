@@ -36,13 +36,24 @@ def main() -> None:
     digits = dict(data="builtin:digits", cond=True, resolution=args.resolution)
     results = {
         "cpu/residual": seconds_per_kimg(args.kimg, preset="cpu", **digits),
-        "cpu/projected": seconds_per_kimg(args.kimg, preset="cpu", disc="projected", loss="hinge", **digits,
-                                          disc_options={"backbones": ["tf_efficientnet_lite0"], "pretrained": False,
-                                                        "interp224": False}),
-    }  # fmt: skip
+        "cpu/projected": seconds_per_kimg(
+            args.kimg,
+            preset="cpu",
+            disc="projected",
+            loss="hinge",
+            **digits,
+            disc_options={"backbones": ["tf_efficientnet_lite0"], "pretrained": False, "interp224": False},
+        ),
+    }
     if torch.cuda.is_available():
-        gpu = dict(preset="imagenet", data="builtin:shapes", cond=False, resolution=32, device="cuda",
-                   disc_options={"pretrained": False})  # fmt: skip
+        gpu = dict(
+            preset="imagenet",
+            data="builtin:shapes",
+            cond=False,
+            resolution=32,
+            device="cuda",
+            disc_options={"pretrained": False},
+        )
         results["imagenet32/fp32"] = seconds_per_kimg(args.kimg, **gpu)
         results["imagenet32/bf16"] = seconds_per_kimg(args.kimg, bf16=True, **gpu)
     print(

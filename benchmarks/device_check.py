@@ -52,8 +52,11 @@ from polyinr.models.poly_inr import fused_supported  # noqa: E402
 from polyinr.models.registry import create, get_entry, list_models, resolve_config, state_bytes  # noqa: E402
 
 MAX_PRESET_BYTES = 4 << 30  # presets with larger weights are skipped in section 7
-ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
-       "PYTHONUNBUFFERED": "1"}  # fmt: skip
+ENV = {
+    **os.environ,
+    "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    "PYTHONUNBUFFERED": "1",
+}
 
 
 def say(line: str) -> None:
@@ -125,10 +128,16 @@ class Report:
     def save(self) -> None:
         self.data["total_seconds"] = round(time.perf_counter() - self.start, 1)
         (self.out / "device_check.json").write_text(json.dumps(self.data, indent=1, default=str), encoding="utf-8")
-        lines = [f"# polyinr device check on {self.data['device']}", "",
-                 f"torch {self.data['torch']}, CUDA {self.data['cuda']}, compute capability "
-                 f"{self.data['capability']}, load average {self.data['load_average'][0]:.2f}, "
-                 f"{self.data['total_seconds']} s", "", "| section | item | value |", "|---|---|---|"]  # fmt: skip
+        lines = [
+            f"# polyinr device check on {self.data['device']}",
+            "",
+            f"torch {self.data['torch']}, CUDA {self.data['cuda']}, compute capability "
+            f"{self.data['capability']}, load average {self.data['load_average'][0]:.2f}, "
+            f"{self.data['total_seconds']} s",
+            "",
+            "| section | item | value |",
+            "|---|---|---|",
+        ]
         lines += [f"| {s} | {i} | {v} |" for s, i, v in self.rows]
         (self.out / "device_check.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
@@ -147,8 +156,11 @@ def cuda_tests(report: Report, result: dict[str, Any]) -> None:
 
 def matmul_peaks(report: Report, result: dict[str, Any], size: int = 8192, rounds: int = 5) -> dict[str, float]:
     peaks = {}
-    for name, dtype, allow_tf32 in (("fp32", torch.float32, False), ("tf32", torch.float32, True),
-                                    ("bf16", torch.bfloat16, False)):  # fmt: skip
+    for name, dtype, allow_tf32 in (
+        ("fp32", torch.float32, False),
+        ("tf32", torch.float32, True),
+        ("bf16", torch.bfloat16, False),
+    ):
         a = torch.randn(size, size, device="cuda", dtype=dtype)
         b = torch.randn(size, size, device="cuda", dtype=dtype)
         with tf32(allow_tf32):
@@ -199,18 +211,25 @@ def synthesis(
     result.update(batch=B, resolution=R, gflop_per_batch=round(flops / 1e9, 1), cases={})
     for name, (_, _, precision) in cases.items():
         best = min(times[name])
-        entry = {"best_s": round(best, 4), "median_s": round(statistics.median(times[name]), 4),
-                 "images_per_s": round(B / best, 2), "tflops": round(flops / best / 1e12, 2),
-                 "frac_of_bf16_peak": round(flops / best / peaks["bf16"], 3),
-                 f"frac_of_{precision}_peak": round(flops / best / peaks[precision], 3),
-                 "x_reference": round(reference / best, 2),
-                 "rel_error_vs_fp32": float(f"{relative_error(outputs[name], exact):.2e}")}  # fmt: skip
+        entry = {
+            "best_s": round(best, 4),
+            "median_s": round(statistics.median(times[name]), 4),
+            "images_per_s": round(B / best, 2),
+            "tflops": round(flops / best / 1e12, 2),
+            "frac_of_bf16_peak": round(flops / best / peaks["bf16"], 3),
+            f"frac_of_{precision}_peak": round(flops / best / peaks[precision], 3),
+            "x_reference": round(reference / best, 2),
+            "rel_error_vs_fp32": float(f"{relative_error(outputs[name], exact):.2e}"),
+        }
         result["cases"][name] = entry
         own = 100 * entry[f"frac_of_{precision}_peak"]
-        report.row(f"synthesis {R}² n1024 b{B}", name,
-                   f"{entry['images_per_s']} img/s, {entry['tflops']} TFLOP/s = "
-                   f"{100 * entry['frac_of_bf16_peak']:.0f} % of bf16 peak ({own:.0f} % of {precision}), "
-                   f"{entry['x_reference']}x reference, rel. error {entry['rel_error_vs_fp32']:.1e}")  # fmt: skip
+        report.row(
+            f"synthesis {R}² n1024 b{B}",
+            name,
+            f"{entry['images_per_s']} img/s, {entry['tflops']} TFLOP/s = "
+            f"{100 * entry['frac_of_bf16_peak']:.0f} % of bf16 peak ({own:.0f} % of {precision}), "
+            f"{entry['x_reference']}x reference, rel. error {entry['rel_error_vs_fp32']:.1e}",
+        )
 
 
 def read_stats(run_parent: Path) -> list[dict[str, float]]:
@@ -221,13 +240,31 @@ def read_stats(run_parent: Path) -> list[dict[str, float]]:
 
 
 def train_command(outdir: Path, *extra: str, launcher: tuple[str, ...] = ()) -> list[str]:
-    return [*(launcher or (sys.executable,)), "-m", "polyinr", "train", "--outdir", str(outdir), "--metrics", "none",
-            "--device", "cuda", *extra]  # fmt: skip
+    return [
+        *(launcher or (sys.executable,)),
+        "-m",
+        "polyinr",
+        "train",
+        "--outdir",
+        str(outdir),
+        "--metrics",
+        "none",
+        "--device",
+        "cuda",
+        *extra,
+    ]
 
 
 def training(report: Report, result: dict[str, Any], work: Path) -> None:
-    runs = [(R, label, flags, needs) for label, flags, needs in (("fp32", (), 40), ("bf16", ("--bf16",), 40),
-            ("bf16 + compile", ("--bf16", "--compile"), 90)) for R in (32, 64)]  # compiled runs last  # fmt: skip
+    runs = [
+        (R, label, flags, needs)
+        for label, flags, needs in (
+            ("fp32", (), 40),
+            ("bf16", ("--bf16",), 40),
+            ("bf16 + compile", ("--bf16", "--compile"), 90),
+        )
+        for R in (32, 64)
+    ]  # compiled runs last
     for R, label, flags, needs in runs:
         key = f"{R}² {label}"
         if report.left() < needs:
@@ -235,15 +272,37 @@ def training(report: Report, result: dict[str, Any], work: Path) -> None:
             report.row("train imagenet recipe", key, "skipped (time budget)")
             continue
         outdir = work / f"train{R}-{label.replace(' + ', '-')}"
-        cmd = train_command(outdir, "--recipe", "imagenet", "--data", "builtin:shapes", "--cond", "true",
-                            "--resolution", str(R), "--batch", "32", "--kimg", "0.64", "--tick", "0.128",
-                            "--snap", "100", "--features-pretrained", "false", "--pretrained-classes", "false",
-                            "--workers", "2",
-                            *flags)  # fmt: skip
+        cmd = train_command(
+            outdir,
+            "--recipe",
+            "imagenet",
+            "--data",
+            "builtin:shapes",
+            "--cond",
+            "true",
+            "--resolution",
+            str(R),
+            "--batch",
+            "32",
+            "--kimg",
+            "0.64",
+            "--tick",
+            "0.128",
+            "--snap",
+            "100",
+            "--features-pretrained",
+            "false",
+            "--pretrained-classes",
+            "false",
+            "--workers",
+            "2",
+            *flags,
+        )
         begun = time.perf_counter()
         try:
-            proc = subprocess.run(cmd, cwd=work, env=ENV, capture_output=True, text=True,
-                                  timeout=max(30, report.left()))  # fmt: skip
+            proc = subprocess.run(
+                cmd, cwd=work, env=ENV, capture_output=True, text=True, timeout=max(30, report.left())
+            )
         except subprocess.TimeoutExpired:
             result[key] = {"skipped": "time budget ran out during the run"}
             report.row("train imagenet recipe", key, "stopped: the time budget ran out during the run")
@@ -262,9 +321,12 @@ def training(report: Report, result: dict[str, Any], work: Path) -> None:
             "wall_s": round(time.perf_counter() - begun, 1),
         }
         result[key] = entry
-        report.row("train imagenet recipe (batch 32, projected D, random backbones)", key,
-                   f"{entry['images_per_s']} img/s, data wait {100 * entry['data_wait_frac']:.1f} % of step time, "
-                   f"peak {entry['peak_gpu_mem_gib']} GiB, run {entry['wall_s']} s")  # fmt: skip
+        report.row(
+            "train imagenet recipe (batch 32, projected D, random backbones)",
+            key,
+            f"{entry['images_per_s']} img/s, data wait {100 * entry['data_wait_frac']:.1f} % of step time, "
+            f"peak {entry['peak_gpu_mem_gib']} GiB, run {entry['wall_s']} s",
+        )
 
 
 def torchrun_and_resume(report: Report, result: dict[str, Any], work: Path) -> None:
@@ -274,13 +336,39 @@ def torchrun_and_resume(report: Report, result: dict[str, Any], work: Path) -> N
 
     outdir = work / "torchrun"
     launcher = (sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1")
-    args = ("--data", "builtin:digits", "--cond", "true", "--resolution", "16", "--batch", "16", "--kimg", "0.128",
-            "--tick", "0.032", "--snap", "1", "--keep", "5", "--workers", "2", "--seed", "1")  # fmt: skip
+    args = (
+        "--data",
+        "builtin:digits",
+        "--cond",
+        "true",
+        "--resolution",
+        "16",
+        "--batch",
+        "16",
+        "--kimg",
+        "0.128",
+        "--tick",
+        "0.032",
+        "--snap",
+        "1",
+        "--keep",
+        "5",
+        "--workers",
+        "2",
+        "--seed",
+        "1",
+    )
     env = {**ENV, "CUBLAS_WORKSPACE_CONFIG": ":4096:8"}
     runs = []
     for attempt in ("first", "resumed"):
-        proc = subprocess.run(train_command(outdir, *args, launcher=launcher), cwd=work, env=env, capture_output=True,
-                              text=True, timeout=max(30, report.left()))  # fmt: skip
+        proc = subprocess.run(
+            train_command(outdir, *args, launcher=launcher),
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=max(30, report.left()),
+        )
         (report.out / f"torchrun-{attempt}.log").write_text(proc.stdout + proc.stderr)
         if proc.returncode != 0:
             tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
@@ -324,10 +412,19 @@ def tiled_render(report: Report, result: dict[str, Any], size: int = 16384, tile
     torch.cuda.synchronize()
     seconds = time.perf_counter() - begun
     peak = torch.cuda.max_memory_allocated() / 2**30
-    result.update(size=size, tile=tile, preset="ffhq (n 512)", tf32=True, seconds=round(seconds, 1),
-                  peak_gpu_mem_gib=round(peak, 2))  # fmt: skip
-    report.row("tiled render", f"{size}² poly-inr ffhq, {tile}² tiles, TF32, to host memory",
-               f"{seconds:.1f} s, peak GPU memory {peak:.2f} GiB")  # fmt: skip
+    result.update(
+        size=size,
+        tile=tile,
+        preset="ffhq (n 512)",
+        tf32=True,
+        seconds=round(seconds, 1),
+        peak_gpu_mem_gib=round(peak, 2),
+    )
+    report.row(
+        "tiled render",
+        f"{size}² poly-inr ffhq, {tile}² tiles, TF32, to host memory",
+        f"{seconds:.1f} s, peak GPU memory {peak:.2f} GiB",
+    )
 
 
 def other_generators(report: Report, result: dict[str, Any], B: int = 8, R: int = 256, rounds: int = 3) -> None:
@@ -389,8 +486,10 @@ def main() -> int:
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
     report = Report(args.out, args.budget)
-    say(f"device check on {report.data['device']} (torch {torch.__version__}, CUDA {torch.version.cuda}), "
-        f"load average {report.data['load_average'][0]:.2f}; results in {args.out}")  # fmt: skip
+    say(
+        f"device check on {report.data['device']} (torch {torch.__version__}, CUDA {torch.version.cuda}), "
+        f"load average {report.data['load_average'][0]:.2f}; results in {args.out}"
+    )
     with tempfile.TemporaryDirectory(prefix="polyinr-device-check-") as tmp:
         work = Path(tmp)
         peaks: dict[str, float] = {}

@@ -41,8 +41,9 @@ def test_round_trip_is_bit_exact(G_cond, saved):
     assert all(torch.equal(own[k], back[k]) for k in own)
     z, labels = torch.randn(2, G_cond.z_dim), torch.tensor([0, 2])
     grid = Grid.window(-0.5, 0, 1, 1.5, 9, 12)
-    assert torch.equal(loaded(z, labels, grid=grid, truncation_psi=0.6), G_cond(z, labels, grid=grid,
-                                                                                 truncation_psi=0.6))  # fmt: skip
+    assert torch.equal(
+        loaded(z, labels, grid=grid, truncation_psi=0.6), G_cond(z, labels, grid=grid, truncation_psi=0.6)
+    )
 
 
 def test_config_json_is_sorted_and_complete(G_cond, saved):
@@ -121,14 +122,31 @@ def truncate_weights(path: Path) -> None:
         (lambda p: (edit_config(p, format_version=None), p)[1], "checkpoint format None"),
         (lambda p: (edit_config(p, config={"channels": 32, "future_knob": 1}), p)[1], "newer polyinr"),
         (lambda p: (edit_config(p, config={"channels": 16}), p)[1], "do not match the config|the config is wrong"),
-        (lambda p: ((p.parent / "G.pkl").write_bytes(b"\x80\x04"), p.parent / "G.pkl")[1],
-         "is a pickle, not a polyinr checkpoint; convert"),
+        (
+            lambda p: ((p.parent / "G.pkl").write_bytes(b"\x80\x04"), p.parent / "G.pkl")[1],
+            "is a pickle, not a polyinr checkpoint; convert",
+        ),
         (lambda p: ((p.parent / "G.pt").write_bytes(b"x"), p.parent / "G.pt")[1], "is a file"),
     ],
-    ids=["missing", "truncated", "empty-weights", "no-weights", "no-config", "bad-json", "json-list", "no-model",
-         "no-model-config", "unknown-model", "newer-format", "no-format", "unknown-setting", "wrong-shapes",
-         "pickle", "plain-file"],
-)  # fmt: skip
+    ids=[
+        "missing",
+        "truncated",
+        "empty-weights",
+        "no-weights",
+        "no-config",
+        "bad-json",
+        "json-list",
+        "no-model",
+        "no-model-config",
+        "unknown-model",
+        "newer-format",
+        "no-format",
+        "unknown-setting",
+        "wrong-shapes",
+        "pickle",
+        "plain-file",
+    ],
+)
 def test_bad_checkpoints_raise_one_line_errors(saved, damage, message):
     path = damage(saved)
     with pytest.raises(CheckpointError, match=message) as err:

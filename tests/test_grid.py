@@ -155,9 +155,13 @@ def test_degenerate_grids_raise(args):
 
 def test_degenerate_maps_and_tiles_raise():
     grid = Grid.frame(4)
-    for bad in (lambda: grid.scaled(0), lambda: grid.scaled(float("nan")),
-                lambda: grid.translated(float("nan"), 0), lambda: list(grid.tiles(0)),
-                lambda: list(grid.tiles(4, -1))):  # fmt: skip
+    for bad in (
+        lambda: grid.scaled(0),
+        lambda: grid.scaled(float("nan")),
+        lambda: grid.translated(float("nan"), 0),
+        lambda: list(grid.tiles(0)),
+        lambda: list(grid.tiles(4, -1)),
+    ):
         with pytest.raises(GridError):
             bad()
 
@@ -167,8 +171,9 @@ def test_parse_window():
     assert parse_window(" -0.5, -1 ,1.5,2e0") == (-0.5, -1.0, 1.5, 2.0)
 
 
-@pytest.mark.parametrize("text", ["", "0,0,1", "0,0,1,1,1", "a,b,c,d", "0,0,1,nan", "0,0,inf,1", "1,0,0,1",
-                                  "0,1,1,1", "0;0;1;1"])  # fmt: skip
+@pytest.mark.parametrize(
+    "text", ["", "0,0,1", "0,0,1,1,1", "a,b,c,d", "0,0,1,nan", "0,0,inf,1", "1,0,0,1", "0,1,1,1", "0;0;1;1"]
+)
 def test_bad_window_strings_raise(text):
     with pytest.raises(GridError) as err:
         parse_window(text)

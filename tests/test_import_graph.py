@@ -15,8 +15,18 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "polyinr"
 
 LAYERS = [
-    {"errors", "progress", "atomic", "small_files", "device", "interrupt", "terminal", "_version", "downloads",
-     "registry"},
+    {
+        "errors",
+        "progress",
+        "atomic",
+        "small_files",
+        "device",
+        "interrupt",
+        "terminal",
+        "_version",
+        "downloads",
+        "registry",
+    },
     {"grid"},
     {"image_io"},
     {"models"},
@@ -28,7 +38,7 @@ LAYERS = [
     {"tools"},
     {"serve"},
     {"cli", "__main__"},
-]  # fmt: skip
+]
 LAYER_OF = {name: i for i, names in enumerate(LAYERS) for name in names}
 PACKAGE_LAYER = len(LAYERS)  # polyinr/__init__.py, the public facade, may import anything
 

@@ -107,9 +107,16 @@ def test_parse_range_list(text, values):
 
 @pytest.mark.parametrize(
     "text, message",
-    [("7-3", "empty"), ("-1", "must not be negative"), ("a", "look like"), ("1,,2", "empty item"), ("", "empty item"),
-     ("1-2-3", "look like"), ("1.5", "look like")],
-)  # fmt: skip
+    [
+        ("7-3", "empty"),
+        ("-1", "must not be negative"),
+        ("a", "look like"),
+        ("1,,2", "empty item"),
+        ("", "empty item"),
+        ("1-2-3", "look like"),
+        ("1.5", "look like"),
+    ],
+)
 def test_parse_range_list_errors(text, message):
     with pytest.raises(PolyinrError, match=message) as err:
         parse_range_list(text, what="seeds")
@@ -143,8 +150,12 @@ def test_labels_for(G, G_cond):
     assert labels_for(G, None, 2, "cpu") is None
     assert labels_for(G_cond, 2, 3, "cpu").tolist() == [2, 2, 2]
     assert labels_for(G_cond, [2, 0, 1], 3, "cpu").tolist() == [2, 0, 1]
-    for model, class_idx, message in ((G, 0, "unconditional"), (G_cond, None, "class-conditional"),
-                                      (G_cond, 3, "unknown class 3"), (G_cond, -1, "unknown class"),
-                                      (G_cond, [0, 1], "1 samples need 1 classes")):  # fmt: skip
+    for model, class_idx, message in (
+        (G, 0, "unconditional"),
+        (G_cond, None, "class-conditional"),
+        (G_cond, 3, "unknown class 3"),
+        (G_cond, -1, "unknown class"),
+        (G_cond, [0, 1], "1 samples need 1 classes"),
+    ):
         with pytest.raises(PolyinrError, match=message):
             labels_for(model, class_idx, 1, "cpu")

@@ -45,8 +45,9 @@ def rotation_panels(G: Generator) -> list[torch.Tensor]:
     with torch.no_grad():
         ws = next(iter_ws(G, [0], 0 if G.num_classes else None, batch_size=1))
         frame = G.synthesize(ws, base).float()
-        rendered, rendered_mask = fractional_pseudo_rotation(G.synthesize(ws, base.rotated(-FIGURE_ANGLE)).float(),
-                                                             FIGURE_ANGLE)  # fmt: skip
+        rendered, rendered_mask = fractional_pseudo_rotation(
+            G.synthesize(ws, base.rotated(-FIGURE_ANGLE)).float(), FIGURE_ANGLE
+        )
         rotated, mask = fractional_rotation(frame, FIGURE_ANGLE)
     difference = ((rendered - rotated).abs() * 8 * mask * rendered_mask).clamp(0, 2) - 1
     return [frame[0], rendered[0], rotated[0], difference[0]]
@@ -104,19 +105,27 @@ def main() -> None:
             panels[name] = None
         print(f"{name}: {results[name]}", flush=True)
 
-    markdown = "\n".join([
-        f"Equivariance in dB (PSNR between the render of a moved grid and the moved render; higher is better, "
-        f"∞ = exact), {args.samples} samples each, as StyleGAN3's metrics compute it. — : the model cannot render a "
-        "moved frame.",
-        "",
-        markdown_table(["model", *KINDS], [[name, *(cell(v) for v in r.values())] for name, r in results.items()]),
-    ])  # fmt: skip
+    markdown = "\n".join(
+        [
+            f"Equivariance in dB (PSNR between the render of a moved grid and the moved render; higher is better, "
+            f"∞ = exact), {args.samples} samples each, as StyleGAN3's metrics compute it. — : the model cannot "
+            "render a moved frame.",
+            "",
+            markdown_table(["model", *KINDS], [[name, *(cell(v) for v in r.values())] for name, r in results.items()]),
+        ]
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "table.md").write_text(markdown + "\n")
-    report = {"checkpoints": checkpoints, "samples": args.samples, "machine": machine(),
-              "seconds": time.perf_counter() - start,
-              "results": {n: {k: (None if v is None else str(v) if math.isinf(v) else v) for k, v in r.items()}
-                          for n, r in results.items()}}  # fmt: skip
+    report = {
+        "checkpoints": checkpoints,
+        "samples": args.samples,
+        "machine": machine(),
+        "seconds": time.perf_counter() - start,
+        "results": {
+            n: {k: (None if v is None else str(v) if math.isinf(v) else v) for k, v in r.items()}
+            for n, r in results.items()
+        },
+    }
     (args.out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
     save_image(figure(panels), args.out / "figure.png")
     print(markdown)

@@ -53,8 +53,15 @@ def main() -> None:
                 ws, grid = one_ws(G), image_grid(G, R)
                 calls[model] = lambda G=G, ws=ws, grid=grid: G.synthesize(ws, grid)
                 macs_per_pixel = count_macs(G, R) / R**2
-                measured.append({"model": model, "preset": preset, "resolution": R,
-                                 "parameters": G.parameter_count(), "macs_per_pixel": macs_per_pixel})  # fmt: skip
+                measured.append(
+                    {
+                        "model": model,
+                        "preset": preset,
+                        "resolution": R,
+                        "parameters": G.parameter_count(),
+                        "macs_per_pixel": macs_per_pixel,
+                    }
+                )
                 print(f"{R}²: {model} counted", flush=True)
             times = interleaved(calls, args.rounds)
             base = measured[0]
@@ -65,24 +72,48 @@ def main() -> None:
                 row["time_vs_inr_gan"] = t["best_s"] / times[base["model"]]["best_s"]
             rows += measured
     after = machine()["load_average"]
-    header = ["resolution", "decoder", "parameters", "MACs/pixel", "× INR-GAN's MACs",
-              "s per megapixel: best / median", "× INR-GAN's time"]  # fmt: skip
-    cells = [[f"{row['resolution']}²", f"{row['model']} {row['preset']}", f"{row['parameters'] / 1e6:.2f} M",
-              f"{row['macs_per_pixel']:,.0f}", f"{row['macs_vs_inr_gan']:.2f}",
-              f"{row['seconds_per_megapixel']['best_s']:.3f} / {row['seconds_per_megapixel']['median_s']:.3f}",
-              f"{row['time_vs_inr_gan']:.2f}"] for row in rows]  # fmt: skip
+    header = [
+        "resolution",
+        "decoder",
+        "parameters",
+        "MACs/pixel",
+        "× INR-GAN's MACs",
+        "s per megapixel: best / median",
+        "× INR-GAN's time",
+    ]
+    cells = [
+        [
+            f"{row['resolution']}²",
+            f"{row['model']} {row['preset']}",
+            f"{row['parameters'] / 1e6:.2f} M",
+            f"{row['macs_per_pixel']:,.0f}",
+            f"{row['macs_vs_inr_gan']:.2f}",
+            f"{row['seconds_per_megapixel']['best_s']:.3f} / {row['seconds_per_megapixel']['median_s']:.3f}",
+            f"{row['time_vs_inr_gan']:.2f}",
+        ]
+        for row in rows
+    ]
     paper = ", ".join(f"{m} {g} GMACs ({g * 1e9 / 256**2:,.0f} MACs/pixel)" for m, g in PAPER_GMACS_256.items())
-    markdown = "\n\n".join([
-        "# Factorized multiplicative modulation is cheap: INR-GAN against the convolutional decoders (CPU)",
-        f"{before['cpu']}, {before['cpus']} CPUs, {before['torch_threads']} torch threads, torch {before['torch']}; "
-        f"{args.rounds} interleaved rounds per resolution; load average {before['load_average']} before, {after} "
-        "after. Random weights; batch 1; multiply-adds of matrix products and convolutions, mapping included.",
-        markdown_table(header, cells),
-        f"The INR-GAN paper reports at 256² (decoder comparison table, seeds/inr-gan.review.ko.txt): {paper}.",
-        *([f"Not registered here, so not measured: {', '.join(missing)}."] if missing else []),
-    ])  # fmt: skip
-    report = {"machine": before, "load_average_after": after, "rounds": args.rounds, "rows": rows,
-              "paper_gmacs_per_image_256": PAPER_GMACS_256, "not_registered": missing}  # fmt: skip
+    markdown = "\n\n".join(
+        [
+            "# Factorized multiplicative modulation is cheap: INR-GAN against the convolutional decoders (CPU)",
+            f"{before['cpu']}, {before['cpus']} CPUs, {before['torch_threads']} torch threads, "
+            f"torch {before['torch']}; "
+            f"{args.rounds} interleaved rounds per resolution; load average {before['load_average']} before, {after} "
+            "after. Random weights; batch 1; multiply-adds of matrix products and convolutions, mapping included.",
+            markdown_table(header, cells),
+            f"The INR-GAN paper reports at 256² (decoder comparison table, seeds/inr-gan.review.ko.txt): {paper}.",
+            *([f"Not registered here, so not measured: {', '.join(missing)}."] if missing else []),
+        ]
+    )
+    report = {
+        "machine": before,
+        "load_average_after": after,
+        "rounds": args.rounds,
+        "rows": rows,
+        "paper_gmacs_per_image_256": PAPER_GMACS_256,
+        "not_registered": missing,
+    }
     write_outputs(args.out, "fmm_cost", markdown, report)
 
 

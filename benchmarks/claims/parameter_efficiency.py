@@ -41,18 +41,26 @@ from polyinr.metrics.cost import count_macs
 
 # What each paper reports, as the project holds its text (specs/ and seeds/); None: no figure for the network.
 REPORTED: dict[str, tuple[str, str] | None] = {
-    "poly-inr": ("≈45.8 M parameters at n = 1024, mapping included; ≈10.5 M MACs/pixel (≈10·n²)",
-                 "specs/poly-inr.md; the paper's ImageNet and FFHQ tables are not held as text"),
-    "inr-gan": ("Multi-Scale INR decoder: 107.03 M parameters, 38.76 GMACs per 256² image (≈591 k MACs/pixel); "
-                "117.3 M, 47.35 GMACs at 1024²",
-                "INR-GAN paper, decoder comparison table (LSUN 256², FFHQ 1024²), seeds/inr-gan.review.ko.txt"),
+    "poly-inr": (
+        "≈45.8 M parameters at n = 1024, mapping included; ≈10.5 M MACs/pixel (≈10·n²)",
+        "specs/poly-inr.md; the paper's ImageNet and FFHQ tables are not held as text",
+    ),
+    "inr-gan": (
+        "Multi-Scale INR decoder: 107.03 M parameters, 38.76 GMACs per 256² image (≈591 k MACs/pixel); "
+        "117.3 M, 47.35 GMACs at 1024²",
+        "INR-GAN paper, decoder comparison table (LSUN 256², FFHQ 1024²), seeds/inr-gan.review.ko.txt",
+    ),
     "stylegan3-t": None,
-    "stylegan3-r": ("no absolute count; config R has 56 % fewer trainable parameters than T",
-                    "StyleGAN3 paper, config R, seeds/stylegan3.review.ko.txt"),
-    "stylegan-xl": ("no absolute count; three times the parameters of StyleGAN3",
-                    "StyleGAN-XL paper, abstract, seeds/stylegan-xl.review.ko.txt"),
+    "stylegan3-r": (
+        "no absolute count; config R has 56 % fewer trainable parameters than T",
+        "StyleGAN3 paper, config R, seeds/stylegan3.review.ko.txt",
+    ),
+    "stylegan-xl": (
+        "no absolute count; three times the parameters of StyleGAN3",
+        "StyleGAN-XL paper, abstract, seeds/stylegan-xl.review.ko.txt",
+    ),
     "infinitygan": None,
-}  # fmt: skip
+}
 
 NOTES = """\
 "not reported": the paper text the project holds (specs/, specs/notes/, seeds/) gives no figure for this network.
@@ -66,10 +74,16 @@ def measure(model: str, preset: str, resolution: int) -> tuple[dict[str, Any], A
     size = max(resolution, native_resolution(model, preset))
     G = network_for(model, preset, size)
     own = G.macs_per_pixel()
-    row = {"model": model, "preset": preset, "resolution": size, "parameters": G.parameter_count(),
-           "mapping_parameters": sum(p.numel() for p in G.mapping.parameters()),
-           "synthesis_parameters": sum(p.numel() for p in G.synthesis.parameters()),
-           "macs_per_pixel_counted": count_macs(G, size) / size**2, "macs_per_pixel_model": own}  # fmt: skip
+    row = {
+        "model": model,
+        "preset": preset,
+        "resolution": size,
+        "parameters": G.parameter_count(),
+        "mapping_parameters": sum(p.numel() for p in G.mapping.parameters()),
+        "synthesis_parameters": sum(p.numel() for p in G.synthesis.parameters()),
+        "macs_per_pixel_counted": count_macs(G, size) / size**2,
+        "macs_per_pixel_model": own,
+    }
     if size != resolution:
         return row, None
     ws, grid = one_ws(G), image_grid(G, size)
@@ -105,25 +119,45 @@ def main() -> None:
         row["synthesis_s"] = times.get(f"{row['model']} {row['preset']}")
         row["reported"] = REPORTED.get(row["model"])
     R = args.resolution
-    header = ["model", "preset", "measured at", "parameters (mapping + synthesis)", "MACs/pixel (counted)",
-              "MACs/pixel (model's count)", f"synthesis s at {R}², batch 1: best / median",
-              "paper reports"]  # fmt: skip
-    cells = [[row["model"], row["preset"], f"{row['resolution']}²",
-              f"{row['parameters'] / 1e6:.2f} M ({row['mapping_parameters'] / 1e6:.2f} + "
-              f"{row['synthesis_parameters'] / 1e6:.2f})",
-              f"{row['macs_per_pixel_counted']:,.0f}",
-              "—" if row["macs_per_pixel_model"] is None else f"{row['macs_per_pixel_model']:,}",
-              (f"{row['synthesis_s']['best_s']:.3f} / {row['synthesis_s']['median_s']:.3f}" if row["synthesis_s"]
-               else f"not timed: its network is {row['resolution']}²"),
-              reported_cell(row["model"])] for row in rows]  # fmt: skip
-    markdown = "\n\n".join([
-        f"# Parameter efficiency at the papers' sizes ({R}², batch 1, CPU)",
-        f"{before['cpu']}, {before['cpus']} CPUs, {before['torch_threads']} torch threads, torch {before['torch']}; "
-        f"{args.rounds} interleaved rounds; load average {before['load_average']} before, {after} after. "
-        "Random weights (cost does not depend on them).",
-        markdown_table(header, cells),
-        NOTES,
-    ])  # fmt: skip
+    header = [
+        "model",
+        "preset",
+        "measured at",
+        "parameters (mapping + synthesis)",
+        "MACs/pixel (counted)",
+        "MACs/pixel (model's count)",
+        f"synthesis s at {R}², batch 1: best / median",
+        "paper reports",
+    ]
+    cells = [
+        [
+            row["model"],
+            row["preset"],
+            f"{row['resolution']}²",
+            f"{row['parameters'] / 1e6:.2f} M ({row['mapping_parameters'] / 1e6:.2f} + "
+            f"{row['synthesis_parameters'] / 1e6:.2f})",
+            f"{row['macs_per_pixel_counted']:,.0f}",
+            "—" if row["macs_per_pixel_model"] is None else f"{row['macs_per_pixel_model']:,}",
+            (
+                f"{row['synthesis_s']['best_s']:.3f} / {row['synthesis_s']['median_s']:.3f}"
+                if row["synthesis_s"]
+                else f"not timed: its network is {row['resolution']}²"
+            ),
+            reported_cell(row["model"]),
+        ]
+        for row in rows
+    ]
+    markdown = "\n\n".join(
+        [
+            f"# Parameter efficiency at the papers' sizes ({R}², batch 1, CPU)",
+            f"{before['cpu']}, {before['cpus']} CPUs, {before['torch_threads']} torch threads, "
+            f"torch {before['torch']}; "
+            f"{args.rounds} interleaved rounds; load average {before['load_average']} before, {after} after. "
+            "Random weights (cost does not depend on them).",
+            markdown_table(header, cells),
+            NOTES,
+        ]
+    )
     report = {"machine": before, "load_average_after": after, "resolution": R, "rounds": args.rounds, "rows": rows}
     write_outputs(args.out, "parameter_efficiency", markdown, report)
 

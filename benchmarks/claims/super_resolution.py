@@ -156,8 +156,11 @@ def main() -> None:
         high = low * factor
         reals = real_images(args.data, high)
         space = Space(dataset, high, reals, args.space_width)
-        print(f"×{factor}: feature space at {high}² trained in {space.train_seconds:.0f} s, "
-              f"held-out accuracy {space.accuracy:.3f}", flush=True)  # fmt: skip
+        print(
+            f"×{factor}: feature space at {high}² trained in {space.train_seconds:.0f} s, "
+            f"held-out accuracy {space.accuracy:.3f}",
+            flush=True,
+        )
         entry = {"space": {"input": high, "held_out_accuracy": space.accuracy, "train_s": space.train_seconds}}
         for name, images in native.items():
             scores = {mode: space.fid(upsample(images, factor, mode)) for mode in UPSAMPLERS}
@@ -174,8 +177,11 @@ def main() -> None:
             entry[name] = scores
             print(f"×{factor} {name}: {scores}", flush=True)
             if factor == max(factors):
-                figure_rows[name] = [images[0], *(upsample(images[:1], factor, m)[0] for m in UPSAMPLERS),
-                                     None if dense is None else dense[0]]  # fmt: skip
+                figure_rows[name] = [
+                    images[0],
+                    *(upsample(images[:1], factor, m)[0] for m in UPSAMPLERS),
+                    None if dense is None else dense[0],
+                ]
         results[f"x{factor}"] = entry
 
     rows = []
@@ -183,26 +189,32 @@ def main() -> None:
         cells = [name]
         for factor in factors:
             scores = results[f"x{factor}"][name]
-            cells += [f"{scores['nearest']:.1f}", f"{scores['bicubic']:.1f}",
-                      rendered_cell(name, scores["rendered"])]  # fmt: skip
+            cells += [f"{scores['nearest']:.1f}", f"{scores['bicubic']:.1f}", rendered_cell(name, scores["rendered"])]
         rows.append(cells)
     header = ["samples"] + [f"×{f} {kind}" for f in factors for kind in ("nearest", "bicubic", "rendered")]
     spaces = "; ".join(
         f"×{f}: {low * f}² input, held-out accuracy {results[f'x{f}']['space']['held_out_accuracy']:.3f}"
         for f in factors
     )
-    markdown = "\n".join([
-        f"FID (lower is better) against the {len(native['real crops'])} real crops of `{args.data}` rendered at "
-        f"each density, in a feature space trained on them at that density ({spaces}). Models trained at {low}²; "
-        f"{args.samples} samples each. 'real crops' are the real images at {low}², upsampled: the floor of "
-        "upsampling alone.",
-        "",
-        markdown_table(header, rows),
-    ])  # fmt: skip
+    markdown = "\n".join(
+        [
+            f"FID (lower is better) against the {len(native['real crops'])} real crops of `{args.data}` rendered at "
+            f"each density, in a feature space trained on them at that density ({spaces}). Models trained at {low}²; "
+            f"{args.samples} samples each. 'real crops' are the real images at {low}², upsampled: the floor of "
+            "upsampling alone.",
+            "",
+            markdown_table(header, rows),
+        ]
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "table.md").write_text(markdown + "\n")
-    report = {"settings": {k: str(v) for k, v in vars(args).items()}, "checkpoints": checkpoints,
-              "machine": machine(), "seconds": time.perf_counter() - start, "results": results}  # fmt: skip
+    report = {
+        "settings": {k: str(v) for k, v in vars(args).items()},
+        "checkpoints": checkpoints,
+        "machine": machine(),
+        "seconds": time.perf_counter() - start,
+        "results": results,
+    }
     (args.out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
     save_image(figure(figure_rows), args.out / "figure.png")
     print(markdown)

@@ -107,10 +107,15 @@ def main() -> None:
         "settings": {k: v for k, v in vars(args).items() if k not in ("networks", "out")},
         "checkpoints": checkpoints,
         "machine": platform.node(),
-        "results": {n: {"walk_ratio": r.walk_ratio, "translation_ratio": r.translation_ratio,
-                        "per_seed": [[s.seed, s.walk_ratio, s.translation_ratio] for s in r.seeds]}
-                    for n, r in results.items()},
-    }  # fmt: skip
+        "results": {
+            n: {
+                "walk_ratio": r.walk_ratio,
+                "translation_ratio": r.translation_ratio,
+                "per_seed": [[s.seed, s.walk_ratio, s.translation_ratio] for s in r.seeds],
+            }
+            for n, r in results.items()
+        },
+    }
     (args.out / "results.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     save_image(figure(results), args.out / "figure.png")
     print((args.out / "table.md").read_text(), end="")

@@ -60,9 +60,15 @@ __all__ = [  # with the writing half of the format, from the models layer
     "write_generator_files",
 ]
 
-V1_MAPPING_FIELDS = {"z_dim": "z_dim", "w_dim": "w_dim", "num_classes": "num_classes", "class_embed_dim": "embed_dim",
-                     "mapping_layers": "num_layers", "mapping_lr_multiplier": "lr_multiplier",
-                     "w_avg_beta": "w_avg_beta"}  # fmt: skip
+V1_MAPPING_FIELDS = {
+    "z_dim": "z_dim",
+    "w_dim": "w_dim",
+    "num_classes": "num_classes",
+    "class_embed_dim": "embed_dim",
+    "mapping_layers": "num_layers",
+    "mapping_lr_multiplier": "lr_multiplier",
+    "w_avg_beta": "w_avg_beta",
+}
 
 
 # ---------------------------------------------------------------------------- tensor files
@@ -84,8 +90,9 @@ def read_config(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint not found: {path}")
     if path.is_file():
         if path.suffix == ".pkl":
-            raise CheckpointError(f"{path} is a pickle, not a polyinr checkpoint; convert it into one first "
-                                  f"(converter 'poly-inr')")  # fmt: skip
+            raise CheckpointError(
+                f"{path} is a pickle, not a polyinr checkpoint; convert it into one first (converter 'poly-inr')"
+            )
         raise CheckpointError(f"{path} is a file; a polyinr checkpoint is a directory with {CONFIG_NAME}")
     config_path = path / CONFIG_NAME
     if not config_path.is_file():
@@ -100,8 +107,9 @@ def read_config(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path} is not a polyinr generator checkpoint ({CONFIG_NAME} has no model config)")
     version = config.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise CheckpointError(f"{path} has checkpoint format {version!r}; this polyinr reads up to "
-                              f"{FORMAT_VERSION}: upgrade polyinr")  # fmt: skip
+        raise CheckpointError(
+            f"{path} has checkpoint format {version!r}; this polyinr reads up to {FORMAT_VERSION}: upgrade polyinr"
+        )
     return config
 
 
@@ -177,8 +185,10 @@ def load_generator(path: str | Path, device: torch.device | str = "cpu", expect_
         check_config_values(cfg)
         implied = state_bytes(entry.generator_cls, cfg)
         if implied > weights.stat().st_size:
-            raise PolyinrError(f"{WEIGHTS_NAME} is truncated or corrupt, or the config is wrong: it holds "
-                               f"{weights.stat().st_size:,} bytes where the config implies {implied:,}")  # fmt: skip
+            raise PolyinrError(
+                f"{WEIGHTS_NAME} is truncated or corrupt, or the config is wrong: it holds "
+                f"{weights.stat().st_size:,} bytes where the config implies {implied:,}"
+            )
         G = entry.generator_cls(cfg)
     except (TypeError, ValueError, PolyinrError) as e:
         raise CheckpointError(f"{path}: invalid {name} config: {e}") from None

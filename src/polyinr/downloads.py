@@ -79,8 +79,10 @@ def download(url: str, dest: Path, size: int | None = None, sha256: str | None =
         except (ConnectionError, TimeoutError, http.client.IncompleteRead) as e:  # cut: resume from the partial file
             if attempt == ATTEMPTS - 1:
                 got = partial.stat().st_size if partial.exists() else 0
-                raise DownloadError(f"the download of {url} was cut after {got:,} bytes ({e.__class__.__name__}); "
-                                    "try again to resume it") from None  # fmt: skip
+                raise DownloadError(
+                    f"the download of {url} was cut after {got:,} bytes ({e.__class__.__name__}); "
+                    "try again to resume it"
+                ) from None
     _verify(partial, dest, url, expected_size=size if size is not None else total, sha256=sha256)
     with open(partial, "rb+") as f:
         os.fsync(f.fileno())

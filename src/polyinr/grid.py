@@ -164,9 +164,13 @@ class Grid:
         a1, b1, t1, c1, d1, u1 = self.affine
         a2, b2, t2, c2, d2, u2 = (float(v) for v in matrix)
         composed = (
-            a2 * a1 + b2 * c1, a2 * b1 + b2 * d1, a2 * t1 + b2 * u1 + t2,
-            c2 * a1 + d2 * c1, c2 * b1 + d2 * d1, c2 * t1 + d2 * u1 + u2,
-        )  # fmt: skip
+            a2 * a1 + b2 * c1,
+            a2 * b1 + b2 * d1,
+            a2 * t1 + b2 * u1 + t2,
+            c2 * a1 + d2 * c1,
+            c2 * b1 + d2 * d1,
+            c2 * t1 + d2 * u1 + u2,
+        )
         return replace(self, affine=composed)
 
     def translated(self, d_row: float, d_col: float) -> Grid:

@@ -50,8 +50,10 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     """
     if not torch.isfinite(images).all():
         bad = int((~torch.isfinite(images)).sum())
-        raise NonFinitePixels(f"the generator produced {bad:,} non-finite pixel values (NaN or infinity): its weights "
-                              "or the window's coordinates are out of range; nothing was written")  # fmt: skip
+        raise NonFinitePixels(
+            f"the generator produced {bad:,} non-finite pixel values (NaN or infinity): its weights "
+            "or the window's coordinates are out of range; nothing was written"
+        )
     return quantize(images).permute(0, 2, 3, 1).cpu().numpy()
 
 
@@ -80,8 +82,9 @@ def image_format(path: str | Path) -> str:
     suffix = Path(path).suffix.lower()
     fmt = Image.registered_extensions().get(suffix)
     if fmt is None or fmt not in Image.SAVE:
-        raise PolyinrError(f"cannot write {suffix or 'extension-less'} images ({Path(path).name}); use .png, .jpg, "
-                           ".webp, .bmp or .tif")  # fmt: skip
+        raise PolyinrError(
+            f"cannot write {suffix or 'extension-less'} images ({Path(path).name}); use .png, .jpg, .webp, .bmp or .tif"
+        )
     return fmt
 
 
@@ -235,8 +238,9 @@ def check_memory(nbytes: int, what: str, way_round: str) -> None:
     need, the limit and ``way_round``."""
     limit = memory_limit()
     if nbytes > limit:
-        raise PolyinrError(f"{what} needs about {_gib(nbytes)} of memory, over this machine's limit of "
-                           f"{_gib(limit)}: {way_round}")  # fmt: skip
+        raise PolyinrError(
+            f"{what} needs about {_gib(nbytes)} of memory, over this machine's limit of {_gib(limit)}: {way_round}"
+        )
 
 
 def _gib(nbytes: int) -> str:

@@ -64,49 +64,120 @@ SG3_PAPER_FID = {("t", "ffhq"): 2.79, ("r", "ffhq"): 3.07, ("t", "afhqv2"): 4.04
 
 def _stylegan3(config: str, dataset: str, resolution: int) -> Release:
     url = f"{SG3_URL}stylegan3-{config}-{dataset}-{resolution}x{resolution}.pkl"
-    return Release(f"stylegan3-{config}-{dataset}-{resolution}", "stylegan3", dataset, resolution, url, SG3,
-                   NVIDIA_LICENCE, SG3_PAPER_FID.get((config, dataset)))  # fmt: skip
+    return Release(
+        f"stylegan3-{config}-{dataset}-{resolution}",
+        "stylegan3",
+        dataset,
+        resolution,
+        url,
+        SG3,
+        NVIDIA_LICENCE,
+        SG3_PAPER_FID.get((config, dataset)),
+    )
 
 
 def _stylegan_xl(dataset: str, resolution: int, fid: float) -> Release:
     file = f"{dataset}{resolution}" if dataset != "cifar10" else dataset
-    return Release(f"stylegan-xl-{dataset}-{resolution}", "stylegan-xl", dataset, resolution,
-                   f"{XL_URL}{file}.pkl", XL, "MIT", fid)  # fmt: skip
+    return Release(
+        f"stylegan-xl-{dataset}-{resolution}", "stylegan-xl", dataset, resolution, f"{XL_URL}{file}.pkl", XL, "MIT", fid
+    )
 
 
 def _inr_gan(dataset: str, file: str, fid: float) -> Release:
-    return Release(f"inr-gan-{dataset}-256", "inr-gan", dataset, 256, f"{INR_URL}{file}.pkl", INR,
-                   f"{NVIDIA_LICENCE}, as the README assumes", fid)  # fmt: skip
+    return Release(
+        f"inr-gan-{dataset}-256",
+        "inr-gan",
+        dataset,
+        256,
+        f"{INR_URL}{file}.pkl",
+        INR,
+        f"{NVIDIA_LICENCE}, as the README assumes",
+        fid,
+    )
 
 
 def _by_hand(name: str, converter: str, dataset: str, resolution: int, page: str, source: str) -> Release:
     return Release(name, converter, dataset, resolution, page, source, "none stated", None, direct=False)
 
 
-RELEASES: dict[str, Release] = {r.name: r for r in [
-    *(_stylegan3(config, dataset, res) for config in "tr" for dataset, res in [
-        ("ffhq", 1024), ("ffhqu", 1024), ("ffhqu", 256), ("metfaces", 1024), ("metfacesu", 1024), ("afhqv2", 512)]),
-    *(_stylegan_xl("imagenet", res, fid) for res, fid in [
-        (16, 0.73), (32, 1.11), (64, 1.52), (128, 1.77), (256, 2.26), (512, 2.42), (1024, 2.51)]),
-    _stylegan_xl("cifar10", 32, 1.85),
-    *(_stylegan_xl("ffhq", res, fid) for res, fid in [(256, 2.19), (512, 2.23), (1024, 2.02)]),
-    *(_stylegan_xl("pokemon", res, fid) for res, fid in [(256, 23.97), (512, 23.82), (1024, 25.47)]),
-    _inr_gan("lsun-church", "churches", 4.45), _inr_gan("lsun-bedroom", "bedrooms", 5.71),
-    _inr_gan("ffhq", "ffhq", 9.57), _inr_gan("lsun-church-bil", "churches-bil", 4.04),
-    _inr_gan("lsun-bedroom-bil", "bedrooms-bil", 3.43), _inr_gan("ffhq-bil", "ffhq-bil", 4.95),
-    _by_hand("poly-inr-imagenet-128", "poly-inr", "imagenet", 128,
-             "https://drive.google.com/file/d/18_Y0-Sadyfs0WibgGc29FrX9iDnWyb26/view?usp=share_link", POLY),
-    _by_hand("poly-inr-imagenet-256", "poly-inr", "imagenet", 256,
-             "https://drive.google.com/file/d/1aYbsRpOHh0_ruBrRZz03GxQ7EvwVfudK/view?usp=share_link", POLY),
-    _by_hand("poly-inr-imagenet-512", "poly-inr", "imagenet", 512,
-             "https://drive.google.com/file/d/1GV9qCEplMC8Je1aOL2cYJfoJa0adfqdz/view?usp=share_link", POLY),
-    _by_hand("infinitygan-flickr-landscape-197", "infinitygan", "flickr-landscape", 197,
-             "https://drive.google.com/drive/folders/1RPWgCeO_yAeQCdDbH_owYIGWOt0SHL6M?usp=sharing", INF),
-    _by_hand("infinitygan-inout-flickr-scenery-197", "infinitygan", "inout-flickr-scenery", 197,
-             "https://drive.google.com/drive/folders/1F43zYnLSlqaWIcv6s_Ru0yH7EacVICMl?usp=sharing", INF),
-    _by_hand("infinitygan-inout-places2-scenery-197", "infinitygan", "inout-places2-scenery", 197,
-             "https://drive.google.com/drive/folders/11JFpgVCMhV7RN8BqqXs8KNBtE2UX0YBi?usp=sharing", INF),
-]}  # fmt: skip
+RELEASES: dict[str, Release] = {
+    r.name: r
+    for r in [
+        *(
+            _stylegan3(config, dataset, res)
+            for config in "tr"
+            for dataset, res in [
+                ("ffhq", 1024),
+                ("ffhqu", 1024),
+                ("ffhqu", 256),
+                ("metfaces", 1024),
+                ("metfacesu", 1024),
+                ("afhqv2", 512),
+            ]
+        ),
+        *(
+            _stylegan_xl("imagenet", res, fid)
+            for res, fid in [(16, 0.73), (32, 1.11), (64, 1.52), (128, 1.77), (256, 2.26), (512, 2.42), (1024, 2.51)]
+        ),
+        _stylegan_xl("cifar10", 32, 1.85),
+        *(_stylegan_xl("ffhq", res, fid) for res, fid in [(256, 2.19), (512, 2.23), (1024, 2.02)]),
+        *(_stylegan_xl("pokemon", res, fid) for res, fid in [(256, 23.97), (512, 23.82), (1024, 25.47)]),
+        _inr_gan("lsun-church", "churches", 4.45),
+        _inr_gan("lsun-bedroom", "bedrooms", 5.71),
+        _inr_gan("ffhq", "ffhq", 9.57),
+        _inr_gan("lsun-church-bil", "churches-bil", 4.04),
+        _inr_gan("lsun-bedroom-bil", "bedrooms-bil", 3.43),
+        _inr_gan("ffhq-bil", "ffhq-bil", 4.95),
+        _by_hand(
+            "poly-inr-imagenet-128",
+            "poly-inr",
+            "imagenet",
+            128,
+            "https://drive.google.com/file/d/18_Y0-Sadyfs0WibgGc29FrX9iDnWyb26/view?usp=share_link",
+            POLY,
+        ),
+        _by_hand(
+            "poly-inr-imagenet-256",
+            "poly-inr",
+            "imagenet",
+            256,
+            "https://drive.google.com/file/d/1aYbsRpOHh0_ruBrRZz03GxQ7EvwVfudK/view?usp=share_link",
+            POLY,
+        ),
+        _by_hand(
+            "poly-inr-imagenet-512",
+            "poly-inr",
+            "imagenet",
+            512,
+            "https://drive.google.com/file/d/1GV9qCEplMC8Je1aOL2cYJfoJa0adfqdz/view?usp=share_link",
+            POLY,
+        ),
+        _by_hand(
+            "infinitygan-flickr-landscape-197",
+            "infinitygan",
+            "flickr-landscape",
+            197,
+            "https://drive.google.com/drive/folders/1RPWgCeO_yAeQCdDbH_owYIGWOt0SHL6M?usp=sharing",
+            INF,
+        ),
+        _by_hand(
+            "infinitygan-inout-flickr-scenery-197",
+            "infinitygan",
+            "inout-flickr-scenery",
+            197,
+            "https://drive.google.com/drive/folders/1F43zYnLSlqaWIcv6s_Ru0yH7EacVICMl?usp=sharing",
+            INF,
+        ),
+        _by_hand(
+            "infinitygan-inout-places2-scenery-197",
+            "infinitygan",
+            "inout-places2-scenery",
+            197,
+            "https://drive.google.com/drive/folders/11JFpgVCMhV7RN8BqqXs8KNBtE2UX0YBi?usp=sharing",
+            INF,
+        ),
+    ]
+}
 
 
 # ---------------------------------------------------------------------------- the cache
@@ -144,8 +215,10 @@ def fetch(release: Release) -> Path:
     if found is not None:
         return found
     if not release.direct:
-        raise PolyinrError(f"{release.name} is shared by its authors through {release.url}, a page for a "
-                           f"browser: download it there, then {release.by_hand()}")  # fmt: skip
+        raise PolyinrError(
+            f"{release.name} is shared by its authors through {release.url}, a page for a "
+            f"browser: download it there, then {release.by_hand()}"
+        )
     target = checkpoint_path(release)
     with file_lock(target.with_name(f"{release.name}.lock")):
         found = cached_checkpoint(release)  # another process may have finished while this one waited
@@ -156,8 +229,10 @@ def fetch(release: Release) -> Path:
             try:
                 download(release.url, source, release.size, release.sha256, desc=release.name)
             except Unreachable as e:
-                raise PolyinrError(f"{release.name} is not in the cache and {e}; download {release.url} on a "
-                                   f"machine with a connection, then {release.by_hand()}") from None  # fmt: skip
+                raise PolyinrError(
+                    f"{release.name} is not in the cache and {e}; download {release.url} on a "
+                    f"machine with a connection, then {release.by_hand()}"
+                ) from None
         convert_checkpoint(release.converter, source, target)
     return target
 
@@ -171,11 +246,14 @@ def resolve_network(spec: str | Path) -> Path:
     if release is not None:
         return fetch(release)
     if str(spec).startswith(("https://", "http://")):
-        raise PolyinrError(f"{spec} is not the URL of a released model polyinr knows (polyinr pretrained "
-                           "list); download it, then convert it with polyinr convert")  # fmt: skip
+        raise PolyinrError(
+            f"{spec} is not the URL of a released model polyinr knows (polyinr pretrained "
+            "list); download it, then convert it with polyinr convert"
+        )
     if not path.exists() and len(path.parts) == 1:
-        raise CheckpointError(f"checkpoint not found: {spec} (nor is it the name of a released model: polyinr "
-                              "pretrained list)")  # fmt: skip
+        raise CheckpointError(
+            f"checkpoint not found: {spec} (nor is it the name of a released model: polyinr pretrained list)"
+        )
     return path
 
 

@@ -258,8 +258,9 @@ def load_latents(path: str | Path, G: Generator, device: torch.device | str = "c
     expected = {"model": G.model_name, "z_dim": str(G.z_dim), "num_ws": str(G.num_ws), "w_dim": str(G.w_dim)}
     for key, value in expected.items():
         if metadata.get(key) != value:
-            raise LatentFileError(f"{path} was made for a generator with {key} {metadata.get(key)!r}, "
-                                  f"this one has {value!r}")  # fmt: skip
+            raise LatentFileError(
+                f"{path} was made for a generator with {key} {metadata.get(key)!r}, this one has {value!r}"
+            )
     if ws.ndim != 3 or ws.shape[1:] != (G.num_ws, G.w_dim) or len(ws) == 0:
         raise LatentFileError(f"{path} holds ws of shape {tuple(ws.shape)}, expected [N>0, {G.num_ws}, {G.w_dim}]")
     class_idx = _parse_class(metadata.get("class", NO_CLASS), path)

@@ -68,8 +68,23 @@ def test_info_and_list(ckpts):
 
 
 def test_generate_one_file_per_seed(ckpts, tmp_path):
-    run("generate", "--network", ckpts["cond"], "--seeds", "0,2-3", "--class", "1", "--trunc", "0.7",
-        "--outdir", tmp_path, "--batch", "2", "--device", "cpu")  # fmt: skip
+    run(
+        "generate",
+        "--network",
+        ckpts["cond"],
+        "--seeds",
+        "0,2-3",
+        "--class",
+        "1",
+        "--trunc",
+        "0.7",
+        "--outdir",
+        tmp_path,
+        "--batch",
+        "2",
+        "--device",
+        "cpu",
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["seed0000.png", "seed0002.png", "seed0003.png"]
     G = load_generator(ckpts["cond"])
     expected = dict(generate_images(G, [0, 2, 3], class_idx=1, truncation_psi=0.7, batch_size=2))
@@ -78,8 +93,21 @@ def test_generate_one_file_per_seed(ckpts, tmp_path):
 
 
 def test_generate_grid_and_resolution(ckpts, tmp_path):
-    result = run("generate", "--network", ckpts["uncond"], "--seeds", "0-2", "--grid", "2x2", "--resolution", "20",
-                 "--outdir", tmp_path / "out", "--device", "cpu")  # fmt: skip
+    result = run(
+        "generate",
+        "--network",
+        ckpts["uncond"],
+        "--seeds",
+        "0-2",
+        "--grid",
+        "2x2",
+        "--resolution",
+        "20",
+        "--outdir",
+        tmp_path / "out",
+        "--device",
+        "cpu",
+    )
     assert "grid.png" in result.output
     image = read_png(tmp_path / "out" / "grid.png")
     assert image.shape == (40, 40, 3) and image[20:, 20:].max() == 0  # 3 images in a 2×2 grid
@@ -90,8 +118,23 @@ def test_generate_grid_and_resolution(ckpts, tmp_path):
 
 def test_render_extrapolates_tile_by_tile(ckpts, tmp_path):
     out = tmp_path / "wide.png"
-    result = run("render", "--network", ckpts["uncond"], "--seed", "5", "--window", "-0.5,-1,1.5,2",
-                 "--size", "21x30", "--tile", "8", "--out", out, "--device", "cpu")  # fmt: skip
+    result = run(
+        "render",
+        "--network",
+        ckpts["uncond"],
+        "--seed",
+        "5",
+        "--window",
+        "-0.5,-1,1.5,2",
+        "--size",
+        "21x30",
+        "--tile",
+        "8",
+        "--out",
+        out,
+        "--device",
+        "cpu",
+    )
     assert "21x30" in result.output
     G = load_generator(ckpts["uncond"])
     expected = to_uint8(G.synthesis(ws_for(G, seeds=[5]), Grid.window(-0.5, -1, 1.5, 2, 21, 30)))[0]
@@ -101,31 +144,86 @@ def test_render_extrapolates_tile_by_tile(ckpts, tmp_path):
 @pytest.mark.parametrize(
     "args, message, code",
     [
-        (["generate", "--network", "{cond}", "--seeds", "0", "--class", "5", "--outdir", "{tmp}"],
-         "unknown class 5", 1),
+        (
+            ["generate", "--network", "{cond}", "--seeds", "0", "--class", "5", "--outdir", "{tmp}"],
+            "unknown class 5",
+            1,
+        ),
         (["generate", "--network", "{cond}", "--seeds", "0", "--outdir", "{tmp}"], "give a class", 1),
-        (["generate", "--network", "{uncond}", "--seeds", "0", "--class", "0", "--outdir", "{tmp}"],
-         "unconditional", 1),
+        (
+            ["generate", "--network", "{uncond}", "--seeds", "0", "--class", "0", "--outdir", "{tmp}"],
+            "unconditional",
+            1,
+        ),
         (["generate", "--network", "{uncond}", "--seeds", "7-3", "--outdir", "{tmp}"], "empty", 2),
         (["generate", "--network", "{tmp}/missing", "--seeds", "0", "--outdir", "{tmp}"], "not found", 1),
         (["generate", "--network", "{other}", "--seeds", "0", "--outdir", "{tmp}"], "unknown model 'stylegan9'", 1),
-        (["generate", "--network", "{uncond}", "--seeds", "0", "--resolution", "0", "--outdir", "{tmp}"],
-         "must be positive", 1),
-        (["render", "--network", "{uncond}", "--seed", "0", "--window", "1,0,0,1", "--size", "8", "--out",
-          "{tmp}/x.png"], "empty", 2),
-        (["render", "--network", "{uncond}", "--seed", "0", "--window", "0,0,1", "--size", "8", "--out",
-          "{tmp}/x.png"], "four numbers", 2),
-        (["render", "--network", "{uncond}", "--seed", "0", "--size", "8", "--out", "{tmp}/file/x.png"],
-         "not writable", 1),
+        (
+            ["generate", "--network", "{uncond}", "--seeds", "0", "--resolution", "0", "--outdir", "{tmp}"],
+            "must be positive",
+            1,
+        ),
+        (
+            [
+                "render",
+                "--network",
+                "{uncond}",
+                "--seed",
+                "0",
+                "--window",
+                "1,0,0,1",
+                "--size",
+                "8",
+                "--out",
+                "{tmp}/x.png",
+            ],
+            "empty",
+            2,
+        ),
+        (
+            [
+                "render",
+                "--network",
+                "{uncond}",
+                "--seed",
+                "0",
+                "--window",
+                "0,0,1",
+                "--size",
+                "8",
+                "--out",
+                "{tmp}/x.png",
+            ],
+            "four numbers",
+            2,
+        ),
+        (
+            ["render", "--network", "{uncond}", "--seed", "0", "--size", "8", "--out", "{tmp}/file/x.png"],
+            "not writable",
+            1,
+        ),
         (["render", "--network", "{uncond}", "--seed", "0", "--size", "0x8", "--out", "{tmp}/x.png"], "size", 2),
         (["info", "{tmp}/missing"], "not found", 1),
         (["create", "--preset", "huge", "{tmp}/new"], "unknown preset 'huge'", 1),
         (["create", "--model", "nope", "{tmp}/new"], "unknown model 'nope'", 1),
     ],
-    ids=["unknown-class", "missing-class", "class-on-unconditional", "seed-range", "missing-ckpt", "other-model",
-         "bad-resolution", "empty-window", "short-window", "unwritable-out", "bad-size", "info-missing",
-         "unknown-preset", "unknown-model"],
-)  # fmt: skip
+    ids=[
+        "unknown-class",
+        "missing-class",
+        "class-on-unconditional",
+        "seed-range",
+        "missing-ckpt",
+        "other-model",
+        "bad-resolution",
+        "empty-window",
+        "short-window",
+        "unwritable-out",
+        "bad-size",
+        "info-missing",
+        "unknown-preset",
+        "unknown-model",
+    ],
+)
 def test_errors_are_one_line(ckpts, tmp_path, args, message, code):
     other = tmp_path / "other"
     other.mkdir()

@@ -28,12 +28,46 @@ PHASE_SECONDS = 300  # how long a command may take to reach the phase a test sig
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 # 8×8 digits, a 16-wide generator, a tick every 2 steps: a budget it never reaches before the signal.
-TRAIN = ["train", "--data", "builtin:digits", "--cond", "true", "--resolution", "8", "--batch", "8", "--kimg", "100",
-         "--tick", "0.016", "--channels", "16", "--workers", "0", "--device", "cpu", "--seed", "3"]  # fmt: skip
+TRAIN = [
+    "train",
+    "--data",
+    "builtin:digits",
+    "--cond",
+    "true",
+    "--resolution",
+    "8",
+    "--batch",
+    "8",
+    "--kimg",
+    "100",
+    "--tick",
+    "0.016",
+    "--channels",
+    "16",
+    "--workers",
+    "0",
+    "--device",
+    "cpu",
+    "--seed",
+    "3",
+]
 # Two tiny models; equivariance metrics only, so that no metric runs at the snapshots (the curve metric is a
 # quality metric).
-COMPARE = ["compare", "--data", "builtin:digits", "--resolution", "16", "--batch", "8", "--snap-kimg", "0.016",
-           "--seeds", "0", "--big-render", "4096"]  # fmt: skip
+COMPARE = [
+    "compare",
+    "--data",
+    "builtin:digits",
+    "--resolution",
+    "16",
+    "--batch",
+    "8",
+    "--snap-kimg",
+    "0.016",
+    "--seeds",
+    "0",
+    "--big-render",
+    "4096",
+]
 
 
 class Command:
@@ -42,8 +76,9 @@ class Command:
     def __init__(self, args: list[str], log: Path) -> None:
         self.log = log
         with open(log, "w") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "polyinr", *args], stdout=out,
-                                         stderr=subprocess.STDOUT, env=ENV)  # fmt: skip
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "polyinr", *args], stdout=out, stderr=subprocess.STDOUT, env=ENV
+            )
 
     def output(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
@@ -151,8 +186,19 @@ def test_a_signal_in_a_snapshot_metric_pass_stops_at_once_and_leaves_the_pass_to
 @pytest.mark.slow
 def test_compare_stops_in_a_models_training_without_moving_on_and_the_same_command_continues_it(tmp_path, command):
     outdir = tmp_path / "cmp"
-    args = [*COMPARE, "--models", "poly-inr,inr-gan", "--kimg", "0.256", "--metrics", "eqt0.01k_int",
-            "--big-render", "16", "--outdir", str(outdir)]  # fmt: skip
+    args = [
+        *COMPARE,
+        "--models",
+        "poly-inr,inr-gan",
+        "--kimg",
+        "0.256",
+        "--metrics",
+        "eqt0.01k_int",
+        "--big-render",
+        "16",
+        "--outdir",
+        str(outdir),
+    ]
     first = command(args)
     first.wait_for(_ticked(outdir / "runs" / "poly-inr"))
     said = first.interrupt(signal.SIGTERM)
@@ -171,8 +217,15 @@ def test_compare_stops_in_a_models_training_without_moving_on_and_the_same_comma
 def test_compare_stops_in_its_metric_pass_and_in_its_big_render_and_trains_nothing_again(tmp_path, command):
     outdir = tmp_path / "cmp"
     base = [*COMPARE, "--models", "poly-inr", "--kimg", "0.032", "--outdir", str(outdir)]
-    settings = cmp.CompareSettings(data="builtin:digits", models=("poly-inr",), kimg=0.032, resolution=16, batch=8,
-                                   snap_kimg=0.016, metrics=("eqt0.01k_int",))  # fmt: skip
+    settings = cmp.CompareSettings(
+        data="builtin:digits",
+        models=("poly-inr",),
+        kimg=0.032,
+        resolution=16,
+        batch=8,
+        snap_kimg=0.016,
+        metrics=("eqt0.01k_int",),
+    )
     for _ in cmp.run_comparison(settings, outdir, evaluate=False):  # trained here, in this process
         pass
     run_dir = cmp.finished_run(outdir, cmp.check_settings(settings), "poly-inr")
@@ -197,8 +250,18 @@ def test_compare_stops_in_its_metric_pass_and_in_its_big_render_and_trains_nothi
 @pytest.mark.slow
 def test_compare_parallel_passes_the_signal_on_to_every_training_process(tmp_path, command):
     outdir = tmp_path / "cmp"
-    args = [*COMPARE, "--models", "poly-inr,inr-gan", "--kimg", "100", "--metrics", "eqt0.01k_int", "--parallel",
-            "--outdir", str(outdir)]  # fmt: skip
+    args = [
+        *COMPARE,
+        "--models",
+        "poly-inr,inr-gan",
+        "--kimg",
+        "100",
+        "--metrics",
+        "eqt0.01k_int",
+        "--parallel",
+        "--outdir",
+        str(outdir),
+    ]
     parent = command(args)
     parent.wait_for(lambda: all(_ticked(outdir / "runs" / m)() for m in ("poly-inr", "inr-gan")))
     children = _children(parent.proc.pid)
@@ -224,8 +287,23 @@ def checkpoint(tmp_path: Path) -> Path:
 def test_a_signal_stops_a_big_render_and_leaves_no_partial_file(tmp_path, command, checkpoint):
     out = tmp_path / "render"
     out.mkdir()
-    render = command(["render", "--network", str(checkpoint), "--seed", "0", "--size", "8192x8192", "--tile", "256",
-                      "--device", "cpu", "--out", str(out / "big.png")])  # fmt: skip
+    render = command(
+        [
+            "render",
+            "--network",
+            str(checkpoint),
+            "--seed",
+            "0",
+            "--size",
+            "8192x8192",
+            "--tile",
+            "256",
+            "--device",
+            "cpu",
+            "--out",
+            str(out / "big.png"),
+        ]
+    )
     render.wait_for(lambda: "tile" in render.output())
     render.interrupt(signal.SIGTERM)
     assert list(out.iterdir()) == []

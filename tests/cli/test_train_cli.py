@@ -13,8 +13,25 @@ def test_offline_backbone_error_names_the_flags(monkeypatch, tmp_path):
         raise OSError("offline")
 
     monkeypatch.setattr(timm, "create_model", offline)
-    args = ["train", "--disc", "projected", "--loss", "hinge", "--data", "builtin:digits", "--resolution", "8",
-            "--kimg", "0.008", "--workers", "0", "--device", "cpu", "--outdir", str(tmp_path)]  # fmt: skip
+    args = [
+        "train",
+        "--disc",
+        "projected",
+        "--loss",
+        "hinge",
+        "--data",
+        "builtin:digits",
+        "--resolution",
+        "8",
+        "--kimg",
+        "0.008",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--outdir",
+        str(tmp_path),
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1, result.output
     assert result.output.count("\n") == 1

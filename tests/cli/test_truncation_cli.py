@@ -36,8 +36,23 @@ def test_generate_truncates_only_the_first_n_ws(ckpt, tmp_path):
     images = {}
     for name, extra in {"cut2": ["--trunc-cutoff", "2"], "all": []}.items():
         out = tmp_path / name
-        result = CliRunner().invoke(main, ["generate", "--network", str(path), "--seeds", "5", "--trunc", "0",
-                                           *extra, "--outdir", str(out), "--device", "cpu"])  # fmt: skip
+        result = CliRunner().invoke(
+            main,
+            [
+                "generate",
+                "--network",
+                str(path),
+                "--seeds",
+                "5",
+                "--trunc",
+                "0",
+                *extra,
+                "--outdir",
+                str(out),
+                "--device",
+                "cpu",
+            ],
+        )
         assert result.exit_code == 0, result.output
         images[name] = np.asarray(Image.open(out / "seed0005.png"))
     with torch.no_grad():

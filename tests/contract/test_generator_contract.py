@@ -168,11 +168,15 @@ def test_canvas_capabilities_answer_or_refuse_in_one_line(G):
 
 # Tiny settings and the loss each registered discriminator trains with; a new discriminator must be added here.
 DISCRIMINATORS = {
-    "residual": (dict(channel_base=256, channel_max=32, embed_dim=8),
-                 lambda G, D: NonSaturatingLoss(G, D, NonSaturatingConfig(gamma=1.0))),
-    "projected": (dict(backbones=["tf_efficientnet_lite0"], pretrained=False, interp224=False, embed_dim=8),
-                  lambda G, D: ProjectedHingeLoss(G, D, HingeConfig(blur_sigma=1.0))),
-}  # fmt: skip
+    "residual": (
+        dict(channel_base=256, channel_max=32, embed_dim=8),
+        lambda G, D: NonSaturatingLoss(G, D, NonSaturatingConfig(gamma=1.0)),
+    ),
+    "projected": (
+        dict(backbones=["tf_efficientnet_lite0"], pretrained=False, interp224=False, embed_dim=8),
+        lambda G, D: ProjectedHingeLoss(G, D, HingeConfig(blur_sigma=1.0)),
+    ),
+}
 
 
 def test_every_registered_discriminator_has_tiny_settings_here():

@@ -86,6 +86,7 @@ def test_an_odd_sized_image_is_named(tmp_path):
 
 def test_dataset_command_reports_the_size_as_given(tmp_path):
     root = write_images(tmp_path / "data")
-    result = CliRunner().invoke(main, ["dataset", "--source", str(root), "--dest", str(tmp_path / "d.zip"),
-                                       "--resolution", "16x8"])  # fmt: skip
+    result = CliRunner().invoke(
+        main, ["dataset", "--source", str(root), "--dest", str(tmp_path / "d.zip"), "--resolution", "16x8"]
+    )
     assert result.exit_code != 0 and "got 16x8" in result.output

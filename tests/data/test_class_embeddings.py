@@ -52,8 +52,9 @@ def test_per_class_means_match_a_direct_computation():
     ds = TinyLabelled([2, 0, 1, 0, 2, 2, 1], num_classes=3)
     progress = []
     torch.manual_seed(7)
-    table = compute_class_embeddings(ds, EFFNET, pretrained=False, batch_size=3,
-                                     on_progress=lambda done, total: progress.append((done, total)))  # fmt: skip
+    table = compute_class_embeddings(
+        ds, EFFNET, pretrained=False, batch_size=3, on_progress=lambda done, total: progress.append((done, total))
+    )
     assert table.shape == (3, 320) and table.dtype == torch.float32
     assert torch.allclose(table, direct_embeddings(ds, seed=7), atol=1e-5, rtol=1e-4)
     assert progress == [(3, 7), (6, 7), (7, 7)]
@@ -99,12 +100,40 @@ def test_embed_classes_command(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "polyinr.data.datasets", fake)
     out = tmp_path / "emb.safetensors"
     torch.manual_seed(3)
-    result = CliRunner().invoke(main, ["embed-classes", "--data", "tiny", "--out", str(out), "--features-pretrained",
-                                       "false", "--device", "cpu", "--batch", "2"])  # fmt: skip
+    result = CliRunner().invoke(
+        main,
+        [
+            "embed-classes",
+            "--data",
+            "tiny",
+            "--out",
+            str(out),
+            "--features-pretrained",
+            "false",
+            "--device",
+            "cpu",
+            "--batch",
+            "2",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "2 classes × 320" in result.output
     assert opened == {"source": "tiny", "cond": True}
     assert torch.allclose(load_class_embeddings(out), direct_embeddings(ds, seed=3), atol=1e-5, rtol=1e-4)
-    result = CliRunner().invoke(main, ["embed-classes", "--data", "tiny", "--out", str(out), "--feature-network",
-                                       "nonet", "--features-pretrained", "false", "--device", "cpu"])  # fmt: skip
+    result = CliRunner().invoke(
+        main,
+        [
+            "embed-classes",
+            "--data",
+            "tiny",
+            "--out",
+            str(out),
+            "--feature-network",
+            "nonet",
+            "--features-pretrained",
+            "false",
+            "--device",
+            "cpu",
+        ],
+    )
     assert result.exit_code == 1 and "Error: unknown feature network 'nonet'" in result.output

@@ -121,21 +121,22 @@ def test_cli_dataset_end_to_end(class_folder, tmp_path):
     root = class_folder[0]
     dest = tmp_path / "cli.zip"
     runner = CliRunner()
-    result = runner.invoke(main, ["dataset", "--source", str(root), "--dest", str(dest), "--resolution", "4x4",
-                                  "--max-images", "5"])  # fmt: skip
+    result = runner.invoke(
+        main, ["dataset", "--source", str(root), "--dest", str(dest), "--resolution", "4x4", "--max-images", "5"]
+    )
     assert result.exit_code == 0, result.output
     assert f"wrote 5 images (4x4) to {dest}" in result.output
     ds = open_dataset(str(dest), cond=True)
     assert (len(ds), ds.resolution, ds.num_classes) == (5, 4, 2)
 
-    result = runner.invoke(main, ["dataset", "--source", str(tmp_path / "nope"), "--dest", "x.zip",
-                                  "--resolution", "8"])  # fmt: skip
+    result = runner.invoke(
+        main, ["dataset", "--source", str(tmp_path / "nope"), "--dest", "x.zip", "--resolution", "8"]
+    )
     assert result.exit_code == 1
     assert result.output.strip().splitlines()[-1] == f"Error: dataset not found: {tmp_path / 'nope'}"
     assert "Traceback" not in result.output
 
-    result = runner.invoke(main, ["dataset", "--source", "builtin:digits", "--dest", str(dest), "--resolution",
-                                  "8x16"])  # fmt: skip
+    result = runner.invoke(main, ["dataset", "--source", "builtin:digits", "--dest", str(dest), "--resolution", "8x16"])
     assert result.exit_code == 2 and "only square resolutions are supported" in result.output
 
     result = runner.invoke(main, ["dataset", "--source", "builtin:nope", "--dest", str(dest), "--resolution", "8"])

@@ -18,8 +18,20 @@ from polyinr.training.loop import training_loop
 from polyinr.training.losses import NonSaturatingConfig, NonSaturatingLoss
 from polyinr.training.options import resolve_options
 
-TRANSFORMS = ("xflip", "rotate90", "xint", "scale", "rotate", "aniso", "xfrac",
-              "brightness", "contrast", "lumaflip", "hue", "saturation")  # fmt: skip
+TRANSFORMS = (
+    "xflip",
+    "rotate90",
+    "xint",
+    "scale",
+    "rotate",
+    "aniso",
+    "xfrac",
+    "brightness",
+    "contrast",
+    "lumaflip",
+    "hue",
+    "saturation",
+)
 
 
 def _only(*names: str) -> AugmentConfig:
@@ -129,9 +141,23 @@ def test_p_rises_on_an_overfitting_discriminator():
 
 
 def _tiny(outdir, **overrides):
-    values = dict(data="builtin:digits", resolution=8, batch=8, kimg=0.048, tick_kimg=0.016, snap_ticks=1,
-                  workers=0, device="cpu", seed=3, outdir=str(outdir), model_overrides={"channels": 8},
-                  aug="ada", ada_kimg=0.05, ada_target=-0.99, loss_options={"gamma": 0.1})  # fmt: skip
+    values = dict(
+        data="builtin:digits",
+        resolution=8,
+        batch=8,
+        kimg=0.048,
+        tick_kimg=0.016,
+        snap_ticks=1,
+        workers=0,
+        device="cpu",
+        seed=3,
+        outdir=str(outdir),
+        model_overrides={"channels": 8},
+        aug="ada",
+        ada_kimg=0.05,
+        ada_target=-0.99,
+        loss_options={"gamma": 0.1},
+    )
     values.update(overrides)
     return resolve_options("cpu", **values)
 

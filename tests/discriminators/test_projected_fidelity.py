@@ -41,8 +41,15 @@ def test_cross_scale_mixing_upsamples_with_aligned_corners():
 
 def test_every_feature_network_weighs_the_same_in_the_loss():
     torch.manual_seed(0)
-    D = create_discriminator("projected", 32, 0, backbones=["tf_efficientnet_lite0", "vit_tiny_patch16_224"],
-                             pretrained=False, diffaug=None, interp224=False)  # fmt: skip
+    D = create_discriminator(
+        "projected",
+        32,
+        0,
+        backbones=["tf_efficientnet_lite0", "vit_tiny_patch16_224"],
+        pretrained=False,
+        diffaug=None,
+        interp224=False,
+    )
     with torch.no_grad():
         logits = D(torch.rand(2, 3, 32, 32) * 2 - 1)
     groups = D.split_logits(logits)

@@ -35,8 +35,13 @@ class PersistentClass(nn.Module):
     module_src = ""  # set per test: code that leaves a marker file if it is ever executed
 
     def __reduce__(self):
-        meta = dict(type="class", version=PERSISTENT_VERSION, module_src=self.module_src,
-                    class_name=type(self).__name__, state=dict(self.__dict__))  # fmt: skip
+        meta = dict(
+            type="class",
+            version=PERSISTENT_VERSION,
+            module_src=self.module_src,
+            class_name=type(self).__name__,
+            state=dict(self.__dict__),
+        )
         return _reconstruct_persistent_obj, (meta,)
 
 
@@ -216,11 +221,20 @@ class Authors:
     def snapshot(self, G: nn.Module, discriminator: bool = True) -> dict:
         dataset = pathlib.PurePosixPath("/data/in32.zip")  # a harmless foreign object: becomes a stand-in
         return dict(
-            G=G, D=ProjectedDiscriminator() if discriminator else None, G_ema=G, augment_pipe=None,
-            training_set_kwargs=dict(class_name="training.dataset.ImageFolderDataset", path=dataset,
-                                     use_labels=G.c_dim > 0, xflip=True, resolution=G.hw, random_seed=0),
+            G=G,
+            D=ProjectedDiscriminator() if discriminator else None,
+            G_ema=G,
+            augment_pipe=None,
+            training_set_kwargs=dict(
+                class_name="training.dataset.ImageFolderDataset",
+                path=dataset,
+                use_labels=G.c_dim > 0,
+                xflip=True,
+                resolution=G.hw,
+                random_seed=0,
+            ),
             progress=dict(cur_nimg=torch.LongTensor([123456]), cur_tick=12, batch_idx=3, best_fid=np.float64(9.5)),
-        )  # fmt: skip
+        )
 
     def write(self, snapshot: dict, name: str = "network-snapshot.pkl", writer: str = "dill") -> Path:
         """``writer``: 'dill' (the authors' ``dill.dump``), 'pickle', or 'torch' (``torch.save`` zip)."""

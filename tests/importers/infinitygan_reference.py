@@ -156,8 +156,9 @@ class Blur(nn.Module):
 class ModulatedConv2d(nn.Module):
     """``ModulatedConv2d(no_zero_pad=True)`` for a style per sample ``[B, style_dim]``."""
 
-    def __init__(self, in_channel, out_channel, kernel_size, style_dim, demodulate=True, upsample=False,
-                 blur_kernel=(1, 2, 1)):  # fmt: skip
+    def __init__(
+        self, in_channel, out_channel, kernel_size, style_dim, demodulate=True, upsample=False, blur_kernel=(1, 2, 1)
+    ):
         super().__init__()
         self.in_channel, self.out_channel, self.kernel_size = in_channel, out_channel, kernel_size
         self.upsample, self.demodulate = upsample, demodulate
@@ -401,8 +402,13 @@ class ConditionalBlock(nn.Module):
     def __init__(self, config):
         super().__init__()
         tp = config.train_params
-        self.conv = StyledConv(tp.local_latent_dim + tp.coord_num_dir, tp.local_latent_dim,
-                               tp.ss_unfold_radius * 2 + 1, tp.global_latent_dim, disable_noise=True)  # fmt: skip
+        self.conv = StyledConv(
+            tp.local_latent_dim + tp.coord_num_dir,
+            tp.local_latent_dim,
+            tp.ss_unfold_radius * 2 + 1,
+            tp.global_latent_dim,
+            disable_noise=True,
+        )
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
         return self.conv(torch.cat([x, coords], 1), cond)
@@ -442,10 +448,13 @@ class TextureSynthesizer(nn.Module):
         tp = config.train_params
         self.config = config
         self.global_latent_dim, self.local_latent_dim = tp.global_latent_dim, tp.local_latent_dim
-        self.mapping = nn.Sequential(PixelNorm(), *[
-            EqualLinear(tp.global_latent_dim, tp.global_latent_dim, lr_mul=0.01, activation="fused_lrelu")
-            for _ in range(tp.n_mlp)
-        ])  # fmt: skip
+        self.mapping = nn.Sequential(
+            PixelNorm(),
+            *[
+                EqualLinear(tp.global_latent_dim, tp.global_latent_dim, lr_mul=0.01, activation="fused_lrelu")
+                for _ in range(tp.n_mlp)
+            ],
+        )
         # Their table for a 101² patch: (512, up), (512, -), …, (256·cm, up), (256·cm, -); ToRGB after each block.
         self.convs_specs = [dict(out_ch=c, upsample=up) for c in tp.ts_channels for up in (True, False)]
         n = len(self.convs_specs)
@@ -480,16 +489,18 @@ class TextureSynthesizer(nn.Module):
             sizes.append(in_size)
         return sizes if return_list else sizes[-1]
 
-    def forward(self, global_latent, structure_latent, noises=None, inject_index=None, styles=None,
-                style_fusion_map=None):  # fmt: skip
+    def forward(
+        self, global_latent, structure_latent, noises=None, inject_index=None, styles=None, style_fusion_map=None
+    ):
         """``styles`` (with ``style_fusion_map``: one map per conv input, its centres' styles ``[B, D]``) replace
         the mapping of ``global_latent``."""
         if noises is None:
             noises = [None] * self.num_layers
         if styles is not None:
             conv_styles = [create_fusion_styles(m, styles, self.config) for m in style_fusion_map]
-            rgb_styles = [create_fusion_styles(style_fusion_map[sp["src"]], styles, self.config)
-                          for sp in self.to_rgbs_specs]  # fmt: skip
+            rgb_styles = [
+                create_fusion_styles(style_fusion_map[sp["src"]], styles, self.config) for sp in self.to_rgbs_specs
+            ]
         elif global_latent.ndim == 3:
             styles = [self.mapping(global_latent[:, i]) for i in range(global_latent.shape[1])]
             if inject_index is None:  # at test time (training draws one)
@@ -497,10 +508,13 @@ class TextureSynthesizer(nn.Module):
             if inject_index == self.n_latent:
                 styles = styles[0].unsqueeze(1).repeat(1, inject_index, 1)
             else:
-                styles = torch.cat([
-                    styles[0].unsqueeze(1).repeat(1, inject_index, 1),
-                    styles[1].unsqueeze(1).repeat(1, self.n_latent - inject_index, 1),
-                ], 1)  # fmt: skip
+                styles = torch.cat(
+                    [
+                        styles[0].unsqueeze(1).repeat(1, inject_index, 1),
+                        styles[1].unsqueeze(1).repeat(1, self.n_latent - inject_index, 1),
+                    ],
+                    1,
+                )
         else:
             styles = self.mapping(global_latent).unsqueeze(1).repeat(1, self.n_latent, 1)
         to_rgb_idx, skip, h = 0, None, structure_latent
@@ -542,17 +556,34 @@ class InfinityGanGenerator(nn.Module):
             ss.append(feature)
         return ss[::-1], ts[::-1]
 
-    def forward(self, global_latent, local_latent, noises=None, override_coords=None, inject_index=None,
-                styles=None, style_fusion_map_ss=None, style_fusion_map_ts=None):  # fmt: skip
+    def forward(
+        self,
+        global_latent,
+        local_latent,
+        noises=None,
+        override_coords=None,
+        inject_index=None,
+        styles=None,
+        style_fusion_map_ss=None,
+        style_fusion_map_ts=None,
+    ):
         """``global_latent [B, 2, Dg]``, ``local_latent [B, Dl, h, w]`` (the SS margins included), one noise
         ``[B, 1, H_k, W_k]`` per texture conv → the image (their ``output["gen"]``). Style fusion: a list of
         global latents ``[B, Dg]`` and of ``styles [B, D]``, one per centre, and the fusion maps."""
         structure = self.structure_synthesizer(
-            global_latent if isinstance(global_latent, list) else global_latent[:, 0], local_latent,
-            override_coords=override_coords, style_fusion_map=style_fusion_map_ss,
-        )  # fmt: skip
-        return self.texture_synthesizer(global_latent, structure, noises=noises, inject_index=inject_index,
-                                        styles=styles, style_fusion_map=style_fusion_map_ts)  # fmt: skip
+            global_latent if isinstance(global_latent, list) else global_latent[:, 0],
+            local_latent,
+            override_coords=override_coords,
+            style_fusion_map=style_fusion_map_ss,
+        )
+        return self.texture_synthesizer(
+            global_latent,
+            structure,
+            noises=noises,
+            inject_index=inject_index,
+            styles=styles,
+            style_fusion_map=style_fusion_map_ts,
+        )
 
 
 # ------------------------------------------------------------------------------------------------ latent_sampler.py
@@ -617,10 +648,13 @@ class InfiniteGeneration:
         """``_create_start_pts_mesh``: ``[num_steps_h, num_steps_w, 2]`` start points."""
         xs = np.arange(self.num_steps_h) * step
         ys = np.arange(self.num_steps_w) * step
-        return np.stack([
-            np.repeat(xs.reshape(-1, 1), self.num_steps_w, axis=1),
-            np.repeat(ys.reshape(1, -1), self.num_steps_h, axis=0),
-        ], 2).astype(np.int64)  # fmt: skip
+        return np.stack(
+            [
+                np.repeat(xs.reshape(-1, 1), self.num_steps_w, axis=1),
+                np.repeat(ys.reshape(1, -1), self.num_steps_h, axis=0),
+            ],
+            2,
+        ).astype(np.int64)
 
     def create_vars(self, batch_size: int = 1) -> SimpleNamespace:
         """``create_vars``: the global latent, the whole canvas of local latents (SS margins included, on the
@@ -631,8 +665,13 @@ class InfiniteGeneration:
         meta_coords = self.g_ema.structure_synthesizer.coord_handler.sample_coord_grid(local_latent)
         noises = [torch.randn(batch_size, 1, int(h), int(w)) for h, w in zip(self.noise_heights, self.noise_widths)]
         meta_img = torch.empty(batch_size, 3, self.meta_height, self.meta_width)
-        return SimpleNamespace(meta_img=meta_img, global_latent=global_latent, local_latent=local_latent,
-                               meta_coords=meta_coords, noises=noises)  # fmt: skip
+        return SimpleNamespace(
+            meta_img=meta_img,
+            global_latent=global_latent,
+            local_latent=local_latent,
+            meta_coords=meta_coords,
+            noises=noises,
+        )
 
     @torch.no_grad()
     def generate(self, v: SimpleNamespace) -> torch.Tensor:
@@ -646,8 +685,12 @@ class InfiniteGeneration:
             sizes = [int(s) for s in self.outfeat_sizes_list]
             noises = [n[:, :, a : a + s, b : b + s] for n, a, b, s in zip(v.noises, x_st, y_st, sizes)]
             zx0, zy0, zx1, zy1 = zx_st - u, zy_st - u, zx_st + ts + u, zy_st + ts + u
-            kwargs = dict(global_latent=v.global_latent, local_latent=v.local_latent[:, :, zx0:zx1, zy0:zy1],
-                          override_coords=v.meta_coords[:, :, zx0:zx1, zy0:zy1], noises=noises)  # fmt: skip
+            kwargs = dict(
+                global_latent=v.global_latent,
+                local_latent=v.local_latent[:, :, zx0:zx1, zy0:zy1],
+                override_coords=v.meta_coords[:, :, zx0:zx1, zy0:zy1],
+                noises=noises,
+            )
             index = (x_st[-1], x_st[-1] + sizes[-1], y_st[-1], y_st[-1] + sizes[-1])
             stack.append((kwargs, index))
             if len(stack) == self.parallel_batch_size:

@@ -70,8 +70,14 @@ def modulated_conv2d(x, weight, styles, noise=None, up=1, padding=0, resample_fi
 
 class FullyConnectedLayer(nv3.FullyConnectedLayer):
     def __init__(self, in_features, out_features, bias=True, activation="linear", lr_multiplier=1.0, bias_init=0.0):
-        super().__init__(in_features, out_features, activation=activation, bias=bias, lr_multiplier=lr_multiplier,
-                         bias_init=bias_init)  # fmt: skip
+        super().__init__(
+            in_features,
+            out_features,
+            activation=activation,
+            bias=bias,
+            lr_multiplier=lr_multiplier,
+            bias_init=bias_init,
+        )
         self._init_kwargs = dict(bias=bias, activation=activation, lr_multiplier=lr_multiplier, bias_init=bias_init)
 
 
@@ -79,16 +85,39 @@ class MappingNetwork(nv3.MappingNetwork):
     """Their StyleGAN2 mapping computes what StyleGAN3's does; it defaults to 8 layers."""
 
     def __init__(self, z_dim, c_dim, w_dim, num_ws, num_layers=8, lr_multiplier=0.01, w_avg_beta=0.998):
-        super().__init__(z_dim, c_dim, w_dim, num_ws, num_layers=num_layers, lr_multiplier=lr_multiplier,
-                         w_avg_beta=w_avg_beta)  # fmt: skip
+        super().__init__(
+            z_dim, c_dim, w_dim, num_ws, num_layers=num_layers, lr_multiplier=lr_multiplier, w_avg_beta=w_avg_beta
+        )
 
 
 class SynthesisLayer(PersistentModule):
-    def __init__(self, in_channels, out_channels, w_dim, resolution, kernel_size=3, up=1, use_noise=True,
-                 activation="lrelu", resample_filter=(1, 3, 3, 1), conv_clamp=None, channels_last=False):  # fmt: skip
-        super().__init__(in_channels, out_channels, w_dim=w_dim, resolution=resolution, kernel_size=kernel_size,
-                         up=up, use_noise=use_noise, activation=activation, resample_filter=list(resample_filter),
-                         conv_clamp=conv_clamp, channels_last=channels_last)  # fmt: skip
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        w_dim,
+        resolution,
+        kernel_size=3,
+        up=1,
+        use_noise=True,
+        activation="lrelu",
+        resample_filter=(1, 3, 3, 1),
+        conv_clamp=None,
+        channels_last=False,
+    ):
+        super().__init__(
+            in_channels,
+            out_channels,
+            w_dim=w_dim,
+            resolution=resolution,
+            kernel_size=kernel_size,
+            up=up,
+            use_noise=use_noise,
+            activation=activation,
+            resample_filter=list(resample_filter),
+            conv_clamp=conv_clamp,
+            channels_last=channels_last,
+        )
         self.in_channels, self.out_channels, self.w_dim = in_channels, out_channels, w_dim
         self.resolution, self.up, self.use_noise = resolution, up, use_noise
         self.activation, self.conv_clamp = activation, conv_clamp
@@ -109,16 +138,23 @@ class SynthesisLayer(PersistentModule):
             noise = torch.randn([x.shape[0], 1, self.resolution, self.resolution]) * self.noise_strength
         if self.use_noise and noise_mode == "const":
             noise = self.noise_const * self.noise_strength
-        x = modulated_conv2d(x, self.weight, styles, noise=noise, up=self.up, padding=self.padding,
-                             resample_filter=self.resample_filter)  # fmt: skip
+        x = modulated_conv2d(
+            x, self.weight, styles, noise=noise, up=self.up, padding=self.padding, resample_filter=self.resample_filter
+        )
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
         return nv3.bias_act(x, self.bias, act=self.activation, gain=self.act_gain * gain, clamp=clamp)
 
 
 class ToRGBLayer(PersistentModule):
     def __init__(self, in_channels, out_channels, w_dim, kernel_size=1, conv_clamp=None, channels_last=False):
-        super().__init__(in_channels, out_channels, w_dim, kernel_size=kernel_size, conv_clamp=conv_clamp,
-                         channels_last=channels_last)  # fmt: skip
+        super().__init__(
+            in_channels,
+            out_channels,
+            w_dim,
+            kernel_size=kernel_size,
+            conv_clamp=conv_clamp,
+            channels_last=channels_last,
+        )
         self.in_channels, self.out_channels, self.w_dim, self.conv_clamp = in_channels, out_channels, w_dim, conv_clamp
         self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)
         self.weight = nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]))
@@ -132,13 +168,35 @@ class ToRGBLayer(PersistentModule):
 
 
 class SynthesisBlock(PersistentModule):
-    def __init__(self, in_channels, out_channels, w_dim, resolution, img_channels, is_last, architecture="skip",
-                 resample_filter=(1, 3, 3, 1), conv_clamp=256, use_fp16=False, fp16_channels_last=False,
-                 **layer_kwargs):  # fmt: skip
-        super().__init__(in_channels, out_channels, w_dim=w_dim, resolution=resolution, img_channels=img_channels,
-                         is_last=is_last, architecture=architecture, resample_filter=list(resample_filter),
-                         conv_clamp=conv_clamp, use_fp16=use_fp16, fp16_channels_last=fp16_channels_last,
-                         **layer_kwargs)  # fmt: skip
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        w_dim,
+        resolution,
+        img_channels,
+        is_last,
+        architecture="skip",
+        resample_filter=(1, 3, 3, 1),
+        conv_clamp=256,
+        use_fp16=False,
+        fp16_channels_last=False,
+        **layer_kwargs,
+    ):
+        super().__init__(
+            in_channels,
+            out_channels,
+            w_dim=w_dim,
+            resolution=resolution,
+            img_channels=img_channels,
+            is_last=is_last,
+            architecture=architecture,
+            resample_filter=list(resample_filter),
+            conv_clamp=conv_clamp,
+            use_fp16=use_fp16,
+            fp16_channels_last=fp16_channels_last,
+            **layer_kwargs,
+        )
         self.in_channels, self.w_dim, self.resolution = in_channels, w_dim, resolution
         self.img_channels, self.is_last, self.architecture, self.use_fp16 = (
             img_channels,
@@ -151,12 +209,20 @@ class SynthesisBlock(PersistentModule):
         if in_channels == 0:
             self.const = nn.Parameter(torch.randn([out_channels, resolution, resolution]))
         else:
-            self.conv0 = SynthesisLayer(in_channels, out_channels, w_dim=w_dim, resolution=resolution, up=2,
-                                        resample_filter=resample_filter, conv_clamp=conv_clamp,
-                                        **layer_kwargs)  # fmt: skip
+            self.conv0 = SynthesisLayer(
+                in_channels,
+                out_channels,
+                w_dim=w_dim,
+                resolution=resolution,
+                up=2,
+                resample_filter=resample_filter,
+                conv_clamp=conv_clamp,
+                **layer_kwargs,
+            )
             self.num_conv += 1
-        self.conv1 = SynthesisLayer(out_channels, out_channels, w_dim=w_dim, resolution=resolution,
-                                    conv_clamp=conv_clamp, **layer_kwargs)  # fmt: skip
+        self.conv1 = SynthesisLayer(
+            out_channels, out_channels, w_dim=w_dim, resolution=resolution, conv_clamp=conv_clamp, **layer_kwargs
+        )
         self.num_conv += 1
         if is_last or architecture == "skip":
             self.torgb = ToRGBLayer(out_channels, img_channels, w_dim=w_dim, conv_clamp=conv_clamp)
@@ -179,11 +245,18 @@ class SynthesisBlock(PersistentModule):
 
 
 class SynthesisNetwork(PersistentModule):
-    def __init__(self, w_dim, img_resolution, img_channels, channel_base=32768, channel_max=512, num_fp16_res=4,
-                 **block_kwargs):  # fmt: skip
-        super().__init__(w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels,
-                         channel_base=channel_base, channel_max=channel_max, num_fp16_res=num_fp16_res,
-                         **block_kwargs)  # fmt: skip
+    def __init__(
+        self, w_dim, img_resolution, img_channels, channel_base=32768, channel_max=512, num_fp16_res=4, **block_kwargs
+    ):
+        super().__init__(
+            w_dim=w_dim,
+            img_resolution=img_resolution,
+            img_channels=img_channels,
+            channel_base=channel_base,
+            channel_max=channel_max,
+            num_fp16_res=num_fp16_res,
+            **block_kwargs,
+        )
         self.w_dim, self.img_resolution, self.img_channels = w_dim, img_resolution, img_channels
         self.img_resolution_log2 = int(np.log2(img_resolution))
         self.num_fp16_res = num_fp16_res
@@ -194,9 +267,16 @@ class SynthesisNetwork(PersistentModule):
         for res in self.block_resolutions:
             in_channels = channels_dict[res // 2] if res > 4 else 0
             is_last = res == img_resolution
-            block = SynthesisBlock(in_channels, channels_dict[res], w_dim=w_dim, resolution=res,
-                                   img_channels=img_channels, is_last=is_last, use_fp16=res >= fp16_resolution,
-                                   **block_kwargs)  # fmt: skip
+            block = SynthesisBlock(
+                in_channels,
+                channels_dict[res],
+                w_dim=w_dim,
+                resolution=res,
+                img_channels=img_channels,
+                is_last=is_last,
+                use_fp16=res >= fp16_resolution,
+                **block_kwargs,
+            )
             self.num_ws += block.num_conv
             if is_last:
                 self.num_ws += block.num_torgb
@@ -218,12 +298,20 @@ class SynthesisNetwork(PersistentModule):
 class Generator(PersistentModule):
     def __init__(self, z_dim, c_dim, w_dim, img_resolution, img_channels, mapping_kwargs=None, **synthesis_kwargs):
         mapping_kwargs = mapping_kwargs or {}
-        super().__init__(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=img_resolution,
-                         img_channels=img_channels, mapping_kwargs=mapping_kwargs, **synthesis_kwargs)  # fmt: skip
+        super().__init__(
+            z_dim=z_dim,
+            c_dim=c_dim,
+            w_dim=w_dim,
+            img_resolution=img_resolution,
+            img_channels=img_channels,
+            mapping_kwargs=mapping_kwargs,
+            **synthesis_kwargs,
+        )
         self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
         self.img_resolution, self.img_channels = img_resolution, img_channels
-        self.synthesis = SynthesisNetwork(w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels,
-                                          **synthesis_kwargs)  # fmt: skip
+        self.synthesis = SynthesisNetwork(
+            w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels, **synthesis_kwargs
+        )
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws, **mapping_kwargs)
 
@@ -232,9 +320,15 @@ class Generator(PersistentModule):
         return self.synthesis(ws, **synthesis_kwargs)
 
 
-_CLASSES = dict(Generator=Generator, MappingNetwork=MappingNetwork, SynthesisNetwork=SynthesisNetwork,
-                SynthesisBlock=SynthesisBlock, SynthesisLayer=SynthesisLayer, ToRGBLayer=ToRGBLayer,
-                FullyConnectedLayer=FullyConnectedLayer)  # fmt: skip
+_CLASSES = dict(
+    Generator=Generator,
+    MappingNetwork=MappingNetwork,
+    SynthesisNetwork=SynthesisNetwork,
+    SynthesisBlock=SynthesisBlock,
+    SynthesisLayer=SynthesisLayer,
+    ToRGBLayer=ToRGBLayer,
+    FullyConnectedLayer=FullyConnectedLayer,
+)
 STYLEGAN3_REPO, STYLEGAN2_ADA = "training.networks_stylegan2", "training.networks"
 
 
@@ -242,8 +336,12 @@ STYLEGAN3_REPO, STYLEGAN2_ADA = "training.networks_stylegan2", "training.network
 def nvidia_modules(module: str = STYLEGAN3_REPO):
     """NVIDIA's module names in ``sys.modules``, the classes named under ``module``, only while a pickle is
     written."""
-    table = {"training": {}, module: _CLASSES, "torch_utils": {},
-             "torch_utils.persistence": dict(_reconstruct_persistent_obj=nv3._reconstruct_persistent_obj)}  # fmt: skip
+    table = {
+        "training": {},
+        module: _CLASSES,
+        "torch_utils": {},
+        "torch_utils.persistence": dict(_reconstruct_persistent_obj=nv3._reconstruct_persistent_obj),
+    }
     name_classes(table)
     with installed(table):
         yield

@@ -77,8 +77,7 @@ def upfirdn2d(x, f, up=1, down=1, padding=(0, 0, 0, 0), flip_filter=False, gain=
     return x[:, :, ::down, ::down]
 
 
-def filtered_lrelu(x, fu=None, fd=None, b=None, up=1, down=1, padding=(0, 0, 0, 0), gain=SQRT2, slope=0.2,
-                   clamp=None):  # fmt: skip
+def filtered_lrelu(x, fu=None, fd=None, b=None, up=1, down=1, padding=(0, 0, 0, 0), gain=SQRT2, slope=0.2, clamp=None):
     """``_filtered_lrelu_ref``."""
     x = bias_act(x=x, b=b)
     x = upfirdn2d(x=x, f=fu, up=up, padding=padding, gain=up**2)
@@ -120,16 +119,36 @@ class PersistentModule(nn.Module):
         self._init_kwargs = copy.deepcopy(kwargs)
 
     def __reduce__(self):
-        meta = dict(type="class", version=PERSISTENT_VERSION, module_src=self.module_src,
-                    class_name=type(self).__name__, state=dict(self.__dict__))  # fmt: skip
+        meta = dict(
+            type="class",
+            version=PERSISTENT_VERSION,
+            module_src=self.module_src,
+            class_name=type(self).__name__,
+            state=dict(self.__dict__),
+        )
         return _reconstruct_persistent_obj, (meta,)
 
 
 class FullyConnectedLayer(PersistentModule):
-    def __init__(self, in_features, out_features, activation="linear", bias=True, lr_multiplier=1.0, weight_init=1.0,
-                 bias_init=0.0):  # fmt: skip
-        super().__init__(in_features, out_features, activation=activation, bias=bias, lr_multiplier=lr_multiplier,
-                         weight_init=weight_init, bias_init=bias_init)  # fmt: skip
+    def __init__(
+        self,
+        in_features,
+        out_features,
+        activation="linear",
+        bias=True,
+        lr_multiplier=1.0,
+        weight_init=1.0,
+        bias_init=0.0,
+    ):
+        super().__init__(
+            in_features,
+            out_features,
+            activation=activation,
+            bias=bias,
+            lr_multiplier=lr_multiplier,
+            weight_init=weight_init,
+            bias_init=bias_init,
+        )
         self.in_features, self.out_features, self.activation = in_features, out_features, activation
         self.weight = nn.Parameter(torch.randn([out_features, in_features]) * (weight_init / lr_multiplier))
         bias_init = np.broadcast_to(np.asarray(bias_init, dtype=np.float32), [out_features])
@@ -151,15 +170,23 @@ class FullyConnectedLayer(PersistentModule):
 
 class MappingNetwork(PersistentModule):
     def __init__(self, z_dim, c_dim, w_dim, num_ws, num_layers=2, lr_multiplier=0.01, w_avg_beta=0.998):
-        super().__init__(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=num_ws, num_layers=num_layers,
-                         lr_multiplier=lr_multiplier, w_avg_beta=w_avg_beta)  # fmt: skip
+        super().__init__(
+            z_dim=z_dim,
+            c_dim=c_dim,
+            w_dim=w_dim,
+            num_ws=num_ws,
+            num_layers=num_layers,
+            lr_multiplier=lr_multiplier,
+            w_avg_beta=w_avg_beta,
+        )
         self.z_dim, self.c_dim, self.w_dim, self.num_ws = z_dim, c_dim, w_dim, num_ws
         self.num_layers, self.w_avg_beta = num_layers, w_avg_beta
         self.embed = FullyConnectedLayer(c_dim, w_dim) if c_dim > 0 else None
         features = [z_dim + (w_dim if c_dim > 0 else 0)] + [w_dim] * num_layers
         for idx in range(num_layers):
-            layer = FullyConnectedLayer(features[idx], features[idx + 1], activation="lrelu",
-                                        lr_multiplier=lr_multiplier)  # fmt: skip
+            layer = FullyConnectedLayer(
+                features[idx], features[idx + 1], activation="lrelu", lr_multiplier=lr_multiplier
+            )
             setattr(self, f"fc{idx}", layer)
         self.register_buffer("w_avg", torch.zeros([w_dim]))
 
@@ -231,17 +258,51 @@ class SynthesisInput(PersistentModule):
 
 
 class SynthesisLayer(PersistentModule):
-    def __init__(self, w_dim, is_torgb, is_critically_sampled, use_fp16, in_channels, out_channels, in_size, out_size,
-                 in_sampling_rate, out_sampling_rate, in_cutoff, out_cutoff, in_half_width, out_half_width,
-                 conv_kernel=3, filter_size=6, lrelu_upsampling=2, use_radial_filters=False, conv_clamp=256,
-                 magnitude_ema_beta=0.999):  # fmt: skip
-        super().__init__(w_dim=w_dim, is_torgb=is_torgb, is_critically_sampled=is_critically_sampled,
-                         use_fp16=use_fp16, in_channels=in_channels, out_channels=out_channels, in_size=in_size,
-                         out_size=out_size, in_sampling_rate=in_sampling_rate, out_sampling_rate=out_sampling_rate,
-                         in_cutoff=in_cutoff, out_cutoff=out_cutoff, in_half_width=in_half_width,
-                         out_half_width=out_half_width, conv_kernel=conv_kernel, filter_size=filter_size,
-                         lrelu_upsampling=lrelu_upsampling, use_radial_filters=use_radial_filters,
-                         conv_clamp=conv_clamp, magnitude_ema_beta=magnitude_ema_beta)  # fmt: skip
+    def __init__(
+        self,
+        w_dim,
+        is_torgb,
+        is_critically_sampled,
+        use_fp16,
+        in_channels,
+        out_channels,
+        in_size,
+        out_size,
+        in_sampling_rate,
+        out_sampling_rate,
+        in_cutoff,
+        out_cutoff,
+        in_half_width,
+        out_half_width,
+        conv_kernel=3,
+        filter_size=6,
+        lrelu_upsampling=2,
+        use_radial_filters=False,
+        conv_clamp=256,
+        magnitude_ema_beta=0.999,
+    ):
+        super().__init__(
+            w_dim=w_dim,
+            is_torgb=is_torgb,
+            is_critically_sampled=is_critically_sampled,
+            use_fp16=use_fp16,
+            in_channels=in_channels,
+            out_channels=out_channels,
+            in_size=in_size,
+            out_size=out_size,
+            in_sampling_rate=in_sampling_rate,
+            out_sampling_rate=out_sampling_rate,
+            in_cutoff=in_cutoff,
+            out_cutoff=out_cutoff,
+            in_half_width=in_half_width,
+            out_half_width=out_half_width,
+            conv_kernel=conv_kernel,
+            filter_size=filter_size,
+            lrelu_upsampling=lrelu_upsampling,
+            use_radial_filters=use_radial_filters,
+            conv_clamp=conv_clamp,
+            magnitude_ema_beta=magnitude_ema_beta,
+        )
         self.w_dim, self.is_torgb, self.is_critically_sampled = w_dim, is_torgb, is_critically_sampled
         self.use_fp16, self.in_channels, self.out_channels = use_fp16, in_channels, out_channels
         self.in_size = np.broadcast_to(np.asarray(in_size), [2])
@@ -258,14 +319,25 @@ class SynthesisLayer(PersistentModule):
         self.register_buffer("magnitude_ema", torch.ones([]))
         self.up_factor = int(np.rint(self.tmp_sampling_rate / in_sampling_rate))
         self.up_taps = filter_size * self.up_factor if self.up_factor > 1 and not is_torgb else 1
-        self.register_buffer("up_filter", self.design_lowpass_filter(
-            numtaps=self.up_taps, cutoff=in_cutoff, width=in_half_width * 2, fs=self.tmp_sampling_rate))  # fmt: skip
+        self.register_buffer(
+            "up_filter",
+            self.design_lowpass_filter(
+                numtaps=self.up_taps, cutoff=in_cutoff, width=in_half_width * 2, fs=self.tmp_sampling_rate
+            ),
+        )
         self.down_factor = int(np.rint(self.tmp_sampling_rate / out_sampling_rate))
         self.down_taps = filter_size * self.down_factor if self.down_factor > 1 and not is_torgb else 1
         self.down_radial = use_radial_filters and not is_critically_sampled
-        self.register_buffer("down_filter", self.design_lowpass_filter(
-            numtaps=self.down_taps, cutoff=out_cutoff, width=out_half_width * 2, fs=self.tmp_sampling_rate,
-            radial=self.down_radial))  # fmt: skip
+        self.register_buffer(
+            "down_filter",
+            self.design_lowpass_filter(
+                numtaps=self.down_taps,
+                cutoff=out_cutoff,
+                width=out_half_width * 2,
+                fs=self.tmp_sampling_rate,
+                radial=self.down_radial,
+            ),
+        )
         pad_total = (self.out_size - 1) * self.down_factor + 1
         pad_total -= (self.in_size + self.conv_kernel - 1) * self.up_factor
         pad_total += self.up_taps + self.down_taps - 2
@@ -281,21 +353,37 @@ class SynthesisLayer(PersistentModule):
         styles = self.affine(w)
         if self.is_torgb:
             styles = styles * (1 / np.sqrt(self.in_channels * (self.conv_kernel**2)))
-        x = modulated_conv2d(x=x, w=self.weight, s=styles, padding=self.conv_kernel - 1,
-                             demodulate=not self.is_torgb, input_gain=input_gain)  # fmt: skip
+        x = modulated_conv2d(
+            x=x,
+            w=self.weight,
+            s=styles,
+            padding=self.conv_kernel - 1,
+            demodulate=not self.is_torgb,
+            input_gain=input_gain,
+        )
         gain = 1 if self.is_torgb else np.sqrt(2)
         slope = 1 if self.is_torgb else 0.2
-        return filtered_lrelu(x=x, fu=self.up_filter, fd=self.down_filter, b=self.bias.to(x.dtype), up=self.up_factor,
-                              down=self.down_factor, padding=self.padding, gain=gain, slope=slope,
-                              clamp=self.conv_clamp)  # fmt: skip
+        return filtered_lrelu(
+            x=x,
+            fu=self.up_filter,
+            fd=self.down_filter,
+            b=self.bias.to(x.dtype),
+            up=self.up_factor,
+            down=self.down_factor,
+            padding=self.padding,
+            gain=gain,
+            slope=slope,
+            clamp=self.conv_clamp,
+        )
 
     @staticmethod
     def design_lowpass_filter(numtaps, cutoff, width, fs, radial=False):
         if numtaps == 1:
             return None
         if not radial:
-            return torch.as_tensor(scipy.signal.firwin(numtaps=numtaps, cutoff=cutoff, width=width, fs=fs),
-                                   dtype=torch.float32)  # fmt: skip
+            return torch.as_tensor(
+                scipy.signal.firwin(numtaps=numtaps, cutoff=cutoff, width=width, fs=fs), dtype=torch.float32
+            )
         x = (np.arange(numtaps) - (numtaps - 1) / 2) / fs
         r = np.hypot(*np.meshgrid(x, x))
         f = scipy.special.j1(2 * cutoff * (np.pi * r)) / (np.pi * r)
@@ -307,14 +395,39 @@ class SynthesisLayer(PersistentModule):
 
 
 class SynthesisNetwork(PersistentModule):
-    def __init__(self, w_dim, img_resolution, img_channels, channel_base=32768, channel_max=512, num_layers=14,
-                 num_critical=2, first_cutoff=2, first_stopband=2**2.1, last_stopband_rel=2**0.3, margin_size=10,
-                 output_scale=0.25, num_fp16_res=4, **layer_kwargs):  # fmt: skip
-        super().__init__(w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels,
-                         channel_base=channel_base, channel_max=channel_max, num_layers=num_layers,
-                         num_critical=num_critical, first_cutoff=first_cutoff, first_stopband=first_stopband,
-                         last_stopband_rel=last_stopband_rel, margin_size=margin_size, output_scale=output_scale,
-                         num_fp16_res=num_fp16_res, **layer_kwargs)  # fmt: skip
+    def __init__(
+        self,
+        w_dim,
+        img_resolution,
+        img_channels,
+        channel_base=32768,
+        channel_max=512,
+        num_layers=14,
+        num_critical=2,
+        first_cutoff=2,
+        first_stopband=2**2.1,
+        last_stopband_rel=2**0.3,
+        margin_size=10,
+        output_scale=0.25,
+        num_fp16_res=4,
+        **layer_kwargs,
+    ):
+        super().__init__(
+            w_dim=w_dim,
+            img_resolution=img_resolution,
+            img_channels=img_channels,
+            channel_base=channel_base,
+            channel_max=channel_max,
+            num_layers=num_layers,
+            num_critical=num_critical,
+            first_cutoff=first_cutoff,
+            first_stopband=first_stopband,
+            last_stopband_rel=last_stopband_rel,
+            margin_size=margin_size,
+            output_scale=output_scale,
+            num_fp16_res=num_fp16_res,
+            **layer_kwargs,
+        )
         self.w_dim, self.num_ws = w_dim, num_layers + 2
         self.img_resolution, self.img_channels = img_resolution, img_channels
         self.num_layers, self.num_critical = num_layers, num_critical
@@ -330,18 +443,33 @@ class SynthesisNetwork(PersistentModule):
         sizes[-2:] = img_resolution
         channels = np.rint(np.minimum((channel_base / 2) / cutoffs, channel_max))
         channels[-1] = img_channels
-        self.input = SynthesisInput(w_dim=w_dim, channels=int(channels[0]), size=int(sizes[0]),
-                                    sampling_rate=sampling_rates[0], bandwidth=cutoffs[0])  # fmt: skip
+        self.input = SynthesisInput(
+            w_dim=w_dim,
+            channels=int(channels[0]),
+            size=int(sizes[0]),
+            sampling_rate=sampling_rates[0],
+            bandwidth=cutoffs[0],
+        )
         self.layer_names = []
         for idx in range(num_layers + 1):
             prev = max(idx - 1, 0)
             layer = SynthesisLayer(
-                w_dim=w_dim, is_torgb=idx == num_layers, is_critically_sampled=idx >= num_layers - num_critical,
+                w_dim=w_dim,
+                is_torgb=idx == num_layers,
+                is_critically_sampled=idx >= num_layers - num_critical,
                 use_fp16=bool(sampling_rates[idx] * (2**num_fp16_res) > img_resolution),
-                in_channels=int(channels[prev]), out_channels=int(channels[idx]), in_size=int(sizes[prev]),
-                out_size=int(sizes[idx]), in_sampling_rate=int(sampling_rates[prev]),
-                out_sampling_rate=int(sampling_rates[idx]), in_cutoff=cutoffs[prev], out_cutoff=cutoffs[idx],
-                in_half_width=half_widths[prev], out_half_width=half_widths[idx], **layer_kwargs)  # fmt: skip
+                in_channels=int(channels[prev]),
+                out_channels=int(channels[idx]),
+                in_size=int(sizes[prev]),
+                out_size=int(sizes[idx]),
+                in_sampling_rate=int(sampling_rates[prev]),
+                out_sampling_rate=int(sampling_rates[idx]),
+                in_cutoff=cutoffs[prev],
+                out_cutoff=cutoffs[idx],
+                in_half_width=half_widths[prev],
+                out_half_width=half_widths[idx],
+                **layer_kwargs,
+            )
             name = f"L{idx}_{layer.out_size[0]}_{layer.out_channels}"
             setattr(self, name, layer)
             self.layer_names.append(name)
@@ -359,18 +487,27 @@ class SynthesisNetwork(PersistentModule):
 class Generator(PersistentModule):
     def __init__(self, z_dim, c_dim, w_dim, img_resolution, img_channels, mapping_kwargs=None, **synthesis_kwargs):
         mapping_kwargs = mapping_kwargs or {}
-        super().__init__(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=img_resolution,
-                         img_channels=img_channels, mapping_kwargs=mapping_kwargs, **synthesis_kwargs)  # fmt: skip
+        super().__init__(
+            z_dim=z_dim,
+            c_dim=c_dim,
+            w_dim=w_dim,
+            img_resolution=img_resolution,
+            img_channels=img_channels,
+            mapping_kwargs=mapping_kwargs,
+            **synthesis_kwargs,
+        )
         self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
         self.img_resolution, self.img_channels = img_resolution, img_channels
-        self.synthesis = SynthesisNetwork(w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels,
-                                          **synthesis_kwargs)  # fmt: skip
+        self.synthesis = SynthesisNetwork(
+            w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels, **synthesis_kwargs
+        )
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws, **mapping_kwargs)
 
     def forward(self, z, c, truncation_psi=1, truncation_cutoff=None, update_emas=False, **synthesis_kwargs):
-        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
-                          update_emas=update_emas)  # fmt: skip
+        ws = self.mapping(
+            z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff, update_emas=update_emas
+        )
         return self.synthesis(ws, update_emas=update_emas, **synthesis_kwargs)
 
 
@@ -386,12 +523,16 @@ def make_transform(translate: tuple[float, float], angle: float) -> np.ndarray:
 NVIDIA_MODULES = {
     "training": {},
     "training.networks_stylegan3": dict(
-        Generator=Generator, MappingNetwork=MappingNetwork, SynthesisNetwork=SynthesisNetwork,
-        SynthesisInput=SynthesisInput, SynthesisLayer=SynthesisLayer, FullyConnectedLayer=FullyConnectedLayer,
+        Generator=Generator,
+        MappingNetwork=MappingNetwork,
+        SynthesisNetwork=SynthesisNetwork,
+        SynthesisInput=SynthesisInput,
+        SynthesisLayer=SynthesisLayer,
+        FullyConnectedLayer=FullyConnectedLayer,
     ),
     "torch_utils": {},
     "torch_utils.persistence": dict(_reconstruct_persistent_obj=_reconstruct_persistent_obj),
-}  # fmt: skip
+}
 name_classes(NVIDIA_MODULES)
 
 

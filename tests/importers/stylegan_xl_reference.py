@@ -18,18 +18,36 @@ from torch import nn
 
 
 class MappingNetwork(nv.PersistentModule):
-    def __init__(self, z_dim, c_dim, w_dim, num_ws, num_layers=2, lr_multiplier=0.01, w_avg_beta=0.998,
-                 embed_rows=10, embed_dim=8):  # fmt: skip
-        super().__init__(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=num_ws, num_layers=num_layers,
-                         lr_multiplier=lr_multiplier, w_avg_beta=w_avg_beta)  # fmt: skip
+    def __init__(
+        self,
+        z_dim,
+        c_dim,
+        w_dim,
+        num_ws,
+        num_layers=2,
+        lr_multiplier=0.01,
+        w_avg_beta=0.998,
+        embed_rows=10,
+        embed_dim=8,
+    ):
+        super().__init__(
+            z_dim=z_dim,
+            c_dim=c_dim,
+            w_dim=w_dim,
+            num_ws=num_ws,
+            num_layers=num_layers,
+            lr_multiplier=lr_multiplier,
+            w_avg_beta=w_avg_beta,
+        )
         self.z_dim, self.c_dim, self.w_dim, self.num_ws = z_dim, c_dim, w_dim, num_ws
         self.num_layers, self.w_avg_beta = num_layers, w_avg_beta
         self.embed = nn.Embedding(embed_rows, embed_dim)  # theirs: 1000 × 320, loaded from a pickle file
         self.embed_proj = nv.FullyConnectedLayer(embed_dim, z_dim, activation="lrelu") if c_dim > 0 else None
         features = [z_dim + (z_dim if c_dim > 0 else 0)] + [w_dim] * num_layers
         for idx in range(num_layers):
-            layer = nv.FullyConnectedLayer(features[idx], features[idx + 1], activation="lrelu",
-                                           lr_multiplier=lr_multiplier)  # fmt: skip
+            layer = nv.FullyConnectedLayer(
+                features[idx], features[idx + 1], activation="lrelu", lr_multiplier=lr_multiplier
+            )
             setattr(self, f"fc{idx}", layer)
         self.register_buffer("w_avg", torch.zeros([c_dim, w_dim]) if c_dim > 0 else torch.zeros([w_dim]))
 
@@ -57,12 +75,20 @@ class MappingNetwork(nv.PersistentModule):
 class Generator(nv.PersistentModule):
     def __init__(self, z_dim, c_dim, w_dim, img_resolution, img_channels, mapping_kwargs=None, **synthesis_kwargs):
         mapping_kwargs = mapping_kwargs or {}
-        super().__init__(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=img_resolution,
-                         img_channels=img_channels, mapping_kwargs=mapping_kwargs, **synthesis_kwargs)  # fmt: skip
+        super().__init__(
+            z_dim=z_dim,
+            c_dim=c_dim,
+            w_dim=w_dim,
+            img_resolution=img_resolution,
+            img_channels=img_channels,
+            mapping_kwargs=mapping_kwargs,
+            **synthesis_kwargs,
+        )
         self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
         self.img_resolution, self.img_channels = img_resolution, img_channels
-        self.synthesis = nv.SynthesisNetwork(w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels,
-                                             **synthesis_kwargs)  # fmt: skip
+        self.synthesis = nv.SynthesisNetwork(
+            w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels, **synthesis_kwargs
+        )
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws, **mapping_kwargs)
 
@@ -76,8 +102,9 @@ class SuperresGenerator(nv.PersistentModule):
 
     def __init__(self, G_stem, head_layers, up_factor):
         img_resolution = G_stem.img_resolution * up_factor
-        super().__init__(img_resolution=img_resolution, path_stem="stem.pkl", head_layers=head_layers,
-                         up_factor=up_factor)  # fmt: skip
+        super().__init__(
+            img_resolution=img_resolution, path_stem="stem.pkl", head_layers=head_layers, up_factor=up_factor
+        )
         self.path_stem, self.up_factor = "stem.pkl", up_factor
         self.mapping, self.synthesis = G_stem.mapping, G_stem.synthesis
         self.z_dim, self.c_dim, self.w_dim, self.img_channels = G_stem.z_dim, G_stem.c_dim, G_stem.w_dim, 3
@@ -100,14 +127,21 @@ class SuperresGenerator(nv.PersistentModule):
         for idx in range(head_layers + 1):
             prev = max(idx - 1, 0)
             layer = nv.SynthesisLayer(
-                w_dim=self.w_dim, is_torgb=idx == head_layers,
+                w_dim=self.w_dim,
+                is_torgb=idx == head_layers,
                 is_critically_sampled=idx >= head_layers - self.num_critical,
                 use_fp16=bool(f["sampling_rates"][idx] * (2**self.num_fp16_res) > img_resolution),
-                in_channels=int(f["channels"][prev]), out_channels=int(f["channels"][idx]),
-                in_size=int(f["sizes"][prev]), out_size=int(f["sizes"][idx]),
-                in_sampling_rate=int(f["sampling_rates"][prev]), out_sampling_rate=int(f["sampling_rates"][idx]),
-                in_cutoff=f["cutoffs"][prev], out_cutoff=f["cutoffs"][idx],
-                in_half_width=f["half_widths"][prev], out_half_width=f["half_widths"][idx])  # fmt: skip
+                in_channels=int(f["channels"][prev]),
+                out_channels=int(f["channels"][idx]),
+                in_size=int(f["sizes"][prev]),
+                out_size=int(f["sizes"][idx]),
+                in_sampling_rate=int(f["sampling_rates"][prev]),
+                out_sampling_rate=int(f["sampling_rates"][idx]),
+                in_cutoff=f["cutoffs"][prev],
+                out_cutoff=f["cutoffs"][idx],
+                in_half_width=f["half_widths"][prev],
+                out_half_width=f["half_widths"][idx],
+            )
             name = f"L{idx + stem_len}_{layer.out_size[0]}_{layer.out_channels}"
             setattr(self.synthesis, name, layer)
             self.synthesis.layer_names.append(name)
@@ -129,8 +163,9 @@ class SuperresGenerator(nv.PersistentModule):
         channels = np.rint(np.minimum((self.channel_base / 2) / cutoffs, self.channel_max))
         channels[0] = last_stem_layer.out_channels
         channels[-1] = self.img_channels
-        return dict(cutoffs=cutoffs, sampling_rates=sampling_rates, half_widths=half_widths, sizes=sizes,
-                    channels=channels)  # fmt: skip
+        return dict(
+            cutoffs=cutoffs, sampling_rates=sampling_rates, half_widths=half_widths, sizes=sizes, channels=channels
+        )
 
     def forward(self, z, c, truncation_psi=1, truncation_cutoff=None, **synthesis_kwargs):
         ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
@@ -147,10 +182,12 @@ class ProjectedDiscriminator(nn.Module):
 
 XL_MODULES = {
     "training.networks_stylegan3_resetting": dict(
-        Generator=Generator, SuperresGenerator=SuperresGenerator, MappingNetwork=MappingNetwork,
+        Generator=Generator,
+        SuperresGenerator=SuperresGenerator,
+        MappingNetwork=MappingNetwork,
     ),
     "pg_modules": {},
     "pg_modules.discriminator": dict(ProjectedDiscriminator=ProjectedDiscriminator),
-}  # fmt: skip
+}
 name_classes(XL_MODULES)
 nv.NVIDIA_MODULES.update(XL_MODULES)

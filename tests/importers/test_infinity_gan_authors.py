@@ -50,8 +50,19 @@ def their_checkpoint(path, G: torch.nn.Module) -> None:
         "state": {0: {"step": 3000, "exp_avg": torch.zeros(3), "exp_avg_sq": torch.zeros(3)}},
         "param_groups": [{"lr": 0.002, "betas": (0, 0.99), "eps": 1e-8, "weight_decay": 0, "params": [0]}],
     }
-    torch.save({"iter": 3000, "best_fid": np.float64(31.4), "g": g, "d": {}, "g_ema": G.state_dict(),
-                "g_optim": adam, "d_optim": adam, "mean_path_lengths": [torch.tensor(0.42)]}, path)  # fmt: skip
+    torch.save(
+        {
+            "iter": 3000,
+            "best_fid": np.float64(31.4),
+            "g": g,
+            "d": {},
+            "g_ema": G.state_dict(),
+            "g_optim": adam,
+            "d_optim": adam,
+            "mean_path_lengths": [torch.tensor(0.42)],
+        },
+        path,
+    )
 
 
 def convert(tmp_path, G: torch.nn.Module, *extra: str):
@@ -165,17 +176,23 @@ def test_their_197_pixel_model(tmp_path):
     "settings, x_st, y_st",
     [
         ({}, [0, 9, 4, 7, 3], [0, 139, 105, 106, 120]),  # the paper's: 140 columns, wraps from 106 on
-        ({"coord_vert_sample_size": 6, "coord_hori_occupy_ratio": 0.5, "coord_vert_cut_pt": 2},
-         [0, 5, 4, 2, 3], [0, 69, 35, 36, 50]),  # 70 columns, wraps from 36 on
+        (
+            {"coord_vert_sample_size": 6, "coord_hori_occupy_ratio": 0.5, "coord_vert_cut_pt": 2},
+            [0, 5, 4, 2, 3],
+            [0, 69, 35, 36, 50],
+        ),  # 70 columns, wraps from 36 on
     ],
     ids=["paper", "other"],
-)  # fmt: skip
+)
 def test_their_training_coordinates(settings, x_st, y_st):
     """``CoordHandler`` in training, for the same start points and jitter draws: rows ``x_st`` of their constant
     grid, columns wrapping around it (a patch that wraps repeats one angle), each channel jittered on its own."""
     ours_settings = {"coord_vert_sample_size": 10, "coord_hori_occupy_ratio": 0.25, "coord_vert_cut": 3.0}
-    for theirs_key, ours_key in (("coord_vert_sample_size",) * 2, ("coord_hori_occupy_ratio",) * 2,
-                                 ("coord_vert_cut_pt", "coord_vert_cut")):  # fmt: skip
+    for theirs_key, ours_key in (
+        ("coord_vert_sample_size",) * 2,
+        ("coord_hori_occupy_ratio",) * 2,
+        ("coord_vert_cut_pt", "coord_vert_cut"),
+    ):
         ours_settings[ours_key] = settings.get(theirs_key, ours_settings[ours_key])
     cfg = polyinr.create("infinitygan", z_dim=16, w_dim=16, local_latent_dim=8, **ours_settings).cfg
     handler = ref.CoordHandler(ref.reference_config(**settings))

@@ -13,8 +13,16 @@ from guarded_child import assert_one_line_error
 from polyinr.importers import ImporterError, UnsafePickleError
 from polyinr.importers.infinity_gan import SS, TS, convert, read_train_params
 
-TINY = dict(z_dim=16, w_dim=16, num_layers=3, local_latent_dim=8, structure_layers=2, structure_kernel=3,
-            ts_input_size=7, ts_channels=(16, 8))  # fmt: skip
+TINY = dict(
+    z_dim=16,
+    w_dim=16,
+    num_layers=3,
+    local_latent_dim=8,
+    structure_layers=2,
+    structure_kernel=3,
+    ts_input_size=7,
+    ts_channels=(16, 8),
+)
 
 
 def authors_state(G) -> dict[str, torch.Tensor]:
@@ -62,9 +70,20 @@ def original():
 
 def save_checkpoint(path, G, **kwargs) -> None:
     state = authors_state(G)
-    torch.save({"iter": 1000, "best_fid": 12.5, "g": {k: v + 1 for k, v in state.items()}, "d": {}, "g_ema": state,
-                "g_optim": {"state": {}, "param_groups": [{"lr": 0.002}]}, "d_optim": {},
-                "mean_path_lengths": torch.tensor(0.5)}, path, **kwargs)  # fmt: skip
+    torch.save(
+        {
+            "iter": 1000,
+            "best_fid": 12.5,
+            "g": {k: v + 1 for k, v in state.items()},
+            "d": {},
+            "g_ema": state,
+            "g_optim": {"state": {}, "param_groups": [{"lr": 0.002}]},
+            "d_optim": {},
+            "mean_path_lengths": torch.tensor(0.5),
+        },
+        path,
+        **kwargs,
+    )
 
 
 @pytest.mark.parametrize("zip_format", [True, False], ids=["zip", "legacy"])
@@ -94,8 +113,18 @@ def test_the_command_line_converts_with_a_config_file(original, tmp_path):
 
     save_checkpoint(tmp_path / "ckpt.pth.tar", original)
     (tmp_path / "cfg.yaml").write_text("train_params:\n  ts_input_size: 7\n")
-    result = CliRunner().invoke(main, ["convert", "--from", "infinitygan", "--config", str(tmp_path / "cfg.yaml"),
-                                       str(tmp_path / "ckpt.pth.tar"), str(tmp_path / "G")])  # fmt: skip
+    result = CliRunner().invoke(
+        main,
+        [
+            "convert",
+            "--from",
+            "infinitygan",
+            "--config",
+            str(tmp_path / "cfg.yaml"),
+            str(tmp_path / "ckpt.pth.tar"),
+            str(tmp_path / "G"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert polyinr.load(tmp_path / "G").cfg == original.cfg
 
@@ -123,8 +152,12 @@ def test_refusals_are_one_line(original, tmp_path):
 
 
 def test_an_endless_config_file_is_refused_after_a_bounded_read(tmp_path):
-    assert_one_line_error(lambda: read_train_params("/dev/zero"), "ImporterError", "cannot read config /dev/zero",
-                          "more than 1,048,576 bytes")  # fmt: skip
+    assert_one_line_error(
+        lambda: read_train_params("/dev/zero"),
+        "ImporterError",
+        "cannot read config /dev/zero",
+        "more than 1,048,576 bytes",
+    )
     (tmp_path / "latin1.yaml").write_bytes(b"train_params: {ts_input_size: 7} # \xe9\n")
     with pytest.raises(ImporterError, match="cannot read config"):
         read_train_params(tmp_path / "latin1.yaml")

@@ -54,8 +54,9 @@ class DictConfig:
 
     def __init__(self, content, parent=None, key=None):
         self._metadata, self._parent = ContainerMetadata(key), parent
-        self._content = {k: DictConfig(v, self, k) if isinstance(v, dict) else AnyNode(v, self, k)
-                         for k, v in content.items()}  # fmt: skip
+        self._content = {
+            k: DictConfig(v, self, k) if isinstance(v, dict) else AnyNode(v, self, k) for k, v in content.items()
+        }
 
 
 class EasyDict(dict):
@@ -74,14 +75,30 @@ def generator_cfg(mode: str, const: tuple[int, int], extra_at: tuple[int, ...]) 
     if mode == "bilinear":
         fmm["instance_norm"] = True
     return dict(
-        fp32=True, upsampling_mode=mode, use_noise=False, fmaps=1, num_extra_convs={str(r): 1 for r in extra_at},
+        fp32=True,
+        upsampling_mode=mode,
+        use_noise=False,
+        fmaps=1,
+        num_extra_convs={str(r): 1 for r in extra_at},
         input=dict(type="coords", resolution=8, coord_fuser_cfg="${coords}"),
-        coords=dict(enabled=True, per_resolution=True, kernel_size=1, coord_dim=2, fallback=False,
-                    use_full_cache=False, low_res_cfg=low, medium_res_cfg=medium,
-                    res_configs={"4": "${coords.low_res_cfg}", "8": "${coords.low_res_cfg}",
-                                 "16": "${coords.low_res_cfg}", "32": "${coords.medium_res_cfg}"}),
+        coords=dict(
+            enabled=True,
+            per_resolution=True,
+            kernel_size=1,
+            coord_dim=2,
+            fallback=False,
+            use_full_cache=False,
+            low_res_cfg=low,
+            medium_res_cfg=medium,
+            res_configs={
+                "4": "${coords.low_res_cfg}",
+                "8": "${coords.low_res_cfg}",
+                "16": "${coords.low_res_cfg}",
+                "32": "${coords.medium_res_cfg}",
+            },
+        ),
         fmm=fmm,
-    )  # fmt: skip
+    )
 
 
 # ---------------------------------------------------------------------------- their networks, at test size
@@ -95,8 +112,13 @@ class Persistent(nn.Module):
     module_src = ""  # set per test: code that leaves a marker file if it is ever executed
 
     def __reduce__(self):
-        meta = dict(type="class", version=6, module_src=self.module_src, class_name=type(self).__qualname__,
-                    state=dict(self.__dict__))  # fmt: skip
+        meta = dict(
+            type="class",
+            version=6,
+            module_src=self.module_src,
+            class_name=type(self).__qualname__,
+            state=dict(self.__dict__),
+        )
         return _reconstruct_persistent_obj, (meta,)
 
 
@@ -125,7 +147,13 @@ class MappingNetwork(Persistent):
     def __init__(self, z_dim, w_dim, num_ws, num_layers=2):
         super().__init__()
         self.z_dim, self.c_dim, self.w_dim, self.num_ws, self.num_layers, self.w_avg_beta = (
-            z_dim, 0, w_dim, num_ws, num_layers, 0.995)  # fmt: skip
+            z_dim,
+            0,
+            w_dim,
+            num_ws,
+            num_layers,
+            0.995,
+        )
         for i in range(num_layers):
             setattr(self, f"fc{i}", FullyConnectedLayer(z_dim if i == 0 else w_dim, w_dim, "lrelu", 0.01))
         self.register_buffer("w_avg", torch.randn(w_dim))
@@ -184,8 +212,9 @@ class CoordFuser(Persistent):
         b, _, n = x.shape[:3]
         coords = generate_coords(b, n)
         bases = [self.log_basis] + ([self.random_basis] if self.random_emb_size else [])
-        raw = torch.cat([torch.einsum("bdc,bcxy->bdxy", basis.unsqueeze(0).repeat(b, 1, 1), coords)
-                         for basis in bases], dim=1)  # fmt: skip
+        raw = torch.cat(
+            [torch.einsum("bdc,bcxy->bdxy", basis.unsqueeze(0).repeat(b, 1, 1), coords) for basis in bases], dim=1
+        )
         out = torch.cat([x, raw.sin(), raw.cos()], dim=1)
         self._fourier_embs_cache = out[:, x.shape[1] :].detach()  # their loop leaves this filled
         if self.const_emb_size:
@@ -282,9 +311,16 @@ class SynthesisBlock(Persistent):
         self.conv1 = SynthesisLayer(conv1_in, out_channels, instance_norm=in_channels > 0 and instance_norm, **layer)
         self.num_conv += 1
         extras = plain_cfg["num_extra_convs"].get(str(self.resolution), 0)
-        self.extra_convs = nn.ModuleList(
-            [SynthesisLayer(out_channels, out_channels, instance_norm=instance_norm, **layer) for _ in range(extras)]
-        ) if extras else None  # fmt: skip
+        self.extra_convs = (
+            nn.ModuleList(
+                [
+                    SynthesisLayer(out_channels, out_channels, instance_norm=instance_norm, **layer)
+                    for _ in range(extras)
+                ]
+            )
+            if extras
+            else None
+        )
         self.num_conv += extras
         self.torgb = ToRGBLayer(out_channels, 3, w_dim)
         self.num_torgb = 1
@@ -318,8 +354,9 @@ class SynthesisNetwork(Persistent):
         channels = {res: min(channel_base // res, channel_max) for res in self.block_resolutions}
         self.num_ws = 0
         for res in self.block_resolutions:
-            block = SynthesisBlock(channels[res // 2] if res > 4 else 0, channels[res], w_dim, res, plain_cfg,
-                                   DictConfig(plain_cfg))  # fmt: skip
+            block = SynthesisBlock(
+                channels[res // 2] if res > 4 else 0, channels[res], w_dim, res, plain_cfg, DictConfig(plain_cfg)
+            )
             self.num_ws += block.num_conv + (block.num_torgb if res == img_resolution else 0)
             setattr(self, f"b{res}", block)
 
@@ -334,16 +371,22 @@ class SynthesisNetwork(Persistent):
 
 
 class Generator(Persistent):
-    def __init__(self, mode, const, extra_at, z_dim=16, w_dim=24, img_resolution=32, channel_base=256,
-                 channel_max=24):  # fmt: skip
+    def __init__(self, mode, const, extra_at, z_dim=16, w_dim=24, img_resolution=32, channel_base=256, channel_max=24):
         super().__init__()
         plain_cfg = _resolved(generator_cfg(mode, const, extra_at))
         self.z_dim, self.c_dim, self.w_dim, self.img_resolution, self.img_channels = z_dim, 0, w_dim, img_resolution, 3
         synthesis_kwargs = EasyDict(channel_base=channel_base, channel_max=channel_max, num_fp16_res=0, conv_clamp=None)
         self._init_args = ()
-        self._init_kwargs = dict(z_dim=z_dim, c_dim=0, w_dim=w_dim, img_resolution=img_resolution, img_channels=3,
-                                 mapping_kwargs=EasyDict(num_layers=2), synthesis_kwargs=synthesis_kwargs,
-                                 cfg=generator_cfg(mode, const, extra_at))  # fmt: skip
+        self._init_kwargs = dict(
+            z_dim=z_dim,
+            c_dim=0,
+            w_dim=w_dim,
+            img_resolution=img_resolution,
+            img_channels=3,
+            mapping_kwargs=EasyDict(num_layers=2),
+            synthesis_kwargs=synthesis_kwargs,
+            cfg=generator_cfg(mode, const, extra_at),
+        )
         self.synthesis = SynthesisNetwork(w_dim, img_resolution, plain_cfg, channel_base, channel_max)
         self.synthesis.cfg = DictConfig(generator_cfg(mode, const, extra_at))  # the pickled form: unresolved
         self.num_ws = self.synthesis.num_ws
@@ -356,17 +399,25 @@ class Generator(Persistent):
 def _resolved(cfg):
     coords = cfg["coords"]
     cfg = dict(cfg, input=dict(cfg["input"], coord_fuser_cfg=coords))
-    cfg["coords"] = dict(coords, res_configs={k: coords["low_res_cfg" if k != "32" else "medium_res_cfg"]
-                                              for k in coords["res_configs"]})  # fmt: skip
+    cfg["coords"] = dict(
+        coords, res_configs={k: coords["low_res_cfg" if k != "32" else "medium_res_cfg"] for k in coords["res_configs"]}
+    )
     return cfg
 
 
 AUTHOR_MODULES = {
     "training": {},
-    "training.networks": dict(Generator=Generator, MappingNetwork=MappingNetwork, SynthesisNetwork=SynthesisNetwork,
-                              SynthesisBlock=SynthesisBlock, SynthesisLayer=SynthesisLayer, ToRGBLayer=ToRGBLayer),
-    "training.layers": dict(FullyConnectedLayer=FullyConnectedLayer, GenInput=GenInput, CoordsInput=CoordsInput,
-                            CoordFuser=CoordFuser),
+    "training.networks": dict(
+        Generator=Generator,
+        MappingNetwork=MappingNetwork,
+        SynthesisNetwork=SynthesisNetwork,
+        SynthesisBlock=SynthesisBlock,
+        SynthesisLayer=SynthesisLayer,
+        ToRGBLayer=ToRGBLayer,
+    ),
+    "training.layers": dict(
+        FullyConnectedLayer=FullyConnectedLayer, GenInput=GenInput, CoordsInput=CoordsInput, CoordFuser=CoordFuser
+    ),
     "torch_utils": {},
     "torch_utils.persistence": dict(_reconstruct_persistent_obj=_reconstruct_persistent_obj),
     "omegaconf": {},
@@ -375,7 +426,7 @@ AUTHOR_MODULES = {
     "omegaconf.dictconfig": dict(DictConfig=DictConfig),
     "dnnlib": {},
     "dnnlib.util": dict(EasyDict=EasyDict),
-}  # fmt: skip
+}
 name_classes(AUTHOR_MODULES)
 
 
@@ -432,8 +483,13 @@ def write_snapshot(path: Path, mode: str, const=(5, 4), extra_at=(32,), seed=0, 
     with torch.no_grad():
         G_ema(torch.randn(2, G_ema.z_dim))
     cached = [m._fourier_embs_cache for m in G_ema.modules() if isinstance(m, CoordFuser)]
-    snapshot = dict(training_set_kwargs=dict(class_name="training.dataset.ImageFolderDataset", resolution=32),
-                    G=G, D=None, G_ema=G_ema, augment_pipe=None)  # fmt: skip
+    snapshot = dict(
+        training_set_kwargs=dict(class_name="training.dataset.ImageFolderDataset", resolution=32),
+        G=G,
+        D=None,
+        G_ema=G_ema,
+        augment_pipe=None,
+    )
     with authors_modules(), open(path, "wb") as f:
         _CudaPickler(f, cached if cuda_cache else []).dump(snapshot)
     return G_ema
@@ -555,18 +611,25 @@ def _fanned_interpolations(levels: int) -> dict[str, DictConfig]:
     return nodes
 
 
-@pytest.mark.parametrize("make", [lambda: {"shared": _shared_nodes(20)}, lambda: _fanned_interpolations(18)],
-                         ids=["shared-dicts", "fanned-interpolations"])  # fmt: skip
+@pytest.mark.parametrize(
+    "make",
+    [lambda: {"shared": _shared_nodes(20)}, lambda: _fanned_interpolations(18)],
+    ids=["shared-dicts", "fanned-interpolations"],
+)
 def test_configs_that_expand_exponentially_are_refused_in_one_line(tmp_path, make):
     path = tmp_path / "snapshot.pkl"
     _write_with_config_extra(path, **make())
-    assert_one_line_error(lambda: convert_checkpoint("inr-gan", path, tmp_path / "out"), "ImporterError",
-                          "would expand to over")  # fmt: skip
+    assert_one_line_error(
+        lambda: convert_checkpoint("inr-gan", path, tmp_path / "out"), "ImporterError", "would expand to over"
+    )
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("make", [lambda: {"shared": _shared_nodes(5)}, lambda: _fanned_interpolations(4)],
-                         ids=["shared-dicts", "fanned-interpolations"])  # fmt: skip
+@pytest.mark.parametrize(
+    "make",
+    [lambda: {"shared": _shared_nodes(5)}, lambda: _fanned_interpolations(4)],
+    ids=["shared-dicts", "fanned-interpolations"],
+)
 def test_configs_that_share_and_interpolate_modestly_still_convert(tmp_path, make):
     path = tmp_path / "snapshot.pkl"
     _write_with_config_extra(path, **make())

@@ -289,8 +289,11 @@ def test_legacy_torch_save_files_are_read_restrictedly_and_their_claims_checked(
     n = 10**11
     header = (6).to_bytes(8, "little")  # the storage's element count, before its 24 bytes
     assert data.count(header) == 1
-    bomb = _write(tmp_path, data.replace(b"K\x06N", b"\x8a\x05" + n.to_bytes(5, "little") + b"N").replace(
-        header, n.to_bytes(8, "little")), "legacy-bomb.pt")  # fmt: skip
+    bomb = _write(
+        tmp_path,
+        data.replace(b"K\x06N", b"\x8a\x05" + n.to_bytes(5, "little") + b"N").replace(header, n.to_bytes(8, "little")),
+        "legacy-bomb.pt",
+    )
     _assert_one_line_error(lambda: restricted_load(bomb), "claims 100,000,000,000 elements")
 
 

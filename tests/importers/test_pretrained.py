@@ -131,8 +131,17 @@ def publish(server: FileServer, monkeypatch, body: bytes, converter: str = "styl
     """Serve ``body`` and list it in the table of releases (for this test only)."""
     path = f"/{converter}-{len(server.files)}.pkl"
     server.files[path] = body
-    release = Release(f"test-{converter}-{len(server.files)}", converter, "test", 16, server.url(path),
-                      "the test server", "test", None, **fields)  # fmt: skip
+    release = Release(
+        f"test-{converter}-{len(server.files)}",
+        converter,
+        "test",
+        16,
+        server.url(path),
+        "the test server",
+        "test",
+        None,
+        **fields,
+    )
     monkeypatch.setitem(RELEASES, release.name, release)
     return release
 
@@ -142,9 +151,16 @@ def stylegan3_file(tmp_path, authors) -> bytes:
     return build_file("stylegan3", tmp_path, authors)
 
 
-@pytest.mark.parametrize("converter, model", [("stylegan3", "stylegan3-t"), ("stylegan-xl", "stylegan-xl"),
-                                              ("poly-inr", "poly-inr"), ("inr-gan", "inr-gan"),
-                                              ("infinitygan", "infinitygan")])  # fmt: skip
+@pytest.mark.parametrize(
+    "converter, model",
+    [
+        ("stylegan3", "stylegan3-t"),
+        ("stylegan-xl", "stylegan-xl"),
+        ("poly-inr", "poly-inr"),
+        ("inr-gan", "inr-gan"),
+        ("infinitygan", "infinitygan"),
+    ],
+)
 def test_each_format_is_fetched_converted_and_then_used_from_the_cache(
     server, monkeypatch, tmp_path, authors, converter, model
 ):
@@ -221,8 +237,9 @@ def test_offline_a_release_not_cached_names_its_url_and_the_convert_command(monk
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again: nothing listens there
-    release = Release("test-offline", "stylegan3", "test", 16, f"http://127.0.0.1:{port}/model.pkl", "test", "test",
-                      None)  # fmt: skip
+    release = Release(
+        "test-offline", "stylegan3", "test", 16, f"http://127.0.0.1:{port}/model.pkl", "test", "test", None
+    )
     monkeypatch.setitem(RELEASES, release.name, release)
     with pytest.raises(PolyinrError) as e:
         resolve_network(release.name)
@@ -303,8 +320,9 @@ def test_every_release_cites_its_source_and_a_known_converter():
 
     for release in RELEASES.values():
         assert release.converter in converter_names() and release.source.endswith("README.md")
-        assert release.url.startswith("https://") and release.direct == (not release.url.startswith(
-            "https://drive.google.com"))  # fmt: skip
+        assert release.url.startswith("https://") and release.direct == (
+            not release.url.startswith("https://drive.google.com")
+        )
 
 
 def test_a_command_checks_its_other_arguments_before_fetching_a_released_model(server, monkeypatch, stylegan3_file):

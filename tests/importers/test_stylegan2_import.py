@@ -30,8 +30,17 @@ R = 16
 def their_generator(c_dim: int, seed: int = 0, **synthesis_kwargs) -> nv.Generator:
     """A small NVIDIA StyleGAN2 (16², 3 blocks, 4-layer mapping) whose noise, biases and ``w_avg`` all matter."""
     torch.manual_seed(seed)
-    G = nv.Generator(z_dim=16, c_dim=c_dim, w_dim=16, img_resolution=R, img_channels=3, channel_base=128,
-                     channel_max=16, mapping_kwargs=dict(num_layers=4), **synthesis_kwargs)  # fmt: skip
+    G = nv.Generator(
+        z_dim=16,
+        c_dim=c_dim,
+        w_dim=16,
+        img_resolution=R,
+        img_channels=3,
+        channel_base=128,
+        channel_max=16,
+        mapping_kwargs=dict(num_layers=4),
+        **synthesis_kwargs,
+    )
     with torch.no_grad():
         G.mapping.w_avg.normal_()
         for name, value in G.named_parameters():
@@ -45,9 +54,20 @@ def their_generator(c_dim: int, seed: int = 0, **synthesis_kwargs) -> nv.Generat
 
 def write_pickle(G: nv.Generator, path: Path, module: str = nv.STYLEGAN3_REPO) -> Path:
     """Their network pickle: the snapshot dict, persistent classes carrying their source."""
-    data = dict(G=G, D=None, G_ema=G, augment_pipe=None,
-                training_set_kwargs=dict(class_name="training.dataset.ImageFolderDataset", path="/data/ffhq.zip",
-                                         use_labels=G.c_dim > 0, max_size=None, xflip=True, resolution=R))  # fmt: skip
+    data = dict(
+        G=G,
+        D=None,
+        G_ema=G,
+        augment_pipe=None,
+        training_set_kwargs=dict(
+            class_name="training.dataset.ImageFolderDataset",
+            path="/data/ffhq.zip",
+            use_labels=G.c_dim > 0,
+            max_size=None,
+            xflip=True,
+            resolution=R,
+        ),
+    )
     with nv.nvidia_modules(module), open(path, "wb") as f:
         pickle.dump(data, f)
     return path
@@ -107,14 +127,39 @@ def test_command_line_converts_and_generates_their_images(tmp_path):
     runner = CliRunner()
     result = runner.invoke(cli, ["convert", "--from", "stylegan2", str(path), str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
-    args = ["generate", "--network", str(tmp_path / "out"), "--seeds", "4", "--class", "2", "--trunc", "0.7",
-            "--outdir", str(tmp_path / "img")]  # fmt: skip
+    args = [
+        "generate",
+        "--network",
+        str(tmp_path / "out"),
+        "--seeds",
+        "4",
+        "--class",
+        "2",
+        "--trunc",
+        "0.7",
+        "--outdir",
+        str(tmp_path / "img"),
+    ]
     result = runner.invoke(cli, args)
     assert result.exit_code == 0, result.output
     ours = np.asarray(Image.open(tmp_path / "img" / "seed0004.png")).astype(int)
     with torch.no_grad():
         expected = to_uint8(their_frame_image(theirs, 4, 2, 0.7))[0].astype(int)
     assert np.abs(ours - expected).max() <= 1  # within 1/255
-    result = runner.invoke(cli, ["generate", "--network", str(tmp_path / "out"), "--seeds", "0", "--class", "0",
-                                 "--translate", "0.1,0", "--outdir", str(tmp_path / "img")])  # fmt: skip
+    result = runner.invoke(
+        cli,
+        [
+            "generate",
+            "--network",
+            str(tmp_path / "out"),
+            "--seeds",
+            "0",
+            "--class",
+            "0",
+            "--translate",
+            "0.1,0",
+            "--outdir",
+            str(tmp_path / "img"),
+        ],
+    )
     assert result.exit_code != 0 and "only its native 16x16 frame" in result.output

@@ -55,18 +55,39 @@ def their_generator(config: str, c_dim: int, seed: int = 0) -> nv.Generator:
     """A small NVIDIA generator (16², 4 layers) with every buffer and bias made to matter."""
     torch.manual_seed(seed)
     extra = dict(conv_kernel=1, use_radial_filters=True) if config == "r" else {}
-    G = nv.Generator(z_dim=16, c_dim=c_dim, w_dim=16, img_resolution=R, img_channels=3, channel_base=256,
-                     channel_max=16, num_layers=4, magnitude_ema_beta=0.995, mapping_kwargs=dict(num_layers=2),
-                     **extra)  # fmt: skip
+    G = nv.Generator(
+        z_dim=16,
+        c_dim=c_dim,
+        w_dim=16,
+        img_resolution=R,
+        img_channels=3,
+        channel_base=256,
+        channel_max=16,
+        num_layers=4,
+        magnitude_ema_beta=0.995,
+        mapping_kwargs=dict(num_layers=2),
+        **extra,
+    )
     randomise(G, rgb_gain=8)
     return G.eval().requires_grad_(False)
 
 
 def write_pickle(G: nv.Generator, path: Path, module_src: str = nv.MODULE_SRC) -> Path:
     """Their network pickle: ``pickle.dump`` of the snapshot dict, persistent classes carrying their source."""
-    data = dict(G=G, D=Discriminator(), G_ema=G, augment_pipe=AugmentPipe(),
-                training_set_kwargs=dict(class_name="training.dataset.ImageFolderDataset", path="/data/afhq.zip",
-                                         use_labels=G.c_dim > 0, max_size=None, xflip=True, resolution=R))  # fmt: skip
+    data = dict(
+        G=G,
+        D=Discriminator(),
+        G_ema=G,
+        augment_pipe=AugmentPipe(),
+        training_set_kwargs=dict(
+            class_name="training.dataset.ImageFolderDataset",
+            path="/data/afhq.zip",
+            use_labels=G.c_dim > 0,
+            max_size=None,
+            xflip=True,
+            resolution=R,
+        ),
+    )
     nv.PersistentModule.module_src = module_src
     try:
         with nv.nvidia_modules(), open(path, "wb") as f:
@@ -84,8 +105,12 @@ def test_converted_generator_renders_their_images(tmp_path, config, c_dim):
     assert G.model_name == f"stylegan3-{config}" and G.num_classes == c_dim and G.img_resolution == R
     G.save(tmp_path / "converted")
     G = polyinr.load(tmp_path / "converted")
-    cases = [(0, 0, 1.0, (0.0, 0.0), 0.0), (1, c_dim - 1 if c_dim else 0, 0.7, (0.1, -0.05), 0.0),
-             (2, 1 if c_dim else 0, 0.5, (-0.03, 0.12), 25.0), (3, 0, 1.0, (0.0, 0.0), -90.0)]  # fmt: skip
+    cases = [
+        (0, 0, 1.0, (0.0, 0.0), 0.0),
+        (1, c_dim - 1 if c_dim else 0, 0.7, (0.1, -0.05), 0.0),
+        (2, 1 if c_dim else 0, 0.5, (-0.03, 0.12), 25.0),
+        (3, 0, 1.0, (0.0, 0.0), -90.0),
+    ]
     with torch.no_grad():
         for case in cases:
             expected, got = their_image(theirs, *case), our_image(G, *case)
@@ -139,16 +164,45 @@ def test_command_line_converts_and_generates_their_images(tmp_path):
     assert result.exit_code == 0, result.output
     G = polyinr.load(tmp_path / "out")
     assert G.model_name == "stylegan3-r" and G.num_classes == 3 and math.isclose(G.cfg.magnitude_ema_beta, 0.995)
-    args = ["generate", "--network", str(tmp_path / "out"), "--seeds", "4", "--class", "2", "--trunc", "0.7",
-            "--translate", "0.1,-0.05", "--rotate", "25", "--outdir", str(tmp_path / "img")]  # fmt: skip
+    args = [
+        "generate",
+        "--network",
+        str(tmp_path / "out"),
+        "--seeds",
+        "4",
+        "--class",
+        "2",
+        "--trunc",
+        "0.7",
+        "--translate",
+        "0.1,-0.05",
+        "--rotate",
+        "25",
+        "--outdir",
+        str(tmp_path / "img"),
+    ]
     result = runner.invoke(cli, args)
     assert result.exit_code == 0, result.output
     ours = np.asarray(Image.open(tmp_path / "img" / "seed0004.png")).astype(int)
     with torch.no_grad():
         expected = to_uint8(their_image(theirs, 4, 2, 0.7, (0.1, -0.05), 25.0))[0].astype(int)
     assert np.abs(ours - expected).max() <= 1  # within 1/255
-    result = runner.invoke(cli, ["generate", "--network", str(tmp_path / "out"), "--seeds", "0", "--class", "0",
-                                 "--resolution", "32", "--outdir", str(tmp_path / "img")])  # fmt: skip
+    result = runner.invoke(
+        cli,
+        [
+            "generate",
+            "--network",
+            str(tmp_path / "out"),
+            "--seeds",
+            "0",
+            "--class",
+            "0",
+            "--resolution",
+            "32",
+            "--outdir",
+            str(tmp_path / "img"),
+        ],
+    )
     assert result.exit_code != 0 and "Error:" in result.output and "16x16 frame" in result.output
 
 

@@ -25,8 +25,17 @@ from polyinr.importers.stylegan_xl import convert
 def their_stem(c_dim: int, seed: int = 0) -> xl.Generator:
     """A small stem (16², 4 layers) with every buffer and bias made to matter."""
     torch.manual_seed(seed)
-    G = xl.Generator(z_dim=16, c_dim=c_dim, w_dim=16, img_resolution=16, img_channels=3, channel_base=256,
-                     channel_max=16, num_layers=4, mapping_kwargs=dict(num_layers=2))  # fmt: skip
+    G = xl.Generator(
+        z_dim=16,
+        c_dim=c_dim,
+        w_dim=16,
+        img_resolution=16,
+        img_channels=3,
+        channel_base=256,
+        channel_max=16,
+        num_layers=4,
+        mapping_kwargs=dict(num_layers=2),
+    )
     randomise(G, rgb_gain=4)
     return G.eval().requires_grad_(False)
 
@@ -42,9 +51,15 @@ def their_grown(c_dim: int) -> xl.SuperresGenerator:
 
 def write_pickle(G, path: Path, **extra) -> Path:
     """Their snapshot: a dill pickle of the dict, persistent classes carrying their source."""
-    data = dict(G=G, D=xl.ProjectedDiscriminator(), G_ema=G, augment_pipe=None,
-                training_set_kwargs=dict(path="/data/imagenet16.zip", use_labels=G.c_dim > 0),
-                progress=dict(cur_nimg=np.int64(1000), best_fid=9.9), **extra)  # fmt: skip
+    data = dict(
+        G=G,
+        D=xl.ProjectedDiscriminator(),
+        G_ema=G,
+        augment_pipe=None,
+        training_set_kwargs=dict(path="/data/imagenet16.zip", use_labels=G.c_dim > 0),
+        progress=dict(cur_nimg=np.int64(1000), best_fid=9.9),
+        **extra,
+    )
     with nv.nvidia_modules(), open(path, "wb") as f:
         dill.dump(data, f)
     return path
@@ -61,8 +76,11 @@ def test_converted_generator_renders_their_images(tmp_path, grown, c_dim):
     assert any("dropped the unused class table" in line for line in result.lines) == (c_dim == 0)
     G.save(tmp_path / "converted")
     G = polyinr.load(tmp_path / "converted")
-    cases = [(0, 0, 1.0, (0.0, 0.0), 0.0), (1, c_dim - 1 if c_dim else 0, 0.7, (0.1, -0.05), 0.0),
-             (2, 1 if c_dim else 0, 0.5, (-0.03, 0.12), 25.0)]  # fmt: skip
+    cases = [
+        (0, 0, 1.0, (0.0, 0.0), 0.0),
+        (1, c_dim - 1 if c_dim else 0, 0.7, (0.1, -0.05), 0.0),
+        (2, 1 if c_dim else 0, 0.5, (-0.03, 0.12), 25.0),
+    ]
     with torch.no_grad():
         for case in cases:
             expected, got = their_image(theirs, *case, label_width=max(theirs.c_dim, 1)), our_image(G, *case)

@@ -22,5 +22,8 @@ def isolated_cache(tmp_path, monkeypatch):
 
 @pytest.fixture
 def tiny_detectors():
-    return {"inception": TinyDetector("tiny-a"), "inception-random": TinyDetector("tiny-b", seed=1),
-            "vgg16": TinyDetector("tiny-c", seed=2)}  # fmt: skip
+    return {
+        "inception": TinyDetector("tiny-a"),
+        "inception-random": TinyDetector("tiny-b", seed=1),
+        "vgg16": TinyDetector("tiny-c", seed=2),
+    }

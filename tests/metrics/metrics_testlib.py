@@ -75,8 +75,9 @@ class FieldGenerator(Generator):
 
     model_name = "field-stand-in"
 
-    def __init__(self, resolution=16, max_cycles=3.0, ignore_transform=False, num_classes=0, z_dim=8,
-                 ignore_class=False):  # fmt: skip
+    def __init__(
+        self, resolution=16, max_cycles=3.0, ignore_transform=False, num_classes=0, z_dim=8, ignore_class=False
+    ):
         super().__init__(FieldConfig(resolution, MappingConfig(z_dim=z_dim, num_classes=num_classes)))
         self.mapping = _Mapping(num_classes, ignore_class)
         self.synthesis = FieldSynthesis(resolution, max_cycles, ignore_transform, num_classes)

@@ -194,8 +194,15 @@ class MiniVGG(torch.nn.Module):
         super().__init__()
         self.features = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, stride=8), torch.nn.ReLU())
         self.avgpool = torch.nn.AdaptiveAvgPool2d(2)
-        layers = [torch.nn.Linear(16, 8), torch.nn.ReLU(), torch.nn.Dropout(), torch.nn.Linear(8, 5),
-                  torch.nn.ReLU(), torch.nn.Dropout(), torch.nn.Linear(5, 3)]  # fmt: skip
+        layers = [
+            torch.nn.Linear(16, 8),
+            torch.nn.ReLU(),
+            torch.nn.Dropout(),
+            torch.nn.Linear(8, 5),
+            torch.nn.ReLU(),
+            torch.nn.Dropout(),
+            torch.nn.Linear(5, 3),
+        ]
         self.classifier = torch.nn.Sequential(*layers)
 
     def forward(self, x):

@@ -173,14 +173,20 @@ def test_spaces_without_labels_refuse_class_metrics_with_one_line(name):
 
 
 def test_scaleinv_names_in_a_feature_space():
-    for name, num_gen, scale, space in [("scaleinv_fid_S4_digits", 2000, 4, "digits"),
-                                        ("scaleinv_fid10k_S2_photos", 10000, 2, "photos"),
-                                        ("scaleinv_box_fid0.5k_S8_shapes", 500, 8, "shapes")]:  # fmt: skip
+    for name, num_gen, scale, space in [
+        ("scaleinv_fid_S4_digits", 2000, 4, "digits"),
+        ("scaleinv_fid10k_S2_photos", 10000, 2, "photos"),
+        ("scaleinv_box_fid0.5k_S8_shapes", 500, 8, "shapes"),
+    ]:
         spec = parse_metric(name)
         assert (spec.num_gen, spec.scale, spec.space) == (num_gen, scale, space)
         assert spec.kind == ("scaleinv_box_fid" if "box" in name else "scaleinv_fid")
-    for name, needle in [("scaleinv_fid_S0_digits", "at least 1"), ("scaleinv_fid_S2_cifar", "no feature space"),
-                         ("scaleinv_fid_digits", "unknown metric"), ("scaleinv_S2_x", "unknown metric")]:  # fmt: skip
+    for name, needle in [
+        ("scaleinv_fid_S0_digits", "at least 1"),
+        ("scaleinv_fid_S2_cifar", "no feature space"),
+        ("scaleinv_fid_digits", "unknown metric"),
+        ("scaleinv_S2_x", "unknown metric"),
+    ]:
         with pytest.raises(PolyinrError, match=needle) as err:
             parse_metric(name)
         assert "\n" not in str(err.value)
@@ -227,9 +233,20 @@ def test_training_with_metrics_logs_the_digits_space_figures(tiny_space, tmp_pat
     from polyinr.training.options import resolve_options
 
     names = ("div0.02k_digits", "fid0.02k_digits")
-    options = resolve_options("cpu", data="builtin:digits", cond=True, resolution=8, batch=8, kimg=0.016,
-                              tick_kimg=0.016, workers=0, device="cpu", outdir=str(tmp_path),
-                              model_overrides={"channels": 16}, metrics=names)  # fmt: skip
+    options = resolve_options(
+        "cpu",
+        data="builtin:digits",
+        cond=True,
+        resolution=8,
+        batch=8,
+        kimg=0.016,
+        tick_kimg=0.016,
+        workers=0,
+        device="cpu",
+        outdir=str(tmp_path),
+        model_overrides={"channels": 16},
+        metrics=names,
+    )
     run_dir = training_loop(options, evaluate=evaluate_snapshot)
     for name in names:
         line = json.loads((run_dir / f"metric-{name}.jsonl").read_text())
@@ -272,12 +289,21 @@ def write_folder(folder, count: int = 64, size: int = 12, grey: bool = False, se
 
 
 def test_data_space_names_parse_and_refuse_class_metrics_in_one_line():
-    for name, kind, num_gen, scale in [("fid_data", "fid", 2000, 1), ("fid0.5k_data", "fid", 500, 1),
-                                       ("kid_data", "kid", 2000, 1), ("pr0.5k_data", "pr", 500, 1),
-                                       ("scaleinv_fid_S2_data", "scaleinv_fid", 2000, 2)]:  # fmt: skip
+    for name, kind, num_gen, scale in [
+        ("fid_data", "fid", 2000, 1),
+        ("fid0.5k_data", "fid", 500, 1),
+        ("kid_data", "kid", 2000, 1),
+        ("pr0.5k_data", "pr", 500, 1),
+        ("scaleinv_fid_S2_data", "scaleinv_fid", 2000, 2),
+    ]:
         spec = parse_metric(name)
-        assert (spec.kind, spec.num_gen, spec.scale, spec.space, spec.needs_real_data) == (kind, num_gen, scale,
-                                                                                           "data", True)  # fmt: skip
+        assert (spec.kind, spec.num_gen, spec.scale, spec.space, spec.needs_real_data) == (
+            kind,
+            num_gen,
+            scale,
+            "data",
+            True,
+        )
     for name in ("cas_data", "div0.1k_data"):
         with pytest.raises(PolyinrError, match="quarter turns") as err:
             parse_metric(name)
@@ -301,8 +327,9 @@ def test_data_input_size_is_a_power_of_two_from_8_to_32():
     assert sizes == {4: 8, 8: 8, 12: 8, 16: 16, 37: 32, 48: 32, 64: 32, 1024: 32}
 
 
-def test_the_data_space_is_fitted_deterministically_cached_and_reused(tiny_data_space, tmp_path, monkeypatch,
-                                                                     isolated_cache):  # fmt: skip
+def test_the_data_space_is_fitted_deterministically_cached_and_reused(
+    tiny_data_space, tmp_path, monkeypatch, isolated_cache
+):
     data = open_dataset(write_folder(tmp_path / "imgs"))
     seen = []
     first = feature_spaces.fit_data_space(data, on_progress=lambda *step: seen.append(step))

@@ -28,8 +28,9 @@ def test_equivariance_of_a_conditional_model_runs_without_data(tmp_path):
     torch.manual_seed(0)
     path = tmp_path / "cond"
     create("poly-inr", "cpu", img_resolution=8, num_classes=3).save(path)
-    result = CliRunner().invoke(main, ["metrics", "--network", str(path), "--metrics", "eqt0.004k_int",
-                                       "--device", "cpu"])  # fmt: skip
+    result = CliRunner().invoke(
+        main, ["metrics", "--network", str(path), "--metrics", "eqt0.004k_int", "--device", "cpu"]
+    )
     assert result.exit_code == 0, result.output
     assert "classes are sampled uniformly" in result.output and "eqt0.004k_int" in result.output
 

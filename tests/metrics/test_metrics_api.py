@@ -100,12 +100,27 @@ def test_a_generator_of_the_data_distribution_beats_one_that_is_not(tiny_detecto
 def test_every_feature_metric_returns_its_keys(tiny_detectors):
     G, dataset = FieldGenerator(), field_dataset(32)
     results = {}
-    for name in ["kid0.02k_full", "pr0.02k3_full", "is0.02k", "sfid0.02k_full", "rfid0.02k_full",
-                 "scaleinv_fid0.012k_S2", "fid0.02k_full"]:  # fmt: skip
+    for name in [
+        "kid0.02k_full",
+        "pr0.02k3_full",
+        "is0.02k",
+        "sfid0.02k_full",
+        "rfid0.02k_full",
+        "scaleinv_fid0.012k_S2",
+        "fid0.02k_full",
+    ]:
         results.update(_run(name, G, dataset, tiny_detectors))
-    assert set(results) == {"kid0.02k_full", "pr0.02k3_full_precision", "pr0.02k3_full_recall", "is0.02k_mean",
-                            "is0.02k_std", "sfid0.02k_full", "rfid0.02k_full", "scaleinv_fid0.012k_S2",
-                            "fid0.02k_full"}  # fmt: skip
+    assert set(results) == {
+        "kid0.02k_full",
+        "pr0.02k3_full_precision",
+        "pr0.02k3_full_recall",
+        "is0.02k_mean",
+        "is0.02k_std",
+        "sfid0.02k_full",
+        "rfid0.02k_full",
+        "scaleinv_fid0.012k_S2",
+        "fid0.02k_full",
+    }
     assert all(np.isfinite(v) for v in results.values())
     assert 0 <= results["pr0.02k3_full_precision"] <= 1 and results["is0.02k_mean"] >= 1
     assert results["rfid0.02k_full"] != results["fid0.02k_full"]  # another detector

@@ -24,8 +24,10 @@ def run_checkpoint(tmp_path):
 
 
 def test_metrics_prints_a_table_and_appends_to_the_run_directory(run_checkpoint):
-    result = CliRunner().invoke(main, ["metrics", "--network", str(run_checkpoint), "--metrics",
-                                       "eqt0.004k_int,eqt0.004k_frac", "--device", "cpu"])  # fmt: skip
+    result = CliRunner().invoke(
+        main,
+        ["metrics", "--network", str(run_checkpoint), "--metrics", "eqt0.004k_int,eqt0.004k_frac", "--device", "cpu"],
+    )
     assert result.exit_code == 0, result.output
     table = [line.split() for line in result.stdout.splitlines() if line.startswith("eqt0.004k")]
     assert [row[0] for row in table] == ["eqt0.004k_int", "eqt0.004k_frac"]
@@ -39,23 +41,26 @@ def test_bad_input_is_a_one_line_error(run_checkpoint, monkeypatch):
     runner = CliRunner()
     result = runner.invoke(main, ["metrics", "--network", str(run_checkpoint), "--metrics", "fid50k"])
     assert result.exit_code == 1 and "Error: unknown metric 'fid50k'" in result.output
-    result = runner.invoke(main, ["metrics", "--network", str(run_checkpoint), "--metrics", "fid0.01k_full",
-                                  "--device", "cpu"])  # fmt: skip
+    result = runner.invoke(
+        main, ["metrics", "--network", str(run_checkpoint), "--metrics", "fid0.01k_full", "--device", "cpu"]
+    )
     assert result.exit_code == 1 and "compares with real images" in result.output
 
     def offline(*args, **kwargs):
         raise OSError("no network in tests")
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
-    result = runner.invoke(main, ["metrics", "--network", str(run_checkpoint), "--metrics", "is0.01k",
-                                  "--device", "cpu"])  # fmt: skip
+    result = runner.invoke(
+        main, ["metrics", "--network", str(run_checkpoint), "--metrics", "is0.01k", "--device", "cpu"]
+    )
     assert result.exit_code == 1 and "put weights-inception-2015-12-05-6726825d.pth" in result.output
     assert "Traceback" not in result.output
 
 
 def test_cost_command(run_checkpoint):
-    result = CliRunner().invoke(main, ["cost", str(run_checkpoint), "--batch", "2", "--iterations", "1",
-                                       "--device", "cpu"])  # fmt: skip
+    result = CliRunner().invoke(
+        main, ["cost", str(run_checkpoint), "--batch", "2", "--iterations", "1", "--device", "cpu"]
+    )
     assert result.exit_code == 0, result.output
     assert "multiply-adds / image" in result.output and "images / s" in result.output
 

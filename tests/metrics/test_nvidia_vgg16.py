@@ -194,8 +194,10 @@ def test_the_full_layout_is_torchvisions_vgg16():
         theirs = torchvision.models.vgg16()
     convs = [m.weight.shape for m in theirs.features if isinstance(m, nn.Conv2d)]
     assert [c.weight.shape for c in ours.convs] == convs
-    assert [ours.fc1.weight.shape, ours.fc2.weight.shape] == [theirs.classifier[0].weight.shape,
-                                                              theirs.classifier[3].weight.shape]  # fmt: skip
+    assert [ours.fc1.weight.shape, ours.fc2.weight.shape] == [
+        theirs.classifier[0].weight.shape,
+        theirs.classifier[3].weight.shape,
+    ]
     pools = [i for i, m in enumerate(theirs.features) if isinstance(m, nn.MaxPool2d)]
     conv_index = [sum(isinstance(m, nn.Conv2d) for m in theirs.features[:p]) for p in pools]
     assert tuple(conv_index) == nvidia_vgg16.POOL_AFTER
@@ -214,9 +216,21 @@ def test_the_training_log_names_the_detector_of_every_precision_recall_value(scr
     data.mkdir()
     for i, image in enumerate(random_images(16, 8).permute(0, 2, 3, 1).numpy()):
         Image.fromarray(image).save(data / f"{i:02d}.png")
-    options = resolve_options("cpu", data=str(data), resolution=8, batch=8, kimg=0.008, tick_kimg=0.008,
-                              snap_ticks=1, workers=0, device="cpu", seed=3, metrics=("pr0.01k3_full",),
-                              outdir=str(tmp_path / "runs"), model_overrides={"channels": 16})  # fmt: skip
+    options = resolve_options(
+        "cpu",
+        data=str(data),
+        resolution=8,
+        batch=8,
+        kimg=0.008,
+        tick_kimg=0.008,
+        snap_ticks=1,
+        workers=0,
+        device="cpu",
+        seed=3,
+        metrics=("pr0.01k3_full",),
+        outdir=str(tmp_path / "runs"),
+        model_overrides={"channels": 16},
+    )
     run_dir = training_loop(options, evaluate=evaluate_snapshot)
     name = f"vgg16-nvidia-{sha256_of(path)[:12]}"
     lines = [line for line in (run_dir / "log.txt").read_text().splitlines() if "pr0.01k3_full" in line]

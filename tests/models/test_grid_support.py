@@ -36,8 +36,13 @@ def test_continuous_accepts_every_grid():
 def test_frame_accepts_its_rigid_motions_only():
     G = stand_in(FRAME)
     G.check_grid(Grid.frame(16).translated(0.25, -3.0).rotated(2.0))
-    refused = [Grid.frame(32), Grid.window(0, 0, 2, 2, 16, 16), Grid.frame(16).scaled(0.5),
-               Grid.frame(16).crop((0, 8), (0, 8)), Grid.frame(16).transformed((1, 0.3, 0, 0, 1, 0))]  # fmt: skip
+    refused = [
+        Grid.frame(32),
+        Grid.window(0, 0, 2, 2, 16, 16),
+        Grid.frame(16).scaled(0.5),
+        Grid.frame(16).crop((0, 8), (0, 8)),
+        Grid.frame(16).transformed((1, 0.3, 0, 0, 1, 0)),
+    ]
     for grid in refused:
         with pytest.raises(GridRefused, match=r"^frame-model renders its native 16x16 frame, translated or rotated"):
             G.check_grid(grid)
@@ -56,8 +61,11 @@ def test_canvas_accepts_lattice_windows_and_whole_pixel_shifts():
     shifted = window.translated(3 * step, -2 * step)
     assert lattice_origin(shifted, 16) == (-4, 28)
     assert lattice_origin(window.crop((2, 5), (10, 20)), 16) == (-5, 40)
-    for grid, why in [(Grid.frame(32), "apart"), (window.translated(0.5 * step, 0), "off it"),
-                      (window.rotated(0.1), "rotations")]:  # fmt: skip
+    for grid, why in [
+        (Grid.frame(32), "apart"),
+        (window.translated(0.5 * step, 0), "off it"),
+        (window.rotated(0.1), "rotations"),
+    ]:
         with pytest.raises(GridRefused, match=why):
             G.check_grid(grid)
     G.check_tiles(8, 12)

@@ -21,8 +21,16 @@ from polyinr.tools.canvas import (
 )
 
 # Two blocks (4 px per cell), 7 texture cells → 13² patches at a 3-cell (12 px) stride, margin 1 cell.
-TINY = dict(z_dim=16, w_dim=16, num_layers=2, local_latent_dim=8, structure_layers=1,
-            structure_kernel=3, ts_input_size=7, ts_channels=(16, 8))  # fmt: skip
+TINY = dict(
+    z_dim=16,
+    w_dim=16,
+    num_layers=2,
+    local_latent_dim=8,
+    structure_layers=1,
+    structure_kernel=3,
+    ts_input_size=7,
+    ts_channels=(16, 8),
+)
 
 
 def tiny(seed: int = 0):
@@ -37,8 +45,9 @@ def tiny(seed: int = 0):
 def lattice(G, top: int, left: int, height: int, width: int) -> Grid:
     """Pixels ``[top, top + height) × [left, left + width)`` of the model's lattice."""
     R = G.img_resolution
-    return Grid.window(top / (R - 1), left / (R - 1), (top + height - 1) / (R - 1), (left + width - 1) / (R - 1),
-                       height, width)  # fmt: skip
+    return Grid.window(
+        top / (R - 1), left / (R - 1), (top + height - 1) / (R - 1), (left + width - 1) / (R - 1), height, width
+    )
 
 
 def close(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -199,12 +208,16 @@ def test_inject_index_mixes_the_texture_styles(G):
 def test_bad_latent_files_give_one_line_errors(G, tmp_path):
     from safetensors.torch import save_file
 
-    save_file({"global_latent": torch.zeros(1, 2, 16), "local_latent": torch.zeros(1, 8, 20, 20)},
-              str(tmp_path / "a.safetensors"))  # fmt: skip
+    save_file(
+        {"global_latent": torch.zeros(1, 2, 16), "local_latent": torch.zeros(1, 8, 20, 20)},
+        str(tmp_path / "a.safetensors"),
+    )
     with pytest.raises(CanvasFileError, match="noise maps"):
         load_canvas_latents(tmp_path / "a.safetensors", G)
-    save_file({"global_latent": torch.zeros(1, 2, 5), "local_latent": torch.zeros(1, 8, 20, 20)},
-              str(tmp_path / "b.safetensors"))  # fmt: skip
+    save_file(
+        {"global_latent": torch.zeros(1, 2, 5), "local_latent": torch.zeros(1, 8, 20, 20)},
+        str(tmp_path / "b.safetensors"),
+    )
     with pytest.raises(CanvasFileError, match=r"expected \[1, 2, 16\]"):
         load_canvas_latents(tmp_path / "b.safetensors", G)
     with pytest.raises(CanvasFileError, match="not found"):
@@ -229,6 +242,9 @@ def test_training_grid_is_the_patch_and_refuses_images_smaller_than_a_patch(G):
 
     R = G.img_resolution
     assert G.training_grid(R) == G.training_grid(3 * R) == G.native_grid()
-    with pytest.raises(GridRefused, match=rf"trains {R}x{R} patches.*{R - 1}x{R - 1} images are smaller than a patch: "
-                                          rf"train at {R} or more"):  # fmt: skip
+    with pytest.raises(
+        GridRefused,
+        match=rf"trains {R}x{R} patches.*{R - 1}x{R - 1} images are smaller than a patch: "
+        rf"train at {R} or more",
+    ):
         G.training_grid(R - 1)

@@ -97,8 +97,9 @@ def test_super_resolution_agrees_where_every_block_samples_the_same_points():
     assert off > 1e-3
 
 
-@pytest.mark.parametrize("overrides", [{}, {"upsampling": "bilinear", "instance_norm": True},
-                                       {"const_emb_low": 3, "const_emb_medium": 2}])  # fmt: skip
+@pytest.mark.parametrize(
+    "overrides", [{}, {"upsampling": "bilinear", "instance_norm": True}, {"const_emb_low": 3, "const_emb_medium": 2}]
+)
 def test_tiles_of_any_size_reassemble_the_full_render(overrides):
     S = small(**overrides).float()  # bit for bit in the precision models run in
     weights = S.sample_weights(ws_for(S, 1).float())
@@ -153,8 +154,15 @@ def test_the_paper_preset_is_the_released_layout():
     assert cfg.mapping.num_layers == 2 and cfg.mapping.z_dim == 512 and cfg.mapping.lr_multiplier == 0.01
     S = InrGanSynthesis(cfg)
     layout = {name: (b.resolution, b.layers[-1].out_channels, b.num_layers) for name, b in S.blocks.items()}
-    assert layout == {"b4": (32, 512, 1), "b8": (32, 512, 2), "b16": (32, 512, 2), "b32": (32, 512, 2),
-                      "b64": (64, 512, 2), "b128": (128, 256, 3), "b256": (256, 128, 3)}  # fmt: skip
+    assert layout == {
+        "b4": (32, 512, 1),
+        "b8": (32, 512, 2),
+        "b16": (32, 512, 2),
+        "b32": (32, 512, 2),
+        "b64": (64, 512, 2),
+        "b128": (128, 256, 3),
+        "b256": (256, 128, 3),
+    }
     assert S.num_ws == 16
     first_inputs = [b.layers[0].in_channels for b in S.blocks.values()]
     assert first_inputs == [40, 512, 512, 512, 512 + 48, 512 + 92, 256 + 96]  # without learned constants

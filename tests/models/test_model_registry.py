@@ -50,7 +50,13 @@ def test_imagenet_preset_is_the_authors_network():
     cfg = G.cfg
     mapping = cfg.mapping
     assert (cfg.channels, cfg.num_levels, mapping.z_dim, mapping.w_dim, mapping.num_classes, mapping.embed_dim) == (
-        1024, 10, 64, 512, 1000, 320)  # fmt: skip
+        1024,
+        10,
+        64,
+        512,
+        1000,
+        320,
+    )
     assert G.num_ws == 10 and G.img_resolution == 32
     assert 45e6 <= G.parameter_count() <= 46e6  # spec: about 45.8 M, mapping included
     assert G.mapping.embed.weight.shape == (1000, 320)

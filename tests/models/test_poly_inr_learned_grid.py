@@ -44,8 +44,9 @@ def test_the_next_stage_restarts_the_grid_uniform_at_its_resolution(make_generat
     G.synthesis.input_grid.add_(0.05)
     staged = G.next_stage(16)
     assert staged.img_resolution == 16 and staged.synthesis.cfg.img_resolution == 16
-    assert staged.synthesis.input_grid.shape == (256, 2) and torch.equal(staged.synthesis.input_grid,
-                                                                        uniform_input_grid(16))  # fmt: skip
+    assert staged.synthesis.input_grid.shape == (256, 2) and torch.equal(
+        staged.synthesis.input_grid, uniform_input_grid(16)
+    )
     assert G.img_resolution == 8 and G.synthesis.input_grid.shape == (64, 2)  # the previous stage's is kept
     same = {k: v for k, v in G.state_dict().items() if k != "synthesis.input_grid"}
     assert all(torch.equal(v, staged.state_dict()[k]) for k, v in same.items())

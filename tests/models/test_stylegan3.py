@@ -56,7 +56,10 @@ def test_layer_schedule_chains_and_config_r_doubles_channels():
     specs = layer_schedule(resolve_config("stylegan3-r", "paper-256"))
     for prev, spec in itertools.pairwise(specs):
         assert (spec.in_channels, spec.in_size, spec.in_sampling_rate) == (
-            prev.out_channels, prev.out_size, prev.out_sampling_rate)  # fmt: skip
+            prev.out_channels,
+            prev.out_size,
+            prev.out_sampling_rate,
+        )
     assert specs[0].out_channels == 1024 and specs[12].out_channels == 256 and specs[0].kernel == 1
     assert [s.down_radial for s in specs] == [True] * 12 + [False] * 3
 
@@ -69,10 +72,12 @@ def test_filters_equal_scipy_firwin_designs():
         if s.is_torgb:
             assert layer.up_filter is None and layer.down_filter is None
             continue
-        up = scipy.signal.firwin(numtaps=6 * fs // s.in_sampling_rate, cutoff=s.in_cutoff, width=2 * s.in_half_width,
-                                 fs=fs)  # fmt: skip
-        down = scipy.signal.firwin(numtaps=6 * fs // s.out_sampling_rate, cutoff=s.out_cutoff,
-                                   width=2 * s.out_half_width, fs=fs)  # fmt: skip
+        up = scipy.signal.firwin(
+            numtaps=6 * fs // s.in_sampling_rate, cutoff=s.in_cutoff, width=2 * s.in_half_width, fs=fs
+        )
+        down = scipy.signal.firwin(
+            numtaps=6 * fs // s.out_sampling_rate, cutoff=s.out_cutoff, width=2 * s.out_half_width, fs=fs
+        )
         assert torch.equal(layer.up_filter, torch.tensor(up, dtype=torch.float32))
         assert torch.equal(layer.down_filter, torch.tensor(down, dtype=torch.float32))
 
@@ -225,7 +230,12 @@ def test_magnitude_ema_tracks_the_input_power_only_when_asked():
 def test_schedule_can_continue_from_a_stem_layer():
     # StyleGAN-XL's growth builds layers whose filters continue a stem's: the schedule function takes them.
     stem = design_schedule(16, num_layers=4, channel_base=512, channel_max=32)
-    head = design_schedule(32, num_layers=3, first_cutoff=stem[1].out_cutoff,
-                           first_stopband=stem[1].out_cutoff + stem[1].out_half_width, channel_base=512,
-                           channel_max=32)  # fmt: skip
+    head = design_schedule(
+        32,
+        num_layers=3,
+        first_cutoff=stem[1].out_cutoff,
+        first_stopband=stem[1].out_cutoff + stem[1].out_half_width,
+        channel_base=512,
+        channel_max=32,
+    )
     assert head[0].in_cutoff == pytest.approx(stem[1].out_cutoff) and head[-1].out_size == 32

@@ -40,7 +40,11 @@ def test_heads_continue_the_stems_filters():
     assert len(specs) + 1 == cfg.num_ws == 8 + 5 + 8 + 1
     first_head, last_stem = specs[stem_kept], specs[stem_kept - 1]
     assert (first_head.in_cutoff, first_head.in_sampling_rate, first_head.in_size, first_head.in_channels) == (
-        last_stem.out_cutoff, last_stem.out_sampling_rate, last_stem.out_size, last_stem.out_channels)  # fmt: skip
+        last_stem.out_cutoff,
+        last_stem.out_sampling_rate,
+        last_stem.out_size,
+        last_stem.out_channels,
+    )
     assert first_head.out_cutoff == last_stem.out_cutoff and first_head.out_sampling_rate == 16
     second = specs[stem_kept + 1]
     assert second.in_cutoff == pytest.approx(last_stem.out_cutoff)
@@ -65,8 +69,11 @@ def test_growing_carries_the_stem_and_replaces_the_critical_layers():
     kept = [s.spec.name for s in stem.synthesis.layers() if not s.spec.is_critically_sampled]
     stem_state, grown_state = stem.state_dict(), grown.state_dict()
     for key, value in stem_state.items():
-        carried = key.startswith("mapping.") or key.startswith("synthesis.input.") or \
-            any(key.startswith(f"synthesis.{n}.") for n in kept)  # fmt: skip
+        carried = (
+            key.startswith("mapping.")
+            or key.startswith("synthesis.input.")
+            or any(key.startswith(f"synthesis.{n}.") for n in kept)
+        )
         assert (key in grown_state and torch.equal(grown_state[key], value)) == carried, key
     assert grown(torch.randn(2, grown.z_dim)).shape == (2, 3, 16, 16)
     with pytest.raises(PolyinrError, match="not from 16 to 48"):
@@ -84,9 +91,19 @@ def test_growing_carries_the_stem_and_replaces_the_critical_layers():
 
 
 def _options(outdir, **overrides):
-    values = dict(model="stylegan-xl", data="builtin:digits", schedule="8:0.016,16:0.016", batch=8, tick_kimg=0.008,
-                  snap_ticks=1, workers=0, device="cpu", seed=2, outdir=str(outdir),
-                  disc_options={"channel_base": 128, "channel_max": 16})  # fmt: skip
+    values = dict(
+        model="stylegan-xl",
+        data="builtin:digits",
+        schedule="8:0.016,16:0.016",
+        batch=8,
+        tick_kimg=0.008,
+        snap_ticks=1,
+        workers=0,
+        device="cpu",
+        seed=2,
+        outdir=str(outdir),
+        disc_options={"channel_base": 128, "channel_max": 16},
+    )
     values.update(overrides)
     return resolve_options("cpu", **values)
 

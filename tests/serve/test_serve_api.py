@@ -47,15 +47,20 @@ def render_cli(tmp_path, ckpt, window: str, size: str, *extra: str) -> np.ndarra
 
 @pytest.mark.parametrize(
     ("model", "level", "row", "col", "extra"),
-    [(0, 0, 0, 0, ["--seed", "3"]), (0, 9, -5, 700, ["--seed", "3"]), (1, -2, 1, -1, ["--seed", "5", "--class", "2",
-     "--trunc", "0.7", "--trunc-cutoff", "1"])],
-)  # fmt: skip
+    [
+        (0, 0, 0, 0, ["--seed", "3"]),
+        (0, 9, -5, 700, ["--seed", "3"]),
+        (1, -2, 1, -1, ["--seed", "5", "--class", "2", "--trunc", "0.7", "--trunc-cutoff", "1"]),
+    ],
+)
 def test_tile_equals_render_bit_for_bit(client, tmp_path, tiny_ckpt, cond_ckpt, model, level, row, col, extra):
     source = {"seed": extra[1]}
     if model == 1:
         source.update({"class": "2", "psi": "0.7", "cutoff": "1"})
-    r = client.get("/api/tile", params={"model": model, "level": level, "row": row, "col": col, "size": 64,
-                                        "format": "png", **source})  # fmt: skip
+    r = client.get(
+        "/api/tile",
+        params={"model": model, "level": level, "row": row, "col": col, "size": 64, "format": "png", **source},
+    )
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "image/png"
     assert r.headers["x-polyinr-size"] == "64x64"
@@ -300,8 +305,10 @@ def test_latent_files_are_offered_by_index(tiny_ckpt, tmp_path):
         grid: Grid = tiling_for(G).grid(0, 0, 0, 64)
         assert np.array_equal(pixels(r.content), to_uint8(G.synthesis(ws[1:], grid))[0])
         assert c.get("/api/tile", params={"latent": 2, "level": 0, "row": 0, "col": 0}).status_code == 400
-        assert "do not apply" in c.get("/api/tile", params={"latent": 0, "psi": 0.5, "level": 0, "row": 0,
-                                                            "col": 0}).json()["error"]  # fmt: skip
+        assert (
+            "do not apply"
+            in c.get("/api/tile", params={"latent": 0, "psi": 0.5, "level": 0, "row": 0, "col": 0}).json()["error"]
+        )
     torch.testing.assert_close(ws[1:], networks[0].latents[1][1])
 
 

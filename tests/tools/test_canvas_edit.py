@@ -9,8 +9,16 @@ import polyinr
 from polyinr.errors import PolyinrError
 from polyinr.tools.canvas_edit import Placement, invert_canvas, lattice_window, noise_regularisation
 
-TINY = dict(z_dim=16, w_dim=16, num_layers=2, local_latent_dim=8, structure_layers=1, structure_kernel=3,
-            ts_input_size=7, ts_channels=(16, 8))  # fmt: skip
+TINY = dict(
+    z_dim=16,
+    w_dim=16,
+    num_layers=2,
+    local_latent_dim=8,
+    structure_layers=1,
+    structure_kernel=3,
+    ts_input_size=7,
+    ts_channels=(16, 8),
+)
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +49,14 @@ def test_outpainting_keeps_a_self_generated_image(G, target):
 
 
 def test_inbetweening_places_both_images_and_refuses_misfits(G, target):
-    result = invert_canvas(G, [Placement(target, 0, 0), Placement(target.flip(3), 0, 40)], (24, 64), num_steps=2,
-                           perceptual="laplacian", blur=15)  # fmt: skip
+    result = invert_canvas(
+        G,
+        [Placement(target, 0, 0), Placement(target.flip(3), 0, 40)],
+        (24, 64),
+        num_steps=2,
+        perceptual="laplacian",
+        blur=15,
+    )
     assert result.image.shape == (1, 3, 24, 64) and len(result.psnr) == 2 and result.latents is None
     with pytest.raises(PolyinrError, match="does not fit"):
         invert_canvas(G, [Placement(target, 10, 0)], (24, 64), num_steps=1)

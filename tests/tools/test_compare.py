@@ -32,9 +32,17 @@ class TinyDetector(Detector):
         return {"pool": torch.tanh(torch.nn.functional.conv2d(x, self.conv, padding=1)).mean(dim=(2, 3))}
 
 
-TINY = dict(data="builtin:digits", models=("poly-inr", "inr-gan"), kimg=0.032, batch=16, resolution=16,
-            snap_kimg=0.016, metrics=("rfid0.02k_full", "fid0.02k_full", "eqt0.01k_int", "eqr0.01k"),
-            seeds=(0, 1), big_render=32)  # fmt: skip
+TINY = dict(
+    data="builtin:digits",
+    models=("poly-inr", "inr-gan"),
+    kimg=0.032,
+    batch=16,
+    resolution=16,
+    snap_kimg=0.016,
+    metrics=("rfid0.02k_full", "fid0.02k_full", "eqt0.01k_int", "eqr0.01k"),
+    seeds=(0, 1),
+    big_render=32,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -66,8 +74,19 @@ def test_complete_report_and_resume_after_a_crash(tmp_path):
     report = json.loads((out / "report.json").read_text())
     for model in ("poly-inr", "inr-gan"):
         cells = report["models"][model]
-        for name in ("parameters", "macs_per_pixel", "train_speed", "render_1x", "render_4x", "big_render_memory",
-                     "rfid0.02k_full", "fid0.02k_full", "eqt0.01k_int", "eqr0.01k", "sample_sheet"):  # fmt: skip
+        for name in (
+            "parameters",
+            "macs_per_pixel",
+            "train_speed",
+            "render_1x",
+            "render_4x",
+            "big_render_memory",
+            "rfid0.02k_full",
+            "fid0.02k_full",
+            "eqt0.01k_int",
+            "eqr0.01k",
+            "sample_sheet",
+        ):
             cell = cells[name]
             assert cell["value"] is not None or cell["note"], (model, name)  # filled, or explained
         assert cells["render_4x"]["value"] > 0 and cells["big_render_memory"]["unit"] == "MiB"
@@ -107,12 +126,15 @@ def test_library_refusals():
 @pytest.mark.parametrize(
     ("data", "cond", "expected"),
     [
-        ("builtin:digits", True, ("fid_digits", "pr_digits", "cas_digits", "scaleinv_fid_S2_digits",
-                                  "scaleinv_fid_S4_digits")),
+        (
+            "builtin:digits",
+            True,
+            ("fid_digits", "pr_digits", "cas_digits", "scaleinv_fid_S2_digits", "scaleinv_fid_S4_digits"),
+        ),
         ("builtin:shapes", False, ("fid_shapes", "pr_shapes", "scaleinv_fid_S2_shapes", "scaleinv_fid_S4_shapes")),
         ("builtin:photos", True, ("fid_photos", "pr_photos", "scaleinv_fid_S2_photos", "scaleinv_fid_S4_photos")),
     ],
-)  # fmt: skip
+)
 def test_builtin_data_is_measured_in_its_offline_feature_space_by_default(data, cond, expected):
     settings = cmp.check_settings(cmp.CompareSettings(data=data, models=("poly-inr",), cond=cond))
     assert settings.metrics == (*expected, "eqt0.05k_int", "eqt0.05k_frac", "eqr0.05k")
@@ -123,19 +145,43 @@ def test_builtin_data_is_measured_in_its_offline_feature_space_by_default(data, 
 
 def test_own_data_on_cpu_is_followed_in_its_own_cheap_space_and_inception_metrics_wait_for_the_end():
     settings = cmp.check_settings(cmp.CompareSettings(data="some/folder", models=("poly-inr",)))
-    assert settings.metrics == ("fid0.5k_data", "pr0.5k_data", "rfid0.5k_full", "fid0.5k_full", "kid0.5k_full",
-                                "pr0.5k3_full", "eqt0.05k_int", "eqt0.05k_frac", "eqr0.05k")  # fmt: skip
+    assert settings.metrics == (
+        "fid0.5k_data",
+        "pr0.5k_data",
+        "rfid0.5k_full",
+        "fid0.5k_full",
+        "kid0.5k_full",
+        "pr0.5k3_full",
+        "eqt0.05k_int",
+        "eqt0.05k_frac",
+        "eqr0.05k",
+    )
     assert settings.curve_metric == "fid0.5k_data" and cmp.detector_unavailable("fid0.5k_data") is None
-    named = cmp.check_settings(cmp.CompareSettings(data="some/folder", models=("poly-inr",),
-                                                   metrics=("kid0.5k_full", "eqr0.05k")))  # fmt: skip
+    named = cmp.check_settings(
+        cmp.CompareSettings(data="some/folder", models=("poly-inr",), metrics=("kid0.5k_full", "eqr0.05k"))
+    )
     assert named.curve_metric == "fid0.5k_data" and named.metrics == ("fid0.5k_data", "kid0.5k_full", "eqr0.05k")
     paper = cmp.check_settings(cmp.CompareSettings(data="some/folder", models=("poly-inr",), preset="paper"))
     assert paper.curve_metric == "fid50k_full" and "fid0.5k_data" not in paper.metrics
 
 
 def test_dry_run_on_a_folder_names_the_data_space_as_curve_metric(tmp_path):
-    args = ["compare", "--data", str(tmp_path / "photos"), "--models", "poly-inr,inr-gan,stylegan3-t,infinitygan",
-            "--resolution", "48", "--kimg", "0.3", "--minutes", "1", "--outdir", str(tmp_path / "x"), "-n"]  # fmt: skip
+    args = [
+        "compare",
+        "--data",
+        str(tmp_path / "photos"),
+        "--models",
+        "poly-inr,inr-gan,stylegan3-t,infinitygan",
+        "--resolution",
+        "48",
+        "--kimg",
+        "0.3",
+        "--minutes",
+        "1",
+        "--outdir",
+        str(tmp_path / "x"),
+        "-n",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     resolved = json.loads(result.output)
@@ -159,8 +205,15 @@ def test_on_a_folder_only_the_curve_metric_runs_at_snapshots_and_the_table_waits
     folder.mkdir()
     for i in range(48):
         Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(folder / f"{i:02d}.png")
-    settings = cmp.CompareSettings(**{**TINY, "data": str(folder), "models": ("poly-inr",),
-                                      "metrics": ("fid0.02k_full", "eqt0.01k_int"), "seeds": (0,)})  # fmt: skip
+    settings = cmp.CompareSettings(
+        **{
+            **TINY,
+            "data": str(folder),
+            "models": ("poly-inr",),
+            "metrics": ("fid0.02k_full", "eqt0.01k_int"),
+            "seeds": (0,),
+        }
+    )
     stages = []
     out = tmp_path / "cmp"
     list(cmp.run_comparison(settings, out, command="test", on_progress=lambda *step: stages.append(step[:2])))
@@ -220,9 +273,28 @@ def test_native_recipe_is_the_longest_recipe_name_the_model_begins_with():
 @pytest.mark.slow
 def test_parallel_trains_one_model_per_process_then_reports(tmp_path):
     out = tmp_path / "par"
-    args = ["compare", "--data", "builtin:digits", "--models", "poly-inr,inr-gan", "--kimg", "0.016", "--batch", "16",
-            "--resolution", "16", "--outdir", str(out), "--metrics", "eqt0.01k_int", "--seeds", "0-1",
-            "--big-render", "32", "--parallel"]  # fmt: skip
+    args = [
+        "compare",
+        "--data",
+        "builtin:digits",
+        "--models",
+        "poly-inr,inr-gan",
+        "--kimg",
+        "0.016",
+        "--batch",
+        "16",
+        "--resolution",
+        "16",
+        "--outdir",
+        str(out),
+        "--metrics",
+        "eqt0.01k_int",
+        "--seeds",
+        "0-1",
+        "--big-render",
+        "32",
+        "--parallel",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert (out / "logs" / "poly-inr.log").is_file() and (out / "logs" / "inr-gan.log").is_file()
@@ -242,8 +314,16 @@ def test_sample_sheet_rows_follow_the_grid_contract(tmp_path, model, refused):
 
 @pytest.mark.slow
 def test_a_model_refused_under_the_settings_fills_its_row_and_the_others_are_reported(tmp_path):
-    settings = cmp.CompareSettings(**{**TINY, "models": ("poly-inr", "inr-gan"), "kimg": 0.016, "resolution": 12,
-                                      "metrics": ("eqt0.01k_int",), "seeds": (0,)})  # fmt: skip
+    settings = cmp.CompareSettings(
+        **{
+            **TINY,
+            "models": ("poly-inr", "inr-gan"),
+            "kimg": 0.016,
+            "resolution": 12,
+            "metrics": ("eqt0.01k_int",),
+            "seeds": (0,),
+        }
+    )
     out = tmp_path / "cmp"
     events = list(cmp.run_comparison(settings, out, command="test"))
     reason = "INR-GAN needs power-of-2 resolutions with 4 ≤ input ≤ image, got 8 and 12"
@@ -261,7 +341,10 @@ def test_a_model_refused_under_the_settings_fills_its_row_and_the_others_are_rep
 
     again = list(cmp.run_comparison(settings, out))  # only the refused model is tried again
     assert {(e.kind, e.model) for e in again if e.kind in ("skip", "train", "refused")} == {
-        ("skip", "poly-inr"), ("train", "inr-gan"), ("refused", "inr-gan")}  # fmt: skip
+        ("skip", "poly-inr"),
+        ("train", "inr-gan"),
+        ("refused", "inr-gan"),
+    }
     (out / "runs" / "inr-gan" / "refused.json").unlink()
     alone = dataclasses.replace(settings, models=("inr-gan",))  # as --parallel trains it: in its own process
     assert [e.kind for e in cmp.run_comparison(alone, out, evaluate=False)] == ["train", "refused"]
@@ -287,9 +370,24 @@ def test_big_render_memory_is_the_rendering_process_own_peak(tmp_path, tiny_G, t
 
 
 def test_dry_run_prints_when_each_model_stops_and_each_process_share_of_the_cores(tmp_path):
-    args = ["compare", "--data", "builtin:digits", "--models", "poly-inr,inr-gan", "--kimg", "5", "--minutes", "3",
-            "--until-plateau", "--plateau-snapshots", "4", "--parallel", "--outdir", str(tmp_path / "x"),
-            "-n"]  # fmt: skip
+    args = [
+        "compare",
+        "--data",
+        "builtin:digits",
+        "--models",
+        "poly-inr,inr-gan",
+        "--kimg",
+        "5",
+        "--minutes",
+        "3",
+        "--until-plateau",
+        "--plateau-snapshots",
+        "4",
+        "--parallel",
+        "--outdir",
+        str(tmp_path / "x"),
+        "-n",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     resolved = json.loads(result.output)
@@ -318,8 +416,9 @@ def test_budget_flags_that_cannot_apply_are_refused_in_one_line(tmp_path, args, 
 
 @pytest.mark.slow
 def test_a_time_budget_reports_the_kimg_reached_and_the_training_time(tmp_path):
-    settings = cmp.CompareSettings(**{**TINY, "models": ("poly-inr",), "minutes": 1e-9, "metrics": ("eqt0.01k_int",),
-                                      "seeds": (0,)})  # fmt: skip
+    settings = cmp.CompareSettings(
+        **{**TINY, "models": ("poly-inr",), "minutes": 1e-9, "metrics": ("eqt0.01k_int",), "seeds": (0,)}
+    )
     list(cmp.run_comparison(settings, tmp_path, command="test"))
     cells = json.loads((tmp_path / "report.json").read_text())["models"]["poly-inr"]
     assert cells["trained_kimg"]["value"] == 0.016 and cells["trained_kimg"]["note"] == "stopped early, of 0.032"
@@ -346,16 +445,25 @@ def test_report_shows_one_number_a_cell_with_each_note_and_reason_once_and_reads
     lenet = "detector lenet-digits (trained on the built-in digits)"
     reason = "infinitygan trains 37x37 patches cut from the images"
     rows = {
-        "poly-inr": {"fid_digits": cmp.Cell(12.0, "", lenet), "parameters": cmp.Cell(1000, "params"),
-                     "render_4x": cmp.Cell(2.0, "MP/s", "64x64 renders, 4 a call")},
-        "inr-gan": {"fid_digits": cmp.Cell(15.0, "", lenet), "parameters": cmp.Cell(4000, "params"),
-                    "render_4x": cmp.Cell(None, note="cannot: inr-gan renders its native frame only")},
-        "infinitygan": {name: cmp.Cell(None, note=f"not trained: {reason}")
-                        for name in ("fid_digits", "parameters", "render_4x")},
-    }  # fmt: skip
-    training = {"poly-inr": {"run_dir": "r1", "recipe": "cpu", "preset": "cpu", "kimg": 1.0},
-                "inr-gan": {"run_dir": "r2", "recipe": "cpu", "preset": "cpu", "kimg": 1.0},
-                "infinitygan": {"refused": reason}}  # fmt: skip
+        "poly-inr": {
+            "fid_digits": cmp.Cell(12.0, "", lenet),
+            "parameters": cmp.Cell(1000, "params"),
+            "render_4x": cmp.Cell(2.0, "MP/s", "64x64 renders, 4 a call"),
+        },
+        "inr-gan": {
+            "fid_digits": cmp.Cell(15.0, "", lenet),
+            "parameters": cmp.Cell(4000, "params"),
+            "render_4x": cmp.Cell(None, note="cannot: inr-gan renders its native frame only"),
+        },
+        "infinitygan": {
+            name: cmp.Cell(None, note=f"not trained: {reason}") for name in ("fid_digits", "parameters", "render_4x")
+        },
+    }
+    training = {
+        "poly-inr": {"run_dir": "r1", "recipe": "cpu", "preset": "cpu", "kimg": 1.0},
+        "inr-gan": {"run_dir": "r2", "recipe": "cpu", "preset": "cpu", "kimg": 1.0},
+        "infinitygan": {"refused": reason},
+    }
     md_path, _ = cmp.write_report(tmp_path, settings, rows, "test", training, [])
     md = md_path.read_text()
     assert "| | unit | poly-inr | inr-gan | infinitygan |" in md
@@ -379,14 +487,19 @@ def test_combined_sheet_puts_every_model_sheet_under_its_name(tmp_path):
     combined = Image.open(out)
     assert combined.size == (40, 2 * LABEL_HEIGHT + 30)
     assert combined.getpixel((0, LABEL_HEIGHT)) == (255, 0, 0) and combined.getpixel((0, 2 * LABEL_HEIGHT + 20)) == (
-        0, 0, 255)  # fmt: skip
+        0,
+        0,
+        255,
+    )
 
 
 def test_the_exact_leader_of_a_measurement_is_read_without_an_infinite_lead():
     from polyinr.tools.compare.reading import reading_the_table
 
-    rows = {"poly-inr": {"eqt0.01k_int": cmp.Cell(float("inf"), "dB")},
-            "inr-gan": {"eqt0.01k_int": cmp.Cell(18.76, "dB")}}  # fmt: skip
+    rows = {
+        "poly-inr": {"eqt0.01k_int": cmp.Cell(float("inf"), "dB")},
+        "inr-gan": {"eqt0.01k_int": cmp.Cell(18.76, "dB")},
+    }
     (sentence,) = reading_the_table(rows, ["eqt0.01k_int"], lambda _name: False, {})
     assert sentence == "eqt0.01k_int: poly-inr leads with inf dB (exact); next is inr-gan at 18.76 dB."
 

@@ -22,8 +22,14 @@ def test_real_vs_generated_sheet_has_a_row_per_class_reals_left_samples_right(di
 
 
 def test_quality_line_reads_the_figures():
-    figures = {"cas_digits": 0.9731, "div_digits": 0.84, "div_digits_min": 0.71, "pr_digits_recall": 0.62,
-               "pr_digits_precision": 0.8, "fid_digits": 12.345}  # fmt: skip
+    figures = {
+        "cas_digits": 0.9731,
+        "div_digits": 0.84,
+        "div_digits_min": 0.71,
+        "pr_digits_recall": 0.62,
+        "pr_digits_precision": 0.8,
+        "fid_digits": 12.345,
+    }
     line = quality_line(figures)
     assert "\n" not in line and "97.3 %" in line and "diversity 0.84 of real (lowest class 0.71)" in line
     assert "in the digits space: recall 0.62, precision 0.80, FID 12.35" in line  # the space names the detector

@@ -151,15 +151,37 @@ def test_bad_edits_are_one_line_errors(tiny_G, cond_G):
 
 def test_cli_edits_saves_and_reads_back_directions(tiny_ckpt, cond_ckpt, tmp_path):
     args = ["edit", "--network", tiny_ckpt, "--seeds", "0-1", "--strength", "-2,0,2"]
-    result = run(*args, "--direction", "pca:1", "--pca-samples", "50", "--out", tmp_path / "pca",
-                 "--save-directions", tmp_path / "d.st")  # fmt: skip
+    result = run(
+        *args,
+        "--direction",
+        "pca:1",
+        "--pca-samples",
+        "50",
+        "--out",
+        tmp_path / "pca",
+        "--save-directions",
+        tmp_path / "d.st",
+    )
     assert "columns: strengths -2, 0, 2" in result.output
     sheet = np.asarray(Image.open(tmp_path / "pca" / "edit.png"))
     assert sheet.shape == (2 * 16, 3 * 16, 3)
     run(*args, "--direction", f"file:{tmp_path / 'd.st'}#1", "--out", tmp_path / "file")
     assert np.array_equal(np.asarray(Image.open(tmp_path / "file" / "edit.png")), sheet)
-    run("edit", "--network", cond_ckpt, "--seeds", "3", "--direction", "class:0->2", "--strength", "0:1:3",
-        "--layers", "0-1", "--out", tmp_path / "class")  # fmt: skip
+    run(
+        "edit",
+        "--network",
+        cond_ckpt,
+        "--seeds",
+        "3",
+        "--direction",
+        "class:0->2",
+        "--strength",
+        "0:1:3",
+        "--layers",
+        "0-1",
+        "--out",
+        tmp_path / "class",
+    )
     assert np.asarray(Image.open(tmp_path / "class" / "edit.png")).shape == (16, 3 * 16, 3)
 
 
@@ -188,8 +210,21 @@ def test_cli_keeps_an_existing_sheet_unless_forced(tiny_ckpt, tmp_path):
     out = tmp_path / "e"
     out.mkdir()
     (out / "edit.png").write_bytes(b"mine")
-    args = ["edit", "--network", tiny_ckpt, "--seeds", "0", "--direction", "pca:0", "--pca-samples", "20",
-            "--strength", "0,1", "--out", out]  # fmt: skip
+    args = [
+        "edit",
+        "--network",
+        tiny_ckpt,
+        "--seeds",
+        "0",
+        "--direction",
+        "pca:0",
+        "--pca-samples",
+        "20",
+        "--strength",
+        "0,1",
+        "--out",
+        out,
+    ]
     result = run(*args, ok=False)
     assert result.exit_code == 1 and "edit.png" in result.output and "--force" in result.output
     assert (out / "edit.png").read_bytes() == b"mine"

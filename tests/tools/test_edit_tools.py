@@ -70,9 +70,12 @@ def test_slerp_keeps_norm_and_endpoints():
 
 @pytest.mark.parametrize(
     ("keys", "f", "kind", "message"),
-    [(torch.randn(1, 4), 3, "lerp", "at least 2"), (torch.randn(2, 4), 0, "lerp", "at least 1"),
-     (torch.randn(2, 4), 3, "cubic", "unknown interpolation")],
-)  # fmt: skip
+    [
+        (torch.randn(1, 4), 3, "lerp", "at least 2"),
+        (torch.randn(2, 4), 0, "lerp", "at least 1"),
+        (torch.randn(2, 4), 3, "cubic", "unknown interpolation"),
+    ],
+)
 def test_bad_paths_are_errors(keys, f, kind, message):
     with pytest.raises(PolyinrError, match=message):
         next(interpolation_path(keys, f, kind))

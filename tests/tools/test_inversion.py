@@ -112,11 +112,17 @@ def test_invert_image_writes_everything(tmp_path, tiny_G):
     real = tmp_path / "real.png"
     save_image(to_uint8(tiny_G.synthesis(ws_for(tiny_G, seeds=[2])))[0], real)
     steps = []
-    result = invert_image(tiny_G, real, tmp_path / "out", num_steps=20, perceptual="laplacian",
-                          on_step=lambda s: steps.append(s.step))  # fmt: skip
+    result = invert_image(
+        tiny_G, real, tmp_path / "out", num_steps=20, perceptual="laplacian", on_step=lambda s: steps.append(s.step)
+    )
     assert steps == list(range(21))
     assert {p.name for p in (tmp_path / "out").iterdir()} == {
-        "latent.safetensors", "target.png", "reconstruction.png", "progress.mp4", "inversion.json"}  # fmt: skip
+        "latent.safetensors",
+        "target.png",
+        "reconstruction.png",
+        "progress.mp4",
+        "inversion.json",
+    }
     summary = json.loads(result.files["summary"].read_text())
     assert summary["perceptual"] == "laplacian" and summary["psnr_db"] == pytest.approx(result.psnr)
     torch.testing.assert_close(load_latents(result.files["latent"], tiny_G).ws, result.ws, rtol=0, atol=0)
@@ -133,8 +139,9 @@ def test_outpaint_continues_the_reconstruction(tmp_path, tiny_G):
     save_image(to_uint8(tiny_G.synthesis(ws_for(tiny_G, seeds=[1])))[0], real)
     R = tiny_G.img_resolution
     pad = 5 / (R - 1)  # five pixels of the image's own spacing on every side
-    result = outpaint(tiny_G, real, tmp_path / "out", (-pad, -pad, 1 + pad, 1 + pad), num_steps=5,
-                      perceptual="laplacian")  # fmt: skip
+    result = outpaint(
+        tiny_G, real, tmp_path / "out", (-pad, -pad, 1 + pad, 1 + pad), num_steps=5, perceptual="laplacian"
+    )
     canvas = np.asarray(Image.open(result.files["outpaint"]))
     assert canvas.shape == (R + 10, R + 10, 3)
     reconstruction = np.asarray(Image.open(result.files["reconstruction"])).astype(int)

@@ -68,8 +68,15 @@ def test_invert_with_pti_writes_the_tuned_checkpoint_beside_the_latent(tmp_path,
     image = tmp_path / "real.png"
     Image.fromarray(to_uint8(_target(cpu_G.img_resolution))[0]).save(image)
     steps = []
-    result = invert_image(cpu_G, image, tmp_path / "out", num_steps=8, perceptual="laplacian", pti_steps=6,
-                          on_step=lambda s: steps.append(s.step))  # fmt: skip
+    result = invert_image(
+        cpu_G,
+        image,
+        tmp_path / "out",
+        num_steps=8,
+        perceptual="laplacian",
+        pti_steps=6,
+        on_step=lambda s: steps.append(s.step),
+    )
     assert steps == list(range(9)) + list(range(1, 7))
     assert result.tuned_psnr > result.psnr
     summary = json.loads(result.files["summary"].read_text())
@@ -88,8 +95,21 @@ def test_invert_with_pti_writes_the_tuned_checkpoint_beside_the_latent(tmp_path,
 def test_cli_invert_pti(tmp_path, cpu_G):
     ckpt = cpu_G.save(tmp_path / "ckpt")
     Image.fromarray(to_uint8(_target(cpu_G.img_resolution))[0]).save(tmp_path / "real.png")
-    args = ["invert", "--network", str(ckpt), "--image", str(tmp_path / "real.png"), "--steps", "4",
-            "--perceptual", "laplacian", "--out", str(tmp_path / "inv"), "--device", "cpu"]  # fmt: skip
+    args = [
+        "invert",
+        "--network",
+        str(ckpt),
+        "--image",
+        str(tmp_path / "real.png"),
+        "--steps",
+        "4",
+        "--perceptual",
+        "laplacian",
+        "--out",
+        str(tmp_path / "inv"),
+        "--device",
+        "cpu",
+    ]
     result = CliRunner().invoke(main, [*args, "--pti", "--pti-steps", "3"])
     assert result.exit_code == 0, result.output
     assert "PSNR after pivotal tuning" in result.output and (tmp_path / "inv" / "tuned" / "config.json").is_file()

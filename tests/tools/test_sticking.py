@@ -109,12 +109,15 @@ def test_the_walk_grows_with_its_radius(tiny_G):
     assert far.walk_ratio < near.walk_ratio
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"seeds": []}, "at least one seed"),
-    ({"num_frames": 1}, "at least 2 frames"),
-    ({"radius": float("nan")}, "radius"),
-    ({"max_shift": 0.0}, "translation"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"seeds": []}, "at least one seed"),
+        ({"num_frames": 1}, "at least 2 frames"),
+        ({"radius": float("nan")}, "radius"),
+        ({"max_shift": 0.0}, "translation"),
+    ],
+)
 def test_bad_settings_are_one_line_errors(tiny_G, kwargs, message):
     with pytest.raises(polyinr.PolyinrError, match=message):
         texture_sticking(tiny_G, **{"seeds": [0], **kwargs})

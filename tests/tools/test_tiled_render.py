@@ -89,8 +89,17 @@ def _tiny_canvas_generator():
     from polyinr.models.registry import create
 
     torch.manual_seed(0)
-    return create("infinitygan", z_dim=16, w_dim=16, num_layers=2, local_latent_dim=8, structure_layers=1,
-                  structure_kernel=3, ts_input_size=7, ts_channels=(16, 8)).eval()  # fmt: skip
+    return create(
+        "infinitygan",
+        z_dim=16,
+        w_dim=16,
+        num_layers=2,
+        local_latent_dim=8,
+        structure_layers=1,
+        structure_kernel=3,
+        ts_input_size=7,
+        ts_channels=(16, 8),
+    ).eval()
 
 
 def _poster(G):

@@ -11,8 +11,18 @@ from safetensors.torch import load_file
 from polyinr.checkpoint import STATE_WEIGHTS, list_snapshots
 
 # Two steps of 8 images at 8², then two at 16², a snapshot after every step.
-STAGED = dict(data="builtin:digits", schedule="8:0.016,16:0.016", batch=8, tick_kimg=0.008, snap_ticks=1,
-              keep_snapshots=10, workers=0, device="cpu", seed=3, model_overrides={"channels": 16})  # fmt: skip
+STAGED = dict(
+    data="builtin:digits",
+    schedule="8:0.016,16:0.016",
+    batch=8,
+    tick_kimg=0.008,
+    snap_ticks=1,
+    keep_snapshots=10,
+    workers=0,
+    device="cpu",
+    seed=3,
+    model_overrides={"channels": 16},
+)
 
 
 class Stop(Exception):

@@ -68,9 +68,11 @@ DAMAGES = {
     "bad-stage-start": (_rewrite_state(stage_start={"snapshot": 3}), "stage_start is"),
     "bad-stage-ends": (_rewrite_state(stage_ends=[16]), "stage_ends is [16], not the image counts"),
     "truncated-weights": (_truncate_weights, "truncated or corrupt"),
-    "corrupt-weights": (lambda s: (s / STATE_WEIGHTS).write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}    "),
-                        "truncated or corrupt"),
-}  # fmt: skip
+    "corrupt-weights": (
+        lambda s: (s / STATE_WEIGHTS).write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}    "),
+        "truncated or corrupt",
+    ),
+}
 
 
 @pytest.mark.parametrize("damage", DAMAGES.values(), ids=DAMAGES.keys())

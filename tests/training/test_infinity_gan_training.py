@@ -16,8 +16,16 @@ from polyinr.training.loop import training_loop
 from polyinr.training.losses import InfinityGANLoss, InfinityGANLossConfig, mode_seeking_loss
 from polyinr.training.options import resolve_options
 
-TINY = {"z_dim": 16, "w_dim": 16, "num_layers": 2, "local_latent_dim": 8, "structure_layers": 1,
-        "structure_kernel": 3, "ts_input_size": 7, "ts_channels": [16, 8]}  # fmt: skip
+TINY = {
+    "z_dim": 16,
+    "w_dim": 16,
+    "num_layers": 2,
+    "local_latent_dim": 8,
+    "structure_layers": 1,
+    "structure_kernel": 3,
+    "ts_input_size": 7,
+    "ts_channels": [16, 8],
+}
 
 
 def test_diversity_loss_is_finite_on_identical_inputs():
@@ -96,9 +104,19 @@ def test_the_loss_fakes_keep_their_values_for_a_fixed_seed():
 
 
 def test_a_short_run_of_the_cpu_recipe(tmp_path):
-    options = resolve_options("infinitygan-cpu", model="infinitygan", batch=4, kimg=0.008, tick_kimg=0.008,
-                              snap_ticks=1, workers=0, device="cpu", outdir=str(tmp_path), seed=1,
-                              model_overrides=TINY)  # fmt: skip
+    options = resolve_options(
+        "infinitygan-cpu",
+        model="infinitygan",
+        batch=4,
+        kimg=0.008,
+        tick_kimg=0.008,
+        snap_ticks=1,
+        workers=0,
+        device="cpu",
+        outdir=str(tmp_path),
+        seed=1,
+        model_overrides=TINY,
+    )
     run_dir = training_loop(options, resume="new")
     stats = [json.loads(line) for line in (run_dir / "stats.jsonl").read_text().splitlines()]
     for key in ("Loss/G/coord", "Loss/G/diversity", "Loss/D/coord", "Loss/r1_penalty", "Loss/pl_penalty"):
@@ -110,8 +128,18 @@ def test_a_short_run_of_the_cpu_recipe(tmp_path):
 def test_the_shared_cpu_recipe_trains_on_patches_and_refuses_images_smaller_than_a_patch(tmp_path):
     from polyinr.models.generator import GridRefused
 
-    settings = dict(model="infinitygan", data="builtin:photos", batch=4, kimg=0.008, tick_kimg=0.008, snap_ticks=1,
-                    workers=0, device="cpu", seed=1, model_overrides=TINY)  # fmt: skip
+    settings = dict(
+        model="infinitygan",
+        data="builtin:photos",
+        batch=4,
+        kimg=0.008,
+        tick_kimg=0.008,
+        snap_ticks=1,
+        workers=0,
+        device="cpu",
+        seed=1,
+        model_overrides=TINY,
+    )
     options = resolve_options("cpu", resolution=16, outdir=str(tmp_path / "ok"), **settings)  # nonsaturating + R1
     run_dir = training_loop(options, resume="new")
     stats = [json.loads(line) for line in (run_dir / "stats.jsonl").read_text().splitlines()]

@@ -26,15 +26,48 @@ from polyinr.training.loop import TrainingError, training_loop
 from polyinr.training.options import resolve_options
 
 # 8 steps of 8 images on 8×8 digits with a 16-wide generator: a few seconds.
-TINY = ["--data", "builtin:digits", "--cond", "true", "--resolution", "8", "--batch", "8", "--kimg", "0.064",
-        "--tick", "0.016", "--snap", "1", "--channels", "16", "--workers", "0", "--device", "cpu",
-        "--seed", "3"]  # fmt: skip
+TINY = [
+    "--data",
+    "builtin:digits",
+    "--cond",
+    "true",
+    "--resolution",
+    "8",
+    "--batch",
+    "8",
+    "--kimg",
+    "0.064",
+    "--tick",
+    "0.016",
+    "--snap",
+    "1",
+    "--channels",
+    "16",
+    "--workers",
+    "0",
+    "--device",
+    "cpu",
+    "--seed",
+    "3",
+]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
 def _tiny_options(outdir: Path, **overrides):
-    values = dict(data="builtin:digits", cond=True, resolution=8, batch=8, kimg=0.064, tick_kimg=0.016, snap_ticks=1,
-                  workers=0, device="cpu", seed=3, outdir=str(outdir), model_overrides={"channels": 16})  # fmt: skip
+    values = dict(
+        data="builtin:digits",
+        cond=True,
+        resolution=8,
+        batch=8,
+        kimg=0.064,
+        tick_kimg=0.016,
+        snap_ticks=1,
+        workers=0,
+        device="cpu",
+        seed=3,
+        outdir=str(outdir),
+        model_overrides={"channels": 16},
+    )
     if overrides.get("schedule"):  # a schedule sets the resolutions and durations itself
         del values["resolution"], values["kimg"]
     values.update(overrides)
@@ -83,8 +116,13 @@ def test_dry_run_prints_resolved_imagenet_recipe():
     generator = resolved["generator"]["config"]
     assert generator["channels"] == 1024 and generator["num_levels"] == 10 and generator["img_resolution"] == 512
     assert resolved["discriminator"]["config"]["img_resolution"] == 32
-    assert resolved["loss"]["config"] == {"blur_sigma": 2.0, "blur_fade_kimg": 300.0, "cls_weight": 0.0,
-                                          "pl_weight": 0.0, "pl_start_kimg": 1000.0}  # fmt: skip
+    assert resolved["loss"]["config"] == {
+        "blur_sigma": 2.0,
+        "blur_fade_kimg": 300.0,
+        "cls_weight": 0.0,
+        "pl_weight": 0.0,
+        "pl_start_kimg": 1000.0,
+    }
     assert [s["resolution"] for s in resolved["stages"]] == [32, 64, 128, 256, 512]
 
 
@@ -149,8 +187,10 @@ def test_full_disk_during_snapshot_keeps_previous_and_says_so(tmp_path, monkeypa
     def fail_after_first_snapshot(*args, **kwargs):  # a snapshot writes two tensor files
         calls["n"] += 1
         if calls["n"] > 2:
-            raise SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: '
-                                  '"No space left on device" })')  # fmt: skip
+            raise SafetensorError(
+                "Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "
+                '"No space left on device" })'
+            )
         return original(*args, **kwargs)
 
     monkeypatch.setattr(checkpoint, "save_file", fail_after_first_snapshot)
@@ -177,8 +217,23 @@ def test_progressive_schedule_switches_stage_and_data_resolution(tmp_path):
 def test_two_gloo_processes_match_one_process(tmp_path):
     one = _train_cli(tmp_path / "one", "--batch-gpu", "4", "--kimg", "0.032")
     assert one.wait(timeout=300) == 0, one.stdout.read()
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533", "-m", "polyinr",
-           "train", "--outdir", str(tmp_path / "two"), *TINY, "--batch-gpu", "4", "--kimg", "0.032"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_port=29533",
+        "-m",
+        "polyinr",
+        "train",
+        "--outdir",
+        str(tmp_path / "two"),
+        *TINY,
+        "--batch-gpu",
+        "4",
+        "--kimg",
+        "0.032",
+    ]
     two = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
     assert two.returncode == 0, two.stdout + two.stderr
     a = _final_state(next((tmp_path / "one").iterdir()))
@@ -189,9 +244,15 @@ def test_two_gloo_processes_match_one_process(tmp_path):
 
 def test_projected_discriminator_trains_with_hinge_blur_and_metrics(tmp_path):
     options = _tiny_options(
-        tmp_path, resolution=16, disc="projected", loss="hinge", kimg=0.032, metrics=("cas0.05k",),
-        loss_options={"blur_sigma": 1.0}, disc_options={"pretrained": False},
-    )  # fmt: skip
+        tmp_path,
+        resolution=16,
+        disc="projected",
+        loss="hinge",
+        kimg=0.032,
+        metrics=("cas0.05k",),
+        loss_options={"blur_sigma": 1.0},
+        disc_options={"pretrained": False},
+    )
     assert options.disc_options["backbones"] == ["tf_efficientnet_lite0"]  # the cpu recipe's projected D
     heads = []
 
@@ -204,8 +265,9 @@ def test_projected_discriminator_trains_with_hinge_blur_and_metrics(tmp_path):
     assert any(not torch.equal(heads[0][k], heads[-1][k]) for k in heads[0])  # the heads learn
     state = _final_state(run_dir)
     assert not any(".features." in k for k in state if k.startswith("D/"))  # frozen backbone: not stored
-    fingerprints = [json.loads((p / "training_state.json").read_text())["frozen_fingerprints"]["D"]
-                    for p in list_snapshots(run_dir)]  # fmt: skip
+    fingerprints = [
+        json.loads((p / "training_state.json").read_text())["frozen_fingerprints"]["D"] for p in list_snapshots(run_dir)
+    ]
     assert len(set(fingerprints)) == 1  # the frozen backbone and projections never changed
     lines = (run_dir / "metric-cas0.05k.jsonl").read_text().splitlines()
     assert lines and "cas0.05k" in json.loads(lines[-1])["results"]
@@ -217,8 +279,9 @@ def test_resume_refuses_different_frozen_features(tmp_path):
 
     def make_D():
         torch.manual_seed(0)
-        return create_discriminator("projected", 16, 0, backbones=["tf_efficientnet_lite0"], pretrained=False,
-                                    interp224=False)  # fmt: skip
+        return create_discriminator(
+            "projected", 16, 0, backbones=["tf_efficientnet_lite0"], pretrained=False, interp224=False
+        )
 
     D = make_D()
     G = polyinr.create("poly-inr", preset="cpu", channels=16, num_levels=2, img_resolution=16)
@@ -259,8 +322,9 @@ def test_schedule_beyond_the_images_is_refused_and_per_stage_files_are_used(tmp_
 def test_a_run_directory_works_as_a_network(tmp_path):
     run_dir = training_loop(_tiny_options(tmp_path))
     out = tmp_path / "images"
-    result = CliRunner().invoke(main, ["generate", "--network", str(run_dir), "--seeds", "0-1", "--class", "3",
-                                       "--outdir", str(out)])  # fmt: skip
+    result = CliRunner().invoke(
+        main, ["generate", "--network", str(run_dir), "--seeds", "0-1", "--class", "3", "--outdir", str(out)]
+    )
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == ["seed0000.png", "seed0001.png"]
     empty_run = tmp_path / "00099-empty"

@@ -45,9 +45,21 @@ def test_plateau_rule_refuses_nonsense_and_reads_as_a_sentence():
 
 # 8 steps of 8 images on 8×8 digits, a snapshot after every step; the "metric" is scripted.
 def _options(outdir):
-    return resolve_options("cpu", data="builtin:digits", resolution=8, batch=8, kimg=0.064, tick_kimg=0.008,
-                           snap_ticks=1, workers=0, device="cpu", seed=3, outdir=str(outdir), metrics=("score",),
-                           model_overrides={"channels": 16})  # fmt: skip
+    return resolve_options(
+        "cpu",
+        data="builtin:digits",
+        resolution=8,
+        batch=8,
+        kimg=0.064,
+        tick_kimg=0.008,
+        snap_ticks=1,
+        workers=0,
+        device="cpu",
+        seed=3,
+        outdir=str(outdir),
+        metrics=("score",),
+        model_overrides={"channels": 16},
+    )
 
 
 def _constant_score(names, G, dataset, run_dir, snapshot, device):

@@ -45,8 +45,9 @@ def test_the_cpu_recipe_scales_only_for_its_own_r1_phase():
 
 def _tiny_projected_d(seed=0):
     torch.manual_seed(seed)
-    return create_discriminator("projected", 32, 0, backbones=["tf_efficientnet_lite0"], pretrained=False,
-                                diffaug=None, interp224=False)  # fmt: skip
+    return create_discriminator(
+        "projected", 32, 0, backbones=["tf_efficientnet_lite0"], pretrained=False, diffaug=None, interp224=False
+    )
 
 
 def _accumulated_grads(G, D, z, real, batch_gpu):
@@ -160,8 +161,12 @@ def test_with_metrics_each_stage_starts_from_the_best_snapshot_and_resumes_exact
     kept = []
     evaluator = _ScriptedFid()
     options = resolve_options("cpu", outdir=str(tmp_path / "a"), **values)
-    run_dir = training_loop(options, evaluate=evaluator, goal=metric_goal, on_tick=lambda t: kept.append(
-        [p.name for p in list_snapshots(run_dir_of(tmp_path / "a"))]))  # fmt: skip
+    run_dir = training_loop(
+        options,
+        evaluate=evaluator,
+        goal=metric_goal,
+        on_tick=lambda t: kept.append([p.name for p in list_snapshots(run_dir_of(tmp_path / "a"))]),
+    )
     assert evaluator.calls == [snapshot_name(n) for n in (8, 16, 24, 32)]
     assert kept[1] == [snapshot_name(8), snapshot_name(16)]  # the stage's best outlives --keep 1 until the stage ends
     assert kept[2] == [snapshot_name(24)]

@@ -40,8 +40,11 @@ def toy_models(monkeypatch):
 
     real = registry.get_entry
     presets = {"toy": ["cpu", "paper-256"], "wide": ["cpu", "paper-256", "paper-512"]}
-    monkeypatch.setattr(registry, "get_entry", lambda name: SimpleNamespace(presets=dict.fromkeys(presets[name]))
-                        if name in presets else real(name))  # fmt: skip
+    monkeypatch.setattr(
+        registry,
+        "get_entry",
+        lambda name: SimpleNamespace(presets=dict.fromkeys(presets[name])) if name in presets else real(name),
+    )
 
 
 def test_a_recipe_pairs_with_the_models_preset_of_its_size(toy_models):
@@ -53,13 +56,19 @@ def test_a_recipe_pairs_with_the_models_preset_of_its_size(toy_models):
     assert pair_recipe_and_preset("toy", None, "cpu") == ("cpu", "cpu")
     assert pair_recipe_and_preset("wide", "ffhq", "paper-512") == ("ffhq", "paper-512")
     errors = [
-        (("poly-inr", "imagenet", "cpu"), "the imagenet recipe trains paper-sized models, but the cpu preset of "
-                                          "poly-inr is cpu-sized; paper-sized presets of poly-inr: ffhq, imagenet"),
-        (("wide", "imagenet", None), r"wide has several paper-sized presets for the imagenet recipe \(paper-256, "
-                                     r"paper-512\): choose one"),
+        (
+            ("poly-inr", "imagenet", "cpu"),
+            "the imagenet recipe trains paper-sized models, but the cpu preset of "
+            "poly-inr is cpu-sized; paper-sized presets of poly-inr: ffhq, imagenet",
+        ),
+        (
+            ("wide", "imagenet", None),
+            r"wide has several paper-sized presets for the imagenet recipe \(paper-256, "
+            r"paper-512\): choose one",
+        ),
         (("toy", None, "paper-256"), "no training recipe is named 'paper-256'"),
         (("toy", "cpu", "paper-9"), "unknown preset 'paper-9' for toy; presets: cpu, paper-256"),
-    ]  # fmt: skip
+    ]
     for args, message in errors:
         with pytest.raises(PolyinrError, match=message) as info:
             pair_recipe_and_preset(*args)
@@ -82,17 +91,23 @@ def _train(*args: str):
     ("args", "message"),
     [
         (["--cls-weight", "1"], "--cls-weight does not apply to the nonsaturating loss; it applies with --loss hinge"),
-        (["--recipe", "imagenet", "--gamma", "10"],
-         "--gamma does not apply to the hinge loss; it applies with --loss infinitygan or --loss nonsaturating"),
-        (["--backbones", "tf_efficientnet_lite0"],
-         "--backbones does not apply to the residual discriminator; it applies with --disc projected"),
-        (["--recipe", "imagenet", "--diversity-weight", "1"],
-         "--diversity-weight does not apply to the hinge loss; it applies with --loss infinitygan or --loss "
-         "nonsaturating"),
+        (
+            ["--recipe", "imagenet", "--gamma", "10"],
+            "--gamma does not apply to the hinge loss; it applies with --loss infinitygan or --loss nonsaturating",
+        ),
+        (
+            ["--backbones", "tf_efficientnet_lite0"],
+            "--backbones does not apply to the residual discriminator; it applies with --disc projected",
+        ),
+        (
+            ["--recipe", "imagenet", "--diversity-weight", "1"],
+            "--diversity-weight does not apply to the hinge loss; it applies with --loss infinitygan or --loss "
+            "nonsaturating",
+        ),
         (["--recipe", "imagenet", "--cls-weight", "1"], "classifier guidance needs class labels"),
         (["--recipe", "imagenet", "--preset", "cpu"], "the imagenet recipe trains paper-sized models"),
     ],
-)  # fmt: skip
+)
 def test_an_option_the_run_does_not_use_is_a_one_line_error(args, message):
     result = _train(*args)
     assert result.exit_code == 1, result.output
@@ -103,8 +118,17 @@ def test_an_option_the_run_does_not_use_is_a_one_line_error(args, message):
 def test_guidance_is_refused_without_a_super_resolution_stage(tmp_path):
     from polyinr.training.loop import training_loop
 
-    options = resolve_options("cpu", loss="hinge", disc="projected", cond=True, resolution=16, kimg=0.01,
-                              loss_options={"cls_weight": 1.0}, outdir=str(tmp_path), device="cpu")  # fmt: skip
+    options = resolve_options(
+        "cpu",
+        loss="hinge",
+        disc="projected",
+        cond=True,
+        resolution=16,
+        kimg=0.01,
+        loss_options={"cls_weight": 1.0},
+        outdir=str(tmp_path),
+        device="cpu",
+    )
     with pytest.raises(PolyinrError, match=r"guidance applies in super-resolution stages .* one stage"):
         training_loop(options)
     assert not list(tmp_path.iterdir())  # refused before a run directory exists

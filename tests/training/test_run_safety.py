@@ -21,10 +21,18 @@ OPTIONS = {"kimg": 1}
 
 def test_a_second_trainer_of_the_same_run_is_refused_with_the_holders_pid(tmp_path):
     run = new_run_dir(tmp_path, "desc")
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
-                               "from polyinr.training.rundir import RunLock; RunLock(Path(sys.argv[1])); "
-                               "print('locked', flush=True); time.sleep(60)", str(run)],
-                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; "
+            "from polyinr.training.rundir import RunLock; RunLock(Path(sys.argv[1])); "
+            "print('locked', flush=True); time.sleep(60)",
+            str(run),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(PolyinrError, match=rf"being trained by another process \(PID {holder.pid}\)") as e:

@@ -65,5 +65,8 @@ def test_only_the_loop_and_the_dry_run_see_all_the_options():
         for name, function in inspect.getmembers(module, inspect.isfunction)
         if function.__module__ == module.__name__ and _settings_parameters(function) & WHOLE
     }
-    assert seen == {"polyinr.training.setup.resolved_run", "polyinr.training.loop.training_loop",
-                    "polyinr.training.loop._train"}  # fmt: skip
+    assert seen == {
+        "polyinr.training.setup.resolved_run",
+        "polyinr.training.loop.training_loop",
+        "polyinr.training.loop._train",
+    }

@@ -22,7 +22,12 @@ from polyinr.training.setup import optimizer_settings
 def test_stylegan2_recipe_holds_nvidias_settings():
     options = resolve_options("stylegan2", model="stylegan2", preset="paper-256")
     assert (options.model, options.loss, options.disc, options.batch, options.aug) == (
-        "stylegan2", "nonsaturating", "residual", 32, "ada")  # fmt: skip
+        "stylegan2",
+        "nonsaturating",
+        "residual",
+        32,
+        "ada",
+    )
     assert options.loss_options == {"gamma": None, "pl_weight": 2.0, "style_mixing": 0.9}
     assert options.disc_options == {"channel_base": 32768, "channel_max": 512, "mbstd_group": 4}
     settings = options.split()  # G 0.002 with G_reg_interval 4, D 0.002 with R1 every 16
@@ -81,12 +86,28 @@ def test_style_mixing_takes_the_ws_after_a_cut_from_another_latent():
 
 def test_stylegan2_recipe_trains_through_the_loop(tmp_path):
     options = resolve_options(
-        "stylegan2", model="stylegan2", preset="paper-256", data="builtin:digits", resolution=8, batch=4,
-        kimg=0.016, tick_kimg=0.008, snap_ticks=1, workers=0, device="cpu", seed=1, outdir=str(tmp_path),
-        model_overrides={"channel_base": 64, "channel_max": 8, "mapping.z_dim": 8, "mapping.w_dim": 8,
-                         "mapping.num_layers": 2},
+        "stylegan2",
+        model="stylegan2",
+        preset="paper-256",
+        data="builtin:digits",
+        resolution=8,
+        batch=4,
+        kimg=0.016,
+        tick_kimg=0.008,
+        snap_ticks=1,
+        workers=0,
+        device="cpu",
+        seed=1,
+        outdir=str(tmp_path),
+        model_overrides={
+            "channel_base": 64,
+            "channel_max": 8,
+            "mapping.z_dim": 8,
+            "mapping.w_dim": 8,
+            "mapping.num_layers": 2,
+        },
         disc_options={"channel_base": 64, "channel_max": 8},
-    )  # fmt: skip
+    )
     run_dir = training_loop(options)
     stats = [json.loads(line) for line in (run_dir / "stats.jsonl").read_text().splitlines()]
     assert "Loss/pl_penalty" in stats[0] and "Loss/r1_penalty" in stats[0]  # both lazy phases run at step 0

@@ -19,14 +19,26 @@ from polyinr.training.setup import optimizer_settings
 def test_stylegan3_recipes_hold_nvidias_settings():
     t = resolve_options("stylegan3", preset="ffhq")
     assert (t.loss, t.disc, t.glr, t.dlr, t.batch, t.aug, t.ada_target, t.ada_kimg) == (
-        "nonsaturating", "residual", 0.0025, 0.002, 32, "ada", 0.6, 500.0)  # fmt: skip
+        "nonsaturating",
+        "residual",
+        0.0025,
+        0.002,
+        32,
+        "ada",
+        0.6,
+        500.0,
+    )
     assert t.disc_options == {"channel_base": 32768, "channel_max": 512, "mbstd_group": 4}
     assert t.loss_options == {"gamma": None}
     assert t.resolved_ema_kimg() == 10.0 and t.ema_rampup == 0.05
     r = resolve_options("stylegan3-r", preset="ffhq", batch=64)
     assert r.loss_options == {"gamma": None, "blur_sigma": 10.0, "blur_fade_kimg": 400.0}  # batch·200/32
-    assert resolve_options("stylegan3-r", preset="ffhq", loss_options={"blur_fade_kimg": 50.0}).loss_options[
-        "blur_fade_kimg"] == 50.0  # fmt: skip
+    assert (
+        resolve_options("stylegan3-r", preset="ffhq", loss_options={"blur_fade_kimg": 50.0}).loss_options[
+            "blur_fade_kimg"
+        ]
+        == 50.0
+    )
     # A recipe's model settings apply to generators that have the field: Poly-INR has no magnitude EMA.
     assert "magnitude_ema_beta" not in t.model_overrides
 
@@ -48,11 +60,21 @@ def test_lazy_regularisation_scales_d_only():
 
 def test_stylegan3_r_recipe_trains_through_the_loop(tmp_path):
     options = resolve_options(
-        "stylegan3-r", preset="ffhq", data="builtin:digits", resolution=8, batch=8, kimg=0.032, tick_kimg=0.016,
-        snap_ticks=1, workers=0, device="cpu", seed=1, outdir=str(tmp_path),
+        "stylegan3-r",
+        preset="ffhq",
+        data="builtin:digits",
+        resolution=8,
+        batch=8,
+        kimg=0.032,
+        tick_kimg=0.016,
+        snap_ticks=1,
+        workers=0,
+        device="cpu",
+        seed=1,
+        outdir=str(tmp_path),
         model_overrides={"channels": 8, "num_levels": 3, "mapping.z_dim": 16, "mapping.w_dim": 16},
         disc_options={"channel_base": 64, "channel_max": 16},
-    )  # fmt: skip
+    )
     run_dir = training_loop(options)
     stats = [json.loads(line) for line in (run_dir / "stats.jsonl").read_text().splitlines()]
     assert all("Progress/augment" in s and "Loss/signs/real" in s for s in stats)
@@ -73,12 +95,27 @@ def test_stylegan_xl_recipe_pairs_with_the_grown_model():
 
 def test_stylegan3_recipe_trains_stylegan3_t_with_the_batch_scaled_magnitude_ema(tmp_path):
     options = resolve_options(
-        "stylegan3", model="stylegan3-t", preset="paper-256", data="builtin:digits", resolution=16, batch=8,
-        kimg=0.016, tick_kimg=0.016, workers=0, device="cpu", seed=1, outdir=str(tmp_path),
-        model_overrides={"channel_base": 256, "channel_max": 16, "num_layers": 4, "mapping.z_dim": 16,
-                         "mapping.w_dim": 16},
+        "stylegan3",
+        model="stylegan3-t",
+        preset="paper-256",
+        data="builtin:digits",
+        resolution=16,
+        batch=8,
+        kimg=0.016,
+        tick_kimg=0.016,
+        workers=0,
+        device="cpu",
+        seed=1,
+        outdir=str(tmp_path),
+        model_overrides={
+            "channel_base": 256,
+            "channel_max": 16,
+            "num_layers": 4,
+            "mapping.z_dim": 16,
+            "mapping.w_dim": 16,
+        },
         disc_options={"channel_base": 64, "channel_max": 16},
-    )  # fmt: skip
+    )
     assert options.model_overrides["magnitude_ema_beta"] == 0.5 ** (8 / 20000)
     G = polyinr.load(latest_snapshot(training_loop(options)))
     assert G.model_name == "stylegan3-t" and G.cfg.magnitude_ema_beta == 0.5 ** (8 / 20000)

@@ -23,8 +23,14 @@ from polyinr.training.setup import ClassTableMissing, load_class_table
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 XL = ["train", "--recipe", "stylegan-xl", "--model", "stylegan-xl", "--data", "builtin:digits", "-n"]
-TINY_XL = {"channel_base": 256, "channel_max": 16, "num_layers": 4, "head_layers": 3, "mapping.z_dim": 16,
-           "mapping.w_dim": 16}  # fmt: skip
+TINY_XL = {
+    "channel_base": 256,
+    "channel_max": 16,
+    "num_layers": 4,
+    "head_layers": 3,
+    "mapping.z_dim": 16,
+    "mapping.w_dim": 16,
+}
 
 
 def _dry_run(*args: str) -> dict:
@@ -145,11 +151,23 @@ def _snapshot(run_dir, index):
 
 def test_the_recipe_trains_its_first_steps_on_its_own_model(tmp_path):
     options = resolve_options(
-        "stylegan-xl", model="stylegan-xl", data="builtin:digits", schedule="16:0.016,32:0.016", batch=8,
-        batch_gpu=4, tick_kimg=0.008, snap_ticks=1, keep_snapshots=10, workers=0, device="cpu", seed=1,
-        outdir=str(tmp_path), model_overrides=TINY_XL, loss_options={"pl_start_kimg": 0.0},
+        "stylegan-xl",
+        model="stylegan-xl",
+        data="builtin:digits",
+        schedule="16:0.016,32:0.016",
+        batch=8,
+        batch_gpu=4,
+        tick_kimg=0.008,
+        snap_ticks=1,
+        keep_snapshots=10,
+        workers=0,
+        device="cpu",
+        seed=1,
+        outdir=str(tmp_path),
+        model_overrides=TINY_XL,
+        loss_options={"pl_start_kimg": 0.0},
         disc_options={"backbones": ["tf_efficientnet_lite0"], "pretrained": False, "interp224": False},
-    )  # fmt: skip
+    )
     run_dir = training_loop(options)
     stats = [json.loads(line) for line in (run_dir / "stats.jsonl").read_text().splitlines()]
     assert "Loss/pl_penalty" in stats[0] and not any("Loss/pl_penalty" in s for s in stats[2:])  # the stem only

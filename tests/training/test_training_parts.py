@@ -178,8 +178,9 @@ def test_failed_snapshot_write_keeps_previous(tmp_path, monkeypatch):
     first = save_snapshot(tmp_path, 1000, G, {"D": D}, {"D": opt}, {"step": 1}, keep=3)
 
     def disk_full(*args, **kwargs):  # what safetensors raises on a full disk
-        raise SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No '
-                              'space left on device" })')  # fmt: skip
+        raise SafetensorError(
+            'Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })'
+        )
 
     monkeypatch.setattr("polyinr.atomic.save_file", disk_full)
     with pytest.raises(CheckpointError, match="No space left"):

@@ -126,20 +126,57 @@ class _TrainingBars:
 @click.option("--train-only", is_flag=True, hidden=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None, hidden=True)  # a --parallel process's share
 @resumable
-def compare(data, models, preset, kimg, minutes, until_plateau, plateau_margin, plateau_snapshots, outdir, metrics,
-            seeds, native_recipes, recipe, resolution, batch, cond, snap_kimg, big_render, workers, device, parallel,
-            dry_run, train_only, threads):  # fmt: skip
+def compare(
+    data,
+    models,
+    preset,
+    kimg,
+    minutes,
+    until_plateau,
+    plateau_margin,
+    plateau_snapshots,
+    outdir,
+    metrics,
+    seeds,
+    native_recipes,
+    recipe,
+    resolution,
+    batch,
+    cond,
+    snap_kimg,
+    big_render,
+    workers,
+    device,
+    parallel,
+    dry_run,
+    train_only,
+    threads,
+):
     """Train and measure several generators under identical conditions; write DIR/report.md."""
     if not until_plateau and (plateau_margin is not None or plateau_snapshots is not None):
         raise PolyinrError("--plateau-margin and --plateau-snapshots apply only with --until-plateau")
     plateau = plateau_rule(plateau_margin, plateau_snapshots) if until_plateau else None
-    settings = check_settings(CompareSettings(
-        data=data, models=_names(models), preset=preset, kimg=kimg, minutes=minutes, plateau=plateau,
-        metrics=tuple(parse_metrics(metrics)) if metrics is not None else (),
-        seeds=tuple(parse_range_list(seeds)) if seeds is not None else tuple(range(6)),
-        native_recipes=native_recipes, recipe=recipe, resolution=resolution, batch=batch, cond=cond,
-        snap_kimg=snap_kimg, big_render=big_render, workers=workers, device=device,
-    ))  # fmt: skip
+    settings = check_settings(
+        CompareSettings(
+            data=data,
+            models=_names(models),
+            preset=preset,
+            kimg=kimg,
+            minutes=minutes,
+            plateau=plateau,
+            metrics=tuple(parse_metrics(metrics)) if metrics is not None else (),
+            seeds=tuple(parse_range_list(seeds)) if seeds is not None else tuple(range(6)),
+            native_recipes=native_recipes,
+            recipe=recipe,
+            resolution=resolution,
+            batch=batch,
+            cond=cond,
+            snap_kimg=snap_kimg,
+            big_render=big_render,
+            workers=workers,
+            device=device,
+        )
+    )
     share = max(1, (os.cpu_count() or 1) // len(settings.models))  # torch threads of each --parallel process
     if dry_run:
         resolved = {"settings": settings.to_json(), "budget": describe_budget(settings)}
@@ -165,11 +202,16 @@ def compare(data, models, preset, kimg, minutes, until_plateau, plateau_margin, 
         training = stack.enter_context(_TrainingBars())
         metric_bars = StageBars(stack)
         events = run_comparison(
-            settings, outdir, command=command, train=not parallel, evaluate=not train_only,
+            settings,
+            outdir,
+            command=command,
+            train=not parallel,
+            evaluate=not train_only,
             on_step=None if train_only else training.on_step,  # a --parallel process writes a log, not bars
-            on_progress=None if train_only else (lambda model, stage, done, total:
-                                                 metric_bars(f"{model} {stage}", done, total)),
-        )  # fmt: skip
+            on_progress=None
+            if train_only
+            else (lambda model, stage, done, total: metric_bars(f"{model} {stage}", done, total)),
+        )
         for event in events:
             if event.kind == "done":
                 click.echo(f"report: {event.text}")

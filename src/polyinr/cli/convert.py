@@ -23,13 +23,19 @@ def _formats_help() -> str:
 
 @main.command()
 @click.option("--from", "source", type=click.Choice(converter_names()), required=True, help=_formats_help())
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True), default=None, metavar="FILE",
-              help="The source model's config file, for sizes the tensors cannot tell (infinitygan: their model "
-              "YAML).")  # fmt: skip
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    metavar="FILE",
+    help="The source model's config file, for sizes the tensors cannot tell (infinitygan: their model YAML).",
+)
 @click.argument("in_path", metavar="IN")
 @click.argument("out_dir", metavar="OUT_DIR")
-@click.option("--force", is_flag=True, help="Replace a polyinr checkpoint already at OUT_DIR (nothing else is ever "
-              "replaced).")  # fmt: skip
+@click.option(
+    "--force", is_flag=True, help="Replace a polyinr checkpoint already at OUT_DIR (nothing else is ever replaced)."
+)
 def convert(source, config_path, in_path, out_dir, force):
     """Convert checkpoint IN into the polyinr checkpoint directory OUT_DIR.
 

@@ -12,13 +12,21 @@ from polyinr.progress import progress_bar
 
 
 @main.command()
-@click.option("--source", required=True, metavar="DIR|ZIP|builtin:NAME",
-              help="Image folder, dataset zip, or builtin:NAME (digits, shapes, photos, faces, textures).")  # fmt: skip
+@click.option(
+    "--source",
+    required=True,
+    metavar="DIR|ZIP|builtin:NAME",
+    help="Image folder, dataset zip, or builtin:NAME (digits, shapes, photos, faces, textures).",
+)
 @click.option("--dest", required=True, type=click.Path(dir_okay=False), metavar="OUT.zip", help="Output zip.")
 @click.option("--resolution", type=Size(), required=True, metavar="R", help="Output size: R or RxR (square).")
-@click.option("--transform", type=click.Choice(TRANSFORMS), default="center-crop",
-              help="center-crop: largest centred square; center-crop-wide: 2:1 crop on a black square; "
-                   "resize: plain resize (aspect not kept).")  # fmt: skip
+@click.option(
+    "--transform",
+    type=click.Choice(TRANSFORMS),
+    default="center-crop",
+    help="center-crop: largest centred square; center-crop-wide: 2:1 crop on a black square; "
+    "resize: plain resize (aspect not kept).",
+)
 @click.option("--max-images", type=click.IntRange(min=1), default=None, help="Keep at most N images (random subset).")
 def dataset(source, dest, resolution, transform, max_images):
     """Write a dataset zip in StyleGAN's format (uncompressed PNGs + dataset.json)."""

@@ -37,10 +37,18 @@ def _ratios(walk: float, translation: float | None) -> str:
 @click.option("--seeds", "--seed", "seeds", type=RangeList(), required=True, help="Seeds, e.g. 0 or 0-7.")
 @class_option
 @click.option("--frames", type=click.IntRange(min=2), default=64, help="Frames averaged, per walk and per seed.")
-@click.option("--radius", type=click.FloatRange(min=0, min_open=True), default=0.25,
-              help="How far the walk in w reaches, in standard deviations of w.")  # fmt: skip
-@click.option("--max-shift", type=click.FloatRange(min=0, min_open=True), default=2.0,
-              help="Largest translation of the translated frames, in pixels.")  # fmt: skip
+@click.option(
+    "--radius",
+    type=click.FloatRange(min=0, min_open=True),
+    default=0.25,
+    help="How far the walk in w reaches, in standard deviations of w.",
+)
+@click.option(
+    "--max-shift",
+    type=click.FloatRange(min=0, min_open=True),
+    default=2.0,
+    help="Largest translation of the translated frames, in pixels.",
+)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Output directory.")
 @force_option
 @device_option
@@ -60,10 +68,11 @@ def sticking(network, seeds, class_idx, frames, radius, max_shift, out_dir, forc
     columns = "one frame, the walk's average" + ("" if result.translation_ratio is None else ", the translated average")
     click.echo(f"wrote {sheet_path} (a row per seed: {columns})")
     if result.translation_refusal is not None:
-        click.echo(f"no translated frames: {G.model_name} renders {G.describe_grids()} "
-                   f"({result.translation_refusal})")  # fmt: skip
-    click.echo(f"fine detail kept by averaging {frames} frames (energy above {HALF_NYQUIST:g} cycles/pixel, average "
-               "over one frame; 0 = it all moves, 1 = it all sticks):")  # fmt: skip
+        click.echo(f"no translated frames: {G.model_name} renders {G.describe_grids()} ({result.translation_refusal})")
+    click.echo(
+        f"fine detail kept by averaging {frames} frames (energy above {HALF_NYQUIST:g} cycles/pixel, average "
+        "over one frame; 0 = it all moves, 1 = it all sticks):"
+    )
     for r in result.seeds:
         click.echo(f"  seed {r.seed}: {_ratios(r.walk_ratio, r.translation_ratio)}")
     if len(result.seeds) > 1:
@@ -100,16 +109,32 @@ class Strengths(click.ParamType):
 @network_option
 @click.option("--seeds", type=RangeList(), required=True, help="Seeds, one row each, e.g. 0-3.")
 @click.option("--direction", type=DirectionType(), required=True, help=f"What to move along: {DIRECTION_FORMS}.")
-@click.option("--strength", "strengths", type=Strengths(), required=True, metavar="LIST|START:STOP:COUNT",
-              help="Strengths, one column each: standard deviations for pca, the fraction of the way from A to B "
-              "for class, multiples of the vector for file; e.g. -3,-1.5,0,1.5,3 or -3:3:5.")  # fmt: skip
+@click.option(
+    "--strength",
+    "strengths",
+    type=Strengths(),
+    required=True,
+    metavar="LIST|START:STOP:COUNT",
+    help="Strengths, one column each: standard deviations for pca, the fraction of the way from A to B "
+    "for class, multiples of the vector for file; e.g. -3,-1.5,0,1.5,3 or -3:3:5.",
+)
 @click.option("--layers", type=RangeList(), default=None, help="Edit only these ws indices, e.g. 0-3 (default: all).")
 @class_option
 @trunc_options
-@click.option("--pca-samples", type=click.IntRange(min=2), default=10_000,
-              help="Samples of w whose principal components pca:K takes.")  # fmt: skip
-@click.option("--save-directions", "save_path", type=click.Path(dir_okay=False), default=None, metavar="FILE",
-              help="With pca:K, also write every principal component to FILE (.safetensors; file:FILE#K).")  # fmt: skip
+@click.option(
+    "--pca-samples",
+    type=click.IntRange(min=2),
+    default=10_000,
+    help="Samples of w whose principal components pca:K takes.",
+)
+@click.option(
+    "--save-directions",
+    "save_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="FILE",
+    help="With pca:K, also write every principal component to FILE (.safetensors; file:FILE#K).",
+)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Output directory.")
 @force_option
 @device_option
@@ -133,8 +158,10 @@ def edit(
     (StyleGAN-XL's class interpolation) or along a direction from a file; a sheet of seeds by strengths.
     An edit.png already in OUT is replaced only with --force."""
     if not isinstance(direction, PrincipalComponent):
-        pca_flags = {"--save-directions": save_path is not None,
-                     "--pca-samples": ctx.get_parameter_source("pca_samples") != ParameterSource.DEFAULT}  # fmt: skip
+        pca_flags = {
+            "--save-directions": save_path is not None,
+            "--pca-samples": ctx.get_parameter_source("pca_samples") != ParameterSource.DEFAULT,
+        }
         given = [flag for flag, present in pca_flags.items() if present]
         if given:
             raise PolyinrError(f"{given[0]} is about principal components: use it with --direction pca:K")
@@ -145,11 +172,16 @@ def edit(
         prepare_output(save_path)
     device = resolve_device(device)
     G = load_network(network, device)
-    result = edit_sheet(G, seeds, direction, strengths, layers, class_idx, num_samples=pca_samples, device=device,
-                        **truncation)  # fmt: skip
+    result = edit_sheet(
+        G, seeds, direction, strengths, layers, class_idx, num_samples=pca_samples, device=device, **truncation
+    )
     save_image(result.sheet, sheet_path)
-    click.echo(f"wrote {sheet_path} (rows: seeds {', '.join(map(str, seeds))}; columns: strengths "
-               f"{', '.join(f'{v:g}' for v in strengths)})")  # fmt: skip
+    click.echo(
+        f"wrote {sheet_path} (rows: seeds {', '.join(map(str, seeds))}; columns: strengths "
+        f"{', '.join(f'{v:g}' for v in strengths)})"
+    )
     if save_path is not None:
-        click.echo(f"wrote {save_directions(save_path, result.components)} ({len(result.components)} principal "
-                   f"components of w, most variance first; pick one with file:{save_path}#K)")  # fmt: skip
+        click.echo(
+            f"wrote {save_directions(save_path, result.components)} ({len(result.components)} principal "
+            f"components of w, most variance first; pick one with file:{save_path}#K)"
+        )

@@ -42,20 +42,38 @@ class StageBars:
 
 @main.command()
 @network_option
-@click.option("--metrics", "metric_spec", default="fid50k_full", metavar="LIST",
-              help="Comma-separated metrics, e.g. fid50k_full,kid50k_full,pr50k3_full,eqt50k_int,eqr50k,"
-                   "scaleinv_fid10k_S4,cas (N in thousands: fid0.1k_full = 100 images); in a built-in dataset's "
-                   "own feature space (no --data needed): fid_digits,kid_digits,pr_digits,div_digits,"
-                   "cas_digits,scaleinv_fid_S4_digits (also _shapes; _photos, _faces, _textures without cas and "
-                   "div); against --data, in a small space fitted to those images (trained once, tens of "
-                   "seconds, cached): fid_data,kid_data,pr_data,fid0.5k_data,scaleinv_fid_S4_data.")  # fmt: skip
-@click.option("--data", default=None, metavar="DATA",
-              help="Real images: folder, dataset zip or builtin:NAME (for metrics against real data).")  # fmt: skip
+@click.option(
+    "--metrics",
+    "metric_spec",
+    default="fid50k_full",
+    metavar="LIST",
+    help="Comma-separated metrics, e.g. fid50k_full,kid50k_full,pr50k3_full,eqt50k_int,eqr50k,"
+    "scaleinv_fid10k_S4,cas (N in thousands: fid0.1k_full = 100 images); in a built-in dataset's "
+    "own feature space (no --data needed): fid_digits,kid_digits,pr_digits,div_digits,"
+    "cas_digits,scaleinv_fid_S4_digits (also _shapes; _photos, _faces, _textures without cas and "
+    "div); against --data, in a small space fitted to those images (trained once, tens of "
+    "seconds, cached): fid_data,kid_data,pr_data,fid0.5k_data,scaleinv_fid_S4_data.",
+)
+@click.option(
+    "--data",
+    default=None,
+    metavar="DATA",
+    help="Real images: folder, dataset zip or builtin:NAME (for metrics against real data).",
+)
 @click.option("--mirror", type=bool, default=False, metavar="BOOL", help="Add x-flipped copies of the real images.")
-@click.option("--resolution", type=click.IntRange(min=2), default=None,
-              help="Read real images and render samples at this resolution (default: the generator's).")  # fmt: skip
-@click.option("--labels", "label_sampling", type=click.Choice(LABEL_SAMPLING), default="dataset",
-              help="Classes of conditional samples: the dataset's label distribution, or uniform.")  # fmt: skip
+@click.option(
+    "--resolution",
+    type=click.IntRange(min=2),
+    default=None,
+    help="Read real images and render samples at this resolution (default: the generator's).",
+)
+@click.option(
+    "--labels",
+    "label_sampling",
+    type=click.Choice(LABEL_SAMPLING),
+    default="dataset",
+    help="Classes of conditional samples: the dataset's label distribution, or uniform.",
+)
 @click.option("--seed", type=click.IntRange(min=0), default=0, help="First seed of the generated samples.")
 @click.option("--batch", "batch_size", type=click.IntRange(min=1), default=32, help="Images per batch.")
 @click.option("--workers", "num_workers", type=click.IntRange(min=0), default=0, help="Data loading processes.")
@@ -72,8 +90,7 @@ def metrics(network, metric_spec, data, mirror, resolution, label_sampling, seed
     if data is not None:
         from polyinr.data.datasets import open_dataset
 
-        dataset = open_dataset(data, resolution=resolution or G.img_resolution, cond=G.num_classes > 0,
-                               mirror=mirror)  # fmt: skip
+        dataset = open_dataset(data, resolution=resolution or G.img_resolution, cond=G.num_classes > 0, mirror=mirror)
     if dataset is None and G.num_classes and label_sampling == "dataset":
         click.echo(f"no --data: the {G.num_classes} classes are sampled uniformly")
     run_dir = find_run_dir(network)
@@ -82,8 +99,17 @@ def metrics(network, metric_spec, data, mirror, resolution, label_sampling, seed
     for name in names:
         start = time.perf_counter()
         with ExitStack() as stack:
-            results = compute_metric(name, G, dataset, device, batch_size, num_workers, StageBars(stack),
-                                     label_sampling=label_sampling, seed=seed)  # fmt: skip
+            results = compute_metric(
+                name,
+                G,
+                dataset,
+                device,
+                batch_size,
+                num_workers,
+                StageBars(stack),
+                label_sampling=label_sampling,
+                seed=seed,
+            )
         seconds = time.perf_counter() - start
         detector = metric_detector(name, dataset=dataset)
         for key, value in results.items():

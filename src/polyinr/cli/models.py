@@ -41,10 +41,10 @@ from polyinr.tools.canvas import (
 )
 from polyinr.tools.render import moved_frame, render_tiled, render_ws
 
-network_option = click.option("--network", "network", required=True, metavar="NETWORK",
-                              help=NETWORK_HELP)  # fmt: skip
-class_option = click.option("--class", "class_idx", type=int, default=None, metavar="K",
-                            help="Class label, for class-conditional models.")  # fmt: skip
+network_option = click.option("--network", "network", required=True, metavar="NETWORK", help=NETWORK_HELP)
+class_option = click.option(
+    "--class", "class_idx", type=int, default=None, metavar="K", help="Class label, for class-conditional models."
+)
 
 
 NO_TRUNCATION = {"truncation_psi": 1.0, "truncation_cutoff": None}  # the defaults of --trunc / --trunc-cutoff
@@ -59,26 +59,47 @@ def trunc_options(command):
         truncation = {"truncation_psi": truncation_psi, "truncation_cutoff": truncation_cutoff}
         return command(*args, truncation=truncation, **kwargs)
 
-    psi = click.option("--trunc", "truncation_psi", type=FiniteFloat(), default=1.0, metavar="PSI",
-                       help="Truncation psi (1 = none, 0 = the class's average w).")  # fmt: skip
-    cutoff = click.option("--trunc-cutoff", "truncation_cutoff", type=click.IntRange(min=0), default=None,
-                          metavar="N", help="Truncate only the first N ws (default: all).")  # fmt: skip
+    psi = click.option(
+        "--trunc",
+        "truncation_psi",
+        type=FiniteFloat(),
+        default=1.0,
+        metavar="PSI",
+        help="Truncation psi (1 = none, 0 = the class's average w).",
+    )
+    cutoff = click.option(
+        "--trunc-cutoff",
+        "truncation_cutoff",
+        type=click.IntRange(min=0),
+        default=None,
+        metavar="N",
+        help="Truncate only the first N ws (default: all).",
+    )
     return psi(cutoff(with_truncation))
 
 
 def one_sample_options(command):
     """``--seed S`` or ``--latent FILE`` (a file holding one latent, e.g. from ``polyinr invert``)."""
     latent = click.option(
-        "--latent", "latent_path", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+        "--latent",
+        "latent_path",
+        type=click.Path(dir_okay=False),
+        default=None,
+        metavar="FILE",
         help="A latent file holding one latent (e.g. from polyinr invert), instead of --seed.",
-    )  # fmt: skip
+    )
     seed = click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed of the sample.")
     return seed(latent(command))
 
 
-latents_option = click.option("--latent", "latent_paths", type=click.Path(dir_okay=False), multiple=True,
-                              metavar="FILE", help="Latent file(s), e.g. from polyinr invert, instead of seeds "
-                              "(repeatable; their latents are used in order).")  # fmt: skip
+latents_option = click.option(
+    "--latent",
+    "latent_paths",
+    type=click.Path(dir_okay=False),
+    multiple=True,
+    metavar="FILE",
+    help="Latent file(s), e.g. from polyinr invert, instead of seeds (repeatable; their latents are used in order).",
+)
 
 
 @main.command()
@@ -88,10 +109,20 @@ latents_option = click.option("--latent", "latent_paths", type=click.Path(dir_ok
 @class_option
 @trunc_options
 @click.option("--resolution", type=int, default=None, help="Render the frame at this resolution (default: native).")
-@click.option("--translate", type=FloatPair(), default=(0.0, 0.0), metavar="X,Y",
-              help="Move the content X image widths right and Y heights down (StyleGAN3's convention).")  # fmt: skip
-@click.option("--rotate", type=FiniteFloat(), default=0.0, metavar="DEG",
-              help="Rotate the content by DEG degrees about the centre (StyleGAN3's convention).")  # fmt: skip
+@click.option(
+    "--translate",
+    type=FloatPair(),
+    default=(0.0, 0.0),
+    metavar="X,Y",
+    help="Move the content X image widths right and Y heights down (StyleGAN3's convention).",
+)
+@click.option(
+    "--rotate",
+    type=FiniteFloat(),
+    default=0.0,
+    metavar="DEG",
+    help="Rotate the content by DEG degrees about the centre (StyleGAN3's convention).",
+)
 @click.option(
     "--grid",
     "grid_size",
@@ -104,8 +135,21 @@ latents_option = click.option("--latent", "latent_paths", type=click.Path(dir_ok
 @force_option
 @click.option("--batch", "batch_size", type=click.IntRange(min=1), default=8, help="Images rendered at once.")
 @device_option
-def generate(network, seeds, latent_paths, class_idx, truncation, resolution, translate, rotate, grid_size, outdir,
-             force, batch_size, device):  # fmt: skip
+def generate(
+    network,
+    seeds,
+    latent_paths,
+    class_idx,
+    truncation,
+    resolution,
+    translate,
+    rotate,
+    grid_size,
+    outdir,
+    force,
+    batch_size,
+    device,
+):
     """Render images from seeds or latent files into OUTDIR (seed0000.png / latent0000.png, or one --grid image).
     Images of those names already in OUTDIR are replaced only with --force."""
     device = resolve_device(device)
@@ -113,8 +157,9 @@ def generate(network, seeds, latent_paths, class_idx, truncation, resolution, tr
     if resolution is not None and resolution <= 0:
         raise PolyinrError(f"--resolution must be positive, got {resolution}")
     if latent_paths and any(is_canvas_file(p) for p in latent_paths):
-        _generate_canvases(G, latent_paths, seeds, class_idx, truncation, resolution, grid_size, Path(outdir), force,
-                           device)  # fmt: skip
+        _generate_canvases(
+            G, latent_paths, seeds, class_idx, truncation, resolution, grid_size, Path(outdir), force, device
+        )
         return
     grid = G.check_grid(moved_frame(resolution or G.img_resolution, translate, rotate))
     H, W = grid.shape
@@ -134,14 +179,18 @@ def generate(network, seeds, latent_paths, class_idx, truncation, resolution, tr
     with replace_hint():
         check_new_outputs(outdir, ["grid.png"] if grid_size else file_names(), force)
     at_once = min(batch_size, count)
-    check_memory(at_once * H * W * 3 * 4 * 4, f"rendering {at_once} {H}x{W} images at once",
-                 "use polyinr render (tiled, PNG streamed to disk), a smaller --resolution or --batch")  # fmt: skip
+    check_memory(
+        at_once * H * W * 3 * 4 * 4,
+        f"rendering {at_once} {H}x{W} images at once",
+        "use polyinr render (tiled, PNG streamed to disk), a smaller --resolution or --batch",
+    )
     if grid_size is not None:
         cols, rows = grid_size
         if count > cols * rows:
             raise PolyinrError(f"{count} images do not fit a {cols}x{rows} grid")
-        check_memory(cols * rows * H * W * 3, f"a {cols}x{rows} grid of {H}x{W} images",
-                     "a smaller --grid or --resolution")  # fmt: skip
+        check_memory(
+            cols * rows * H * W * 3, f"a {cols}x{rows} grid of {H}x{W} images", "a smaller --grid or --resolution"
+        )
     outdir = Path(outdir)
     prepare_image_output(outdir / "grid.png")
     images, names = [], file_names()
@@ -209,11 +258,21 @@ def render_grid(G, window, size, default_size=None) -> Grid:
     help="Window of the plane, top,left,bottom,right; the training frame is 0,0,1,1 (the default; beyond it "
     "extrapolates, inside it zooms). Canvas models: a window of the pixel lattice, pixel i at i/(R-1).",
 )
-@click.option("--size", type=Size(), default=None,
-              help="Output pixels, HxW (canvas models: default the window's or the latent file's).")  # fmt: skip
+@click.option(
+    "--size",
+    type=Size(),
+    default=None,
+    help="Output pixels, HxW (canvas models: default the window's or the latent file's).",
+)
 @click.option("--tile", type=click.IntRange(min=1), default=512, help="Tile edge in pixels (bounds memory).")
-@click.option("--save-latent", "save_latent", type=click.Path(dir_okay=False), default=None, metavar="FILE",
-              help="Canvas models with --seed: also write every random input of this render to FILE.")  # fmt: skip
+@click.option(
+    "--save-latent",
+    "save_latent",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="FILE",
+    help="Canvas models with --seed: also write every random input of this render to FILE.",
+)
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True, help="Output image file.")
 @device_option
 def render(network, seed, latent_path, class_idx, truncation, window, size, tile, save_latent, out_path, device):
@@ -238,8 +297,9 @@ def render(network, seed, latent_path, class_idx, truncation, window, size, tile
     H, W = grid.shape
     total = (-(-H // tile)) * (-(-W // tile))
     with progress_bar(total, "render", unit="tile") as bar:
-        path = render_tiled(G, ws, grid, out_path, tile=tile, on_tile=lambda done, _: bar.update(done - bar.n),
-                            canvas=canvas)  # fmt: skip
+        path = render_tiled(
+            G, ws, grid, out_path, tile=tile, on_tile=lambda done, _: bar.update(done - bar.n), canvas=canvas
+        )
     click.echo(f"wrote {path} ({H}x{W})")
 
 
@@ -299,8 +359,9 @@ def _list_training_parts() -> None:
 @click.option("--classes", "num_classes", type=click.IntRange(min=0), default=None, help="Number of classes.")
 @click.option("--resolution", "img_resolution", type=click.IntRange(min=2), default=None, help="Native resolution.")
 @click.option("--seed", type=int, default=0, help="Seed of the random initialisation.")
-@click.option("--force", is_flag=True, help="Replace a polyinr checkpoint already at OUT_DIR (nothing else is ever "
-              "replaced).")  # fmt: skip
+@click.option(
+    "--force", is_flag=True, help="Replace a polyinr checkpoint already at OUT_DIR (nothing else is ever replaced)."
+)
 @click.argument("out", metavar="OUT_DIR")
 def create(model, preset, num_classes, img_resolution, seed, out, force):
     """Create a randomly initialised model and save it as a checkpoint."""

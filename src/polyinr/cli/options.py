@@ -102,12 +102,17 @@ class Size(click.ParamType):
 
 NETWORK_HELP = "Checkpoint or run directory, or a released model's name or URL (polyinr pretrained list)."
 
-device_option = click.option("--device", default="auto", metavar="DEVICE",
-                             help="cpu, cuda, cuda:N, or auto (CUDA when available).")  # fmt: skip
+device_option = click.option(
+    "--device", default="auto", metavar="DEVICE", help="cpu, cuda, cuda:N, or auto (CUDA when available)."
+)
 
 
-force_option = click.option("--force", is_flag=True, help="Replace files of the names this command writes that are "
-                            "already in the output folder (nothing else there is touched).")  # fmt: skip
+force_option = click.option(
+    "--force",
+    is_flag=True,
+    help="Replace files of the names this command writes that are "
+    "already in the output folder (nothing else there is touched).",
+)
 
 
 @contextlib.contextmanager

@@ -24,21 +24,50 @@ from polyinr.serve.tiles import DEFAULT_BATCH_PIXELS
 
 
 @main.command()
-@click.option("--network", "networks", multiple=True, required=True, metavar="NETWORK",
-              help=f"{NETWORK_HELP[:-1]} (repeatable: compare models side by side).")  # fmt: skip
-@click.option("--latent", "latent_paths", multiple=True, type=click.Path(dir_okay=False), metavar="FILE",
-              help="Latent file(s) to offer beside seeds, e.g. from polyinr invert (repeatable).")  # fmt: skip
-@click.option("--class-names", "class_names_path", type=click.Path(dir_okay=False), default=None, metavar="FILE",
-              help="Class names, one per line, for the networks with that many classes.")  # fmt: skip
+@click.option(
+    "--network",
+    "networks",
+    multiple=True,
+    required=True,
+    metavar="NETWORK",
+    help=f"{NETWORK_HELP[:-1]} (repeatable: compare models side by side).",
+)
+@click.option(
+    "--latent",
+    "latent_paths",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Latent file(s) to offer beside seeds, e.g. from polyinr invert (repeatable).",
+)
+@click.option(
+    "--class-names",
+    "class_names_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="FILE",
+    help="Class names, one per line, for the networks with that many classes.",
+)
 @click.option("--host", default="127.0.0.1", help="Interface to listen on; any other than loopback needs the token.")
 @click.option("--port", type=click.IntRange(0, 65535), default=7860, help="Port (0 = any free port).")
 @click.option("--no-auth", is_flag=True, help="Serve without a token even off the loopback interface.")
-@click.option("--batch-tiles", type=click.IntRange(min=1), default=DEFAULT_BATCH_PIXELS // (256 * 256),
-              show_default=True, metavar="N",
-              help="Most 256x256 tiles of one latent merged into one synthesis call.")  # fmt: skip
+@click.option(
+    "--batch-tiles",
+    type=click.IntRange(min=1),
+    default=DEFAULT_BATCH_PIXELS // (256 * 256),
+    show_default=True,
+    metavar="N",
+    help="Most 256x256 tiles of one latent merged into one synthesis call.",
+)
 @click.option("--cache-mb", type=click.IntRange(min=1), default=256, help="Memory for rendered tiles.")
-@click.option("--max-export", "max_export", type=click.IntRange(min=1), default=16384, metavar="N",
-              help="Largest exported image: N×N pixels.")  # fmt: skip
+@click.option(
+    "--max-export",
+    "max_export",
+    type=click.IntRange(min=1),
+    default=16384,
+    metavar="N",
+    help="Largest exported image: N×N pixels.",
+)
 @device_option
 def serve(networks, latent_paths, class_names_path, host, port, no_auth, batch_tiles, cache_mb, max_export, device):
     """Serve a web page to pan and zoom over the continuous image, compare models, and export posters."""

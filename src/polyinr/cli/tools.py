@@ -48,10 +48,15 @@ def _with_bar(frames: Iterable[np.ndarray], total: int, desc: str) -> Iterator[n
             bar.update(1)
 
 
-window_option = click.option("--window", type=Window(), default="0,0,1,1",
-                             help="Window of the plane, top,left,bottom,right (the frame is 0,0,1,1).")  # fmt: skip
-size_option = click.option("--size", type=Size(), default=None, metavar="HxW",
-                           help="Pixels of each image (default: the native resolution).")  # fmt: skip
+window_option = click.option(
+    "--window",
+    type=Window(),
+    default="0,0,1,1",
+    help="Window of the plane, top,left,bottom,right (the frame is 0,0,1,1).",
+)
+size_option = click.option(
+    "--size", type=Size(), default=None, metavar="HxW", help="Pixels of each image (default: the native resolution)."
+)
 
 
 def _grid(G, window, size) -> Grid:
@@ -63,20 +68,38 @@ WALK_OPTIONS = ("space", "kind", "frames_per_step", "loop")
 
 @main.command()
 @network_option
-@click.option("--seeds", type=RangeList(), default=None,
-              help="Walks: key seeds, cell by cell (K per cell). Flights: one seed per cell.")  # fmt: skip
+@click.option(
+    "--seeds",
+    type=RangeList(),
+    default=None,
+    help="Walks: key seeds, cell by cell (K per cell). Flights: one seed per cell.",
+)
 @latents_option
 @class_option
 @trunc_options
-@click.option("--space", type=click.Choice(["z", "w", "inr"]), default="w",
-              help="Walk: interpolate in Z, in W, or the INR parameters the ws give (INR-GAN).")  # fmt: skip
+@click.option(
+    "--space",
+    type=click.Choice(["z", "w", "inr"]),
+    default="w",
+    help="Walk: interpolate in Z, in W, or the INR parameters the ws give (INR-GAN).",
+)
 @click.option("--kind", type=click.Choice(INTERPOLATIONS), default="lerp", help="Walk: linear or spherical.")
 @click.option("--frames-per-step", type=click.IntRange(min=1), default=60, help="Walk: frames from key to key.")
 @click.option("--loop/--no-loop", default=True, help="Walk: return from the last key to the first.")
-@click.option("--pan", type=FloatPair(), default=None, metavar="DR,DC",
-              help="Flight: move the window DR rows, DC columns (frame units) over the video.")  # fmt: skip
-@click.option("--zoom", type=float, default=None, metavar="FACTOR",
-              help="Flight: final window size relative to the start (< 1 zooms in).")  # fmt: skip
+@click.option(
+    "--pan",
+    type=FloatPair(),
+    default=None,
+    metavar="DR,DC",
+    help="Flight: move the window DR rows, DC columns (frame units) over the video.",
+)
+@click.option(
+    "--zoom",
+    type=float,
+    default=None,
+    metavar="FACTOR",
+    help="Flight: final window size relative to the start (< 1 zooms in).",
+)
 @click.option("--frames", type=click.IntRange(min=2), default=120, help="Flight: number of frames.")
 @click.option("--grid", "grid_size", type=Size(), default="1x1", metavar="CxR", help="Videos side by side.")
 @window_option
@@ -85,8 +108,27 @@ WALK_OPTIONS = ("space", "kind", "frames_per_step", "loop")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True, help="Output .mp4 or .gif.")
 @device_option
 @click.pass_context
-def video(ctx, network, seeds, latent_paths, class_idx, truncation, space, kind, frames_per_step, loop, pan, zoom,
-          frames, grid_size, window, size, fps, out_path, device):  # fmt: skip
+def video(
+    ctx,
+    network,
+    seeds,
+    latent_paths,
+    class_idx,
+    truncation,
+    space,
+    kind,
+    frames_per_step,
+    loop,
+    pan,
+    zoom,
+    frames,
+    grid_size,
+    window,
+    size,
+    fps,
+    out_path,
+    device,
+):
     """A looping latent walk, or with --pan / --zoom a flight over the continuous image plane."""
     device = resolve_device(device)
     G = load_network(network, device)
@@ -112,8 +154,9 @@ def video(ctx, network, seeds, latent_paths, class_idx, truncation, space, kind,
             if not seeds:
                 raise PolyinrError("give --seeds")
             keys = walk_keys(latents_from_seeds(seeds, G.z_dim).to(device), cols * rows)
-            images = latent_walk(G, keys, frames_per_step, kind, loop, "z", class_idx, grid=grid, cols=cols,
-                                 **truncation)  # fmt: skip
+            images = latent_walk(
+                G, keys, frames_per_step, kind, loop, "z", class_idx, grid=grid, cols=cols, **truncation
+            )
         else:
             ws = ws_for(G, seeds=seeds, latents=latent_paths, classes=class_idx, device=device, **truncation)
             keys = walk_keys(ws, cols * rows)
@@ -172,18 +215,24 @@ def heatmap(network, seed, latent_path, class_idx, truncation, window, size, out
 
 
 def _inversion_options(command):
-    for option in reversed([
-        network_option,
-        click.option("--image", "image_path", required=True, metavar="FILE", help="The real image."),
-        class_option,
-        click.option("--space", type=click.Choice(SPACES), default="w+", help="One w for all levels, or one each."),
-        click.option("--steps", "num_steps", type=click.IntRange(min=1), default=1000, help="Optimisation steps."),
-        click.option("--perceptual", type=click.Choice(PERCEPTUAL), default="auto",
-                     help="Perceptual distance: LPIPS when available offline, else a Laplacian-pyramid L1."),
-        click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Output directory."),
-        force_option,
-        device_option,
-    ]):  # fmt: skip
+    for option in reversed(
+        [
+            network_option,
+            click.option("--image", "image_path", required=True, metavar="FILE", help="The real image."),
+            class_option,
+            click.option("--space", type=click.Choice(SPACES), default="w+", help="One w for all levels, or one each."),
+            click.option("--steps", "num_steps", type=click.IntRange(min=1), default=1000, help="Optimisation steps."),
+            click.option(
+                "--perceptual",
+                type=click.Choice(PERCEPTUAL),
+                default="auto",
+                help="Perceptual distance: LPIPS when available offline, else a Laplacian-pyramid L1.",
+            ),
+            click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Output directory."),
+            force_option,
+            device_option,
+        ]
+    ):
         command = option(command)
     return command
 
@@ -200,8 +249,7 @@ def _report(inversion, out_dir) -> None:
 @click.option("--pti", is_flag=True, help="Then pivotal tuning: fine-tune the generator around the latent.")
 @click.option("--pti-steps", type=click.IntRange(min=1), default=350, help="Pivotal tuning steps (with --pti).")
 @click.pass_context
-def invert(ctx, network, image_path, class_idx, space, num_steps, perceptual, out_dir, force, device, pti,
-           pti_steps):  # fmt: skip
+def invert(ctx, network, image_path, class_idx, space, num_steps, perceptual, out_dir, force, device, pti, pti_steps):
     """Find the latent that reproduces a real image (writes latent, reconstruction, progress video); with --pti
     also the generator fine-tuned around it (tuned/, beside the latent). Files of those names already in the
     output folder are replaced only with --force."""
@@ -211,24 +259,56 @@ def invert(ctx, network, image_path, class_idx, space, num_steps, perceptual, ou
     G = load_network(network, device)
     pti_steps = pti_steps if pti else 0
     with replace_hint(), progress_bar(num_steps + 1 + pti_steps, "invert", unit="step") as bar:
-        inversion = invert_image(G, image_path, out_dir, class_idx, space, num_steps, perceptual, device,
-                                 on_step=lambda state: bar.update(1), pti_steps=pti_steps, overwrite=force)  # fmt: skip
+        inversion = invert_image(
+            G,
+            image_path,
+            out_dir,
+            class_idx,
+            space,
+            num_steps,
+            perceptual,
+            device,
+            on_step=lambda state: bar.update(1),
+            pti_steps=pti_steps,
+            overwrite=force,
+        )
     _report(inversion, out_dir)
 
 
 @main.command("outpaint")
 @_inversion_options
-@click.option("--window", type=Window(), required=True,
-              help="Window to render around the image (the frame 0,0,1,1), e.g. -0.5,-0.5,1.5,1.5.")  # fmt: skip
-@click.option("--size", type=Size(), default=None, metavar="HxW",
-              help="Output pixels (default: the image's pixel spacing over the whole window).")  # fmt: skip
+@click.option(
+    "--window",
+    type=Window(),
+    required=True,
+    help="Window to render around the image (the frame 0,0,1,1), e.g. -0.5,-0.5,1.5,1.5.",
+)
+@click.option(
+    "--size",
+    type=Size(),
+    default=None,
+    metavar="HxW",
+    help="Output pixels (default: the image's pixel spacing over the whole window).",
+)
 def outpaint_cmd(network, image_path, class_idx, space, num_steps, perceptual, out_dir, force, device, window, size):
     """Invert a real image, then render a larger window: the image continued beyond its borders."""
     device = resolve_device(device)
     G = load_network(network, device)
     with replace_hint(), progress_bar(num_steps + 1, "invert", unit="step") as bar:
-        inversion = outpaint(G, image_path, out_dir, window, size, class_idx, space, num_steps, perceptual, device,
-                             on_step=lambda state: bar.update(1), overwrite=force)  # fmt: skip
+        inversion = outpaint(
+            G,
+            image_path,
+            out_dir,
+            window,
+            size,
+            class_idx,
+            space,
+            num_steps,
+            perceptual,
+            device,
+            on_step=lambda state: bar.update(1),
+            overwrite=force,
+        )
     _report(inversion, out_dir)
 
 
@@ -245,8 +325,14 @@ def _parse_style(text: str) -> tuple[int, float, float]:
 
 @main.command()
 @network_option
-@click.option("--styles", "style_specs", multiple=True, required=True, metavar="SEED@ROW,COL",
-              help="Styles: the global latent of SEED centred at lattice pixel ROW,COL (repeatable).")  # fmt: skip
+@click.option(
+    "--styles",
+    "style_specs",
+    multiple=True,
+    required=True,
+    metavar="SEED@ROW,COL",
+    help="Styles: the global latent of SEED centred at lattice pixel ROW,COL (repeatable).",
+)
 @click.option("--size", type=Size(), required=True, metavar="HxW", help="Output pixels (the lattice from 0,0).")
 @click.option("--blur", type=click.IntRange(min=1), default=255, help="Side of the box blur between styles, pixels.")
 @click.option("--tile", type=click.IntRange(min=1), default=512, help="Tile edge in pixels (bounds memory).")
@@ -266,8 +352,9 @@ def fuse(network, style_specs, size, blur, tile, out_path, device):
     grid = G.grid_support.sized(G, *size)
     total = (-(-size[0] // tile)) * (-(-size[1] // tile))
     with progress_bar(total, "fuse", unit="tile") as bar:
-        path = render_tiled(G, ws[:1], grid, out_path, tile=tile, on_tile=lambda done, _: bar.update(done - bar.n),
-                            fusion=fusion)  # fmt: skip
+        path = render_tiled(
+            G, ws[:1], grid, out_path, tile=tile, on_tile=lambda done, _: bar.update(done - bar.n), fusion=fusion
+        )
     click.echo(f"wrote {path} ({size[0]}x{size[1]}, {len(styles)} styles)")
 
 
@@ -286,18 +373,28 @@ def _image_at_height(path: str, height: int, device):
 
 
 def _canvas_options(command):
-    for option in reversed([
-        network_option,
-        click.option("--height", type=click.IntRange(min=2), default=None,
-                     help="Height of the image(s) on the canvas, pixels (default: the model's patch)."),
-        click.option("--steps", "num_steps", type=click.IntRange(min=1), default=1000, help="Optimisation steps."),
-        click.option("--perceptual", type=click.Choice(PERCEPTUAL), default="auto",
-                     help="Perceptual distance: LPIPS when available offline, else a Laplacian-pyramid L1."),
-        click.option("--seed", type=click.IntRange(min=0), default=0, help="Seed of the starting canvas."),
-        click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Output directory."),
-        force_option,
-        device_option,
-    ]):  # fmt: skip
+    for option in reversed(
+        [
+            network_option,
+            click.option(
+                "--height",
+                type=click.IntRange(min=2),
+                default=None,
+                help="Height of the image(s) on the canvas, pixels (default: the model's patch).",
+            ),
+            click.option("--steps", "num_steps", type=click.IntRange(min=1), default=1000, help="Optimisation steps."),
+            click.option(
+                "--perceptual",
+                type=click.Choice(PERCEPTUAL),
+                default="auto",
+                help="Perceptual distance: LPIPS when available offline, else a Laplacian-pyramid L1.",
+            ),
+            click.option("--seed", type=click.IntRange(min=0), default=0, help="Seed of the starting canvas."),
+            click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Output directory."),
+            force_option,
+            device_option,
+        ]
+    ):
         command = option(command)
     return command
 
@@ -306,15 +403,21 @@ def _invert_with_bar(G, placements, size, num_steps, perceptual, seed, device, b
     from polyinr.tools.canvas_edit import invert_canvas
 
     with progress_bar(num_steps, "invert", unit="step") as bar:
-        return invert_canvas(G, placements, size, num_steps, perceptual, seed, blur, device,
-                             on_step=lambda step, loss: bar.update(1))  # fmt: skip
+        return invert_canvas(
+            G, placements, size, num_steps, perceptual, seed, blur, device, on_step=lambda step, loss: bar.update(1)
+        )
 
 
 @main.command("outpaint-canvas")
 @_canvas_options
 @click.option("--image", "image_path", required=True, metavar="FILE", help="The image to extend (PNG, JPEG, …).")
-@click.option("--extend", type=RangeList(), default=None, metavar="T,L,B,R",
-              help="Pixels added above, left, below, right (default: 0,0,0 and twice the image's width).")  # fmt: skip
+@click.option(
+    "--extend",
+    type=RangeList(),
+    default=None,
+    metavar="T,L,B,R",
+    help="Pixels added above, left, below, right (default: 0,0,0 and twice the image's width).",
+)
 def outpaint_canvas(network, height, num_steps, perceptual, seed, out_dir, force, device, image_path, extend):
     """InfinityGAN outpainting: invert an image into a canvas, then render the canvas around it."""
     from pathlib import Path
@@ -332,8 +435,9 @@ def outpaint_canvas(network, height, num_steps, perceptual, seed, out_dir, force
     if extend is not None and len(extend) != 4:
         raise PolyinrError(f"--extend takes four numbers T,L,B,R, got {len(extend)}")
     top, left, bottom, right = extend or (0, 0, 0, 2 * w)
-    result = _invert_with_bar(G, [Placement(image, top, left)], (top + h + bottom, left + w + right), num_steps,
-                              perceptual, seed, device)  # fmt: skip
+    result = _invert_with_bar(
+        G, [Placement(image, top, left)], (top + h + bottom, left + w + right), num_steps, perceptual, seed, device
+    )
     out = Path(out_dir)
     save_image(to_uint8(image)[0], out / "input.png")
     save_image(to_uint8(result.image)[0], out / "outpainted.png")
@@ -348,8 +452,7 @@ def outpaint_canvas(network, height, num_steps, perceptual, seed, out_dir, force
 @click.option("--right", "right_path", required=True, metavar="FILE", help="The image on the right.")
 @click.option("--gap", type=click.IntRange(min=0), default=None, help="Pixels between them (default: 2× height).")
 @click.option("--blur", type=click.IntRange(min=1), default=255, help="Box blur between the two styles, pixels.")
-def inbetween(network, height, num_steps, perceptual, seed, out_dir, force, device, left_path, right_path, gap,
-              blur):  # fmt: skip
+def inbetween(network, height, num_steps, perceptual, seed, out_dir, force, device, left_path, right_path, gap, blur):
     """InfinityGAN inbetweening: two images on one canvas, the landscape between them synthesised."""
     from pathlib import Path
 
@@ -368,6 +471,8 @@ def inbetween(network, height, num_steps, perceptual, seed, out_dir, force, devi
     result = _invert_with_bar(G, placements, size, num_steps, perceptual, seed, device, blur)
     out = Path(out_dir)
     save_image(to_uint8(result.image)[0], out / "inbetween.png")
-    click.echo(f"PSNR of the two images {result.psnr[0]:.2f} / {result.psnr[1]:.2f} dB "
-               f"(perceptual distance: {result.perceptual})")  # fmt: skip
+    click.echo(
+        f"PSNR of the two images {result.psnr[0]:.2f} / {result.psnr[1]:.2f} dB "
+        f"(perceptual distance: {result.perceptual})"
+    )
     click.echo(f"wrote {out / 'inbetween.png'} ({size[0]}x{size[1]})")

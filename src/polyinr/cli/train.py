@@ -21,8 +21,13 @@ from polyinr.training.options import resolve_options
 from polyinr.training.plateau import PlateauRule, plateau_rule
 from polyinr.training.recipes import list_recipes
 
-LOSS_FLAGS = {"gamma": "--gamma", "blur_sigma": "--blur-sigma", "blur_fade_kimg": "--blur-fade-kimg",
-              "cls_weight": "--cls-weight", "diversity_weight": "--diversity-weight"}  # fmt: skip
+LOSS_FLAGS = {
+    "gamma": "--gamma",
+    "blur_sigma": "--blur-sigma",
+    "blur_fade_kimg": "--blur-fade-kimg",
+    "cls_weight": "--cls-weight",
+    "diversity_weight": "--diversity-weight",
+}
 DISC_FLAGS = {"pretrained": "--features-pretrained", "backbones": "--backbones", "weights": "--features-weights"}
 
 
@@ -64,34 +69,62 @@ class TrainingProgress:
     "--cond", type=click.BOOL, default=None, metavar="BOOL", help="Train class-conditional on the dataset's labels."
 )
 @click.option("--mirror", type=click.BOOL, default=None, metavar="BOOL", help="Add x-flipped copies of the images.")
-@click.option("--recipe", default=None, type=click.Choice(list_recipes()),
-              help="Training recipe (polyinr list).  [default: the preset's, else cpu]")  # fmt: skip
+@click.option(
+    "--recipe",
+    default=None,
+    type=click.Choice(list_recipes()),
+    help="Training recipe (polyinr list).  [default: the preset's, else cpu]",
+)
 @click.option("--model", default=None, help="Registered generator.  [default: poly-inr]")
-@click.option("--preset", default=None, metavar="NAME",
-              help="The model's preset (its size), matching the recipe's size.  [default: the recipe's]")  # fmt: skip
+@click.option(
+    "--preset",
+    default=None,
+    metavar="NAME",
+    help="The model's preset (its size), matching the recipe's size.  [default: the recipe's]",
+)
 @click.option("--loss", default=None, type=click.Choice(sorted(LOSSES)), help="Loss.  [default: the recipe's]")
-@click.option("--disc", default=None, type=click.Choice(list_discriminators()),
-              help="Discriminator.  [default: the recipe's]")  # fmt: skip
+@click.option(
+    "--disc", default=None, type=click.Choice(list_discriminators()), help="Discriminator.  [default: the recipe's]"
+)
 @click.option("--schedule", default=None, metavar="R:KIMG,…", help="Progressive grids, e.g. 32:2000,64:1000.")
 @click.option("--kimg", type=float, default=None, help="Duration in thousands of images (without --schedule).")
-@click.option("--stage-plateau/--no-stage-plateau", default=None,
-              help="End each stage but the last when its first metric at snapshots stops improving (its kimg the "
-                   "most).  [default: on with the stylegan-xl recipe and --metrics]")  # fmt: skip
-@click.option("--plateau-margin", type=float, default=None,
-              help=f"Improvement that still counts, as a fraction of the stage's best value so far (turns "
-                   f"--stage-plateau on).  [default: {PlateauRule.margin}]")  # fmt: skip
-@click.option("--plateau-snapshots", type=int, default=None,
-              help=f"Snapshots that must bring no more than the margin to end a stage (turns --stage-plateau "
-                   f"on).  [default: {PlateauRule.patience}]")  # fmt: skip
+@click.option(
+    "--stage-plateau/--no-stage-plateau",
+    default=None,
+    help="End each stage but the last when its first metric at snapshots stops improving (its kimg the "
+    "most).  [default: on with the stylegan-xl recipe and --metrics]",
+)
+@click.option(
+    "--plateau-margin",
+    type=float,
+    default=None,
+    help=f"Improvement that still counts, as a fraction of the stage's best value so far (turns "
+    f"--stage-plateau on).  [default: {PlateauRule.margin}]",
+)
+@click.option(
+    "--plateau-snapshots",
+    type=int,
+    default=None,
+    help=f"Snapshots that must bring no more than the margin to end a stage (turns --stage-plateau "
+    f"on).  [default: {PlateauRule.patience}]",
+)
 @click.option("--resolution", type=int, default=None, help="Training resolution (without --schedule).")
 @click.option("--batch", type=int, default=None, help="Total batch size.")
 @click.option("--batch-gpu", type=int, default=None, help="Micro-batch per process (gradient accumulation).")
 @click.option("--glr", type=float, default=None, help="Generator learning rate (nominal; -n shows Adam's).")
 @click.option("--dlr", type=float, default=None, help="Discriminator learning rate (nominal; -n shows Adam's).")
-@click.option("--g-reg-interval", type=click.IntRange(min=1), default=None,
-              help="Scale G's Adam lr/beta2 for lazy regularisation every N steps (authors' recipe: 4).")  # fmt: skip
-@click.option("--d-reg-interval", type=click.IntRange(min=1), default=None,
-              help="Scale D's Adam lr/beta2 for lazy regularisation every N steps (authors' recipe: 16).")  # fmt: skip
+@click.option(
+    "--g-reg-interval",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Scale G's Adam lr/beta2 for lazy regularisation every N steps (authors' recipe: 4).",
+)
+@click.option(
+    "--d-reg-interval",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Scale D's Adam lr/beta2 for lazy regularisation every N steps (authors' recipe: 16).",
+)
 @click.option("--gamma", type=float, default=None, help="R1 weight (nonsaturating loss).")
 @click.option(
     "--diversity-weight",
@@ -106,15 +139,31 @@ class TrainingProgress:
 @click.option("--p", "aug_p", type=float, default=None, help="Augmentation probability (initial for ada).")
 @click.option("--target", "ada_target", type=float, default=None, help="ADA target for E[sign D(real)].")
 @click.option("--augpipe", default=None, type=click.Choice(["bgc", "bg", "c"]), help="Augmentation transforms.")
-@click.option("--cls-weight", type=float, default=None,
-              help="Guidance as StyleGAN-XL's cls_weight, after the first stage; 0 = off (hinge).")  # fmt: skip
-@click.option("--class-embeddings", default=None, metavar="FILE",
-              help="Pretrained class table (embed-classes), or a converted conditional checkpoint.")  # fmt: skip
-@click.option("--pretrained-classes", type=click.BOOL, default=None, metavar="BOOL",
-              help="Require --class-embeddings when conditional (imagenet recipe: true).")  # fmt: skip
-@click.option("--learn-grid/--no-learn-grid", default=None,
-              help="Learn the native frame's input coordinates with G, anew each stage (poly-inr; imagenet and "
-                   "ffhq recipes: on).")  # fmt: skip
+@click.option(
+    "--cls-weight",
+    type=float,
+    default=None,
+    help="Guidance as StyleGAN-XL's cls_weight, after the first stage; 0 = off (hinge).",
+)
+@click.option(
+    "--class-embeddings",
+    default=None,
+    metavar="FILE",
+    help="Pretrained class table (embed-classes), or a converted conditional checkpoint.",
+)
+@click.option(
+    "--pretrained-classes",
+    type=click.BOOL,
+    default=None,
+    metavar="BOOL",
+    help="Require --class-embeddings when conditional (imagenet recipe: true).",
+)
+@click.option(
+    "--learn-grid/--no-learn-grid",
+    default=None,
+    help="Learn the native frame's input coordinates with G, anew each stage (poly-inr; imagenet and "
+    "ffhq recipes: on).",
+)
 @click.option(
     "--features-pretrained", type=click.BOOL, default=None, metavar="BOOL", help="Projected D: pretrained backbones."
 )
@@ -130,8 +179,12 @@ class TrainingProgress:
 @click.option("--keep", "keep_snapshots", type=int, default=None, help="Snapshots kept.")
 @click.option("--metrics", default=None, metavar="LIST", help="Metrics at each snapshot, or none.")
 @click.option("--seed", type=int, default=None, help="Random seed.  [default: 0]")
-@click.option("--workers", type=click.IntRange(min=0), default=None,
-              help="Data-loading worker processes (0 = the training process).  [default: 2]")  # fmt: skip
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Data-loading worker processes (0 = the training process).  [default: 2]",
+)
 @click.option("--resume", default="auto", help="auto (continue the matching run), new, or a run directory.")
 @click.option("--device", default=None, help="cpu, cuda, cuda:N or auto.")
 @click.option("--bf16", is_flag=True, default=None, help="bf16 autocast of G and D (CUDA).")
@@ -139,24 +192,56 @@ class TrainingProgress:
 @click.option("--compile", is_flag=True, default=None, help="torch.compile G's synthesis and D (CUDA).")
 @click.option("--desc", default=None, help="Extra words for the run directory name.")
 @click.option("--channels", type=int, default=None, help="Generator width n (overrides the preset).")
-@click.option("--head-only/--no-head-only", default=None,
-              help="Grown models (stylegan-xl): each stage after the first trains only its new layers and the "
-                   "Fourier input.  [default: on with the stylegan-xl recipe]")  # fmt: skip
-@click.option("--head-layers", type=int, default=None,
-              help="Grown models (stylegan-xl): layers each growth stage adds, ToRGB aside.  [default: the "
-                   "preset's, 7]")  # fmt: skip
+@click.option(
+    "--head-only/--no-head-only",
+    default=None,
+    help="Grown models (stylegan-xl): each stage after the first trains only its new layers and the "
+    "Fourier input.  [default: on with the stylegan-xl recipe]",
+)
+@click.option(
+    "--head-layers",
+    type=int,
+    default=None,
+    help="Grown models (stylegan-xl): layers each growth stage adds, ToRGB aside.  [default: the preset's, 7]",
+)
 @click.option("-n", "--dry-run", is_flag=True, help="Print the resolved configuration and exit.")
 @resumable
-def train(cond, mirror, recipe, preset, gamma, blur_sigma, blur_fade_kimg, cls_weight, diversity_weight,
-          features_pretrained, backbones, features_weights, metrics, resume, channels, head_only, head_layers,
-          stage_plateau, plateau_margin, plateau_snapshots, dry_run, **flags):  # fmt: skip
+def train(
+    cond,
+    mirror,
+    recipe,
+    preset,
+    gamma,
+    blur_sigma,
+    blur_fade_kimg,
+    cls_weight,
+    diversity_weight,
+    features_pretrained,
+    backbones,
+    features_weights,
+    metrics,
+    resume,
+    channels,
+    head_only,
+    head_layers,
+    stage_plateau,
+    plateau_margin,
+    plateau_snapshots,
+    dry_run,
+    **flags,
+):
     """Train a generator; running the same command again resumes it."""
     if plateau_margin is not None or plateau_snapshots is not None:
         if stage_plateau is False:
             raise click.ClickException("--plateau-margin and --plateau-snapshots do not apply with --no-stage-plateau")
         stage_plateau = plateau_rule(plateau_margin, plateau_snapshots)
-    loss_options = {"gamma": gamma, "blur_sigma": blur_sigma, "blur_fade_kimg": blur_fade_kimg,
-                    "cls_weight": cls_weight, "diversity_weight": diversity_weight}  # fmt: skip
+    loss_options = {
+        "gamma": gamma,
+        "blur_sigma": blur_sigma,
+        "blur_fade_kimg": blur_fade_kimg,
+        "cls_weight": cls_weight,
+        "diversity_weight": diversity_weight,
+    }
     disc_options = {"pretrained": features_pretrained}
     if backbones is not None:
         disc_options["backbones"] = [b.strip() for b in backbones.split(",") if b.strip()]
@@ -171,9 +256,16 @@ def train(cond, mirror, recipe, preset, gamma, blur_sigma, blur_fade_kimg, cls_w
         flags["metrics"] = tuple(parse_metrics(metrics))
     try:
         options = resolve_options(
-            recipe, preset=preset, cond=cond, mirror=mirror, loss_options=loss_options, disc_options=disc_options,
-            stage_plateau=stage_plateau, model_overrides=_model_overrides(channels, head_only, head_layers), **flags,
-        )  # fmt: skip
+            recipe,
+            preset=preset,
+            cond=cond,
+            mirror=mirror,
+            loss_options=loss_options,
+            disc_options=disc_options,
+            stage_plateau=stage_plateau,
+            model_overrides=_model_overrides(channels, head_only, head_layers),
+            **flags,
+        )
     except UnusedSetting as e:
         raise click.ClickException(_unused_flag_message(e)) from None
     except CapabilityMissing as e:  # the only capability the options ask of the model: a learned grid
@@ -219,9 +311,11 @@ def train(cond, mirror, recipe, preset, gamma, blur_sigma, blur_fade_kimg, cls_w
 
 def _class_table_message(error: Exception) -> str:
     """The missing-class-table error with both ways of getting one, in the command line's words."""
-    return (f"{error}: run `polyinr embed-classes --data DATA --out TABLE.safetensors`, or `polyinr convert` an "
-            f"authors' checkpoint and give its directory, then --class-embeddings TABLE (--pretrained-classes false "
-            f"trains randomly initialised tables)")  # fmt: skip
+    return (
+        f"{error}: run `polyinr embed-classes --data DATA --out TABLE.safetensors`, or `polyinr convert` an "
+        f"authors' checkpoint and give its directory, then --class-embeddings TABLE (--pretrained-classes false "
+        f"trains randomly initialised tables)"
+    )
 
 
 def _model_overrides(channels: int | None, head_only: bool | None, head_layers: int | None) -> dict | None:

@@ -219,8 +219,10 @@ def skimage_file(name: str, dataset: str) -> Path:
         raise PolyinrError(f"builtin:{dataset} needs scikit-image: pip install scikit-image") from None
     path = Path(skimage.__file__).parent / "data" / name
     if not path.is_file():
-        raise PolyinrError(f"builtin:{dataset} needs {name}, which scikit-image {skimage.__version__} does not ship "
-                           f"(looked in {path.parent}): reinstall scikit-image")  # fmt: skip
+        raise PolyinrError(
+            f"builtin:{dataset} needs {name}, which scikit-image {skimage.__version__} does not ship "
+            f"(looked in {path.parent}): reinstall scikit-image"
+        )
     return path
 
 
@@ -250,8 +252,17 @@ class Faces:
 
 # Real photographs and textures of scikit-image's wheel; the stereo pair's right view (the same scene as the left)
 # and the retina (a disc on black: black crops) are left out.
-TEXTURE_SOURCES = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png",
-                   "hubble_deep_field.jpg", "brick.png", "grass.png", "gravel.png")  # fmt: skip
+TEXTURE_SOURCES = (
+    "astronaut.png",
+    "chelsea.png",
+    "coffee.png",
+    "rocket.jpg",
+    "motorcycle_left.png",
+    "hubble_deep_field.jpg",
+    "brick.png",
+    "grass.png",
+    "gravel.png",
+)
 TEXTURE_CROP = 128  # side of each square crop, pixels of the source image
 TEXTURE_LATTICE = 10  # crops per side: a 10×10 lattice, evenly spaced from corner to corner of each source
 

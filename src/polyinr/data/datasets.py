@@ -155,21 +155,39 @@ class ImageDataset(torch.utils.data.Dataset):
         """The same images (and labels, mirror) re-read at another resolution."""
         if resolution == self.resolution:
             return self
-        return ImageDataset(self._source, self._keys, self._raw_labels, self.num_classes, resolution, self.mirror,
-                            source_resolution=self.source_resolution)  # fmt: skip
+        return ImageDataset(
+            self._source,
+            self._keys,
+            self._raw_labels,
+            self.num_classes,
+            resolution,
+            self.mirror,
+            source_resolution=self.source_resolution,
+        )
 
     def unmirrored(self) -> ImageDataset:
         """The same images without the x-flipped copies (the metrics' ``_full`` reference set)."""
         if not self.mirror:
             return self
-        return ImageDataset(self._source, self._keys, self._raw_labels, self.num_classes, self.resolution, False,
-                            source_resolution=self.source_resolution)  # fmt: skip
+        return ImageDataset(
+            self._source,
+            self._keys,
+            self._raw_labels,
+            self.num_classes,
+            self.resolution,
+            False,
+            source_resolution=self.source_resolution,
+        )
 
     def _content_hash(self) -> str:
         """SHA-256 hex digest of which files (names, sizes, zip CRCs or mtimes), labels, resolution and mirror."""
         h = hashlib.sha256()
-        head = {"kind": self._source.kind, "resolution": self.resolution, "mirror": self.mirror,
-                "pipeline": _PIPELINE_VERSION}  # fmt: skip
+        head = {
+            "kind": self._source.kind,
+            "resolution": self.resolution,
+            "mirror": self.mirror,
+            "pipeline": _PIPELINE_VERSION,
+        }
         h.update(json.dumps(head, sort_keys=True).encode())
         for key in self._keys:
             h.update(self._source.stamp(key).encode("utf-8", "surrogateescape") + b"\0")
@@ -179,8 +197,10 @@ class ImageDataset(torch.utils.data.Dataset):
 
     def __repr__(self) -> str:
         cached = self._cache is not None
-        return (f"ImageDataset(name={self.name!r}, len={len(self)}, resolution={self.resolution}, "
-                f"num_classes={self.num_classes}, mirror={self.mirror}, cached={cached})")  # fmt: skip
+        return (
+            f"ImageDataset(name={self.name!r}, len={len(self)}, resolution={self.resolution}, "
+            f"num_classes={self.num_classes}, mirror={self.mirror}, cached={cached})"
+        )
 
 
 def _scan(source: FileSource, keys: list[str], labels: np.ndarray | None):
@@ -211,10 +231,14 @@ def _native_resolution(where: str, keys: list[str], sizes: list[tuple[int, int]]
     odd = keys[sizes.index(rare)]
     if len(counts) > 1:
         common = max((size for size in counts if size != rare), key=lambda size: (counts[size], size))
-        raise DatasetError(f"{where} has images of different sizes (e.g. {odd} is {rare[0]}x{rare[1]}, most are "
-                           f"{common[0]}x{common[1]}); give a resolution to crop and resize to")  # fmt: skip
-    raise DatasetError(f"{where} has images of a non-square size (e.g. {odd} is {rare[0]}x{rare[1]}); give a "
-                       "resolution to crop and resize to")  # fmt: skip
+        raise DatasetError(
+            f"{where} has images of different sizes (e.g. {odd} is {rare[0]}x{rare[1]}, most are "
+            f"{common[0]}x{common[1]}); give a resolution to crop and resize to"
+        )
+    raise DatasetError(
+        f"{where} has images of a non-square size (e.g. {odd} is {rare[0]}x{rare[1]}); give a "
+        "resolution to crop and resize to"
+    )
 
 
 def open_dataset(

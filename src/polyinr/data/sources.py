@@ -32,8 +32,16 @@ MAX_CLASSES = 100_000  # a class id above this is a broken label file, not a dat
 BUILTIN_PREFIX = "builtin:"
 
 # What a broken, truncated or non-image file raises while PIL (or zipfile) reads it.
-UNREADABLE = (OSError, ValueError, SyntaxError, EOFError, struct.error, zlib.error, zipfile.BadZipFile,
-              Image.DecompressionBombError)  # fmt: skip
+UNREADABLE = (
+    OSError,
+    ValueError,
+    SyntaxError,
+    EOFError,
+    struct.error,
+    zlib.error,
+    zipfile.BadZipFile,
+    Image.DecompressionBombError,
+)
 
 
 class DatasetError(PolyinrError):
@@ -229,11 +237,14 @@ def _labels_from_json(source: FileSource, raw: bytes) -> dict[str, int] | None:
             raise DatasetError(f"{where}: each label must be a [path, class] pair, got {json.dumps(entry)[:80]}")
         path, label = entry
         if isinstance(label, bool) or not isinstance(label, int) or label < 0:
-            raise DatasetError(f"{where}: the label of {path} must be a non-negative integer class, "
-                               f"got {json.dumps(label)[:80]}")  # fmt: skip
+            raise DatasetError(
+                f"{where}: the label of {path} must be a non-negative integer class, got {json.dumps(label)[:80]}"
+            )
         if label >= MAX_CLASSES:
-            raise DatasetError(f"{where}: the label of {path} is {label}; class ids must be below {MAX_CLASSES:,} "
-                               "(number the classes 0, 1, 2, …)")  # fmt: skip
+            raise DatasetError(
+                f"{where}: the label of {path} is {label}; class ids must be below {MAX_CLASSES:,} "
+                "(number the classes 0, 1, 2, …)"
+            )
         table[path.replace("\\", "/")] = label
     return table
 
@@ -260,17 +271,22 @@ def find_labels(source: Source, required: bool) -> tuple[np.ndarray | None, int]
         name_set = set(names)
         missing = [n for n in table if n not in name_set]
         if missing:
-            raise DatasetError(f"{LABELS_NAME} names {len(missing)} file(s) that are not in {source.where}, "
-                               f"e.g. {missing[0]}")  # fmt: skip
+            raise DatasetError(
+                f"{LABELS_NAME} names {len(missing)} file(s) that are not in {source.where}, e.g. {missing[0]}"
+            )
         unlabelled = [n for n in names if n not in table]
         if unlabelled:
-            raise DatasetError(f"{LABELS_NAME} labels only {len(names) - len(unlabelled)} of the {len(names)} "
-                               f"images in {source.where}; {unlabelled[0]} has no label")  # fmt: skip
+            raise DatasetError(
+                f"{LABELS_NAME} labels only {len(names) - len(unlabelled)} of the {len(names)} "
+                f"images in {source.where}; {unlabelled[0]} has no label"
+            )
         labels = np.array([table[n] for n in names], dtype=np.int64)
         num_classes = int(labels.max()) + 1
         if num_classes > max(len(names), 1000):
-            raise DatasetError(f"{LABELS_NAME} in {source.where} uses class id {num_classes - 1} for {len(names)} "
-                               "images: number the classes densely from 0")  # fmt: skip
+            raise DatasetError(
+                f"{LABELS_NAME} in {source.where} uses class id {num_classes - 1} for {len(names)} "
+                "images: number the classes densely from 0"
+            )
         return labels, num_classes
     classes = sorted({n.split("/")[0] for n in names if "/" in n})
     loose = [n for n in names if "/" not in n]
@@ -279,10 +295,14 @@ def find_labels(source: Source, required: bool) -> tuple[np.ndarray | None, int]
         return np.array([index[n.split("/")[0]] for n in names], dtype=np.int64), len(classes)
     if required:
         if classes:
-            raise DatasetError(f"{source.where}: {len(loose)} image(s) are not in a class subfolder "
-                               f"(e.g. {loose[0]}); conditional training needs a label for every image")  # fmt: skip
-        raise DatasetError(f"{source.where} has no labels: add {LABELS_NAME} or put the images in class "
-                           "subfolders, or train unconditionally")  # fmt: skip
+            raise DatasetError(
+                f"{source.where}: {len(loose)} image(s) are not in a class subfolder "
+                f"(e.g. {loose[0]}); conditional training needs a label for every image"
+            )
+        raise DatasetError(
+            f"{source.where} has no labels: add {LABELS_NAME} or put the images in class "
+            "subfolders, or train unconditionally"
+        )
     return None, 0
 
 

@@ -40,10 +40,19 @@ from polyinr.errors import PolyinrError
 
 # Orthogonal low-pass filter of the geometric transforms: Symlet-6 wavelet decomposition coefficients.
 SYM6 = (
-    0.015404109327027373, 0.0034907120842174702, -0.11799011114819057, -0.048311742585633, 0.4910559419267466,
-    0.787641141030194, 0.3379294217276218, -0.07263752278646252, -0.021060292512300564, 0.04472490177066578,
-    0.0017677118642428036, -0.007800708325034148,
-)  # fmt: skip
+    0.015404109327027373,
+    0.0034907120842174702,
+    -0.11799011114819057,
+    -0.048311742585633,
+    0.4910559419267466,
+    0.787641141030194,
+    0.3379294217276218,
+    -0.07263752278646252,
+    -0.021060292512300564,
+    0.04472490177066578,
+    0.0017677118642428036,
+    -0.007800708325034148,
+)
 
 
 @dataclass(frozen=True)
@@ -298,8 +307,9 @@ class AdaptiveAugment(nn.Module):
         shape = [B, C, (H + pad * 2) * 2, (W + pad * 2) * 2]
         G_inv = _diag(2 / images.shape[3], 2 / images.shape[2], dev) @ G_inv @ _diag(shape[3] / 2, shape[2] / 2, dev)
         grid = F.affine_grid(G_inv[:, :2, :], shape, align_corners=False)
-        images = F.grid_sample(images, grid.to(images.dtype), mode="bilinear", padding_mode="zeros",
-                               align_corners=False)  # fmt: skip
+        images = F.grid_sample(
+            images, grid.to(images.dtype), mode="bilinear", padding_mode="zeros", align_corners=False
+        )
         # NVIDIA's downsample2d(padding=-2·pad, flip_filter=True): crop 2·pad − (K−1)//2 per side, correlate.
         return _downsample2x(images, taps, pad * 2 - (taps.numel() - 1) // 2)
 

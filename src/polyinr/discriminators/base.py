@@ -56,8 +56,9 @@ class Discriminator(nn.Module):
         """Validate ``images [B, 3, R, R]``; return the labels as class indices ``[B]`` on the images' device."""
         R = self.img_resolution
         if images.ndim != 4 or tuple(images.shape[1:]) != (3, R, R):
-            raise PolyinrError(f"the {self.disc_name} discriminator takes images [B, 3, {R}, {R}], "
-                               f"got {tuple(images.shape)}")  # fmt: skip
+            raise PolyinrError(
+                f"the {self.disc_name} discriminator takes images [B, 3, {R}, {R}], got {tuple(images.shape)}"
+            )
         indices = class_indices(labels, self.num_classes)
         if indices is not None:
             if len(indices) != len(images):
@@ -70,6 +71,8 @@ class Discriminator(nn.Module):
         if self.num_classes == 0:
             raise PolyinrError(f"the {self.disc_name} discriminator is unconditional: it has no class table")
         if tuple(table.shape) != (self.num_classes, embed_dim):
-            raise PolyinrError(f"class embedding table {tuple(table.shape)} does not fit the {self.disc_name} "
-                               f"discriminator ({self.num_classes} classes × embed_dim {embed_dim}); "
-                               f"set its embed_dim option to the table's width")  # fmt: skip
+            raise PolyinrError(
+                f"class embedding table {tuple(table.shape)} does not fit the {self.disc_name} "
+                f"discriminator ({self.num_classes} classes × embed_dim {embed_dim}); "
+                f"set its embed_dim option to the table's width"
+            )

@@ -66,8 +66,10 @@ class FeatureNetwork(FrozenModule):
         else:
             info = getattr(model, "feature_info", None)
             if not hasattr(model, "forward_intermediates") or not isinstance(info, list) or len(info) < NUM_STAGES:
-                raise PolyinrError(f"feature network {name} is not supported: it is neither a timm vision "
-                                   f"transformer nor a model with {NUM_STAGES} feature stages")  # fmt: skip
+                raise PolyinrError(
+                    f"feature network {name} is not supported: it is neither a timm vision "
+                    f"transformer nor a model with {NUM_STAGES} feature stages"
+                )
             self.indices = NUM_STAGES  # the last four stages
             self.channels = tuple(stage["num_chs"] for stage in info[-NUM_STAGES:])
             self.input_size = (INTERP_SIZE, INTERP_SIZE)

@@ -84,19 +84,22 @@ class ProjectedDiscriminatorConfig:
             )
         unused = sorted(set(self.weights or {}) - set(backbones))
         if unused:
-            raise PolyinrError(f"weights given for {', '.join(unused)}, which is not among the backbones "
-                               f"({', '.join(backbones)})")  # fmt: skip
+            raise PolyinrError(
+                f"weights given for {', '.join(unused)}, which is not among the backbones ({', '.join(backbones)})"
+            )
         parse_policy(self.diffaug)
 
 
 def vit_reassembly(dim: int, widths: tuple[int, ...]) -> nn.ModuleList:
     """Random convs turning four ViT maps ``[B, dim, 14, 14]`` into a pyramid at 4×, 2×, 1×, ½× (DPT-style)."""
-    return nn.ModuleList([
-        nn.Sequential(nn.Conv2d(dim, widths[0], 1), nn.ConvTranspose2d(widths[0], widths[0], 4, stride=4)),
-        nn.Sequential(nn.Conv2d(dim, widths[1], 1), nn.ConvTranspose2d(widths[1], widths[1], 2, stride=2)),
-        nn.Conv2d(dim, widths[2], 1),
-        nn.Sequential(nn.Conv2d(dim, widths[3], 1), nn.Conv2d(widths[3], widths[3], 3, stride=2, padding=1)),
-    ])  # fmt: skip
+    return nn.ModuleList(
+        [
+            nn.Sequential(nn.Conv2d(dim, widths[0], 1), nn.ConvTranspose2d(widths[0], widths[0], 4, stride=4)),
+            nn.Sequential(nn.Conv2d(dim, widths[1], 1), nn.ConvTranspose2d(widths[1], widths[1], 2, stride=2)),
+            nn.Conv2d(dim, widths[2], 1),
+            nn.Sequential(nn.Conv2d(dim, widths[3], 1), nn.Conv2d(widths[3], widths[3], 3, stride=2, padding=1)),
+        ]
+    )
 
 
 class RandomProjection(FrozenModule):
@@ -162,8 +165,11 @@ class PatchHead(nn.Module):
         while size > HEAD_END_SIZE:
             size //= 2
             width = head_width(size)
-            layers += [spectral_norm(nn.Conv2d(channels, width, 4, stride=2, padding=1, bias=False)),
-                       nn.BatchNorm2d(width), nn.LeakyReLU(LRELU_SLOPE)]  # fmt: skip
+            layers += [
+                spectral_norm(nn.Conv2d(channels, width, 4, stride=2, padding=1, bias=False)),
+                nn.BatchNorm2d(width),
+                nn.LeakyReLU(LRELU_SLOPE),
+            ]
             channels = width
         padding = max(0, math.ceil((4 - size) / 2))  # maps smaller than the kernel still give a logit
         out_channels = CMAP_DIM if num_classes > 0 else 1
@@ -180,9 +186,14 @@ class FeatureBranch(nn.Module):
     """One feature network: augment → normalise/resize → frozen features → random projection → heads."""
 
     def __init__(
-        self, features: FeatureNetwork, img_resolution: int, resize: bool, diffaug: str | None, num_classes: int,
+        self,
+        features: FeatureNetwork,
+        img_resolution: int,
+        resize: bool,
+        diffaug: str | None,
+        num_classes: int,
         embed_dim: int,
-    ) -> None:  # fmt: skip
+    ) -> None:
         super().__init__()
         self.features = features
         self.projection = RandomProjection(features.channels, features.is_vit)
@@ -215,10 +226,16 @@ class ProjectedDiscriminator(Discriminator):
         resize = cfg.img_resolution < INTERP_SIZE if cfg.interp224 is None else cfg.interp224
         weights = cfg.weights or {}
         self.branches = nn.ModuleList(
-            FeatureBranch(create_feature_network(name, cfg.pretrained, weights.get(name)), cfg.img_resolution,
-                          resize, cfg.diffaug, cfg.num_classes, cfg.embed_dim)
+            FeatureBranch(
+                create_feature_network(name, cfg.pretrained, weights.get(name)),
+                cfg.img_resolution,
+                resize,
+                cfg.diffaug,
+                cfg.num_classes,
+                cfg.embed_dim,
+            )
             for name in cfg.backbones
-        )  # fmt: skip
+        )
         self.branch_widths: list[int] = []  # logits per branch, K_b, known after the first forward
 
     def split_logits(self, logits: torch.Tensor) -> list[torch.Tensor]:

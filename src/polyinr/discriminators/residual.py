@@ -52,8 +52,10 @@ class ResidualDiscriminatorConfig:
         if R < 8:
             raise PolyinrError(f"the residual discriminator needs a resolution ≥ 8, got {R}")
         if self.channel_base < R or self.channel_max < 1:
-            raise PolyinrError(f"channel_base must be ≥ the resolution ({R}) and channel_max ≥ 1, "
-                               f"got {self.channel_base} and {self.channel_max}")  # fmt: skip
+            raise PolyinrError(
+                f"channel_base must be ≥ the resolution ({R}) and channel_max ≥ 1, "
+                f"got {self.channel_base} and {self.channel_max}"
+            )
         if self.mbstd_group < 1 or self.embed_dim < 1 or self.num_classes < 0 or self.aux_outputs < 0:
             raise PolyinrError("mbstd_group and embed_dim must be ≥ 1, num_classes and aux_outputs ≥ 0")
 
@@ -191,15 +193,19 @@ class ResidualDiscriminator(Discriminator):
         self.out = EqualizedLinear(C, self.cmap_dim or 1)
         self.aux = None  # the authors' InfinityGAN `coord_linear`: two layers from the flattened epilogue features
         if cfg.aux_outputs > 0:
-            self.aux = nn.Sequential(EqualizedLinear(C * 4 * 4, C, activation="lrelu"),
-                                     EqualizedLinear(C, cfg.aux_outputs))  # fmt: skip
+            self.aux = nn.Sequential(
+                EqualizedLinear(C * 4 * 4, C, activation="lrelu"), EqualizedLinear(C, cfg.aux_outputs)
+            )
         if cfg.num_classes > 0:
             self.embed = nn.Embedding(cfg.num_classes, cfg.embed_dim)  # [num_classes, embed_dim]
-            self.label_mapping = nn.Sequential(*(
-                EqualizedLinear(cfg.embed_dim if i == 0 else C, C, activation="lrelu",
-                                lr_multiplier=MAPPING_LR_MULTIPLIER)
-                for i in range(MAPPING_LAYERS)
-            ))  # fmt: skip
+            self.label_mapping = nn.Sequential(
+                *(
+                    EqualizedLinear(
+                        cfg.embed_dim if i == 0 else C, C, activation="lrelu", lr_multiplier=MAPPING_LR_MULTIPLIER
+                    )
+                    for i in range(MAPPING_LAYERS)
+                )
+            )
         else:
             self.embed = None
             self.label_mapping = None
@@ -217,8 +223,13 @@ class ResidualDiscriminator(Discriminator):
         ``aux`` also the auxiliary predictions ``[B, aux_outputs]``."""
         labels = self.check_inputs(images, labels)
         if self.net_resolution != self.cfg.img_resolution:  # e.g. InfinityGAN's odd patch sizes (101 → 128)
-            images = F.interpolate(images, size=self.net_resolution, mode="bilinear", align_corners=False,
-                                   antialias=self.net_resolution < self.cfg.img_resolution)  # fmt: skip
+            images = F.interpolate(
+                images,
+                size=self.net_resolution,
+                mode="bilinear",
+                align_corners=False,
+                antialias=self.net_resolution < self.cfg.img_resolution,
+            )
         x = self.from_rgb(diff_augment(images, self.cfg.diffaug))  # [B, C_R, R, R]
         for block in self.blocks.values():
             x = block(x)  # halves the resolution

@@ -93,8 +93,14 @@ def config_from_state(state: dict[str, torch.Tensor], **settings: Any) -> Infini
     if n_convs % 2 or n_convs == 0:
         raise ImporterError(f"texture synthesizer has {n_convs} convolutions, expected pairs")
     mapping = MappingConfig(z_dim=int(Dg), w_dim=int(Dg), num_layers=n_mlp, lr_multiplier=0.01)
-    return InfinityGANConfig(mapping=mapping, local_latent_dim=int(Dl), structure_layers=ss_layers,
-                             structure_kernel=int(k), ts_channels=channels, **settings)  # fmt: skip
+    return InfinityGANConfig(
+        mapping=mapping,
+        local_latent_dim=int(Dl),
+        structure_layers=ss_layers,
+        structure_kernel=int(k),
+        ts_channels=channels,
+        **settings,
+    )
 
 
 def our_state(state: dict[str, torch.Tensor], cfg: InfinityGANConfig) -> dict[str, torch.Tensor]:
@@ -135,8 +141,11 @@ def our_state(state: dict[str, torch.Tensor], cfg: InfinityGANConfig) -> dict[st
     return out
 
 
-@register_converter("infinitygan", help="the InfinityGAN authors' *.pth.tar (g_ema; sizes from the tensor shapes, "
-                    "the rest from their model YAML when a config file is given)")  # fmt: skip
+@register_converter(
+    "infinitygan",
+    help="the InfinityGAN authors' *.pth.tar (g_ema; sizes from the tensor shapes, "
+    "the rest from their model YAML when a config file is given)",
+)
 def convert(path: Path, config: str | Path | None = None) -> Converted:
     """Read ``path`` without running code from it and build our generator from its ``g_ema``."""
     checkpoint = restricted_load(Path(path))

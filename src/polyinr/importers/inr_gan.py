@@ -112,8 +112,10 @@ class _ConfigReader:
         items = [self.resolved(v) for v in (value.values() if isinstance(value, dict) else value)]
         size = 1 + sum(n for _, n in items)
         if size > MAX_CONFIG_VALUES:
-            raise ImporterError(f"its config would expand to over {MAX_CONFIG_VALUES:,} values (nodes shared or "
-                                "interpolated over and over)")  # fmt: skip
+            raise ImporterError(
+                f"its config would expand to over {MAX_CONFIG_VALUES:,} values (nodes shared or "
+                "interpolated over and over)"
+            )
         out = dict(zip(value, (v for v, _ in items))) if isinstance(value, dict) else [v for v, _ in items]
         self.depth -= 1
         self.resolved_done[id(value)] = self.resolved_done[id(out)] = (out, size)  # out is resolved as it is
@@ -202,13 +204,16 @@ def _structure(theirs: dict[str, torch.Tensor], R: int, n0: int) -> dict[str, An
     """Extra layers and embedding kinds from the tensors, as our config's fields; refused when irregular."""
     nominal = [2**i for i in range(2, int(math.log2(R)) + 1)]
     grid = {res: max(res, n0) for res in nominal}
-    extras = {res: len({k.split(".")[3] for k in theirs if k.startswith(f"synthesis.b{res}.extra_convs.")})
-              for res in nominal}  # fmt: skip
+    extras = {
+        res: len({k.split(".")[3] for k in theirs if k.startswith(f"synthesis.b{res}.extra_convs.")}) for res in nominal
+    }
     _require(all(c <= 1 for c in extras.values()), f"more than one extra layer in a block ({extras})")
     with_extra = sorted({grid[r] for r, c in extras.items() if c})
     first = with_extra[0] if with_extra else 0
-    _require(all(bool(extras[r]) == bool(first and grid[r] >= first) for r in nominal),
-             f"extra layers only in some blocks of a resolution ({extras})")  # fmt: skip
+    _require(
+        all(bool(extras[r]) == bool(first and grid[r] >= first) for r in nominal),
+        f"extra layers only in some blocks of a resolution ({extras})",
+    )
     kinds: dict[int, tuple[bool, int, int]] = {}  # grid resolution → (medium, random size, const size)
     for res in nominal:
         prefix = "synthesis.b4.input.input.coord_fuser" if res == 4 else f"synthesis.b{res}.coord_fuser"
@@ -219,8 +224,10 @@ def _structure(theirs: dict[str, torch.Tensor], R: int, n0: int) -> dict[str, An
         octaves = math.ceil(math.log2(n))
         _require(log.shape in ((2 * octaves, 2), (4 * octaves, 2)), f"a log basis of shape {tuple(log.shape)} at {n}")
         medium = log.shape[0] == 2 * octaves
-        _require(torch.allclose(log.float(), logarithmic_basis(n, not medium), atol=1e-5),
-                 f"its log basis at {n} differs from the released formula")  # fmt: skip
+        _require(
+            torch.allclose(log.float(), logarithmic_basis(n, not medium), atol=1e-5),
+            f"its log basis at {n} differs from the released formula",
+        )
         random = theirs.get(f"{prefix}.random_basis")
         const = theirs.get(f"{prefix}.const_embs")
         _require(medium == (random is not None), f"the {n}² embedding mixes diagonals and a random basis")
@@ -231,12 +238,17 @@ def _structure(theirs: dict[str, torch.Tensor], R: int, n0: int) -> dict[str, An
     random_sizes = {k[1] for k in kinds.values() if k[0]}
     low_const = {k[2] for k in kinds.values() if not k[0]}
     medium_const = {k[2] for k in kinds.values() if k[0]}
-    _require(len(random_sizes) <= 1 and len(low_const) <= 1 and len(medium_const) <= 1,
-             "embedding sizes that differ between blocks of one kind")  # fmt: skip
-    return dict(extra_layers_from=first, medium_resolution=threshold,
-                random_emb_size=random_sizes.pop() if random_sizes else 0,
-                const_emb_low=low_const.pop() if low_const else 0,
-                const_emb_medium=medium_const.pop() if medium_const else 0)  # fmt: skip
+    _require(
+        len(random_sizes) <= 1 and len(low_const) <= 1 and len(medium_const) <= 1,
+        "embedding sizes that differ between blocks of one kind",
+    )
+    return dict(
+        extra_layers_from=first,
+        medium_resolution=threshold,
+        random_emb_size=random_sizes.pop() if random_sizes else 0,
+        const_emb_low=low_const.pop() if low_const else 0,
+        const_emb_medium=medium_const.pop() if medium_const else 0,
+    )
 
 
 def inr_gan_from_snapshot(snapshot: Any) -> tuple[InrGanGenerator, list[str], dict[str, Any]]:
@@ -255,8 +267,10 @@ def inr_gan_from_snapshot(snapshot: Any) -> tuple[InrGanGenerator, list[str], di
     cfg = read_config(synthesis["cfg"])
 
     # What only the config says, and what our model cannot compute.
-    _require(plain_number(attrs.get("c_dim", 0)) == 0 and "mapping.embed.weight" not in theirs,
-             "it is class-conditional (StyleGAN2's label embedding is not ours)")  # fmt: skip
+    _require(
+        plain_number(attrs.get("c_dim", 0)) == 0 and "mapping.embed.weight" not in theirs,
+        "it is class-conditional (StyleGAN2's label embedding is not ours)",
+    )
     _require(_get(cfg, "fmm.enabled") is True, "FMM is off (a StyleGAN2 synthesis)")
     _require(_get(cfg, "fmm.activation") == "demod", f"FMM activation {_get(cfg, 'fmm.activation')!r} (ours: demod)")
     mode = _get(cfg, "upsampling_mode")
@@ -286,15 +300,26 @@ def inr_gan_from_snapshot(snapshot: Any) -> tuple[InrGanGenerator, list[str], di
     synthesis_kwargs = as_dict(as_dict(attrs.get("_init_kwargs")).get("synthesis_kwargs"))
     clamp = plain_number(submodule_attrs(src, "G_ema", "synthesis.b4.conv1").get("conv_clamp"))
     fields = dict(
-        mapping=MappingConfig(z_dim=fc0.shape[1], w_dim=w_avg.shape[0], num_classes=0, num_layers=mapping_layers,
-                              lr_multiplier=lr_multiplier,
-                              w_avg_beta=float(plain_number(mapping_attrs.get("w_avg_beta", 0.995)))),
-        img_resolution=R, img_channels=theirs["synthesis.b4.torgb.weight"].shape[0], input_resolution=n0,
+        mapping=MappingConfig(
+            z_dim=fc0.shape[1],
+            w_dim=w_avg.shape[0],
+            num_classes=0,
+            num_layers=mapping_layers,
+            lr_multiplier=lr_multiplier,
+            w_avg_beta=float(plain_number(mapping_attrs.get("w_avg_beta", 0.995))),
+        ),
+        img_resolution=R,
+        img_channels=theirs["synthesis.b4.torgb.weight"].shape[0],
+        input_resolution=n0,
         channel_base=int(plain_number(synthesis_kwargs.get("channel_base", 32768))),
         channel_max=int(plain_number(synthesis_kwargs.get("channel_max", 512))),
-        upsampling=mode, instance_norm=instance_norm, fmm="demod", fmm_rank=rank,
-        conv_clamp=None if clamp is None else float(clamp), **_structure(theirs, R, n0),
-    )  # fmt: skip
+        upsampling=mode,
+        instance_norm=instance_norm,
+        fmm="demod",
+        fmm_rank=rank,
+        conv_clamp=None if clamp is None else float(clamp),
+        **_structure(theirs, R, n0),
+    )
     G = build_generator("inr-gan", InrGanConfig(**fields), stored_bytes(theirs.values()))
     ours = G.state_dict()
 
@@ -317,8 +342,11 @@ def inr_gan_from_snapshot(snapshot: Any) -> tuple[InrGanGenerator, list[str], di
             value = value.unsqueeze(0)  # [w_dim] → one row [1, w_dim]
         state[name] = value
     missing = sorted(set(ours) - set(state))
-    wrong = sorted(f"{k} {tuple(v.shape)} vs ours {tuple(ours[k].shape)}" for k, v in state.items()
-                   if k in ours and v.shape != ours[k].shape)  # fmt: skip
+    wrong = sorted(
+        f"{k} {tuple(v.shape)} vs ours {tuple(ours[k].shape)}"
+        for k, v in state.items()
+        if k in ours and v.shape != ours[k].shape
+    )
     unexpected += sorted(k for k in state if k not in ours)
     for problem, keys in (("has unexpected", unexpected), ("lacks", missing), ("mis-shaped", wrong)):
         if keys:
@@ -336,8 +364,12 @@ def inr_gan_from_snapshot(snapshot: Any) -> tuple[InrGanGenerator, list[str], di
         else "learned per-pixel constants: none",
         *(f"dropped: {d}" for d in sorted(dropped)),
     ]
-    provenance = {"source_class": source_class, "upsampling": mode, "instance_norm": instance_norm,
-                  "const_embeddings": list(const)}  # fmt: skip
+    provenance = {
+        "source_class": source_class,
+        "upsampling": mode,
+        "instance_norm": instance_norm,
+        "const_embeddings": list(const),
+    }
     return G, lines, provenance
 
 

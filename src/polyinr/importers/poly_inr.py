@@ -28,14 +28,33 @@ from polyinr.models.registry import resolve_config
 
 NAME = "poly-inr"  # the converter's name; "poly-inr-official" is accepted too
 
-_LEVEL0_PARTS = {"fc0_3": "grid_matrix", "fc0_4": "grid_shift", "fc0_1": "coord_weight", "fc0_2": "coord_bias",
-                 "fc0_0": "linear"}  # fmt: skip
-_BLOCK_PARTS = {"fc0_5": "style", "fc0_3": "grid_matrix", "fc0_4": "grid_shift", "fc0_1": "coord_weight",
-                "fc0_2": "coord_bias", "fb0.fc1": "linear"}  # fmt: skip
+_LEVEL0_PARTS = {
+    "fc0_3": "grid_matrix",
+    "fc0_4": "grid_shift",
+    "fc0_1": "coord_weight",
+    "fc0_2": "coord_bias",
+    "fc0_0": "linear",
+}
+_BLOCK_PARTS = {
+    "fc0_5": "style",
+    "fc0_3": "grid_matrix",
+    "fc0_4": "grid_shift",
+    "fc0_1": "coord_weight",
+    "fc0_2": "coord_bias",
+    "fb0.fc1": "linear",
+}
 _SYNTHESIS_KEY = re.compile(r"synthesis\.(?:fb(\d+)\.)?(fc0_\d|fb0\.fc1)\.(weight|bias)")
 _MAPPING_KEY = re.compile(r"mapping\.fc(\d+)\.(weight|bias)")
-_SAME_NAMES = frozenset({"synthesis.to_rgb.weight", "synthesis.to_rgb.bias", "mapping.w_avg", "mapping.embed.weight",
-                         "mapping.embed_proj.weight", "mapping.embed_proj.bias"})  # fmt: skip
+_SAME_NAMES = frozenset(
+    {
+        "synthesis.to_rgb.weight",
+        "synthesis.to_rgb.bias",
+        "mapping.w_avg",
+        "mapping.embed.weight",
+        "mapping.embed_proj.weight",
+        "mapping.embed_proj.bias",
+    }
+)
 
 
 def _our_name(key: str) -> str | None:
@@ -115,8 +134,11 @@ def _snapshot_info(snapshot: dict[str, Any]) -> tuple[int | None, bool | None, f
     nimg = plain_number(progress.get("cur_nimg"))
     if isinstance(nimg, torch.Tensor) and nimg.numel() == 1:
         nimg = int(nimg.item())
-    return (resolution if isinstance(resolution, int) else None, labels if isinstance(labels, bool) else None,
-            nimg / 1000 if isinstance(nimg, int) else None)  # fmt: skip
+    return (
+        resolution if isinstance(resolution, int) else None,
+        labels if isinstance(labels, bool) else None,
+        nimg / 1000 if isinstance(nimg, int) else None,
+    )
 
 
 def poly_inr_from_snapshot(snapshot: Any) -> tuple[PolyINRGenerator, PolyINRReport]:
@@ -162,8 +184,9 @@ def poly_inr_from_snapshot(snapshot: Any) -> tuple[PolyINRGenerator, PolyINRRepo
 
     # What the authors recorded must agree with the shapes.
     mapping = submodule_attrs(src, "G_ema", "mapping")
-    for name, value in dict(z_dim=z_dim, c_dim=num_classes, w_dim=w_dim, num_ws=num_levels,
-                            num_layers=mapping_layers).items():  # fmt: skip
+    for name, value in dict(
+        z_dim=z_dim, c_dim=num_classes, w_dim=w_dim, num_ws=num_levels, num_layers=mapping_layers
+    ).items():
         _check_attr(mapping, name, value, "G_ema.mapping")
     synthesis = submodule_attrs(src, "G_ema", "synthesis")
     for name, value in dict(img_resolution=resolution, z_dim=w_dim, z_dim1=n, nc=to_rgb.shape[0]).items():
@@ -171,11 +194,24 @@ def poly_inr_from_snapshot(snapshot: Any) -> tuple[PolyINRGenerator, PolyINRRepo
     lr_multiplier = plain_number(submodule_attrs(src, "G_ema", "mapping.fc0").get("bias_gain", 0.1))
     w_avg_beta = plain_number(mapping.get("w_avg_beta", 0.998))
 
-    mapping_cfg = dict(z_dim=z_dim, w_dim=w_dim, num_classes=num_classes, embed_dim=embed_dim,
-                       num_layers=mapping_layers,
-                       lr_multiplier=float(lr_multiplier), w_avg_beta=float(w_avg_beta))  # fmt: skip
-    cfg = resolve_config("poly-inr", channels=n, num_levels=num_levels, img_resolution=resolution,
-                         img_channels=to_rgb.shape[0], stored_grid=True, mapping=mapping_cfg)  # fmt: skip
+    mapping_cfg = dict(
+        z_dim=z_dim,
+        w_dim=w_dim,
+        num_classes=num_classes,
+        embed_dim=embed_dim,
+        num_layers=mapping_layers,
+        lr_multiplier=float(lr_multiplier),
+        w_avg_beta=float(w_avg_beta),
+    )
+    cfg = resolve_config(
+        "poly-inr",
+        channels=n,
+        num_levels=num_levels,
+        img_resolution=resolution,
+        img_channels=to_rgb.shape[0],
+        stored_grid=True,
+        mapping=mapping_cfg,
+    )
     G = build_generator("poly-inr", cfg, stored_bytes(theirs.values()))
     ours = G.state_dict()
 
@@ -199,8 +235,10 @@ def poly_inr_from_snapshot(snapshot: Any) -> tuple[PolyINRGenerator, PolyINRRepo
             unexpected.append(key)
             continue
         if key == "mapping.embed.weight" and value.shape[0] > num_classes:
-            dropped.append(f"rows {num_classes}..{value.shape[0] - 1} of mapping.embed.weight (unused: the generator "
-                           f"has {num_classes} classes)")  # fmt: skip
+            dropped.append(
+                f"rows {num_classes}..{value.shape[0] - 1} of mapping.embed.weight (unused: the generator "
+                f"has {num_classes} classes)"
+            )
             value = value[:num_classes]
         elif key == "synthesis.to_rgb.weight":
             value = value.flatten(1)  # 1×1 convolution [C, n, 1, 1] → linear [C, n]
@@ -208,8 +246,11 @@ def poly_inr_from_snapshot(snapshot: Any) -> tuple[PolyINRGenerator, PolyINRRepo
             value = value.unsqueeze(0)  # [w_dim] → one row [1, w_dim]
         state[name], source_of[name] = value, key
     missing = sorted(set(ours) - set(state))
-    wrong = sorted(f"{source_of[k]} {tuple(v.shape)} for {k} {tuple(ours[k].shape)}" for k, v in state.items()
-                   if v.shape != ours[k].shape)  # fmt: skip
+    wrong = sorted(
+        f"{source_of[k]} {tuple(v.shape)} for {k} {tuple(ours[k].shape)}"
+        for k, v in state.items()
+        if v.shape != ours[k].shape
+    )
     problems = (("has unexpected", sorted(unexpected)), ("lacks what ours needs for", missing), ("mis-shaped", wrong))
     for problem, keys in problems:
         if keys:
@@ -222,11 +263,19 @@ def poly_inr_from_snapshot(snapshot: Any) -> tuple[PolyINRGenerator, PolyINRRepo
     deviation = (grid.double() - uniform).abs()
     dataset_resolution, dataset_labels, kimg = _snapshot_info(snapshot)
     report = PolyINRReport(
-        source_class=source_class, channels=n, num_levels=num_levels, img_resolution=resolution,
-        num_classes=num_classes, z_dim=z_dim, grid_max_deviation=float(deviation.max()),
-        grid_mean_deviation=float(deviation.mean()), dataset_resolution=dataset_resolution,
-        dataset_labels=dataset_labels, training_kimg=kimg, dropped=tuple(dropped),
-    )  # fmt: skip
+        source_class=source_class,
+        channels=n,
+        num_levels=num_levels,
+        img_resolution=resolution,
+        num_classes=num_classes,
+        z_dim=z_dim,
+        grid_max_deviation=float(deviation.max()),
+        grid_mean_deviation=float(deviation.mean()),
+        dataset_resolution=dataset_resolution,
+        dataset_labels=dataset_labels,
+        training_kimg=kimg,
+        dropped=tuple(dropped),
+    )
     return G, report
 
 
@@ -243,11 +292,17 @@ def _check_gains(src: Any, G: PolyINRGenerator) -> None:
         _check_attr(attrs, "activation", layer.activation, f"G_ema.{path}")
 
 
-@register_converter(NAME, aliases=("poly-inr-official",),
-                    help="the Poly-INR authors' training snapshot (.pkl, dill; or a torch.save archive)")  # fmt: skip
+@register_converter(
+    NAME,
+    aliases=("poly-inr-official",),
+    help="the Poly-INR authors' training snapshot (.pkl, dill; or a torch.save archive)",
+)
 def convert(path: Path) -> Converted:
     """The authors' ``network-snapshot-*.pkl`` / ``best_model.pkl`` → our generator and what was read."""
     G, report = poly_inr_from_snapshot(restricted_load(path))
-    provenance = {"source_class": report.source_class, "grid_max_deviation": report.grid_max_deviation,
-                  "grid_mean_deviation": report.grid_mean_deviation}  # fmt: skip
+    provenance = {
+        "source_class": report.source_class,
+        "grid_max_deviation": report.grid_max_deviation,
+        "grid_mean_deviation": report.grid_mean_deviation,
+    }
     return Converted(G, tuple(report.lines()), provenance)

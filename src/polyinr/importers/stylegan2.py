@@ -74,8 +74,10 @@ def stylegan2_config(src: Any, theirs: dict[str, torch.Tensor]) -> StyleGAN2Conf
     channel_base = int(recorded.get("channel_base", channels[img_resolution] * img_resolution))
     expected = {r: min(channel_base // r, channel_max) for r in resolutions}
     if expected != channels:
-        raise ImporterError(f"G_ema's block channels {list(channels.values())} are not those of its recorded "
-                            f"channel_base {channel_base} and channel_max {channel_max}")  # fmt: skip
+        raise ImporterError(
+            f"G_ema's block channels {list(channels.values())} are not those of its recorded "
+            f"channel_base {channel_base} and channel_max {channel_max}"
+        )
 
     for r in resolutions:  # the architecture our generator computes, read from each block before building
         block = submodule_attrs(src, "G_ema", f"synthesis.b{r}")
@@ -90,23 +92,33 @@ def stylegan2_config(src: Any, theirs: dict[str, torch.Tensor]) -> StyleGAN2Conf
             _require(attrs.get("activation", "lrelu") == "lrelu", f"{name} uses {attrs.get('activation')!r}")
         for name in (f"synthesis.b{r}", f"synthesis.b{r}.conv0", f"synthesis.b{r}.conv1"):
             taps = theirs.get(f"{name}.resample_filter")
-            if taps is not None and not (taps.shape == (4, 4) and torch.allclose(
-                    taps.float(), resample_taps().outer(resample_taps()), atol=1e-7)):  # fmt: skip
+            if taps is not None and not (
+                taps.shape == (4, 4) and torch.allclose(taps.float(), resample_taps().outer(resample_taps()), atol=1e-7)
+            ):
                 raise ImporterError(f"G_ema's {name}.resample_filter is not the {list(RESAMPLE_TAPS)} filter")
     layer = submodule_attrs(src, "G_ema", f"synthesis.b{img_resolution}.conv1")
     conv_clamp = 0.0 if layer.get("conv_clamp", 256) is None else float(recorded_number(layer, "conv_clamp", 256))
 
     overrides = {
         **mapping_config(src, theirs, "StyleGAN2"),
-        "img_resolution": img_resolution, "img_channels": img_channels, "channel_base": channel_base,
-        "channel_max": channel_max, "conv_clamp": conv_clamp,
-    }  # fmt: skip
+        "img_resolution": img_resolution,
+        "img_channels": img_channels,
+        "channel_base": channel_base,
+        "channel_max": channel_max,
+        "conv_clamp": conv_clamp,
+    }
     fc0 = submodule_attrs(src, "G_ema", "mapping.fc0")
     _require(fc0.get("activation", "lrelu") == "lrelu", f"its mapping uses {fc0.get('activation')!r}")
     mapping = submodule_attrs(src, "G_ema", "mapping")
-    held = {"z_dim": overrides["mapping.z_dim"], "c_dim": overrides["mapping.num_classes"],
-            "w_dim": overrides["mapping.w_dim"], "img_resolution": img_resolution, "img_channels": img_channels,
-            "num_ws": 2 * len(resolutions), "num_layers": overrides["mapping.num_layers"]}  # fmt: skip
+    held = {
+        "z_dim": overrides["mapping.z_dim"],
+        "c_dim": overrides["mapping.num_classes"],
+        "w_dim": overrides["mapping.w_dim"],
+        "img_resolution": img_resolution,
+        "img_channels": img_channels,
+        "num_ws": 2 * len(resolutions),
+        "num_layers": overrides["mapping.num_layers"],
+    }
     for attrs in (submodule_attrs(src, "G_ema", ""), mapping):
         for name, value in recorded_init_kwargs(attrs).items():
             if name in held and value != held[name]:
@@ -130,8 +142,10 @@ def stylegan2_from_pickle(data: Any) -> tuple[Generator, list[str]]:
     state.update(mapping_state(src, theirs, G, "StyleGAN2"))
     load_g_ema(G, state, "StyleGAN2")
     R = cfg.img_resolution
-    notes = [f"read {source_class} as stylegan2: {R}x{R}, {cfg.num_classes or 'no'} classes, "
-             f"{G.parameter_count():,} parameters"]  # fmt: skip
+    notes = [
+        f"read {source_class} as stylegan2: {R}x{R}, {cfg.num_classes or 'no'} classes, "
+        f"{G.parameter_count():,} parameters"
+    ]
     return G, notes
 
 

@@ -66,20 +66,24 @@ def stylegan3_config(src: Any, theirs: dict[str, torch.Tensor]) -> tuple[str, St
     name = "stylegan3-r" if radial else "stylegan3-t"
     overrides = {
         **mapping_config(src, theirs, "StyleGAN3"),
-        "img_resolution": img_resolution, "img_channels": img_channels, "channel_base": channel_base,
-        "channel_max": channel_max, "num_layers": num_layers,
+        "img_resolution": img_resolution,
+        "img_channels": img_channels,
+        "channel_base": channel_base,
+        "channel_max": channel_max,
+        "num_layers": num_layers,
         "num_critical": int(recorded_number(synthesis, "num_critical", 2)),
         "margin_size": int(recorded_number(synthesis, "margin_size", 10)),
         "output_scale": float(recorded_number(synthesis, "output_scale", 0.25)),
         "first_cutoff": float(recorded.get("first_cutoff", 2.0)),
         "first_stopband": float(recorded.get("first_stopband", 2**2.1)),
         "last_stopband_rel": float(recorded.get("last_stopband_rel", 2**0.3)),
-        "conv_kernel": conv_kernel, "use_radial_filters": radial,
+        "conv_kernel": conv_kernel,
+        "use_radial_filters": radial,
         "filter_size": int(recorded.get("filter_size", 6)),
         "lrelu_upsampling": int(recorded.get("lrelu_upsampling", 2)),
         "conv_clamp": float(recorded_number(layer0, "conv_clamp", 256)),
         "magnitude_ema_beta": float(recorded_number(layer0, "magnitude_ema_beta", 0.999)),
-    }  # fmt: skip
+    }
     return name, resolve_config(name, **overrides)
 
 
@@ -90,17 +94,23 @@ def check_schedule(specs: list[LayerSpec], theirs: dict[str, torch.Tensor], netw
     expected = {f"synthesis.{s.name}.weight" for s in specs}
     found = {k for k in theirs if LAYER_KEY.fullmatch(k)}
     if expected != found:
-        raise ImporterError(f"G_ema's layers {sorted(found)[:3]}… are not the {network} schedule of its settings "
-                            f"({sorted(expected)[:3]}…)")  # fmt: skip
+        raise ImporterError(
+            f"G_ema's layers {sorted(found)[:3]}… are not the {network} schedule of its settings "
+            f"({sorted(expected)[:3]}…)"
+        )
     for spec in specs:
-        for buffer, taps, radial in (("up_filter", spec.up_taps, False), ("down_filter", spec.down_taps,
-                                                                        spec.down_radial)):  # fmt: skip
+        for buffer, taps, radial in (
+            ("up_filter", spec.up_taps, False),
+            ("down_filter", spec.down_taps, spec.down_radial),
+        ):
             designed = None if taps == 1 else (taps, taps) if radial else (taps,)
             tensor = theirs.get(f"synthesis.{spec.name}.{buffer}")
             held = None if tensor is None else tuple(tensor.shape)
             if held != designed:
-                raise ImporterError(f"G_ema's synthesis.{spec.name}.{buffer} has shape {held}, but the settings it "
-                                    f"records design {designed}")  # fmt: skip
+                raise ImporterError(
+                    f"G_ema's synthesis.{spec.name}.{buffer} has shape {held}, but the settings it "
+                    f"records design {designed}"
+                )
 
 
 def check_filters(G: Generator, theirs: dict[str, torch.Tensor]) -> None:
@@ -111,8 +121,11 @@ def check_filters(G: Generator, theirs: dict[str, torch.Tensor]) -> None:
             mine, key = getattr(layer, buffer), f"synthesis.{layer_name}.{buffer}"
             found = theirs.get(key)
             same = (mine is None and found is None) or (
-                mine is not None and found is not None and mine.shape == found.shape
-                and float((mine - found.float()).abs().max()) <= _FILTER_TOLERANCE)  # fmt: skip
+                mine is not None
+                and found is not None
+                and mine.shape == found.shape
+                and float((mine - found.float()).abs().max()) <= _FILTER_TOLERANCE
+            )
             if not same:
                 raise ImporterError(f"G_ema's {key} differs from the filter its layer's settings design")
 
@@ -148,8 +161,11 @@ def stylegan3_from_pickle(data: Any) -> tuple[Generator, list[str]]:
     state = g_ema_state(theirs, ours, f"StyleGAN3 {name}", read)
     state.update(mapping_state(src, theirs, G, f"StyleGAN3 {name}"))
     load_g_ema(G, state, f"StyleGAN3 {name}")
-    notes.insert(0, f"read {source_class} as {name}: {cfg.img_resolution}x{cfg.img_resolution}, "
-                    f"{cfg.num_classes or 'no'} classes, {G.parameter_count():,} parameters")  # fmt: skip
+    notes.insert(
+        0,
+        f"read {source_class} as {name}: {cfg.img_resolution}x{cfg.img_resolution}, "
+        f"{cfg.num_classes or 'no'} classes, {G.parameter_count():,} parameters",
+    )
     return G, notes
 
 

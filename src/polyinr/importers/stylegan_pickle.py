@@ -382,11 +382,14 @@ def mapping_config(src: Any, theirs: dict[str, torch.Tensor], network: str) -> d
         raise ImporterError(f"a conditional G_ema with z_dim {z_dim} != w_dim {w_dim} has no counterpart here")
     fc0, mapping = submodule_attrs(src, "G_ema", "mapping.fc0"), submodule_attrs(src, "G_ema", "mapping")
     return {
-        "mapping.z_dim": z_dim, "mapping.w_dim": w_dim, "mapping.num_classes": num_classes,
-        "mapping.embed_dim": z_dim, "mapping.num_layers": len(fc),
+        "mapping.z_dim": z_dim,
+        "mapping.w_dim": w_dim,
+        "mapping.num_classes": num_classes,
+        "mapping.embed_dim": z_dim,
+        "mapping.num_layers": len(fc),
         "mapping.lr_multiplier": float(recorded_number(fc0, "bias_gain", 0.01)),
         "mapping.w_avg_beta": float(recorded_number(mapping, "w_avg_beta", 0.998)),
-    }  # fmt: skip
+    }
 
 
 def class_table(weight: torch.Tensor, bias: torch.Tensor, weight_gain: float) -> torch.Tensor:

@@ -81,43 +81,59 @@ def stylegan_xl_config(src: Any, theirs: dict[str, torch.Tensor]) -> StyleGANXLC
         last_factor = int(grown.get("up_factor", recorded_number(root, "up_factor", 2)))
     for name, count in counts.items():
         if not 0 <= count <= len(names):
-            raise ImporterError(f"{source_class} records {name} = {count:,}, but its tensors hold {len(names)} "
-                                f"synthesis layers")  # fmt: skip
+            raise ImporterError(
+                f"{source_class} records {name} = {count:,}, but its tensors hold {len(names)} synthesis layers"
+            )
     if stem_resolution != img_resolution:
         kept = num_layers - num_critical
         per_stage, last_stage = head_layers - 2, head_layers + 1  # layers a stage keeps / the last stage adds
         stages, rest = divmod(len(names) - kept - last_stage, max(per_stage, 1))
         if rest or stages < 0 or per_stage < 1 or stages > _MAX_STAGES:  # the search below is |UP_FACTORS|**stages
-            raise ImporterError(f"{source_class}'s {len(names)} layers are not a {stem_resolution}x{stem_resolution} "
-                                f"stem of {num_layers} layers grown by heads of {head_layers}")  # fmt: skip
-        up_factors_options = [(*f, last_factor) for f in itertools.product(UP_FACTORS, repeat=stages)
-                              if stem_resolution * math.prod(f) * last_factor == img_resolution]  # fmt: skip
+            raise ImporterError(
+                f"{source_class}'s {len(names)} layers are not a {stem_resolution}x{stem_resolution} "
+                f"stem of {num_layers} layers grown by heads of {head_layers}"
+            )
+        up_factors_options = [
+            (*f, last_factor)
+            for f in itertools.product(UP_FACTORS, repeat=stages)
+            if stem_resolution * math.prod(f) * last_factor == img_resolution
+        ]
     overrides = {
-        "mapping.z_dim": z_dim, "mapping.w_dim": w_dim, "mapping.num_classes": num_classes,
-        "mapping.embed_dim": embed_dim, "mapping.num_layers": len(fc),
+        "mapping.z_dim": z_dim,
+        "mapping.w_dim": w_dim,
+        "mapping.num_classes": num_classes,
+        "mapping.embed_dim": embed_dim,
+        "mapping.num_layers": len(fc),
         "mapping.lr_multiplier": float(recorded_number(fc0, "bias_gain", 0.01)),
         "mapping.w_avg_beta": float(recorded_number(mapping, "w_avg_beta", 0.998)),
-        "stem_resolution": stem_resolution, "img_resolution": img_resolution, "img_channels": img_channels,
-        "head_layers": head_layers, "num_layers": num_layers,
+        "stem_resolution": stem_resolution,
+        "img_resolution": img_resolution,
+        "img_channels": img_channels,
+        "head_layers": head_layers,
+        "num_layers": num_layers,
         "channel_base": int(synthesis.get("channel_base", 32768)),
         "channel_max": int(synthesis.get("channel_max", 512)),
-        "num_critical": num_critical, "margin_size": int(synthesis.get("margin_size", 10)),
+        "num_critical": num_critical,
+        "margin_size": int(synthesis.get("margin_size", 10)),
         "output_scale": float(synthesis.get("output_scale", 0.25)),
         "first_cutoff": float(synthesis.get("first_cutoff", 2.0)),
         "first_stopband": float(synthesis.get("first_stopband", 2**2.1)),
         "last_stopband_rel": float(synthesis.get("last_stopband_rel", 2**0.3)),
-        "conv_kernel": conv_kernel, "use_radial_filters": radial,
+        "conv_kernel": conv_kernel,
+        "use_radial_filters": radial,
         "filter_size": int(synthesis.get("filter_size", 6)),
         "lrelu_upsampling": int(synthesis.get("lrelu_upsampling", 2)),
         "conv_clamp": float(recorded_number(layer0, "conv_clamp", 256)),
-    }  # fmt: skip
+    }
     for up_factors in up_factors_options:
         cfg = resolve_config("stylegan-xl", **overrides, up_factors=up_factors)
         if [s.name for s in xl_schedule(cfg)] == names:
             return cfg
-    raise ImporterError(f"G_ema's layers {names[:2]}…{names[-1:]} are not a StyleGAN-XL schedule of its settings "
-                        f"({stem_resolution}x{stem_resolution} stem of {num_layers} layers, heads of "
-                        f"{head_layers}, {img_resolution}x{img_resolution} output)")  # fmt: skip
+    raise ImporterError(
+        f"G_ema's layers {names[:2]}…{names[-1:]} are not a StyleGAN-XL schedule of its settings "
+        f"({stem_resolution}x{stem_resolution} stem of {num_layers} layers, heads of "
+        f"{head_layers}, {img_resolution}x{img_resolution} output)"
+    )
 
 
 def stylegan_xl_from_pickle(data: Any) -> tuple[StyleGANXL, list[str]]:
@@ -149,8 +165,11 @@ def stylegan_xl_from_pickle(data: Any) -> tuple[StyleGANXL, list[str]]:
     state = g_ema_state(theirs, ours, "our StyleGAN-XL", read)
     load_g_ema(G, state, "StyleGAN-XL")
     grown = f", grown {cfg.stem_resolution} → {cfg.img_resolution} by {list(cfg.up_factors)}" if cfg.up_factors else ""
-    notes.insert(0, f"read {source_class} as stylegan-xl: {cfg.img_resolution}x{cfg.img_resolution}{grown}, "
-                    f"{C or 'no'} classes, {G.parameter_count():,} parameters")  # fmt: skip
+    notes.insert(
+        0,
+        f"read {source_class} as stylegan-xl: {cfg.img_resolution}x{cfg.img_resolution}{grown}, "
+        f"{C or 'no'} classes, {G.parameter_count():,} parameters",
+    )
     return G, notes
 
 

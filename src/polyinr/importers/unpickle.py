@@ -180,21 +180,82 @@ def _stand_in_class(module: str, name: str, base: type[StandIn] = StandIn) -> ty
 # Callables with no business in a checkpoint: a pickle that calls one is refused outright, so the user learns
 # the file is hostile. Safety does not rest on these lists: every global outside the allow-list is inert anyway.
 # Modules match on their first dotted component; _DANGEROUS_GLOBALS entries match a name or a module prefix.
-_DANGEROUS_MODULES = frozenset({
-    "os", "posix", "nt", "subprocess", "sys", "shutil", "importlib", "runpy", "pty", "socket", "ctypes",
-    "multiprocessing", "webbrowser", "code", "codeop", "pickle", "_pickle", "marshal", "signal", "pdb", "asyncio",
-    "threading", "_thread", "tempfile", "shelve", "http", "urllib", "ftplib", "smtplib", "zipimport", "commands",
-    "popen2",
-})  # fmt: skip
-_DANGEROUS_BUILTINS = frozenset({
-    "eval", "exec", "compile", "__import__", "open", "breakpoint", "input", "exit", "quit", "help", "globals",
-    "locals", "vars",
-})  # fmt: skip
-_DANGEROUS_GLOBALS = frozenset({
-    "io.open", "_io.open", "io.FileIO", "_io.FileIO", "io.open_code", "codecs.open", "zipfile.ZipFile", "tarfile.open",
-    "logging.FileHandler", "logging.handlers", "numpy.load", "numpy.save", "numpy.memmap", "torch.load", "torch.save",
-    "torch.hub", "torch.jit.load", "dill.load", "dill.loads",
-})  # fmt: skip
+_DANGEROUS_MODULES = frozenset(
+    {
+        "os",
+        "posix",
+        "nt",
+        "subprocess",
+        "sys",
+        "shutil",
+        "importlib",
+        "runpy",
+        "pty",
+        "socket",
+        "ctypes",
+        "multiprocessing",
+        "webbrowser",
+        "code",
+        "codeop",
+        "pickle",
+        "_pickle",
+        "marshal",
+        "signal",
+        "pdb",
+        "asyncio",
+        "threading",
+        "_thread",
+        "tempfile",
+        "shelve",
+        "http",
+        "urllib",
+        "ftplib",
+        "smtplib",
+        "zipimport",
+        "commands",
+        "popen2",
+    }
+)
+_DANGEROUS_BUILTINS = frozenset(
+    {
+        "eval",
+        "exec",
+        "compile",
+        "__import__",
+        "open",
+        "breakpoint",
+        "input",
+        "exit",
+        "quit",
+        "help",
+        "globals",
+        "locals",
+        "vars",
+    }
+)
+_DANGEROUS_GLOBALS = frozenset(
+    {
+        "io.open",
+        "_io.open",
+        "io.FileIO",
+        "_io.FileIO",
+        "io.open_code",
+        "codecs.open",
+        "zipfile.ZipFile",
+        "tarfile.open",
+        "logging.FileHandler",
+        "logging.handlers",
+        "numpy.load",
+        "numpy.save",
+        "numpy.memmap",
+        "torch.load",
+        "torch.save",
+        "torch.hub",
+        "torch.jit.load",
+        "dill.load",
+        "dill.loads",
+    }
+)
 
 
 def _is_dangerous(module: str, name: str) -> bool:
@@ -437,12 +498,29 @@ class _StorageType:
 
 
 _STORAGE_TYPES = {
-    "FloatStorage": torch.float32, "DoubleStorage": torch.float64, "HalfStorage": torch.float16,
-    "BFloat16Storage": torch.bfloat16, "LongStorage": torch.int64, "IntStorage": torch.int32,
-    "ShortStorage": torch.int16, "CharStorage": torch.int8, "ByteStorage": torch.uint8, "BoolStorage": torch.bool,
-}  # fmt: skip
-_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.int32, torch.int16,
-           torch.int8, torch.uint8, torch.bool)  # fmt: skip
+    "FloatStorage": torch.float32,
+    "DoubleStorage": torch.float64,
+    "HalfStorage": torch.float16,
+    "BFloat16Storage": torch.bfloat16,
+    "LongStorage": torch.int64,
+    "IntStorage": torch.int32,
+    "ShortStorage": torch.int16,
+    "CharStorage": torch.int8,
+    "ByteStorage": torch.uint8,
+    "BoolStorage": torch.bool,
+}
+_DTYPES = (
+    torch.float32,
+    torch.float64,
+    torch.float16,
+    torch.bfloat16,
+    torch.int64,
+    torch.int32,
+    torch.int16,
+    torch.int8,
+    torch.uint8,
+    torch.bool,
+)
 
 _SAFE_GLOBALS: dict[tuple[str, str], Any] = {
     ("collections", "OrderedDict"): _Allowed(_ordered_dict),

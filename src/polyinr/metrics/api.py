@@ -162,12 +162,16 @@ def _check_space(name: str, kind: str, space: str) -> None:
     from polyinr.metrics.feature_spaces import RECIPES, UNLABELLED
 
     if space not in RECIPES and space != DATA_SPACE:
-        raise PolyinrError(f"unknown metric {name!r}: no feature space {space!r} (the built-in datasets "
-                           f"{', '.join(sorted(RECIPES))} have one, and {DATA_SPACE} is fitted to the measured "
-                           f"data); valid metrics: {VALID_FORMS}")  # fmt: skip
+        raise PolyinrError(
+            f"unknown metric {name!r}: no feature space {space!r} (the built-in datasets "
+            f"{', '.join(sorted(RECIPES))} have one, and {DATA_SPACE} is fitted to the measured "
+            f"data); valid metrics: {VALID_FORMS}"
+        )
     if kind in ("cas", "div") and space in UNLABELLED:
-        raise PolyinrError(f"metric {name!r}: {kind} needs class labels, and {UNLABELLED[space]}; measure "
-                           f"fid_{space}, kid_{space}, pr_{space} or scaleinv_fid_S{{S}}_{space} there")  # fmt: skip
+        raise PolyinrError(
+            f"metric {name!r}: {kind} needs class labels, and {UNLABELLED[space]}; measure "
+            f"fid_{space}, kid_{space}, pr_{space} or scaleinv_fid_S{{S}}_{space} there"
+        )
 
 
 def parse_metrics(spec: str) -> list[str]:
@@ -268,16 +272,34 @@ def compute_metric(
 
         G.check_grid(zoomed_out_grid(dataset.resolution if dataset is not None else G.img_resolution, spec.scale))
     if spec.space is not None:
-        return _space_metric(spec, G, dataset, device, batch_size, num_workers, on_progress, label_sampling, seed,
-                             detectors or {}, use_cache)  # fmt: skip
+        return _space_metric(
+            spec,
+            G,
+            dataset,
+            device,
+            batch_size,
+            num_workers,
+            on_progress,
+            label_sampling,
+            seed,
+            detectors or {},
+            use_cache,
+        )
     if spec.needs_real_data and dataset is None:
         raise PolyinrError(f"metric {name} compares with real images: give a dataset")
     if spec.kind == "cas":
         from polyinr.metrics.cas import classification_accuracy_score
 
-        cas = classification_accuracy_score(G, dataset, spec.num_gen, device=device, seed=seed,
-                                            batch_size=batch_size, num_workers=num_workers,
-                                            on_progress=on_progress)  # fmt: skip
+        cas = classification_accuracy_score(
+            G,
+            dataset,
+            spec.num_gen,
+            device=device,
+            seed=seed,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            on_progress=on_progress,
+        )
         return {name: cas["cas"], f"{name}_real": cas["cas_real"]}
     if dataset is None and not spec.needs_real_data and G.num_classes:
         label_sampling = "uniform"  # nothing gives a label distribution: every class equally (StyleGAN-XL's way)
@@ -293,8 +315,22 @@ def compute_metric(
     detector = (
         detectors[detector_name] if detector_name in detectors else load_detector(detector_name, device, download)
     )
-    return _feature_metric(spec, G, dataset, device, batch_size, num_workers, on_progress, labels, seed, detector,
-                           feature, keep, max_real, use_cache)  # fmt: skip
+    return _feature_metric(
+        spec,
+        G,
+        dataset,
+        device,
+        batch_size,
+        num_workers,
+        on_progress,
+        labels,
+        seed,
+        detector,
+        feature,
+        keep,
+        max_real,
+        use_cache,
+    )
 
 
 def patch_sized(G: Any, dataset: Any) -> Any:
@@ -311,10 +347,21 @@ def patch_sized(G: Any, dataset: Any) -> Any:
 
 
 def _feature_metric(
-    spec: MetricSpec, G: Any, dataset: Any, device: torch.device, batch_size: int, num_workers: int,
-    on_progress: Progress | None, labels: Any, seed: int, detector: Any, feature: str, keep: str | None,
-    max_real: int | None, use_cache: bool,
-) -> dict[str, float]:  # fmt: skip
+    spec: MetricSpec,
+    G: Any,
+    dataset: Any,
+    device: torch.device,
+    batch_size: int,
+    num_workers: int,
+    on_progress: Progress | None,
+    labels: Any,
+    seed: int,
+    detector: Any,
+    feature: str,
+    keep: str | None,
+    max_real: int | None,
+    use_cache: bool,
+) -> dict[str, float]:
     """FID / KID / precision-recall / IS of ``G``'s samples in ``detector``'s ``feature`` space."""
     from polyinr.metrics import fid as maths
     from polyinr.metrics.scale_inv import render_zoomed_out
@@ -339,23 +386,35 @@ def _feature_metric(
         mean, std = maths.inception_score(gen.all_features(), IS_SPLITS)
         return {f"{spec.name}_mean": mean, f"{spec.name}_std": std}
 
-    real = real_feature_stats(dataset, detector, feature, max_real, capture_all, batch_size, num_workers, device,
-                              on_progress, use_cache)  # fmt: skip
+    real = real_feature_stats(
+        dataset, detector, feature, max_real, capture_all, batch_size, num_workers, device, on_progress, use_cache
+    )
     if spec.kind == "kid":
-        kid = maths.kernel_inception_distance(real.all_features(), gen.all_features(), KID_SUBSETS,
-                                              KID_SUBSET_SIZE, seed)  # fmt: skip
+        kid = maths.kernel_inception_distance(
+            real.all_features(), gen.all_features(), KID_SUBSETS, KID_SUBSET_SIZE, seed
+        )
         return {spec.name: kid}
     if spec.kind == "pr":
-        precision, recall = maths.precision_recall(real.all_features().to(device), gen.all_features().to(device),
-                                                   spec.nhood)  # fmt: skip
+        precision, recall = maths.precision_recall(
+            real.all_features().to(device), gen.all_features().to(device), spec.nhood
+        )
         return {f"{spec.name}_precision": precision, f"{spec.name}_recall": recall}
     return {spec.name: maths.frechet_distance(*gen.mean_cov(), *real.mean_cov())}
 
 
 def _space_metric(
-    spec: MetricSpec, G: Any, dataset: Any, device: torch.device, batch_size: int, num_workers: int,
-    on_progress: Progress | None, label_sampling: str, seed: int, detectors: dict[str, Any], use_cache: bool,
-) -> dict[str, float]:  # fmt: skip
+    spec: MetricSpec,
+    G: Any,
+    dataset: Any,
+    device: torch.device,
+    batch_size: int,
+    num_workers: int,
+    on_progress: Progress | None,
+    label_sampling: str,
+    seed: int,
+    detectors: dict[str, Any],
+    use_cache: bool,
+) -> dict[str, float]:
     """A metric in an offline feature space (``spec.space``); ``dataset`` None = that built-in data."""
     from polyinr.metrics.feature_spaces import load_feature_space
 
@@ -368,8 +427,22 @@ def _space_metric(
     if spec.kind in ("fid", "kid", "pr", "scaleinv_fid", "scaleinv_box_fid"):
         labels = sample_labels(G.num_classes, spec.num_gen, label_sampling, dataset, seed)
         keep = "all" if spec.kind in ("kid", "pr") else "moments"
-        return _feature_metric(spec, G, dataset, device, batch_size, num_workers, on_progress, labels, seed,
-                               detector, "features", keep, None, use_cache)  # fmt: skip
+        return _feature_metric(
+            spec,
+            G,
+            dataset,
+            device,
+            batch_size,
+            num_workers,
+            on_progress,
+            labels,
+            seed,
+            detector,
+            "features",
+            keep,
+            None,
+            use_cache,
+        )
     if G.num_classes and getattr(dataset, "num_classes", 0) != G.num_classes:
         raise PolyinrError(f"metric {spec.name} needs labelled data with the generator's {G.num_classes} classes")
     if spec.kind == "cas" and G.num_classes == 0:
@@ -379,8 +452,11 @@ def _space_metric(
     gen = []
     for ws in iter_ws(G, range(seed, seed + spec.num_gen), labels, device=device, batch_size=batch_size):
         images = quantize_rgb(G.synthesize(ws, grid))
-        gen.append(detector(images, ("logits",))["logits"].argmax(1).cpu() if spec.kind == "cas" else
-                   detector.input_vectors(images).cpu())  # fmt: skip
+        gen.append(
+            detector(images, ("logits",))["logits"].argmax(1).cpu()
+            if spec.kind == "cas"
+            else detector.input_vectors(images).cpu()
+        )
         if on_progress is not None:
             on_progress("generated images", sum(map(len, gen)), spec.num_gen)
     if spec.kind == "cas":
@@ -393,17 +469,28 @@ def _space_metric(
         real.append(detector.input_vectors(images.to(device)).cpu())
         real_labels.append(y.numpy())
     ratios = class_diversity(torch.cat(gen), labels, torch.cat(real), np.concatenate(real_labels), G.num_classes)
-    return {spec.name: float(np.mean(list(ratios.values()))), f"{spec.name}_min": min(ratios.values()),
-            **{f"{spec.name}_class{k}": v for k, v in ratios.items()}}  # fmt: skip
+    return {
+        spec.name: float(np.mean(list(ratios.values()))),
+        f"{spec.name}_min": min(ratios.values()),
+        **{f"{spec.name}_class{k}": v for k, v in ratios.items()},
+    }
 
 
 # ---------------------------------------------------------------------------- results
 
 
 def evaluate_snapshot(
-    names: Sequence[str], G: Any, dataset: Any, run_dir: str | Path, snapshot: Path, device: torch.device | str,
-    *, detectors: dict[str, Any] | None = None, download: bool = True, on_progress: Progress | None = None,
-) -> dict[str, dict[str, Any]]:  # fmt: skip
+    names: Sequence[str],
+    G: Any,
+    dataset: Any,
+    run_dir: str | Path,
+    snapshot: Path,
+    device: torch.device | str,
+    *,
+    detectors: dict[str, Any] | None = None,
+    download: bool = True,
+    on_progress: Progress | None = None,
+) -> dict[str, dict[str, Any]]:
     """Compute the metrics ``names`` of a new training snapshot's generator ``G`` on the training ``dataset``.
 
     The reals are the training images without their x-flipped copies, whatever the run's mirroring: the
@@ -418,8 +505,15 @@ def evaluate_snapshot(
         dataset = dataset.unmirrored()
     records = {}
     for name in names:
-        results = compute_metric(name, G, dataset, device=device, detectors=detectors, download=download,
-                                 on_progress=named_progress(name, on_progress))  # fmt: skip
+        results = compute_metric(
+            name,
+            G,
+            dataset,
+            device=device,
+            detectors=detectors,
+            download=download,
+            on_progress=named_progress(name, on_progress),
+        )
         records[name] = {"results": results, "detector": metric_detector(name, detectors, dataset)}
         append_metric_result(run_dir, name, records[name]["results"], snapshot.name, records[name]["detector"])
     return records

@@ -53,8 +53,10 @@ def classification_accuracy_score(
         raise PolyinrError("the classification accuracy score needs a class-conditional generator")
     data_classes = getattr(dataset, "num_classes", 0)
     if data_classes != G.num_classes:
-        raise PolyinrError(f"the classification accuracy score needs labelled data with the generator's "
-                           f"{G.num_classes} classes; the dataset has {data_classes}")  # fmt: skip
+        raise PolyinrError(
+            f"the classification accuracy score needs labelled data with the generator's "
+            f"{G.num_classes} classes; the dataset has {data_classes}"
+        )
     if image_size < 1 or num_samples < 1:
         raise PolyinrError("the classification accuracy score needs image_size >= 1 and num_samples >= 1")
 
@@ -68,8 +70,9 @@ def classification_accuracy_score(
     x_real, y_real = np.concatenate(features), np.concatenate(labels)
     counts = np.bincount(y_real, minlength=G.num_classes)
     stratify = y_real if counts[counts > 0].min() >= 2 else None
-    x_train, x_test, y_train, y_test = train_test_split(x_real, y_real, test_size=0.2, random_state=seed,
-                                                        stratify=stratify)  # fmt: skip
+    x_train, x_test, y_train, y_test = train_test_split(
+        x_real, y_real, test_size=0.2, random_state=seed, stratify=stratify
+    )
     classifier = LogisticRegression(max_iter=1000).fit(x_train, y_train)
 
     gen_labels = np.arange(num_samples) % G.num_classes
@@ -79,5 +82,7 @@ def classification_accuracy_score(
         predictions.append(classifier.predict(small_gray(quantize_rgb(G.synthesize(ws, grid)), image_size)))
         if on_progress is not None:
             on_progress("generated images", sum(map(len, predictions)), num_samples)
-    return {"cas": float(np.mean(np.concatenate(predictions) == gen_labels)),
-            "cas_real": float(classifier.score(x_test, y_test))}  # fmt: skip
+    return {
+        "cas": float(np.mean(np.concatenate(predictions) == gen_labels)),
+        "cas_real": float(classifier.score(x_test, y_test)),
+    }

@@ -41,14 +41,16 @@ class CostReport:
         """``(label, value)`` pairs for a table."""
         return [
             ("model", self.model),
-            ("parameters", f"{self.parameters:,} (mapping {self.mapping_parameters:,}, "
-                           f"synthesis {self.synthesis_parameters:,})"),
+            (
+                "parameters",
+                f"{self.parameters:,} (mapping {self.mapping_parameters:,}, synthesis {self.synthesis_parameters:,})",
+            ),
             ("resolution", f"{self.resolution}x{self.resolution}"),
             ("multiply-adds / image", f"{self.macs_per_image:,} ({self.macs_per_image / 1e9:.3f} G)"),
             ("images / s", f"{self.images_per_second:.2f} at batch {self.batch_size}"),
             ("peak memory", f"{self.peak_memory_bytes / 2**20:.1f} MiB ({self.memory_kind})"),
             ("device, dtype", f"{self.device}, {self.dtype}"),
-        ]  # fmt: skip
+        ]
 
 
 def _inputs(G: Any, batch_size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -91,8 +93,7 @@ def measure_cost(
     resolution = resolution or G.img_resolution
     if resolution < 1 or batch_size < 1 or iterations < 1:
         raise PolyinrError("resolution, batch size and iterations must be positive")
-    autocast = (torch.autocast(device.type, dtype=dtype) if dtype != torch.float32
-                else contextlib.nullcontext())  # fmt: skip
+    autocast = torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else contextlib.nullcontext()
     grid = G.grid_support.sized(G, resolution, resolution)
     z, c = _inputs(G, batch_size, device)
     with autocast:

@@ -21,5 +21,7 @@ class Detector(nn.Module):
     def check(self, features: tuple[str, ...]) -> None:
         missing = [f for f in features if f not in self.provides]
         if missing:
-            raise PolyinrError(f"detector {self.name} does not compute {', '.join(missing)} features "
-                               f"(it computes {', '.join(self.provides)})")  # fmt: skip
+            raise PolyinrError(
+                f"detector {self.name} does not compute {', '.join(missing)} features "
+                f"(it computes {', '.join(self.provides)})"
+            )

@@ -64,8 +64,9 @@ def rotation_matrix(angle: float) -> torch.Tensor:
     return torch.tensor([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
-def upfirdn2d(x: torch.Tensor, f: torch.Tensor, up: int = 1, padding: tuple[int, int, int, int] = (0, 0, 0, 0),
-              gain: float = 1.0) -> torch.Tensor:  # fmt: skip
+def upfirdn2d(
+    x: torch.Tensor, f: torch.Tensor, up: int = 1, padding: tuple[int, int, int, int] = (0, 0, 0, 0), gain: float = 1.0
+) -> torch.Tensor:
     """Insert ``up − 1`` zeros after each pixel, pad ``(x0, x1, y0, y1)`` (negative crops), convolve with ``f``.
 
     ``x [B, C, H, W]``, ``f [fh, fw]`` (2-D, applied per channel as a true convolution, scaled by ``gain``).
@@ -94,8 +95,15 @@ def upsample2d(x: torch.Tensor, f: torch.Tensor, up: int, padding: int) -> torch
     return upfirdn2d(x, f, up=up, padding=p, gain=up * up)
 
 
-def affine_bandlimit_filter(mat: torch.Tensor, a: int = 3, amax: int = 16, aflt: int = 64, up: int = 4,
-                            cutoff_in: float = 1, cutoff_out: float = 1) -> torch.Tensor:  # fmt: skip
+def affine_bandlimit_filter(
+    mat: torch.Tensor,
+    a: int = 3,
+    amax: int = 16,
+    aflt: int = 64,
+    up: int = 4,
+    cutoff_in: float = 1,
+    cutoff_out: float = 1,
+) -> torch.Tensor:
     """An oriented low-pass filter band-limiting both the input and the output of the 2-D transform ``mat``.
 
     The convolution of two oriented 2-D sincs (input and transformed output band limits), windowed by the
@@ -132,8 +140,9 @@ def integer_translation(x: torch.Tensor, shift_row: int, shift_col: int) -> tupl
     iy, ix = shift_row, shift_col
     z, m = torch.zeros_like(x), torch.zeros_like(x)
     if abs(ix) < W and abs(iy) < H:
-        z[:, :, max(iy, 0) : H + min(iy, 0), max(ix, 0) : W + min(ix, 0)] = \
-            x[:, :, max(-iy, 0) : H + min(-iy, 0), max(-ix, 0) : W + min(-ix, 0)]  # fmt: skip
+        z[:, :, max(iy, 0) : H + min(iy, 0), max(ix, 0) : W + min(ix, 0)] = x[
+            :, :, max(-iy, 0) : H + min(-iy, 0), max(-ix, 0) : W + min(-ix, 0)
+        ]
         m[:, :, max(iy, 0) : H + min(iy, 0), max(ix, 0) : W + min(ix, 0)] = 1
     return z, m
 
@@ -166,8 +175,9 @@ def fractional_translation(
     return z, m
 
 
-def affine_transformation(x: torch.Tensor, mat: torch.Tensor, up: int = 4, **filter_kwargs: Any
-                          ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+def affine_transformation(
+    x: torch.Tensor, mat: torch.Tensor, up: int = 4, **filter_kwargs: Any
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Resample ``x [B, C, H, W]`` by the (x, y) transform ``mat [3, 3]``, band-limited; image and mask."""
     B, _, H, W = x.shape
     f = affine_bandlimit_filter(mat, up=up, **filter_kwargs).to(x.device)

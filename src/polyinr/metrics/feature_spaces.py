@@ -119,8 +119,10 @@ def builtin_space(data: str | None) -> str | None:
 def check_space(name: str) -> FeatureSpaceRecipe:
     """The recipe of feature space ``name``; an unknown name → a one-line error listing the known ones."""
     if name not in RECIPES:
-        raise PolyinrError(f"unknown feature space {name!r}: feature spaces exist for the built-in datasets "
-                           f"{', '.join(sorted(RECIPES))}")  # fmt: skip
+        raise PolyinrError(
+            f"unknown feature space {name!r}: feature spaces exist for the built-in datasets "
+            f"{', '.join(sorted(RECIPES))}"
+        )
     return RECIPES[name]
 
 
@@ -134,8 +136,13 @@ class LeNet(nn.Module):
         super().__init__()
         blocks, c_in, c_out, size = [], recipe.channels, recipe.width, recipe.input_size
         while size > 4:
-            blocks += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(), nn.Conv2d(c_out, c_out, 3, padding=1),
-                       nn.ReLU(), nn.MaxPool2d(2)]  # fmt: skip
+            blocks += [
+                nn.Conv2d(c_in, c_out, 3, padding=1),
+                nn.ReLU(),
+                nn.Conv2d(c_out, c_out, 3, padding=1),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+            ]
             c_in, c_out, size = c_out, 2 * c_out, size // 2
         self.conv = nn.Sequential(*blocks)
         self.fc = nn.Linear(c_in * 4 * 4, recipe.feature_dim)
@@ -196,8 +203,7 @@ def _open_real(recipe: FeatureSpaceRecipe) -> ImageDataset:
 
     if recipe.task not in TASKS:
         raise PolyinrError(f"feature space task {recipe.task!r} is not one of {', '.join(TASKS)}")
-    return open_dataset(f"builtin:{recipe.dataset}", resolution=recipe.render_resolution,
-                        cond=recipe.task == "classes")  # fmt: skip
+    return open_dataset(f"builtin:{recipe.dataset}", resolution=recipe.render_resolution, cond=recipe.task == "classes")
 
 
 def _real_data(recipe: FeatureSpaceRecipe) -> tuple[torch.Tensor, torch.Tensor, str]:
@@ -324,10 +330,14 @@ _FITTED: dict[str, str] = {}  # content hash of data given to fit_data_space →
 
 
 def _cached_or_trained(
-    name: str, recipe: FeatureSpaceRecipe, content_hash: str, path: Path,
-    train: Callable[[], tuple[dict[str, torch.Tensor], dict[str, object]]], device: torch.device | str,
+    name: str,
+    recipe: FeatureSpaceRecipe,
+    content_hash: str,
+    path: Path,
+    train: Callable[[], tuple[dict[str, torch.Tensor], dict[str, object]]],
+    device: torch.device | str,
     use_cache: bool,
-) -> FeatureSpaceDetector:  # fmt: skip
+) -> FeatureSpaceDetector:
     """The detector of ``recipe`` on data ``content_hash``: from ``path`` when it holds that recipe's intact weights,
     else ``train()``-ed now and (``use_cache``) saved there."""
     expected = recipe_json(recipe, content_hash)
@@ -340,8 +350,12 @@ def _cached_or_trained(
         state, info = train()
         accuracy, num_classes, fp = float(info["held_out_accuracy"]), int(info["num_classes"]), fingerprint(state)
         if use_cache:
-            meta = {"recipe": expected, "fingerprint": fp, "held_out_accuracy": repr(accuracy),
-                    "num_classes": str(num_classes)}  # fmt: skip
+            meta = {
+                "recipe": expected,
+                "fingerprint": fp,
+                "held_out_accuracy": repr(accuracy),
+                "num_classes": str(num_classes),
+            }
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 atomic_save_tensors(path, state, metadata=meta)
@@ -362,8 +376,9 @@ def load_feature_space(
     if use_cache and key in _LOADED:
         return _LOADED[key]
     content_hash = _open_real(recipe).content_hash
-    detector = _cached_or_trained(name, recipe, content_hash, cache_path(name),
-                                  lambda: train_feature_net(recipe, on_progress), device, use_cache)  # fmt: skip
+    detector = _cached_or_trained(
+        name, recipe, content_hash, cache_path(name), lambda: train_feature_net(recipe, on_progress), device, use_cache
+    )
     if use_cache:
         _LOADED[key] = detector
     return detector
@@ -376,8 +391,10 @@ def describe_space(name: str) -> str:
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-        return (f"lenet-{recipe.dataset} (trained on builtin:{recipe.dataset}, fingerprint "
-                f"{meta['fingerprint'][:16]}, held-out accuracy {float(meta['held_out_accuracy']):.3f})")  # fmt: skip
+        return (
+            f"lenet-{recipe.dataset} (trained on builtin:{recipe.dataset}, fingerprint "
+            f"{meta['fingerprint'][:16]}, held-out accuracy {float(meta['held_out_accuracy']):.3f})"
+        )
     except (SafetensorError, OSError, ValueError, KeyError):
         return f"lenet-{recipe.dataset} (trained on builtin:{recipe.dataset} when first used)"
 
@@ -403,9 +420,11 @@ def data_cache_path(recipe: DataSpaceRecipe, content_hash: str) -> Path:
 
 
 def fit_data_space(
-    dataset: ImageDataset, device: torch.device | str = "cpu", use_cache: bool = True,
+    dataset: ImageDataset,
+    device: torch.device | str = "cpu",
+    use_cache: bool = True,
     on_progress: Progress | None = None,
-) -> FeatureSpaceDetector:  # fmt: skip
+) -> FeatureSpaceDetector:
     """The ``data`` space of ``dataset`` on ``device``: a LeNet fitted to its images, from the user cache, else
     trained now (tens of seconds) and cached; ``on_progress(stage, done, total)`` follows the training.
 
@@ -426,8 +445,9 @@ def fit_data_space(
     def train() -> tuple[dict[str, torch.Tensor], dict[str, object]]:
         return _fit(recipe, x, torch.zeros(len(x), dtype=torch.int64), on_progress)
 
-    detector = _cached_or_trained(DATA_SPACE, recipe, seen.content_hash, data_cache_path(recipe, seen.content_hash),
-                                  train, device, use_cache)  # fmt: skip
+    detector = _cached_or_trained(
+        DATA_SPACE, recipe, seen.content_hash, data_cache_path(recipe, seen.content_hash), train, device, use_cache
+    )
     _FITTED[dataset.content_hash] = (
         f"lenet-data (trained on {dataset.name}, {recipe.input_size}² {'grey' if recipe.channels == 1 else 'colour'}, "
         f"fingerprint {detector.fingerprint[:16]}, held-out accuracy {detector.held_out_accuracy:.3f})"

@@ -86,18 +86,28 @@ VGG16_SHA256 = "397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0
 # Looked for in this order (NVIDIA's VGG16 before torchvision's: the standard precision/recall network first).
 WEIGHTS: dict[str, tuple[WeightsFile, ...]] = {
     "inception": (
-        WeightsFile("weights-inception-2015-12-05-6726825d.pth", INCEPTION_SHA256,
-                    "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
-                    "weights-inception-2015-12-05-6726825d.pth", torchscript=False, fetch=True),
+        WeightsFile(
+            "weights-inception-2015-12-05-6726825d.pth",
+            INCEPTION_SHA256,
+            "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
+            "weights-inception-2015-12-05-6726825d.pth",
+            torchscript=False,
+            fetch=True,
+        ),
         WeightsFile("pt_inception-2015-12-05-6726825d.pth", INCEPTION_SHA256, None, torchscript=False),
     ),
     "vgg16": (
         WeightsFile("vgg16.pt", NVIDIA_VGG16_SHA256, NVIDIA_VGG16_URL, torchscript=True),
         WeightsFile("vgg16.pkl", None, None, torchscript=True),
-        WeightsFile("vgg16-397923af.pth", VGG16_SHA256, "https://download.pytorch.org/models/vgg16-397923af.pth",
-                    torchscript=False, fetch=True),
+        WeightsFile(
+            "vgg16-397923af.pth",
+            VGG16_SHA256,
+            "https://download.pytorch.org/models/vgg16-397923af.pth",
+            torchscript=False,
+            fetch=True,
+        ),
     ),
-}  # fmt: skip
+}
 TORCHVISION_VGG16_NAME = "vgg16-torchvision-397923af"
 # Standard files polyinr refuses to use: NVIDIA's TorchScript Inception (StyleGAN2-ADA's .pt, StyleGAN3's .pkl)
 # would run code from the file, cannot be read as data into our module, and has no published hash to verify.
@@ -216,8 +226,10 @@ def _fetched(kind: str) -> WeightsFile:
 
 def _missing_message(kind: str, reason: str) -> str:
     entry = _fetched(kind)
-    text = (f"the {kind} detector weights are missing ({reason}): put {entry.filename} (sha256 {entry.sha256}, "
-            f"from {entry.url}) in {cache_dir() / 'detectors'}")  # fmt: skip
+    text = (
+        f"the {kind} detector weights are missing ({reason}): put {entry.filename} (sha256 {entry.sha256}, "
+        f"from {entry.url}) in {cache_dir() / 'detectors'}"
+    )
     preferred = [e for e in WEIGHTS[kind][: WEIGHTS[kind].index(entry)] if e.url]
     return text + "".join(f", or the standard {e.filename} (from {e.url}), used first when present" for e in preferred)
 
@@ -246,10 +258,12 @@ def _refuse_unverifiable(kind: str) -> None:
         for folder in search_dirs():
             if (folder / filename).is_file():
                 entry = _fetched(kind)
-                raise PolyinrError(f"{folder / filename} is refused: it is NVIDIA's TorchScript Inception, which would "
-                                   f"run code from the file and which no published hash verifies; put "
-                                   f"{entry.filename} (sha256 {entry.sha256}, from {entry.url}) in "
-                                   f"{cache_dir() / 'detectors'} instead")  # fmt: skip
+                raise PolyinrError(
+                    f"{folder / filename} is refused: it is NVIDIA's TorchScript Inception, which would "
+                    f"run code from the file and which no published hash verifies; put "
+                    f"{entry.filename} (sha256 {entry.sha256}, from {entry.url}) in "
+                    f"{cache_dir() / 'detectors'} instead"
+                )
 
 
 def _local_weights(kind: str) -> tuple[Path, WeightsFile] | None:
@@ -269,8 +283,10 @@ def _verified_state_dict(path: Path, entry: WeightsFile) -> dict[str, torch.Tens
 def verify_sha256(path: Path, expected: str) -> None:
     actual = sha256_of(path)
     if actual != expected:
-        raise PolyinrError(f"{path} has sha256 {actual}, expected {expected}: the file is corrupt or another "
-                           f"network; delete it and put the right file there")  # fmt: skip
+        raise PolyinrError(
+            f"{path} has sha256 {actual}, expected {expected}: the file is corrupt or another "
+            f"network; delete it and put the right file there"
+        )
 
 
 # ---------------------------------------------------------------------------- loading

@@ -50,8 +50,10 @@ def read_nvidia_vgg16(path: str | Path) -> dict[str, torch.Tensor]:
     if not _is_module_record(root):
         archives = _embedded_archives(root)
         if len(archives) != 1:
-            raise ImporterError(f"{path} is neither a TorchScript archive of NVIDIA's VGG16 nor a pickle holding one "
-                                f"({len(archives)} embedded archives)")  # fmt: skip
+            raise ImporterError(
+                f"{path} is neither a TorchScript archive of NVIDIA's VGG16 nor a pickle holding one "
+                f"({len(archives)} embedded archives)"
+            )
         root = restricted_load_bytes(archives[0], f"the archive inside {path}")
         if not _is_module_record(root):
             raise ImporterError(f"the archive inside {path} does not hold a TorchScript module")
@@ -68,8 +70,10 @@ def check_vgg16_tensors(tensors: dict[str, torch.Tensor], origin: str) -> None:
         if weight is None or bias is None:
             raise ImporterError(f"{origin} is not NVIDIA's VGG16: it has no layers.conv{i}")
         if weight.ndim != 4 or tuple(weight.shape[1:]) != (channels, 3, 3) or tuple(bias.shape) != weight.shape[:1]:
-            raise ImporterError(f"{origin} is not NVIDIA's VGG16: layers.conv{i} has shape {list(weight.shape)}, "
-                                f"bias {list(bias.shape)}, after {channels} channels")  # fmt: skip
+            raise ImporterError(
+                f"{origin} is not NVIDIA's VGG16: layers.conv{i} has shape {list(weight.shape)}, "
+                f"bias {list(bias.shape)}, after {channels} channels"
+            )
         channels = weight.shape[0]
     features = channels * 7 * 7
     for name in ("fc1", "fc2"):
@@ -77,8 +81,10 @@ def check_vgg16_tensors(tensors: dict[str, torch.Tensor], origin: str) -> None:
         if weight is None or bias is None:
             raise ImporterError(f"{origin} is not NVIDIA's VGG16: it has no layers.{name}")
         if weight.ndim != 2 or weight.shape[1] != features or tuple(bias.shape) != weight.shape[:1]:
-            raise ImporterError(f"{origin} is not NVIDIA's VGG16: layers.{name} has shape {list(weight.shape)} "
-                                f"after {features} features")  # fmt: skip
+            raise ImporterError(
+                f"{origin} is not NVIDIA's VGG16: layers.{name} has shape {list(weight.shape)} "
+                f"after {features} features"
+            )
         features = weight.shape[0]
     bad = [k for k, v in tensors.items() if k.startswith("layers.") and not v.is_floating_point()]
     if bad:
@@ -151,8 +157,11 @@ class NvidiaVGG16(Detector):
             self.convs.append(nn.Conv2d(weight.shape[1], weight.shape[0], 3, padding=1))
         fc1, fc2 = tensors["layers.fc1.weight"], tensors["layers.fc2.weight"]
         self.fc1, self.fc2 = nn.Linear(fc1.shape[1], fc1.shape[0]), nn.Linear(fc2.shape[1], fc2.shape[0])
-        state = {f"convs.{i - 1}.{p}": tensors[f"layers.conv{i}.{p}"] for i in range(1, NUM_CONVS + 1)
-                 for p in ("weight", "bias")}  # fmt: skip
+        state = {
+            f"convs.{i - 1}.{p}": tensors[f"layers.conv{i}.{p}"]
+            for i in range(1, NUM_CONVS + 1)
+            for p in ("weight", "bias")
+        }
         state.update({f"{fc}.{p}": tensors[f"layers.{fc}.{p}"] for fc in ("fc1", "fc2") for p in ("weight", "bias")})
         self.load_state_dict({k: v.float() for k, v in state.items()})
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))

@@ -31,8 +31,10 @@ def sample_labels(num_classes: int, count: int, label_sampling: str, dataset: An
     if label_sampling == "uniform":
         return rng.integers(0, num_classes, size=count)
     if dataset is None or getattr(dataset, "num_classes", 0) == 0:
-        raise PolyinrError("the generator is class-conditional but no labelled dataset gives the label "
-                           "distribution: give labelled data, or sample labels uniformly")  # fmt: skip
+        raise PolyinrError(
+            "the generator is class-conditional but no labelled dataset gives the label "
+            "distribution: give labelled data, or sample labels uniformly"
+        )
     if dataset.num_classes != num_classes:
         raise PolyinrError(f"the dataset has {dataset.num_classes} classes, the generator {num_classes}")
     p = np.asarray(dataset.label_distribution(), dtype=np.float64)

@@ -38,8 +38,9 @@ RESIZES = ("bilinear", "box")  # InfinityGAN's (scaleinv_fid), the S×S box aver
 
 
 @torch.no_grad()
-def render_zoomed_out(G: Any, ws: torch.Tensor, resolution: int, scale: int, resize: str = "bilinear",
-                      max_pixels: int = 1 << 22) -> torch.Tensor:  # fmt: skip
+def render_zoomed_out(
+    G: Any, ws: torch.Tensor, resolution: int, scale: int, resize: str = "bilinear", max_pixels: int = 1 << 22
+) -> torch.Tensor:
     """Render ``ws [B, num_ws, w_dim]`` over ``scale``× the field of view, shrunk to ``[B, C, R, R]``.
 
     ``resize``: ``'bilinear'`` (InfinityGAN's evaluation: bilinear, ``align_corners=True``, no antialiasing; the

@@ -81,8 +81,11 @@ def real_feature_stats(
 
 
 def _save(path: Path, key: dict[str, Any], stats: FeatureStats) -> None:
-    tensors = {"raw_sum": stats.raw_sum, "raw_outer": stats.raw_outer,
-               "num_items": torch.tensor([stats.num_items], dtype=torch.int64)}  # fmt: skip
+    tensors = {
+        "raw_sum": stats.raw_sum,
+        "raw_outer": stats.raw_outer,
+        "num_items": torch.tensor([stats.num_items], dtype=torch.int64),
+    }
     if stats.capture_all:
         tensors["features"] = stats.all_features()
     try:

@@ -80,8 +80,10 @@ def _lattice_refusal(grid: Grid, step: float) -> str | None:
     a, b, t_row, c, d, t_col = grid.affine
     if (a, b, c, d) != (1.0, 0.0, 0.0, 1.0):
         return "only whole-pixel translations, not rotations or scalings"
-    for name, start, spacing, size in (("row", grid.top + t_row, grid.row_step, grid.height),
-                                       ("column", grid.left + t_col, grid.col_step, grid.width)):  # fmt: skip
+    for name, start, spacing, size in (
+        ("row", grid.top + t_row, grid.row_step, grid.height),
+        ("column", grid.left + t_col, grid.col_step, grid.width),
+    ):
         if size > 1 and not _close(spacing, step):
             return f"pixels {step:.6g} frame units apart; this grid's {name}s are {spacing:.6g} apart"
         if not _close(start / step, round(start / step)):
@@ -272,8 +274,9 @@ class Generator(LatentSizes, nn.Module):
     ) -> torch.Tensor:
         """``z [B, z_dim]``, labels ``c`` (indices ``[B]`` or one-hot ``[B, C]``) → images ``[B, C, H, W]``;
         ``update_emas`` updates the mapping's running average of w."""
-        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
-                          update_emas=update_emas)  # fmt: skip
+        ws = self.mapping(
+            z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff, update_emas=update_emas
+        )
         return self.synthesize(ws, grid)
 
     # ------------------------------------------------------------------ optional capabilities

@@ -179,11 +179,17 @@ def _pointwise(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 class FMMLayer(nn.Module):
     """An INR linear layer with factorized multiplicative modulation (released ``SynthesisLayer`` with fmm)."""
 
-    def __init__(self, in_channels: int, out_channels: int, w_dim: int, rank: int, mode: str,
-                 clamp: float | None) -> None:  # fmt: skip
+    def __init__(
+        self, in_channels: int, out_channels: int, w_dim: int, rank: int, mode: str, clamp: float | None
+    ) -> None:
         super().__init__()
         self.in_channels, self.out_channels, self.rank, self.mode, self.clamp = (
-            in_channels, out_channels, rank, mode, clamp)  # fmt: skip
+            in_channels,
+            out_channels,
+            rank,
+            mode,
+            clamp,
+        )
         self.affine = EqualizedLinear(w_dim, (in_channels + out_channels) * rank)  # → A and B, bias 0
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels))  # W_s
         self.bias = nn.Parameter(torch.zeros(out_channels))
@@ -258,8 +264,9 @@ def _coarse_span(fine: Span, n_coarse: int, n_fine: int, mode: str) -> Span:
     return Span(fine.start * num // den, last // den + (1 if last % den else 0) + 1)
 
 
-def _upsample_axis(x: torch.Tensor, dim: int, coarse: Span, fine: Span, n_coarse: int, n_fine: int,
-                   mode: str) -> torch.Tensor:  # fmt: skip
+def _upsample_axis(
+    x: torch.Tensor, dim: int, coarse: Span, fine: Span, n_coarse: int, n_fine: int, mode: str
+) -> torch.Tensor:
     """Resample axis ``dim`` of ``x`` from the coarse lattice span to the fine one."""
     if n_coarse == n_fine:
         return x
@@ -278,8 +285,9 @@ def _upsample_axis(x: torch.Tensor, dim: int, coarse: Span, fine: Span, n_coarse
     return x0 * (1 - weight) + x1 * weight
 
 
-def _upsample(x: torch.Tensor, coarse: tuple[Span, Span], fine: tuple[Span, Span], n_coarse: int, n_fine: int,
-              mode: str) -> torch.Tensor:  # fmt: skip
+def _upsample(
+    x: torch.Tensor, coarse: tuple[Span, Span], fine: tuple[Span, Span], n_coarse: int, n_fine: int, mode: str
+) -> torch.Tensor:
     """``x [B, h, w, C]`` on the coarse spans → ``[B, h', w', C]`` on the fine spans."""
     x = _upsample_axis(x, 1, coarse[0], fine[0], n_coarse, n_fine, mode)
     return _upsample_axis(x, 2, coarse[1], fine[1], n_coarse, n_fine, mode)
@@ -341,13 +349,16 @@ class InrGanSynthesis(nn.Module):
         nominal = [2**i for i in range(2, int(math.log2(R)) + 1)]
         channels = {res: min(cfg.channel_base // res, cfg.channel_max) for res in nominal}
         self.blocks = nn.ModuleDict(
-            {f"b{res}": SynthesisBlock(cfg, res, channels[res // 2] if res > 4 else 0, channels[res])
-             for res in nominal}
-        )  # fmt: skip
+            {
+                f"b{res}": SynthesisBlock(cfg, res, channels[res // 2] if res > 4 else 0, channels[res])
+                for res in nominal
+            }
+        )
         self.num_ws = sum(b.num_layers for b in self.blocks.values()) + 1
         mode = cfg.upsampling
-        self.kappa = [R / b.resolution if mode == "nearest" else (R - 1) / (b.resolution - 1)
-                      for b in self.blocks.values()]  # fmt: skip
+        self.kappa = [
+            R / b.resolution if mode == "nearest" else (R - 1) / (b.resolution - 1) for b in self.blocks.values()
+        ]
 
     # -- per-sample parameters
 
@@ -443,16 +454,31 @@ class InrGanSynthesis(nn.Module):
 PRESETS = {
     # The released 256² layout (configs/inr-gan.yml): 512/512/256/128 channels, blocks ≤ 32 on a 32² grid,
     # one extra layer at 128 and 256, nearest ×2, demodulated FMM of rank 10, no learned per-pixel constants.
-    "paper-256": dict(img_resolution=256, input_resolution=32, channel_base=32768, channel_max=512,
-                      extra_layers_from=128),
+    "paper-256": dict(
+        img_resolution=256, input_resolution=32, channel_base=32768, channel_max=512, extra_layers_from=128
+    ),
     # The same with bilinear ×2 and the instance norm (configs/inr-gan-bil.yml).
-    "paper-256-bil": dict(img_resolution=256, input_resolution=32, channel_base=32768, channel_max=512,
-                          extra_layers_from=128, upsampling="bilinear", instance_norm=True),
+    "paper-256-bil": dict(
+        img_resolution=256,
+        input_resolution=32,
+        channel_base=32768,
+        channel_max=512,
+        extra_layers_from=128,
+        upsampling="bilinear",
+        instance_norm=True,
+    ),
     # Minutes on two CPU cores at 32²: blocks on 8², 16², 32² grids, 64/64/32 channels.
-    "cpu": dict(img_resolution=32, input_resolution=8, channel_base=1024, channel_max=64, extra_layers_from=0,
-                medium_resolution=32, random_emb_size=16,
-                mapping=dict(z_dim=64, w_dim=128)),
-}  # fmt: skip
+    "cpu": dict(
+        img_resolution=32,
+        input_resolution=8,
+        channel_base=1024,
+        channel_max=64,
+        extra_layers_from=0,
+        medium_resolution=32,
+        random_emb_size=16,
+        mapping=dict(z_dim=64, w_dim=128),
+    ),
+}
 
 
 @register("inr-gan", InrGanConfig, presets=PRESETS)

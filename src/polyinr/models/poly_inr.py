@@ -164,8 +164,12 @@ class PolyLevel(nn.Module):
         ``[B, 2, n]``, q ``[B, 1, n]``."""
         s = w if self.style is None else self.style(w)  # [B, style_dim]
         B, n = s.shape[0], self.channels
-        return (self.grid_matrix(s).view(B, 2, 2), self.grid_shift(s).view(B, 1, 2),
-                self.coord_weight(s).view(B, 2, n), self.coord_bias(s).view(B, 1, n))  # fmt: skip
+        return (
+            self.grid_matrix(s).view(B, 2, 2),
+            self.grid_shift(s).view(B, 1, 2),
+            self.coord_weight(s).view(B, 2, n),
+            self.coord_bias(s).view(B, 1, n),
+        )
 
     def coordinates(self, grid: torch.Tensor, params: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
         """The level's grid ``[B, P, 2]``, chained from the previous level's ``grid``, and its coordinate term
@@ -312,16 +316,27 @@ class PolyINRSynthesis(nn.Module):
 
 PRESETS = {
     # The authors' ImageNet network (n 1024, 10 levels, z 64, w 512, 1000 classes), trained from 32².
-    "imagenet": dict(channels=1024, num_levels=10, img_resolution=32, init="authors",
-                     mapping=dict(z_dim=64, w_dim=512, num_classes=1000, embed_dim=320)),
+    "imagenet": dict(
+        channels=1024,
+        num_levels=10,
+        img_resolution=32,
+        init="authors",
+        mapping=dict(z_dim=64, w_dim=512, num_classes=1000, embed_dim=320),
+    ),
     # The paper's FFHQ width (n 512), unconditional.
-    "ffhq": dict(channels=512, num_levels=10, img_resolution=256, init="authors",
-                 mapping=dict(z_dim=64, w_dim=512, num_classes=0)),
+    "ffhq": dict(
+        channels=512,
+        num_levels=10,
+        img_resolution=256,
+        init="authors",
+        mapping=dict(z_dim=64, w_dim=512, num_classes=0),
+    ),
     # Small enough to train for minutes on 2 CPU cores. The mapping learns at the full learning rate: at 0.1 the
     # classes took three times longer to appear (benchmarks/RESULTS.md, the demo section).
-    "cpu": dict(channels=64, num_levels=6, img_resolution=16,
-                mapping=dict(z_dim=32, w_dim=128, embed_dim=32, lr_multiplier=1.0)),
-}  # fmt: skip
+    "cpu": dict(
+        channels=64, num_levels=6, img_resolution=16, mapping=dict(z_dim=32, w_dim=128, embed_dim=32, lr_multiplier=1.0)
+    ),
+}
 
 
 @register("poly-inr", PolyINRConfig, presets=PRESETS)
@@ -355,8 +370,10 @@ class PolyINRGenerator(TrainableGenerator, Generator):
         if self.synthesis.input_grid is None:
             return super().describe_grids()
         R, kind = self.img_resolution, "learned" if self.cfg.learn_grid else "stored"
-        return (f"any window of the plane at any density; its whole native {R}x{R} frame on its {kind} input grid, "
-                f"every other grid (tiles included) on uniform coordinates")  # fmt: skip
+        return (
+            f"any window of the plane at any density; its whole native {R}x{R} frame on its {kind} input grid, "
+            f"every other grid (tiles included) on uniform coordinates"
+        )
 
     def uniform_coordinates(self) -> PolyINRGenerator:
         """Without an input grid (stored or learned): itself; with one, a view (same weights) rendering the
@@ -424,5 +441,8 @@ class PolyINRGenerator(TrainableGenerator, Generator):
             coord_rms.append(torch.stack(coords, dim=1)[..., : len(pts)])  # [B, L, p]
             feature_rms.append(torch.stack(feats, dim=1)[..., : len(pts)])  # [B, L, p]
         image = torch.cat(rgb, dim=1).transpose(1, 2).reshape(B, -1, H, W)  # [B, C, H, W]
-        return LevelMaps(features=torch.cat(feature_rms, dim=2).view(B, L, H, W),
-                         coord=torch.cat(coord_rms, dim=2).view(B, L, H, W), image=image)  # fmt: skip
+        return LevelMaps(
+            features=torch.cat(feature_rms, dim=2).view(B, L, H, W),
+            coord=torch.cat(coord_rms, dim=2).view(B, L, H, W),
+            image=image,
+        )

@@ -74,8 +74,7 @@ def check_checkpoint_target(path: str | Path, overwrite: bool = False) -> str:
     if not entries:
         return "empty"
     if not (path / CONFIG_NAME).is_file() or not {e.name for e in entries} <= {CONFIG_NAME, WEIGHTS_NAME}:
-        raise CheckpointError(f"{path} is not empty and is not a polyinr checkpoint; choose an empty or new "
-                              "directory")  # fmt: skip
+        raise CheckpointError(f"{path} is not empty and is not a polyinr checkpoint; choose an empty or new directory")
     if not overwrite:
         raise CheckpointExists(f"{path} already holds a polyinr checkpoint")
     return "replace"
@@ -93,8 +92,11 @@ def save_generator(
             return atomic_directory(path, lambda tmp: write_generator_files(G, tmp, extra), what="checkpoint")
         # An empty directory, or one the process stands in ('.'), keeps its identity: the files are written
         # beside it and moved in, one atomic rename each.
-        staged = atomic_directory(path.resolve().parent / f".{path.resolve().name}.staged-{os.getpid()}",
-                                  lambda tmp: write_generator_files(G, tmp, extra), what="checkpoint")  # fmt: skip
+        staged = atomic_directory(
+            path.resolve().parent / f".{path.resolve().name}.staged-{os.getpid()}",
+            lambda tmp: write_generator_files(G, tmp, extra),
+            what="checkpoint",
+        )
         try:
             for name in (WEIGHTS_NAME, CONFIG_NAME):
                 os.replace(staged / name, path / name)

@@ -130,8 +130,9 @@ def modulated_conv2d(
 class SynthesisLayer(nn.Module):
     """Modulated 3×3 convolution (upsampling ×2 when ``up``), noise, bias, leaky ReLU ·√2, clamp."""
 
-    def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, up: bool,
-                 conv_clamp: float) -> None:  # fmt: skip
+    def __init__(
+        self, in_channels: int, out_channels: int, w_dim: int, resolution: int, up: bool, conv_clamp: float
+    ) -> None:
         super().__init__()
         self.resolution, self.up, self.conv_clamp = resolution, up, conv_clamp
         self.affine = EqualizedLinear(w_dim, in_channels, bias_init=1)
@@ -179,8 +180,9 @@ class SynthesisBlock(nn.Module):
     """One resolution of the skip architecture: (the constant input |  an upsampling layer ``conv0``),
     ``conv1``, and a ToRGB added to the upsampled image of the blocks before."""
 
-    def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, img_channels: int,
-                 conv_clamp: float) -> None:  # fmt: skip
+    def __init__(
+        self, in_channels: int, out_channels: int, w_dim: int, resolution: int, img_channels: int, conv_clamp: float
+    ) -> None:
         super().__init__()
         self.resolution = resolution
         first = in_channels == 0
@@ -190,8 +192,9 @@ class SynthesisBlock(nn.Module):
         self.torgb = ToRGBLayer(out_channels, img_channels, w_dim, conv_clamp)
         self.num_conv = 1 if first else 2
 
-    def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor, noise_mode: str,
-                taps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    def forward(
+        self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor, noise_mode: str, taps: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``ws [B, num_conv + 1, w_dim]``; features ``x`` and ``img`` at half this resolution (None for the
         first block) → both at this resolution."""
         w = ws.unbind(dim=1)
@@ -245,14 +248,26 @@ class StyleGAN2Synthesis(nn.Module):
 # ---------------------------------------------------------------------------- the generator
 
 
-@register("stylegan2", StyleGAN2Config, presets={
-    # NVIDIA's train.py --cfg=stylegan2: 512-d z and w, 8 mapping layers, channel base 32768, at most 512.
-    **{f"paper-{R}": dict(img_resolution=R, channel_base=32768, channel_max=512,
-                          mapping=dict(z_dim=512, w_dim=512, num_layers=8)) for R in (256, 512, 1024)},
-    # Minutes on two CPU cores at 32²: at most 32 channels, a 2-layer mapping.
-    "cpu": dict(img_resolution=32, channel_base=1024, channel_max=32,
-                mapping=dict(z_dim=64, w_dim=64, embed_dim=32, num_layers=2)),
-})  # fmt: skip
+@register(
+    "stylegan2",
+    StyleGAN2Config,
+    presets={
+        # NVIDIA's train.py --cfg=stylegan2: 512-d z and w, 8 mapping layers, channel base 32768, at most 512.
+        **{
+            f"paper-{R}": dict(
+                img_resolution=R, channel_base=32768, channel_max=512, mapping=dict(z_dim=512, w_dim=512, num_layers=8)
+            )
+            for R in (256, 512, 1024)
+        },
+        # Minutes on two CPU cores at 32²: at most 32 channels, a 2-layer mapping.
+        "cpu": dict(
+            img_resolution=32,
+            channel_base=1024,
+            channel_max=32,
+            mapping=dict(z_dim=64, w_dim=64, embed_dim=32, num_layers=2),
+        ),
+    },
+)
 class StyleGAN2Generator(TrainableGenerator, Generator):
     """The shared mapping (8 layers, lr multiplier 0.01) + StyleGAN2's skip synthesis; its native frame only."""
 

@@ -176,24 +176,45 @@ def design_schedule(
     specs = []
     for i in range(num_layers + 1):
         p = max(i - 1, 0)
-        specs.append(LayerSpec(
-            index=i, in_channels=int(channels[p]), out_channels=int(channels[i]), in_size=int(sizes[p]),
-            out_size=int(sizes[i]), in_sampling_rate=int(sampling_rates[p]), out_sampling_rate=int(sampling_rates[i]),
-            in_cutoff=float(cutoffs[p]), out_cutoff=float(cutoffs[i]), in_half_width=float(half_widths[p]),
-            out_half_width=float(half_widths[i]), is_torgb=i == num_layers,
-            is_critically_sampled=i >= num_layers - num_critical, **layer_kwargs,
-        ))  # fmt: skip
+        specs.append(
+            LayerSpec(
+                index=i,
+                in_channels=int(channels[p]),
+                out_channels=int(channels[i]),
+                in_size=int(sizes[p]),
+                out_size=int(sizes[i]),
+                in_sampling_rate=int(sampling_rates[p]),
+                out_sampling_rate=int(sampling_rates[i]),
+                in_cutoff=float(cutoffs[p]),
+                out_cutoff=float(cutoffs[i]),
+                in_half_width=float(half_widths[p]),
+                out_half_width=float(half_widths[i]),
+                is_torgb=i == num_layers,
+                is_critically_sampled=i >= num_layers - num_critical,
+                **layer_kwargs,
+            )
+        )
     return specs
 
 
 def layer_schedule(cfg: StyleGAN3Config) -> list[LayerSpec]:
     """The layers of ``cfg``'s synthesis (:func:`design_schedule` with its settings)."""
     return design_schedule(
-        cfg.img_resolution, cfg.img_channels, cfg.num_layers, cfg.num_critical, cfg.first_cutoff,
-        cfg.first_stopband, cfg.last_stopband_rel, cfg.margin_size, cfg.channel_base, cfg.channel_max,
-        conv_kernel=cfg.conv_kernel, filter_size=cfg.filter_size, lrelu_upsampling=cfg.lrelu_upsampling,
+        cfg.img_resolution,
+        cfg.img_channels,
+        cfg.num_layers,
+        cfg.num_critical,
+        cfg.first_cutoff,
+        cfg.first_stopband,
+        cfg.last_stopband_rel,
+        cfg.margin_size,
+        cfg.channel_base,
+        cfg.channel_max,
+        conv_kernel=cfg.conv_kernel,
+        filter_size=cfg.filter_size,
+        lrelu_upsampling=cfg.lrelu_upsampling,
         use_radial_filters=cfg.use_radial_filters,
-    )  # fmt: skip
+    )
 
 
 def lowpass_filter(numtaps: int, cutoff: float, width: float, fs: float, radial: bool = False) -> torch.Tensor | None:
@@ -208,8 +229,9 @@ def lowpass_filter(numtaps: int, cutoff: float, width: float, fs: float, radial:
     import scipy.special
 
     if not radial:
-        return torch.as_tensor(scipy.signal.firwin(numtaps=numtaps, cutoff=cutoff, width=width, fs=fs),
-                               dtype=torch.float32)  # fmt: skip
+        return torch.as_tensor(
+            scipy.signal.firwin(numtaps=numtaps, cutoff=cutoff, width=width, fs=fs), dtype=torch.float32
+        )
     x = (np.arange(numtaps) - (numtaps - 1) / 2) / fs
     r = np.hypot(*np.meshgrid(x, x))
     f = scipy.special.j1(2 * cutoff * (np.pi * r)) / (np.pi * r)
@@ -402,8 +424,10 @@ class SynthesisInput(nn.Module):
         return x.permute(0, 3, 1, 2)  # [B, C, H, W], channels-last in memory
 
     def extra_repr(self) -> str:
-        return f"channels={self.channels}, size={self.size}, sampling_rate={self.sampling_rate}, " \
-               f"bandwidth={self.bandwidth:g}"  # fmt: skip
+        return (
+            f"channels={self.channels}, size={self.size}, sampling_rate={self.sampling_rate}, "
+            f"bandwidth={self.bandwidth:g}"
+        )
 
 
 class SynthesisLayer(nn.Module):
@@ -433,23 +457,42 @@ class SynthesisLayer(nn.Module):
         styles = self.affine(w)  # [B, in_channels]
         if spec.is_torgb:
             styles = styles * (1 / math.sqrt(spec.in_channels * spec.kernel**2))
-        x = modulated_conv2d(x, self.weight, styles, self.bias, demodulate=not spec.is_torgb,
-                             input_gain=self.magnitude_ema.rsqrt())  # fmt: skip
+        x = modulated_conv2d(
+            x, self.weight, styles, self.bias, demodulate=not spec.is_torgb, input_gain=self.magnitude_ema.rsqrt()
+        )
         gain, slope = (1.0, 1.0) if spec.is_torgb else (LRELU_GAIN, LRELU_SLOPE)
-        return filtered_lrelu(x, self.up_filter, self.down_filter, spec.up_factor, spec.down_factor, spec.padding,
-                              gain, slope, self.conv_clamp)  # fmt: skip
+        return filtered_lrelu(
+            x,
+            self.up_filter,
+            self.down_filter,
+            spec.up_factor,
+            spec.down_factor,
+            spec.padding,
+            gain,
+            slope,
+            self.conv_clamp,
+        )
 
     def extra_repr(self) -> str:
         s = self.spec
-        return f"{s.in_channels}->{s.out_channels}, size {s.in_size}->{s.out_size}, " \
-               f"sr {s.in_sampling_rate}->{s.out_sampling_rate}, up {s.up_factor}, down {s.down_factor}"  # fmt: skip
+        return (
+            f"{s.in_channels}->{s.out_channels}, size {s.in_size}->{s.out_size}, "
+            f"sr {s.in_sampling_rate}->{s.out_sampling_rate}, up {s.up_factor}, down {s.down_factor}"
+        )
 
 
 class StyleGAN3Synthesis(nn.Module):
     """``ws [B, num_ws, w_dim]`` → images ``[B, C, R, R]``: the Fourier input, then one layer per spec."""
 
-    def __init__(self, specs: list[LayerSpec], w_dim: int, img_resolution: int, output_scale: float = 0.25,
-                 conv_clamp: float = 256.0, magnitude_ema_beta: float = 0.999) -> None:  # fmt: skip
+    def __init__(
+        self,
+        specs: list[LayerSpec],
+        w_dim: int,
+        img_resolution: int,
+        output_scale: float = 0.25,
+        conv_clamp: float = 256.0,
+        magnitude_ema_beta: float = 0.999,
+    ) -> None:
         super().__init__()
         first = specs[0]
         self.img_resolution, self.output_scale = img_resolution, output_scale
@@ -483,8 +526,9 @@ class StyleGAN3Generator(TrainableGenerator, Generator):
     def __init__(self, cfg: StyleGAN3Config) -> None:
         super().__init__(cfg)
         self.mapping = MappingNetwork(cfg.mapping, cfg.num_ws)
-        self.synthesis = StyleGAN3Synthesis(layer_schedule(cfg), cfg.w_dim, cfg.img_resolution, cfg.output_scale,
-                                            cfg.conv_clamp, cfg.magnitude_ema_beta)  # fmt: skip
+        self.synthesis = StyleGAN3Synthesis(
+            layer_schedule(cfg), cfg.w_dim, cfg.img_resolution, cfg.output_scale, cfg.conv_clamp, cfg.magnitude_ema_beta
+        )
 
     def synthesize(self, ws: torch.Tensor, grid: Grid | None = None, *, update_emas: bool = False) -> torch.Tensor:
         """As the contract's; ``update_emas`` updates each layer's input-magnitude average."""
@@ -495,19 +539,30 @@ class StyleGAN3Generator(TrainableGenerator, Generator):
 
 
 def _paper(resolution: int, channel_base: int, channel_max: int) -> dict:
-    return dict(img_resolution=resolution, channel_base=channel_base, channel_max=channel_max,
-                mapping=dict(z_dim=512, w_dim=512))  # fmt: skip
+    return dict(
+        img_resolution=resolution,
+        channel_base=channel_base,
+        channel_max=channel_max,
+        mapping=dict(z_dim=512, w_dim=512),
+    )
 
 
 # Small enough to train on two CPU cores at 32²: 4 layers of at most 32 channels (NVIDIA's margins and filters).
-_CPU = dict(img_resolution=32, channel_base=1024, channel_max=32, num_layers=4,
-            mapping=dict(z_dim=64, w_dim=64, embed_dim=32))  # fmt: skip
+_CPU = dict(
+    img_resolution=32, channel_base=1024, channel_max=32, num_layers=4, mapping=dict(z_dim=64, w_dim=64, embed_dim=32)
+)
 
 
-@register("stylegan3-t", StyleGAN3Config, presets={
-    "paper-256": _paper(256, 32768, 512), "paper-512": _paper(512, 32768, 512),
-    "paper-1024": _paper(1024, 32768, 512), "cpu": _CPU,
-})  # fmt: skip
+@register(
+    "stylegan3-t",
+    StyleGAN3Config,
+    presets={
+        "paper-256": _paper(256, 32768, 512),
+        "paper-512": _paper(512, 32768, 512),
+        "paper-1024": _paper(1024, 32768, 512),
+        "cpu": _CPU,
+    },
+)
 class StyleGAN3T(StyleGAN3Generator):
     """StyleGAN3-T: translation equivariant (3×3 convolutions, separable filters)."""
 
@@ -520,9 +575,15 @@ class StyleGAN3RConfig(StyleGAN3Config):
     use_radial_filters: bool = True
 
 
-@register("stylegan3-r", StyleGAN3RConfig, presets={
-    "paper-256": _paper(256, 65536, 1024), "paper-512": _paper(512, 65536, 1024),
-    "paper-1024": _paper(1024, 65536, 1024), "cpu": _CPU,
-})  # fmt: skip
+@register(
+    "stylegan3-r",
+    StyleGAN3RConfig,
+    presets={
+        "paper-256": _paper(256, 65536, 1024),
+        "paper-512": _paper(512, 65536, 1024),
+        "paper-1024": _paper(1024, 65536, 1024),
+        "cpu": _CPU,
+    },
+)
 class StyleGAN3R(StyleGAN3Generator):
     """StyleGAN3-R: translation and rotation equivariant (1×1 convolutions, radial down filters)."""

@@ -69,8 +69,10 @@ class StyleGANXLConfig(StyleGAN3Config):
         if any(f not in UP_FACTORS for f in self.up_factors):
             raise PolyinrError(f"growth factors must be among {UP_FACTORS}, got {self.up_factors}")
         if self.img_resolution != R * math.prod(self.up_factors):
-            raise PolyinrError(f"a {R}x{R} stem grown by {list(self.up_factors)} renders "
-                               f"{R * math.prod(self.up_factors)} pixels, not {self.img_resolution}")  # fmt: skip
+            raise PolyinrError(
+                f"a {R}x{R} stem grown by {list(self.up_factors)} renders "
+                f"{R * math.prod(self.up_factors)} pixels, not {self.img_resolution}"
+            )
         if self.head_layers <= HEAD_CRITICAL:
             raise PolyinrError(f"head_layers must be > {HEAD_CRITICAL}, got {self.head_layers}")
 
@@ -101,12 +103,23 @@ def head_schedule(last: LayerSpec, start: int, cfg: StyleGANXLConfig, resolution
     specs = []
     for i in range(H + 1):
         p = max(i - 1, 0)
-        specs.append(LayerSpec(
-            index=start + i, in_channels=int(channels[p]), out_channels=int(channels[i]), in_size=int(sizes[p]),
-            out_size=int(sizes[i]), in_sampling_rate=int(sampling_rates[p]), out_sampling_rate=int(sampling_rates[i]),
-            in_cutoff=float(cutoffs[p]), out_cutoff=float(cutoffs[i]), in_half_width=float(half_widths[p]),
-            out_half_width=float(half_widths[i]), is_torgb=i == H, is_critically_sampled=i >= H - cfg.num_critical,
-        ))  # fmt: skip
+        specs.append(
+            LayerSpec(
+                index=start + i,
+                in_channels=int(channels[p]),
+                out_channels=int(channels[i]),
+                in_size=int(sizes[p]),
+                out_size=int(sizes[i]),
+                in_sampling_rate=int(sampling_rates[p]),
+                out_sampling_rate=int(sampling_rates[i]),
+                in_cutoff=float(cutoffs[p]),
+                out_cutoff=float(cutoffs[i]),
+                in_half_width=float(half_widths[p]),
+                out_half_width=float(half_widths[i]),
+                is_torgb=i == H,
+                is_critically_sampled=i >= H - cfg.num_critical,
+            )
+        )
     return specs
 
 
@@ -132,8 +145,9 @@ class StyleGANXLGenerator(TrainableGenerator, Generator):
         super().__init__(cfg)
         specs = xl_schedule(cfg)
         self.mapping = MappingNetwork(cfg.mapping, len(specs) + 1)
-        self.synthesis = StyleGAN3Synthesis(specs, cfg.w_dim, cfg.img_resolution, cfg.output_scale,
-                                            cfg.conv_clamp, cfg.magnitude_ema_beta)  # fmt: skip
+        self.synthesis = StyleGAN3Synthesis(
+            specs, cfg.w_dim, cfg.img_resolution, cfg.output_scale, cfg.conv_clamp, cfg.magnitude_ema_beta
+        )
         self.head_names = [s.name for s in specs[-(cfg.head_layers + 1) :]]  # the last growth stage's layers
 
     def style_mixing_range(self) -> range:
@@ -151,8 +165,10 @@ class StyleGANXLGenerator(TrainableGenerator, Generator):
         factors = []
         for lower, higher in itertools.pairwise(resolutions[: stage + 1]):
             if higher % lower or higher // lower not in UP_FACTORS:
-                raise PolyinrError(f"StyleGAN-XL grows by a factor of {', '.join(map(str, UP_FACTORS))} per stage; "
-                                   f"a stage from {lower} to {higher} pixels is not one")  # fmt: skip
+                raise PolyinrError(
+                    f"StyleGAN-XL grows by a factor of {', '.join(map(str, UP_FACTORS))} per stage; "
+                    f"a stage from {lower} to {higher} pixels is not one"
+                )
             factors.append(higher // lower)
         return {"stem_resolution": resolutions[0], "up_factors": tuple(factors), "img_resolution": resolutions[stage]}
 
@@ -163,10 +179,13 @@ class StyleGANXLGenerator(TrainableGenerator, Generator):
         if resolution == cfg.img_resolution:
             return None
         if resolution % cfg.img_resolution or resolution // cfg.img_resolution not in UP_FACTORS:
-            raise PolyinrError(f"StyleGAN-XL grows by a factor of {', '.join(map(str, UP_FACTORS))} per stage, "
-                               f"not from {cfg.img_resolution} to {resolution} pixels")  # fmt: skip
-        grown_cfg = replace(cfg, img_resolution=resolution,
-                            up_factors=(*cfg.up_factors, resolution // cfg.img_resolution))  # fmt: skip
+            raise PolyinrError(
+                f"StyleGAN-XL grows by a factor of {', '.join(map(str, UP_FACTORS))} per stage, "
+                f"not from {cfg.img_resolution} to {resolution} pixels"
+            )
+        grown_cfg = replace(
+            cfg, img_resolution=resolution, up_factors=(*cfg.up_factors, resolution // cfg.img_resolution)
+        )
         grown = type(self)(grown_cfg).to(next(self.parameters()).device)
         state = grown.state_dict()
         carried = {k: v for k, v in self.state_dict().items() if k in state and state[k].shape == v.shape}
@@ -174,13 +193,30 @@ class StyleGANXLGenerator(TrainableGenerator, Generator):
         return grown
 
 
-@register("stylegan-xl", StyleGANXLConfig, presets={
-    # The authors' ImageNet networks: a 16² stem of 10 layers (README), heads of 7, 1000 classes.
-    "imagenet": dict(num_layers=10, stem_resolution=16, img_resolution=16, head_layers=7,
-                     mapping=dict(z_dim=64, w_dim=512, num_classes=1000, embed_dim=320)),
-    # Small enough to train for minutes on two CPU cores: an 8² stem, heads of 3.
-    "cpu": dict(num_layers=4, stem_resolution=8, img_resolution=16, up_factors=(2,), head_layers=3,
-                channel_base=1024, channel_max=64, mapping=dict(z_dim=32, w_dim=64, embed_dim=32)),
-})  # fmt: skip
+@register(
+    "stylegan-xl",
+    StyleGANXLConfig,
+    presets={
+        # The authors' ImageNet networks: a 16² stem of 10 layers (README), heads of 7, 1000 classes.
+        "imagenet": dict(
+            num_layers=10,
+            stem_resolution=16,
+            img_resolution=16,
+            head_layers=7,
+            mapping=dict(z_dim=64, w_dim=512, num_classes=1000, embed_dim=320),
+        ),
+        # Small enough to train for minutes on two CPU cores: an 8² stem, heads of 3.
+        "cpu": dict(
+            num_layers=4,
+            stem_resolution=8,
+            img_resolution=16,
+            up_factors=(2,),
+            head_layers=3,
+            channel_base=1024,
+            channel_max=64,
+            mapping=dict(z_dim=32, w_dim=64, embed_dim=32),
+        ),
+    },
+)
 class StyleGANXL(StyleGANXLGenerator):
     """StyleGAN-XL (config T): alias-free synthesis grown from a low-resolution stem."""

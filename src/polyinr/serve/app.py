@@ -305,27 +305,31 @@ def create_app(
         entries = []
         for i, net in enumerate(networks):
             G, tiling = net.G, net.renderer.tiling
-            entries.append({
-                "id": i,
-                "name": net.name,
-                "model": G.model_name,
-                "support": G.grid_support.kind,
-                "motions": G.grid_support.kind == "frame" and G.grid_support.motions,  # the frame moves, rotates
-                "grids": G.describe_grids(),
-                "img_resolution": G.img_resolution,
-                "num_classes": G.num_classes,
-                "class_names": net.class_names or [str(k) for k in range(G.num_classes)],
-                "latents": [name for name, _ in net.latents],
-                "levels": None if tiling is None else [tiling.min_level, tiling.max_level],
-                "presets": sorted(get_entry(G.model_name).presets),  # the registered model's named presets
-                "config": G.config_dict(),
-            })  # fmt: skip
-        return JSONResponse({
-            "models": entries,
-            "tile_sizes": list(TILE_SIZES),
-            "max_request_pixels": limits.max_request_pixels,
-            "max_export_pixels": limits.max_export_pixels,
-        })  # fmt: skip
+            entries.append(
+                {
+                    "id": i,
+                    "name": net.name,
+                    "model": G.model_name,
+                    "support": G.grid_support.kind,
+                    "motions": G.grid_support.kind == "frame" and G.grid_support.motions,  # the frame moves, rotates
+                    "grids": G.describe_grids(),
+                    "img_resolution": G.img_resolution,
+                    "num_classes": G.num_classes,
+                    "class_names": net.class_names or [str(k) for k in range(G.num_classes)],
+                    "latents": [name for name, _ in net.latents],
+                    "levels": None if tiling is None else [tiling.min_level, tiling.max_level],
+                    "presets": sorted(get_entry(G.model_name).presets),  # the registered model's named presets
+                    "config": G.config_dict(),
+                }
+            )
+        return JSONResponse(
+            {
+                "models": entries,
+                "tile_sizes": list(TILE_SIZES),
+                "max_request_pixels": limits.max_request_pixels,
+                "max_export_pixels": limits.max_export_pixels,
+            }
+        )
 
     async def tile(request: Request) -> Response:
         p = Params(request, ("model", "level", "row", "col", "size", "format", *SOURCE_PARAMS))
@@ -348,8 +352,9 @@ def create_app(
             grid = net.G.check_grid(tiling.grid(level, row, col, size))
         except PolyinrError as e:
             raise RequestError(str(e)) from None
-        data = await net.renderer.tile(source.key, ws_maker(net, source), level, row, col, size, fmt,
-                                       gone=lambda: client_gone(request.receive))  # fmt: skip
+        data = await net.renderer.tile(
+            source.key, ws_maker(net, source), level, row, col, size, fmt, gone=lambda: client_gone(request.receive)
+        )
         if data is None:
             return Response(status_code=499)  # the client closed the request; nobody reads this
         window = ",".join(repr(v) for v in (grid.top, grid.left, grid.bottom, grid.right))
@@ -435,8 +440,9 @@ def create_app(
                 exporting[0] -= 1
 
         name = f"polyinr-{re.sub(r'[^A-Za-z0-9_.-]', '_', net.name)}-{H}x{W}.png"
-        return StreamingResponse(body(), media_type="image/png",
-                                 headers={"Content-Disposition": f'attachment; filename="{name}"'})  # fmt: skip
+        return StreamingResponse(
+            body(), media_type="image/png", headers={"Content-Disposition": f'attachment; filename="{name}"'}
+        )
 
     async def export_progress(request: Request) -> Response:
         p = Params(request, ("job",))
@@ -478,8 +484,12 @@ def create_app(
         Route("/api/progress", export_progress),
         Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
     ]
-    handlers: dict[Any, Callable] = {RequestError: request_error, PolyinrError: library_error, 404: not_found,
-                                     Exception: server_error}  # fmt: skip
+    handlers: dict[Any, Callable] = {
+        RequestError: request_error,
+        PolyinrError: library_error,
+        404: not_found,
+        Exception: server_error,
+    }
     middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))] if allowed_hosts else []
     app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan, middleware=middleware)
     app.state.networks = networks

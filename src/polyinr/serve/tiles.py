@@ -238,9 +238,16 @@ class TileRenderer:
     # -- tiles
 
     async def tile(
-        self, source_key: Hashable, ws: Callable[[], torch.Tensor], level: int, row: int, col: int, size: int,
-        fmt: str = "png", gone: Callable[[], Awaitable[Any]] | None = None,
-    ) -> bytes | None:  # fmt: skip
+        self,
+        source_key: Hashable,
+        ws: Callable[[], torch.Tensor],
+        level: int,
+        row: int,
+        col: int,
+        size: int,
+        fmt: str = "png",
+        gone: Callable[[], Awaitable[Any]] | None = None,
+    ) -> bytes | None:
         """The encoded tile, or None when ``gone()`` (an awaitable that finishes when the requester leaves, e.g.
         :func:`client_gone`; made only if the tile has to wait) finishes first.
 
@@ -310,9 +317,12 @@ class TileRenderer:
         with torch.no_grad():
             image = to_uint8(self.G.synthesize(first.ws(), grid))[0]  # [rows·size, cols·size, 3]
         s = first.size
-        crops = {(j.row, j.col): np.ascontiguousarray(image[(j.row - row0) * s : (j.row - row0 + 1) * s,
-                                                            (j.col - col0) * s : (j.col - col0 + 1) * s])
-                 for j in batch}  # fmt: skip
+        crops = {
+            (j.row, j.col): np.ascontiguousarray(
+                image[(j.row - row0) * s : (j.row - row0 + 1) * s, (j.col - col0) * s : (j.col - col0 + 1) * s]
+            )
+            for j in batch
+        }
         encoded = [encode(crops[(j.row, j.col)], j.fmt) for j in batch]
         self.stats.render_seconds += time.perf_counter() - start  # written by the render thread only
         return encoded

@@ -31,8 +31,12 @@ from polyinr.models.generator import CanvasInputs, Generator
 from polyinr.sampling import latents_from_seeds, read_latent_file
 
 GLOBAL_KEY, INJECT_KEY, LOCAL_KEY, COORDS_KEY, NOISE_PREFIX = (
-    "global_latent", "inject_index", "local_latent", "coords", "noise."
-)  # fmt: skip
+    "global_latent",
+    "inject_index",
+    "local_latent",
+    "coords",
+    "noise.",
+)
 
 
 class CanvasFileError(PolyinrError):

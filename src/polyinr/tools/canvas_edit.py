@@ -118,10 +118,13 @@ def invert_canvas(
             on_step(step, float(loss.detach()))
     with torch.no_grad():
         whole = render(lattice_window(G, 0, 0, H, W))
-        scores = [psnr(whole[..., p.top : p.top + p.image.shape[2], p.left : p.left + p.image.shape[3]], p.image)
-                  for p in placements]  # fmt: skip
+        scores = [
+            psnr(whole[..., p.top : p.top + p.image.shape[2], p.left : p.left + p.image.shape[3]], p.image)
+            for p in placements
+        ]
     latents = None
     if len(placements) == 1:
-        latents = CanvasLatents(z.detach().unsqueeze(1).repeat(1, 2, 1), local.detach(),
-                                [n.detach() for n in noises], start.coords)  # fmt: skip
+        latents = CanvasLatents(
+            z.detach().unsqueeze(1).repeat(1, 2, 1), local.detach(), [n.detach() for n in noises], start.coords
+        )
     return CanvasInversion(whole, scores, name, latents)

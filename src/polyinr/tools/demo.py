@@ -66,17 +66,22 @@ def measure_quality(G, device: torch.device | str = "cpu") -> dict[str, float]:
 def quality_line(results: dict[str, float]) -> str:
     """One line a person can read: recognised %, diversity vs real (worst class), then recall, precision and FID,
     named by the feature space they are measured in (the digits LeNet, never Inception or VGG16)."""
-    return (f"{100 * results['cas_digits']:.1f} % of samples recognised as their digit, within-class diversity "
-            f"{results['div_digits']:.2f} of real (lowest class {results['div_digits_min']:.2f}); in the digits "
-            f"space: recall {results['pr_digits_recall']:.2f}, precision {results['pr_digits_precision']:.2f}, "
-            f"FID {results['fid_digits']:.2f}")  # fmt: skip
+    return (
+        f"{100 * results['cas_digits']:.1f} % of samples recognised as their digit, within-class diversity "
+        f"{results['div_digits']:.2f} of real (lowest class {results['div_digits_min']:.2f}); in the digits "
+        f"space: recall {results['pr_digits_recall']:.2f}, precision {results['pr_digits_precision']:.2f}, "
+        f"FID {results['fid_digits']:.2f}"
+    )
 
 
 def run_demo(
-    outdir: str | Path, kimg: float | None = None, resume: str = "auto",
-    on_tick: Callable[[TickReport], None] | None = None, on_message: Callable[[str], None] | None = None,
+    outdir: str | Path,
+    kimg: float | None = None,
+    resume: str = "auto",
+    on_tick: Callable[[TickReport], None] | None = None,
+    on_message: Callable[[str], None] | None = None,
     on_step: Callable[[int, int], None] | None = None,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Train (or resume) the demo run, write the pictures and measure it.
 
     Returns the paths (run, checkpoint, pictures) and ``quality``: the figures of :func:`measure_quality`.
@@ -85,8 +90,15 @@ def run_demo(
     options = resolve_options(
         "cpu", data="builtin:digits", cond=True, resolution=DEMO_RESOLUTION, outdir=str(outdir), kimg=kimg, workers=0
     )
-    run_dir = training_loop(options, resume=resume, on_tick=on_tick, on_message=on_message, evaluate=evaluate_snapshot,
-                            on_step=on_step, goal=metric_goal)  # fmt: skip
+    run_dir = training_loop(
+        options,
+        resume=resume,
+        on_tick=on_tick,
+        on_message=on_message,
+        evaluate=evaluate_snapshot,
+        on_step=on_step,
+        goal=metric_goal,
+    )
     G = load_generator(latest_snapshot(run_dir))
     R = G.img_resolution
     paths = {

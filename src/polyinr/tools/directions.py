@@ -163,8 +163,9 @@ def load_directions(path: str | Path, w_dim: int) -> torch.Tensor:
     if directions.ndim == 1:
         directions = directions[None]
     if directions.ndim != 2 or directions.shape[1] != w_dim or len(directions) == 0:
-        raise PolyinrError(f"{path}: directions must be [K, {w_dim}] or [{w_dim}] for this generator, got "
-                           f"{tuple(directions.shape)}")  # fmt: skip
+        raise PolyinrError(
+            f"{path}: directions must be [K, {w_dim}] or [{w_dim}] for this generator, got {tuple(directions.shape)}"
+        )
     if not torch.isfinite(directions).all():
         raise PolyinrError(f"{path}: directions hold NaN or infinite values")
     return directions.float()
@@ -246,8 +247,11 @@ def edit_sheet(
         raise PolyinrError("an edit needs at least one seed and one strength")
     chosen = check_levels(range(G.num_ws) if layers is None else layers, G.num_ws)
     H, W = G.native_grid().shape
-    check_memory(len(seeds) * len(strengths) * (H * W * 3 + G.num_ws * G.w_dim * 4),
-                 f"a sheet of {len(seeds):,} seeds by {len(strengths):,} strengths", "give fewer")  # fmt: skip
+    check_memory(
+        len(seeds) * len(strengths) * (H * W * 3 + G.num_ws * G.w_dim * 4),
+        f"a sheet of {len(seeds):,} seeds by {len(strengths):,} strengths",
+        "give fewer",
+    )
     z = latents_from_seeds(seeds, G.z_dim).to(device)  # [N, z_dim]
     trunc = dict(truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
     components = None

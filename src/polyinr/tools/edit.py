@@ -101,8 +101,9 @@ def check_levels(levels: Sequence[int], num_ws: int) -> list[int]:
 def style_mix(row_ws: torch.Tensor, col_ws: torch.Tensor, levels: Sequence[int]) -> torch.Tensor:
     """``row_ws [R, L, D]``, ``col_ws [C, L, D]`` → ``[R, C, L, D]``: the row's ws with ``levels`` from the column."""
     if row_ws.ndim != 3 or col_ws.shape[1:] != row_ws.shape[1:]:
-        raise PolyinrError(f"row and column ws must both be [N, L, D], got {tuple(row_ws.shape)} and "
-                           f"{tuple(col_ws.shape)}")  # fmt: skip
+        raise PolyinrError(
+            f"row and column ws must both be [N, L, D], got {tuple(row_ws.shape)} and {tuple(col_ws.shape)}"
+        )
     R, L, _ = row_ws.shape
     C = len(col_ws)
     mixed = row_ws.unsqueeze(1).repeat(1, C, 1, 1)  # [R, C, L, D]
@@ -125,8 +126,9 @@ def style_mix_figure(
         raise CapabilityMissing(f"{G.model_name} cannot mix styles")
     outside = sorted(set(levels) - set(mixable))
     if outside:
-        raise PolyinrError(f"levels {outside} do not exist: {G.model_name} mixes levels "
-                           f"{mixable.start}..{mixable.stop - 1}")  # fmt: skip
+        raise PolyinrError(
+            f"levels {outside} do not exist: {G.model_name} mixes levels {mixable.start}..{mixable.stop - 1}"
+        )
     mixed = style_mix(row_ws, col_ws, levels)  # [R, C, L, D]
     R, C = mixed.shape[:2]
     rows = to_uint8(G.synthesize(row_ws, grid))  # [R, H, W, 3]
@@ -151,9 +153,19 @@ def level_maps(G: Generator, ws: torch.Tensor, grid: Grid | None = None, **optio
 
 # Viridis (matplotlib's perceptually uniform colormap), sampled at 9 evenly spaced points.
 VIRIDIS = np.array(
-    [[68, 1, 84], [72, 40, 120], [62, 73, 137], [49, 104, 142], [38, 130, 142],
-     [31, 158, 137], [53, 183, 121], [110, 206, 88], [253, 231, 37]], dtype=np.float64,
-)  # fmt: skip
+    [
+        [68, 1, 84],
+        [72, 40, 120],
+        [62, 73, 137],
+        [49, 104, 142],
+        [38, 130, 142],
+        [31, 158, 137],
+        [53, 183, 121],
+        [110, 206, 88],
+        [253, 231, 37],
+    ],
+    dtype=np.float64,
+)
 
 
 def colorize(values: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -184,8 +196,9 @@ def heatmap_figure(maps: LevelMaps, index: int = 0, scale: int | None = None) ->
     font = ImageFont.load_default()
     text_h, gap = 14, 4
     block_h = text_h + H + text_h + gap  # row title, panels, labels
-    fig = Image.new("RGB", ((L + 1) * (W + gap) + gap, text_h + (1 + (maps.coord is not None)) * block_h),
-                    (255, 255, 255))  # fmt: skip
+    fig = Image.new(
+        "RGB", ((L + 1) * (W + gap) + gap, text_h + (1 + (maps.coord is not None)) * block_h), (255, 255, 255)
+    )
     draw = ImageDraw.Draw(fig)
     draw.text((gap, 0), "levels: RMS over channels at each pixel", fill=(0, 0, 0), font=font)
 

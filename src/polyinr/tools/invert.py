@@ -157,9 +157,11 @@ def perceptual_distance(kind: str = "auto", device: torch.device | str = "cpu") 
         raise PolyinrError(f"unknown perceptual distance {kind!r}; use one of {', '.join(PERCEPTUAL)}")
     if kind == "lpips" or (kind == "auto" and lpips_available()):
         if not lpips_available():
-            raise PolyinrError(f"LPIPS needs the lpips package (pip install lpips) and torchvision's VGG16 weights "
-                               f"in {Path(torch.hub.get_dir()) / 'checkpoints' / VGG16_WEIGHTS}; "
-                               f"or use the Laplacian-pyramid distance (laplacian)")  # fmt: skip
+            raise PolyinrError(
+                f"LPIPS needs the lpips package (pip install lpips) and torchvision's VGG16 weights "
+                f"in {Path(torch.hub.get_dir()) / 'checkpoints' / VGG16_WEIGHTS}; "
+                f"or use the Laplacian-pyramid distance (laplacian)"
+            )
         return "lpips", _lpips(device)
     return "laplacian", laplacian_l1
 
@@ -167,8 +169,9 @@ def perceptual_distance(kind: str = "auto", device: torch.device | str = "cpu") 
 # ---------------------------------------------------------------------------- projection
 
 
-def projector_lr(step: int, num_steps: int, initial_lr: float = 0.1, rampup: float = 0.05,
-                 rampdown: float = 0.25) -> float:  # fmt: skip
+def projector_lr(
+    step: int, num_steps: int, initial_lr: float = 0.1, rampup: float = 0.05, rampdown: float = 0.25
+) -> float:
     """The StyleGAN2 projector's learning rate at ``step`` of ``num_steps``: linear ramp-up over the first
     ``rampup`` fraction, cosine ramp-down over the last ``rampdown`` fraction, ``initial_lr`` in between."""
     t = step / num_steps
@@ -219,9 +222,14 @@ def project(
 
 
 def _optimise(
-    G: Generator, target: torch.Tensor, w_opt: torch.Tensor, num_steps: int, initial_lr: float, distance: Distance,
+    G: Generator,
+    target: torch.Tensor,
+    w_opt: torch.Tensor,
+    num_steps: int,
+    initial_lr: float,
+    distance: Distance,
     perceptual_weight: float,
-) -> Iterator[ProjectionStep]:  # fmt: skip
+) -> Iterator[ProjectionStep]:
     grid = Grid.frame(tuple(target.shape[-2:]))
     optimizer = torch.optim.Adam([w_opt], lr=initial_lr, betas=(0.9, 0.999))
     for step in range(num_steps + 1):
@@ -279,14 +287,30 @@ def pivotal_tuning(
         raise PolyinrError(f"the pivot must be one latent [1, {G.num_ws}, {G.w_dim}], got {tuple(pivot.shape)}")
     G_original = copy.deepcopy(G).eval().requires_grad_(False)
     G_tuned = copy.deepcopy(G).train().requires_grad_(True)
-    return G_tuned, _tune(G_original, G_tuned, pivot.detach(), target, num_steps, lr, distance, locality_weight,
-                          torch.Generator().manual_seed(seed))  # fmt: skip
+    return G_tuned, _tune(
+        G_original,
+        G_tuned,
+        pivot.detach(),
+        target,
+        num_steps,
+        lr,
+        distance,
+        locality_weight,
+        torch.Generator().manual_seed(seed),
+    )
 
 
 def _tune(
-    G_original: Generator, G_tuned: Generator, pivot: torch.Tensor, target: torch.Tensor, num_steps: int, lr: float,
-    distance: Distance, locality_weight: float, rng: torch.Generator,
-) -> Iterator[ProjectionStep]:  # fmt: skip
+    G_original: Generator,
+    G_tuned: Generator,
+    pivot: torch.Tensor,
+    target: torch.Tensor,
+    num_steps: int,
+    lr: float,
+    distance: Distance,
+    locality_weight: float,
+    rng: torch.Generator,
+) -> Iterator[ProjectionStep]:
     grid = Grid.frame(tuple(target.shape[-2:]))
     optimizer = torch.optim.Adam(G_tuned.parameters(), lr=lr, betas=(0.9, 0.999))
     for step in range(num_steps + 1):
@@ -381,13 +405,24 @@ def invert_image(
     projection = tuned[0][1] if tuned else last[0]
     save_latents(files["latent"], projection.ws, G, class_idx)
     save_image(to_uint8(projection.image)[0], files["reconstruction"])
-    summary = {"psnr_db": projection.psnr, "perceptual": name, "space": space, "steps": num_steps,
-               "class": class_idx, "image": str(image_path), "loss": projection.loss}  # fmt: skip
+    summary = {
+        "psnr_db": projection.psnr,
+        "perceptual": name,
+        "space": space,
+        "steps": num_steps,
+        "class": class_idx,
+        "image": str(image_path),
+        "loss": projection.loss,
+    }
     tuned_psnr = None
     if tuned:
         final = last[0]
-        save_generator(tuned[0][0], files["tuned"], extra={"pivotal_tuning": {"steps": pti_steps, "lr": PTI_LR}},
-                       overwrite=overwrite)  # fmt: skip
+        save_generator(
+            tuned[0][0],
+            files["tuned"],
+            extra={"pivotal_tuning": {"steps": pti_steps, "lr": PTI_LR}},
+            overwrite=overwrite,
+        )
         save_image(to_uint8(final.image)[0], files["tuned_reconstruction"])
         tuned_psnr = final.psnr
         summary.update(pti_steps=pti_steps, pti_psnr_db=final.psnr, pti_loss=final.loss)
@@ -420,7 +455,8 @@ def outpaint(
         step = 1 / (G.img_resolution - 1)
         size = (round((bottom - top) / step) + 1, round((right - left) / step) + 1)
     grid = Grid.window(top, left, bottom, right, *size)
-    inversion = invert_image(G, image_path, out_dir, class_idx, space, num_steps, perceptual, device, on_step,
-                             overwrite=overwrite)  # fmt: skip
+    inversion = invert_image(
+        G, image_path, out_dir, class_idx, space, num_steps, perceptual, device, on_step, overwrite=overwrite
+    )
     path = render_tiled(G, inversion.ws, grid, Path(out_dir) / OUTPAINT_FILE)
     return Inversion(inversion.ws, inversion.psnr, inversion.perceptual, {**inversion.files, "outpaint": path})

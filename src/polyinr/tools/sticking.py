@@ -171,8 +171,9 @@ def texture_sticking(
         if grids is not None:
             translation_average, translation_ratio = _average(G.synthesize(ws[None], grid) for grid in grids)
             report(num_frames)
-        results.append(SeedSticking(int(seed), frame.cpu(), walk_average, translation_average, walk_ratio,
-                                    translation_ratio))  # fmt: skip
+        results.append(
+            SeedSticking(int(seed), frame.cpu(), walk_average, translation_average, walk_ratio, translation_ratio)
+        )
     translated = [r.translation_ratio for r in results if r.translation_ratio is not None]
     return Sticking(
         seeds=results,

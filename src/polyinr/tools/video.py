@@ -42,8 +42,10 @@ def walk_keys(latents: torch.Tensor, cells: int) -> torch.Tensor:
     """Split ``latents [cells·K, ...]`` cell by cell (cell ``i`` gets ``K`` consecutive latents, as in StyleGAN's
     ``gen_video``) into walk keys ``[K, cells, ...]``."""
     if cells < 1 or len(latents) % cells or len(latents) // cells < 2:
-        raise PolyinrError(f"{len(latents)} latents do not give {cells} walks: each walk needs at least 2 key "
-                           f"latents, so give a multiple of {cells} (at least {2 * cells})")  # fmt: skip
+        raise PolyinrError(
+            f"{len(latents)} latents do not give {cells} walks: each walk needs at least 2 key "
+            f"latents, so give a multiple of {cells} (at least {2 * cells})"
+        )
     return latents.reshape(cells, len(latents) // cells, *latents.shape[1:]).transpose(0, 1)  # [K, cells, ...]
 
 
@@ -194,5 +196,6 @@ def _write_gif(frames: Iterator[np.ndarray], path: Path, fps: int) -> None:
     if first is None:
         raise PolyinrError("the video has no frames")
     rest = (Image.fromarray(frame) for frame in frames)
-    Image.fromarray(first).save(path, format="GIF", save_all=True, append_images=rest,
-                                duration=round(1000 / fps), loop=0)  # fmt: skip
+    Image.fromarray(first).save(
+        path, format="GIF", save_all=True, append_images=rest, duration=round(1000 / fps), loop=0
+    )

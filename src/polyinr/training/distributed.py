@@ -26,8 +26,10 @@ def process_device(name: str | torch.device) -> torch.device:
     processes = int(os.environ.get("WORLD_SIZE", "1"))
     if device.index is not None:
         if processes > 1:
-            raise PolyinrError(f"each of the {processes} processes needs its own GPU, but all were given "
-                               f"{device}; give the device as cuda (process k uses cuda:LOCAL_RANK)")  # fmt: skip
+            raise PolyinrError(
+                f"each of the {processes} processes needs its own GPU, but all were given "
+                f"{device}; give the device as cuda (process k uses cuda:LOCAL_RANK)"
+            )
         return device
     index, count = local_rank(), torch.cuda.device_count()
     if index >= count:

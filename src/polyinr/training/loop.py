@@ -106,11 +106,16 @@ SnapshotEvaluator = Callable[[Sequence[str], torch.nn.Module, Any, Path, Path, t
 
 
 def training_loop(
-    options: TrainingOptions, resume: str = "auto", on_tick: Callable[[TickReport], None] | None = None,
-    on_message: Callable[[str], None] | None = None, evaluate: SnapshotEvaluator | None = None,
-    on_step: Callable[[int, int], None] | None = None, goal: MetricGoal | None = None,
-    max_seconds: float | None = None, plateau: PlateauRule | None = None,
-) -> Path:  # fmt: skip
+    options: TrainingOptions,
+    resume: str = "auto",
+    on_tick: Callable[[TickReport], None] | None = None,
+    on_message: Callable[[str], None] | None = None,
+    evaluate: SnapshotEvaluator | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+    goal: MetricGoal | None = None,
+    max_seconds: float | None = None,
+    plateau: PlateauRule | None = None,
+) -> Path:
     """Train as ``options`` say; return the run directory. ``resume``: 'auto', 'new' or a run directory.
 
     ``evaluate`` computes ``options.metrics`` at each snapshot (needed when there are metrics to compute);
@@ -131,8 +136,9 @@ def training_loop(
         raise PolyinrError("metrics at snapshots need an evaluator (polyinr.metrics.evaluate_snapshot)")
     ranking = snapshot_ranking(metrics, goal)
     if plateau is not None and ranking is None:
-        raise PolyinrError("stopping at a plateau needs a first metric at snapshots that ranks them (FID, KID, IS, "
-                           "CAS, EQ-T, EQ-R)")  # fmt: skip
+        raise PolyinrError(
+            "stopping at a plateau needs a first metric at snapshots that ranks them (FID, KID, IS, CAS, EQ-T, EQ-R)"
+        )
     check_stage_plateau(settings.schedule.stage_plateau, metrics, ranking)
     if max_seconds is not None and not max_seconds > 0:
         raise PolyinrError(f"the training time budget must be positive, got {max_seconds} s")
@@ -207,8 +213,9 @@ def _start_process(device_settings: DeviceSettings, run: RunSettings, on_message
     rank, world = distributed.rank(), distributed.world_size()
     batch_gpu = run.batch_gpu or run.batch // world
     if batch_gpu < 1 or run.batch % (batch_gpu * world):
-        raise PolyinrError(f"the batch size {run.batch} must be a multiple of the per-process batch {batch_gpu} "
-                           f"× {world} processes")  # fmt: skip
+        raise PolyinrError(
+            f"the batch size {run.batch} must be a multiple of the per-process batch {batch_gpu} × {world} processes"
+        )
     rounds = run.batch // (batch_gpu * world)  # micro-batches per process per step
     say = on_message if (on_message is not None and rank == 0) else (lambda _text: None)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device_settings.bf16)
@@ -222,9 +229,15 @@ def _start_process(device_settings: DeviceSettings, run: RunSettings, on_message
 
 
 def _train(
-    settings: TrainingSettings, run_dir: Path, resuming: bool, process: Process, run_data: RunData,
-    record: RunRecord, caller: Caller, stopping: Stopping,
-) -> Path:  # fmt: skip
+    settings: TrainingSettings,
+    run_dir: Path,
+    resuming: bool,
+    process: Process,
+    run_data: RunData,
+    record: RunRecord,
+    caller: Caller,
+    stopping: Stopping,
+) -> Path:
     """The training proper, in a claimed run directory (see :func:`training_loop`)."""
     run, schedule, ema = settings.run, settings.schedule, settings.ema
     device, rank, world = process.device, process.rank, process.world
@@ -244,9 +257,19 @@ def _train(
         stage_ends = saved.get("stage_ends", [s.end_nimg for s in stages[: saved["stage"]]])  # absent: by kimg
         stages = build_stages(schedule.stages(dataset.resolution), stage_ends)
         cur_nimg, stage, total_nimg = saved["cur_nimg"], stages[saved["stage"]], stages[-1].end_nimg
-    builder = NetworkBuilder(settings.generator, settings.disc, settings.loss, settings.augment, settings.optimizer,
-                             run.seed, device, settings.device.compile, run_data.stages, num_classes,
-                             class_table)  # fmt: skip
+    builder = NetworkBuilder(
+        settings.generator,
+        settings.disc,
+        settings.loss,
+        settings.augment,
+        settings.optimizer,
+        run.seed,
+        device,
+        settings.device.compile,
+        run_data.stages,
+        num_classes,
+        class_table,
+    )
     nets = first_stage_networks(builder, stage)
     phases = nets.loss.phases()  # the loss carries on through every stage
     data = stage_data(settings.data, dataset, stage)
@@ -265,10 +288,12 @@ def _train(
         distributed.broadcast_module(module)
     if log is not None:
         log.write_options(record.options_json)
-        log.line(f"{'resume' if snapshot else 'start'}: {record.desc}, {len(dataset)} images, {num_classes} classes, "
-                 f"G {sum(p.numel() for p in nets.G.parameters()):,} params, "
-                 f"D {sum(p.numel() for p in nets.trainable['D']):,} trainable params, {world} process(es) on "
-                 f"{device}")  # fmt: skip
+        log.line(
+            f"{'resume' if snapshot else 'start'}: {record.desc}, {len(dataset)} images, {num_classes} classes, "
+            f"G {sum(p.numel() for p in nets.G.parameters()):,} params, "
+            f"D {sum(p.numel() for p in nets.trainable['D']):,} trainable params, {world} process(es) on "
+            f"{device}"
+        )
         for line in _parameter_table({"G": nets.G, "D": nets.D}):
             log.line(line)
     grid_seeds = list(range(min(32, max(8, 4 * max(num_classes, 1)))))
@@ -298,8 +323,10 @@ def _train(
             return
         stages = build_stages(schedule.stages(dataset.resolution), [*stage_ends, cur_nimg])
         stage, total_nimg = stages[stage.index], stages[-1].end_nimg
-        message = (f"stage {stage.index + 1}/{len(stages)} ends at {cur_nimg / 1000:.3f} kimg: {ranking[1]} has "
-                   f"reached a plateau ({rule.describe(ranking[1], ranking[2])})")  # fmt: skip
+        message = (
+            f"stage {stage.index + 1}/{len(stages)} ends at {cur_nimg / 1000:.3f} kimg: {ranking[1]} has "
+            f"reached a plateau ({rule.describe(ranking[1], ranking[2])})"
+        )
         if log is not None:
             log.line(message)
         say(message)
@@ -363,10 +390,14 @@ def _train(
                     torch.manual_seed(augment_seed)  # the augmentations' (and crops') draws
                     with process.autocast:
                         loss.accumulate_gradients(
-                            phase.name, real_img[r], None if real_c is None else real_c[r], gen_z[part],
-                            None if gen_c is None else gen_c[part], gain=phase.interval / (rounds * world),
+                            phase.name,
+                            real_img[r],
+                            None if real_c is None else real_c[r],
+                            gen_z[part],
+                            None if gen_c is None else gen_c[part],
+                            gain=phase.interval / (rounds * world),
                             cur_nimg=cur_nimg,
-                        )  # fmt: skip
+                        )
                 distributed.average_gradients(params)
                 if not all(torch.isfinite(p.grad).all() for p in params if p.grad is not None):
                     raise TrainingError(
@@ -404,24 +435,41 @@ def _train(
             stats = collect_stats()
             bad = [k for k, v in stats.items() if not math.isfinite(v)]
             if bad:
-                raise TrainingError(f"training diverged: {bad[0]} is {stats[bad[0]]} at step {step} "
-                                    f"({cur_nimg / 1000:.3f} kimg); last good snapshot: {last_snapshot}")  # fmt: skip
+                raise TrainingError(
+                    f"training diverged: {bad[0]} is {stats[bad[0]]} at step {step} "
+                    f"({cur_nimg / 1000:.3f} kimg); last good snapshot: {last_snapshot}"
+                )
             ticks_since_snap += 1
             done = cur_nimg >= total_nimg or out_of_time
             new_snapshot = None
             snapped = ticks_since_snap >= run.snap_ticks or stage_done or done or stop
             if snapped:
                 if not all(torch.isfinite(p).all() for p in G.parameters()):
-                    raise TrainingError(f"training diverged: non-finite weight at step {step}; "
-                                        f"last good snapshot: {last_snapshot}")  # fmt: skip
+                    raise TrainingError(
+                        f"training diverged: non-finite weight at step {step}; last good snapshot: {last_snapshot}"
+                    )
                 if rank == 0:
-                    counters = {"step": step, "stage": stage.index, "stage_start": stage_start,
-                                "options": record.options_json, "train_seconds": train_seconds,
-                                "metric_history": history, "stage_ends": stage_ends}  # fmt: skip
+                    counters = {
+                        "step": step,
+                        "stage": stage.index,
+                        "stage_start": stage_start,
+                        "options": record.options_json,
+                        "train_seconds": train_seconds,
+                        "metric_history": history,
+                        "stage_ends": stage_ends,
+                    }
                     best = best_snapshot(run_dir, stage.index, *ranking) if ranking is not None else None
                     keep = {best[0].name} if best else set()  # the next stage may start from it
-                    new_snapshot = save_snapshot(run_dir, cur_nimg, nets.G_ema, nets.modules(), nets.optimizers,
-                                                 counters, run.keep_snapshots, protect=keep)  # fmt: skip
+                    new_snapshot = save_snapshot(
+                        run_dir,
+                        cur_nimg,
+                        nets.G_ema,
+                        nets.modules(),
+                        nets.optimizers,
+                        counters,
+                        run.keep_snapshots,
+                        protect=keep,
+                    )
                     last_snapshot = new_snapshot
                     if run.metrics and not stop:  # when stopping, the resumed run computes them
                         with signals.raising():
@@ -464,9 +512,15 @@ def _train(
 
 
 def _evaluate(
-    evaluate: SnapshotEvaluator, metrics: Sequence[str], G_ema: torch.nn.Module, data, run_dir: Path,
-    snapshot: Path, device: torch.device, log: RunLog,
-) -> None:  # fmt: skip
+    evaluate: SnapshotEvaluator,
+    metrics: Sequence[str],
+    G_ema: torch.nn.Module,
+    data,
+    run_dir: Path,
+    snapshot: Path,
+    device: torch.device,
+    log: RunLog,
+) -> None:
     """Compute ``metrics`` of ``snapshot``'s G_ema, record them beside it (for choosing a stage's best
     snapshot) and in the log, each line naming its detector."""
     records = evaluate(metrics, G_ema, data, run_dir, snapshot, device)
@@ -542,8 +596,9 @@ def _stage_batches(data, stage: Stage, cur_nimg: int, process: Process, run: Run
         idx = _batch_indices(len(data), run.seed, nimg, run.batch)
         return idx.reshape(process.rounds, process.world, process.batch_gpu)[:, process.rank]
 
-    return step_batches(data, indices_at, cur_nimg, stage.end_nimg, run.batch, workers,
-                        pin_memory=process.device.type == "cuda")  # fmt: skip
+    return step_batches(
+        data, indices_at, cur_nimg, stage.end_nimg, run.batch, workers, pin_memory=process.device.type == "cuda"
+    )
 
 
 def _all_agree(flag: bool, device: torch.device) -> bool:

@@ -156,9 +156,13 @@ def resolve_loss_config(name: str, **settings: Any) -> Any:
 
 
 def create_loss(
-    name: str, G: nn.Module, D: nn.Module, device: torch.device, augment: AdaptiveAugment | None = None,
+    name: str,
+    G: nn.Module,
+    D: nn.Module,
+    device: torch.device,
+    augment: AdaptiveAugment | None = None,
     **settings: Any,
-) -> GANLoss:  # fmt: skip
+) -> GANLoss:
     """The loss ``name`` over ``G`` and ``D`` with ``settings`` (fields of its config), augmenting D's inputs
     with ``augment`` (None: no augmentation)."""
     return get_loss(name).from_config(G, D, resolve_loss_config(name, **settings), device, augment)
@@ -311,8 +315,10 @@ class HingeConfig:
 
     def __post_init__(self) -> None:
         if min(self.blur_sigma, self.blur_fade_kimg, self.cls_weight, self.pl_weight, self.pl_start_kimg) < 0:
-            raise PolyinrError("the blur sigma, its fade length, the guidance and path-length weights and the "
-                               "path length's start must be ≥ 0")  # fmt: skip
+            raise PolyinrError(
+                "the blur sigma, its fade length, the guidance and path-length weights and the "
+                "path length's start must be ≥ 0"
+            )
 
 
 @register_loss("nonsaturating", NonSaturatingConfig)
@@ -520,8 +526,11 @@ class InfinityGANLossConfig:
     upsample: float = 197 / 128  # resize-then-crop: reals are upsampled by this before a patch is cut
 
     def __post_init__(self) -> None:
-        if min(self.gamma, self.pl_weight, self.coord_weight, self.diversity_weight, self.mixing) < 0 or \
-                self.mixing > 1 or self.upsample < 1:  # fmt: skip
+        if (
+            min(self.gamma, self.pl_weight, self.coord_weight, self.diversity_weight, self.mixing) < 0
+            or self.mixing > 1
+            or self.upsample < 1
+        ):
             raise PolyinrError("InfinityGAN loss weights must be ≥ 0, mixing in [0, 1] and upsample ≥ 1")
 
 
@@ -553,8 +562,10 @@ class InfinityGANLoss(GANLoss):
         cfg = cfg or InfinityGANLossConfig()
         super().__init__(G, D, augment=augment)
         if getattr(getattr(D, "cfg", None), "aux_outputs", 0) < 1:
-            raise PolyinrError("the infinitygan loss needs a discriminator with a position output "
-                               "(the residual discriminator with aux_outputs = 1)")  # fmt: skip
+            raise PolyinrError(
+                "the infinitygan loss needs a discriminator with a position output "
+                "(the residual discriminator with aux_outputs = 1)"
+            )
         self.cfg = cfg
         self.pl_mean = torch.zeros([])
 

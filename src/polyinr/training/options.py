@@ -100,9 +100,9 @@ class TrainingOptions:
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         values["ema_kimg"] = self.resolved_ema_kimg()
         parts = typing.get_type_hints(TrainingSettings)
-        return TrainingSettings(**{
-            name: part(**{f.name: values[f.name] for f in dataclasses.fields(part)}) for name, part in parts.items()
-        })  # fmt: skip
+        return TrainingSettings(
+            **{name: part(**{f.name: values[f.name] for f in dataclasses.fields(part)}) for name, part in parts.items()}
+        )
 
     def to_json(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)
@@ -141,8 +141,9 @@ def resolve_options(
     values.update(loss=chosen.loss, disc=chosen.disc)
     one_stage = [key for key in ("kimg", "resolution") if overrides.get(key) is not None]
     if one_stage and overrides.get("schedule") is not None:
-        raise PolyinrError(f"a schedule sets every stage's resolution and duration; a separate {one_stage[0]} "
-                           f"does not apply to it")  # fmt: skip
+        raise PolyinrError(
+            f"a schedule sets every stage's resolution and duration; a separate {one_stage[0]} does not apply to it"
+        )
     if one_stage:
         values.pop("schedule", None)  # an explicit duration or resolution replaces the recipe's schedule
     values.update({key: value for key, value in overrides.items() if value is not None})
@@ -158,8 +159,11 @@ def resolve_options(
     given_loss = {k: v for k, v in (loss_options or {}).items() if v is not None}
     given_disc = {k: v for k, v in (disc_options or {}).items() if v is not None}
     scaled = chosen.batch_scaled(values["batch"]) if chosen.batch_scaled else {}
-    values["loss_options"] = {**chosen.losses.get(values["loss"], {}),
-                              **scaled.get("losses", {}).get(values["loss"], {}), **given_loss}  # fmt: skip
+    values["loss_options"] = {
+        **chosen.losses.get(values["loss"], {}),
+        **scaled.get("losses", {}).get(values["loss"], {}),
+        **given_loss,
+    }
     recipe_model = {**chosen.model, **scaled.get("model", {})}
     if recipe_model:  # under the explicit overrides
         recipe_fields = _model_fields(model, preset, recipe_model)
@@ -202,8 +206,9 @@ def validate(options: TrainingOptions) -> None:
     if options.batch <= 0:
         raise PolyinrError(f"the batch size must be positive, got {options.batch}")
     if options.batch_gpu is not None and (options.batch_gpu <= 0 or options.batch % options.batch_gpu):
-        raise PolyinrError(f"the batch size {options.batch} must be a multiple of the per-process batch "
-                           f"{options.batch_gpu}")  # fmt: skip
+        raise PolyinrError(
+            f"the batch size {options.batch} must be a multiple of the per-process batch {options.batch_gpu}"
+        )
     if options.schedule is not None:
         parse_schedule(options.schedule)
     elif not options.kimg > 0:

@@ -32,8 +32,10 @@ class PlateauRule:
     def describe(self, metric: str, lower: bool) -> str:
         """The rule in words, for ``metric`` (lower is better when ``lower``)."""
         better = "lower" if lower else "higher"
-        return (f"stop when the best {metric} of the last {self.patience} snapshots is not {better} than the best "
-                f"before them by more than {self.margin:.1%} of it")  # fmt: skip
+        return (
+            f"stop when the best {metric} of the last {self.patience} snapshots is not {better} than the best "
+            f"before them by more than {self.margin:.1%} of it"
+        )
 
 
 def plateau_rule(margin: float | None = None, patience: int | None = None) -> PlateauRule:

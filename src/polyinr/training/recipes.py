@@ -81,8 +81,10 @@ def pair_recipe_and_preset(model: str, recipe: str | None, preset: str | None) -
         elif preset_size(preset) == CPU:
             recipe = CPU
         else:
-            raise PolyinrError(f"no training recipe is named {preset!r}: choose one of the paper-sized recipes "
-                               f"({', '.join(r for r in list_recipes() if RECIPES[r].size == PAPER)})")  # fmt: skip
+            raise PolyinrError(
+                f"no training recipe is named {preset!r}: choose one of the paper-sized recipes "
+                f"({', '.join(r for r in list_recipes() if RECIPES[r].size == PAPER)})"
+            )
     chosen = get_recipe(recipe)
     same_size = [p for p in presets if preset_size(p) == chosen.size]
     if preset is None:
@@ -91,15 +93,21 @@ def pair_recipe_and_preset(model: str, recipe: str | None, preset: str | None) -
         elif len(same_size) == 1:
             preset = same_size[0]
         elif not same_size:
-            raise PolyinrError(f"{model} has no {chosen.size}-sized preset for the {recipe} recipe; "
-                               f"its presets: {', '.join(presets) or 'none'}")  # fmt: skip
+            raise PolyinrError(
+                f"{model} has no {chosen.size}-sized preset for the {recipe} recipe; "
+                f"its presets: {', '.join(presets) or 'none'}"
+            )
         else:
-            raise PolyinrError(f"{model} has several {chosen.size}-sized presets for the {recipe} recipe "
-                               f"({', '.join(same_size)}): choose one")  # fmt: skip
+            raise PolyinrError(
+                f"{model} has several {chosen.size}-sized presets for the {recipe} recipe "
+                f"({', '.join(same_size)}): choose one"
+            )
     if preset_size(preset) != chosen.size:
-        raise PolyinrError(f"the {recipe} recipe trains {chosen.size}-sized models, but the {preset} preset of "
-                           f"{model} is {preset_size(preset)}-sized; {chosen.size}-sized presets of {model}: "
-                           f"{', '.join(same_size) or 'none'}")  # fmt: skip
+        raise PolyinrError(
+            f"the {recipe} recipe trains {chosen.size}-sized models, but the {preset} preset of "
+            f"{model} is {preset_size(preset)}-sized; {chosen.size}-sized presets of {model}: "
+            f"{', '.join(same_size) or 'none'}"
+        )
     return recipe, preset
 
 
@@ -124,53 +132,89 @@ _AUTHORS_NOTES = (
     "densities render on uniform coordinates",
 )
 
-register_recipe(Recipe(
-    name="imagenet", size=PAPER, loss="hinge", disc="projected",
-    summary="the Poly-INR authors' ImageNet recipe (StyleGAN-XL's): projected D, hinge, blur, 32 → 512",
-    # Stage lengths after the 32² stem are not published; these are ours.
-    options=dict(**_AUTHORS_OPTIMISATION, mirror=True, schedule="32:10000,64:5000,128:5000,256:2500,512:2500",
-                 tick_kimg=4.0, snap_ticks=50, pretrained_classes=True, learn_grid=True),
-    losses={"hinge": _AUTHORS_HINGE},
-    discs={"projected": _AUTHORS_PROJECTED},
-    notes=(*_AUTHORS_NOTES, "conditional runs start G's and D's class tables from the pretrained 1000x320 "
-                            "EfficientNet-lite0 class embeddings"),
-))  # fmt: skip
+register_recipe(
+    Recipe(
+        name="imagenet",
+        size=PAPER,
+        loss="hinge",
+        disc="projected",
+        summary="the Poly-INR authors' ImageNet recipe (StyleGAN-XL's): projected D, hinge, blur, 32 → 512",
+        # Stage lengths after the 32² stem are not published; these are ours.
+        options=dict(
+            **_AUTHORS_OPTIMISATION,
+            mirror=True,
+            schedule="32:10000,64:5000,128:5000,256:2500,512:2500",
+            tick_kimg=4.0,
+            snap_ticks=50,
+            pretrained_classes=True,
+            learn_grid=True,
+        ),
+        losses={"hinge": _AUTHORS_HINGE},
+        discs={"projected": _AUTHORS_PROJECTED},
+        notes=(
+            *_AUTHORS_NOTES,
+            "conditional runs start G's and D's class tables from the pretrained 1000x320 "
+            "EfficientNet-lite0 class embeddings",
+        ),
+    )
+)
 
-register_recipe(Recipe(
-    name="ffhq", size=PAPER, loss="hinge", disc="projected",
-    summary="the imagenet recipe for unconditional faces, 32 → 256",
-    options=dict(**_AUTHORS_OPTIMISATION, mirror=True, schedule="32:10000,64:5000,128:5000,256:5000",
-                 tick_kimg=4.0, snap_ticks=50, learn_grid=True),
-    losses={"hinge": _AUTHORS_HINGE},
-    discs={"projected": _AUTHORS_PROJECTED},
-    notes=_AUTHORS_NOTES,
-))  # fmt: skip
+register_recipe(
+    Recipe(
+        name="ffhq",
+        size=PAPER,
+        loss="hinge",
+        disc="projected",
+        summary="the imagenet recipe for unconditional faces, 32 → 256",
+        options=dict(
+            **_AUTHORS_OPTIMISATION,
+            mirror=True,
+            schedule="32:10000,64:5000,128:5000,256:5000",
+            tick_kimg=4.0,
+            snap_ticks=50,
+            learn_grid=True,
+        ),
+        losses={"hinge": _AUTHORS_HINGE},
+        discs={"projected": _AUTHORS_PROJECTED},
+        notes=_AUTHORS_NOTES,
+    )
+)
 
-register_recipe(Recipe(
-    name="cpu", size=CPU, loss="nonsaturating", disc="residual",
-    summary="minutes on two CPU cores: StyleGAN2's residual D with R1 and a mode-seeking term (projected: one "
-            "small backbone)",
-    options=dict(glr=0.0025, dlr=0.0025, batch=32, kimg=80.0, tick_kimg=4.0, snap_ticks=5),
-    # The mode-seeking term (MSGAN) keeps class-conditional samples as varied as the data: without it the main
-    # job's digits were prototypes (within-class diversity 0.54 of the real digits', recall 0.20); with weight
-    # 0.85 over 80 kimg, 0.99 and 0.77 at 92 % recognised (benchmarks/RESULTS.md, the demo section).
-    losses={"nonsaturating": {"gamma": 0.1, "diversity_weight": 0.85}},
-    discs={
-        "residual": {"channel_base": 1024, "channel_max": 64},
-        # One small backbone (timm's pretrained weights unless a weights file or random features are asked for).
-        "projected": {"backbones": ["tf_efficientnet_lite0"], "diffaug": AUTHORS_DIFFAUG, "interp224": False},
-    },
-))  # fmt: skip
+register_recipe(
+    Recipe(
+        name="cpu",
+        size=CPU,
+        loss="nonsaturating",
+        disc="residual",
+        summary="minutes on two CPU cores: StyleGAN2's residual D with R1 and a mode-seeking term (projected: one "
+        "small backbone)",
+        options=dict(glr=0.0025, dlr=0.0025, batch=32, kimg=80.0, tick_kimg=4.0, snap_ticks=5),
+        # The mode-seeking term (MSGAN) keeps class-conditional samples as varied as the data: without it the main
+        # job's digits were prototypes (within-class diversity 0.54 of the real digits', recall 0.20); with weight
+        # 0.85 over 80 kimg, 0.99 and 0.77 at 92 % recognised (benchmarks/RESULTS.md, the demo section).
+        losses={"nonsaturating": {"gamma": 0.1, "diversity_weight": 0.85}},
+        discs={
+            "residual": {"channel_base": 1024, "channel_max": 64},
+            # One small backbone (timm's pretrained weights unless a weights file or random features are asked for).
+            "projected": {"backbones": ["tf_efficientnet_lite0"], "diffaug": AUTHORS_DIFFAUG, "interp224": False},
+        },
+    )
+)
 
-register_recipe(Recipe(
-    name="inr-gan", size=PAPER, loss="nonsaturating", disc="residual",
-    summary="INR-GAN's (StyleGAN2-ADA's, no augmentation as released): residual D, R1 γ 10, x-flips, batch 64",
-    # configs/main.yml + inr-gan.yml over StyleGAN2-ADA's cfg=auto at 256²: lr 0.0025 for both networks, Adam
-    # (0, 0.99), EMA 20 kimg with ramp-up 0.05, minibatch-std groups of 4, D fmaps 1, no path length, no mixing.
-    options=dict(glr=0.0025, dlr=0.0025, batch=64, mirror=True, kimg=25000.0, tick_kimg=4.0, snap_ticks=100),
-    losses={"nonsaturating": {"gamma": 10.0}},
-    discs={"residual": {"channel_base": 32768, "channel_max": 512, "mbstd_group": 4}},
-))  # fmt: skip
+register_recipe(
+    Recipe(
+        name="inr-gan",
+        size=PAPER,
+        loss="nonsaturating",
+        disc="residual",
+        summary="INR-GAN's (StyleGAN2-ADA's, no augmentation as released): residual D, R1 γ 10, x-flips, batch 64",
+        # configs/main.yml + inr-gan.yml over StyleGAN2-ADA's cfg=auto at 256²: lr 0.0025 for both networks, Adam
+        # (0, 0.99), EMA 20 kimg with ramp-up 0.05, minibatch-std groups of 4, D fmaps 1, no path length, no mixing.
+        options=dict(glr=0.0025, dlr=0.0025, batch=64, mirror=True, kimg=25000.0, tick_kimg=4.0, snap_ticks=100),
+        losses={"nonsaturating": {"gamma": 10.0}},
+        discs={"residual": {"channel_base": 32768, "channel_max": 512, "mbstd_group": 4}},
+    )
+)
 
 
 # StyleGAN3 (NVIDIA's train.py, configs T and R): StyleGAN2's residual D (channel base 32768, at most 512,
@@ -187,44 +231,70 @@ def _stylegan3_r_scaled(batch: int) -> dict[str, dict[str, Any]]:
     return {**_stylegan3_scaled(batch), "losses": {"nonsaturating": {"blur_fade_kimg": batch * 200 / 32}}}
 
 
-_SG3_OPTIONS = dict(glr=0.0025, dlr=0.002, batch=32, kimg=25000.0, tick_kimg=4.0, snap_ticks=50, aug="ada",
-                    ada_target=0.6, ada_kimg=500.0)  # fmt: skip
+_SG3_OPTIONS = dict(
+    glr=0.0025,
+    dlr=0.002,
+    batch=32,
+    kimg=25000.0,
+    tick_kimg=4.0,
+    snap_ticks=50,
+    aug="ada",
+    ada_target=0.6,
+    ada_kimg=500.0,
+)
 _SG3_DISC = {"residual": {"channel_base": 32768, "channel_max": 512, "mbstd_group": 4}}
 
-register_recipe(Recipe(
-    name="stylegan3", size=PAPER, loss="nonsaturating", disc="residual",
-    summary="StyleGAN3-T's (NVIDIA): residual D, non-saturating + lazy R1 (gamma by resolution), ADA, batch 32",
-    options=_SG3_OPTIONS,
-    losses={"nonsaturating": {"gamma": None}},
-    discs=_SG3_DISC,
-    batch_scaled=_stylegan3_scaled,
-))  # fmt: skip
+register_recipe(
+    Recipe(
+        name="stylegan3",
+        size=PAPER,
+        loss="nonsaturating",
+        disc="residual",
+        summary="StyleGAN3-T's (NVIDIA): residual D, non-saturating + lazy R1 (gamma by resolution), ADA, batch 32",
+        options=_SG3_OPTIONS,
+        losses={"nonsaturating": {"gamma": None}},
+        discs=_SG3_DISC,
+        batch_scaled=_stylegan3_scaled,
+    )
+)
 
-register_recipe(Recipe(
-    name="stylegan3-r", size=PAPER, loss="nonsaturating", disc="residual",
-    summary="StyleGAN3-R's: the stylegan3 recipe plus D-input blur sigma 10 fading over batch·200/32 kimg",
-    options=_SG3_OPTIONS,
-    losses={"nonsaturating": {"gamma": None, "blur_sigma": 10.0}},
-    discs=_SG3_DISC,
-    batch_scaled=_stylegan3_r_scaled,
-))  # fmt: skip
+register_recipe(
+    Recipe(
+        name="stylegan3-r",
+        size=PAPER,
+        loss="nonsaturating",
+        disc="residual",
+        summary="StyleGAN3-R's: the stylegan3 recipe plus D-input blur sigma 10 fading over batch·200/32 kimg",
+        options=_SG3_OPTIONS,
+        losses={"nonsaturating": {"gamma": None, "blur_sigma": 10.0}},
+        discs=_SG3_DISC,
+        batch_scaled=_stylegan3_r_scaled,
+    )
+)
 
 # StyleGAN2 as NVIDIA's stylegan3 repository trains it (train.py --cfg=stylegan2, training/loss.py StyleGAN2Loss):
 # the stylegan3 recipe's D, lazy R1, ADA and EMA, with G's lr 0.002, path length regularisation (weight 2, every 4
 # G steps on half the batch, decay 0.01; the loop scales G's Adam for that interval) and style mixing 0.9.
-register_recipe(Recipe(
-    name="stylegan2", size=PAPER, loss="nonsaturating", disc="residual",
-    summary="StyleGAN2's (NVIDIA's --cfg=stylegan2; model stylegan2): path length 2, style mixing 0.9, lazy R1, ADA",
-    options={**_SG3_OPTIONS, "glr": 0.002},
-    losses={"nonsaturating": {"gamma": None, "pl_weight": 2.0, "style_mixing": 0.9}},
-    discs=_SG3_DISC,
-    notes=(
-        "their train.py requires --gamma; without it R1's gamma follows the resolution, 2·(R/256)², as the "
-        "stylegan3 recipe's",
-        "their FP16 in the 4 highest resolutions runs on CUDA only; here every layer computes in float32 (or AMP "
-        "when asked), with their conv_clamp 256",
-    ),
-))  # fmt: skip
+register_recipe(
+    Recipe(
+        name="stylegan2",
+        size=PAPER,
+        loss="nonsaturating",
+        disc="residual",
+        summary=(
+            "StyleGAN2's (NVIDIA's --cfg=stylegan2; model stylegan2): path length 2, style mixing 0.9, lazy R1, ADA"
+        ),
+        options={**_SG3_OPTIONS, "glr": 0.002},
+        losses={"nonsaturating": {"gamma": None, "pl_weight": 2.0, "style_mixing": 0.9}},
+        discs=_SG3_DISC,
+        notes=(
+            "their train.py requires --gamma; without it R1's gamma follows the resolution, 2·(R/256)², as the "
+            "stylegan3 recipe's",
+            "their FP16 in the 4 highest resolutions runs on CUDA only; here every layer computes in float32 (or AMP "
+            "when asked), with their conv_clamp 256",
+        ),
+    )
+)
 
 # StyleGAN-XL's own recipe, as their train.py sets the stem run and each super-resolution run: the projected
 # recipe above (hinge loss, two frozen backbones, DiffAugment, blur 2 over 300 kimg, no R1) with XL's learning
@@ -261,40 +331,93 @@ _XL_NOTES = (
     "embeddings (--class-embeddings), as their mapping and discriminator load them",
 )
 
-register_recipe(Recipe(
-    name="stylegan-xl", size=PAPER, loss="hinge", disc="projected",
-    summary="StyleGAN-XL's: projected D, hinge, blur, path length on a 16² stem, heads grown 16 → 256 "
-            "(grown models: stylegan-xl)",
-    options=dict(glr=0.0025, dlr=0.002, g_reg_interval=4, d_reg_interval=16, batch=2048, batch_gpu=8, mirror=True,
-                 schedule="16:10000,32:5000,64:5000,128:5000,256:5000", tick_kimg=4.0, snap_ticks=50,
-                 pretrained_classes=True, stage_plateau=PlateauRule()),
-    losses={"hinge": {**_AUTHORS_HINGE, "pl_weight": 2.0, "pl_start_kimg": 1000.0}},
-    discs={"projected": _AUTHORS_PROJECTED},
-    model={"train_head_only": True},
-    notes=_XL_NOTES,
-))  # fmt: skip
+register_recipe(
+    Recipe(
+        name="stylegan-xl",
+        size=PAPER,
+        loss="hinge",
+        disc="projected",
+        summary="StyleGAN-XL's: projected D, hinge, blur, path length on a 16² stem, heads grown 16 → 256 "
+        "(grown models: stylegan-xl)",
+        options=dict(
+            glr=0.0025,
+            dlr=0.002,
+            g_reg_interval=4,
+            d_reg_interval=16,
+            batch=2048,
+            batch_gpu=8,
+            mirror=True,
+            schedule="16:10000,32:5000,64:5000,128:5000,256:5000",
+            tick_kimg=4.0,
+            snap_ticks=50,
+            pretrained_classes=True,
+            stage_plateau=PlateauRule(),
+        ),
+        losses={"hinge": {**_AUTHORS_HINGE, "pl_weight": 2.0, "pl_start_kimg": 1000.0}},
+        discs={"projected": _AUTHORS_PROJECTED},
+        model={"train_head_only": True},
+        notes=_XL_NOTES,
+    )
+)
 
 # InfinityGAN (Lin et al. 2022): the authors' InfinityGAN.yaml. Patches of the generator's size are cut from the
 # images (resized to 128, upsampled to 197 in the loss); non-saturating + lazy R1 10, path length 2 every 4, the
 # vertical-position loss through the discriminator's position output, mode-seeking diversity, mixing 0.9,
 # lr 0.002 (the loop applies the lazy-regularisation scaling), batch 16, G EMA 0.5^(32/10000) a step (5 kimg).
-_INFINITYGAN_LOSS = {"gamma": 10.0, "pl_weight": 2.0, "coord_weight": 1.0, "diversity_weight": 1.0, "mixing": 0.9,
-                     "upsample": 197 / 128}  # fmt: skip
+_INFINITYGAN_LOSS = {
+    "gamma": 10.0,
+    "pl_weight": 2.0,
+    "coord_weight": 1.0,
+    "diversity_weight": 1.0,
+    "mixing": 0.9,
+    "upsample": 197 / 128,
+}
 
-register_recipe(Recipe(
-    name="infinitygan", size=PAPER, loss="infinitygan", disc="residual",
-    summary="the InfinityGAN authors' recipe: 101² patches of 197² upsampled photos, position + diversity losses",
-    options=dict(model="infinitygan", glr=0.002, dlr=0.002, batch=16, resolution=128, kimg=12800.0, ema_kimg=5.0,
-                 ema_rampup=None, tick_kimg=4.0, snap_ticks=50),
-    losses={"infinitygan": _INFINITYGAN_LOSS},
-    discs={"residual": {"channel_base": 32768, "channel_max": 512, "aux_outputs": 1}},
-))  # fmt: skip
+register_recipe(
+    Recipe(
+        name="infinitygan",
+        size=PAPER,
+        loss="infinitygan",
+        disc="residual",
+        summary="the InfinityGAN authors' recipe: 101² patches of 197² upsampled photos, position + diversity losses",
+        options=dict(
+            model="infinitygan",
+            glr=0.002,
+            dlr=0.002,
+            batch=16,
+            resolution=128,
+            kimg=12800.0,
+            ema_kimg=5.0,
+            ema_rampup=None,
+            tick_kimg=4.0,
+            snap_ticks=50,
+        ),
+        losses={"infinitygan": _INFINITYGAN_LOSS},
+        discs={"residual": {"channel_base": 32768, "channel_max": 512, "aux_outputs": 1}},
+    )
+)
 
-register_recipe(Recipe(
-    name="infinitygan-cpu", size=CPU, loss="infinitygan", disc="residual",
-    summary="InfinityGAN in minutes on two CPU cores: 37² patches of the built-in photographs",
-    options=dict(model="infinitygan", data="builtin:photos", glr=0.002, dlr=0.002, batch=8, resolution=48,
-                 kimg=20.0, ema_kimg=1.0, ema_rampup=None, tick_kimg=1.0, snap_ticks=5),
-    losses={"infinitygan": _INFINITYGAN_LOSS},
-    discs={"residual": {"channel_base": 1024, "channel_max": 64, "aux_outputs": 1}},
-))  # fmt: skip
+register_recipe(
+    Recipe(
+        name="infinitygan-cpu",
+        size=CPU,
+        loss="infinitygan",
+        disc="residual",
+        summary="InfinityGAN in minutes on two CPU cores: 37² patches of the built-in photographs",
+        options=dict(
+            model="infinitygan",
+            data="builtin:photos",
+            glr=0.002,
+            dlr=0.002,
+            batch=8,
+            resolution=48,
+            kimg=20.0,
+            ema_kimg=1.0,
+            ema_rampup=None,
+            tick_kimg=1.0,
+            snap_ticks=5,
+        ),
+        losses={"infinitygan": _INFINITYGAN_LOSS},
+        discs={"residual": {"channel_base": 1024, "channel_max": 64, "aux_outputs": 1}},
+    )
+)

@@ -27,8 +27,18 @@ OPTIONS_NAME = "training_options.json"
 LOCK_NAME = ".lock"
 RUN_NAME = re.compile(r"(\d{5})-.+")
 # Options that may change between a run and its continuation.
-RESUMABLE_CHANGES = {"kimg", "schedule", "tick_kimg", "snap_ticks", "keep_snapshots", "workers", "metrics",
-                     "device", "outdir", "desc"}  # fmt: skip
+RESUMABLE_CHANGES = {
+    "kimg",
+    "schedule",
+    "tick_kimg",
+    "snap_ticks",
+    "keep_snapshots",
+    "workers",
+    "metrics",
+    "device",
+    "outdir",
+    "desc",
+}
 
 
 def describe(options: Any, dataset_name: str) -> str:
@@ -50,8 +60,9 @@ def find_resumable(outdir: Path, desc: str, options_json: dict[str, Any]) -> Pat
     """The newest run in ``outdir`` named ``NNNNN-desc`` with matching options and a snapshot."""
     if not outdir.is_dir():
         return None
-    candidates = sorted((p for p in outdir.iterdir() if re.fullmatch(rf"\d{{5}}-{re.escape(desc)}", p.name)),
-                        reverse=True)  # fmt: skip
+    candidates = sorted(
+        (p for p in outdir.iterdir() if re.fullmatch(rf"\d{{5}}-{re.escape(desc)}", p.name)), reverse=True
+    )
     for run in candidates:
         try:
             saved = json.loads((run / OPTIONS_NAME).read_text(encoding="utf-8"))
@@ -95,8 +106,10 @@ class RunLock:
         except BlockingIOError:
             holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
             os.close(fd)
-            raise PolyinrError(f"run {run_dir} is being trained by another process (PID {holder}); wait for it to "
-                               "finish or start a new run") from None  # fmt: skip
+            raise PolyinrError(
+                f"run {run_dir} is being trained by another process (PID {holder}); wait for it to "
+                "finish or start a new run"
+            ) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd: int | None = fd

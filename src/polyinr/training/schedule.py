@@ -41,8 +41,9 @@ def build_stages(schedule: list[tuple[int, float]], ends: Sequence[int] = ()) ->
     """The stages of ``schedule``: the first ``len(ends)`` end at those image counts (each within its stage and
     no later than its kimg), the others after their kimg from where the previous one ended."""
     if len(ends) >= len(schedule):
-        raise PolyinrError(f"{len(ends)} stage ends given for a schedule of {len(schedule)} stages (the last ends "
-                           f"by kimg)")  # fmt: skip
+        raise PolyinrError(
+            f"{len(ends)} stage ends given for a schedule of {len(schedule)} stages (the last ends by kimg)"
+        )
     stages, start = [], 0
     for i, (resolution, kimg) in enumerate(schedule):
         end = start + round(kimg * 1000)

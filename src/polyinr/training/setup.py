@@ -63,8 +63,10 @@ def open_training_data(data: DataSettings, resolution: int | None):
     source = data.data
     if STAGE_TEMPLATE in source:
         if resolution is None:
-            raise PolyinrError(f"the data {source!r} names one dataset per stage ({STAGE_TEMPLATE}): a schedule or a "
-                               f"training resolution is needed")  # fmt: skip
+            raise PolyinrError(
+                f"the data {source!r} names one dataset per stage ({STAGE_TEMPLATE}): a schedule or a "
+                f"training resolution is needed"
+            )
         source = source.replace(STAGE_TEMPLATE, str(resolution))
     return open_dataset(source, resolution=resolution, cond=data.cond, mirror=data.mirror)
 
@@ -98,16 +100,19 @@ def load_class_table(classes: ClassTableSettings, num_classes: int) -> torch.Ten
         return None
     table = load_class_embeddings(classes.class_embeddings)
     if table.shape[0] != num_classes:
-        raise PolyinrError(f"the class embedding table has {table.shape[0]} classes, the conditional dataset "
-                           f"{num_classes}")  # fmt: skip
+        raise PolyinrError(
+            f"the class embedding table has {table.shape[0]} classes, the conditional dataset {num_classes}"
+        )
     return table
 
 
 def check_guidance(loss: LossSettings, stages: list[Stage]) -> None:
     """Before anything trains: classifier guidance, when asked for, applies somewhere."""
     if loss.loss_options.get("cls_weight", 0) > 0 and len(stages) < 2:
-        raise PolyinrError("classifier guidance applies in super-resolution stages (after the first, as in "
-                           "StyleGAN-XL), but this run has one stage")  # fmt: skip
+        raise PolyinrError(
+            "classifier guidance applies in super-resolution stages (after the first, as in "
+            "StyleGAN-XL), but this run has one stage"
+        )
 
 
 def check_stage_data(data: DataSettings, dataset, stages: list[Stage]) -> None:
@@ -145,9 +150,15 @@ def stage_data(data: DataSettings, dataset, stage: Stage):
 
 
 def build_discriminator(
-    disc: DiscriminatorSettings, stage: Stage, num_classes: int, class_table: torch.Tensor | None,
-    device: torch.device, G: torch.nn.Module, seed: int, compile_network: bool = False,
-) -> torch.nn.Module:  # fmt: skip
+    disc: DiscriminatorSettings,
+    stage: Stage,
+    num_classes: int,
+    class_table: torch.Tensor | None,
+    device: torch.device,
+    G: torch.nn.Module,
+    seed: int,
+    compile_network: bool = False,
+) -> torch.nn.Module:
     """A fresh discriminator for what ``G`` renders at the stage's resolution (its training grid: the frame at
     that resolution, or a patch-trained model's patch), seeded by (seed, stage); ``compile_network``:
     torch.compile it."""
@@ -156,8 +167,7 @@ def build_discriminator(
     resolution = G.training_grid(stage.resolution).shape[0]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed * 1000 + 17 + stage.index)
-        D = create_discriminator(disc.disc, resolution, num_classes,
-                                 **_disc_settings(disc, num_classes, class_table))  # fmt: skip
+        D = create_discriminator(disc.disc, resolution, num_classes, **_disc_settings(disc, num_classes, class_table))
     if class_table is not None and num_classes:
         D.set_class_embeddings(class_table)
     D = D.to(device).train()
@@ -169,9 +179,12 @@ def build_discriminator(
 
 
 def generator_settings(
-    generator: GeneratorSettings, num_classes: int, stages: list[Stage], class_table: torch.Tensor | None,
+    generator: GeneratorSettings,
+    num_classes: int,
+    stages: list[Stage],
+    class_table: torch.Tensor | None,
     stage: Stage | None = None,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """The overrides of the generator's preset for ``stage`` of this run (None: the last): the data's classes,
     the generator's settings for the stage (by default the last stage's resolution; grown models: the
     network of that stage; a learned input grid: the stage's resolution), the pretrained class table's width,
@@ -200,8 +213,10 @@ def optimizer_settings(optimizer: OptimizerSettings, loss: LossSettings) -> dict
     lr scaled for the loss's lazy-regularisation interval, or the options' interval when one is set."""
     loss_cls, cfg = get_loss(loss.loss), resolve_loss_config(loss.loss, **loss.loss_options)
     out = {}
-    for net, lr, interval in (("G", optimizer.glr, optimizer.g_reg_interval),
-                              ("D", optimizer.dlr, optimizer.d_reg_interval)):  # fmt: skip
+    for net, lr, interval in (
+        ("G", optimizer.glr, optimizer.g_reg_interval),
+        ("D", optimizer.dlr, optimizer.d_reg_interval),
+    ):
         interval = interval or loss_cls.reg_interval(cfg, net)
         effective_lr, betas = adam_settings(lr, interval)
         out[net] = {"lr": effective_lr, "betas": list(betas), "eps": 1e-8, "nominal_lr": lr, "reg_interval": interval}
@@ -230,19 +245,25 @@ def stage_start_rule(metrics: Sequence[str], goal: MetricGoal | None = None) -> 
     """In words: which G_ema each resolution stage after the first starts from (see :func:`snapshot_ranking`)."""
     ranking = snapshot_ranking(metrics, goal)
     if ranking is not None:
-        return (f"the G_ema of the previous stage's snapshot with the {'lowest' if ranking[2] else 'highest'} "
-                f"{ranking[1]} (the first metric at snapshots)")  # fmt: skip
+        return (
+            f"the G_ema of the previous stage's snapshot with the {'lowest' if ranking[2] else 'highest'} "
+            f"{ranking[1]} (the first metric at snapshots)"
+        )
     if metrics:
-        return (f"the previous stage's last G_ema ({metrics[0]}, the first metric at snapshots, ranks no "
-                f"snapshot better than another)")  # fmt: skip
+        return (
+            f"the previous stage's last G_ema ({metrics[0]}, the first metric at snapshots, ranks no "
+            f"snapshot better than another)"
+        )
     return "the previous stage's last G_ema (no metrics at snapshots to pick its best one by)"
 
 
 def check_stage_plateau(stage_plateau: PlateauRule | None, metrics: Sequence[str], ranking: Ranking | None) -> None:
     """One line when the run ends stages at a plateau but its first metric at snapshots ranks nothing."""
     if stage_plateau is not None and ranking is None:
-        raise PolyinrError(f"ending stages at a plateau needs a first metric at snapshots that ranks them (FID, KID, "
-                           f"IS, CAS, EQ-T, EQ-R), not {metrics[0]}")  # fmt: skip
+        raise PolyinrError(
+            f"ending stages at a plateau needs a first metric at snapshots that ranks them (FID, KID, "
+            f"IS, CAS, EQ-T, EQ-R), not {metrics[0]}"
+        )
 
 
 def stage_end_rule(schedule: ScheduleSettings, metrics: Sequence[str], goal: MetricGoal | None = None) -> str:
@@ -251,9 +272,11 @@ def stage_end_rule(schedule: ScheduleSettings, metrics: Sequence[str], goal: Met
     check_stage_plateau(schedule.stage_plateau, metrics, ranking)
     if schedule.stage_plateau is None:
         return "each stage after its kimg"
-    return (f"each stage but the last at the snapshot where its own snapshots' {ranking[1]} has reached a plateau "
-            f"({schedule.stage_plateau.describe(ranking[1], ranking[2])}), at the latest after its kimg; the next "
-            f"stage starts there with its own kimg")  # fmt: skip
+    return (
+        f"each stage but the last at the snapshot where its own snapshots' {ranking[1]} has reached a plateau "
+        f"({schedule.stage_plateau.describe(ranking[1], ranking[2])}), at the latest after its kimg; the next "
+        f"stage starts there with its own kimg"
+    )
 
 
 def resolved_run(options: TrainingOptions, goal: MetricGoal | None = None) -> dict[str, Any]:
@@ -272,22 +295,28 @@ def resolved_run(options: TrainingOptions, goal: MetricGoal | None = None) -> di
     final = dataclasses.asdict(_stage_generator(generator, num_classes, stages, class_table, stages[-1]).cfg)
     first = _stage_generator(generator, num_classes, stages, class_table, stages[0])
     disc_cls = get_discriminator(settings.disc.disc)
-    disc = disc_cls.config_cls(img_resolution=first.training_grid(stages[0].resolution).shape[0],
-                               num_classes=num_classes,
-                               **_disc_settings(settings.disc, num_classes, class_table))  # fmt: skip
+    disc = disc_cls.config_cls(
+        img_resolution=first.training_grid(stages[0].resolution).shape[0],
+        num_classes=num_classes,
+        **_disc_settings(settings.disc, num_classes, class_table),
+    )
     loss = settings.loss
     loss_cls, loss_cfg = get_loss(loss.loss), resolve_loss_config(loss.loss, **loss.loss_options)
     described = []
     for stage in stages:
         G = _stage_generator(generator, num_classes, stages, class_table, stage)
-        described.append({
-            "resolution": stage.resolution,
-            "kimg": (stage.end_nimg - stage.start_nimg) / 1000,
-            "generator": {k: v for k, v in dataclasses.asdict(G.cfg).items() if v != final[k]},  # vs the last stage's
-            "parameters": sum(p.numel() for p in G.parameters()),
-            "trainable_parameters": sum(p.numel() for p in G.trainable_parameters()),
-            "loss": loss_cls.stage_settings(loss_cfg, stage.index),
-        })  # fmt: skip
+        described.append(
+            {
+                "resolution": stage.resolution,
+                "kimg": (stage.end_nimg - stage.start_nimg) / 1000,
+                "generator": {
+                    k: v for k, v in dataclasses.asdict(G.cfg).items() if v != final[k]
+                },  # vs the last stage's
+                "parameters": sum(p.numel() for p in G.parameters()),
+                "trainable_parameters": sum(p.numel() for p in G.trainable_parameters()),
+                "loss": loss_cls.stage_settings(loss_cfg, stage.index),
+            }
+        )
     dataset = run_data.dataset
     return {
         "generator": {"model": generator.model, "preset": generator.preset, "config": final},
@@ -303,15 +332,19 @@ def resolved_run(options: TrainingOptions, goal: MetricGoal | None = None) -> di
 
 
 def _stage_generator(
-    generator: GeneratorSettings, num_classes: int, stages: list[Stage], class_table: torch.Tensor | None,
+    generator: GeneratorSettings,
+    num_classes: int,
+    stages: list[Stage],
+    class_table: torch.Tensor | None,
     stage: Stage,
-):  # fmt: skip
+):
     """The generator ``stage`` trains, on the meta device (its config and parameter shapes, no weights)."""
     from polyinr.models.registry import create
 
     with torch.device("meta"):
-        return create(generator.model, generator.preset,
-                      **generator_settings(generator, num_classes, stages, class_table, stage))  # fmt: skip
+        return create(
+            generator.model, generator.preset, **generator_settings(generator, num_classes, stages, class_table, stage)
+        )
 
 
 def build_augment(augment: AugmentSettings, device: torch.device) -> AdaptiveAugment | None:

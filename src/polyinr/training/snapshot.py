@@ -257,8 +257,9 @@ def set_aside_damaged_snapshots(run_dir: Path, num_stages: int) -> list[str]:
         return lines
     if damaged:
         names = ", ".join(bad.name for bad, _ in damaged)
-        raise CheckpointError(f"run {run_dir} has no intact snapshot to resume from (damaged: {names}; the "
-                              f"newest: {damaged[0][1]})")  # fmt: skip
+        raise CheckpointError(
+            f"run {run_dir} has no intact snapshot to resume from (damaged: {names}; the newest: {damaged[0][1]})"
+        )
     return []
 
 

@@ -51,8 +51,9 @@ class NetworkBuilder:
         return optimizer_settings(self.optimizer, self.loss)
 
     def discriminator(self, stage: Stage, G: nn.Module) -> nn.Module:
-        return build_discriminator(self.disc, stage, self.num_classes, self.class_table, self.device, G, self.seed,
-                                   self.compile)  # fmt: skip
+        return build_discriminator(
+            self.disc, stage, self.num_classes, self.class_table, self.device, G, self.seed, self.compile
+        )
 
 
 @dataclass(frozen=True)
@@ -75,9 +76,11 @@ class StageNetworks:
 def first_stage_networks(builder: NetworkBuilder, stage: Stage) -> StageNetworks:
     """The networks of ``stage`` (the first, or the one a resumed run is in), G seeded by the run's seed."""
     torch.manual_seed(builder.seed)
-    G = create_generator(builder.generator.model, builder.generator.preset,
-                         **generator_settings(builder.generator, builder.num_classes, builder.stages,
-                                              builder.class_table, stage))  # fmt: skip
+    G = create_generator(
+        builder.generator.model,
+        builder.generator.preset,
+        **generator_settings(builder.generator, builder.num_classes, builder.stages, builder.class_table, stage),
+    )
     if builder.class_table is not None:
         G.mapping.set_class_embeddings(builder.class_table)
     G, G_ema = training_copies(G, builder.device, builder.compile)

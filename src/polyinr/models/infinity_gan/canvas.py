@@ -72,11 +72,13 @@ def authors_coords(cfg: InfinityGANConfig, height: int, width: int) -> torch.Ten
     y = torch.arange(width, dtype=torch.float32) / cfg.hori_period
     x = x - (x[-1] - 1) / 2
     x, y = (x * 2 - 1) * cfg.coord_vert_cut, y * 2 - 1
-    out = torch.stack([
-        torch.tanh(x)[:, None].expand(height, width),
-        torch.cos(y * math.pi)[None].expand(height, width),
-        torch.sin(y * math.pi)[None].expand(height, width),
-    ])  # fmt: skip
+    out = torch.stack(
+        [
+            torch.tanh(x)[:, None].expand(height, width),
+            torch.cos(y * math.pi)[None].expand(height, width),
+            torch.sin(y * math.pi)[None].expand(height, width),
+        ]
+    )
     return out.unsqueeze(0)
 
 
@@ -152,11 +154,18 @@ class SeededCanvas:
         m = self.cfg.margin
         (r0, r1), (c0, c1) = rows, cols
         sizes = zip(texture_sizes(r1 - r0, self.cfg.num_blocks), texture_sizes(c1 - c0, self.cfg.num_blocks))
-        noises = [self.noise(k, (s * r0, s * r0 + h), (s * c0, s * c0 + w)) for k, (s, (h, w)) in
-                  enumerate(zip(self.steps, sizes))]  # fmt: skip
+        noises = [
+            self.noise(k, (s * r0, s * r0 + h), (s * c0, s * c0 + w))
+            for k, (s, (h, w)) in enumerate(zip(self.steps, sizes))
+        ]
         latent_rows, latent_cols = (r0 - m, r1 + m), (c0 - m, c1 + m)
-        return TensorCanvas(self.cfg, self.local_latents(latent_rows, latent_cols),
-                            self.coords(latent_rows, latent_cols), noises, origin=(r0, c0))  # fmt: skip
+        return TensorCanvas(
+            self.cfg,
+            self.local_latents(latent_rows, latent_cols),
+            self.coords(latent_rows, latent_cols),
+            noises,
+            origin=(r0, c0),
+        )
 
 
 class TensorCanvas:
@@ -203,8 +212,13 @@ class TensorCanvas:
         self.steps = texture_steps(cfg.num_blocks)
 
     def to(self, device: torch.device | str) -> TensorCanvas:
-        return TensorCanvas(self.cfg, self.local.to(device), self.coords_tensor.to(device),
-                            [n.to(device) for n in self.noises], self.origin)  # fmt: skip
+        return TensorCanvas(
+            self.cfg,
+            self.local.to(device),
+            self.coords_tensor.to(device),
+            [n.to(device) for n in self.noises],
+            self.origin,
+        )
 
     @property
     def pixel_shape(self) -> tuple[int, int]:
@@ -261,11 +275,14 @@ def training_coords(
     cols = (torch.arange(h)[None] + y_st.long()[:, None]) % (P + 1)  # [B, h] their grid's columns
     y_cos = math.pi * (2 * (cols + jitter[:, 1:2]) / P - 1)
     y_sin = math.pi * (2 * (cols + jitter[:, 2:3]) / P - 1)
-    out = torch.stack([
-        v[:, :, None].expand(B, h, h),
-        torch.cos(y_cos)[:, None].expand(B, h, h),
-        torch.sin(y_sin)[:, None].expand(B, h, h),
-    ], dim=1)  # fmt: skip
+    out = torch.stack(
+        [
+            v[:, :, None].expand(B, h, h),
+            torch.cos(y_cos)[:, None].expand(B, h, h),
+            torch.sin(y_sin)[:, None].expand(B, h, h),
+        ],
+        dim=1,
+    )
     return out.float()
 
 

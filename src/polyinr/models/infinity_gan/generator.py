@@ -67,8 +67,10 @@ class InfinityGANGenerator(TrainableGenerator, Generator):
         them); images smaller than a patch are refused."""
         R = self.img_resolution
         if resolution < R:
-            raise GridRefused(f"infinitygan trains {R}x{R} patches cut from the images; {resolution}x{resolution} "
-                              f"images are smaller than a patch: train at {R} or more")  # fmt: skip
+            raise GridRefused(
+                f"infinitygan trains {R}x{R} patches cut from the images; {resolution}x{resolution} "
+                f"images are smaller than a patch: train at {R} or more"
+            )
         return self.native_grid()
 
     def style_mixing_range(self) -> range:

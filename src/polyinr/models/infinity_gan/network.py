@@ -47,8 +47,9 @@ class ModulatedConv(nn.Module):
     ``up``: stride-2 transposed conv, crop ``[1:-1]``, unpadded blur (``H → 2H − 3``); else valid (``H → H − k + 1``).
     """
 
-    def __init__(self, in_ch: int, out_ch: int, kernel: int, style_dim: int, demodulate: bool = True,
-                 up: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self, in_ch: int, out_ch: int, kernel: int, style_dim: int, demodulate: bool = True, up: bool = False
+    ) -> None:
         super().__init__()
         self.in_ch, self.out_ch, self.kernel, self.demodulate, self.up = in_ch, out_ch, kernel, demodulate, up
         self.weight = nn.Parameter(torch.randn(out_ch, in_ch, kernel, kernel))
@@ -238,8 +239,9 @@ class InfinityGANMapping(nn.Module):
     ) -> torch.Tensor:
         """Truncation (not in the authors' code) applies to the styles only; ``truncation_cutoff`` counts
         styles."""
-        styles = self.styles(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
-                             update_emas=update_emas)  # fmt: skip
+        styles = self.styles(
+            z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff, update_emas=update_emas
+        )
         return _global_then_styles(z, styles)
 
     def interpolate_classes(

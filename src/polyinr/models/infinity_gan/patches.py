@@ -118,8 +118,13 @@ class InfinityGANSynthesis(nn.Module):
         n = cfg.ts_input_size
         lost = [s * n - k for s, k in zip(self.steps, texture_sizes(n, cfg.num_blocks))]
 
-        def layer_maps(index: int, step: int, lost_k: int, starts: Callable[[Patch], tuple[int, int]],
-                       size: Callable[[Patch], tuple[int, int]]) -> torch.Tensor:  # fmt: skip
+        def layer_maps(
+            index: int,
+            step: int,
+            lost_k: int,
+            starts: Callable[[Patch], tuple[int, int]],
+            size: Callable[[Patch], tuple[int, int]],
+        ) -> torch.Tensor:
             maps = []
             for p in patches:
                 (r0, c0), (h, w) = starts(p), size(p)
@@ -128,10 +133,15 @@ class InfinityGANSynthesis(nn.Module):
             return torch.stack(maps)  # [P, D, h, w]
 
         structure = [
-            layer_maps(0, 1, 0, lambda p, i=i: (p.row - m + i * r, p.col - m + i * r),
-                       lambda p, i=i: (p.cells[0] + 2 * (m - i * r), p.cells[1] + 2 * (m - i * r)))
+            layer_maps(
+                0,
+                1,
+                0,
+                lambda p, i=i: (p.row - m + i * r, p.col - m + i * r),
+                lambda p, i=i: (p.cells[0] + 2 * (m - i * r), p.cells[1] + 2 * (m - i * r)),
+            )
             for i in range(cfg.structure_layers)
-        ]  # fmt: skip
+        ]
 
         def sizes(k: int) -> Callable[[Patch], tuple[int, int]]:
             return lambda p: (
@@ -222,8 +232,9 @@ class InfinityGANSynthesis(nn.Module):
             if B != 1:
                 raise PolyinrError("style fusion renders one sample at a time")
             reach = (cfg.margin + 1) * px + px * n
-            fusion.prepare((rows[0][0] * px - reach, rows[-1][0] * px + reach),
-                           (cols[0][0] * px - reach, cols[-1][0] * px + reach))  # fmt: skip
+            fusion.prepare(
+                (rows[0][0] * px - reach, rows[-1][0] * px + reach), (cols[0][0] * px - reach, cols[-1][0] * px + reach)
+            )
         out = ws.new_empty(B, cfg.img_channels, H, W)
         jobs = [(r, c) for r in rows for c in cols]
         for i in range(0, len(jobs), patch_batch):
@@ -250,8 +261,10 @@ class InfinityGANSynthesis(nn.Module):
         if limit is not None:
             first_px, last_px = limit[0] * px, limit[0] * px + texture_sizes(limit[1] - limit[0], cfg.num_blocks)[-1]
             if start < first_px or stop > last_px:
-                raise PolyinrError(f"the window reaches beyond the canvas the latents define (pixels "
-                                   f"{first_px}..{last_px - 1} of the lattice)")  # fmt: skip
+                raise PolyinrError(
+                    f"the window reaches beyond the canvas the latents define (pixels "
+                    f"{first_px}..{last_px - 1} of the lattice)"
+                )
             n = min(n, limit[1] - limit[0])
         step = px * (texture_sizes(n, cfg.num_blocks)[-1] // px)  # pixels between patch starts
         starts = list(range((start // step) * step, stop, step))

@@ -85,16 +85,23 @@ def run_comparison(
     measured, training = {}, {}
     for model in runs:
         yield Event("evaluate", model, "measuring")
-        measured[model] = evaluate_model(settings, model, runs[model], outdir, messages.append, detectors,
-                                         _for_model(model, on_progress))  # fmt: skip
+        measured[model] = evaluate_model(
+            settings, model, runs[model], outdir, messages.append, detectors, _for_model(model, on_progress)
+        )
         while messages:
             yield Event("message", model, messages.pop(0))
         options = json.loads((runs[model] / "training_options.json").read_text(encoding="utf-8"))
-        training[model] = {"run_dir": str(runs[model]), "recipe": options["recipe"], "preset": options["preset"],
-                           "kimg": measured[model]["trained_kimg"].value}  # fmt: skip
+        training[model] = {
+            "run_dir": str(runs[model]),
+            "recipe": options["recipe"],
+            "preset": options["preset"],
+            "kimg": measured[model]["trained_kimg"].value,
+        }
     names = list(dict.fromkeys(n for cells in measured.values() for n in cells)) or ["training"]
-    rows = {m: measured[m] if m in runs else {n: Cell(None, note=f"not trained: {refused[m]}") for n in names}
-            for m in settings.models}  # fmt: skip
+    rows = {
+        m: measured[m] if m in runs else {n: Cell(None, note=f"not trained: {refused[m]}") for n in names}
+        for m in settings.models
+    }
     training = {m: training.get(m) or {"refused": refused[m]} for m in settings.models}
     curves = {m: curve_points(runs[m], settings.curve_metric) for m in runs} if settings.curve_metric else {}
     plots = write_plots(outdir, curves, settings.curve_metric, rows)

@@ -61,8 +61,10 @@ class RenderSpeed:
     seconds: float  # the fastest call
 
     def note(self, grid: Grid, rounds: int = SPEED_ROUNDS) -> str:
-        return (f"{grid.height}x{grid.width} renders, {self.batch} a call ({self.pixels_per_call:,} px), best of "
-                f"{rounds} calls after a warm-up")  # fmt: skip
+        return (
+            f"{grid.height}x{grid.width} renders, {self.batch} a call ({self.pixels_per_call:,} px), best of "
+            f"{rounds} calls after a warm-up"
+        )
 
 
 @torch.no_grad()
@@ -162,9 +164,10 @@ def training_reached(settings: CompareSettings, latest: Path, measured: Path) ->
         notes.append(f"measured at its best {settings.curve_metric} snapshot, {measured_kimg:g} kimg")
     return {
         "trained_kimg": Cell(kimg, "kimg", "; ".join(notes) or None),
-        "training_time": Cell(None, note="not recorded by the run") if seconds is None else
-                         Cell(round(seconds / 60, 2), "min", "snapshots and their metrics aside"),
-    }  # fmt: skip
+        "training_time": Cell(None, note="not recorded by the run")
+        if seconds is None
+        else Cell(round(seconds / 60, 2), "min", "snapshots and their metrics aside"),
+    }
 
 
 def metric_cells(
@@ -187,8 +190,15 @@ def metric_cells(
             continue
         unit = "dB" if name.startswith("eq") else ""
         try:
-            values = compute_metric(name, G, dataset, device=device, download=False, detectors=detectors,
-                                    on_progress=named_progress(name, on_progress))  # fmt: skip
+            values = compute_metric(
+                name,
+                G,
+                dataset,
+                device=device,
+                download=False,
+                detectors=detectors,
+                on_progress=named_progress(name, on_progress),
+            )
         except PolyinrError as e:  # the grid contract's refusal, or a metric this model or data cannot give
             cells[name] = Cell(None, note=str(e))
             continue
@@ -247,8 +257,9 @@ def evaluate_model(
     sheet = outdir / f"samples-{model}.png"
     notes = sample_sheet(G, settings.seeds, sheet, device)
     cells["sample_sheet"] = Cell(sheet.name, "", "; ".join(notes) if notes else None)
-    atomic_write_json(folder / "evaluation.json",
-                      {"key": key, "cells": {n: dataclasses.asdict(c) for n, c in cells.items()}})  # fmt: skip
+    atomic_write_json(
+        folder / "evaluation.json", {"key": key, "cells": {n: dataclasses.asdict(c) for n, c in cells.items()}}
+    )
     return cells
 
 

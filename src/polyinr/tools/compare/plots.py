@@ -52,8 +52,9 @@ def _training_seconds(run_dir: Path) -> dict[float, float]:
     return seconds
 
 
-def write_plots(outdir: Path, curves: dict[str, list[CurvePoint]], metric: str | None,
-                rows: dict[str, dict[str, Cell]]) -> list[Path]:  # fmt: skip
+def write_plots(
+    outdir: Path, curves: dict[str, list[CurvePoint]], metric: str | None, rows: dict[str, dict[str, Cell]]
+) -> list[Path]:
     """``curve.png`` (the curve metric per model against training images and against training time) and
     ``speed_quality.png`` (rendering megapixels/s at 1× against the curve metric); returns the files written."""
     written = []

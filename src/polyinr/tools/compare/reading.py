@@ -31,8 +31,11 @@ def reading_the_table(
     sentences = []
     for name in names:
         lower = COST_GOALS.get(name, lower_is_better(name))
-        values = {m: c.value for m, c in ((m, cells.get(name)) for m, cells in rows.items())
-                  if c is not None and isinstance(c.value, (int, float))}  # fmt: skip
+        values = {
+            m: c.value
+            for m, c in ((m, cells.get(name)) for m, cells in rows.items())
+            if c is not None and isinstance(c.value, (int, float))
+        }
         if lower is None or len(values) < 2:
             continue
         ranked = sorted(values.items(), key=lambda item: item[1], reverse=not lower)
@@ -43,13 +46,17 @@ def reading_the_table(
             sentences.append(f"{title}: {leader} and {runner_up} tie at {_shown(best, unit)}.")
             continue
         if math.isinf(best):  # e.g. an exact equivariance: no finite lead to state
-            sentences.append(f"{title}: {leader} leads with {_shown(best, unit)} (exact); next is {runner_up} at "
-                             f"{_shown(second, unit)}.")  # fmt: skip
+            sentences.append(
+                f"{title}: {leader} leads with {_shown(best, unit)} (exact); next is {runner_up} at "
+                f"{_shown(second, unit)}."
+            )
             continue
         gap = abs(best - second)
         relative = f" ({gap / abs(second):.0%})" if second else ""
-        sentences.append(f"{title}: {leader} leads with {_shown(best, unit)}, {_shown(gap, unit)}{relative} "
-                         f"{'lower' if lower else 'higher'} than {runner_up}.")  # fmt: skip
+        sentences.append(
+            f"{title}: {leader} leads with {_shown(best, unit)}, {_shown(gap, unit)}{relative} "
+            f"{'lower' if lower else 'higher'} than {runner_up}."
+        )
     return sentences
 
 

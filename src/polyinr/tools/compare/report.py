@@ -36,8 +36,13 @@ COLUMN_TITLES = {
 
 
 def _environment(device: str) -> dict[str, Any]:
-    return {"torch": torch.__version__, "device": device, "load_average": [round(x, 2) for x in os.getloadavg()],
-            "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M:%S")}  # fmt: skip
+    return {
+        "torch": torch.__version__,
+        "device": device,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "cpus": os.cpu_count(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
 
 
 def _lower_is_better(metrics: Sequence[str], name: str) -> bool | None:
@@ -47,8 +52,14 @@ def _lower_is_better(metrics: Sequence[str], name: str) -> bool | None:
     return None if goal is None or goal[0] != name else goal[1]
 
 
-def write_report(outdir: Path, settings: CompareSettings, rows: dict[str, dict[str, Cell]], command: str | None,
-                 training: dict[str, dict[str, Any]], plots: list[Path]) -> tuple[Path, Path]:  # fmt: skip
+def write_report(
+    outdir: Path,
+    settings: CompareSettings,
+    rows: dict[str, dict[str, Cell]],
+    command: str | None,
+    training: dict[str, dict[str, Any]],
+    plots: list[Path],
+) -> tuple[Path, Path]:
     """``report.md`` (the table with its footnotes, a paragraph reading it, the runs, plots and sample sheets) and
     ``report.json`` (every cell with its unit and note)."""
     environment = _environment(settings.device)
@@ -58,8 +69,11 @@ def write_report(outdir: Path, settings: CompareSettings, rows: dict[str, dict[s
     lines = ["# Generator comparison", ""]
     if command:
         lines += ["```", command, "```", ""]
-    recipe = "each model's own recipe" if settings.native_recipes else \
-        f"the shared recipe `{settings.recipe or ('cpu' if settings.preset == CPU else 'stylegan3')}`"  # fmt: skip
+    recipe = (
+        "each model's own recipe"
+        if settings.native_recipes
+        else f"the shared recipe `{settings.recipe or ('cpu' if settings.preset == CPU else 'stylegan3')}`"
+    )
     lines += [
         f"Data `{settings.data}`, {settings.preset} presets, {recipe}; {describe_budget(settings)}; "
         f"device {settings.device}, torch {environment['torch']}, load average "
@@ -70,22 +84,37 @@ def write_report(outdir: Path, settings: CompareSettings, rows: dict[str, dict[s
     lines += markdown_table(rows, names, titles)
     reading = reading_the_table(rows, names, partial(_lower_is_better, settings.metrics), titles)
     if reading:
-        lines += ["", "Reading the table: " + " ".join(reading) + f" One training run per model (seed "
-                  f"{settings.seed}): a lead within run-to-run noise may not hold on another seed."]  # fmt: skip
+        lines += [
+            "",
+            "Reading the table: " + " ".join(reading) + f" One training run per model (seed "
+            f"{settings.seed}): a lead within run-to-run noise may not hold on another seed.",
+        ]
     lines += ["", "Training runs:", ""]
-    lines += [f"- {m}: not trained: {t['refused']}" if "refused" in t else
-              f"- {m}: `{t['run_dir']}` ({t['recipe']} recipe, {t['preset']} preset, {t['kimg']:g} kimg)"
-              for m, t in training.items()]  # fmt: skip
+    lines += [
+        f"- {m}: not trained: {t['refused']}"
+        if "refused" in t
+        else f"- {m}: `{t['run_dir']}` ({t['recipe']} recipe, {t['preset']} preset, {t['kimg']:g} kimg)"
+        for m, t in training.items()
+    ]
     lines += ["", "Plots: " + ", ".join(f"![{p.stem}]({p.name})" for p in plots) if plots else "Plots: none", ""]
     if any(p.name == "samples.png" for p in plots):
-        lines += [f"Samples: one block per model (seeds {', '.join(map(str, settings.seeds))}, class seed mod classes "
-                  f"where conditional); in each block the native frame, then 4× denser and 2× wider where the model "
-                  f"can render them (its own sheet: samples-MODEL.png)."]  # fmt: skip
+        lines += [
+            f"Samples: one block per model (seeds {', '.join(map(str, settings.seeds))}, class seed mod classes "
+            f"where conditional); in each block the native frame, then 4× denser and 2× wider where the model "
+            f"can render them (its own sheet: samples-MODEL.png)."
+        ]
     md = outdir / "report.md"
     md.write_text("\n".join(lines) + "\n", encoding="utf-8")
     js = outdir / "report.json"
-    atomic_write_json(js, {"command": command, "settings": settings.to_json(), "environment": environment,
-                           "training": training, "plots": [p.name for p in plots],
-                           "models": {m: {n: dataclasses.asdict(c) for n, c in cells.items()}
-                                      for m, cells in rows.items()}})  # fmt: skip
+    atomic_write_json(
+        js,
+        {
+            "command": command,
+            "settings": settings.to_json(),
+            "environment": environment,
+            "training": training,
+            "plots": [p.name for p in plots],
+            "models": {m: {n: dataclasses.asdict(c) for n, c in cells.items()} for m, cells in rows.items()},
+        },
+    )
     return md, js

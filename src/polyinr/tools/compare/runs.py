@@ -38,8 +38,10 @@ def model_preset(model: str, size: str, resolution: int | None) -> str:
         return presets[0]
     fitting = [p for p in presets if resolve_config(model, p).img_resolution == resolution]
     if len(fitting) != 1:
-        raise PolyinrError(f"{model} has several {size}-sized presets ({', '.join(presets)}); give a training "
-                           f"resolution that exactly one of them has")  # fmt: skip
+        raise PolyinrError(
+            f"{model} has several {size}-sized presets ({', '.join(presets)}); give a training "
+            f"resolution that exactly one of them has"
+        )
     return fitting[0]
 
 
@@ -71,12 +73,23 @@ def training_options(
         recipe = native_recipe(model, preset)
     else:
         recipe = settings.recipe or ("cpu" if settings.preset == CPU else "stylegan3")
-    options = resolve_options(recipe, preset=preset, model=model, data=settings.data, outdir=str(outdir),
-                              kimg=settings.kimg, resolution=training_resolution(settings, model, preset),
-                              batch=settings.batch,
-                              cond=settings.cond, workers=settings.workers, device=settings.device,
-                              seed=settings.seed, metrics=metrics, learn_grid=False,  # uniform grids: like for like
-                              model_overrides=settings.model_overrides.get(model) or None)  # fmt: skip
+    options = resolve_options(
+        recipe,
+        preset=preset,
+        model=model,
+        data=settings.data,
+        outdir=str(outdir),
+        kimg=settings.kimg,
+        resolution=training_resolution(settings, model, preset),
+        batch=settings.batch,
+        cond=settings.cond,
+        workers=settings.workers,
+        device=settings.device,
+        seed=settings.seed,
+        metrics=metrics,
+        learn_grid=False,  # uniform grids: like for like
+        model_overrides=settings.model_overrides.get(model) or None,
+    )
     if settings.snap_kimg is not None:
         options = dataclasses.replace(options, tick_kimg=settings.snap_kimg, snap_ticks=1)
     return options
@@ -150,11 +163,21 @@ def train_model(
     options = training_options(settings, model, folder, (settings.curve_metric,) if settings.curve_metric else ())
     evaluator = _SnapshotMetric(detectors, on_progress)
     max_seconds = None if settings.minutes is None else settings.minutes * 60
-    run_dir = training_loop(options, resume="auto", on_step=on_step, on_message=on_message, evaluate=evaluator,
-                            goal=metric_goal, max_seconds=max_seconds, plateau=settings.plateau)  # fmt: skip
+    run_dir = training_loop(
+        options,
+        resume="auto",
+        on_step=on_step,
+        on_message=on_message,
+        evaluate=evaluator,
+        goal=metric_goal,
+        max_seconds=max_seconds,
+        plateau=settings.plateau,
+    )
     state = json.loads((latest_snapshot(run_dir) / STATE_JSON).read_text(encoding="utf-8"))
-    atomic_write_json(folder / "trained.json", {"run_dir": str(run_dir), "kimg": state["cur_nimg"] / 1000,
-                                                "training": _training_key(settings, model, outdir)})  # fmt: skip
+    atomic_write_json(
+        folder / "trained.json",
+        {"run_dir": str(run_dir), "kimg": state["cur_nimg"] / 1000, "training": _training_key(settings, model, outdir)},
+    )
     return run_dir, True
 
 
@@ -167,8 +190,17 @@ class _SnapshotMetric:
 
     def __call__(self, names, G, dataset, run_dir, snapshot, device) -> dict[str, dict]:
         available = [name for name in names if detector_unavailable(name, self.detectors) is None]
-        return evaluate_snapshot(available, G, dataset, run_dir, snapshot, device, detectors=self.detectors,
-                                 download=False, on_progress=self.on_progress)  # fmt: skip
+        return evaluate_snapshot(
+            available,
+            G,
+            dataset,
+            run_dir,
+            snapshot,
+            device,
+            detectors=self.detectors,
+            download=False,
+            on_progress=self.on_progress,
+        )
 
 
 def train_in_processes(argv_for: Callable[[str], list[str]], models: Sequence[str], log_dir: Path) -> dict[str, int]:
@@ -184,8 +216,9 @@ def train_in_processes(argv_for: Callable[[str], list[str]], models: Sequence[st
     try:
         for model in models:
             with open(log_dir / f"{model}.log", "ab") as log:
-                procs[model] = subprocess.Popen(argv_for(model), stdout=log, stderr=subprocess.STDOUT,
-                                                start_new_session=True)  # fmt: skip
+                procs[model] = subprocess.Popen(
+                    argv_for(model), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                )
         return {model: proc.wait() for model, proc in procs.items()}
     except BaseException as e:
         _stop_processes(list(procs.values()), e.signum if isinstance(e, Interrupted) else signal.SIGTERM)

@@ -70,8 +70,15 @@ def default_metrics(preset: str, data: str | None = None, cond: bool = False) ->
         return (f"fid_{space}", f"pr_{space}", *cas, f"scaleinv_fid_S2_{space}", f"scaleinv_fid_S4_{space}", *eq)
     if preset == CPU:
         return (OWN_DATA_CURVE, "pr0.5k_data", "rfid0.5k_full", "fid0.5k_full", "kid0.5k_full", "pr0.5k3_full", *eq)
-    return ("fid50k_full", "kid50k_full", "rfid50k_full", "pr50k3_full", *eq, "scaleinv_fid50k_S2",
-            "scaleinv_fid50k_S4")  # fmt: skip
+    return (
+        "fid50k_full",
+        "kid50k_full",
+        "rfid50k_full",
+        "pr50k3_full",
+        *eq,
+        "scaleinv_fid50k_S2",
+        "scaleinv_fid50k_S4",
+    )
 
 
 def default_curve_metric(preset: str, data: str | None, metrics: tuple[str, ...]) -> str | None:
@@ -113,8 +120,10 @@ def check_settings(settings: CompareSettings) -> CompareSettings:
     if curve is not None and curve not in metrics:
         metrics = (curve, *metrics)  # the table holds the curve's last point, and the speed-quality plot its value
     if settings.plateau is not None and (curve is None or metric_goal(curve) is None):
-        raise PolyinrError(f"stopping at a plateau needs a curve metric with a better direction (FID, KID, CAS, …), "
-                           f"not {curve or 'none'}")  # fmt: skip
+        raise PolyinrError(
+            f"stopping at a plateau needs a curve metric with a better direction (FID, KID, CAS, …), "
+            f"not {curve or 'none'}"
+        )
     return dataclasses.replace(settings, metrics=tuple(metrics), curve_metric=curve)
 
 
@@ -125,8 +134,9 @@ def describe_budget(settings: CompareSettings) -> str:
         ends.append(f"{settings.minutes:g} min of training (snapshots and their {settings.curve_metric} aside)")
     if settings.plateau is not None:
         key, lower = metric_goal(settings.curve_metric)
-        ends.append(f"a plateau of {settings.curve_metric}, checked at each snapshot: "
-                    f"{settings.plateau.describe(key, lower)}")  # fmt: skip
+        ends.append(
+            f"a plateau of {settings.curve_metric}, checked at each snapshot: {settings.plateau.describe(key, lower)}"
+        )
     if len(ends) == 1:
         return f"each model trains {ends[0]}"
     return "each model trains until the first of: " + "; ".join(ends)

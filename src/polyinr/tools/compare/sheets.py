@@ -22,8 +22,11 @@ def sheet_grids(R: int) -> list[tuple[str, Grid]]:
     (2R columns at the frame's pixel spacing, starting R//2 pixels left of the frame: on the pixel lattice)."""
     step = 1.0 / (R - 1)
     left = -(R // 2) * step
-    return [("native", Grid.frame(R)), ("4x denser", Grid.frame(4 * R)),
-            ("2x wider", Grid.window(0.0, left, 1.0, left + (2 * R - 1) * step, R, 2 * R))]  # fmt: skip
+    return [
+        ("native", Grid.frame(R)),
+        ("4x denser", Grid.frame(4 * R)),
+        ("2x wider", Grid.window(0.0, left, 1.0, left + (2 * R - 1) * step, R, 2 * R)),
+    ]
 
 
 @torch.no_grad()
