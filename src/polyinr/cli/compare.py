@@ -63,7 +63,10 @@ class _TrainingBars:
 
 @main.command()
 @click.option(
-    "--data", required=True, metavar="PATH", help="Image folder, dataset zip or builtin:digits|shapes|photos."
+    "--data",
+    required=True,
+    metavar="PATH",
+    help="Image folder, dataset zip or builtin:NAME (digits, shapes, photos, faces, textures).",
 )
 @click.option("--models", required=True, metavar="A,B,…", help="Registered generators to compare (polyinr list).")
 @click.option("--preset", type=click.Choice(["cpu", "paper"]), default="cpu", help="Size class of each model's preset.")

@@ -2,8 +2,8 @@
 
 FID, KID, precision/recall and IS need Inception or VGG16 weights, which cannot always be downloaded; and on
 8×8 digits an ImageNet network sees little anyway. As MNIST work measures FID with a LeNet, each built-in
-dataset (``digits``, ``shapes``, ``photos``) gets a small classifier trained on its own real images,
-deterministically (one CPU thread, seeded initialisation and order), the first time it is needed. Its
+dataset (``digits``, ``shapes``, ``photos``, ``faces``, ``textures``) gets a small classifier trained on its own
+real images, deterministically (one CPU thread, seeded initialisation and order), the first time it is needed. Its
 penultimate activations (``features``, 128-d after ReLU) are the space in which ``fid_digits``, ``kid_digits``,
 ``pr_digits``, ``scaleinv_fid_S4_digits`` … are measured through the same code as the standard metrics; its class
 scores (``logits``) give ``cas_digits``. The photos and textures have no labels of what an image shows: their

@@ -57,11 +57,12 @@ class CompareSettings:
 def default_metrics(preset: str, data: str | None = None, cond: bool = False) -> tuple[str, ...]:
     """The metrics of a comparison when none are named.
 
-    On a built-in dataset (``builtin:digits``, ``shapes``, ``photos``): FID, precision/recall, CAS (labelled data,
-    class-conditional models) and ScaleInv FID at ×2 and ×4 in that dataset's offline feature space, 2,000
-    samples each. Elsewhere, for ``cpu``: FID and precision/recall in a space fitted to the data (``fid0.5k_data``,
-    ``pr0.5k_data``), then the standard detectors', 500 samples each; for ``paper`` the standard detectors with
-    the papers' sample counts. Then the equivariance metrics (50 samples for ``cpu``, 50k for ``paper``).
+    On a built-in dataset (``builtin:digits``, ``shapes``, ``photos``, ``faces``, ``textures``): FID,
+    precision/recall, CAS (labelled data, class-conditional models) and ScaleInv FID at ×2 and ×4 in that
+    dataset's offline feature space, 2,000 samples each. Elsewhere, for ``cpu``: FID and precision/recall in a
+    space fitted to the data (``fid0.5k_data``, ``pr0.5k_data``), then the standard detectors', 500 samples each;
+    for ``paper`` the standard detectors with the papers' sample counts. Then the equivariance metrics (50 samples
+    for ``cpu``, 50k for ``paper``).
     """
     eq = ("eqt0.05k_int", "eqt0.05k_frac", "eqr0.05k") if preset == CPU else ("eqt50k_int", "eqt50k_frac", "eqr50k")
     space = builtin_space(data)
