@@ -9,6 +9,7 @@ from PIL import Image
 
 from polyinr.cli import main
 from polyinr.models.registry import create
+from tiny_infinity_gan import TINY_INFINITY_GAN
 
 
 def run(*args, ok: bool = True):
@@ -21,17 +22,7 @@ def run(*args, ok: bool = True):
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
     path = tmp_path_factory.mktemp("infinity") / "G"
-    tiny = dict(
-        z_dim=16,
-        w_dim=16,
-        num_layers=2,
-        local_latent_dim=8,
-        structure_layers=1,
-        structure_kernel=3,
-        ts_input_size=7,
-        ts_channels=(16, 8),
-    )
-    create("infinitygan", **tiny).save(path)
+    create("infinitygan", **TINY_INFINITY_GAN).save(path)
     return path
 
 

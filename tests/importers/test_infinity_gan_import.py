@@ -12,17 +12,9 @@ import polyinr
 from guarded_child import assert_one_line_error
 from polyinr.importers import ImporterError, UnsafePickleError
 from polyinr.importers.infinity_gan import SS, TS, convert, read_train_params
+from tiny_infinity_gan import TINY_INFINITY_GAN
 
-TINY = dict(
-    z_dim=16,
-    w_dim=16,
-    num_layers=3,
-    local_latent_dim=8,
-    structure_layers=2,
-    structure_kernel=3,
-    ts_input_size=7,
-    ts_channels=(16, 8),
-)
+TINY = {**TINY_INFINITY_GAN, "num_layers": 3, "structure_layers": 2}
 
 
 def authors_state(G) -> dict[str, torch.Tensor]:

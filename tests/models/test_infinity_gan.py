@@ -19,18 +19,9 @@ from polyinr.tools.canvas import (
     load_canvas_latents,
     save_canvas_latents,
 )
+from tiny_infinity_gan import TINY_INFINITY_GAN
 
-# Two blocks (4 px per cell), 7 texture cells → 13² patches at a 3-cell (12 px) stride, margin 1 cell.
-TINY = dict(
-    z_dim=16,
-    w_dim=16,
-    num_layers=2,
-    local_latent_dim=8,
-    structure_layers=1,
-    structure_kernel=3,
-    ts_input_size=7,
-    ts_channels=(16, 8),
-)
+TINY = TINY_INFINITY_GAN
 
 
 def tiny(seed: int = 0):

@@ -8,17 +8,9 @@ import torch
 import polyinr
 from polyinr.errors import PolyinrError
 from polyinr.tools.canvas_edit import Placement, invert_canvas, lattice_window, noise_regularisation
+from tiny_infinity_gan import TINY_INFINITY_GAN
 
-TINY = dict(
-    z_dim=16,
-    w_dim=16,
-    num_layers=2,
-    local_latent_dim=8,
-    structure_layers=1,
-    structure_kernel=3,
-    ts_input_size=7,
-    ts_channels=(16, 8),
-)
+TINY = TINY_INFINITY_GAN
 
 
 @pytest.fixture(scope="module")

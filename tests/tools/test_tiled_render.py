@@ -16,6 +16,7 @@ from polyinr.image_io import PNG_GROUP_BYTES, PngEncoder, save_image, to_uint8
 from polyinr.sampling import ws_for
 from polyinr.tools.canvas import draw_canvas_latents
 from polyinr.tools.render import generate_images, render_tiled, tiled_render_bytes
+from tiny_infinity_gan import TINY_INFINITY_GAN
 
 
 @pytest.mark.parametrize("suffix", [".png", ".bmp"])  # streamed, and held in memory
@@ -89,17 +90,7 @@ def _tiny_canvas_generator():
     from polyinr.models.registry import create
 
     torch.manual_seed(0)
-    return create(
-        "infinitygan",
-        z_dim=16,
-        w_dim=16,
-        num_layers=2,
-        local_latent_dim=8,
-        structure_layers=1,
-        structure_kernel=3,
-        ts_input_size=7,
-        ts_channels=(16, 8),
-    ).eval()
+    return create("infinitygan", **TINY_INFINITY_GAN).eval()
 
 
 def _poster(G):
