@@ -521,3 +521,19 @@ def test_a_comparison_stopped_at_a_plateau_measures_its_best_curve_snapshot(tmp_
     reached = training_reached(at_plateau, tmp_path / "checkpoints" / "000016", best)
     assert reached["trained_kimg"].value == 16
     assert reached["trained_kimg"].note == "stopped early, of 20; measured at its best fid_digits snapshot, 8 kimg"
+
+
+def test_one_model_grid_refusals_share_one_lettered_footnote():
+    from polyinr.tools.compare.table import markdown_table
+
+    renders = "stylegan3-t renders its native 16x16 frame, translated or rotated (no other window, density or tile)"
+    rows = {
+        "stylegan3-t": {
+            "scaleinv": cmp.Cell(None, note=f"{renders}: not a 32x32 grid over (-0.5, -0.5)–(1.5, 1.5)"),
+            "render_4x": cmp.Cell(None, note=f"{renders}: not a 64x64 grid over (0, 0)–(1, 1)"),
+            "big_render_memory": cmp.Cell(None, note=f"cannot: {renders}: not a 4096x4096 grid over (0, 0)–(1, 1)"),
+        }
+    }
+    lines = markdown_table(rows, ["scaleinv", "render_4x", "big_render_memory"], {})
+    assert all(line.endswith("| — (a) |") for line in lines[2:5])
+    assert lines[6:] == [f"- (a) {renders}"]

@@ -31,6 +31,14 @@ class _Footnotes:
         return [f"- {mark} {text}" for text, mark in self.marks.items()]
 
 
+def _reason(note: str) -> str:
+    """The lettered reason of an empty cell: a grid the model refused ("cannot: M renders …: not a … grid") is
+    named by what the model renders, without the refused grid (the row says which), so one model's refusals share
+    one footnote."""
+    head, refused_grid, _ = note.removeprefix("cannot: ").partition(": not a ")
+    return head if refused_grid else note
+
+
 def _letters(n: int) -> str:
     """a, b, …, z, aa, ab, …"""
     letters = string.ascii_lowercase
@@ -55,7 +63,7 @@ def markdown_table(
         values = []
         for cell in cells:
             if cell.value is None:
-                values.append(f"— {reasons.mark(cell.note or 'no value')}")
+                values.append(f"— {reasons.mark(_reason(cell.note or 'no value'))}")
             elif cell.note and cell.note != row_note:
                 values.append(f"{cell.number()} {notes.mark(cell.note)}")
             else:
