@@ -340,6 +340,8 @@ def test_a_model_refused_under_the_settings_fills_its_row_and_the_others_are_rep
     assert "samples-inr-gan" not in md
 
     again = list(cmp.run_comparison(settings, out))  # only the refused model is tried again
+    table = [line for line in (out / "report.md").read_text().splitlines() if line.startswith("|")]
+    assert table == [line for line in md.splitlines() if line.startswith("|")]  # cached rows keep their order
     assert {(e.kind, e.model) for e in again if e.kind in ("skip", "train", "refused")} == {
         ("skip", "poly-inr"),
         ("train", "inr-gan"),

@@ -224,7 +224,8 @@ def evaluate_model(
     key = {"settings": settings.to_json(), "snapshot": str(snapshot), "version": EVALUATION_VERSION}
     cached = read_json(folder / "evaluation.json")
     if cached is not None and cached.get("key") == key:
-        return {name: Cell(**cell) for name, cell in cached["cells"].items()}
+        order = cached.get("order") or list(cached["cells"])  # the file's keys are sorted; the row order is kept
+        return {name: Cell(**cached["cells"][name]) for name in order}
     device = torch.device(settings.device)
     G = load_generator(snapshot, device)
     options = training_options(settings, model, folder)
@@ -258,7 +259,8 @@ def evaluate_model(
     notes = sample_sheet(G, settings.seeds, sheet, device)
     cells["sample_sheet"] = Cell(sheet.name, "", "; ".join(notes) if notes else None)
     atomic_write_json(
-        folder / "evaluation.json", {"key": key, "cells": {n: dataclasses.asdict(c) for n, c in cells.items()}}
+        folder / "evaluation.json",
+        {"key": key, "order": list(cells), "cells": {n: dataclasses.asdict(c) for n, c in cells.items()}},
     )
     return cells
 
