@@ -144,6 +144,44 @@ class LayerSpec:
         return low, total - low
 
 
+def chained_layers(
+    start: int,
+    channels: np.ndarray,
+    sizes: np.ndarray,
+    sampling_rates: np.ndarray,
+    cutoffs: np.ndarray,
+    half_widths: np.ndarray,
+    num_critical: int,
+    **layer_kwargs: int | bool,
+) -> list[LayerSpec]:
+    """One :class:`LayerSpec` per entry of the per-layer arrays (``[L + 1]`` each, ToRGB last), numbered from
+    ``start``: layer ``i`` reads what layer ``i − 1`` writes (the first reads its own input); the last
+    ``num_critical`` before ToRGB and ToRGB are critically sampled."""
+    last = len(cutoffs) - 1
+    specs = []
+    for i in range(last + 1):
+        p = max(i - 1, 0)
+        specs.append(
+            LayerSpec(
+                index=start + i,
+                in_channels=int(channels[p]),
+                out_channels=int(channels[i]),
+                in_size=int(sizes[p]),
+                out_size=int(sizes[i]),
+                in_sampling_rate=int(sampling_rates[p]),
+                out_sampling_rate=int(sampling_rates[i]),
+                in_cutoff=float(cutoffs[p]),
+                out_cutoff=float(cutoffs[i]),
+                in_half_width=float(half_widths[p]),
+                out_half_width=float(half_widths[i]),
+                is_torgb=i == last,
+                is_critically_sampled=i >= last - num_critical,
+                **layer_kwargs,
+            )
+        )
+    return specs
+
+
 def design_schedule(
     img_resolution: int,
     img_channels: int = 3,
@@ -173,28 +211,7 @@ def design_schedule(
     sizes[-2:] = img_resolution
     channels = np.rint(np.minimum((channel_base / 2) / cutoffs, channel_max))
     channels[-1] = img_channels
-    specs = []
-    for i in range(num_layers + 1):
-        p = max(i - 1, 0)
-        specs.append(
-            LayerSpec(
-                index=i,
-                in_channels=int(channels[p]),
-                out_channels=int(channels[i]),
-                in_size=int(sizes[p]),
-                out_size=int(sizes[i]),
-                in_sampling_rate=int(sampling_rates[p]),
-                out_sampling_rate=int(sampling_rates[i]),
-                in_cutoff=float(cutoffs[p]),
-                out_cutoff=float(cutoffs[i]),
-                in_half_width=float(half_widths[p]),
-                out_half_width=float(half_widths[i]),
-                is_torgb=i == num_layers,
-                is_critically_sampled=i >= num_layers - num_critical,
-                **layer_kwargs,
-            )
-        )
-    return specs
+    return chained_layers(0, channels, sizes, sampling_rates, cutoffs, half_widths, num_critical, **layer_kwargs)
 
 
 def layer_schedule(cfg: StyleGAN3Config) -> list[LayerSpec]:

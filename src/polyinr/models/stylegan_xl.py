@@ -38,7 +38,14 @@ from polyinr.errors import PolyinrError
 from polyinr.models.generator import FRAME, Generator
 from polyinr.models.mapping import MappingConfig, MappingNetwork
 from polyinr.models.registry import register
-from polyinr.models.stylegan3 import LayerSpec, StyleGAN3Config, StyleGAN3Generator, StyleGAN3Synthesis, layer_schedule
+from polyinr.models.stylegan3 import (
+    LayerSpec,
+    StyleGAN3Config,
+    StyleGAN3Generator,
+    StyleGAN3Synthesis,
+    chained_layers,
+    layer_schedule,
+)
 from polyinr.models.training_hooks import TrainableGenerator
 
 UP_FACTORS = (2, 4, 8, 16)  # resolution factors one growth stage may take (the authors' choices)
@@ -100,27 +107,7 @@ def head_schedule(last: LayerSpec, start: int, cfg: StyleGANXLConfig, resolution
     channels = np.rint(np.minimum((cfg.channel_base / 2) / cutoffs, cfg.channel_max))
     channels[0] = last.out_channels
     channels[-1] = cfg.img_channels
-    specs = []
-    for i in range(H + 1):
-        p = max(i - 1, 0)
-        specs.append(
-            LayerSpec(
-                index=start + i,
-                in_channels=int(channels[p]),
-                out_channels=int(channels[i]),
-                in_size=int(sizes[p]),
-                out_size=int(sizes[i]),
-                in_sampling_rate=int(sampling_rates[p]),
-                out_sampling_rate=int(sampling_rates[i]),
-                in_cutoff=float(cutoffs[p]),
-                out_cutoff=float(cutoffs[i]),
-                in_half_width=float(half_widths[p]),
-                out_half_width=float(half_widths[i]),
-                is_torgb=i == H,
-                is_critically_sampled=i >= H - cfg.num_critical,
-            )
-        )
-    return specs
+    return chained_layers(start, channels, sizes, sampling_rates, cutoffs, half_widths, cfg.num_critical)
 
 
 def xl_schedule(cfg: StyleGANXLConfig) -> list[LayerSpec]:
