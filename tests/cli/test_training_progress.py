@@ -26,3 +26,32 @@ def test_a_resumed_run_starts_the_bar_where_it_left_off():
     progress.on_step(5008, 8000)
     assert progress.bar.format_dict["rate"] is None or progress.bar.format_dict["rate"] >= 0
     progress.close()
+
+
+def test_each_metric_pass_at_a_snapshot_shows_a_bar(tmp_path):
+    from click.testing import CliRunner
+
+    from polyinr.cli import main
+
+    args = [
+        "train",
+        "--data",
+        "builtin:digits",
+        "--resolution",
+        "8",
+        "--kimg",
+        "0.032",
+        "--tick",
+        "0.032",
+        "--snap",
+        "1",
+        "--metrics",
+        "fid0.05k_digits",
+        "--workers",
+        "0",
+        "--outdir",
+        str(tmp_path),
+    ]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "fid0.05k_digits: generated images: 100%" in result.output

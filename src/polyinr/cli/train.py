@@ -7,7 +7,9 @@ The choices of --recipe, --loss and --disc come from their registries. Settings 
 
 from __future__ import annotations
 
+import functools
 import json
+from contextlib import ExitStack
 
 import click
 
@@ -283,21 +285,23 @@ def train(
             raise click.ClickException(_class_table_message(e)) from None
         click.echo(json.dumps({"training": options.to_json(), **resolved}, indent=2, sort_keys=True))
         return
+    from polyinr.cli.metrics import StageBars
     from polyinr.discriminators.feature_networks import WeightsUnavailable
     from polyinr.metrics import evaluate_snapshot, metric_goal
     from polyinr.training.loop import training_loop
 
     progress = TrainingProgress("train")
     try:
-        run_dir = training_loop(
-            options,
-            resume=resume,
-            on_tick=progress.on_tick,
-            on_message=progress.on_message,
-            evaluate=evaluate_snapshot,
-            on_step=progress.on_step,
-            goal=metric_goal,
-        )
+        with ExitStack() as metric_bars:  # a bar per metric pass at each snapshot
+            run_dir = training_loop(
+                options,
+                resume=resume,
+                on_tick=progress.on_tick,
+                on_message=progress.on_message,
+                evaluate=functools.partial(evaluate_snapshot, on_progress=StageBars(metric_bars)),
+                on_step=progress.on_step,
+                goal=metric_goal,
+            )
     except ClassTableMissing as e:
         raise click.ClickException(_class_table_message(e)) from None
     except WeightsUnavailable as e:
