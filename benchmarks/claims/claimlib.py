@@ -12,11 +12,13 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from PIL import Image, ImageDraw, ImageFont
 
 from polyinr.grid import Grid
 from polyinr.models.generator import Generator
@@ -93,6 +95,28 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "load_average": os.getloadavg(),
     }
+
+
+def panel_figure(
+    titles: Sequence[str], rows: dict[str, Sequence[np.ndarray | None]], panel: int, label_width: int
+) -> np.ndarray:
+    """A white sheet, uint8 ``[H, W, 3]``: ``titles`` over the columns, then a row per entry of ``rows`` (its name
+    in a ``label_width``-pixel column, then its images, uint8 ``[h, w, 3]``, each resized to ``panel``² by nearest
+    neighbour; None leaves its place blank)."""
+    font = ImageFont.load_default()
+    header = 16
+    canvas = Image.new("RGB", (label_width + len(titles) * panel, header + len(rows) * panel), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    for col, title in enumerate(titles):
+        draw.text((label_width + col * panel + 4, 2), title, fill=(0, 0, 0), font=font)
+    for row, (name, images) in enumerate(rows.items()):
+        y = header + row * panel
+        draw.text((4, y + panel // 2), name, fill=(0, 0, 0), font=font)
+        for col, image in enumerate(images):
+            if image is not None:
+                pixels = Image.fromarray(image).resize((panel, panel), Image.Resampling.NEAREST)
+                canvas.paste(pixels, (label_width + col * panel, y))
+    return np.asarray(canvas)
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:

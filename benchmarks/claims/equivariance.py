@@ -21,8 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from claimlib import machine, markdown_table
-from PIL import Image, ImageDraw, ImageFont
+from claimlib import machine, markdown_table, panel_figure
 
 from polyinr.grid import Grid
 from polyinr.image_io import save_image, to_uint8
@@ -54,20 +53,9 @@ def rotation_panels(G: Generator) -> list[torch.Tensor]:
 
 
 def figure(panels: dict[str, list[torch.Tensor] | None]) -> np.ndarray:
-    font = ImageFont.load_default()
-    header = 16
+    rows = {name: [to_uint8(image[None])[0] for image in images or []] for name, images in panels.items()}
     titles = ("frame", "rotated grid", "rotated image", "|difference| x8")
-    canvas = Image.new("RGB", (LABEL_WIDTH + len(titles) * PANEL, header + len(panels) * PANEL), (255, 255, 255))
-    draw = ImageDraw.Draw(canvas)
-    for col, title in enumerate(titles):
-        draw.text((LABEL_WIDTH + col * PANEL + 4, 2), title, fill=(0, 0, 0), font=font)
-    for row, (name, images) in enumerate(panels.items()):
-        y = header + row * PANEL
-        draw.text((4, y + PANEL // 2), name, fill=(0, 0, 0), font=font)
-        for col, image in enumerate(images or []):
-            pixels = Image.fromarray(to_uint8(image[None])[0]).resize((PANEL, PANEL), Image.Resampling.NEAREST)
-            canvas.paste(pixels, (LABEL_WIDTH + col * PANEL, y))
-    return np.asarray(canvas)
+    return panel_figure(titles, rows, PANEL, LABEL_WIDTH)
 
 
 def cell(value: float | None) -> str:

@@ -24,12 +24,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from claimlib import machine, markdown_table
-from PIL import Image, ImageDraw, ImageFont
+from claimlib import machine, markdown_table, panel_figure
 
 from polyinr.data.datasets import open_dataset
 from polyinr.grid import Grid
-from polyinr.image_io import save_image
+from polyinr.image_io import from_uint8, quantize, save_image
 from polyinr.metrics.feature_spaces import RECIPES, LeNet, network_input, train_feature_net
 from polyinr.metrics.fid import FeatureStats, frechet_distance
 from polyinr.models.generator import CapabilityMissing, GridRefused
@@ -47,21 +46,11 @@ def real_images(data: str, resolution: int) -> torch.Tensor:
     return torch.stack([dataset[i][0] for i in range(len(dataset))])
 
 
-def to_unit(images: torch.Tensor) -> torch.Tensor:
-    """uint8 ``[N, 3, H, W]`` → float in ``[-1, 1]``."""
-    return images.float() / 127.5 - 1
-
-
-def to_bytes(images: torch.Tensor) -> torch.Tensor:
-    """``[-1, 1]`` → uint8, rounded as saved images are."""
-    return (images.clamp(-1, 1) * 127.5 + 127.5).round().to(torch.uint8)
-
-
 def upsample(images: torch.Tensor, factor: int, mode: str) -> torch.Tensor:
     """uint8 ``[N, 3, R, R]`` → uint8 ``[N, 3, fR, fR]`` by ``mode`` interpolation."""
-    x = to_unit(images)
+    x = from_uint8(images)
     kwargs = {"align_corners": False} if mode == "bicubic" else {}
-    return to_bytes(F.interpolate(x, scale_factor=factor, mode=mode, **kwargs))
+    return quantize(F.interpolate(x, scale_factor=factor, mode=mode, **kwargs))
 
 
 class Space:
@@ -96,7 +85,7 @@ def render(G: torch.nn.Module, seeds: list[int], resolution: int) -> torch.Tenso
     out = []
     with torch.no_grad():
         for ws in iter_ws(G, seeds, 0 if G.num_classes else None, batch_size=32):
-            out.append(to_bytes(G.synthesize(ws, grid).float()))
+            out.append(quantize(G.synthesize(ws, grid).float()))
     return torch.cat(out)
 
 
@@ -108,21 +97,12 @@ def rendered_cell(name: str, fid: float | None) -> str:
 
 def figure(rows: dict[str, list[torch.Tensor | None]]) -> np.ndarray:
     """A row per entry (native, nearest, bicubic, dense): the first image of each, resized to the panel."""
-    font = ImageFont.load_default()
-    header = 16
+    pixels = {
+        name: [None if image is None else image.permute(1, 2, 0).numpy() for image in images]
+        for name, images in rows.items()
+    }
     titles = ("native", "nearest", "bicubic", "rendered dense / real dense")
-    canvas = Image.new("RGB", (LABEL_WIDTH + len(titles) * PANEL, header + len(rows) * PANEL), (255, 255, 255))
-    draw = ImageDraw.Draw(canvas)
-    for col, title in enumerate(titles):
-        draw.text((LABEL_WIDTH + col * PANEL + 4, 2), title, fill=(0, 0, 0), font=font)
-    for row, (name, images) in enumerate(rows.items()):
-        y = header + row * PANEL
-        draw.text((4, y + PANEL // 2), name, fill=(0, 0, 0), font=font)
-        for col, image in enumerate(images):
-            if image is not None:
-                pixels = Image.fromarray(image.permute(1, 2, 0).numpy())
-                canvas.paste(pixels.resize((PANEL, PANEL), Image.Resampling.NEAREST), (LABEL_WIDTH + col * PANEL, y))
-    return np.asarray(canvas)
+    return panel_figure(titles, pixels, PANEL, LABEL_WIDTH)
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ import platform
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from claimlib import panel_figure
 
 from polyinr.checkpoint import load_generator
 from polyinr.device import resolve_device
@@ -35,22 +35,12 @@ PANEL = 256  # pixels of each panel's side in the figure (images are resized to 
 
 def figure(results: dict[str, Sticking]) -> np.ndarray:
     """uint8 ``[rows, cols, 3]``: a header, then a row per model (frame, walk average, translated average)."""
-    font = ImageFont.load_default()
-    header = 16
-    canvas = Image.new("RGB", (LABEL_WIDTH + 3 * PANEL, header + len(results) * PANEL), (255, 255, 255))
-    draw = ImageDraw.Draw(canvas)
-    for col, title in enumerate(("one frame", "average, walk in w", "average, translated")):
-        draw.text((LABEL_WIDTH + col * PANEL + 4, 2), title, fill=(0, 0, 0), font=font)
-    for row, (name, result) in enumerate(results.items()):
+    rows = {}
+    for name, result in results.items():
         first = result.seeds[0]
-        y = header + row * PANEL
-        draw.text((4, y + PANEL // 2), name, fill=(0, 0, 0), font=font)
-        panels = [first.frame, first.walk_average, first.translation_average]
-        for col, image in enumerate(panels):
-            if image is not None:
-                pixels = Image.fromarray(to_uint8(image[None])[0]).resize((PANEL, PANEL), Image.Resampling.NEAREST)
-                canvas.paste(pixels, (LABEL_WIDTH + col * PANEL, y))
-    return np.asarray(canvas)
+        panels = (first.frame, first.walk_average, first.translation_average)
+        rows[name] = [None if image is None else to_uint8(image[None])[0] for image in panels]
+    return panel_figure(("one frame", "average, walk in w", "average, translated"), rows, PANEL, LABEL_WIDTH)
 
 
 def table(results: dict[str, Sticking], frames: int) -> str:
