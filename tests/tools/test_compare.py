@@ -516,11 +516,12 @@ def test_a_comparison_stopped_at_a_plateau_measures_its_best_curve_snapshot(tmp_
         path = save_snapshot(tmp_path, kimg * 1000, tiny_G, {"G_ema": tiny_G}, {}, counters, keep=99)
         record_metrics(path, {"fid_digits": {"fid_digits": fid}})
     settings = cmp.CompareSettings(data="builtin:digits", models=("poly-inr",), kimg=20, curve_metric="fid_digits")
-    assert measured_snapshot(settings, tmp_path).name == "000016"  # no plateau rule: the newest
+    latest = tmp_path / "checkpoints" / "000016"
+    assert measured_snapshot(settings, tmp_path, latest).name == "000016"  # no plateau rule: the newest
     at_plateau = dataclasses.replace(settings, plateau=PlateauRule(patience=2))
-    best = measured_snapshot(at_plateau, tmp_path)
+    best = measured_snapshot(at_plateau, tmp_path, latest)
     assert best.name == "000008"
-    reached = training_reached(at_plateau, tmp_path / "checkpoints" / "000016", best)
+    reached = training_reached(at_plateau, latest, best)
     assert reached["trained_kimg"].value == 16
     assert reached["trained_kimg"].note == "stopped early, of 20; measured at its best fid_digits snapshot, 8 kimg"
 

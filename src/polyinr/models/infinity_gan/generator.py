@@ -66,7 +66,7 @@ class InfinityGANGenerator(TrainableGenerator, Generator):
         """The native patch, whatever the resolution of the images it is trained on (patches are cut from
         them); images smaller than a patch are refused."""
         R = self.img_resolution
-        if resolution < R:
+        if resolution < self.smallest_images(self.cfg):
             raise GridRefused(
                 f"infinitygan trains {R}x{R} patches cut from the images; {resolution}x{resolution} "
                 f"images are smaller than a patch: train at {R} or more"

@@ -140,10 +140,10 @@ def training_speed(run_dir: Path) -> Cell:
     return Cell(round(statistics.median(values), 2), "img/s", f"median of {len(values)} ticks")
 
 
-def measured_snapshot(settings: CompareSettings, run_dir: Path) -> Path:
+def measured_snapshot(settings: CompareSettings, run_dir: Path, latest: Path) -> Path:
     """The snapshot a comparison measures: when models stop at a plateau of the curve metric, the last stage's
-    snapshot where that metric was best (a curve can worsen before the plateau rule stops it); else the newest."""
-    latest = latest_snapshot(run_dir)
+    snapshot where that metric was best (a curve can worsen before the plateau rule stops it); else the newest,
+    ``latest``."""
     goal = metric_goal(settings.curve_metric) if settings.plateau is not None and settings.curve_metric else None
     if goal is None:
         return latest
@@ -220,7 +220,8 @@ def evaluate_model(
     """Every cell of ``model``'s row (cached in ``runs/<model>/evaluation.json`` for the same settings);
     ``on_progress(stage, done, total)`` follows the metrics' passes."""
     folder = model_dir(outdir, model)
-    snapshot = measured_snapshot(settings, run_dir)
+    latest = latest_snapshot(run_dir)
+    snapshot = measured_snapshot(settings, run_dir, latest)
     key = {"settings": settings.to_json(), "snapshot": str(snapshot), "version": EVALUATION_VERSION}
     cached = read_json(folder / "evaluation.json")
     if cached is not None and cached.get("key") == key:
@@ -237,7 +238,7 @@ def evaluate_model(
         "parameters": Cell(sum(p.numel() for p in G.parameters()), "params", "G, mapping included"),
         "macs_per_pixel": macs_cell(G),
         "train_speed": training_speed(run_dir),
-        **training_reached(settings, latest_snapshot(run_dir), snapshot),
+        **training_reached(settings, latest, snapshot),
     }
     say("metrics")
     cells.update(metric_cells(settings.metrics, G, dataset, device, detectors, on_progress))
