@@ -105,6 +105,8 @@ def test_complete_report_and_resume_after_a_crash(tmp_path):
     [
         (["--models", "poly-inr,no-such-model"], "unknown model 'no-such-model'"),
         (["--models", "poly-inr", "--metrics", "fid50k,bogus"], "unknown metric"),
+        (["--models", "poly-inr", "--train-seeds", "1,1"], "name one or more different training seeds"),
+        (["--models", "poly-inr", "--train-seeds", "x"], "training seeds must look like"),
     ],
 )
 def test_unknown_models_and_metrics_are_refused_in_one_line(tmp_path, args, needle):
@@ -307,9 +309,11 @@ def test_sample_sheet_rows_follow_the_grid_contract(tmp_path, model, refused):
     from polyinr.models.registry import create
 
     G = create(model, "cpu").eval()
-    notes = cmp.sample_sheet(G, [0, 1], tmp_path / "sheet.png", torch.device("cpu"))
-    assert len(notes) == refused and all(model in note for note in notes)  # the contract's one-line reason
+    rows_refused = cmp.sample_sheet(G, [0, 1], tmp_path / "sheet.png", torch.device("cpu"))
+    assert len(rows_refused) == refused and all(e.renders.startswith(f"{model} renders") for e in rows_refused.values())
     assert (tmp_path / "sheet.png").is_file()
+    cell = cmp.sample_sheet_cell(G, [0, 1], tmp_path / "sheet.png", torch.device("cpu"))
+    assert cell.value == "sheet.png" and (cell.refused is None) == (refused == 0)  # the same reason as its empty cells
 
 
 @pytest.mark.slow
@@ -462,8 +466,8 @@ def test_report_shows_one_number_a_cell_with_each_note_and_reason_once_and_reads
         },
     }
     training = {
-        "poly-inr": {"run_dir": "r1", "recipe": "cpu", "preset": "cpu", "kimg": 1.0},
-        "inr-gan": {"run_dir": "r2", "recipe": "cpu", "preset": "cpu", "kimg": 1.0},
+        "poly-inr": {"recipe": "cpu", "preset": "cpu", "runs": {"0": {"run_dir": "r1", "kimg": 1.0}}},
+        "inr-gan": {"recipe": "cpu", "preset": "cpu", "runs": {"0": {"run_dir": "r2", "kimg": 1.0}}},
         "infinitygan": {"refused": reason},
     }
     md_path, _ = cmp.write_report(tmp_path, settings, rows, "test", training, [])
@@ -532,11 +536,108 @@ def test_one_model_grid_refusals_share_one_lettered_footnote():
     renders = "stylegan3-t renders its native 16x16 frame, translated or rotated (no other window, density or tile)"
     rows = {
         "stylegan3-t": {
-            "scaleinv": cmp.Cell(None, note=f"{renders}: not a 32x32 grid over (-0.5, -0.5)–(1.5, 1.5)"),
-            "render_4x": cmp.Cell(None, note=f"{renders}: not a 64x64 grid over (0, 0)–(1, 1)"),
-            "big_render_memory": cmp.Cell(None, note=f"cannot: {renders}: not a 4096x4096 grid over (0, 0)–(1, 1)"),
+            "scaleinv": cmp.Cell(
+                None, note=f"{renders}: not a 32x32 grid over (-0.5, -0.5)–(1.5, 1.5)", refused=renders
+            ),
+            "render_4x": cmp.Cell(None, note=f"{renders}: not a 64x64 grid over (0, 0)–(1, 1)", refused=renders),
+            "big_render_memory": cmp.Cell(
+                None, note=f"cannot: {renders}: not a 4096x4096 grid over (0, 0)–(1, 1)", refused=renders
+            ),
         }
     }
     lines = markdown_table(rows, ["scaleinv", "render_4x", "big_render_memory"], {})
     assert all(line.endswith("| — (a) |") for line in lines[2:5])
     assert lines[6:] == [f"- (a) {renders}"]
+
+
+@pytest.mark.slow
+def test_several_training_seeds_train_a_run_each_and_the_table_gives_their_mean(tmp_path):
+    settings = cmp.CompareSettings(
+        **{**TINY, "models": ("poly-inr",), "metrics": ("fid0.02k_full",), "train_seeds": (0, 3)}
+    )
+    out = tmp_path / "cmp"
+    tiny = {"inception": TinyDetector("tiny-a")}
+    events = list(cmp.run_comparison(settings, out, command="test", detectors=tiny))
+    assert [e.text for e in events if e.kind == "train"] == ["training (seed 0)", "training (seed 3)"]
+    first, other = cmp.finished_run(out, settings, "poly-inr", 0), cmp.finished_run(out, settings, "poly-inr", 3)
+    assert first.parent == out / "runs" / "poly-inr" and other.parent == out / "runs" / "poly-inr" / "seed-3"
+    assert json.loads((first / "training_options.json").read_text())["seed"] == 0
+    assert json.loads((other / "training_options.json").read_text())["seed"] == 3
+
+    report = json.loads((out / "report.json").read_text())
+    fid = report["models"]["poly-inr"]["fid0.02k_full"]
+    assert set(fid["per_seed"]) == {"0", "3"} and fid["value"] == pytest.approx(np.mean(list(fid["per_seed"].values())))
+    assert report["models"]["poly-inr"]["parameters"]["per_seed"] is None  # the same for every seed: measured once
+    assert set(report["training"]["poly-inr"]["runs"]) == {"0", "3"}
+    md = (out / "report.md").read_text()
+    assert "once with each training seed (0, 3)" in md and "the mean of 2 training runs per model (seeds 0, 3)" in md
+    assert "seed 3: `" in md
+    assert not any(e.kind == "train" for e in cmp.run_comparison(settings, out, detectors=tiny))  # all cached
+
+
+def test_a_seeds_row_is_the_mean_of_what_differs_with_each_value_and_note_kept():
+    rows = {
+        0: {
+            "parameters": cmp.Cell(1000, "params"),
+            "trained_kimg": cmp.Cell(80.0, "kimg"),
+            "fid_digits": cmp.Cell(7.0, "", "detector lenet"),
+            "cas_digits": cmp.Cell(None, note="no labels"),
+        },
+        1: {
+            "trained_kimg": cmp.Cell(60.0, "kimg", "stopped early, of 80"),
+            "fid_digits": cmp.Cell(9.0, "", "detector lenet"),
+            "cas_digits": cmp.Cell(None, note="no labels"),
+        },
+    }
+    row = cmp.combine_seeds(rows)
+    assert list(row) == ["parameters", "trained_kimg", "fid_digits", "cas_digits"]  # the first seed's order
+    assert row["parameters"] == rows[0]["parameters"]  # measured once
+    assert (row["fid_digits"].value, row["fid_digits"].note) == (8.0, "detector lenet")
+    assert row["fid_digits"].per_seed == {"0": 7.0, "1": 9.0}
+    assert (row["trained_kimg"].value, row["trained_kimg"].note) == (70.0, "seed 1: stopped early, of 80")
+    assert row["cas_digits"].value is None and row["cas_digits"].note == "no labels"
+    assert cmp.combine_seeds({0: rows[0]}) == rows[0]
+
+
+@pytest.mark.parametrize(
+    ("second", "verdict"), [((9.0, 11.0), "the ranges do not overlap"), ((7.5, 12.5), "the ranges overlap")]
+)
+def test_the_reading_gives_the_leaders_range_over_seeds_and_whether_it_overlaps(second, verdict):
+    from polyinr.tools.compare.reading import reading_the_table
+
+    rows = {
+        "poly-inr": {"fid_digits": cmp.Cell(7.0, "", per_seed={"0": 6.0, "1": 8.0})},
+        "inr-gan": {"fid_digits": cmp.Cell(10.0, "", per_seed={"0": second[0], "1": second[1]})},
+    }
+    (sentence,) = reading_the_table(rows, ["fid_digits"], lambda _name: True, {})
+    assert sentence.startswith("fid_digits: poly-inr leads with 7, 3 (30%) lower than inr-gan; over 2 seeds ")
+    assert f"poly-inr ranges 6–8 and inr-gan {second[0]:g}–{second[1]:g}: {verdict}" in sentence
+
+
+def test_a_models_grid_refusals_share_one_letter_with_its_partly_made_sample_sheet(tmp_path):
+    settings = cmp.check_settings(cmp.CompareSettings(data="builtin:digits", models=("poly-inr", "stylegan3-t")))
+    renders = "stylegan3-t renders its native 16x16 frame, translated or rotated"
+    rows = {
+        "poly-inr": {
+            "render_4x": cmp.Cell(2.0, "MP/s"),
+            "scaleinv_fid_S2_digits": cmp.Cell(30.0, ""),
+            "sample_sheet": cmp.Cell("samples-poly-inr.png"),
+        },
+        "stylegan3-t": {
+            "render_4x": cmp.Cell(None, note=f"{renders}: not a 64x64 grid over (0, 0)–(1, 1)", refused=renders),
+            "scaleinv_fid_S2_digits": cmp.Cell(None, note=f"{renders}: not a 32x32 grid", refused=renders),
+            "sample_sheet": cmp.Cell("samples-stylegan3-t.png", "", "without the 4x denser rows", renders),
+        },
+    }
+    training = {m: {"recipe": "cpu", "preset": "cpu", "runs": {"0": {"run_dir": m, "kimg": 1.0}}} for m in rows}
+    md = cmp.write_report(tmp_path, settings, rows, "test", training, [])[0].read_text()
+    assert "| 2 | — (a) |" in md and "| 30 | — (a) |" in md
+    assert "| samples-poly-inr.png | samples-stylegan3-t.png [1] (a) |" in md
+    assert md.count(renders) == 1 and f"- (a) {renders}" in md and "- [1] without the 4x denser rows" in md
+
+
+def test_the_curve_metric_recorded_at_the_measured_snapshot_is_not_measured_again():
+    recorded = {"fid0.02k_full": {"fid0.02k_full": 123.0}}
+    tiny = {"inception": TinyDetector("tiny-a")}
+    cells = cmp.metric_cells(["fid0.02k_full"], None, None, torch.device("cpu"), tiny, recorded=recorded)
+    assert cells["fid0.02k_full"].value == 123.0 and cells["fid0.02k_full"].note == "detector tiny-a"

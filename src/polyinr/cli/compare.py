@@ -111,6 +111,12 @@ class _TrainingBars:
     "pr0.5k_data and 500-sample Inception/VGG16 metrics, the papers' for paper; then EQ-T, EQ-T_frac, EQ-R]",
 )
 @click.option("--seeds", default=None, metavar="LIST", help="Seeds of the sample sheets, e.g. 0-5.  [default: 0-5]")
+@click.option(
+    "--train-seeds",
+    default=None,
+    metavar="LIST",
+    help="Train each model once per seed, e.g. 0,1: the table gives the mean, the reading the range.  [default: 0]",
+)
 @click.option("--native-recipes", is_flag=True, help="Each model's own training recipe instead of one shared recipe.")
 @click.option("--recipe", default=None, help="The shared recipe.  [default: cpu, or stylegan3 for paper presets]")
 @click.option("--resolution", type=int, default=None, help="Training resolution.  [default: the data's]")
@@ -141,6 +147,7 @@ def compare(
     outdir,
     metrics,
     seeds,
+    train_seeds,
     native_recipes,
     recipe,
     resolution,
@@ -169,6 +176,7 @@ def compare(
             plateau=plateau,
             metrics=tuple(parse_metrics(metrics)) if metrics is not None else (),
             seeds=tuple(parse_range_list(seeds)) if seeds is not None else tuple(range(6)),
+            train_seeds=tuple(parse_range_list(train_seeds, "training seeds")) if train_seeds is not None else (0,),
             native_recipes=native_recipes,
             recipe=recipe,
             resolution=resolution,

@@ -35,7 +35,13 @@ LATTICE_TOLERANCE = 1e-9  # relative slack when matching a grid to a lattice or 
 
 
 class GridRefused(PolyinrError):
-    """A generator was asked to paint a grid it cannot paint."""
+    """A generator was asked to paint a grid it cannot paint. ``renders`` says what it paints instead, the same
+    words for every grid it refuses (``"stylegan3-t renders its native 16x16 frame, …"``), so that reports can
+    give one reason per model; without it, the message."""
+
+    def __init__(self, message: str, renders: str | None = None) -> None:
+        super().__init__(message)
+        self.renders = renders or message
 
 
 class CapabilityMissing(PolyinrError):
@@ -245,13 +251,19 @@ class Generator(LatentSizes, nn.Module):
             return self.native_grid()
         refusal = self.grid_support.refusal(self, grid)
         if refusal is not None:
-            raise GridRefused(f"{self.model_name} renders {self.describe_grids()}: {refusal}")
+            renders = self._renders()
+            raise GridRefused(f"{renders}: {refusal}", renders=renders)
         return grid
 
     def check_tiles(self, tile_height: int, tile_width: int) -> None:
         """Refuse a tiled render this generator cannot reproduce exactly, in one line."""
         if not self.grid_support.tiles:
-            raise GridRefused(f"{self.model_name} cannot render in tiles: it renders {self.describe_grids()}")
+            raise GridRefused(
+                f"{self.model_name} cannot render in tiles: it renders {self.describe_grids()}", renders=self._renders()
+            )
+
+    def _renders(self) -> str:  # what a refusal says this generator paints instead
+        return f"{self.model_name} renders {self.describe_grids()}"
 
     # ------------------------------------------------------------------ the two halves
 

@@ -12,6 +12,10 @@ renders a batch of at least :data:`SPEED_PIXELS` pixels, so both densities pay t
 the peak memory of one big render. It writes ``report.md``, ``report.json``, PNG plots and sample sheets into
 ``outdir``. Every cell of the table holds a value, or the one-line reason why there is none.
 
+With several training seeds each model trains once per seed (seed 0 in ``runs/<model>/``, seed ``s`` in
+``runs/<model>/seed-<s>/``); a measurement that differs between runs is their mean, each seed's value kept in
+``report.json``, and the reading of the table gives the range and whether two models' ranges overlap.
+
 A model that cannot train under the settings (the training refuses with a one-line
 :class:`~polyinr.errors.PolyinrError`, e.g. images smaller than a patch-trained model's patch) does not stop the
 others: every cell of its row holds that reason (``outdir/runs/<model>/refused.json`` keeps it for a report
@@ -26,7 +30,8 @@ training continues from its newest snapshot.
 The package by job: :mod:`.settings` (what every model shares), :mod:`.runs` (running the trainings),
 :mod:`.measure` (measuring a trained model: :mod:`.detectors` says which metrics can be measured offline,
 :mod:`.memory_probe` is the big render's own process, :mod:`.cell` one value of the table), :mod:`.sheets` and
-:mod:`.plots` (pictures), :mod:`.table`, :mod:`.reading` and :mod:`.report` (writing the report) and
+:mod:`.plots` (pictures), :mod:`.training_seeds` (one row from several seeds' runs), :mod:`.table`,
+:mod:`.reading` and :mod:`.report` (writing the report) and
 :mod:`.comparison` (all of it in order).
 """
 
@@ -41,6 +46,7 @@ from polyinr.tools.compare.measure import (
     macs_cell,
     metric_cells,
     render_speed,
+    sample_sheet_cell,
     training_speed,
 )
 from polyinr.tools.compare.report import write_report
@@ -64,6 +70,7 @@ from polyinr.tools.compare.settings import (
     describe_budget,
 )
 from polyinr.tools.compare.sheets import sample_sheet, sheet_grids
+from polyinr.tools.compare.training_seeds import combine_seeds
 
 __all__ = [
     "CPU",
@@ -75,6 +82,7 @@ __all__ = [
     "RenderSpeed",
     "big_render_memory",
     "check_settings",
+    "combine_seeds",
     "default_curve_metric",
     "default_metrics",
     "describe_budget",
@@ -90,6 +98,7 @@ __all__ = [
     "render_speed",
     "run_comparison",
     "sample_sheet",
+    "sample_sheet_cell",
     "sheet_grids",
     "train_in_processes",
     "train_model",

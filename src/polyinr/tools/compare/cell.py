@@ -8,11 +8,18 @@ from dataclasses import dataclass
 
 @dataclass
 class Cell:
-    """One value of the table: ``value`` with its ``unit``, or ``note`` saying why there is none."""
+    """One value of the table: ``value`` with its ``unit``, or ``note`` saying why there is none.
+
+    ``refused`` is what the model renders when it refused a grid this cell needed (the words of
+    :class:`~polyinr.models.generator.GridRefused`, the same for each grid one model refuses): the cell is empty, or
+    (a sample sheet) partly made. ``per_seed`` holds each training seed's value when the cell is their mean.
+    """
 
     value: float | int | str | None = None
     unit: str = ""
     note: str | None = None
+    refused: str | None = None
+    per_seed: dict[str, float] | None = None  # seed (a JSON key) → value
 
     def text(self) -> str:
         """The value with its unit and note, or "— (why not)"."""
@@ -24,8 +31,13 @@ class Cell:
         """The value alone, as the table shows it (empty when there is none)."""
         if self.value is None:
             return ""
-        if isinstance(self.value, float):
-            return "inf" if math.isinf(self.value) else f"{self.value:.4g}"
-        if isinstance(self.value, int):
-            return f"{self.value:,}"
-        return str(self.value)
+        return shown_number(self.value)
+
+
+def shown_number(value: float | int | str) -> str:
+    """A value as the table shows it: four significant digits, thousands separated, "inf" for infinity."""
+    if isinstance(value, float):
+        return "inf" if math.isinf(value) else f"{value:.4g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)

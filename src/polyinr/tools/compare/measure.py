@@ -15,7 +15,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,11 +39,11 @@ from polyinr.tools.compare.runs import model_dir, read_json, training_options
 from polyinr.tools.compare.settings import CompareSettings
 from polyinr.tools.compare.sheets import sample_sheet
 from polyinr.training.setup import open_training_data
-from polyinr.training.snapshot import best_snapshot
+from polyinr.training.snapshot import best_snapshot, recorded_metrics
 
 SPEED_ROUNDS = 3  # timed renders per density (the best is reported)
 SPEED_PIXELS = 1 << 18  # pixels a timed render call paints at least (a batch of small images)
-EVALUATION_VERSION = 6  # bump when a measurement changes: cached evaluations of older versions are redone
+EVALUATION_VERSION = 7  # bump when a measurement changes: cached evaluations of older versions are redone
 
 
 def _synchronize(device: torch.device) -> None:
@@ -98,7 +98,7 @@ def big_render_memory(G: Any, snapshot: Path, size: int, device: torch.device, s
         if size > memory_probe.TILE:
             G.check_tiles(memory_probe.TILE, memory_probe.TILE)
     except GridRefused as e:
-        return Cell(None, note=f"cannot: {e}")
+        return Cell(None, note=f"cannot: {e}", refused=e.renders)
     out = scratch / f"big-{size}.png"
     probe = [sys.executable, "-m", memory_probe.__name__, str(snapshot), str(size), str(out), str(device)]
     try:
@@ -177,11 +177,13 @@ def metric_cells(
     device: torch.device,
     detectors: dict[str, Any] | None = None,
     on_progress: Progress | None = None,
+    recorded: Mapping[str, Mapping[str, float]] | None = None,
 ) -> dict[str, Cell]:
     """Each metric's value(s), or why it is not computed (a detector missing offline, a refused grid, a metric
     the model or data cannot give). ``detectors`` replaces named detectors (see
     :func:`~polyinr.metrics.compute_metric`); ``on_progress(stage, done, total)`` follows each metric's passes,
-    each stage named after its metric."""
+    each stage named after its metric. A metric in ``recorded`` (the results the training recorded at this
+    snapshot: the curve metric) is taken from there, not measured again."""
     cells: dict[str, Cell] = {}
     for name in names:
         missing = detector_unavailable(name, detectors)
@@ -190,7 +192,7 @@ def metric_cells(
             continue
         unit = "dB" if name.startswith("eq") else ""
         try:
-            values = compute_metric(
+            values = (recorded or {}).get(name) or compute_metric(
                 name,
                 G,
                 dataset,
@@ -199,7 +201,10 @@ def metric_cells(
                 detectors=detectors,
                 on_progress=named_progress(name, on_progress),
             )
-        except PolyinrError as e:  # the grid contract's refusal, or a metric this model or data cannot give
+        except GridRefused as e:
+            cells[name] = Cell(None, note=str(e), refused=e.renders)
+            continue
+        except PolyinrError as e:  # a metric this model or data cannot give
             cells[name] = Cell(None, note=str(e))
             continue
         detector = metric_detector(name, detectors, dataset)  # after the metric: a space is trained when first used
@@ -211,37 +216,64 @@ def metric_cells(
 def evaluate_model(
     settings: CompareSettings,
     model: str,
+    seed: int,
     run_dir: Path,
     outdir: Path,
     on_message: Callable[[str], None] | None = None,
     detectors: dict[str, Any] | None = None,
     on_progress: Progress | None = None,
 ) -> dict[str, Cell]:
-    """Every cell of ``model``'s row (cached in ``runs/<model>/evaluation.json`` for the same settings);
-    ``on_progress(stage, done, total)`` follows the metrics' passes."""
-    folder = model_dir(outdir, model)
+    """Every cell of the row of ``model``'s run with training ``seed`` (cached in its folder's
+    ``evaluation.json`` for the same settings); ``on_progress(stage, done, total)`` follows the metrics' passes.
+    The first training seed's row has every cell; another seed's only what differs between seeds: the training
+    it reached and the metrics (its architecture, speed and memory are the first's; its samples are not shown)."""
+    folder = model_dir(outdir, model, seed)
     latest = latest_snapshot(run_dir)
     snapshot = measured_snapshot(settings, run_dir, latest)
-    key = {"settings": settings.to_json(), "snapshot": str(snapshot), "version": EVALUATION_VERSION}
+    whole = seed == settings.train_seeds[0]
+    key = {"settings": _evaluation_settings(settings), "snapshot": str(snapshot), "whole": whole}
+    key["version"] = EVALUATION_VERSION
     cached = read_json(folder / "evaluation.json")
     if cached is not None and cached.get("key") == key:
         order = cached.get("order") or list(cached["cells"])  # the file's keys are sorted; the row order is kept
         return {name: Cell(**cached["cells"][name]) for name in order}
     device = torch.device(settings.device)
     G = load_generator(snapshot, device)
-    options = training_options(settings, model, folder)
+    options = training_options(settings, model, folder, seed=seed)
     data = options.split().data
     dataset = open_training_data(data, G.img_resolution).unmirrored()  # the reals the snapshot metrics use
     say = on_message or (lambda _text: None)
-    cells: dict[str, Cell] = {
-        "resolution": Cell(G.img_resolution, "px", "a side"),
-        "parameters": Cell(sum(p.numel() for p in G.parameters()), "params", "G, mapping included"),
-        "macs_per_pixel": macs_cell(G),
-        "train_speed": training_speed(run_dir),
-        **training_reached(settings, latest, snapshot),
-    }
-    say("metrics")
-    cells.update(metric_cells(settings.metrics, G, dataset, device, detectors, on_progress))
+    cells: dict[str, Cell] = {}
+    if whole:
+        cells["resolution"] = Cell(G.img_resolution, "px", "a side")
+        cells["parameters"] = Cell(sum(p.numel() for p in G.parameters()), "params", "G, mapping included")
+        cells["macs_per_pixel"] = macs_cell(G)
+    cells["train_speed"] = training_speed(run_dir)
+    cells.update(training_reached(settings, latest, snapshot))
+    say("metrics" if whole else f"metrics of seed {seed}")
+    recorded = recorded_metrics(snapshot)  # the curve metric, measured at this snapshot during training
+    cells.update(metric_cells(settings.metrics, G, dataset, device, detectors, on_progress, recorded))
+    if whole:
+        cells.update(_rendering_cells(settings, G, snapshot, device, folder, say))
+        say("sample sheet")
+        cells["sample_sheet"] = sample_sheet_cell(G, settings.seeds, outdir / f"samples-{model}.png", device)
+    atomic_write_json(
+        folder / "evaluation.json",
+        {"key": key, "order": list(cells), "cells": {n: dataclasses.asdict(c) for n, c in cells.items()}},
+    )
+    return cells
+
+
+def _evaluation_settings(settings: CompareSettings) -> dict[str, Any]:
+    """The settings a model's evaluation depends on: all but the lists of models and training seeds."""
+    return {k: v for k, v in settings.to_json().items() if k not in ("models", "train_seeds")}
+
+
+def _rendering_cells(
+    settings: CompareSettings, G: Any, snapshot: Path, device: torch.device, folder: Path, say: Callable[[str], None]
+) -> dict[str, Cell]:
+    """Rendering megapixels/s at 1× and 4× density, and the peak memory of the big render."""
+    cells = {}
     say("rendering speed")
     R = G.img_resolution
     for label, factor in (("render_1x", 1), ("render_4x", 4)):
@@ -249,21 +281,23 @@ def evaluate_model(
         try:
             G.check_grid(grid)
         except GridRefused as e:
-            cells[label] = Cell(None, note=str(e))
+            cells[label] = Cell(None, note=str(e), refused=e.renders)
             continue
         speed = render_speed(G, grid, device)
         cells[label] = Cell(round(speed.megapixels_per_s, 3), "MP/s", speed.note(grid))
     say(f"{settings.big_render}² render")
     cells["big_render_memory"] = big_render_memory(G, snapshot, settings.big_render, device, folder)
-    say("sample sheet")
-    sheet = outdir / f"samples-{model}.png"
-    notes = sample_sheet(G, settings.seeds, sheet, device)
-    cells["sample_sheet"] = Cell(sheet.name, "", "; ".join(notes) if notes else None)
-    atomic_write_json(
-        folder / "evaluation.json",
-        {"key": key, "order": list(cells), "cells": {n: dataclasses.asdict(c) for n, c in cells.items()}},
-    )
     return cells
+
+
+def sample_sheet_cell(G: Any, seeds: Sequence[int], sheet: Path, device: torch.device) -> Cell:
+    """Write ``G``'s sample sheet (:func:`~polyinr.tools.compare.sheets.sample_sheet`); its cell names the file and,
+    when the model refused some of its rows, which (the reason is the model's grid refusal)."""
+    refused = sample_sheet(G, seeds, sheet, device)
+    if not refused:
+        return Cell(sheet.name)
+    reasons = {e.renders for e in refused.values()}
+    return Cell(sheet.name, "", f"without the {' and '.join(refused)} rows", "; ".join(sorted(reasons)))
 
 
 # ------------------------------------------------------------------------------------------------ pictures

@@ -53,21 +53,28 @@ def _training_seconds(run_dir: Path) -> dict[float, float]:
 
 
 def write_plots(
-    outdir: Path, curves: dict[str, list[CurvePoint]], metric: str | None, rows: dict[str, dict[str, Cell]]
+    outdir: Path,
+    curves: dict[str, dict[int, list[CurvePoint]]],
+    metric: str | None,
+    rows: dict[str, dict[str, Cell]],
 ) -> list[Path]:
-    """``curve.png`` (the curve metric per model against training images and against training time) and
-    ``speed_quality.png`` (rendering megapixels/s at 1× against the curve metric); returns the files written."""
+    """``curve.png`` (the curve metric of each model's run, one line per training seed in the model's colour,
+    against training images and against training time) and ``speed_quality.png`` (rendering megapixels/s at 1×
+    against the curve metric); returns the files written."""
     written = []
     if metric is None:
         return written
     fig = Figure(figsize=(11, 4))
     by_kimg, by_time = fig.subplots(1, 2, sharey=True)
-    for model, points in curves.items():
-        if points:
-            by_kimg.plot([p.kimg for p in points], [p.value for p in points], marker="o", label=model)
-        timed = [p for p in points if p.minutes is not None]
-        if timed:
-            by_time.plot([p.minutes for p in timed], [p.value for p in timed], marker="o", label=model)
+    for index, (model, by_seed) in enumerate(curves.items()):
+        style = {"color": f"C{index % 10}", "marker": "o", "markersize": 3}
+        for n, points in enumerate(by_seed.values()):
+            label = model if n == 0 else None  # one legend entry a model, whatever its seeds
+            if points:
+                by_kimg.plot([p.kimg for p in points], [p.value for p in points], label=label, **style)
+            timed = [p for p in points if p.minutes is not None]
+            if timed:
+                by_time.plot([p.minutes for p in timed], [p.value for p in timed], label=label, **style)
     by_kimg.set_xlabel("training images shown (kimg)")
     by_time.set_xlabel("training time (minutes; snapshots and their metrics aside)")
     by_kimg.set_ylabel(metric)
@@ -87,7 +94,7 @@ def write_plots(
             ax.annotate(model, (speed.value, quality.value))
     ax.set_xscale("log")
     ax.set_xlabel("rendering speed at native density (megapixels/s)")
-    ax.set_ylabel(f"{metric} (last snapshot)")
+    ax.set_ylabel(f"{metric} (the table's value)")
     ax.set_title("speed vs quality")
     fig.tight_layout()
     fig.savefig(outdir / "speed_quality.png", dpi=100)

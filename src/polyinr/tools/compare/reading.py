@@ -53,11 +53,25 @@ def reading_the_table(
             continue
         gap = abs(best - second)
         relative = f" ({gap / abs(second):.0%})" if second else ""
+        spread = _spread(rows[leader][name], rows[runner_up][name], leader, runner_up, unit)
         sentences.append(
             f"{title}: {leader} leads with {_shown(best, unit)}, {_shown(gap, unit)}{relative} "
-            f"{'lower' if lower else 'higher'} than {runner_up}."
+            f"{'lower' if lower else 'higher'} than {runner_up}{spread}."
         )
     return sentences
+
+
+def _spread(leader: Cell, runner_up: Cell, leader_name: str, runner_up_name: str, unit: str) -> str:
+    """The two models' ranges over their training seeds, and whether they overlap (empty for single runs)."""
+    if not leader.per_seed or not runner_up.per_seed or len(leader.per_seed) < 2:
+        return ""
+    ranges = [(min(c.per_seed.values()), max(c.per_seed.values())) for c in (leader, runner_up)]
+    (lo1, hi1), (lo2, hi2) = ranges
+    verdict = "the ranges overlap: not a clear lead" if lo1 <= hi2 and lo2 <= hi1 else "the ranges do not overlap"
+    return (
+        f"; over {len(leader.per_seed)} seeds {leader_name} ranges {_shown(lo1, unit)}–{_shown(hi1, unit)} and "
+        f"{runner_up_name} {_shown(lo2, unit)}–{_shown(hi2, unit)}: {verdict}"
+    )
 
 
 def _shown(value: float, unit: str) -> str:

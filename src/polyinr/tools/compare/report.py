@@ -52,6 +52,32 @@ def _lower_is_better(metrics: Sequence[str], name: str) -> bool | None:
     return None if goal is None or goal[0] != name else goal[1]
 
 
+def _seeds_sentence(seeds: Sequence[int]) -> str:
+    """What the reading's numbers are: one run's, or the mean of several seeds' runs."""
+    if len(seeds) == 1:
+        return (
+            f"One training run per model (seed {seeds[0]}): a lead within run-to-run noise may not hold on another "
+            "seed."
+        )
+    return (
+        f"Each number of a measurement that differs between runs is the mean of {len(seeds)} training runs per model "
+        f"(seeds {', '.join(map(str, seeds))}); the ranges are their lowest and highest values."
+    )
+
+
+def _training_line(model: str, training: dict[str, Any]) -> str:
+    """The report's line on ``model``'s training runs (or why it did not train)."""
+    if "refused" in training:
+        return f"- {model}: not trained: {training['refused']}"
+    runs = training["runs"]
+    kind = f"{training['recipe']} recipe, {training['preset']} preset"
+    if len(runs) == 1:
+        (run,) = runs.values()
+        return f"- {model}: `{run['run_dir']}` ({kind}, {run['kimg']:g} kimg)"
+    each = "; ".join(f"seed {seed}: `{run['run_dir']}` ({run['kimg']:g} kimg)" for seed, run in runs.items())
+    return f"- {model} ({kind}): {each}"
+
+
 def write_report(
     outdir: Path,
     settings: CompareSettings,
@@ -83,19 +109,10 @@ def write_report(
     titles = {name: title.format(big=settings.big_render) for name, title in COLUMN_TITLES.items()}
     lines += markdown_table(rows, names, titles)
     reading = reading_the_table(rows, names, partial(_lower_is_better, settings.metrics), titles)
-    if reading:
-        lines += [
-            "",
-            "Reading the table: " + " ".join(reading) + f" One training run per model (seed "
-            f"{settings.seed}): a lead within run-to-run noise may not hold on another seed.",
-        ]
+    if reading or len(settings.train_seeds) > 1:
+        lines += ["", "Reading the table: " + " ".join([*reading, _seeds_sentence(settings.train_seeds)])]
     lines += ["", "Training runs:", ""]
-    lines += [
-        f"- {m}: not trained: {t['refused']}"
-        if "refused" in t
-        else f"- {m}: `{t['run_dir']}` ({t['recipe']} recipe, {t['preset']} preset, {t['kimg']:g} kimg)"
-        for m, t in training.items()
-    ]
+    lines += [_training_line(model, runs) for model, runs in training.items()]
     lines += ["", "Plots: " + ", ".join(f"![{p.stem}]({p.name})" for p in plots) if plots else "Plots: none", ""]
     if any(p.name == "samples.png" for p in plots):
         lines += [

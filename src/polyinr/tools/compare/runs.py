@@ -1,7 +1,9 @@
-"""Running the trainings of a comparison: each model in ``outdir/runs/<model>/``, resumable, refusals kept.
+"""Running the trainings of a comparison: each model and training seed in its folder, resumable, refusals kept.
 
-``runs/<model>/trained.json`` marks a finished training run (for the same settings) and ``runs/<model>/refused.json``
-why a model cannot train under the settings (for a report written from runs trained in other processes).
+Seed 0 trains in ``outdir/runs/<model>/``, another seed ``s`` in ``runs/<model>/seed-<s>/`` (so adding seeds to a
+comparison keeps its runs). ``trained.json`` in the folder marks a finished training run (for the same settings)
+and ``runs/<model>/refused.json`` why a model cannot train under the settings (for a report written from runs
+trained in other processes).
 """
 
 from __future__ import annotations
@@ -65,9 +67,9 @@ def native_recipe(model: str, preset: str) -> str:
 
 
 def training_options(
-    settings: CompareSettings, model: str, outdir: Path, metrics: tuple[str, ...] = ()
+    settings: CompareSettings, model: str, outdir: Path, metrics: tuple[str, ...] = (), seed: int = 0
 ) -> TrainingOptions:
-    """The :class:`~polyinr.training.options.TrainingOptions` of ``model`` in the comparison."""
+    """The :class:`~polyinr.training.options.TrainingOptions` of ``model``'s run with training ``seed``."""
     preset = model_preset(model, settings.preset, settings.resolution)
     if settings.native_recipes:
         recipe = native_recipe(model, preset)
@@ -85,7 +87,7 @@ def training_options(
         cond=settings.cond,
         workers=settings.workers,
         device=settings.device,
-        seed=settings.seed,
+        seed=seed,
         metrics=metrics,
         learn_grid=False,  # uniform grids: like for like
         model_overrides=settings.model_overrides.get(model) or None,
@@ -95,8 +97,10 @@ def training_options(
     return options
 
 
-def model_dir(outdir: Path, model: str) -> Path:
-    return outdir / "runs" / model
+def model_dir(outdir: Path, model: str, seed: int = 0) -> Path:
+    """The folder of ``model``'s training run with ``seed`` (and of its evaluation)."""
+    folder = outdir / "runs" / model
+    return folder if seed == 0 else folder / f"seed-{seed}"
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -106,17 +110,17 @@ def read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def finished_run(outdir: Path, settings: CompareSettings, model: str) -> Path | None:
-    """The finished training run of ``model`` for these settings, or None."""
-    marker = read_json(model_dir(outdir, model) / "trained.json")
-    if marker is None or marker.get("training") != _training_key(settings, model, outdir):
+def finished_run(outdir: Path, settings: CompareSettings, model: str, seed: int = 0) -> Path | None:
+    """The finished training run of ``model`` with ``seed`` for these settings, or None."""
+    marker = read_json(model_dir(outdir, model, seed) / "trained.json")
+    if marker is None or marker.get("training") != _training_key(settings, model, seed, outdir):
         return None
     run = Path(marker["run_dir"])
     return run if run.is_dir() else None
 
 
-def _training_key(settings: CompareSettings, model: str, outdir: Path) -> dict[str, Any]:
-    options = training_options(settings, model, model_dir(outdir, model)).to_json()
+def _training_key(settings: CompareSettings, model: str, seed: int, outdir: Path) -> dict[str, Any]:
+    options = training_options(settings, model, model_dir(outdir, model, seed), seed=seed).to_json()
     key = {k: v for k, v in options.items() if k not in ("workers", "device", "outdir")}
     budget = {"minutes": settings.minutes, "plateau": settings.plateau and dataclasses.asdict(settings.plateau)}
     return {**key, **{k: v for k, v in budget.items() if v is not None}}  # a run of kimg alone keeps its old key
@@ -141,26 +145,30 @@ def refusal(outdir: Path, settings: CompareSettings, model: str) -> str | None:
 
 
 def _refusal_key(settings: CompareSettings) -> dict[str, Any]:
-    """The settings a refusal holds for: all but the list of models (one process per model trains one)."""
-    return {k: v for k, v in settings.to_json().items() if k != "models"}
+    """The settings a refusal holds for: all but the lists of models and seeds (one process per model trains
+    one; a model refused with one seed is refused with any)."""
+    return {k: v for k, v in settings.to_json().items() if k not in ("models", "train_seeds")}
 
 
 def train_model(
     settings: CompareSettings,
     model: str,
+    seed: int,
     outdir: Path,
     on_step: Callable[[int, int], None] | None = None,
     on_message: Callable[[str], None] | None = None,
     detectors: dict[str, Any] | None = None,
     on_progress: Progress | None = None,
 ) -> tuple[Path, bool]:
-    """Train ``model`` (or continue its unfinished run); ``(run directory, trained now)``. A finished run is
-    returned without training. ``on_progress(stage, done, total)`` follows the curve metric's passes."""
-    done = finished_run(outdir, settings, model)
+    """Train ``model`` with training ``seed`` (or continue its unfinished run); ``(run directory, trained now)``.
+    A finished run is returned without training. ``on_progress(stage, done, total)`` follows the curve metric's
+    passes."""
+    done = finished_run(outdir, settings, model, seed)
     if done is not None:
         return done, False
-    folder = model_dir(outdir, model)
-    options = training_options(settings, model, folder, (settings.curve_metric,) if settings.curve_metric else ())
+    folder = model_dir(outdir, model, seed)
+    curve = (settings.curve_metric,) if settings.curve_metric else ()
+    options = training_options(settings, model, folder, curve, seed)
     evaluator = _SnapshotMetric(detectors, on_progress)
     max_seconds = None if settings.minutes is None else settings.minutes * 60
     run_dir = training_loop(
@@ -176,7 +184,11 @@ def train_model(
     state = json.loads((latest_snapshot(run_dir) / STATE_JSON).read_text(encoding="utf-8"))
     atomic_write_json(
         folder / "trained.json",
-        {"run_dir": str(run_dir), "kimg": state["cur_nimg"] / 1000, "training": _training_key(settings, model, outdir)},
+        {
+            "run_dir": str(run_dir),
+            "kimg": state["cur_nimg"] / 1000,
+            "training": _training_key(settings, model, seed, outdir),
+        },
     )
     return run_dir, True
 

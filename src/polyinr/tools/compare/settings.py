@@ -45,12 +45,13 @@ class CompareSettings:
     big_render: int = 4096  # side of the render whose peak memory is measured
     workers: int = 0
     device: str = "cpu"
-    seed: int = 0
+    train_seeds: tuple[int, ...] = (0,)  # each model trains once per seed; the table gives their mean
     model_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # model → generator config fields
 
     def to_json(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)
-        values["models"], values["metrics"], values["seeds"] = list(self.models), list(self.metrics), list(self.seeds)
+        for name in ("models", "metrics", "seeds", "train_seeds"):
+            values[name] = list(values[name])
         return values
 
 
@@ -108,6 +109,10 @@ def check_settings(settings: CompareSettings) -> CompareSettings:
         raise PolyinrError(f"the training budget must be positive, got {settings.kimg} kimg")
     if settings.minutes is not None and not settings.minutes > 0:
         raise PolyinrError(f"the time budget must be positive, got {settings.minutes} minutes")
+    if not settings.train_seeds or len(set(settings.train_seeds)) != len(settings.train_seeds):
+        raise PolyinrError(f"name one or more different training seeds, got {list(settings.train_seeds)}")
+    if min(settings.train_seeds) < 0:
+        raise PolyinrError(f"training seeds are 0 or more, got {list(settings.train_seeds)}")
     if settings.big_render < 1:
         raise PolyinrError(f"the big render's size must be positive, got {settings.big_render}")
     metrics = settings.metrics or default_metrics(settings.preset, settings.data, settings.cond)
@@ -138,6 +143,8 @@ def describe_budget(settings: CompareSettings) -> str:
         ends.append(
             f"a plateau of {settings.curve_metric}, checked at each snapshot: {settings.plateau.describe(key, lower)}"
         )
+    seeds = settings.train_seeds
+    runs = "" if len(seeds) == 1 else f", once with each training seed ({', '.join(map(str, seeds))})"
     if len(ends) == 1:
-        return f"each model trains {ends[0]}"
-    return "each model trains until the first of: " + "; ".join(ends)
+        return f"each model trains {ends[0]}{runs}"
+    return f"each model trains{runs} until the first of: " + "; ".join(ends)

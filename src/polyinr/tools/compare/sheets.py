@@ -30,20 +30,21 @@ def sheet_grids(R: int) -> list[tuple[str, Grid]]:
 
 
 @torch.no_grad()
-def sample_sheet(G: Any, seeds: Sequence[int], path: Path, device: torch.device) -> list[str]:
+def sample_sheet(G: Any, seeds: Sequence[int], path: Path, device: torch.device) -> dict[str, GridRefused]:
     """Write ``path``: one column per seed (class ``seed mod classes``), one row per accepted grid of
-    :func:`sheet_grids`, each shown at the 4× denser render's size. Returns the refused rows' reasons."""
+    :func:`sheet_grids`, each shown at the 4× denser render's size. Returns each refused row's refusal, by
+    label."""
     R = G.img_resolution
     classes = [s % G.num_classes for s in seeds] if G.num_classes else None
     z, c = sample_inputs(G, list(seeds), classes, device)
     ws = G.mapping(z, c)
     cell, pad = 4 * R, 2
-    rows, notes = [], []
+    rows, refused = [], {}
     for label, grid in sheet_grids(R):
         try:
             images = to_uint8(G.synthesize(ws, grid))  # [N, H, W, 3]
         except GridRefused as e:
-            notes.append(f"{label}: {e}")
+            refused[label] = e
             continue
         H, W = images.shape[1:3]
         scale = cell // H
@@ -59,7 +60,7 @@ def sample_sheet(G: Any, seeds: Sequence[int], path: Path, device: torch.device)
             left += im.shape[1] + pad
         top += row[0].shape[0] + pad
     Image.fromarray(canvas).save(path)
-    return notes
+    return refused
 
 
 LABEL_HEIGHT = 16  # pixels of the strip that names a model above its sheet

@@ -2,8 +2,9 @@
 
 A note that every measured cell of a row shares (the detector of a metric, how a speed was timed) is a numbered
 footnote on the row's unit; a note of one cell only is a numbered mark beside its number. A cell without a value
-shows a lettered mark, and each reason (a model that did not train, a grid it cannot paint) is written once, as
-a lettered footnote, however many cells it empties.
+shows a lettered mark, and each reason (a model that did not train, the grids it paints when it refused one) is
+written once, as a lettered footnote, however many cells it empties; a cell the refusal left partly made (a
+sample sheet without some rows) shows the same letter beside its value.
 """
 
 from __future__ import annotations
@@ -31,14 +32,6 @@ class _Footnotes:
         return [f"- {mark} {text}" for text, mark in self.marks.items()]
 
 
-def _reason(note: str) -> str:
-    """The lettered reason of an empty cell: a grid the model refused ("cannot: M renders …: not a … grid") is
-    named by what the model renders, without the refused grid (the row says which), so one model's refusals share
-    one footnote."""
-    head, refused_grid, _ = note.removeprefix("cannot: ").partition(": not a ")
-    return head if refused_grid else note
-
-
 def _letters(n: int) -> str:
     """a, b, …, z, aa, ab, …"""
     letters = string.ascii_lowercase
@@ -62,12 +55,12 @@ def markdown_table(
         unit = next((c.unit for c in measured if c.unit), "") + (f" {notes.mark(row_note)}" if row_note else "")
         values = []
         for cell in cells:
-            if cell.value is None:
-                values.append(f"— {reasons.mark(_reason(cell.note or 'no value'))}")
-            elif cell.note and cell.note != row_note:
-                values.append(f"{cell.number()} {notes.mark(cell.note)}")
-            else:
-                values.append(cell.number())
+            if cell.value is None:  # a refused grid is named by what the model renders (the row says which grid)
+                values.append(f"— {reasons.mark(cell.refused or cell.note or 'no value')}")
+                continue
+            marks = [notes.mark(cell.note)] if cell.note and cell.note != row_note else []
+            marks += [reasons.mark(cell.refused)] if cell.refused else []
+            values.append(" ".join([cell.number(), *marks]))
         lines.append("| " + " | ".join(v.replace("|", "/") for v in [title, unit, *values]) + " |")
     footnotes = notes.lines() + reasons.lines()
     return lines + (["", *footnotes] if footnotes else [])
