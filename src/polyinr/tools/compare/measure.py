@@ -231,8 +231,8 @@ def evaluate_model(
     latest = latest_snapshot(run_dir)
     snapshot = measured_snapshot(settings, run_dir, latest)
     whole = seed == settings.train_seeds[0]
-    key = {"settings": _evaluation_settings(settings), "snapshot": str(snapshot), "whole": whole}
-    key["version"] = EVALUATION_VERSION
+    settings_json, version = _evaluation_settings(settings), EVALUATION_VERSION
+    key = {"settings": settings_json, "snapshot": str(snapshot), "whole": whole, "version": version}
     cached = read_json(folder / "evaluation.json")
     if cached is not None and cached.get("key") == key:
         order = cached.get("order") or list(cached["cells"])  # the file's keys are sorted; the row order is kept
