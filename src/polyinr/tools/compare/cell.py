@@ -31,13 +31,8 @@ class Cell:
         """The value alone, as the table shows it (empty when there is none)."""
         if self.value is None:
             return ""
-        return shown_number(self.value)
-
-
-def shown_number(value: float | int | str) -> str:
-    """A value as the table shows it: four significant digits, thousands separated, "inf" for infinity."""
-    if isinstance(value, float):
-        return "inf" if math.isinf(value) else f"{value:.4g}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
+        if isinstance(self.value, float):
+            return "inf" if math.isinf(self.value) else f"{self.value:.4g}"
+        if isinstance(self.value, int):
+            return f"{self.value:,}"
+        return str(self.value)

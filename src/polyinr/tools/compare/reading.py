@@ -65,8 +65,7 @@ def _spread(leader: Cell, runner_up: Cell, leader_name: str, runner_up_name: str
     """The two models' ranges over their training seeds, and whether they overlap (empty for single runs)."""
     if not leader.per_seed or not runner_up.per_seed or len(leader.per_seed) < 2:
         return ""
-    ranges = [(min(c.per_seed.values()), max(c.per_seed.values())) for c in (leader, runner_up)]
-    (lo1, hi1), (lo2, hi2) = ranges
+    (lo1, hi1), (lo2, hi2) = ((min(c.per_seed.values()), max(c.per_seed.values())) for c in (leader, runner_up))
     verdict = "the ranges overlap: not a clear lead" if lo1 <= hi2 and lo2 <= hi1 else "the ranges do not overlap"
     return (
         f"; over {len(leader.per_seed)} seeds {leader_name} ranges {_shown(lo1, unit)}–{_shown(hi1, unit)} and "
