@@ -25,7 +25,13 @@ from polyinr.tools import compare as cmp
 
 STOP_SECONDS = 20  # a generous bound on how long a signalled command may take to exit
 PHASE_SECONDS = 300  # how long a command may take to reach the phase a test signals it in
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def child_env() -> dict[str, str]:
+    """A child process's environment, read when it starts: the test's isolated cache included (a copy taken at
+    import, before the fixtures run, would send the child's feature spaces and statistics to the user's cache)."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
 
 # 8×8 digits, a 16-wide generator, a tick every 2 steps: a budget it never reaches before the signal.
 TRAIN = [
@@ -77,7 +83,7 @@ class Command:
         self.log = log
         with open(log, "w") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "polyinr", *args], stdout=out, stderr=subprocess.STDOUT, env=ENV
+                [sys.executable, "-m", "polyinr", *args], stdout=out, stderr=subprocess.STDOUT, env=child_env()
             )
 
     def output(self) -> str:

@@ -50,7 +50,12 @@ TINY = [
     "--seed",
     "3",
 ]
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def child_env() -> dict[str, str]:
+    """A child process's environment, read when it starts: the test's isolated cache included (a copy taken at
+    import, before the fixtures run, would send the child's feature spaces and statistics to the user's cache)."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
 def _tiny_options(outdir: Path, **overrides):
@@ -80,7 +85,7 @@ def _final_state(run_dir: Path) -> dict[str, torch.Tensor]:
 
 def _train_cli(outdir: Path, *extra: str) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "polyinr", "train", "--outdir", str(outdir), *TINY, *extra]
-    return subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(cmd, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def test_train_end_to_end_writes_a_run(tmp_path):
@@ -234,7 +239,7 @@ def test_two_gloo_processes_match_one_process(tmp_path):
         "--kimg",
         "0.032",
     ]
-    two = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
+    two = subprocess.run(cmd, env=child_env(), capture_output=True, text=True, timeout=300)
     assert two.returncode == 0, two.stdout + two.stderr
     a = _final_state(next((tmp_path / "one").iterdir()))
     b = _final_state(next((tmp_path / "two").iterdir()))
