@@ -9,7 +9,6 @@ of samples, a 4096² render)."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -20,17 +19,12 @@ from pathlib import Path
 
 import pytest
 
+from child_env import child_env
 from polyinr.checkpoint import STATE_JSON, latest_snapshot
 from polyinr.tools import compare as cmp
 
 STOP_SECONDS = 20  # a generous bound on how long a signalled command may take to exit
 PHASE_SECONDS = 300  # how long a command may take to reach the phase a test signals it in
-
-
-def child_env() -> dict[str, str]:
-    """A child process's environment, read when it starts: the test's isolated cache included (a copy taken at
-    import, before the fixtures run, would send the child's feature spaces and statistics to the user's cache)."""
-    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
 # 8×8 digits, a 16-wide generator, a tick every 2 steps: a budget it never reaches before the signal.

@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from safetensors.torch import load_file
 
 import polyinr
+from child_env import child_env
 from polyinr.checkpoint import STATE_WEIGHTS, CheckpointError, latest_snapshot, list_snapshots
 from polyinr.cli import main
 from polyinr.errors import PolyinrError
@@ -50,12 +51,6 @@ TINY = [
     "--seed",
     "3",
 ]
-
-
-def child_env() -> dict[str, str]:
-    """A child process's environment, read when it starts: the test's isolated cache included (a copy taken at
-    import, before the fixtures run, would send the child's feature spaces and statistics to the user's cache)."""
-    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
 def _tiny_options(outdir: Path, **overrides):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from polyinr.models.generator import GridRefused
+
 
 @dataclass
 class Cell:
@@ -20,6 +22,12 @@ class Cell:
     note: str | None = None
     refused: str | None = None
     per_seed: dict[str, float] | None = None  # seed (a JSON key) → value
+
+    @classmethod
+    def of_refusal(cls, error: GridRefused, note: str | None = None) -> Cell:
+        """The empty cell of a grid the model refused: ``note`` (default: the refusal's message) and what the
+        model renders instead."""
+        return cls(None, note=note or str(error), refused=error.renders)
 
     def text(self) -> str:
         """The value with its unit and note, or "— (why not)"."""

@@ -98,7 +98,7 @@ def big_render_memory(G: Any, snapshot: Path, size: int, device: torch.device, s
         if size > memory_probe.TILE:
             G.check_tiles(memory_probe.TILE, memory_probe.TILE)
     except GridRefused as e:
-        return Cell(None, note=f"cannot: {e}", refused=e.renders)
+        return Cell.of_refusal(e, note=f"cannot: {e}")
     out = scratch / f"big-{size}.png"
     probe = [sys.executable, "-m", memory_probe.__name__, str(snapshot), str(size), str(out), str(device)]
     try:
@@ -202,7 +202,7 @@ def metric_cells(
                 on_progress=named_progress(name, on_progress),
             )
         except GridRefused as e:
-            cells[name] = Cell(None, note=str(e), refused=e.renders)
+            cells[name] = Cell.of_refusal(e)
             continue
         except PolyinrError as e:  # a metric this model or data cannot give
             cells[name] = Cell(None, note=str(e))
@@ -231,8 +231,12 @@ def evaluate_model(
     latest = latest_snapshot(run_dir)
     snapshot = measured_snapshot(settings, run_dir, latest)
     whole = seed == settings.train_seeds[0]
-    settings_json, version = _evaluation_settings(settings), EVALUATION_VERSION
-    key = {"settings": settings_json, "snapshot": str(snapshot), "whole": whole, "version": version}
+    key = {
+        "settings": settings.one_model_json(),
+        "snapshot": str(snapshot),
+        "whole": whole,
+        "version": EVALUATION_VERSION,
+    }
     cached = read_json(folder / "evaluation.json")
     if cached is not None and cached.get("key") == key:
         order = cached.get("order") or list(cached["cells"])  # the file's keys are sorted; the row order is kept
@@ -264,11 +268,6 @@ def evaluate_model(
     return cells
 
 
-def _evaluation_settings(settings: CompareSettings) -> dict[str, Any]:
-    """The settings a model's evaluation depends on: all but the lists of models and training seeds."""
-    return {k: v for k, v in settings.to_json().items() if k not in ("models", "train_seeds")}
-
-
 def _rendering_cells(
     settings: CompareSettings, G: Any, snapshot: Path, device: torch.device, folder: Path, say: Callable[[str], None]
 ) -> dict[str, Cell]:
@@ -281,7 +280,7 @@ def _rendering_cells(
         try:
             G.check_grid(grid)
         except GridRefused as e:
-            cells[label] = Cell(None, note=str(e), refused=e.renders)
+            cells[label] = Cell.of_refusal(e)
             continue
         speed = render_speed(G, grid, device)
         cells[label] = Cell(round(speed.megapixels_per_s, 3), "MP/s", speed.note(grid))

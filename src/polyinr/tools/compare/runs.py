@@ -133,21 +133,15 @@ def record_refusal(outdir: Path, settings: CompareSettings, model: str, reason: 
         path.unlink(missing_ok=True)
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, {"settings": _refusal_key(settings), "reason": reason})
+    atomic_write_json(path, {"settings": settings.one_model_json(), "reason": reason})
 
 
 def refusal(outdir: Path, settings: CompareSettings, model: str) -> str | None:
     """Why ``model`` could not train under these settings (see :func:`record_refusal`), or None."""
     marker = read_json(model_dir(outdir, model) / "refused.json")
-    if marker is None or marker.get("settings") != _refusal_key(settings):
+    if marker is None or marker.get("settings") != settings.one_model_json():
         return None
     return marker["reason"]
-
-
-def _refusal_key(settings: CompareSettings) -> dict[str, Any]:
-    """The settings a refusal holds for: all but the lists of models and seeds (one process per model trains
-    one; a model refused with one seed is refused with any)."""
-    return {k: v for k, v in settings.to_json().items() if k not in ("models", "train_seeds")}
 
 
 def train_model(

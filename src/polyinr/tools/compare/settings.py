@@ -54,6 +54,12 @@ class CompareSettings:
             values[name] = list(values[name])
         return values
 
+    def one_model_json(self) -> dict[str, Any]:
+        """What one model's training refusal and its measurements depend on: the settings but the lists of models
+        and training seeds (one process per model trains one; a model refused with one seed is refused with any;
+        a model is measured alike whatever it is compared with)."""
+        return {k: v for k, v in self.to_json().items() if k not in ("models", "train_seeds")}
+
 
 def default_metrics(preset: str, data: str | None = None, cond: bool = False) -> tuple[str, ...]:
     """The metrics of a comparison when none are named.
