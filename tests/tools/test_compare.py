@@ -641,3 +641,13 @@ def test_the_curve_metric_recorded_at_the_measured_snapshot_is_not_measured_agai
     tiny = {"inception": TinyDetector("tiny-a")}
     cells = cmp.metric_cells(["fid0.02k_full"], None, None, torch.device("cpu"), tiny, recorded=recorded)
     assert cells["fid0.02k_full"].value == 123.0 and cells["fid0.02k_full"].note == "detector tiny-a"
+
+
+def test_curve_axis_is_logarithmic_when_the_curve_spans_decades():
+    from polyinr.tools.compare.plots import curve_scale
+
+    assert curve_scale([968.0, 259.6, 14.8, 7.7]) == "log"  # an FID from hundreds to single figures
+    assert curve_scale([0.62, 0.91, 0.955]) == "linear"  # a recognition rate
+    assert curve_scale([5.0, -1.0, 400.0]) == "linear"  # a value a log axis cannot show
+    assert curve_scale([float("inf"), 3.0, 4.0]) == "linear"  # an exact equivariance is not a span
+    assert curve_scale([]) == "linear"

@@ -7,6 +7,7 @@ backend or global pyplot state.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import NamedTuple
 
@@ -52,6 +53,16 @@ def _training_seconds(run_dir: Path) -> dict[float, float]:
     return seconds
 
 
+def curve_scale(values: list[float]) -> str:
+    """``"log"`` for a curve whose values are all positive and span more than a factor of 10 (an FID falling from
+    hundreds to single figures: on a linear axis the end of training, where models differ, is a flat line), else
+    ``"linear"``."""
+    finite = [v for v in values if math.isfinite(v)]
+    if finite and min(finite) > 0 and max(finite) / min(finite) > 10:
+        return "log"
+    return "linear"
+
+
 def write_plots(
     outdir: Path,
     curves: dict[str, dict[int, list[CurvePoint]]],
@@ -75,6 +86,9 @@ def write_plots(
             timed = [p for p in points if p.minutes is not None]
             if timed:
                 by_time.plot([p.minutes for p in timed], [p.value for p in timed], label=label, **style)
+    values = [p.value for by_seed in curves.values() for points in by_seed.values() for p in points]
+    for ax in (by_kimg, by_time):
+        ax.set_yscale(curve_scale(values))
     by_kimg.set_xlabel("training images shown (kimg)")
     by_time.set_xlabel("training time (minutes; snapshots and their metrics aside)")
     by_kimg.set_ylabel(metric)
