@@ -7,6 +7,8 @@ import inspect
 import re
 import typing
 
+import pytest
+
 from polyinr.training import loop, setup, stages
 from polyinr.training.options import TrainingOptions, resolve_options
 from polyinr.training.settings import TrainingSettings
@@ -39,10 +41,20 @@ def _settings_parameters(function) -> set[str]:
     return words & (PARTS | WHOLE)
 
 
-def test_every_option_lands_in_exactly_one_part_under_its_own_name():
+def test_every_option_is_declared_once_in_exactly_one_part():
+    # The options are the union of the parts; two parts declaring one name would silently merge into one option.
     parts = [dataclasses.fields(part) for part in typing.get_type_hints(TrainingSettings).values()]
     names = [f.name for fields in parts for f in fields]
+    assert len(names) == len(set(names))
     assert sorted(names) == sorted(f.name for f in dataclasses.fields(TrainingOptions))
+    assert inspect.get_annotations(TrainingOptions) == {}  # nothing declared on the options themselves
+
+
+def test_options_are_immutable_once_resolved():
+    options = resolve_options("cpu", kimg=3)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.kimg = 4  # type: ignore[misc]
+    assert dataclasses.replace(options, kimg=4).kimg == 4
 
 
 def test_split_keeps_every_value():

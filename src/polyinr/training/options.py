@@ -1,7 +1,8 @@
 """Training options: one dataclass, resolved from a training recipe, a model preset and explicit overrides.
 
-:class:`TrainingOptions` is what the command line resolves and a run directory keeps (``training_options.json``);
-the loop cuts it into the parts each builder takes (:meth:`TrainingOptions.split`, ``training/settings.py``).
+:class:`TrainingOptions` is what the command line resolves and a run directory keeps (``training_options.json``).
+Its options are declared, with their defaults, in the parts each builder takes (``training/settings.py``); the
+loop cuts it back into them (:meth:`TrainingOptions.split`).
 
 The recipe (``training/recipes.py``) says how to train, the model preset (beside each model) how big the
 generator is; :func:`resolve_options` pairs them (:func:`~polyinr.training.recipes.pair_recipe_and_preset`),
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from polyinr.discriminators.ada import PIPELINES
@@ -22,74 +23,38 @@ from polyinr.training.losses import resolve_loss_config
 from polyinr.training.plateau import PlateauRule
 from polyinr.training.recipes import get_recipe, pair_recipe_and_preset
 from polyinr.training.schedule import parse_schedule
-from polyinr.training.settings import TrainingSettings
+from polyinr.training.settings import (
+    AugmentSettings,
+    ClassTableSettings,
+    DataSettings,
+    DeviceSettings,
+    DiscriminatorSettings,
+    EmaSettings,
+    GeneratorSettings,
+    LossSettings,
+    OptimizerSettings,
+    RunSettings,
+    ScheduleSettings,
+    TrainingSettings,
+)
 
 
-@dataclass
-class TrainingOptions:
-    # Data and run directory.
-    data: str = "builtin:digits"  # image folder, dataset zip or builtin:NAME
-    outdir: str = "runs"  # run directories <outdir>/NNNNN-<desc>/ go here
-    desc: str | None = None  # extra words for the run directory name
-    cond: bool = False  # class-conditional on the dataset's labels
-    mirror: bool = False  # add x-flipped copies of the images
-    # Networks.
-    recipe: str = "cpu"  # registered training recipe (training/recipes.py)
-    model: str = "poly-inr"  # registered generator
-    preset: str = "cpu"  # the generator's preset (its size), paired with the recipe
-    model_overrides: dict[str, Any] = field(default_factory=dict)  # generator config fields over the preset
-    disc: str = "residual"  # registered discriminator
-    disc_options: dict[str, Any] = field(default_factory=dict)  # settings of `disc` (fields of its config)
-    class_embeddings: str | None = None  # safetensors table to start G's and D's class tables from
-    pretrained_classes: bool = False  # a conditional run needs `class_embeddings` (no random class tables)
-    # Learn the native frame's input coordinates with G (the Poly-INR authors' gridt), restarting from the uniform
-    # grid at every stage's resolution; models without an input grid refuse it, and a recipe's applies to the
-    # models that have one.
-    learn_grid: bool = False
-    # Loss.
-    loss: str = "nonsaturating"  # registered loss (training/losses.py)
-    loss_options: dict[str, Any] = field(default_factory=dict)  # settings of `loss` (fields of its config)
-    # Augmentation of D's inputs (StyleGAN2-ADA's pipeline), with any loss: 'noaug', 'ada' or 'fixed'.
-    aug: str = "noaug"
-    aug_p: float = 0.0  # augmentation probability at the start ('ada') or throughout ('fixed')
-    ada_target: float = 0.6  # ADA's target for E[sign D(real)]
-    ada_kimg: float = 500.0  # ADA's speed: p can move by 1 in this many kimg
-    augpipe: str = "bgc"  # transforms: bgc (blit, geometric, colour), bg or c
-    # Optimisation.
-    batch: int = 32  # total batch over all processes and micro-batches
-    batch_gpu: int | None = None  # micro-batch per process; None = batch / processes
-    glr: float = 0.0025  # generator learning rate (nominal: before any lazy-regularisation scaling)
-    dlr: float = 0.0025  # discriminator learning rate (nominal)
-    # Lazy-regularisation intervals Adam's lr and β2 are scaled for (lr·i/(i+1), β2^(i/(i+1))) even when the loss
-    # has no regularisation phase, as the StyleGAN-XL / Poly-INR code does with its hinge loss (G 4, D 16);
-    # None = only for the loss's own regularisation phases (e.g. R1 every 16 D steps).
-    g_reg_interval: int | None = None
-    d_reg_interval: int | None = None
-    ema_kimg: float | None = None  # G EMA half-life in kimg; None = batch·10/32
-    ema_rampup: float | None = 0.05  # StyleGAN's EMA ramp-up; None = off
-    # Duration: a schedule of (resolution, kimg) stages; else one stage of `kimg` at `resolution`.
-    schedule: str | None = None  # '32:2000,64:1000'; None = kimg at the data's resolution
-    kimg: float = 200.0  # duration when no schedule is given
-    resolution: int | None = None  # training resolution when no schedule is given; None = the data's
-    # End each stage of a schedule but the last once the first metric at snapshots (one that ranks them) of its
-    # own snapshots has reached a plateau by this rule; its kimg stays the most it trains, and the next stage starts
-    # there with its own length. None = every stage ends after its kimg.
-    stage_plateau: PlateauRule | None = None
-    # Bookkeeping.
-    tick_kimg: float = 4.0  # progress report every this many kimg
-    snap_ticks: int = 10  # snapshot every this many ticks
-    keep_snapshots: int = 3  # keep the newest K snapshots
-    metrics: tuple[str, ...] = ()  # metrics computed at each snapshot
-    seed: int = 0  # everything random derives from it
-    workers: int = 2  # DataLoader worker processes (0 = load in the main process)
-    device: str = "auto"  # cpu, cuda, cuda:N or auto
-    bf16: bool = False  # bf16 autocast of G and D (CUDA)
-    tf32: bool = False  # TF32 matmuls and convolutions on CUDA (off: fp32 stays fp32, as the authors trained)
-    compile: bool = False  # torch.compile G's synthesis and D (CUDA; the first steps are slow)
-
-    def stages(self, data_resolution: int) -> list[tuple[int, float]]:
-        """The (resolution, kimg) stages this run trains."""
-        return self.split().schedule.stages(data_resolution)
+@dataclass(frozen=True)
+class TrainingOptions(
+    DataSettings,
+    ScheduleSettings,
+    ClassTableSettings,
+    GeneratorSettings,
+    DiscriminatorSettings,
+    LossSettings,
+    AugmentSettings,
+    OptimizerSettings,
+    EmaSettings,
+    DeviceSettings,
+    RunSettings,
+):
+    """Every training option, flat: the union of the parts of :class:`TrainingSettings`, where each option is
+    declared once with its default (the parts share no name)."""
 
     def resolved_ema_kimg(self) -> float:
         return self.batch * 10 / 32 if self.ema_kimg is None else self.ema_kimg
