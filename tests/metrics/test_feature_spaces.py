@@ -123,10 +123,10 @@ def test_the_cache_is_reused_and_a_stale_one_retrained(tiny_space, monkeypatch, 
     first = feature_spaces.load_feature_space("digits")
     path = feature_spaces.cache_path("digits")
     assert path.is_file() and path.is_relative_to(isolated_cache)
-    monkeypatch.setattr(feature_spaces, "_LOADED", {})
-    monkeypatch.setattr(feature_spaces, "train_feature_net", lambda recipe: pytest.fail("retrained a good cache"))
-    assert feature_spaces.load_feature_space("digits").name == first.name  # the name carries the fingerprint
-    monkeypatch.undo()
+    with monkeypatch.context() as patched:
+        patched.setattr(feature_spaces, "_LOADED", {})
+        patched.setattr(feature_spaces, "train_feature_net", lambda recipe: pytest.fail("retrained a good cache"))
+        assert feature_spaces.load_feature_space("digits").name == first.name  # the name carries the fingerprint
     changed = dataclasses.replace(TINY, seed=1)  # another recipe: the cached weights are stale
     monkeypatch.setitem(feature_spaces.RECIPES, "digits", changed)
     monkeypatch.setattr(feature_spaces, "_LOADED", {})
@@ -136,6 +136,7 @@ def test_the_cache_is_reused_and_a_stale_one_retrained(tiny_space, monkeypatch, 
     assert feature_spaces.load_feature_space("digits").fingerprint == feature_spaces.fingerprint(
         feature_spaces.train_feature_net(changed)[0]
     )
+    assert feature_spaces.cache_path("digits") == path  # every write stayed in the test's own cache
 
 
 def test_diversity_is_zero_for_identical_images_and_one_for_the_real_data(digits):
