@@ -31,11 +31,11 @@ from matplotlib.figure import Figure
 PUBLISHED = Path(__file__).resolve().parent.parent / "compare"
 MODELS = ("poly-inr", "inr-gan", "stylegan3-t", "stylegan3-r", "stylegan-xl", "infinitygan")
 BUDGET = ("--kimg", "120", "--minutes", "90", "--until-plateau", "--snap-kimg", "4")
-DIGITS_METRICS = (
-    "--metrics",
-    "fid_digits,pr_digits,cas_digits,scaleinv_fid0.5k_S2_digits,scaleinv_fid0.5k_S4_digits,"
-    "eqt0.05k_int,eqt0.05k_frac,eqr0.05k",
+DIGITS_REST = (
+    "pr_digits,cas_digits,scaleinv_fid0.5k_S2_digits,scaleinv_fid0.5k_S4_digits,eqt0.05k_int,eqt0.05k_frac,eqr0.05k"
 )
+DIGITS_METRICS = ("--metrics", f"fid_digits,{DIGITS_REST}")
+DIGITS32_METRICS = ("--metrics", f"fid_digits,kid_digits,{DIGITS_REST}")  # the 32² comparison also measures KID
 TEXTURES_METRICS = (
     "--metrics",
     "fid_textures,pr_textures,scaleinv_fid_S2_textures,scaleinv_fid_S4_textures,scaleinv_fid_S8_textures,"
@@ -82,6 +82,13 @@ COMPARISONS = (
         "digits 16²",
         "digits16",
         ("--models", "poly-inr,inr-gan,stylegan3-t", "--train-seeds", "0,1", *DIGITS16, *DIGITS_METRICS),
+        (FID["digits"], CAS),
+    ),
+    Comparison(
+        "digits32",
+        "digits 32²",
+        "digits32",
+        ("--models", ",".join(MODELS), *DIGITS32, *DIGITS32_METRICS),
         (FID["digits"], CAS),
     ),
     Comparison(
@@ -143,14 +150,15 @@ def seed_values(cell: dict[str, Any]) -> list[float]:
     return [] if cell.get("value") is None else [float(cell["value"])]
 
 
+def report_path(comparison: Comparison) -> Path:
+    return PUBLISHED / comparison.folder / "report.json"
+
+
 def gather(comparisons: tuple[Comparison, ...]) -> dict[str, dict[str, Any]]:
     """Per dataset: its metrics, each model's values over its training seeds, and its cost (from its reports)."""
     rows: dict[str, dict[str, Any]] = {}
     for comparison in comparisons:
-        path = PUBLISHED / comparison.folder / "report.json"
-        if not path.is_file():
-            raise SystemExit(f"{path} is missing: run the comparison first (--run RUNS)")
-        report = json.loads(path.read_text())
+        report = json.loads(report_path(comparison).read_text())
         row = rows.setdefault(
             comparison.dataset, {"metrics": comparison.metrics, "values": {}, "cost": {}, "reports": []}
         )
@@ -243,6 +251,12 @@ def main() -> None:
     if args.run:
         for comparison in chosen:
             run(comparison, args.run)
+    missing = [c.folder for c in chosen if not report_path(c).is_file()]
+    if missing:
+        print(f"not published yet, left out: {', '.join(missing)} (--run RUNS trains and publishes them)")
+    chosen = tuple(c for c in chosen if c.folder not in missing)
+    if not chosen:
+        raise SystemExit("none of the chosen comparisons is published: run them with --run RUNS")
     rows = gather(chosen)
     models = [m for m in MODELS if any(m in v for row in rows.values() for v in row["values"].values())]
     reports = ", ".join(f"[{c.folder}](../../compare/{c.folder}/report.md)" for c in chosen)
