@@ -134,13 +134,14 @@ def run(comparison: Comparison, runs: Path) -> None:
     """Train and measure ``comparison`` into ``runs`` (resuming), then publish its report and pictures."""
     outdir = runs / comparison.runs
     command = [sys.executable, "-m", "polyinr", "compare", *comparison.args, "--outdir", str(outdir)]
-    print("$", " ".join(command[1:]), flush=True)
+    print("$ polyinr", " ".join(command[3:]), flush=True)
     subprocess.run(command, check=True)
+    report = json.loads((outdir / "report.json").read_text())
+    sheets = [cells["sample_sheet"]["value"] for cells in report["models"].values() if "sample_sheet" in cells]
     published = PUBLISHED / comparison.folder
     published.mkdir(parents=True, exist_ok=True)
-    for pattern in ("report.md", "report.json", "*.png"):
-        for file in outdir.glob(pattern):
-            shutil.copy2(file, published / file.name)
+    for name in ("report.md", "report.json", *report["plots"], *sheets):  # the outdir may hold other reports' sheets
+        shutil.copy2(outdir / name, published / name)
 
 
 def seed_values(cell: dict[str, Any]) -> list[float]:
@@ -211,12 +212,14 @@ def table(rows: dict[str, dict[str, Any]], models: list[str]) -> str:
     return markdown_table(["", *models], lines)
 
 
-def figure(rows: dict[str, dict[str, Any]], models: list[str], path: Path) -> None:
+def figure(rows: dict[str, dict[str, Any]], models: list[str], path: Path) -> bool:
     """One panel per dataset where two models or more were measured: each model's FID, a dot per training seed and
-    a bar at their mean."""
+    a bar at their mean; False (and no figure) when there is no such dataset."""
     panels = {
         d: row for d, row in rows.items() if sum(bool(v) for v in row["values"][row["metrics"][0].name].values()) > 1
     }
+    if not panels:
+        return False
     fig = Figure(figsize=(3.2 * len(panels), 3.6))
     fig.suptitle("FID in each dataset's own feature space (lower is better); dots: training seeds", fontsize=9)
     for ax, (dataset, row) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels.items(), strict=True):
@@ -233,6 +236,7 @@ def figure(rows: dict[str, dict[str, Any]], models: list[str], path: Path) -> No
         ax.tick_params(axis="y", labelsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+    return True
 
 
 def main() -> None:
@@ -268,7 +272,7 @@ def main() -> None:
         " (or, for parameters, not in that comparison). Reports: " + reports + "."
     )
     args.out.mkdir(parents=True, exist_ok=True)
-    figure(rows, models, args.out / "figure.png")
+    drawn = figure(rows, models, args.out / "figure.png")
     (args.out / "table.md").write_text(markdown + "\n")
     results = {
         "machine": machine(),
@@ -278,7 +282,10 @@ def main() -> None:
     }
     (args.out / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     print(markdown)
-    print(f"\nwrote {args.out}/table.md, results.json and figure.png")
+    print(
+        f"\nwrote {args.out}/table.md, results.json"
+        + (" and figure.png" if drawn else " (no dataset with two models: no figure)")
+    )
 
 
 if __name__ == "__main__":

@@ -427,11 +427,18 @@ def test_a_time_budget_reports_the_kimg_reached_and_the_training_time(tmp_path):
     )
     list(cmp.run_comparison(settings, tmp_path, command="test"))
     cells = json.loads((tmp_path / "report.json").read_text())["models"]["poly-inr"]
-    assert cells["trained_kimg"]["value"] == 0.016 and cells["trained_kimg"]["note"] == "stopped early, of 0.032"
+    why = "stopped early, of 0.032: its 1e-09 min of training were spent"
+    assert cells["trained_kimg"]["value"] == 0.016 and cells["trained_kimg"]["note"] == why
     assert cells["training_time"]["unit"] == "min" and cells["training_time"]["value"] >= 0
     md = (tmp_path / "report.md").read_text()
     assert (tmp_path / "samples.png").is_file() and "![samples](samples.png)" in md
-    assert "| trained | kimg [" in md and "stopped early, of 0.032" in md and "0.032 kimg; 1e-09 min of training" in md
+    assert "| trained | kimg [" in md and why in md and "0.032 kimg; 1e-09 min of training" in md
+    evaluation = next(tmp_path.glob("runs/poly-inr/evaluation.json"))
+    cached = json.loads(evaluation.read_text())
+    cached["cells"]["trained_kimg"]["note"] = "stale"
+    evaluation.write_text(json.dumps(cached))
+    list(cmp.run_comparison(settings, tmp_path, command="test"))  # measured from the cache: how far it trained, afresh
+    assert json.loads((tmp_path / "report.json").read_text())["models"]["poly-inr"]["trained_kimg"]["note"] == why
 
 
 def test_every_metric_pass_reports_its_progress_under_the_metric_name():
@@ -527,7 +534,33 @@ def test_a_comparison_stopped_at_a_plateau_measures_its_best_curve_snapshot(tmp_
     assert best.name == "000008"
     reached = training_reached(at_plateau, latest, best)
     assert reached["trained_kimg"].value == 16
-    assert reached["trained_kimg"].note == "stopped early, of 20; measured at its best fid_digits snapshot, 8 kimg"
+    assert reached["trained_kimg"].note == (
+        "stopped early, of 20: fid_digits reached a plateau; measured at its best fid_digits snapshot, 8 kimg"
+    )
+
+
+def test_a_run_stopped_early_says_whether_its_time_or_its_plateau_ended_it(tmp_path, tiny_G):
+    from polyinr.tools.compare.measure import training_reached
+    from polyinr.training.plateau import PlateauRule
+    from polyinr.training.snapshot import save_snapshot
+
+    settings = cmp.CompareSettings(
+        data="builtin:digits",
+        models=("poly-inr",),
+        kimg=20,
+        minutes=1,
+        curve_metric="fid_digits",
+        plateau=PlateauRule(patience=2),
+    )
+    notes = {}
+    for name, seconds in (("time", 60.0), ("plateau", 30.0)):
+        counters = {"stage": 0, "train_seconds": seconds}
+        path = save_snapshot(tmp_path / name, 8000, tiny_G, {"G_ema": tiny_G}, {}, counters, keep=99)
+        notes[name] = training_reached(settings, path, path)["trained_kimg"].note
+    assert notes == {
+        "time": "stopped early, of 20: its 1 min of training were spent",
+        "plateau": "stopped early, of 20: fid_digits reached a plateau",
+    }
 
 
 def test_one_model_grid_refusals_share_one_lettered_footnote():

@@ -158,7 +158,7 @@ def training_reached(settings: CompareSettings, latest: Path, measured: Path) ->
     state = json.loads((latest / STATE_JSON).read_text(encoding="utf-8"))
     kimg = state["cur_nimg"] / 1000
     seconds = state.get("train_seconds")  # None: a run from before the training time was recorded
-    notes = [] if kimg >= settings.kimg else [f"stopped early, of {settings.kimg:g}"]
+    notes = [] if kimg >= settings.kimg else [f"stopped early, of {settings.kimg:g}{_why_early(settings, seconds)}"]
     if measured != latest:
         measured_kimg = json.loads((measured / STATE_JSON).read_text(encoding="utf-8"))["cur_nimg"] / 1000
         notes.append(f"measured at its best {settings.curve_metric} snapshot, {measured_kimg:g} kimg")
@@ -168,6 +168,17 @@ def training_reached(settings: CompareSettings, latest: Path, measured: Path) ->
         if seconds is None
         else Cell(round(seconds / 60, 2), "min", "snapshots and their metrics aside"),
     }
+
+
+def _why_early(settings: CompareSettings, train_seconds: float | None) -> str:
+    """Why a finished run ended before its kimg: its time budget was spent, else the plateau rule stopped it (the
+    only two ways a comparison ends a run early); empty when the run did not record its training time."""
+    if settings.minutes is not None:
+        if train_seconds is None:
+            return ""
+        if train_seconds >= settings.minutes * 60:
+            return f": its {settings.minutes:g} min of training were spent"
+    return f": {settings.curve_metric} reached a plateau" if settings.plateau is not None else ""
 
 
 def metric_cells(
@@ -240,7 +251,9 @@ def evaluate_model(
     cached = read_json(folder / "evaluation.json")
     if cached is not None and cached.get("key") == key:
         order = cached.get("order") or list(cached["cells"])  # the file's keys are sorted; the row order is kept
-        return {name: Cell(**cached["cells"][name]) for name in order}
+        cells = {name: Cell(**cached["cells"][name]) for name in order}
+        cells.update(training_reached(settings, latest, snapshot))  # bookkeeping, not a measurement: read afresh
+        return cells
     device = torch.device(settings.device)
     G = load_generator(snapshot, device)
     options = training_options(settings, model, folder, seed=seed)
