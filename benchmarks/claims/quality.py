@@ -135,7 +135,9 @@ def run(comparison: Comparison, runs: Path) -> None:
     outdir = runs / comparison.runs
     command = [sys.executable, "-m", "polyinr", "compare", *comparison.args, "--outdir", str(outdir)]
     print("$ polyinr", " ".join(command[3:]), flush=True)
-    subprocess.run(command, check=True)
+    status = subprocess.run(command).returncode
+    if status != 0:
+        raise SystemExit(f"the {comparison.folder} comparison stopped (exit status {status}); run again to resume it")
     report = json.loads((outdir / "report.json").read_text())
     sheets = [cells["sample_sheet"]["value"] for cells in report["models"].values() if "sample_sheet" in cells]
     published = PUBLISHED / comparison.folder
