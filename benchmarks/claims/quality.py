@@ -59,72 +59,54 @@ class Comparison:
     folder: str
     dataset: str
     runs: str  # the --outdir under RUNS (a seeds run shares its comparison's, so finished trainings are reused)
-    args: tuple[str, ...]
+    models: tuple[str, ...]
+    flags: tuple[str, ...]  # the rest of the command: data, budget, metrics
     metrics: tuple[Metric, ...]
+    train_seeds: tuple[int, ...] = (0,)
+
+    @property
+    def args(self) -> tuple[str, ...]:
+        """The ``polyinr compare`` arguments, ``--outdir`` aside."""
+        seeds = ("--train-seeds", ",".join(map(str, self.train_seeds))) if self.train_seeds != (0,) else ()
+        return ("--models", ",".join(self.models), *seeds, *self.flags)
+
+    def second_seed(self, *models: str) -> Comparison:
+        """The same comparison of ``models`` with training seeds 0 and 1, published in ``<folder>-seeds``."""
+        return dataclasses.replace(self, folder=f"{self.folder}-seeds", models=models, train_seeds=(0, 1))
 
 
 FID = {name: Metric(f"fid_{name}", "FID") for name in ("digits", "faces", "textures")}
 CAS = Metric("cas_digits", "recognised as their class", higher_is_better=True, percent=True)
-DIGITS16 = ("--data", "builtin:digits", "--resolution", "16", "--cond", *BUDGET, "--plateau-snapshots", "5")
-DIGITS32 = ("--data", "builtin:digits", "--resolution", "32", "--cond", *BUDGET, "--plateau-snapshots", "5")
-FACES16 = ("--data", "builtin:faces", "--resolution", "16", *BUDGET, "--plateau-snapshots", "10")
-TEXTURES32 = ("--data", "builtin:textures", "--resolution", "32", "--kimg", "60", "--snap-kimg", "4")
+DIGITS16_FLAGS = ("--data", "builtin:digits", "--resolution", "16", "--cond", *BUDGET, "--plateau-snapshots", "5")
+DIGITS32_FLAGS = ("--data", "builtin:digits", "--resolution", "32", "--cond", *BUDGET, "--plateau-snapshots", "5")
+FACES16_FLAGS = ("--data", "builtin:faces", "--resolution", "16", *BUDGET, "--plateau-snapshots", "10")
+TEXTURES32_FLAGS = ("--data", "builtin:textures", "--resolution", "32", "--kimg", "60", "--snap-kimg", "4")
+DIGITS16 = Comparison(
+    "digits16", "digits 16²", "digits16", MODELS, (*DIGITS16_FLAGS, *DIGITS_METRICS), (FID["digits"], CAS)
+)
+FACES16 = Comparison("faces16", "faces 16²", "faces16", MODELS[:5], FACES16_FLAGS, (FID["faces"],))
 COMPARISONS = (
+    DIGITS16,
+    DIGITS16.second_seed("poly-inr", "inr-gan", "stylegan3-t"),
     Comparison(
-        "digits16",
-        "digits 16²",
-        "digits16",
-        ("--models", ",".join(MODELS), *DIGITS16, *DIGITS_METRICS),
-        (FID["digits"], CAS),
+        "digits32", "digits 32²", "digits32", MODELS, (*DIGITS32_FLAGS, *DIGITS32_METRICS), (FID["digits"], CAS)
     ),
-    Comparison(
-        "digits16-seeds",
-        "digits 16²",
-        "digits16",
-        ("--models", "poly-inr,inr-gan,stylegan3-t", "--train-seeds", "0,1", *DIGITS16, *DIGITS_METRICS),
-        (FID["digits"], CAS),
-    ),
-    Comparison(
-        "digits32",
-        "digits 32²",
-        "digits32",
-        ("--models", ",".join(MODELS), *DIGITS32, *DIGITS32_METRICS),
-        (FID["digits"], CAS),
-    ),
-    Comparison(
-        "faces16",
-        "faces 16²",
-        "faces16",
-        ("--models", ",".join(MODELS[:5]), *FACES16),
-        (FID["faces"],),
-    ),
-    Comparison(
-        "faces16-seeds",
-        "faces 16²",
-        "faces16",
-        ("--models", "poly-inr,inr-gan", "--train-seeds", "0,1", *FACES16),
-        (FID["faces"],),
-    ),
+    FACES16,
+    FACES16.second_seed("poly-inr", "inr-gan"),
     Comparison(
         "textures32",
         "textures 32²",
         "textures32",
-        (
-            "--models",
-            "poly-inr,inr-gan,infinitygan",
-            *TEXTURES32,
-            "--until-plateau",
-            "--plateau-snapshots",
-            "10",
-            *TEXTURES_METRICS,
-        ),
+        ("poly-inr", "inr-gan", "infinitygan"),
+        (*TEXTURES32_FLAGS, "--until-plateau", "--plateau-snapshots", "10", *TEXTURES_METRICS),
         (FID["textures"],),
     ),
     Comparison(
         "textures32-poly-inr-60kimg",
         "textures 32², trained on to 60 kimg (its last snapshot)",
         "textures32-noplateau",
-        ("--models", "poly-inr", *TEXTURES32, *TEXTURES_METRICS),
+        ("poly-inr",),
+        (*TEXTURES32_FLAGS, *TEXTURES_METRICS),
         (FID["textures"],),
     ),
 )
