@@ -84,7 +84,7 @@ TEXTURES32_FLAGS = ("--data", "builtin:textures", "--resolution", "32", "--kimg"
 DIGITS16 = Comparison(
     "digits16", "digits 16²", "digits16", MODELS, (*DIGITS16_FLAGS, *DIGITS_METRICS), (FID["digits"], CAS)
 )
-FACES16 = Comparison("faces16", "faces 16²", "faces16", MODELS[:5], FACES16_FLAGS, (FID["faces"],))
+FACES16 = Comparison("faces16", "faces 16²", "faces16", MODELS, FACES16_FLAGS, (FID["faces"],))
 COMPARISONS = (
     DIGITS16,
     DIGITS16.second_seed("poly-inr", "inr-gan", "stylegan3-t"),
