@@ -85,8 +85,9 @@ class Comparison:
 FID = {name: Metric(f"fid_{name}", "FID") for name in ("digits", "faces", "textures")}
 CAS = Metric("cas_digits", "recognised as their class", higher_is_better=True, percent=True)
 DIGITS16_DATA = ("--data", "builtin:digits", "--resolution", "16", "--cond")
+DIGITS32_DATA = ("--data", "builtin:digits", "--resolution", "32", "--cond")
 DIGITS16_FLAGS = (*DIGITS16_DATA, *BUDGET, *until_plateau(5))
-DIGITS32_FLAGS = ("--data", "builtin:digits", "--resolution", "32", "--cond", *BUDGET, *until_plateau(5))
+DIGITS32_FLAGS = (*DIGITS32_DATA, *BUDGET, *until_plateau(5))
 FACES16_FLAGS = ("--data", "builtin:faces", "--resolution", "16", *BUDGET, *until_plateau(10))
 TEXTURES32_FLAGS = ("--data", "builtin:textures", "--resolution", "32", "--kimg", "60", "--snap-kimg", "4")
 DIGITS16 = Comparison(
