@@ -93,6 +93,14 @@ TEXTURES32_FLAGS = ("--data", "builtin:textures", "--resolution", "32", "--kimg"
 DIGITS16 = Comparison(
     "digits16", "digits 16²", "digits16", MODELS, (*DIGITS16_FLAGS, *DIGITS_METRICS), (FID["digits"], CAS)
 )
+DIGITS32 = Comparison(  # InfinityGAN joins once trained (its run is under way in the same outdir)
+    "digits32",
+    "digits 32²",
+    "digits32",
+    tuple(m for m in MODELS if m != "infinitygan"),
+    (*DIGITS32_FLAGS, *DIGITS32_METRICS),
+    (FID["digits"], CAS),
+)
 FACES16 = Comparison("faces16", "faces 16²", "faces16", MODELS, FACES16_FLAGS, (FID["faces"],))
 COMPARISONS = (
     DIGITS16,
@@ -105,8 +113,16 @@ COMPARISONS = (
         (*DIGITS16_DATA, *BUDGET, *DIGITS_METRICS),
         (FID["digits"], CAS),
     ),
-    Comparison(
-        "digits32", "digits 32²", "digits32", MODELS, (*DIGITS32_FLAGS, *DIGITS32_METRICS), (FID["digits"], CAS)
+    DIGITS32,
+    DIGITS32.second_seed("poly-inr", "stylegan3-t"),
+    Comparison(  # continues both seeds of the comparison's Poly-INR runs (copy them into RUNS first)
+        "digits32-poly-inr-120kimg",
+        "digits 32², trained on to 120 kimg without the plateau rule (its last snapshot)",
+        "digits32-noplateau",
+        ("poly-inr",),
+        (*DIGITS32_DATA, *BUDGET, *DIGITS32_METRICS),
+        (FID["digits"], CAS),
+        train_seeds=(0, 1),
     ),
     FACES16,
     FACES16.second_seed("poly-inr", "inr-gan"),
