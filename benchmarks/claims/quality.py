@@ -107,7 +107,7 @@ COMPARISONS = (
     DIGITS16.second_seed("poly-inr", "inr-gan", "stylegan3-t"),
     Comparison(  # continues the comparison's InfinityGAN run (copy it into RUNS first, or it trains from scratch)
         "digits16-infinitygan-90min",
-        "digits 16², trained on to 90 min without the plateau rule",
+        "digits 16², trained on to 90 min without the plateau rule (its last snapshot)",
         "digits16-infinitygan-on",
         ("infinitygan",),
         (*DIGITS16_DATA, *BUDGET, *DIGITS_METRICS),
