@@ -30,14 +30,7 @@ from matplotlib.figure import Figure
 
 PUBLISHED = Path(__file__).resolve().parent.parent / "compare"
 MODELS = ("poly-inr", "inr-gan", "stylegan3-t", "stylegan3-r", "stylegan-xl", "infinitygan")
-BUDGET = ("--kimg", "120", "--minutes", "90", "--snap-kimg", "4")  # the plateau rule aside
-
-
-def until_plateau(snapshots: int) -> tuple[str, ...]:
-    """The plateau rule's flags: stop when the last ``snapshots`` snapshots bring no more than 2 %."""
-    return ("--until-plateau", "--plateau-snapshots", str(snapshots))
-
-
+BUDGET = ("--kimg", "120", "--minutes", "90", "--snap-kimg", "4")  # the plateau rule aside (Comparison.plateau)
 DIGITS_REST = (
     "pr_digits,cas_digits,scaleinv_fid0.5k_S2_digits,scaleinv_fid0.5k_S4_digits,eqt0.05k_int,eqt0.05k_frac,eqr0.05k"
 )
@@ -69,79 +62,92 @@ class Comparison:
     models: tuple[str, ...]
     flags: tuple[str, ...]  # the rest of the command: data, budget, metrics
     metrics: tuple[Metric, ...]
+    plateau: int | None = None  # stop a model when its last this many snapshots bring no more than 2 %
     train_seeds: tuple[int, ...] = (0,)
 
     @property
     def args(self) -> tuple[str, ...]:
         """The ``polyinr compare`` arguments, ``--outdir`` aside."""
         seeds = ("--train-seeds", ",".join(map(str, self.train_seeds))) if self.train_seeds != (0,) else ()
-        return ("--models", ",".join(self.models), *seeds, *self.flags)
+        rule = () if self.plateau is None else ("--until-plateau", "--plateau-snapshots", str(self.plateau))
+        return ("--models", ",".join(self.models), *seeds, *self.flags, *rule)
 
     def second_seed(self, *models: str) -> Comparison:
         """The same comparison of ``models`` with training seeds 0 and 1, published in ``<folder>-seeds``."""
         return dataclasses.replace(self, folder=f"{self.folder}-seeds", models=models, train_seeds=(0, 1))
 
+    def trained_on(
+        self, folder: str, runs: str, how: str, *models: str, train_seeds: tuple[int, ...] = (0,)
+    ) -> Comparison:
+        """``models`` of this comparison trained on without the plateau rule, ``how`` far, in ``runs``: continued
+        from copies of the comparison's runs (copy them there first, or they train from scratch), measured at their
+        last snapshot, a row of their own."""
+        dataset = f"{self.dataset}, {how} (its last snapshot)"
+        return dataclasses.replace(
+            self, folder=folder, dataset=dataset, runs=runs, models=models, plateau=None, train_seeds=train_seeds
+        )
+
 
 FID = {name: Metric(f"fid_{name}", "FID") for name in ("digits", "faces", "textures")}
 CAS = Metric("cas_digits", "recognised as their class", higher_is_better=True, percent=True)
-DIGITS16_DATA = ("--data", "builtin:digits", "--resolution", "16", "--cond")
-DIGITS32_DATA = ("--data", "builtin:digits", "--resolution", "32", "--cond")
-DIGITS16_FLAGS = (*DIGITS16_DATA, *BUDGET, *until_plateau(5))
-DIGITS32_FLAGS = (*DIGITS32_DATA, *BUDGET, *until_plateau(5))
-FACES16_FLAGS = ("--data", "builtin:faces", "--resolution", "16", *BUDGET, *until_plateau(10))
-TEXTURES32_FLAGS = ("--data", "builtin:textures", "--resolution", "32", "--kimg", "60", "--snap-kimg", "4")
 DIGITS16 = Comparison(
-    "digits16", "digits 16²", "digits16", MODELS, (*DIGITS16_FLAGS, *DIGITS_METRICS), (FID["digits"], CAS)
+    "digits16",
+    "digits 16²",
+    "digits16",
+    MODELS,
+    ("--data", "builtin:digits", "--resolution", "16", "--cond", *BUDGET, *DIGITS_METRICS),
+    (FID["digits"], CAS),
+    plateau=5,
 )
 DIGITS32 = Comparison(  # InfinityGAN joins once trained (its run is under way in the same outdir)
     "digits32",
     "digits 32²",
     "digits32",
     tuple(m for m in MODELS if m != "infinitygan"),
-    (*DIGITS32_FLAGS, *DIGITS32_METRICS),
+    ("--data", "builtin:digits", "--resolution", "32", "--cond", *BUDGET, *DIGITS32_METRICS),
     (FID["digits"], CAS),
+    plateau=5,
 )
-FACES16 = Comparison("faces16", "faces 16²", "faces16", MODELS, FACES16_FLAGS, (FID["faces"],))
+FACES16 = Comparison(
+    "faces16",
+    "faces 16²",
+    "faces16",
+    MODELS,
+    ("--data", "builtin:faces", "--resolution", "16", *BUDGET),
+    (FID["faces"],),
+    plateau=10,
+)
+TEXTURES32 = Comparison(
+    "textures32",
+    "textures 32²",
+    "textures32",
+    ("poly-inr", "inr-gan", "infinitygan"),
+    ("--data", "builtin:textures", "--resolution", "32", "--kimg", "60", "--snap-kimg", "4", *TEXTURES_METRICS),
+    (FID["textures"],),
+    plateau=10,
+)
 COMPARISONS = (
     DIGITS16,
     DIGITS16.second_seed("poly-inr", "inr-gan", "stylegan3-t"),
-    Comparison(  # continues the comparison's InfinityGAN run (copy it into RUNS first, or it trains from scratch)
+    DIGITS16.trained_on(
         "digits16-infinitygan-90min",
-        "digits 16², trained on to 90 min without the plateau rule (its last snapshot)",
         "digits16-infinitygan-on",
-        ("infinitygan",),
-        (*DIGITS16_DATA, *BUDGET, *DIGITS_METRICS),
-        (FID["digits"], CAS),
+        "trained on to 90 min without the plateau rule",
+        "infinitygan",
     ),
     DIGITS32,
     DIGITS32.second_seed("poly-inr", "stylegan3-t"),
-    Comparison(  # continues both seeds of the comparison's Poly-INR runs (copy them into RUNS first)
+    DIGITS32.trained_on(
         "digits32-poly-inr-120kimg",
-        "digits 32², trained on to 120 kimg without the plateau rule (its last snapshot)",
         "digits32-noplateau",
-        ("poly-inr",),
-        (*DIGITS32_DATA, *BUDGET, *DIGITS32_METRICS),
-        (FID["digits"], CAS),
+        "trained on to 120 kimg without the plateau rule",
+        "poly-inr",
         train_seeds=(0, 1),
     ),
     FACES16,
     FACES16.second_seed("poly-inr", "inr-gan"),
-    Comparison(
-        "textures32",
-        "textures 32²",
-        "textures32",
-        ("poly-inr", "inr-gan", "infinitygan"),
-        (*TEXTURES32_FLAGS, *until_plateau(10), *TEXTURES_METRICS),
-        (FID["textures"],),
-    ),
-    Comparison(
-        "textures32-poly-inr-60kimg",
-        "textures 32², trained on to 60 kimg (its last snapshot)",
-        "textures32-noplateau",
-        ("poly-inr",),
-        (*TEXTURES32_FLAGS, *TEXTURES_METRICS),
-        (FID["textures"],),
-    ),
+    TEXTURES32,
+    TEXTURES32.trained_on("textures32-poly-inr-60kimg", "textures32-noplateau", "trained on to 60 kimg", "poly-inr"),
 )
 
 
